@@ -1,0 +1,196 @@
+"""Live alert rules (METRICS.md §7), evaluated on the session clock as the floor sweep advances.
+
+Each rule fires once per episode and clears with a matching ``*.cleared`` event. State is
+bounded: the dominance window is integrated in fixed buckets, the burst rule keeps the last
+``burst_count`` interruption onsets, the network rule a 60 s window per participant.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import deque
+from typing import Any
+
+from models.classified import AlertEvent, AlertType
+from models.config import AlertRules
+from models.quantiles import percentile
+
+
+class AlertTracker:
+    """Evaluates every §7 rule; appends :class:`AlertEvent` to ``out`` and keeps a log."""
+
+    __slots__ = (
+        "_active",
+        "_bucket",
+        "_dom_speech",
+        "_dom_therapist",
+        "_net",
+        "_out",
+        "_recent_bursts",
+        "_rules",
+        "_sum_speech",
+        "_sum_therapist",
+        "dropped",
+        "log",
+        "max_log",
+    )
+
+    def __init__(self, rules: AlertRules, out: list[Any], max_log: int) -> None:
+        self._rules = rules
+        self._out = out
+        self.log: list[dict[str, Any]] = []
+        self.max_log = max_log
+        self.dropped = 0
+        self._active: dict[tuple[str, str], int] = {}  # (alert, participant or "") -> log index
+        n = rules.dominance_window_ms // rules.dominance_bucket_ms
+        self._dom_therapist = array("q", bytes(8 * n))
+        self._dom_speech = array("q", bytes(8 * n))
+        self._sum_therapist = 0
+        self._sum_speech = 0
+        self._bucket = -1  # absolute index of the bucket being filled
+        self._recent_bursts: deque[int] = deque(maxlen=max(rules.burst_count, 1))
+        self._net: dict[str, deque[tuple[int, int, float]]] = {}
+
+    # --- raising / clearing ---------------------------------------------------------------
+
+    def _raise(self, alert: AlertType, ts: int, key: str = "", **detail: Any) -> None:
+        if (alert, key) in self._active:
+            return
+        record = {"type": alert, "ts_ms": ts, "cleared_ms": None, **detail}
+        if len(self.log) < self.max_log:
+            self._active[(alert, key)] = len(self.log)
+            self.log.append(record)
+        else:
+            self._active[(alert, key)] = -1
+            self.dropped += 1
+        self._out.append(AlertEvent(alert, False, ts, detail))
+
+    def _clear(self, alert: AlertType, ts: int, key: str = "", **detail: Any) -> None:
+        index = self._active.pop((alert, key), None)
+        if index is None:
+            return
+        if index >= 0:
+            self.log[index]["cleared_ms"] = ts
+        self._out.append(AlertEvent(alert, True, ts, detail))
+
+    def is_active(self, alert: AlertType, key: str = "") -> bool:
+        return (alert, key) in self._active
+
+    def clear_all(self, ts: int) -> None:
+        """Session over: every open episode ends."""
+        for alert, key in sorted(self._active):
+            detail = {"participant_id": key} if key else {}
+            self._clear(alert, ts, key, **detail)  # type: ignore[arg-type]
+
+    # --- rules ---------------------------------------------------------------------------
+
+    def talk(self, t0: int, t1: int, therapist_speaking: int, speaking: int) -> None:
+        """Integrate ``[t0, t1)`` during which ``therapist_speaking`` therapist and ``speaking``
+        participants in all talked (therapist_dominance)."""
+        rules = self._rules
+        if not rules.dominance_enabled:
+            return
+        width = rules.dominance_bucket_ms
+        n = len(self._dom_speech)
+        t = t0
+        while t < t1:
+            bucket = t // width
+            if bucket != self._bucket:
+                self._roll_to(bucket, t)
+            stop = min(t1, (bucket + 1) * width)
+            if speaking:
+                i = bucket % n
+                dt = stop - t
+                self._dom_therapist[i] += dt * therapist_speaking
+                self._dom_speech[i] += dt * speaking
+                self._sum_therapist += dt * therapist_speaking
+                self._sum_speech += dt * speaking
+            t = stop
+
+    def _roll_to(self, bucket: int, t: int) -> None:
+        rules = self._rules
+        n = len(self._dom_speech)
+        if self._bucket >= 0:
+            # Window ending at this bucket boundary is complete: evaluate, then recycle.
+            boundary = bucket * rules.dominance_bucket_ms
+            self._evaluate_dominance(boundary)
+        start = self._bucket + 1 if self._bucket >= 0 else bucket
+        for b in range(max(start, bucket - n + 1), bucket + 1):
+            i = b % n
+            self._sum_therapist -= self._dom_therapist[i]
+            self._sum_speech -= self._dom_speech[i]
+            self._dom_therapist[i] = 0
+            self._dom_speech[i] = 0
+        self._bucket = bucket
+
+    def _evaluate_dominance(self, ts: int) -> None:
+        rules = self._rules
+        speech = self._sum_speech
+        share = self._sum_therapist / speech if speech else 0.0
+        if speech >= rules.dominance_min_speech_ms and share > rules.dominance_share:
+            self._raise("therapist_dominance", ts, talk_share=round(share, 4))
+        elif self.is_active("therapist_dominance"):
+            self._clear("therapist_dominance", ts, talk_share=round(share, 4))
+
+    def interruption(self, onset_ms: int, by_role: str, of_role: str, successful: bool) -> None:
+        rules = self._rules
+        if not (rules.burst_enabled and successful):
+            return
+        if by_role != "therapist" or of_role != "client":
+            return
+        self._recent_bursts.append(onset_ms)
+        self.tick(onset_ms)
+
+    def tick(self, now_ms: int) -> None:
+        """Time-driven rules (burst window expiry)."""
+        rules = self._rules
+        if not rules.burst_enabled:
+            return
+        recent = self._recent_bursts
+        full = len(recent) >= rules.burst_count
+        if full and now_ms - recent[0] <= rules.burst_window_ms:
+            self._raise("interruption_burst", now_ms, count=len(recent))
+        elif self.is_active("interruption_burst") and (
+            not full or now_ms - recent[0] > rules.burst_window_ms
+        ):
+            expiry = recent[0] + rules.burst_window_ms + 1 if full else now_ms
+            self._clear("interruption_burst", min(expiry, now_ms))
+
+    def monologue(self, start_ms: int, holding_until_ms: int, participant_id: str) -> None:
+        rules = self._rules
+        if rules.monologue_enabled and holding_until_ms - start_ms > rules.monologue_ms:
+            self._raise(
+                "long_monologue", start_ms + rules.monologue_ms, participant_id,
+                participant_id=participant_id, monologue_start_ms=start_ms,
+            )
+
+    def monologue_ended(self, end_ms: int, participant_id: str) -> None:
+        if self.is_active("long_monologue", participant_id):
+            self._clear("long_monologue", end_ms, participant_id, participant_id=participant_id)
+
+    def silence(self, start_ms: int, now_ms: int) -> None:
+        rules = self._rules
+        if rules.silence_enabled and now_ms - start_ms > rules.silence_ms:
+            self._raise("long_silence", start_ms + rules.silence_ms, silence_start_ms=start_ms)
+
+    def silence_ended(self, end_ms: int) -> None:
+        if self.is_active("long_silence"):
+            self._clear("long_silence", end_ms)
+
+    def network(self, participant_id: str, ts: int, rtt_ms: int, loss_pct: float) -> None:
+        rules = self._rules
+        if not rules.network_enabled:
+            return
+        window = self._net.setdefault(participant_id, deque())
+        window.append((ts, rtt_ms, loss_pct))
+        while window and window[0][0] <= ts - rules.network_window_ms:
+            window.popleft()
+        rtt_p95 = percentile([w[1] for w in window], 0.95)
+        losses = [w[2] for w in window if w[2] >= 0]
+        loss = sum(losses) / len(losses) if losses else 0.0
+        detail = {"participant_id": participant_id, "rtt_p95_ms": round(rtt_p95, 1),
+                  "loss_pct": round(loss, 2)}
+        if rtt_p95 > rules.network_rtt_p95_ms or loss > rules.network_loss_pct:
+            self._raise("network_degraded", ts, participant_id, **detail)
+        elif self.is_active("network_degraded", participant_id):
+            self._clear("network_degraded", ts, participant_id, **detail)

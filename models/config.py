@@ -1,0 +1,108 @@
+"""Every threshold of the metric specification, in one frozen configuration object.
+
+Defaults are those of ``shared/METRICS.md`` (cited per field). None of them is a validated
+clinical cut-off: they are defaults to calibrate per clinic. All durations are integer ms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from models.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRules:
+    """Live alert rules of METRICS.md §7; each is switchable off with its ``*_enabled`` flag."""
+
+    dominance_enabled: bool = True
+    dominance_window_ms: int = 600_000
+    dominance_share: float = 0.65
+    dominance_min_speech_ms: int = 120_000
+    # The window is integrated in buckets; alerts are evaluated at bucket boundaries.
+    dominance_bucket_ms: int = 5_000
+
+    burst_enabled: bool = True
+    burst_count: int = 3
+    burst_window_ms: int = 300_000
+
+    monologue_enabled: bool = True
+    monologue_ms: int = 120_000
+
+    silence_enabled: bool = True
+    silence_ms: int = 30_000
+
+    network_enabled: bool = True
+    network_window_ms: int = 60_000
+    network_rtt_p95_ms: int = 300
+    network_loss_pct: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Thresholds of the metric engine (METRICS.md §1–§7). Integer milliseconds throughout."""
+
+    level_voiced_dbov: int = 50  # §1: level frames voiced when level <= this
+    idle_timeout_s: int = 300  # §1: session closes after this long without events
+    min_pause_ms: int = 200  # §2.2: IPU bridging of within-speaker silences shorter than this
+    min_speech_ms: int = 100  # §2.3: IPUs shorter than this are dropped
+    bc_max_ms: int = 1_000  # §3: backchannel IPUs last at most this
+    bc_context_ms: int = 1_000  # §3: partner speech looked for this far before and after
+    lapse_ms: int = 3_000  # §4/§6: mutual silences at least this long split monologues, are lapses
+    int_min_floor_ms: int = 500  # §5: interrupted IPU must have begun this long before
+    int_min_overlap_ms: int = 500  # §5: overlap must last this long to be an interruption
+    rtt_degraded_ms: int = 300  # §6: RTT p95 above this marks latency metrics low-confidence
+    allowed_lateness_ms: int = 5_000  # §9: out-of-order tolerance per session
+    # Quantiles are exact up to this many samples per series, then a bounded sketch
+    # (relative error <= sketch_relative_error); see models/quantiles.py.
+    exact_samples: int = 256
+    sketch_relative_error: float = 0.01
+    # Alerts kept in the final report; later ones are counted, not listed (bounded state).
+    max_report_alerts: int = 100
+    alerts: AlertRules = field(default_factory=AlertRules)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float | AlertRules):
+                raise ConfigError(f.name, f"must be a number, got {value!r}")
+            if isinstance(value, int | float) and value < 0:
+                raise ConfigError(f.name, f"must be >= 0, got {value}")
+        if not 0 < self.sketch_relative_error < 0.5:
+            raise ConfigError("sketch_relative_error", "must be in (0, 0.5)")
+        if self.exact_samples < 1:
+            raise ConfigError("exact_samples", "must be >= 1")
+        if self.level_voiced_dbov > 127:
+            raise ConfigError("level_voiced_dbov", "must be in 0..127 (-dBov)")
+        if self.alerts.dominance_bucket_ms <= 0 or (
+            self.alerts.dominance_window_ms % self.alerts.dominance_bucket_ms
+        ):
+            raise ConfigError(
+                "alerts.dominance_bucket_ms", "must be > 0 and divide dominance_window_ms"
+            )
+
+    @property
+    def floor_lookahead_ms(self) -> int:
+        """How far (ms) the floor analysis trails the finalized horizon.
+
+        An IPU's existence is certain ``min_speech_ms + min_pause_ms`` after its onset, and
+        whether it is a backchannel ``bc_max_ms + bc_context_ms`` after that (§2, §3).
+        """
+        return self.min_pause_ms + self.min_speech_ms + self.bc_max_ms + self.bc_context_ms
+
+    def with_overrides(self, **overrides: Any) -> EngineConfig:
+        """A copy with some fields replaced (``alerts`` may be given as a dict of overrides)."""
+        alert_overrides = overrides.pop("alerts", None)
+        unknown = set(overrides) - {f.name for f in fields(self)}
+        if unknown:
+            name = sorted(unknown)[0]
+            raise ConfigError(name, "unknown engine setting")
+        config = replace(self, **overrides)
+        if alert_overrides:
+            known = {f.name for f in fields(AlertRules)}
+            for name in alert_overrides:
+                if name not in known:
+                    raise ConfigError(f"alerts.{name}", "unknown alert setting")
+            config = replace(config, alerts=replace(config.alerts, **alert_overrides))
+        return config

@@ -1,0 +1,419 @@
+"""Wire format v1 (METRICS.md §9): event types and their validating parser.
+
+Every event is a frozen dataclass. :func:`parse_event` turns a decoded JSON value into one,
+or raises :class:`~models.errors.ValidationError` naming the field (``activity.voiced``) and
+the reason; the caller keeps the raw input for the dead-letter store.
+
+Frame data stays in compact C-level form (``str`` of ``0``/``1``, ``bytes`` of levels):
+converting a 50-frame batch into speech runs is a string scan, never a Python loop per frame,
+which is what lets ``rapport analyze`` pass two million frames per second.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypeAlias
+
+import orjson
+
+from models.errors import ValidationError
+
+Role = Literal["therapist", "client", "other"]
+ROLES: Final[tuple[Role, ...]] = ("therapist", "client", "other")
+
+# Upper bounds that separate "unusual" from "absurd". Times may be epoch milliseconds, so the
+# clock itself is only bounded by what JSON numbers carry exactly (2**53).
+MAX_TIME_MS: Final = 2**53
+MAX_SEGMENT_MS: Final = 600_000  # no VAD segment lasts 10 min without a 200 ms pause
+MAX_BATCH_MS: Final = 60_000  # activity batches are meant to be ~1 s
+MAX_RTT_MS: Final = 60_000
+MAX_PARTICIPANTS: Final = 64
+MAX_ID_LENGTH: Final = 128
+FRAME_SIZES_MS: Final = (10, 20, 30)
+
+_ID_PATTERN: Final = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+_VOICED_RUN: Final = re.compile(r"1+")
+_VOICED_RUN_BYTES: Final = re.compile(rb"1+")
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    participant_id: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStart:
+    session_id: str
+    ts_ms: int
+    clinic_id: str
+    participants: tuple[Participant, ...] = ()
+    type: Literal["session.start"] = "session.start"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnd:
+    session_id: str
+    ts_ms: int
+    type: Literal["session.end"] = "session.end"
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    """A voiced segment ``[start_ms, end_ms)`` from a platform's own VAD."""
+
+    session_id: str
+    participant_id: str
+    start_ms: int
+    end_ms: int
+    type: Literal["speech"] = "speech"
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """A batch of frames from ``start_ms``, each ``frame_ms`` long.
+
+    Exactly one of ``voiced`` (``"0110…"``) and ``levels`` (bytes of -dBov, 0 = loudest,
+    127 = silence) is set. ``vad`` optionally carries the RFC 6464 V bit per level frame:
+    ``1``/``0`` decide that frame, ``-`` leaves it to the level threshold.
+    """
+
+    session_id: str
+    participant_id: str
+    seq: int
+    start_ms: int
+    frame_ms: int
+    voiced: str | None = None
+    levels: bytes | None = None
+    vad: str | None = None
+    type: Literal["activity"] = "activity"
+
+    @property
+    def frames(self) -> int:
+        data = self.voiced if self.voiced is not None else self.levels
+        return len(data) if data is not None else 0
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + self.frames * self.frame_ms
+
+    def voiced_runs(self, level_table: bytes) -> list[tuple[int, int]]:
+        """Voiced runs as ``[start_ms, end_ms)`` intervals (METRICS.md §1: consecutive voiced
+        frames form a segment). ``level_table`` maps a level byte to ``b"1"``/``b"0"`` (see
+        :func:`level_translation`)."""
+        start, frame = self.start_ms, self.frame_ms
+        if self.voiced is not None:
+            return [
+                (start + m.start() * frame, start + m.end() * frame)
+                for m in _VOICED_RUN.finditer(self.voiced)
+            ]
+        assert self.levels is not None
+        flags = self.levels.translate(level_table)
+        if self.vad is not None:
+            flags = _overlay_vad(flags, self.vad)
+        return [
+            (start + m.start() * frame, start + m.end() * frame)
+            for m in _VOICED_RUN_BYTES.finditer(flags)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """Network state of one participant at ``ts_ms`` (RTT to the ingest point, ms)."""
+
+    session_id: str
+    participant_id: str
+    ts_ms: int
+    rtt_ms: float
+    jitter_ms: float | None = None
+    loss_pct: float | None = None
+    jitter_buffer_ms: float | None = None
+    type: Literal["network"] = "network"
+
+    @property
+    def round_trip_ms(self) -> int:
+        """RTT plus jitter-buffer delay when reported (METRICS.md §4), rounded to whole ms."""
+        return round(self.rtt_ms + (self.jitter_buffer_ms or 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantJoin:
+    session_id: str
+    participant_id: str
+    role: Role
+    ts_ms: int
+    type: Literal["participant.join"] = "participant.join"
+
+
+ParticipantChange = Literal["participant.mute", "participant.unmute", "participant.leave"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantState:
+    """A participant mutes, unmutes or leaves at ``ts_ms``."""
+
+    type: ParticipantChange
+    session_id: str
+    participant_id: str
+    ts_ms: int
+
+
+Event: TypeAlias = (
+    SessionStart | SessionEnd | Speech | Activity | Network | ParticipantJoin | ParticipantState
+)
+EVENT_TYPES: Final = (
+    "session.start",
+    "session.end",
+    "speech",
+    "activity",
+    "network",
+    "participant.join",
+    "participant.mute",
+    "participant.unmute",
+    "participant.leave",
+)
+
+
+def level_translation(level_voiced_dbov: int) -> bytes:
+    """A ``bytes.translate`` table: level byte -> ``b"1"`` when voiced (level <= threshold)."""
+    return bytes(49 if level <= level_voiced_dbov else 48 for level in range(256))
+
+
+def _overlay_vad(flags: bytes, vad: str) -> bytes:
+    if "-" not in vad:
+        return vad.encode("ascii")
+    # Rare path (V bit on some frames only): keep the level decision where vad is "-".
+    return bytes(
+        f if v == 45 else v for f, v in zip(flags, vad.encode("ascii"), strict=True)
+    )
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def parse_json(line: bytes | str) -> Event:
+    """Parse one JSON-encoded wire event (a JSONL line)."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError("json", f"not valid JSON ({exc})") from None
+    return parse_event(value)
+
+
+def parse_event(value: object) -> Event:
+    """Validate a decoded JSON value as a wire-v1 event (METRICS.md §9).
+
+    Raises ``ValidationError(field, reason)`` for any problem; unknown extra fields are
+    ignored so producers can add fields without breaking older workers.
+    """
+    if not isinstance(value, dict):
+        raise ValidationError("event", f"must be a JSON object, got {_kind(value)}")
+    kind = value.get("type")
+    if not isinstance(kind, str):
+        raise ValidationError("type", f"must be one of {', '.join(EVENT_TYPES)}")
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        raise ValidationError("type", f"unknown event type {kind[:40]!r}")
+    return parser(value, kind)
+
+
+def _parse_activity(v: dict[str, Any], kind: str) -> Activity:
+    session_id = _ident(v, kind, "session_id")
+    participant_id = _ident(v, kind, "participant_id")
+    seq = _int(v, kind, "seq", 0, MAX_TIME_MS)
+    start = _time(v, kind, "start_ms")
+    frame_ms = v.get("frame_ms")
+    if type(frame_ms) is not int or frame_ms not in FRAME_SIZES_MS:
+        raise ValidationError(f"{kind}.frame_ms", "must be 10, 20 or 30")
+    voiced = v.get("voiced")
+    raw_levels = v.get("levels")
+    levels: bytes | None = None
+    vad: str | None = None
+    max_frames = MAX_BATCH_MS // frame_ms
+    if voiced is not None:
+        if raw_levels is not None:
+            raise ValidationError(f"{kind}.levels", "give either voiced or levels, not both")
+        if type(voiced) is not str or not voiced or voiced.strip("01"):
+            raise ValidationError(f"{kind}.voiced", "must be a non-empty string of 0/1")
+        frames = len(voiced)
+    elif raw_levels is not None:
+        if type(raw_levels) is not list or not raw_levels:
+            raise ValidationError(f"{kind}.levels", "must be a non-empty list of integers 0..127")
+        # set(map(type, ...)) and bytes(...) run in C: validation stays off the per-frame path.
+        if set(map(type, raw_levels)) != {int}:
+            raise ValidationError(f"{kind}.levels", "must contain integers 0..127 only")
+        try:
+            levels = bytes(raw_levels)
+        except ValueError:
+            raise ValidationError(f"{kind}.levels", "levels must be in 0..127 (-dBov)") from None
+        if max(levels) > 127:
+            raise ValidationError(f"{kind}.levels", "levels must be in 0..127 (-dBov)")
+        frames = len(levels)
+        raw_vad = v.get("vad")
+        if raw_vad is not None:
+            if type(raw_vad) is not str or raw_vad.strip("01-") or len(raw_vad) != frames:
+                raise ValidationError(
+                    f"{kind}.vad", "must be a string of 0/1/- as long as levels"
+                )
+            vad = raw_vad
+    else:
+        raise ValidationError(f"{kind}.voiced", "one of voiced or levels is required")
+    if frames > max_frames:
+        raise ValidationError(
+            f"{kind}.{'voiced' if voiced is not None else 'levels'}",
+            f"batch of {frames} frames spans more than {MAX_BATCH_MS} ms",
+        )
+    if start + frames * frame_ms > MAX_TIME_MS:
+        raise ValidationError(f"{kind}.start_ms", "batch ends beyond the supported clock range")
+    return Activity(session_id, participant_id, seq, start, frame_ms, voiced, levels, vad)
+
+
+def _parse_speech(v: dict[str, Any], kind: str) -> Speech:
+    session_id = _ident(v, kind, "session_id")
+    participant_id = _ident(v, kind, "participant_id")
+    start = _time(v, kind, "start_ms")
+    end = _time(v, kind, "end_ms")
+    if end <= start:
+        raise ValidationError(f"{kind}.end_ms", f"must be > start_ms ({end} <= {start})")
+    if end - start > MAX_SEGMENT_MS:
+        raise ValidationError(
+            f"{kind}.end_ms", f"segment of {end - start} ms exceeds {MAX_SEGMENT_MS} ms"
+        )
+    return Speech(session_id, participant_id, start, end)
+
+
+def _parse_network(v: dict[str, Any], kind: str) -> Network:
+    return Network(
+        _ident(v, kind, "session_id"),
+        _ident(v, kind, "participant_id"),
+        _time(v, kind, "ts_ms"),
+        _number(v, kind, "rtt_ms", MAX_RTT_MS, required=True),  # type: ignore[arg-type]
+        _number(v, kind, "jitter_ms", MAX_RTT_MS),
+        _number(v, kind, "loss_pct", 100.0),
+        _number(v, kind, "jitter_buffer_ms", MAX_RTT_MS),
+    )
+
+
+def _parse_start(v: dict[str, Any], kind: str) -> SessionStart:
+    session_id = _ident(v, kind, "session_id")
+    ts = _time(v, kind, "ts_ms")
+    clinic_id = _ident(v, kind, "clinic_id")
+    raw = v.get("participants", [])
+    if type(raw) is not list:
+        raise ValidationError(f"{kind}.participants", "must be a list")
+    if len(raw) > MAX_PARTICIPANTS:
+        raise ValidationError(f"{kind}.participants", f"more than {MAX_PARTICIPANTS}")
+    participants: list[Participant] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        where = f"{kind}.participants[{index}]"
+        if not isinstance(item, dict):
+            raise ValidationError(where, "must be an object with participant_id and role")
+        pid = _ident(item, where, "participant_id")
+        if pid in seen:
+            raise ValidationError(f"{where}.participant_id", f"duplicate participant {pid!r}")
+        seen.add(pid)
+        participants.append(Participant(pid, _role(item, where)))
+    return SessionStart(session_id, ts, clinic_id, tuple(participants))
+
+
+def _parse_end(v: dict[str, Any], kind: str) -> SessionEnd:
+    return SessionEnd(_ident(v, kind, "session_id"), _time(v, kind, "ts_ms"))
+
+
+def _parse_join(v: dict[str, Any], kind: str) -> ParticipantJoin:
+    return ParticipantJoin(
+        _ident(v, kind, "session_id"),
+        _ident(v, kind, "participant_id"),
+        _role(v, kind),
+        _time(v, kind, "ts_ms"),
+    )
+
+
+def _parse_state(v: dict[str, Any], kind: str) -> ParticipantState:
+    return ParticipantState(
+        kind,  # type: ignore[arg-type]  # dispatch guarantees one of the three kinds
+        _ident(v, kind, "session_id"),
+        _ident(v, kind, "participant_id"),
+        _time(v, kind, "ts_ms"),
+    )
+
+
+_PARSERS: Final[dict[str, Callable[[dict[str, Any], str], Event]]] = {
+    "session.start": _parse_start,
+    "session.end": _parse_end,
+    "speech": _parse_speech,
+    "activity": _parse_activity,
+    "network": _parse_network,
+    "participant.join": _parse_join,
+    "participant.mute": _parse_state,
+    "participant.unmute": _parse_state,
+    "participant.leave": _parse_state,
+}
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _ident(v: dict[str, Any], kind: str, name: str) -> str:
+    value = v.get(name)
+    if type(value) is not str:
+        raise ValidationError(f"{kind}.{name}", f"must be a string, got {_kind(value)}")
+    if _ID_PATTERN.fullmatch(value) is None:
+        raise ValidationError(
+            f"{kind}.{name}", f"must be 1..{MAX_ID_LENGTH} printable ASCII characters, no spaces"
+        )
+    return value
+
+
+def _int(v: dict[str, Any], kind: str, name: str, low: int, high: int) -> int:
+    value = v.get(name)
+    if type(value) is not int:
+        raise ValidationError(f"{kind}.{name}", f"must be an integer, got {_kind(value)}")
+    if not low <= value <= high:
+        if value < low:
+            raise ValidationError(f"{kind}.{name}", f"must be >= {low}, got {value}")
+        raise ValidationError(f"{kind}.{name}", f"must be <= {high}, got {value}")
+    return value
+
+
+def _time(v: dict[str, Any], kind: str, name: str) -> int:
+    return _int(v, kind, name, 0, MAX_TIME_MS)
+
+
+def _number(
+    v: dict[str, Any], kind: str, name: str, high: float, *, required: bool = False
+) -> float | None:
+    value = v.get(name)
+    if value is None:
+        if required:
+            raise ValidationError(f"{kind}.{name}", "is required")
+        return None
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise ValidationError(f"{kind}.{name}", f"must be a finite number, got {_kind(value)}")
+    if not 0 <= value <= high:
+        raise ValidationError(f"{kind}.{name}", f"must be in 0..{high:g}, got {value}")
+    return float(value)
+
+
+def _role(v: dict[str, Any], kind: str) -> Role:
+    role = v.get("role")
+    if role not in ROLES:
+        raise ValidationError(f"{kind}.role", f"must be one of {', '.join(ROLES)}")
+    return role  # type: ignore[no-any-return]

@@ -1,0 +1,383 @@
+"""Floor analysis (METRICS.md §4–§6): a time-ordered sweep over IPU onsets and offsets.
+
+The sweep sees every IPU (backchannels flagged) in time order, up to a frontier below which
+nothing can change any more. Two speaking sets are kept:
+
+- the *raw* set (all IPUs): talk time, overlap, mutual silence, lapses (§6);
+- the *floor* set (backchannels removed, §3): stretches, pauses, gaps, overlaps, speaker
+  changes, turns, monologues (§4), interruptions and collisions (§5).
+
+At one millisecond offsets are processed before onsets, so when B starts at the very ms A
+stops the stretch between is a silence of 0 ms: a gap of 0 ms (§4).
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from models.alerts import AlertTracker
+from models.classified import Classified
+from models.config import EngineConfig
+from models.events import Role
+from models.report import SessionTally
+
+OFFSET, CONTROL, ONSET = 0, 1, 2
+
+
+class _Speaker:
+    __slots__ = ("available", "ipu_bc", "ipu_start", "role", "rtt", "rtt_at_onset", "speaking")
+
+    def __init__(self, role: Role) -> None:
+        self.role: Role = role
+        self.speaking = False
+        self.ipu_start = -1
+        self.ipu_bc = False
+        self.rtt = 0  # current round trip (ms): latest network event, 0 when unknown (§4)
+        self.rtt_at_onset = 0
+        self.available = False  # present and unmuted (§2.4)
+
+
+class FloorSweep:
+    """Consumes onsets/offsets/control changes in time order; updates tallies, emits events."""
+
+    __slots__ = (
+        "_between_overlap",
+        "_candidate",
+        "_config",
+        "_floor",
+        "_heap",
+        "_last_offset_pid",
+        "_last_solo",
+        "_last_solo_end",
+        "_last_solo_offset",
+        "_max_silence_between",
+        "_mono_start",
+        "_out",
+        "_raw",
+        "_silence_start",
+        "_speakers",
+        "_spoken",
+        "_turn_pid",
+        "_turn_start",
+        "alerts",
+        "last_offset_ms",
+        "t",
+        "tally",
+    )
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        start_ms: int,
+        tally: SessionTally,
+        alerts: AlertTracker,
+        out: list[Any],
+    ) -> None:
+        self._config = config
+        self.tally = tally
+        self.alerts = alerts
+        self._out = out
+        self.t = start_ms  # everything before t is integrated
+        self._heap: list[tuple[Any, ...]] = []
+        self._speakers: dict[str, _Speaker] = {}
+        self._raw = 0  # number of participants in an IPU (backchannels included)
+        self._floor: list[str] = []  # participants holding non-backchannel IPUs, onset order
+        self._silence_start = start_ms  # start of the current raw mutual silence, or -1
+        self._spoken = False
+        self._last_offset_pid = ""
+        self.last_offset_ms = -1
+        # Transition state (§4): the last solo stretch and what has happened since it ended.
+        self._last_solo = ""
+        self._last_solo_end = -1
+        self._last_solo_offset = -1  # offset of the IPU ongoing when that stretch ended
+        self._between_overlap = False
+        self._max_silence_between = 0
+        self._turn_pid = ""
+        self._turn_start = -1
+        self._mono_start = -1
+        self._candidate: tuple[str, str, int] | None = None  # (X, Y, onset of Y) §5
+
+    # --- input -----------------------------------------------------------------------------
+
+    def add_participant(self, participant_id: str, role: Role) -> None:
+        if participant_id not in self._speakers:
+            self._speakers[participant_id] = _Speaker(role)
+
+    def push_ipu(self, time_ms: int, is_onset: bool, participant_id: str, is_bc: bool) -> None:
+        heapq.heappush(
+            self._heap, (time_ms, ONSET if is_onset else OFFSET, participant_id, is_bc)
+        )
+
+    def push_network(self, time_ms: int, participant_id: str, rtt_ms: int, loss: float) -> None:
+        heapq.heappush(self._heap, (time_ms, CONTROL, participant_id, "net", rtt_ms, loss))
+
+    def push_available(self, time_ms: int, participant_id: str, available: bool) -> None:
+        heapq.heappush(self._heap, (time_ms, CONTROL, participant_id, "avail", available))
+
+    # --- sweep -------------------------------------------------------------------------------
+
+    def advance(self, frontier_ms: int, *, integrate: bool = True) -> None:
+        """Process everything strictly before ``frontier_ms`` and integrate up to it."""
+        heap = self._heap
+        while heap and heap[0][0] < frontier_ms:
+            item = heapq.heappop(heap)
+            time_ms, rank, pid = item[0], item[1], item[2]
+            self._integrate(time_ms)
+            if rank == ONSET:
+                self._onset(time_ms, pid, item[3])
+            elif rank == OFFSET:
+                self._offset(time_ms, pid, item[3])
+            elif item[3] == "net":
+                speaker = self._speakers[pid]
+                speaker.rtt = item[4]
+                self.alerts.network(pid, time_ms, item[4], item[5])
+            else:
+                self._speakers[pid].available = item[4]
+        if integrate and frontier_ms > self.t:
+            self._integrate(frontier_ms)
+
+    def _integrate(self, t1: int) -> None:
+        t0 = self.t
+        if t1 <= t0:
+            return
+        dt = t1 - t0
+        raw = self._raw
+        tally = self.tally
+        alerts = self.alerts
+        if raw:
+            therapist = 0
+            for _pid, speaker in self._speakers.items():
+                if speaker.speaking:
+                    tally.roles[speaker.role].talk_ms += dt
+                    if speaker.role == "therapist":
+                        therapist += 1
+            tally.speech_union_ms += dt
+            if raw >= 2:
+                tally.overlap_ms += dt
+            for speaker in self._speakers.values():
+                if speaker.available:
+                    partners = raw - 1 if speaker.speaking else raw
+                    if partners:
+                        tally.roles[speaker.role].exposure_ms += dt * partners
+            alerts.talk(t0, t1, therapist, raw)
+        else:
+            alerts.talk(t0, t1, 0, 0)
+            alerts.silence(self._silence_start, t1)
+        if len(self._floor) == 1 and self._floor[0] == self._turn_pid:
+            role = self._speakers[self._turn_pid].role
+            if role == "therapist":
+                alerts.monologue(self._mono_start, t1, self._turn_pid)
+        alerts.tick(t1)
+        self.t = t1
+
+    def _onset(self, t: int, pid: str, is_bc: bool) -> None:
+        speaker = self._speakers[pid]
+        if self._raw == 0:
+            self._silence_ended(t, pid)
+        self._raw += 1
+        speaker.speaking = True
+        speaker.ipu_start = t
+        speaker.ipu_bc = is_bc
+        speaker.rtt_at_onset = speaker.rtt
+        if is_bc:
+            self.tally.roles[speaker.role].backchannels += 1
+            return
+        old = len(self._floor)
+        self._floor.append(pid)
+        self._floor_changed(t, old, pid, onset=True)
+
+    def _offset(self, t: int, pid: str, is_bc: bool) -> None:
+        speaker = self._speakers[pid]
+        self._raw -= 1
+        speaker.speaking = False
+        self._out.append(
+            Classified(
+                "ipu", speaker.ipu_start,
+                {"participant_id": pid, "role": speaker.role, "start_ms": speaker.ipu_start,
+                 "end_ms": t, "backchannel": is_bc},
+            )
+        )
+        self.last_offset_ms = t
+        if self._raw == 0:
+            self._silence_start = t
+            self._last_offset_pid = pid
+        if is_bc:
+            return
+        if self._last_solo == pid and self._last_solo_offset < 0:
+            self._last_solo_offset = t
+        old = len(self._floor)
+        self._floor.remove(pid)
+        self._floor_changed(t, old, pid, onset=False)
+
+    def _silence_ended(self, t: int, pid: str) -> None:
+        length = t - self._silence_start
+        if self._spoken:
+            if length > self._max_silence_between:
+                self._max_silence_between = length
+            if length >= self._config.lapse_ms:
+                tally = self.tally
+                tally.lapses += 1
+                tally.longest_lapse_ms = max(tally.longest_lapse_ms, length)
+                before = self._speakers[self._last_offset_pid].role
+                broke = self._speakers[pid].role
+                tally.lapse_before[before] = tally.lapse_before.get(before, 0) + 1
+                tally.lapse_broken_by[broke] = tally.lapse_broken_by.get(broke, 0) + 1
+                self._out.append(
+                    Classified(
+                        "lapse", self._silence_start,
+                        {"start_ms": self._silence_start, "end_ms": t,
+                         "preceded_by": self._last_offset_pid, "preceded_by_role": before,
+                         "broken_by": pid, "broken_by_role": broke},
+                    )
+                )
+        self.alerts.silence_ended(t)
+        self._spoken = True
+
+    # --- floor transitions (§4) and interruptions (§5) ----------------------------------------
+
+    def _floor_changed(self, t: int, old: int, pid: str, *, onset: bool) -> None:
+        floor = self._floor
+        new = len(floor)
+        if old == 1:
+            # Any change from one holder ends that solo stretch. Before an onset the holder
+            # is the earlier entry; before an offset it is the participant who stopped.
+            solo = floor[0] if onset else pid
+            self._last_solo = solo
+            self._last_solo_end = t
+            self._last_solo_offset = -1 if onset else t
+            self._between_overlap = False
+            self._max_silence_between = 0
+        if new >= 2:
+            self._between_overlap = True
+            if old == 1 and onset:
+                self._maybe_interruption(t, floor[0], pid)
+        elif old >= 2 and self._candidate is not None:
+            self._resolve(t)
+        if new == 1 and old != 1:
+            self._solo_started(t, floor[0])
+
+    def _maybe_interruption(self, t: int, x: str, y: str) -> None:
+        sx, sy = self._speakers[x], self._speakers[y]
+        since_x = t - sx.ipu_start
+        if since_x < sy.rtt_at_onset:
+            self.tally.collisions += 1
+            self._out.append(
+                Classified(
+                    "collision", t,
+                    {"by": y, "by_role": sy.role, "of": x, "of_role": sx.role,
+                     "onset_gap_ms": since_x, "rtt_ms": sy.rtt_at_onset},
+                )
+            )
+        elif since_x >= self._config.int_min_floor_ms:
+            self._candidate = (x, y, t)
+
+    def _resolve(self, t: int) -> None:
+        assert self._candidate is not None
+        x, y, onset = self._candidate
+        self._candidate = None
+        floor = self._floor
+        overlap = t - onset
+        if overlap < self._config.int_min_overlap_ms or len(floor) != 1:
+            return  # a short overlap, or one resolving into silence: neither (§5)
+        if floor[0] == y:
+            outcome = "successful"
+        elif floor[0] == x:
+            outcome = "unsuccessful"
+        else:
+            return  # resolved into a third speaker
+        sx, sy = self._speakers[x], self._speakers[y]
+        tally = self.tally
+        by = tally.roles[sy.role]
+        if outcome == "successful":
+            by.successful += 1
+            tally.roles[sx.role].interrupted += 1
+        else:
+            by.unsuccessful += 1
+        counts = tally.interruptions.setdefault((sy.role, sx.role), [0, 0])
+        counts[0 if outcome == "successful" else 1] += 1
+        self._out.append(
+            Classified(
+                "interruption", onset,
+                {"by": y, "by_role": sy.role, "of": x, "of_role": sx.role,
+                 "direction": f"{sy.role}_to_{sx.role}", "outcome": outcome,
+                 "overlap_ms": overlap},
+            )
+        )
+        self.alerts.interruption(onset, sy.role, sx.role, outcome == "successful")
+
+    def _solo_started(self, t: int, b: str) -> None:
+        sb = self._speakers[b]
+        onset_b = sb.ipu_start
+        tally = self.tally
+        a = self._last_solo
+        if not a:
+            self._start_turn(b, onset_b)
+        elif a == b:
+            if not self._between_overlap:
+                tally.roles[sb.role].pauses.add(t - self._last_solo_end)
+            if self._max_silence_between >= self._config.lapse_ms:
+                self._end_monologue(a, self._last_solo_offset)
+                self._mono_start = onset_b
+        else:
+            sa = self._speakers[a]
+            offset_a = self._last_solo_offset
+            overlap = self._between_overlap
+            latency = onset_b - offset_a
+            corrected = latency - sb.rtt_at_onset
+            tally.speaker_changes += 1
+            role = tally.roles[sb.role]
+            role.latency.add(latency)
+            role.corrected_latency.add(corrected)
+            if not overlap:
+                role.gaps.add(t - self._last_solo_end)
+            self._out.append(
+                Classified(
+                    "speaker_change", onset_b,
+                    {"from": a, "from_role": sa.role, "to": b, "to_role": sb.role,
+                     "kind": "overlap" if overlap else "gap", "latency_ms": latency,
+                     "corrected_latency_ms": corrected},
+                )
+            )
+            self._end_turn(offset_a)
+            self._start_turn(b, onset_b)
+
+    def _start_turn(self, pid: str, onset: int) -> None:
+        self._turn_pid = pid
+        self._turn_start = onset
+        self._mono_start = onset
+        self.tally.roles[self._speakers[pid].role].turns += 1
+
+    def _end_turn(self, offset: int) -> None:
+        pid = self._turn_pid
+        if not pid:
+            return
+        role = self._speakers[pid].role
+        tally = self.tally
+        tally.roles[role].turn_ms += offset - self._turn_start
+        tally.completed_turns[role] = tally.completed_turns.get(role, 0) + 1
+        self._end_monologue(pid, offset)
+        self._turn_pid = ""
+
+    def _end_monologue(self, pid: str, offset: int) -> None:
+        role = self.tally.roles[self._speakers[pid].role]
+        length = offset - self._mono_start
+        if length > role.longest_monologue_ms:
+            role.longest_monologue_ms = length
+        self.alerts.monologue_ended(offset, pid)
+
+    # --- end of session ----------------------------------------------------------------------
+
+    def finish(self, end_ms: int) -> None:
+        """Process everything, integrate to ``end_ms`` and close the last turn."""
+        self.advance(2**62, integrate=False)
+        if end_ms > self.t:
+            self._integrate(end_ms)
+        if self._turn_pid:
+            self._end_turn(self._last_solo_offset)
+        self.alerts.clear_all(max(end_ms, self.t))
+
+    @property
+    def holding(self) -> str:
+        """Participant currently holding the floor alone, or ``""``."""
+        return self._floor[0] if len(self._floor) == 1 else ""

@@ -1,0 +1,134 @@
+"""Bounded-memory sample series for medians and percentiles (METRICS.md §10 quantiles).
+
+A series keeps its samples exactly (4 bytes each) up to ``exact_samples``; past that it folds
+them into a logarithmic-bucket sketch in the style of DDSketch (Masson et al., VLDB 2019): every
+quantile is then within ``relative_error`` of a true sample value, and memory is bounded by the
+value range (about 600 buckets of 4 bytes from 1 ms to 10 minutes at 1 %), never by the session
+length. Exact mode matches ``numpy.percentile`` (linear interpolation between closest ranks).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Sequence
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """``numpy.percentile(values, 100 * q)`` (method "linear") without numpy's per-call
+    overhead: linear interpolation between closest ranks of the sorted values, with numpy's
+    two-sided lerp so results agree to the last bit. ``values`` must be non-empty."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    below = math.floor(position)
+    above = min(below + 1, len(ordered) - 1)
+    fraction = position - below
+    low, high = float(ordered[below]), float(ordered[above])
+    diff = high - low
+    if fraction >= 0.5:
+        return high - diff * (1 - fraction)
+    return low + diff * fraction
+
+
+class QuantileSeries:
+    """Integer samples (ms) with exact quantiles up to a cap, a relative-error sketch after."""
+
+    __slots__ = ("_cap", "_count", "_exact", "_gamma_log", "_neg", "_pos", "_zero")
+
+    def __init__(self, exact_samples: int = 256, relative_error: float = 0.01) -> None:
+        self._cap = exact_samples
+        self._gamma_log = math.log((1 + relative_error) / (1 - relative_error))
+        self._exact: array[int] | None = array("i")
+        self._pos: _Buckets | None = None
+        self._neg: _Buckets | None = None
+        self._zero = 0
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def is_exact(self) -> bool:
+        return self._exact is not None
+
+    def add(self, value: int) -> None:
+        self._count += 1
+        if self._exact is not None:
+            self._exact.append(value)
+            if len(self._exact) > self._cap:
+                samples, self._exact = self._exact, None
+                self._pos, self._neg = _Buckets(), _Buckets()
+                for sample in samples:
+                    self._add_sketch(sample)
+            return
+        self._add_sketch(value)
+
+    def _add_sketch(self, value: int) -> None:
+        if value == 0:
+            self._zero += 1
+            return
+        index = math.ceil(math.log(abs(value)) / self._gamma_log)
+        assert self._pos is not None and self._neg is not None
+        (self._pos if value > 0 else self._neg).add(index)
+
+    def quantile(self, q: float) -> float | None:
+        """The ``q``-quantile (0..1), or ``None`` for an empty series (a median over nothing)."""
+        if self._count == 0:
+            return None
+        if self._exact is not None:
+            return percentile(self._exact, q)
+        position = (self._count - 1) * q
+        below = math.floor(position)
+        low = self._value_at_rank(below)
+        if position == below:
+            return low
+        high = self._value_at_rank(below + 1)
+        return low + (high - low) * (position - below)
+
+    def _value_at_rank(self, rank: int) -> float:
+        assert self._pos is not None and self._neg is not None
+        negatives = self._neg.total
+        if rank < negatives:
+            # Negative values in ascending order are the largest magnitudes first.
+            index = self._neg.index_at_rank(negatives - 1 - rank)
+            return -self._bucket_value(index)
+        rank -= negatives
+        if rank < self._zero:
+            return 0.0
+        return self._bucket_value(self._pos.index_at_rank(rank - self._zero))
+
+    def _bucket_value(self, index: int) -> float:
+        # Midpoint (in relative terms) of bucket (gamma^(i-1), gamma^i].
+        gamma = math.exp(self._gamma_log)
+        return 2 * gamma**index / (gamma + 1)
+
+
+class _Buckets:
+    """Dense bucket counts over a contiguous range of indices (array of uint32)."""
+
+    __slots__ = ("counts", "low", "total")
+
+    def __init__(self) -> None:
+        self.counts: array[int] = array("I")
+        self.low = 0
+        self.total = 0
+
+    def add(self, index: int) -> None:
+        if not self.counts:
+            self.low = index
+            self.counts.append(0)
+        elif index < self.low:
+            self.counts[0:0] = array("I", bytes(4 * (self.low - index)))
+            self.low = index
+        elif index >= self.low + len(self.counts):
+            self.counts.extend(array("I", bytes(4 * (index - self.low - len(self.counts) + 1))))
+        self.counts[index - self.low] += 1
+        self.total += 1
+
+    def index_at_rank(self, rank: int) -> int:
+        seen = 0
+        for offset, count in enumerate(self.counts):
+            seen += count
+            if rank < seen:
+                return self.low + offset
+        raise IndexError(rank)

@@ -1,0 +1,205 @@
+"""Running tallies of a session and the report built from them (METRICS.md §6, §10).
+
+Tallies hold only counters and bounded quantile series, so a session's state does not grow
+with its length. :func:`build_report` turns them into the stable §10 schema; it serves both the
+live snapshot and the final report.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from models.config import EngineConfig
+from models.events import ROLES, Role
+from models.quantiles import QuantileSeries
+
+SCHEMA_VERSION = 1
+
+
+class RoleTally:
+    """Per-role accumulators (participants of one role are summed, §6)."""
+
+    __slots__ = (
+        "backchannels",
+        "corrected_latency",
+        "exposure_ms",
+        "gaps",
+        "interrupted",
+        "latency",
+        "longest_monologue_ms",
+        "pauses",
+        "successful",
+        "talk_ms",
+        "turn_ms",
+        "turns",
+        "unsuccessful",
+    )
+
+    def __init__(self, config: EngineConfig) -> None:
+        cap, err = config.exact_samples, config.sketch_relative_error
+        self.talk_ms = 0
+        self.turns = 0
+        self.turn_ms = 0  # summed duration of completed turns
+        self.longest_monologue_ms = 0
+        self.backchannels = 0
+        self.exposure_ms = 0  # partners' talk while this role listened, unmuted and present
+        self.latency = QuantileSeries(cap, err)
+        self.corrected_latency = QuantileSeries(cap, err)
+        self.pauses = QuantileSeries(cap, err)
+        self.gaps = QuantileSeries(cap, err)
+        self.successful = 0
+        self.unsuccessful = 0
+        self.interrupted = 0
+
+
+class SessionTally:
+    """Session-level accumulators."""
+
+    __slots__ = (
+        "collisions",
+        "completed_turns",
+        "interruptions",
+        "lapse_before",
+        "lapse_broken_by",
+        "lapses",
+        "longest_lapse_ms",
+        "overlap_ms",
+        "roles",
+        "speaker_changes",
+        "speech_union_ms",
+    )
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.roles: dict[Role, RoleTally] = {role: RoleTally(config) for role in ROLES}
+        self.speaker_changes = 0
+        self.overlap_ms = 0
+        self.speech_union_ms = 0
+        self.collisions = 0
+        self.lapses = 0
+        self.longest_lapse_ms = 0
+        self.lapse_before: dict[str, int] = {}
+        self.lapse_broken_by: dict[str, int] = {}
+        # (by_role, of_role) -> [successful, unsuccessful]
+        self.interruptions: dict[tuple[str, str], list[int]] = {}
+        self.completed_turns: dict[str, int] = {}
+
+
+def _s(ms: float) -> float:
+    """Milliseconds -> seconds, rounded to 3 decimals (§10)."""
+    return round(ms / 1000.0, 3)
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def balance_index(shares: list[float]) -> float | None:
+    """§6 ``balance_index``: ``1 - |2*share_T - 1|`` for two roles; for more, the normalized
+    entropy of the shares. ``shares[0]`` is the therapist's."""
+    if not shares:
+        return None
+    if len(shares) == 2:
+        return 1.0 - abs(2.0 * shares[0] - 1.0)
+    entropy = -sum(p * math.log(p) for p in shares if p > 0)
+    return entropy / math.log(len(shares))
+
+
+def build_report(
+    *,
+    session_id: str,
+    clinic_id: str | None,
+    duration_ms: int,
+    tally: SessionTally,
+    roles_present: set[Role],
+    quality: dict[str, Any],
+    alerts: list[dict[str, Any]],
+    config: EngineConfig,
+    final: bool,
+) -> dict[str, Any]:
+    """The §10 report. Role keys: therapist and client always, other when present."""
+    roles: list[Role] = ["therapist", "client"]
+    if "other" in roles_present:
+        roles.append("other")
+    total_talk = sum(tally.roles[r].talk_ms for r in roles)
+    low_confidence = bool(quality.get("low_confidence"))
+    role_reports: dict[str, Any] = {}
+    for role in roles:
+        t = tally.roles[role]
+        share = t.talk_ms / total_talk if total_talk else None
+        completed = tally.completed_turns.get(role, 0)
+        role_reports[role] = {
+            "talk_s": _s(t.talk_ms),
+            "talk_share": _r(share),
+            "session_share": _r(t.talk_ms / duration_ms) if duration_ms else None,
+            "turns": t.turns,
+            "mean_turn_s": _s(t.turn_ms / completed) if completed else None,
+            "longest_monologue_s": _s(t.longest_monologue_ms),
+            "backchannels": t.backchannels,
+            "backchannels_per_min": (
+                _r(t.backchannels / (t.exposure_ms / 60_000.0)) if t.exposure_ms else None
+            ),
+            "response_latency_ms": {
+                "median": _ms(t.latency.quantile(0.5)),
+                "p90": _ms(t.latency.quantile(0.9)),
+                "corrected_median": _ms(t.corrected_latency.quantile(0.5)),
+                "corrected_p90": _ms(t.corrected_latency.quantile(0.9)),
+                "count": len(t.latency),
+                "exact": t.latency.is_exact,
+                "low_confidence": low_confidence,
+            },
+            "interruptions_made": {
+                "successful": t.successful,
+                "unsuccessful": t.unsuccessful,
+                "low_confidence": low_confidence,
+            },
+            "interrupted": t.interrupted,
+            "pauses": {"count": len(t.pauses), "median_ms": _ms(t.pauses.quantile(0.5))},
+            "gaps": {"count": len(t.gaps), "median_ms": _ms(t.gaps.quantile(0.5))},
+        }
+    shares = [tally.roles[r].talk_ms / total_talk for r in roles] if total_talk else []
+    i_tc = sum(tally.interruptions.get(("therapist", "client"), [0, 0]))
+    i_ct = sum(tally.interruptions.get(("client", "therapist"), [0, 0]))
+    per_10min = 600_000.0 / duration_ms if duration_ms else None
+    directions: dict[str, Any] = {}
+    for (by, of), (succ, unsucc) in sorted(tally.interruptions.items()):
+        directions[f"{by}_to_{of}"] = {
+            "successful": succ,
+            "unsuccessful": unsucc,
+            "per_10min": _r((succ + unsucc) * per_10min) if per_10min is not None else None,
+        }
+    speech_ms = min(tally.speech_union_ms, duration_ms)
+    silence_ms = duration_ms - speech_ms
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "session_id": session_id,
+        "clinic_id": clinic_id,
+        "final": final,
+        "duration_s": _s(duration_ms),
+        "roles": role_reports,
+        "session": {
+            "balance_index": _r(balance_index(shares)),
+            "speaker_changes": tally.speaker_changes,
+            "turns_per_min": (
+                _r(tally.speaker_changes / (duration_ms / 60_000.0)) if duration_ms else None
+            ),
+            "overlap_s": _s(tally.overlap_ms),
+            "collisions": tally.collisions,
+            "silence_s": _s(silence_ms),
+            "silence_ratio": _r(silence_ms / duration_ms) if duration_ms else None,
+            "lapses": {
+                "count": tally.lapses,
+                "longest_s": _s(tally.longest_lapse_ms) if tally.lapses else None,
+                "preceded_by": dict(sorted(tally.lapse_before.items())),
+                "broken_by": dict(sorted(tally.lapse_broken_by.items())),
+            },
+            "interruption_asymmetry": _r((i_tc - i_ct) / (i_tc + i_ct)) if i_tc + i_ct else 0.0,
+            "interruptions": directions,
+        },
+        "quality": quality,
+        "alerts": alerts,
+    }

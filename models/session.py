@@ -1,0 +1,531 @@
+"""The incremental, per-session metric engine (METRICS.md §1–§7, §9).
+
+Events are accepted in any order within ``allowed_lateness_ms`` and applied in a canonical
+order once the session's watermark passes them, so the final report never depends on arrival
+order or on duplicates. Processing then runs in three stages, each trailing the previous one
+by exactly the look-ahead its rules need::
+
+    horizon H = newest event time - allowed_lateness_ms      (events before H are final)
+      IPU building (§2)               up to H
+      backchannel decision (§3)       up to H - min_pause - min_speech
+      floor sweep (§4-§7)             up to that - bc_max - bc_context   (H - 2300 ms)
+
+An event's time is ``start_ms`` for ``speech``/``activity`` and ``ts_ms`` otherwise; an event
+earlier than the horizon when it arrives is late (:class:`~models.errors.LateEventError`).
+Live sources must therefore send each voiced segment, or a piece of it, within
+``allowed_lateness_ms`` of its start (touching pieces merge, §2.1).
+"""
+
+from __future__ import annotations
+
+import heapq
+from functools import partial
+from typing import Any
+
+from models.alerts import AlertTracker
+from models.backchannel import BackchannelClassifier
+from models.classified import Output, Rejection
+from models.config import EngineConfig
+from models.errors import LateEventError, SessionStateError, ValidationError
+from models.events import (
+    Activity,
+    Event,
+    Network,
+    ParticipantJoin,
+    ParticipantState,
+    Role,
+    SessionEnd,
+    SessionStart,
+    Speech,
+    level_translation,
+)
+from models.floor import FloorSweep
+from models.quantiles import QuantileSeries
+from models.report import SessionTally, build_report
+from models.speech import IpuBuilder
+
+# Canonical application order among events at the same ms.
+_RANK = {
+    "session.start": 0,
+    "participant.join": 1,
+    "participant.unmute": 2,
+    "participant.mute": 3,
+    "network": 4,
+    "speech": 5,
+    "activity": 6,
+    "participant.leave": 7,
+    "session.end": 8,
+}
+_FAR = 2**62
+
+
+def event_time(event: Event) -> int:
+    """The time (ms) an event is ordered and judged late by: its start, or its ``ts_ms``."""
+    if isinstance(event, Activity | Speech):
+        return event.start_ms
+    return event.ts_ms
+
+
+def _canonical_key(event: Event) -> tuple[Any, ...]:
+    """A total order on distinct events; equal keys mean the same event (a duplicate)."""
+    kind = event.type
+    if isinstance(event, Activity):
+        return (event.start_ms, 6, event.participant_id, event.seq)
+    if isinstance(event, Speech):
+        return (event.start_ms, 5, event.participant_id, event.end_ms)
+    if isinstance(event, Network):
+        return (event.ts_ms, 4, event.participant_id, event.rtt_ms, event.jitter_ms or -1.0,
+                -1.0 if event.loss_pct is None else event.loss_pct,
+                event.jitter_buffer_ms or -1.0)
+    if isinstance(event, SessionStart):
+        roster = tuple((p.participant_id, p.role) for p in event.participants)
+        return (event.ts_ms, 0, event.clinic_id, roster)
+    if isinstance(event, ParticipantJoin):
+        return (event.ts_ms, 1, event.participant_id, event.role)
+    if isinstance(event, ParticipantState):
+        return (event.ts_ms, _RANK[kind], event.participant_id)
+    return (event.ts_ms, 8)
+
+
+class _Member:
+    """One participant: pre-processing state and quality accounting."""
+
+    __slots__ = (
+        "builder", "cover_end", "covered_ms", "frames", "loss_n", "loss_sum", "muted_ms",
+        "muted_since", "present_ms", "present_since", "role", "rtt", "segments",
+    )
+
+    def __init__(self, role: Role, config: EngineConfig) -> None:
+        self.role: Role = role
+        self.builder = IpuBuilder(config.min_pause_ms, config.min_speech_ms)
+        self.present_since = -1
+        self.muted_since = -1
+        self.present_ms = 0
+        self.muted_ms = 0
+        self.covered_ms = 0
+        self.cover_end = -1
+        self.frames = False
+        self.segments = False
+        self.rtt = QuantileSeries(config.exact_samples, config.sketch_relative_error)
+        self.loss_sum = 0.0
+        self.loss_n = 0
+
+    @property
+    def available(self) -> bool:
+        return self.present_since >= 0 and self.muted_since < 0
+
+
+class SessionEngine:
+    """Incremental analyzer for one session. Pure: time comes only from the events.
+
+    ``ingest`` validates order and duplicates and buffers; processing happens when the
+    horizon has moved ``advance_step_ms`` (0: on every move), or on ``advance``/``finish``.
+    Outputs (classified events, alerts, apply-time rejections) collect until ``drain``.
+    """
+
+    __slots__ = (
+        "_advanced",
+        "_alerts",
+        "_applying_tag",
+        "_classifier",
+        "_config",
+        "_end_applied",
+        "_end_ts",
+        "_finished",
+        "_horizon",
+        "_last_ipu_end",
+        "_level_table",
+        "_max_seen",
+        "_members",
+        "_out",
+        "_pending",
+        "_seen",
+        "_seqs",
+        "_start_key",
+        "_start_ts",
+        "_step",
+        "_sweep",
+        "_tally",
+        "clinic_id",
+        "duplicates",
+        "rejected",
+        "session_id",
+    )
+
+    def __init__(
+        self, session_id: str, config: EngineConfig | None = None, *, advance_step_ms: int = 0
+    ) -> None:
+        self.session_id = session_id
+        self._config = config = config or EngineConfig()
+        self._step = advance_step_ms
+        self._level_table = level_translation(config.level_voiced_dbov)
+        self._out: list[Output] = []
+        self._pending: list[tuple[Any, ...]] = []
+        self._seen: dict[tuple[Any, ...], int] = {}  # non-activity keys -> event time
+        self._seqs: dict[str, list[list[int]]] = {}  # activity seq ranges per participant
+        self._max_seen = -_FAR
+        self._horizon = -_FAR
+        self._advanced = -_FAR
+        self._start_ts: int | None = None
+        self._start_key: tuple[Any, ...] | None = None
+        self._end_ts: int | None = None
+        self._end_applied = False
+        self._finished = False
+        self.clinic_id: str | None = None
+        self._members: dict[str, _Member] = {}
+        self._tally = SessionTally(config)
+        self._alerts = AlertTracker(config.alerts, self._out, config.max_report_alerts)
+        self._sweep: FloorSweep | None = None
+        self._classifier = BackchannelClassifier(
+            config.bc_max_ms, config.bc_context_ms, self._push_ipu
+        )
+        self._last_ipu_end = -1
+        self._applying_tag: Any = None
+        self.duplicates = 0
+        self.rejected = 0
+
+    # --- public API -------------------------------------------------------------------------
+
+    @property
+    def horizon_ms(self) -> int:
+        """Events earlier than this are late; everything before it is final."""
+        return self._horizon
+
+    @property
+    def end_ms(self) -> int | None:
+        """``ts_ms`` of the ``session.end`` received, if any."""
+        return self._end_ts
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def ingest(self, event: Event, tag: Any = None) -> bool:
+        """Accept one event. Returns ``False`` for a duplicate (which changes nothing).
+
+        ``tag`` (e.g. a line number or a Kafka offset) comes back on an apply-time
+        :class:`~models.classified.Rejection` of this event.
+
+        Raises ``LateEventError`` for an event older than the horizon and
+        ``SessionStateError`` for one after ``session.end`` or after :meth:`finish`.
+        """
+        kind = event.type
+        if event.session_id != self.session_id:
+            raise ValidationError(f"{kind}.session_id", "routed to the wrong session")
+        if self._finished:
+            raise SessionStateError(f"{kind}.session_id", "session already closed")
+        t = event_time(event)
+        if isinstance(event, Activity):
+            key: tuple[Any, ...] = (t, 6, event.participant_id, event.seq)
+            ranges = self._seqs.setdefault(event.participant_id, [])
+            if _in_ranges(ranges, event.seq):
+                self.duplicates += 1
+                return False
+        else:
+            key = _canonical_key(event)
+            if key in self._seen or key == self._start_key:
+                self.duplicates += 1
+                return False
+        if t < self._horizon:
+            field = "start_ms" if isinstance(event, Activity | Speech) else "ts_ms"
+            raise LateEventError(
+                f"{kind}.{field}",
+                f"{t} is more than allowed_lateness_ms={self._config.allowed_lateness_ms} "
+                f"behind the session's newest event ({self._max_seen})",
+            )
+        if self._end_ts is not None and t >= self._end_ts and not isinstance(event, SessionEnd):
+            raise SessionStateError(
+                f"{kind}.{'start_ms' if isinstance(event, Activity | Speech) else 'ts_ms'}",
+                f"{t} is at or after session.end ({self._end_ts})",
+            )
+        if isinstance(event, SessionStart) and self._start_key is None:
+            self._start_key = key  # kept for good: a redelivered start is never "late"
+        if isinstance(event, SessionEnd):
+            if self._end_ts is not None:
+                raise SessionStateError("session.end.ts_ms", f"session ended at {self._end_ts}")
+            self._end_ts = t
+        if isinstance(event, Activity):
+            _add_to_ranges(ranges, event.seq)
+        else:
+            self._seen[key] = t
+        heapq.heappush(self._pending, (*key, tag, event))
+        if t > self._max_seen:
+            self._max_seen = t
+            self._horizon = t - self._config.allowed_lateness_ms
+            if self._horizon - self._advanced >= self._step:
+                self.advance()
+        return True
+
+    def advance(self) -> None:
+        """Process everything the current horizon makes final."""
+        horizon = self._horizon
+        self._advanced = horizon
+        pending = self._pending
+        while pending and pending[0][0] < horizon:
+            self._apply(*heapq.heappop(pending)[-2:])
+        if self._sweep is None:
+            return
+        config = self._config
+        for pid, member in self._members.items():
+            member.builder.advance(horizon, partial(self._ipu_closed, pid))
+        known = horizon - config.min_pause_ms - config.min_speech_ms
+        self._classifier.advance(known, self._open_ipus())
+        self._sweep.advance(known - config.bc_max_ms - config.bc_context_ms)
+        self._prune_seen(horizon - config.allowed_lateness_ms)
+
+    def drain(self) -> list[Output]:
+        """Classified events, alerts and apply-time rejections since the last drain."""
+        if not self._out:
+            return []
+        out = self._out[:]
+        self._out.clear()
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """The running metrics (§10 schema, ``final: false``) up to the floor sweep's frontier."""
+        sweep = self._sweep
+        duration = sweep.t - self._start_ts if sweep and self._start_ts is not None else 0
+        return self._report(max(duration, 0), end=sweep.t if sweep else 0, final=False)
+
+    def finish(self) -> dict[str, Any]:
+        """Close the session and return the final report (§10).
+
+        With a ``session.end``, ``D`` runs to its ``ts_ms``; without one (idle timeout or end
+        of input), ``D`` ends at the last speech offset (§1).
+        """
+        if self._finished:
+            raise SessionStateError("session.end", "session already closed")
+        while self._pending:
+            self._apply(*heapq.heappop(self._pending)[-2:])
+        self._finished = True
+        if self._start_ts is None or self._sweep is None:
+            raise SessionStateError("session.start", "never received for this session")
+        end = self._end_ts if self._end_applied else None
+        for pid, member in self._members.items():
+            member.builder.finish(end, partial(self._ipu_closed, pid))
+        self._classifier.finish({})
+        if end is None:
+            end = max(self._last_ipu_end, self._start_ts)
+        for member in self._members.values():
+            self._close_presence(member, end)
+        self._sweep.finish(end)
+        return self._report(end - self._start_ts, end=end, final=True)
+
+    # --- stages -------------------------------------------------------------------------------
+
+    def _push_ipu(self, time_ms: int, is_onset: bool, pid: str, is_bc: bool) -> None:
+        assert self._sweep is not None
+        self._sweep.push_ipu(time_ms, is_onset, pid, is_bc)
+
+    def _ipu_closed(self, pid: str, start: int, end: int) -> None:
+        if end > self._last_ipu_end:
+            self._last_ipu_end = end
+        self._classifier.closed(pid, start, end)
+
+    def _open_ipus(self) -> dict[str, tuple[int, int]]:
+        result = {}
+        for pid, member in self._members.items():
+            open_ipu = member.builder.open_ipu
+            if open_ipu is not None:
+                result[pid] = open_ipu
+        return result
+
+    def _prune_seen(self, before: int) -> None:
+        seen = self._seen
+        if len(seen) > 16:
+            for key in [k for k, t in seen.items() if t < before]:
+                del seen[key]
+
+    # --- applying events in canonical order ------------------------------------------------
+
+    def _reject(self, event: Event, field: str, reason: str) -> None:
+        self.rejected += 1
+        error = ValidationError(f"{event.type}.{field}", reason)
+        self._out.append(Rejection(event, error, self._applying_tag))
+
+    def _apply(self, tag: Any, event: Event) -> None:
+        self._applying_tag = tag
+        if isinstance(event, SessionStart):
+            self._apply_start(event)
+            return
+        t = event_time(event)
+        time_field = "start_ms" if isinstance(event, Activity | Speech) else "ts_ms"
+        if self._start_ts is None:
+            self._reject(event, "session_id", "no session.start precedes this event")
+            return
+        if t < self._start_ts:
+            self._reject(event, time_field, f"{t} is before session.start ({self._start_ts})")
+            return
+        if self._end_applied:
+            self._reject(event, time_field, f"{t} is at or after session.end ({self._end_ts})")
+            return
+        if isinstance(event, SessionEnd):
+            self._end_applied = True
+            return
+        if isinstance(event, ParticipantJoin):
+            self._apply_join(event)
+            return
+        member = self._members.get(event.participant_id)
+        if member is None:
+            self._reject(event, "participant_id", "not declared by session.start or "
+                         "participant.join")
+            return
+        if isinstance(event, Activity):
+            if event.start_ms < member.cover_end:
+                member.covered_ms += max(0, event.end_ms - member.cover_end)
+            else:
+                member.covered_ms += event.end_ms - event.start_ms
+            member.cover_end = max(member.cover_end, event.end_ms)
+            member.frames = True
+            member.builder.add(event.voiced_runs(self._level_table))
+        elif isinstance(event, Speech):
+            member.segments = True
+            member.builder.add([(event.start_ms, event.end_ms)])
+        elif isinstance(event, Network):
+            rtt = event.round_trip_ms
+            member.rtt.add(rtt)
+            loss = -1.0
+            if event.loss_pct is not None:
+                loss = event.loss_pct
+                member.loss_sum += loss
+                member.loss_n += 1
+            assert self._sweep is not None
+            self._sweep.push_network(t, event.participant_id, rtt, loss)
+        elif isinstance(event, ParticipantState):
+            self._apply_state(event, member)
+
+    def _apply_start(self, event: SessionStart) -> None:
+        if self._start_ts is not None:
+            self._reject(event, "ts_ms", f"session already started at {self._start_ts}")
+            return
+        self._start_ts = event.ts_ms
+        self.clinic_id = event.clinic_id
+        self._sweep = FloorSweep(self._config, event.ts_ms, self._tally, self._alerts, self._out)
+        for participant in event.participants:
+            self._declare(participant.participant_id, participant.role, event.ts_ms)
+
+    def _apply_join(self, event: ParticipantJoin) -> None:
+        member = self._members.get(event.participant_id)
+        if member is None:
+            self._declare(event.participant_id, event.role, event.ts_ms)
+        elif member.role != event.role:
+            self._reject(event, "role", f"participant already joined as {member.role}")
+        elif member.present_since < 0:  # rejoining after a leave
+            member.present_since = event.ts_ms
+            self._availability_changed(event.participant_id, member, event.ts_ms)
+
+    def _declare(self, pid: str, role: Role, ts: int) -> None:
+        member = _Member(role, self._config)
+        member.present_since = ts
+        self._members[pid] = member
+        self._classifier.add_participant(pid)
+        assert self._sweep is not None
+        self._sweep.add_participant(pid, role)
+        self._sweep.push_available(ts, pid, True)
+
+    def _apply_state(self, event: ParticipantState, member: _Member) -> None:
+        ts = event.ts_ms
+        before = member.available
+        if event.type == "participant.mute":
+            if member.muted_since < 0:
+                member.muted_since = ts
+        elif event.type == "participant.unmute":
+            if member.muted_since >= 0:
+                member.muted_ms += ts - member.muted_since
+                member.muted_since = -1
+        else:
+            self._close_presence(member, ts)
+        if member.available != before:
+            self._availability_changed(event.participant_id, member, ts)
+
+    def _availability_changed(self, pid: str, member: _Member, ts: int) -> None:
+        assert self._sweep is not None
+        self._sweep.push_available(ts, pid, member.available)
+
+    @staticmethod
+    def _close_presence(member: _Member, ts: int) -> None:
+        if member.muted_since >= 0:
+            member.muted_ms += max(0, ts - member.muted_since)
+            member.muted_since = -1
+        if member.present_since >= 0:
+            member.present_ms += max(0, ts - member.present_since)
+            member.present_since = -1
+
+    # --- report ------------------------------------------------------------------------------
+
+    def _report(self, duration: int, *, end: int, final: bool) -> dict[str, Any]:
+        config = self._config
+        participants: dict[str, Any] = {}
+        worst_p95: float | None = None
+        loss_sum, loss_n, muted = 0.0, 0, 0
+        for pid, m in sorted(self._members.items()):
+            present = m.present_ms + (max(0, end - m.present_since) if m.present_since >= 0
+                                      else 0)
+            muted_ms = m.muted_ms + (max(0, end - m.muted_since) if m.muted_since >= 0 else 0)
+            covered = m.covered_ms if m.frames else present if m.segments else 0
+            p95 = m.rtt.quantile(0.95)
+            if p95 is not None:
+                worst_p95 = p95 if worst_p95 is None else max(worst_p95, p95)
+            loss_sum += m.loss_sum
+            loss_n += m.loss_n
+            muted += muted_ms
+            participants[pid] = {
+                "role": m.role,
+                "source": "frames" if m.frames else "segments" if m.segments else "none",
+                # Segments-only sources cannot show silence, so their coverage is presence;
+                # a participant who sent no voice activity at all has unknown coverage.
+                "coverage": (
+                    round(min(covered, duration) / duration, 4)
+                    if duration and (m.frames or m.segments)
+                    else None
+                ),
+                "present_s": round(present / 1000, 3),
+                "muted_s": round(muted_ms / 1000, 3),
+                "rtt_p95_ms": None if p95 is None else round(p95, 3),
+                "loss_pct": round(m.loss_sum / m.loss_n, 3) if m.loss_n else None,
+                "dropped_ipus": m.builder.dropped,
+            }
+        low_confidence = worst_p95 is not None and worst_p95 > config.rtt_degraded_ms
+        quality = {
+            "participants": participants,
+            "muted_s": round(muted / 1000, 3),
+            "rtt_p95_ms": None if worst_p95 is None else round(worst_p95, 3),
+            "loss_pct": round(loss_sum / loss_n, 3) if loss_n else None,
+            "low_confidence": low_confidence,
+            "alerts_not_listed": self._alerts.dropped,
+        }
+        roles_present = {m.role for m in self._members.values()}
+        return build_report(
+            session_id=self.session_id,
+            clinic_id=self.clinic_id,
+            duration_ms=duration,
+            tally=self._tally,
+            roles_present=roles_present,
+            quality=quality,
+            alerts=[dict(a) for a in self._alerts.log],
+            config=config,
+            final=final,
+        )
+
+
+def _in_ranges(ranges: list[list[int]], value: int) -> bool:
+    return any(low <= value <= high for low, high in ranges)
+
+
+def _add_to_ranges(ranges: list[list[int]], value: int) -> None:
+    """Insert into sorted disjoint inclusive ranges, merging neighbours (seqs mostly arrive
+    contiguous, so this stays one range)."""
+    for i, (low, high) in enumerate(ranges):
+        if value == high + 1:
+            ranges[i][1] = value
+            if i + 1 < len(ranges) and ranges[i + 1][0] == value + 1:
+                ranges[i][1] = ranges[i + 1][1]
+                del ranges[i + 1]
+            return
+        if value == low - 1:
+            ranges[i][0] = value
+            return
+        if value < low:
+            ranges.insert(i, [value, value])
+            return
+    ranges.append([value, value])

@@ -1,0 +1,78 @@
+"""Per-participant pre-processing (METRICS.md §2): voiced intervals -> inter-pausal units.
+
+Intervals may be added in any order; :meth:`IpuBuilder.advance` consumes, in start order, only
+those that begin before the finalized horizon, so the IPUs it closes never depend on the order
+in which events arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+class IpuBuilder:
+    """Merges a participant's voiced intervals into IPUs (§2.1–2.3).
+
+    Touching or overlapping intervals merge; silences shorter than ``min_pause_ms`` are bridged;
+    IPUs shorter than ``min_speech_ms`` are dropped as clicks. ``emit(start_ms, end_ms)`` is
+    called for each surviving IPU once it is final.
+    """
+
+    __slots__ = ("_buffer", "_end", "_start", "dropped", "min_pause", "min_speech")
+
+    def __init__(self, min_pause_ms: int, min_speech_ms: int) -> None:
+        self.min_pause = min_pause_ms
+        self.min_speech = min_speech_ms
+        self._buffer: list[tuple[int, int]] = []
+        self._start = -1  # open IPU, or -1 when none
+        self._end = -1
+        self.dropped = 0  # IPUs dropped as shorter than min_speech_ms
+
+    def add(self, intervals: list[tuple[int, int]]) -> None:
+        self._buffer.extend(intervals)
+
+    @property
+    def open_ipu(self) -> tuple[int, int] | None:
+        """The IPU still growing, as ``(start_ms, end_so_far_ms)``."""
+        return (self._start, self._end) if self._start >= 0 else None
+
+    def advance(self, horizon_ms: int, emit: Callable[[int, int], None]) -> None:
+        """Consume every interval starting before ``horizon_ms`` (all of them are known) and
+        close the open IPU if no speech can still bridge into it."""
+        buffer = self._buffer
+        if buffer:
+            buffer.sort()
+            taken = 0
+            for start, end in buffer:
+                if start >= horizon_ms:
+                    break
+                taken += 1
+                if self._start < 0:
+                    self._start, self._end = start, end
+                elif start - self._end < self.min_pause:  # bridged, touching or overlapping
+                    if end > self._end:
+                        self._end = end
+                else:
+                    self._close(emit)
+                    self._start, self._end = start, end
+            if taken:
+                del buffer[:taken]
+        if self._start >= 0 and self._end + self.min_pause <= horizon_ms:
+            self._close(emit)
+
+    def finish(self, end_ms: int | None, emit: Callable[[int, int], None]) -> None:
+        """Close everything at session end, clipping speech to ``end_ms`` when given."""
+        if end_ms is None:
+            self.advance(2**62, emit)
+            return
+        self._buffer = [(s, min(e, end_ms)) for s, e in self._buffer if s < end_ms]
+        if self._start >= 0 and self._end > end_ms:
+            self._end = end_ms
+        self.advance(2**62, emit)
+
+    def _close(self, emit: Callable[[int, int], None]) -> None:
+        if self._end - self._start >= self.min_speech:
+            emit(self._start, self._end)
+        else:
+            self.dropped += 1
+        self._start = self._end = -1
