@@ -8,7 +8,6 @@ bounded: the dominance window is integrated in fixed buckets, the burst rule kee
 from __future__ import annotations
 
 from array import array
-from collections import deque
 from typing import Any
 
 from models.classified import AlertEvent, AlertType
@@ -43,13 +42,15 @@ class AlertTracker:
         self.dropped = 0
         self._active: dict[tuple[str, str], int] = {}  # (alert, participant or "") -> log index
         n = rules.dominance_window_ms // rules.dominance_bucket_ms
-        self._dom_therapist = array("q", bytes(8 * n))
-        self._dom_speech = array("q", bytes(8 * n))
+        # ms per bucket fit in 32 bits; 8-byte buckets would double the session's footprint.
+        self._dom_therapist = array("i", bytes(4 * n))
+        self._dom_speech = array("i", bytes(4 * n))
         self._sum_therapist = 0
         self._sum_speech = 0
         self._bucket = -1  # absolute index of the bucket being filled
-        self._recent_bursts: deque[int] = deque(maxlen=max(rules.burst_count, 1))
-        self._net: dict[str, deque[tuple[int, int, float]]] = {}
+        self._recent_bursts: list[int] = []  # the last burst_count onsets
+        # Per participant: (ts, rtt ms, loss in 1/1000 % or -1) triples over the window.
+        self._net: dict[str, array[int]] = {}
 
     # --- raising / clearing ---------------------------------------------------------------
 
@@ -138,7 +139,10 @@ class AlertTracker:
             return
         if by_role != "therapist" or of_role != "client":
             return
-        self._recent_bursts.append(onset_ms)
+        recent = self._recent_bursts
+        recent.append(onset_ms)
+        if len(recent) > rules.burst_count:
+            del recent[0]
         self.tick(onset_ms)
 
     def tick(self, now_ms: int) -> None:
@@ -181,13 +185,18 @@ class AlertTracker:
         rules = self._rules
         if not rules.network_enabled:
             return
-        window = self._net.setdefault(participant_id, deque())
-        window.append((ts, rtt_ms, loss_pct))
-        while window and window[0][0] <= ts - rules.network_window_ms:
-            window.popleft()
-        rtt_p95 = percentile([w[1] for w in window], 0.95)
-        losses = [w[2] for w in window if w[2] >= 0]
-        loss = sum(losses) / len(losses) if losses else 0.0
+        window = self._net.get(participant_id)
+        if window is None:
+            window = self._net[participant_id] = array("q")
+        window.extend((ts, rtt_ms, round(loss_pct * 1000) if loss_pct >= 0 else -1))
+        expired = 0
+        while expired < len(window) and window[expired] <= ts - rules.network_window_ms:
+            expired += 3
+        if expired:
+            del window[:expired]
+        rtt_p95 = percentile(window[1::3], 0.95)
+        reported = [loss / 1000 for loss in window[2::3] if loss >= 0]
+        loss = sum(reported) / len(reported) if reported else 0.0
         detail = {"participant_id": participant_id, "rtt_p95_ms": round(rtt_p95, 1),
                   "loss_pct": round(loss, 2)}
         if rtt_p95 > rules.network_rtt_p95_ms or loss > rules.network_loss_pct:

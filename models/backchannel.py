@@ -11,7 +11,6 @@ to the floor sweep with its backchannel flag.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
 # push(time_ms, is_onset, participant_id, is_backchannel)
@@ -28,14 +27,14 @@ class BackchannelClassifier:
         self._context = bc_context_ms
         self._push = push
         # Closed IPUs per participant, kept while they can still be context for a decision.
-        self._recent: dict[str, deque[tuple[int, int]]] = {}
+        self._recent: dict[str, list[tuple[int, int]]] = {}
         # Short closed IPUs waiting for their after-context to become certain.
         self._pending: list[tuple[int, int, str]] = []
         # Start of each participant's open IPU whose onset already went out (as non-backchannel).
         self._onset_pushed: dict[str, int] = {}
 
     def add_participant(self, participant_id: str) -> None:
-        self._recent.setdefault(participant_id, deque())
+        self._recent.setdefault(participant_id, [])
 
     def closed(self, participant_id: str, start_ms: int, end_ms: int) -> None:
         """An IPU of ``participant_id`` is final."""
@@ -71,8 +70,12 @@ class BackchannelClassifier:
             self._pending = still
         horizon = known_ms - 2 * self._context - bc_max
         for recent in self._recent.values():
-            while recent and recent[0][1] < horizon:
-                recent.popleft()
+            # Plain lists, not deques: a deque costs ~600 bytes even when nearly empty.
+            drop = 0
+            while drop < len(recent) and recent[drop][1] < horizon:
+                drop += 1
+            if drop:
+                del recent[:drop]
 
     def finish(self, open_ipus: dict[str, tuple[int, int]]) -> None:
         """Session over: no further speech can arrive, decide everything."""

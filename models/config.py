@@ -20,8 +20,8 @@ class AlertRules:
     dominance_window_ms: int = 600_000
     dominance_share: float = 0.65
     dominance_min_speech_ms: int = 120_000
-    # The window is integrated in buckets; alerts are evaluated at bucket boundaries.
-    dominance_bucket_ms: int = 5_000
+    # The window is integrated in buckets; the rule is evaluated at bucket boundaries.
+    dominance_bucket_ms: int = 10_000
 
     burst_enabled: bool = True
     burst_count: int = 3

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
@@ -132,6 +133,11 @@ class Network:
     loss_pct: float | None = None
     jitter_buffer_ms: float | None = None
     type: Literal["network"] = "network"
+
+    @property
+    def rtt_rounded_ms(self) -> int:
+        """RTT alone, whole ms: what the quality block and network alert judge (§6, §7)."""
+        return round(self.rtt_ms)
 
     @property
     def round_trip_ms(self) -> int:
@@ -379,7 +385,9 @@ def _ident(v: dict[str, Any], kind: str, name: str) -> str:
         raise ValidationError(
             f"{kind}.{name}", f"must be 1..{MAX_ID_LENGTH} printable ASCII characters, no spaces"
         )
-    return value
+    # Ids repeat in every event and are kept in session state (keys, buffers): one shared
+    # string per id instead of one per parsed event.
+    return sys.intern(value)
 
 
 def _int(v: dict[str, Any], kind: str, name: str, low: int, high: int) -> int:

@@ -20,7 +20,7 @@ from models.alerts import AlertTracker
 from models.classified import Classified
 from models.config import EngineConfig
 from models.events import Role
-from models.report import SessionTally
+from models.report import RoleTally, SessionTally
 
 OFFSET, CONTROL, ONSET = 0, 1, 2
 
@@ -43,7 +43,7 @@ class FloorSweep:
 
     __slots__ = (
         "_between_overlap",
-        "_candidate",
+        "_candidates",
         "_config",
         "_floor",
         "_heap",
@@ -96,21 +96,29 @@ class FloorSweep:
         self._turn_pid = ""
         self._turn_start = -1
         self._mono_start = -1
-        self._candidate: tuple[str, str, int] | None = None  # (X, Y, onset of Y) §5
+        self._candidates: list[tuple[str, str, int]] = []  # (X, Y, onset of Y) §5
 
     # --- input -----------------------------------------------------------------------------
 
     def add_participant(self, participant_id: str, role: Role) -> None:
         if participant_id not in self._speakers:
             self._speakers[participant_id] = _Speaker(role)
+            if role not in self.tally.roles:
+                self.tally.roles[role] = RoleTally(self._config)
 
     def push_ipu(self, time_ms: int, is_onset: bool, participant_id: str, is_bc: bool) -> None:
         heapq.heappush(
             self._heap, (time_ms, ONSET if is_onset else OFFSET, participant_id, is_bc)
         )
 
-    def push_network(self, time_ms: int, participant_id: str, rtt_ms: int, loss: float) -> None:
-        heapq.heappush(self._heap, (time_ms, CONTROL, participant_id, "net", rtt_ms, loss))
+    def push_network(
+        self, time_ms: int, participant_id: str, round_trip_ms: int, rtt_ms: int, loss: float
+    ) -> None:
+        """``round_trip_ms`` (RTT + jitter buffer) corrects latencies and decides collisions
+        (§4, §5); ``rtt_ms`` alone feeds the network alert (§7)."""
+        heapq.heappush(
+            self._heap, (time_ms, CONTROL, participant_id, "net", round_trip_ms, rtt_ms, loss)
+        )
 
     def push_available(self, time_ms: int, participant_id: str, available: bool) -> None:
         heapq.heappush(self._heap, (time_ms, CONTROL, participant_id, "avail", available))
@@ -118,22 +126,32 @@ class FloorSweep:
     # --- sweep -------------------------------------------------------------------------------
 
     def advance(self, frontier_ms: int, *, integrate: bool = True) -> None:
-        """Process everything strictly before ``frontier_ms`` and integrate up to it."""
+        """Process everything strictly before ``frontier_ms`` and integrate up to it.
+
+        All changes at one millisecond are applied together and judged as one transition of
+        the floor: a set that holds for 0 ms is not a stretch (§4 stretches are maximal).
+        """
         heap = self._heap
         while heap and heap[0][0] < frontier_ms:
-            item = heapq.heappop(heap)
-            time_ms, rank, pid = item[0], item[1], item[2]
-            self._integrate(time_ms)
-            if rank == ONSET:
-                self._onset(time_ms, pid, item[3])
-            elif rank == OFFSET:
-                self._offset(time_ms, pid, item[3])
-            elif item[3] == "net":
-                speaker = self._speakers[pid]
-                speaker.rtt = item[4]
-                self.alerts.network(pid, time_ms, item[4], item[5])
-            else:
-                self._speakers[pid].available = item[4]
+            t = heap[0][0]
+            self._integrate(t)
+            before = tuple(self._floor)
+            onsets: list[str] = []
+            while heap and heap[0][0] == t:
+                item = heapq.heappop(heap)
+                rank, pid = item[1], item[2]
+                if rank == ONSET:
+                    if self._onset(t, pid, item[3]):
+                        onsets.append(pid)
+                elif rank == OFFSET:
+                    self._offset(t, pid, item[3])
+                elif item[3] == "net":
+                    self._speakers[pid].rtt = item[4]
+                    self.alerts.network(pid, t, item[5], item[6])
+                else:
+                    self._speakers[pid].available = item[4]
+            if tuple(self._floor) != before:
+                self._floor_changed(t, before, onsets)
         if integrate and frontier_ms > self.t:
             self._integrate(frontier_ms)
 
@@ -171,7 +189,8 @@ class FloorSweep:
         alerts.tick(t1)
         self.t = t1
 
-    def _onset(self, t: int, pid: str, is_bc: bool) -> None:
+    def _onset(self, t: int, pid: str, is_bc: bool) -> bool:
+        """Raw-level onset; returns whether ``pid`` joined the floor (not a backchannel)."""
         speaker = self._speakers[pid]
         if self._raw == 0:
             self._silence_ended(t, pid)
@@ -182,10 +201,9 @@ class FloorSweep:
         speaker.rtt_at_onset = speaker.rtt
         if is_bc:
             self.tally.roles[speaker.role].backchannels += 1
-            return
-        old = len(self._floor)
+            return False
         self._floor.append(pid)
-        self._floor_changed(t, old, pid, onset=True)
+        return True
 
     def _offset(self, t: int, pid: str, is_bc: bool) -> None:
         speaker = self._speakers[pid]
@@ -205,10 +223,9 @@ class FloorSweep:
         if is_bc:
             return
         if self._last_solo == pid and self._last_solo_offset < 0:
+            # The IPU that was ongoing when pid's last solo stretch ended has ended (§4).
             self._last_solo_offset = t
-        old = len(self._floor)
         self._floor.remove(pid)
-        self._floor_changed(t, old, pid, onset=False)
 
     def _silence_ended(self, t: int, pid: str) -> None:
         length = t - self._silence_start
@@ -236,25 +253,26 @@ class FloorSweep:
 
     # --- floor transitions (§4) and interruptions (§5) ----------------------------------------
 
-    def _floor_changed(self, t: int, old: int, pid: str, *, onset: bool) -> None:
+    def _floor_changed(self, t: int, before: tuple[str, ...], onsets: list[str]) -> None:
         floor = self._floor
-        new = len(floor)
+        old, new = len(before), len(floor)
         if old == 1:
-            # Any change from one holder ends that solo stretch. Before an onset the holder
-            # is the earlier entry; before an offset it is the participant who stopped.
-            solo = floor[0] if onset else pid
-            self._last_solo = solo
+            # The solo stretch of `holder` ends here (the set changed). If the holder stopped,
+            # its offset is now; if it was talked over, it comes when its IPU ends.
+            holder = before[0]
+            self._last_solo = holder
             self._last_solo_end = t
-            self._last_solo_offset = -1 if onset else t
+            self._last_solo_offset = -1 if holder in floor else t
             self._between_overlap = False
             self._max_silence_between = 0
         if new >= 2:
             self._between_overlap = True
-            if old == 1 and onset:
-                self._maybe_interruption(t, floor[0], pid)
-        elif old >= 2 and self._candidate is not None:
+            if old == 1 and before[0] in floor:
+                for newcomer in onsets:
+                    self._maybe_interruption(t, before[0], newcomer)
+        elif old >= 2 and self._candidates:
             self._resolve(t)
-        if new == 1 and old != 1:
+        if new == 1:
             self._solo_started(t, floor[0])
 
     def _maybe_interruption(self, t: int, x: str, y: str) -> None:
@@ -270,12 +288,14 @@ class FloorSweep:
                 )
             )
         elif since_x >= self._config.int_min_floor_ms:
-            self._candidate = (x, y, t)
+            self._candidates.append((x, y, t))
 
     def _resolve(self, t: int) -> None:
-        assert self._candidate is not None
-        x, y, onset = self._candidate
-        self._candidate = None
+        candidates, self._candidates = self._candidates, []
+        for x, y, onset in candidates:
+            self._resolve_one(t, x, y, onset)
+
+    def _resolve_one(self, t: int, x: str, y: str, onset: int) -> None:
         floor = self._floor
         overlap = t - onset
         if overlap < self._config.int_min_overlap_ms or len(floor) != 1:

@@ -3,7 +3,7 @@
 A series keeps its samples exactly (4 bytes each) up to ``exact_samples``; past that it folds
 them into a logarithmic-bucket sketch in the style of DDSketch (Masson et al., VLDB 2019): every
 quantile is then within ``relative_error`` of a true sample value, and memory is bounded by the
-value range (about 600 buckets of 4 bytes from 1 ms to 10 minutes at 1 %), never by the session
+value range (about 650 buckets of 2 bytes from 1 ms to 10 minutes at 1 %), never by the session
 length. Exact mode matches ``numpy.percentile`` (linear interpolation between closest ranks).
 """
 
@@ -33,30 +33,49 @@ def percentile(values: Sequence[float], q: float) -> float:
 class QuantileSeries:
     """Integer samples (ms) with exact quantiles up to a cap, a relative-error sketch after."""
 
-    __slots__ = ("_cap", "_count", "_exact", "_gamma_log", "_neg", "_pos", "_zero")
+    __slots__ = (
+        "_cap", "_count", "_exact", "_gamma_log", "_max", "_min", "_neg", "_pos", "_sketching",
+        "_zero",
+    )
 
     def __init__(self, exact_samples: int = 256, relative_error: float = 0.01) -> None:
         self._cap = exact_samples
         self._gamma_log = math.log((1 + relative_error) / (1 - relative_error))
-        self._exact: array[int] | None = array("i")
+        self._exact: array[int] | None = None  # created on the first sample
+        self._sketching = False
         self._pos: _Buckets | None = None
         self._neg: _Buckets | None = None
         self._zero = 0
         self._count = 0
+        self._min = 0
+        self._max = 0
 
     def __len__(self) -> int:
         return self._count
 
     @property
     def is_exact(self) -> bool:
-        return self._exact is not None
+        return not self._sketching
 
     def add(self, value: int) -> None:
+        if not self._count or value < self._min:
+            self._min = value
+        if not self._count or value > self._max:
+            self._max = value
         self._count += 1
-        if self._exact is not None:
-            self._exact.append(value)
+        if not self._sketching:
+            exact = self._exact
+            if exact is None:
+                exact = self._exact = array("h")
+            try:
+                exact.append(value)
+            except OverflowError:
+                # Most samples (latencies, pauses, gaps) fit in 16 bits: widen only when needed.
+                exact = self._exact = array("i", exact)
+                exact.append(value)
             if len(self._exact) > self._cap:
                 samples, self._exact = self._exact, None
+                self._sketching = True
                 self._pos, self._neg = _Buckets(), _Buckets()
                 for sample in samples:
                     self._add_sketch(sample)
@@ -75,7 +94,8 @@ class QuantileSeries:
         """The ``q``-quantile (0..1), or ``None`` for an empty series (a median over nothing)."""
         if self._count == 0:
             return None
-        if self._exact is not None:
+        if not self._sketching:
+            assert self._exact is not None
             return percentile(self._exact, q)
         position = (self._count - 1) * q
         below = math.floor(position)
@@ -85,17 +105,22 @@ class QuantileSeries:
         high = self._value_at_rank(below + 1)
         return low + (high - low) * (position - below)
 
+    def _clamped(self, value: float) -> float:
+        # A bucket's representative value may lie outside what was observed (a constant
+        # series would read 1 % off); the true quantile never does.
+        return min(max(value, float(self._min)), float(self._max))
+
     def _value_at_rank(self, rank: int) -> float:
         assert self._pos is not None and self._neg is not None
         negatives = self._neg.total
         if rank < negatives:
             # Negative values in ascending order are the largest magnitudes first.
             index = self._neg.index_at_rank(negatives - 1 - rank)
-            return -self._bucket_value(index)
+            return self._clamped(-self._bucket_value(index))
         rank -= negatives
         if rank < self._zero:
             return 0.0
-        return self._bucket_value(self._pos.index_at_rank(rank - self._zero))
+        return self._clamped(self._bucket_value(self._pos.index_at_rank(rank - self._zero)))
 
     def _bucket_value(self, index: int) -> float:
         # Midpoint (in relative terms) of bucket (gamma^(i-1), gamma^i].
@@ -104,25 +129,31 @@ class QuantileSeries:
 
 
 class _Buckets:
-    """Dense bucket counts over a contiguous range of indices (array of uint32)."""
+    """Dense bucket counts over a contiguous range of indices (uint16, widened on overflow)."""
 
     __slots__ = ("counts", "low", "total")
 
     def __init__(self) -> None:
-        self.counts: array[int] = array("I")
+        self.counts: array[int] = array("H")
         self.low = 0
         self.total = 0
 
     def add(self, index: int) -> None:
-        if not self.counts:
+        counts = self.counts
+        code = counts.typecode
+        if not counts:
             self.low = index
-            self.counts.append(0)
+            counts.append(0)
         elif index < self.low:
-            self.counts[0:0] = array("I", bytes(4 * (self.low - index)))
+            counts[0:0] = array(code, bytes(counts.itemsize * (self.low - index)))
             self.low = index
-        elif index >= self.low + len(self.counts):
-            self.counts.extend(array("I", bytes(4 * (index - self.low - len(self.counts) + 1))))
-        self.counts[index - self.low] += 1
+        elif index >= self.low + len(counts):
+            grow = index - self.low - len(counts) + 1
+            counts.extend(array(code, bytes(counts.itemsize * grow)))
+        position = index - self.low
+        if code == "H" and counts[position] == 0xFFFF:
+            self.counts = counts = array("I", counts)
+        counts[position] += 1
         self.total += 1
 
     def index_at_rank(self, rank: int) -> int:

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from models.config import EngineConfig
-from models.events import ROLES, Role
+from models.events import Role
 from models.quantiles import QuantileSeries
 
 SCHEMA_VERSION = 1
@@ -71,7 +71,11 @@ class SessionTally:
     )
 
     def __init__(self, config: EngineConfig) -> None:
-        self.roles: dict[Role, RoleTally] = {role: RoleTally(config) for role in ROLES}
+        # "other" is created when such a participant joins: most sessions never need it.
+        self.roles: dict[Role, RoleTally] = {
+            "therapist": RoleTally(config),
+            "client": RoleTally(config),
+        }
         self.speaker_changes = 0
         self.overlap_ms = 0
         self.speech_union_ms = 0
@@ -166,7 +170,9 @@ def build_report(
     i_ct = sum(tally.interruptions.get(("client", "therapist"), [0, 0]))
     per_10min = 600_000.0 / duration_ms if duration_ms else None
     directions: dict[str, Any] = {}
-    for (by, of), (succ, unsucc) in sorted(tally.interruptions.items()):
+    counts = {("therapist", "client"): [0, 0], ("client", "therapist"): [0, 0]}
+    counts.update(tally.interruptions)
+    for (by, of), (succ, unsucc) in sorted(counts.items()):
         directions[f"{by}_to_{of}"] = {
             "successful": succ,
             "unsuccessful": unsucc,

@@ -74,9 +74,11 @@ def _canonical_key(event: Event) -> tuple[Any, ...]:
     if isinstance(event, Speech):
         return (event.start_ms, 5, event.participant_id, event.end_ms)
     if isinstance(event, Network):
-        return (event.ts_ms, 4, event.participant_id, event.rtt_ms, event.jitter_ms or -1.0,
-                -1.0 if event.loss_pct is None else event.loss_pct,
-                event.jitter_buffer_ms or -1.0)
+        # The readings enter as one hash of numbers (stable across processes, unlike str
+        # hashes): a small key that still orders conflicting readings deterministically.
+        content = tuple(-1.0 if v is None else v for v in (
+            event.rtt_ms, event.jitter_ms, event.loss_pct, event.jitter_buffer_ms))
+        return (event.ts_ms, 4, event.participant_id, hash(content))
     if isinstance(event, SessionStart):
         roster = tuple((p.participant_id, p.role) for p in event.participants)
         return (event.ts_ms, 0, event.clinic_id, roster)
@@ -91,7 +93,7 @@ class _Member:
     """One participant: pre-processing state and quality accounting."""
 
     __slots__ = (
-        "builder", "cover_end", "covered_ms", "frames", "loss_n", "loss_sum", "muted_ms",
+        "builder", "covered_ms", "frames", "loss_n", "loss_sum", "muted_ms",
         "muted_since", "present_ms", "present_since", "role", "rtt", "segments",
     )
 
@@ -103,7 +105,6 @@ class _Member:
         self.present_ms = 0
         self.muted_ms = 0
         self.covered_ms = 0
-        self.cover_end = -1
         self.frames = False
         self.segments = False
         self.rtt = QuantileSeries(config.exact_samples, config.sketch_relative_error)
@@ -246,9 +247,17 @@ class SessionEngine:
             self._end_ts = t
         if isinstance(event, Activity):
             _add_to_ranges(ranges, event.seq)
+            member = self._members.get(event.participant_id)
+            if member is not None:
+                # Declared participant: the batch can go straight to its IPU builder, which
+                # consumes intervals in start order below the horizon only, so arrival order
+                # still cannot matter. Keeps the lateness buffer free of frame payloads.
+                self._add_frames(member, event)
+            else:
+                heapq.heappush(self._pending, (*key, tag, event))
         else:
             self._seen[key] = t
-        heapq.heappush(self._pending, (*key, tag, event))
+            heapq.heappush(self._pending, (*key, tag, event))
         if t > self._max_seen:
             self._max_seen = t
             self._horizon = t - self._config.allowed_lateness_ms
@@ -332,7 +341,7 @@ class SessionEngine:
 
     def _prune_seen(self, before: int) -> None:
         seen = self._seen
-        if len(seen) > 16:
+        if seen:
             for key in [k for k, t in seen.items() if t < before]:
                 del seen[key]
 
@@ -371,28 +380,30 @@ class SessionEngine:
                          "participant.join")
             return
         if isinstance(event, Activity):
-            if event.start_ms < member.cover_end:
-                member.covered_ms += max(0, event.end_ms - member.cover_end)
-            else:
-                member.covered_ms += event.end_ms - event.start_ms
-            member.cover_end = max(member.cover_end, event.end_ms)
-            member.frames = True
-            member.builder.add(event.voiced_runs(self._level_table))
+            self._add_frames(member, event)
         elif isinstance(event, Speech):
             member.segments = True
             member.builder.add([(event.start_ms, event.end_ms)])
         elif isinstance(event, Network):
-            rtt = event.round_trip_ms
-            member.rtt.add(rtt)
+            member.rtt.add(event.rtt_rounded_ms)
             loss = -1.0
             if event.loss_pct is not None:
                 loss = event.loss_pct
                 member.loss_sum += loss
                 member.loss_n += 1
             assert self._sweep is not None
-            self._sweep.push_network(t, event.participant_id, rtt, loss)
+            self._sweep.push_network(
+                t, event.participant_id, event.round_trip_ms, event.rtt_rounded_ms, loss
+            )
         elif isinstance(event, ParticipantState):
             self._apply_state(event, member)
+
+    def _add_frames(self, member: _Member, event: Activity) -> None:
+        # Batches are deduplicated by seq, so their spans sum to the time covered (capped at
+        # D in the report should a source send overlapping batches).
+        member.covered_ms += event.end_ms - event.start_ms
+        member.frames = True
+        member.builder.add(event.voiced_runs(self._level_table))
 
     def _apply_start(self, event: SessionStart) -> None:
         if self._start_ts is not None:

@@ -199,3 +199,22 @@ def test_frames_and_equivalent_segments_give_the_same_report(session: dict[str, 
             # coverage that a silent segment source cannot.
             del participant["source"], participant["coverage"]
     assert from_frames == from_segments
+
+
+def test_dedupe_keys_are_stable_across_processes() -> None:
+    """Engine state (dedupe keys included) is restored in other processes by the streaming
+    workers, so keys must not depend on Python's per-process string/None hash seeds."""
+    import subprocess
+    import sys
+
+    program = (
+        "from models.events import parse_event; from models.session import _canonical_key; "
+        "print(_canonical_key(parse_event({'type': 'network', 'session_id': 's', "
+        "'participant_id': 'p', 'ts_ms': 5, 'rtt_ms': 180, 'loss_pct': 0.5})))"
+    )
+    keys = {
+        subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                       check=True, env={"PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(keys) == 1

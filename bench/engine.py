@@ -1,0 +1,211 @@
+"""Benchmark of the metric engine (issue "Rapport core"). Prints, in one run:
+
+1. End-to-end throughput of ``rapport analyze --json`` (a subprocess: process start, JSON
+   parsing, validation, engine, report output all included) on simulated sessions with 20 ms
+   frames in 1 s batches, in frames/s. Target: >= 2,000,000.
+2. The same analysis in-process with Rapport's frame path (C-level string scans) against a
+   naive per-frame Python loop, the comparison named in the issue (naive: ~0.7 M frames/s).
+3. Memory per active session with 10,000 concurrent sessions (RSS growth / sessions, and the
+   pickled state size a Faust table would store). Target: < 16 KiB.
+4. How per-session memory evolves with session age (tracemalloc, 100 sessions): it must level
+   off, bounded by the quantile caps.
+5. ``rapport analyze`` wall time on one 50-minute session. Target: < 1 s.
+
+Usage: ``.venv/bin/python bench/engine.py [--quick]`` (``--quick``: smaller sizes, for a
+smoke run; the README figures come from a full run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import pickle
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models import events as wire  # noqa: E402
+from models.analyzer import Analyzer  # noqa: E402
+from models.events import parse_json  # noqa: E402
+from models.session import SessionEngine  # noqa: E402
+from models.simulation import SimulationConfig, simulate  # noqa: E402
+
+RAPPORT = [sys.executable, "-m", "services.cli"]
+
+
+def write_sessions(path: Path, sessions: int, minutes: float, seed: int) -> tuple[int, int]:
+    """Simulated sessions as JSONL; returns (lines, frames)."""
+    lines = frames = 0
+    config = SimulationConfig(sessions=sessions, minutes=minutes, seed=seed, style="mixed")
+    with path.open("wb") as out:
+        for event in simulate(config):
+            out.write(orjson.dumps(event) + b"\n")
+            lines += 1
+            if event["type"] == "activity":
+                frames += len(event["voiced"])
+    return lines, frames
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def end_to_end(path: Path, frames: int, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run(
+            [*RAPPORT, "analyze", "--json", str(path)],
+            cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        best = min(best, time.perf_counter() - started)
+    return frames / best
+
+
+def naive_voiced_runs(self: wire.Activity, level_table: bytes) -> list[tuple[int, int]]:
+    """The per-frame implementation the issue warns about: every voiced frame is looked at by
+    a Python loop and handed to the engine as its own 1-frame interval, so IPU building does
+    per-frame work too (the builder merges touching frames)."""
+    assert self.voiced is not None
+    start, frame = self.start_ms, self.frame_ms
+    return [
+        (start + index * frame, start + (index + 1) * frame)
+        for index, flag in enumerate(self.voiced)
+        if flag == "1"
+    ]
+
+
+def in_process(path: Path, frames: int) -> float:
+    started = time.perf_counter()
+    analyzer = Analyzer()
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, 1):
+            analyzer.feed(parse_json(line), number)
+    for _ in analyzer.finish_all():
+        pass
+    return frames / (time.perf_counter() - started)
+
+
+def memory_per_session(sessions: int, minutes: float, tmp: Path) -> tuple[float, float, int]:
+    """(RSS KiB per session, pickled state KiB per session, events fed) for ``sessions``
+    engines each fed ``minutes`` of a simulated session, all open at once. The events are
+    written to a file first so the simulator's own memory is not counted."""
+    path = tmp / "concurrent.jsonl"
+    config = SimulationConfig(sessions=sessions, minutes=minutes, seed=11, style="mixed",
+                              session_stagger_ms=0)
+    with path.open("wb") as out:
+        for event in simulate(config):
+            if event["type"] != "session.end":  # keep every session open: active sessions
+                out.write(orjson.dumps(event) + b"\n")
+    gc.collect()
+    before = rss_bytes()
+    engines: dict[str, SessionEngine] = {}
+    fed = 0
+    with path.open("rb") as lines:
+        for line in lines:
+            parsed = parse_json(line)
+            engine = engines.get(parsed.session_id)
+            if engine is None:
+                engine = engines[parsed.session_id] = SessionEngine(parsed.session_id)
+            engine.ingest(parsed)
+            engine.drain()
+            fed += 1
+    gc.collect()
+    per_session_rss = (rss_bytes() - before) / sessions / 1024
+    sample = list(engines.values())[: min(500, sessions)]
+    pickled = sum(len(pickle.dumps(e, protocol=5)) for e in sample) / len(sample) / 1024
+    return per_session_rss, pickled, fed
+
+
+def memory_by_age(sessions: int, ages: list[float]) -> list[tuple[float, float]]:
+    """tracemalloc KiB per session, for sessions of each age (minutes). Parsing happens while
+    tracing, so events waiting in the lateness buffer count as session memory."""
+    rows = []
+    for minutes in ages:
+        config = SimulationConfig(sessions=sessions, minutes=minutes, seed=5, style="mixed",
+                                  session_stagger_ms=0)
+        lines = [orjson.dumps(e) for e in simulate(config) if e["type"] != "session.end"]
+        gc.collect()
+        tracemalloc.start()
+        baseline, _ = tracemalloc.get_traced_memory()
+        engines: dict[str, SessionEngine] = {}
+        for line in lines:
+            event = parse_json(line)
+            engine = engines.get(event.session_id)
+            if engine is None:
+                engine = engines[event.session_id] = SessionEngine(event.session_id)
+            engine.ingest(event)
+            engine.drain()
+        del event
+        gc.collect()
+        current, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        rows.append((minutes, (current - baseline) / sessions / 1024))
+        del engines, lines
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    args = parser.parse_args()
+    quick = args.quick
+    machine = platform.processor() or platform.machine()
+    print(f"# bench/engine.py  {time.strftime('%Y-%m-%d')}  {machine}  {os.cpu_count()} cores"
+          f"  Python {platform.python_version()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        big = Path(tmp) / "sessions.jsonl"
+        sessions, minutes = (4, 10.0) if quick else (20, 50.0)
+        lines, frames = write_sessions(big, sessions, minutes, seed=1)
+        size = big.stat().st_size / 2**20
+        print(f"\n1. rapport analyze --json, end to end: {sessions} sessions x {minutes:g} min, "
+              f"{lines} lines ({size:.0f} MiB), {frames / 1e6:.1f} M frames")
+        fps = end_to_end(big, frames, repeats=1 if quick else 3)
+        print(f"   {fps / 1e6:.2f} M frames/s (best of runs; target >= 2.00 M)")
+
+        print("\n2. in process, same file: Rapport's frame path vs a naive per-frame loop")
+        fast = in_process(big, frames)
+        original = wire.Activity.voiced_runs
+        wire.Activity.voiced_runs = naive_voiced_runs  # type: ignore[method-assign]
+        try:
+            naive = in_process(big, frames)
+        finally:
+            wire.Activity.voiced_runs = original  # type: ignore[method-assign]
+        print(f"   Rapport  {fast / 1e6:.2f} M frames/s")
+        print(f"   naive    {naive / 1e6:.2f} M frames/s   (ratio {fast / naive:.1f}x)")
+
+        one = Path(tmp) / "one.jsonl"
+        _, one_frames = write_sessions(one, 1, 50.0, seed=2)
+        started = time.perf_counter()
+        subprocess.run([*RAPPORT, "analyze", str(one)], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - started
+        print(f"\n5. rapport analyze on one 50-minute session ({one_frames / 1e6:.2f} M frames): "
+              f"{wall:.2f} s wall (target < 1 s)")
+
+    count, age = (1_000, 2.0) if quick else (10_000, 3.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        rss, pickled, fed = memory_per_session(count, age, Path(tmp))
+    print(f"\n3. {count} concurrent active sessions, each {age:g} min in ({fed} events fed):")
+    print(f"   {rss:.1f} KiB RSS per session (target < 16 KiB); "
+          f"pickled state {pickled:.1f} KiB per session")
+
+    ages = [1.0, 5.0] if quick else [1.0, 5.0, 15.0, 30.0, 50.0]
+    print(f"\n4. memory per session by age (tracemalloc, {50 if quick else 100} sessions):")
+    for minutes, kib in memory_by_age(50 if quick else 100, ages):
+        print(f"   {minutes:5.0f} min  {kib:6.1f} KiB")
+
+
+if __name__ == "__main__":
+    main()
