@@ -73,11 +73,11 @@ class QuantileSeries:
                 # Most samples (latencies, pauses, gaps) fit in 16 bits: widen only when needed.
                 exact = self._exact = array("i", exact)
                 exact.append(value)
-            if len(self._exact) > self._cap:
-                samples, self._exact = self._exact, None
+            if len(exact) > self._cap:
+                self._exact = None
                 self._sketching = True
                 self._pos, self._neg = _Buckets(), _Buckets()
-                for sample in samples:
+                for sample in exact:
                     self._add_sketch(sample)
             return
         self._add_sketch(value)
