@@ -42,15 +42,17 @@ class AlertTracker:
         self.dropped = 0
         self._active: dict[tuple[str, str], int] = {}  # (alert, participant or "") -> log index
         n = rules.dominance_window_ms // rules.dominance_bucket_ms
-        # ms per bucket fit in 32 bits; 8-byte buckets would double the session's footprint.
-        self._dom_therapist = array("i", bytes(4 * n))
-        self._dom_speech = array("i", bytes(4 * n))
+        # Talk ms per bucket: 16 bits while they fit (a bucket of 10 s with up to six
+        # speakers), widened to 32 on overflow. Bounded state per session is the point here.
+        self._dom_therapist = array("H", bytes(2 * n))
+        self._dom_speech = array("H", bytes(2 * n))
         self._sum_therapist = 0
         self._sum_speech = 0
         self._bucket = -1  # absolute index of the bucket being filled
         self._recent_bursts: list[int] = []  # the last burst_count onsets
-        # Per participant: (ts, rtt ms, loss in 1/1000 % or -1) triples over the window.
-        self._net: dict[str, array[int]] = {}
+        # Per participant: (ts - first ts, rtt ms, loss in 1/1000 % or -1) int32 triples over
+        # the window, and the first ts (times may be epoch ms, too big for 32 bits).
+        self._net: dict[str, tuple[int, array[int]]] = {}
 
     # --- raising / clearing ---------------------------------------------------------------
 
@@ -98,15 +100,38 @@ class AlertTracker:
             bucket = t // width
             if bucket != self._bucket:
                 self._roll_to(bucket, t)
+            if (
+                not speaking
+                and self._sum_speech == 0
+                and not self.is_active("therapist_dominance")
+            ):
+                # Silence with an empty window: every boundary until t1 would evaluate to
+                # nothing, so jump (times may be epoch ms; stepping bucket by bucket would not
+                # end). At most one window of buckets is ever stepped through in silence.
+                self._bucket = (t1 - 1) // width
+                return
             stop = min(t1, (bucket + 1) * width)
             if speaking:
                 i = bucket % n
                 dt = stop - t
-                self._dom_therapist[i] += dt * therapist_speaking
-                self._dom_speech[i] += dt * speaking
+                therapist_ms = self._dom_therapist[i] + dt * therapist_speaking
+                speech_ms = self._dom_speech[i] + dt * speaking
+                try:
+                    self._dom_therapist[i] = therapist_ms
+                    self._dom_speech[i] = speech_ms
+                except OverflowError:
+                    self._widen_buckets()
+                    self._dom_therapist[i] = therapist_ms
+                    self._dom_speech[i] = speech_ms
                 self._sum_therapist += dt * therapist_speaking
                 self._sum_speech += dt * speaking
             t = stop
+
+    def _widen_buckets(self) -> None:
+        if self._dom_therapist.typecode == "H":
+            self._dom_therapist = array("I", self._dom_therapist)
+        if self._dom_speech.typecode == "H":
+            self._dom_speech = array("I", self._dom_speech)
 
     def _roll_to(self, bucket: int, t: int) -> None:
         rules = self._rules
@@ -185,12 +210,13 @@ class AlertTracker:
         rules = self._rules
         if not rules.network_enabled:
             return
-        window = self._net.get(participant_id)
-        if window is None:
-            window = self._net[participant_id] = array("q")
-        window.extend((ts, rtt_ms, round(loss_pct * 1000) if loss_pct >= 0 else -1))
+        entry = self._net.get(participant_id)
+        if entry is None:
+            entry = self._net[participant_id] = (ts, array("i"))
+        base, window = entry
+        window.extend((ts - base, rtt_ms, round(loss_pct * 1000) if loss_pct >= 0 else -1))
         expired = 0
-        while expired < len(window) and window[expired] <= ts - rules.network_window_ms:
+        while expired < len(window) and window[expired] <= ts - base - rules.network_window_ms:
             expired += 3
         if expired:
             del window[:expired]

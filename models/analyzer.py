@@ -34,6 +34,9 @@ class Problem:
         return f"{where}{session}{self.field}: {self.reason}"
 
 
+MAX_KEPT_PROBLEMS = 10_000
+
+
 class Analyzer:
     """Routes events to per-session engines; collects rejections and final reports."""
 
@@ -41,7 +44,10 @@ class Analyzer:
         self.config = config or EngineConfig()
         self._step = advance_step_ms
         self._engines: dict[str, SessionEngine] = {}
+        # The first problems are kept for display; all are counted (bounded memory on a file
+        # that is wrong throughout).
         self.problems: list[Problem] = []
+        self.problem_count = 0
         self.accepted = 0
         self.duplicates = 0
 
@@ -54,7 +60,7 @@ class Analyzer:
         try:
             accepted = engine.ingest(event, tag)
         except ValidationError as error:
-            self.problems.append(Problem(tag, event.session_id, error.field, error.reason))
+            self._problem(Problem(tag, event.session_id, error.field, error.reason))
             return False
         if accepted:
             self.accepted += 1
@@ -65,7 +71,7 @@ class Analyzer:
 
     def reject(self, tag: Any, error: ValidationError, session_id: str | None = None) -> None:
         """Record an input that failed before reaching a session (e.g. unparseable)."""
-        self.problems.append(Problem(tag, session_id, error.field, error.reason))
+        self._problem(Problem(tag, session_id, error.field, error.reason))
 
     @property
     def sessions(self) -> int:
@@ -79,7 +85,7 @@ class Analyzer:
                 report = engine.finish()
             except ValidationError as error:
                 self._collect(engine)
-                self.problems.append(Problem(None, session_id, error.field, error.reason))
+                self._problem(Problem(None, session_id, error.field, error.reason))
                 continue
             self._collect(engine)
             yield report
@@ -89,6 +95,9 @@ class Analyzer:
         for output in engine.drain():
             if isinstance(output, Rejection):
                 error = output.error
-                self.problems.append(
-                    Problem(output.tag, engine.session_id, error.field, error.reason)
-                )
+                self._problem(Problem(output.tag, engine.session_id, error.field, error.reason))
+
+    def _problem(self, problem: Problem) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_KEPT_PROBLEMS:
+            self.problems.append(problem)

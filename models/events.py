@@ -11,6 +11,7 @@ which is what lets ``rapport analyze`` pass two million frames per second.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -183,6 +184,7 @@ EVENT_TYPES: Final = (
 )
 
 
+@functools.lru_cache(maxsize=8)
 def level_translation(level_voiced_dbov: int) -> bytes:
     """A ``bytes.translate`` table: level byte -> ``b"1"`` when voiced (level <= threshold)."""
     return bytes(49 if level <= level_voiced_dbov else 48 for level in range(256))

@@ -34,13 +34,14 @@ class QuantileSeries:
     """Integer samples (ms) with exact quantiles up to a cap, a relative-error sketch after."""
 
     __slots__ = (
-        "_cap", "_count", "_exact", "_gamma_log", "_max", "_min", "_neg", "_pos", "_sketching",
-        "_zero",
+        "_cap", "_count", "_error", "_exact", "_gamma_log", "_max", "_min", "_neg", "_pos",
+        "_sketching", "_zero",
     )
 
     def __init__(self, exact_samples: int = 256, relative_error: float = 0.01) -> None:
         self._cap = exact_samples
-        self._gamma_log = math.log((1 + relative_error) / (1 - relative_error))
+        self._error = relative_error
+        self._gamma_log = 0.0  # set when the sketch starts; exact series never need it
         self._exact: array[int] | None = None  # created on the first sample
         self._sketching = False
         self._pos: _Buckets | None = None
@@ -76,6 +77,7 @@ class QuantileSeries:
             if len(exact) > self._cap:
                 self._exact = None
                 self._sketching = True
+                self._gamma_log = math.log((1 + self._error) / (1 - self._error))
                 self._pos, self._neg = _Buckets(), _Buckets()
                 for sample in exact:
                     self._add_sketch(sample)

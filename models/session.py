@@ -19,6 +19,7 @@ Live sources must therefore send each voiced segment, or a piece of it, within
 from __future__ import annotations
 
 import heapq
+from array import array
 from functools import partial
 from typing import Any
 
@@ -163,7 +164,7 @@ class SessionEngine:
         self._out: list[Output] = []
         self._pending: list[tuple[Any, ...]] = []
         self._seen: dict[tuple[Any, ...], int] = {}  # non-activity keys -> event time
-        self._seqs: dict[str, list[list[int]]] = {}  # activity seq ranges per participant
+        self._seqs: dict[str, array[int]] = {}  # activity seq ranges per participant
         self._max_seen = -_FAR
         self._horizon = -_FAR
         self._advanced = -_FAR
@@ -218,7 +219,7 @@ class SessionEngine:
         t = event_time(event)
         if isinstance(event, Activity):
             key: tuple[Any, ...] = (t, 6, event.participant_id, event.seq)
-            ranges = self._seqs.setdefault(event.participant_id, [])
+            ranges = self._seq_ranges(event.participant_id)
             if _in_ranges(ranges, event.seq):
                 self.duplicates += 1
                 return False
@@ -264,6 +265,12 @@ class SessionEngine:
             if self._horizon - self._advanced >= self._step:
                 self.advance()
         return True
+
+    def _seq_ranges(self, participant_id: str) -> array[int]:
+        ranges = self._seqs.get(participant_id)
+        if ranges is None:
+            ranges = self._seqs[participant_id] = array("q")
+        return ranges
 
     def advance(self) -> None:
         """Process everything the current horizon makes final."""
@@ -519,24 +526,25 @@ class SessionEngine:
         )
 
 
-def _in_ranges(ranges: list[list[int]], value: int) -> bool:
-    return any(low <= value <= high for low, high in ranges)
+def _in_ranges(ranges: array[int], value: int) -> bool:
+    return any(ranges[i] <= value <= ranges[i + 1] for i in range(0, len(ranges), 2))
 
 
-def _add_to_ranges(ranges: list[list[int]], value: int) -> None:
-    """Insert into sorted disjoint inclusive ranges, merging neighbours (seqs mostly arrive
-    contiguous, so this stays one range)."""
-    for i, (low, high) in enumerate(ranges):
+def _add_to_ranges(ranges: array[int], value: int) -> None:
+    """Insert into sorted disjoint inclusive ranges, flattened (low, high, low, high, ...),
+    merging neighbours: seqs mostly arrive contiguous, so this stays one range."""
+    for i in range(0, len(ranges), 2):
+        low, high = ranges[i], ranges[i + 1]
         if value == high + 1:
-            ranges[i][1] = value
-            if i + 1 < len(ranges) and ranges[i + 1][0] == value + 1:
-                ranges[i][1] = ranges[i + 1][1]
-                del ranges[i + 1]
+            ranges[i + 1] = value
+            if i + 2 < len(ranges) and ranges[i + 2] == value + 1:
+                ranges[i + 1] = ranges[i + 3]
+                del ranges[i + 2 : i + 4]
             return
         if value == low - 1:
-            ranges[i][0] = value
+            ranges[i] = value
             return
         if value < low:
-            ranges.insert(i, [value, value])
+            ranges[i:i] = array("q", (value, value))
             return
-    ranges.append([value, value])
+    ranges.extend((value, value))

@@ -12,8 +12,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from models.errors import ConfigError
 from services.cli import analyze as analyze
 from services.cli import simulate as simulate
+from services.settings import load_settings
 
 _SUBCOMMANDS = (analyze, simulate)
 
@@ -28,9 +30,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level",
-        default="WARNING",
+        default=None,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging threshold for messages on stderr (default: %(default)s)",
+        help="logging threshold for messages on stderr (default: $RAPPORT_LOG_LEVEL or WARNING)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=(
+            "override an engine threshold or alert setting, e.g. --set min_pause_ms=250 "
+            "--set alerts.silence_ms=60000 (beats the RAPPORT_* environment; "
+            "see docs/configuration.md)"
+        ),
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _SUBCOMMANDS:
@@ -41,8 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        args.config = load_settings(overrides=args.settings, log_level=args.log_level)
+    except ConfigError as error:
+        parser.error(str(error))
     logging.basicConfig(
-        level=getattr(logging, args.log_level),
+        level=getattr(logging, args.config.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -12,6 +12,7 @@ from typing import IO, Any
 import orjson
 
 from models.analyzer import Analyzer
+from models.config import EngineConfig
 from models.errors import ValidationError
 from models.events import parse_json
 from services.cli.summary import format_summary
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rapport analyze: cannot read {args.file}: {error.strerror}", file=sys.stderr)
         return EXIT_UNREADABLE
     with stream:
-        analyzer, lines = analyze_lines(stream)
+        analyzer, lines = analyze_lines(stream, args.config.engine)
         reports = list(analyzer.finish_all())
     out = sys.stdout
     if args.json:
@@ -74,22 +75,25 @@ def run(args: argparse.Namespace) -> int:
     problems = analyzer.problems
     for problem in problems[: args.max_errors]:
         print(f"rejected: {problem}", file=sys.stderr)
-    if len(problems) > args.max_errors:
-        print(f"... and {len(problems) - args.max_errors} more rejected", file=sys.stderr)
+    rejected = analyzer.problem_count
+    if rejected > args.max_errors:
+        print(f"... and {rejected - args.max_errors} more rejected", file=sys.stderr)
     elapsed = time.perf_counter() - started
     log.info("analyzed %d lines in %.3f s", lines, elapsed)
     print(
         f"rapport analyze: {lines} lines, {analyzer.accepted} events accepted, "
-        f"{analyzer.duplicates} duplicates, {len(problems)} rejected, "
+        f"{analyzer.duplicates} duplicates, {rejected} rejected, "
         f"{len(reports)} session reports",
         file=sys.stderr,
     )
     return EXIT_OK if reports else EXIT_NOTHING_VALID
 
 
-def analyze_lines(lines: Iterable[bytes]) -> tuple[Analyzer, int]:
+def analyze_lines(
+    lines: Iterable[bytes], config: EngineConfig | None = None
+) -> tuple[Analyzer, int]:
     """Feed JSONL lines to a fresh :class:`Analyzer`; blank lines are skipped."""
-    analyzer = Analyzer()
+    analyzer = Analyzer(config)
     count = 0
     for count, event_or_error in _numbered_events(lines):
         if isinstance(event_or_error, ValidationError):

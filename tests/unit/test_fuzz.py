@@ -119,3 +119,53 @@ def _outcome(engine: SessionEngine) -> Any:
     except ValidationError as error:
         assert_clear_error(error)
         return str(error)
+
+
+times = st.one_of(st.integers(0, 120_000), st.integers(0, 2**53 - 100_000))
+
+
+@st.composite
+def valid_events(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["speech", "activity", "network", "participant.mute",
+                                 "participant.unmute", "participant.leave", "session.end",
+                                 "participant.join"]))
+    pid = draw(st.sampled_from(["t", "c", "x"]))
+    base: dict[str, Any] = {"type": kind, "session_id": "s"}
+    if kind == "speech":
+        start = draw(times)
+        return {**base, "participant_id": pid, "start_ms": start,
+                "end_ms": start + draw(st.integers(1, 90_000))}
+    if kind == "activity":
+        return {**base, "participant_id": pid, "seq": draw(st.integers(0, 50)),
+                "start_ms": draw(times), "frame_ms": 20,
+                "voiced": draw(st.text("01", min_size=1, max_size=60))}
+    if kind == "network":
+        return {**base, "participant_id": pid, "ts_ms": draw(times),
+                "rtt_ms": draw(st.integers(0, 2000))}
+    if kind == "participant.join":
+        return {**base, "participant_id": pid, "ts_ms": draw(times),
+                "role": draw(st.sampled_from(["therapist", "client", "other"]))}
+    if kind == "session.end":
+        return {**base, "ts_ms": draw(times)}
+    return {**base, "participant_id": pid, "ts_ms": draw(times)}
+
+
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(valid_events(), max_size=30), st.integers(0, 30))
+def test_engine_handles_extreme_times_in_any_order(events: list[dict[str, Any]],
+                                                   start_at: int) -> None:
+    """Well-formed events at any time up to 2**53, in any order: every call returns or raises
+    a ValidationError quickly (deadline), and finish gives a report or a clear error."""
+    start = {"type": "session.start", "session_id": "s", "ts_ms": 0, "clinic_id": "c",
+             "participants": [{"participant_id": "t", "role": "therapist"},
+                              {"participant_id": "c", "role": "client"}]}
+    stream = [*events[:start_at], start, *events[start_at:]]
+    engine = SessionEngine("s", EngineConfig())
+    for raw in stream:
+        try:
+            engine.ingest(parse_event(raw))
+        except ValidationError as error:
+            assert_clear_error(error)
+    outcome = _outcome(engine)
+    if isinstance(outcome, dict):
+        assert outcome["duration_s"] >= 0

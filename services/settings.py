@@ -1,0 +1,89 @@
+"""Process settings, built once at an entry point: explicit argument > environment > default.
+
+Every engine threshold of :class:`models.config.EngineConfig` has a variable
+``RAPPORT_<FIELD>`` (e.g. ``RAPPORT_MIN_PAUSE_MS``), every alert rule setting a variable
+``RAPPORT_ALERT_<FIELD>`` (e.g. ``RAPPORT_ALERT_SILENCE_MS``, ``RAPPORT_ALERT_NETWORK_ENABLED``);
+docs/configuration.md lists them all with their defaults and meaning.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from models.config import AlertRules, EngineConfig
+from models.errors import ConfigError
+
+ENGINE_PREFIX = "RAPPORT_"
+ALERT_PREFIX = "RAPPORT_ALERT_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    engine: EngineConfig
+    log_level: str = "WARNING"
+
+
+def _convert(name: str, text: str, default: Any) -> Any:
+    text = text.strip()
+    if isinstance(default, bool):
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigError(name, f"must be true or false, got {text!r}")
+    try:
+        return int(text) if isinstance(default, int) else float(text)
+    except ValueError:
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ConfigError(name, f"must be {kind}, got {text!r}") from None
+
+
+def engine_variables() -> list[tuple[str, str, Any]]:
+    """(variable, setting path, default) for every engine and alert setting."""
+    engine, alerts = EngineConfig(), AlertRules()
+    rows = [
+        (f"{ENGINE_PREFIX}{f.name.upper()}", f.name, getattr(engine, f.name))
+        for f in fields(EngineConfig)
+        if f.name != "alerts"
+    ]
+    rows += [
+        (f"{ALERT_PREFIX}{f.name.upper()}", f"alerts.{f.name}", getattr(alerts, f.name))
+        for f in fields(AlertRules)
+    ]
+    return rows
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    overrides: Iterable[str] = (),
+    log_level: str | None = None,
+) -> Settings:
+    """Settings from ``overrides`` (``"min_pause_ms=250"``, ``"alerts.silence_ms=60000"``),
+    then the environment, then defaults. Raises ``ConfigError`` naming the bad setting."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for variable, path, default in engine_variables():
+        if variable in env:
+            values[path] = _convert(variable, env[variable], default)
+    known = {path: default for _, path, default in engine_variables()}
+    for item in overrides:
+        path, sep, text = item.partition("=")
+        path = path.strip()
+        if not sep:
+            raise ConfigError("--set", f"expected NAME=VALUE, got {item!r}")
+        if path not in known:
+            raise ConfigError(path, "unknown setting (see docs/configuration.md)")
+        values[path] = _convert(path, text, known[path])
+    engine_values = {k: v for k, v in values.items() if not k.startswith("alerts.")}
+    alert_values = {k.removeprefix("alerts."): v for k, v in values.items()
+                    if k.startswith("alerts.")}
+    engine = EngineConfig().with_overrides(**engine_values, alerts=alert_values)
+    level = log_level or env.get("RAPPORT_LOG_LEVEL", "WARNING").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("RAPPORT_LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR: {level}")
+    return Settings(engine=engine, log_level=level)

@@ -1,0 +1,56 @@
+"""Settings: explicit argument > environment > default, clear errors, documented variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.errors import ConfigError
+from services.settings import engine_variables, load_settings
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def test_defaults_are_the_metric_specification_defaults() -> None:
+    engine = load_settings(env={}).engine
+    assert (engine.min_pause_ms, engine.min_speech_ms, engine.bc_max_ms, engine.lapse_ms) == (
+        200, 100, 1000, 3000)
+    assert engine.alerts.silence_ms == 30_000
+
+
+def test_environment_overrides_default_and_argument_overrides_environment() -> None:
+    env = {"RAPPORT_LAPSE_MS": "2500", "RAPPORT_ALERT_SILENCE_ENABLED": "false"}
+    assert load_settings(env=env).engine.lapse_ms == 2500
+    assert load_settings(env=env).engine.alerts.silence_enabled is False
+    settings = load_settings(env=env, overrides=["lapse_ms=4000", "alerts.silence_ms=9000"])
+    assert settings.engine.lapse_ms == 4000
+    assert settings.engine.alerts.silence_ms == 9000
+    assert settings.engine.alerts.silence_enabled is False
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides", "field"),
+    [
+        ({"RAPPORT_MIN_PAUSE_MS": "soon"}, [], "RAPPORT_MIN_PAUSE_MS"),
+        ({"RAPPORT_ALERT_NETWORK_ENABLED": "maybe"}, [], "RAPPORT_ALERT_NETWORK_ENABLED"),
+        ({}, ["no_such_threshold=1"], "no_such_threshold"),
+        ({}, ["lapse_ms"], "--set"),
+        ({}, ["min_pause_ms=-5"], "min_pause_ms"),
+        ({"RAPPORT_LOG_LEVEL": "LOUD"}, [], "RAPPORT_LOG_LEVEL"),
+    ],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], overrides: list[str],
+                                     field: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env=env, overrides=overrides)
+    assert raised.value.field == field
+
+
+def test_every_variable_is_documented_with_its_default() -> None:
+    docs = DOCS.read_text()
+    for variable, path, default in engine_variables():
+        rows = [line for line in docs.splitlines() if line.startswith(f"| `{variable}` |")]
+        assert rows, f"{variable} missing from docs/configuration.md"
+        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        assert f"`{path}` | {shown} |" in rows[0], f"{variable}: default {shown} not documented"
