@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import pickle
 import platform
@@ -203,8 +204,14 @@ def main() -> None:
 
     ages = [1.0, 5.0] if quick else [1.0, 5.0, 15.0, 30.0, 50.0]
     print(f"\n4. memory per session by age (tracemalloc, {50 if quick else 100} sessions):")
-    for minutes, kib in memory_by_age(50 if quick else 100, ages):
+    rows = memory_by_age(50 if quick else 100, ages)
+    for minutes, kib in rows:
         print(f"   {minutes:5.0f} min  {kib:6.1f} KiB")
+    # A clinic's concurrent sessions are spread over all ages: the steady-state mean is the
+    # time average over one session's life (trapezoids between the measured ages).
+    area = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in itertools.pairwise(rows))
+    print(f"   steady state (sessions spread over {rows[0][0]:g}-{rows[-1][0]:g} min): "
+          f"{area / (rows[-1][0] - rows[0][0]):.1f} KiB per session")
 
 
 if __name__ == "__main__":

@@ -238,8 +238,8 @@ class FloorSweep:
                 tally.longest_lapse_ms = max(tally.longest_lapse_ms, length)
                 before = self._speakers[self._last_offset_pid].role
                 broke = self._speakers[pid].role
-                tally.lapse_before[before] = tally.lapse_before.get(before, 0) + 1
-                tally.lapse_broken_by[broke] = tally.lapse_broken_by.get(broke, 0) + 1
+                tally.roles[before].lapses_preceded += 1
+                tally.roles[broke].lapses_broken += 1
                 self._out.append(
                     Classified(
                         "lapse", self._silence_start,
@@ -375,7 +375,7 @@ class FloorSweep:
         role = self._speakers[pid].role
         tally = self.tally
         tally.roles[role].turn_ms += offset - self._turn_start
-        tally.completed_turns[role] = tally.completed_turns.get(role, 0) + 1
+        tally.roles[role].completed_turns += 1
         self._end_monologue(pid, offset)
         self._turn_pid = ""
 

@@ -78,7 +78,6 @@ class QuantileSeries:
                 self._exact = None
                 self._sketching = True
                 self._gamma_log = math.log((1 + self._error) / (1 - self._error))
-                self._pos, self._neg = _Buckets(), _Buckets()
                 for sample in exact:
                     self._add_sketch(sample)
             return
@@ -89,8 +88,15 @@ class QuantileSeries:
             self._zero += 1
             return
         index = math.ceil(math.log(abs(value)) / self._gamma_log)
-        assert self._pos is not None and self._neg is not None
-        (self._pos if value > 0 else self._neg).add(index)
+        # Each side is created on first use: pauses, gaps and RTT are never negative.
+        if value > 0:
+            if self._pos is None:
+                self._pos = _Buckets()
+            self._pos.add(index)
+        else:
+            if self._neg is None:
+                self._neg = _Buckets()
+            self._neg.add(index)
 
     def quantile(self, q: float) -> float | None:
         """The ``q``-quantile (0..1), or ``None`` for an empty series (a median over nothing)."""
@@ -113,15 +119,16 @@ class QuantileSeries:
         return min(max(value, float(self._min)), float(self._max))
 
     def _value_at_rank(self, rank: int) -> float:
-        assert self._pos is not None and self._neg is not None
-        negatives = self._neg.total
+        negatives = self._neg.total if self._neg is not None else 0
         if rank < negatives:
+            assert self._neg is not None
             # Negative values in ascending order are the largest magnitudes first.
             index = self._neg.index_at_rank(negatives - 1 - rank)
             return self._clamped(-self._bucket_value(index))
         rank -= negatives
         if rank < self._zero:
             return 0.0
+        assert self._pos is not None
         return self._clamped(self._bucket_value(self._pos.index_at_rank(rank - self._zero)))
 
     def _bucket_value(self, index: int) -> float:

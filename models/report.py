@@ -22,10 +22,13 @@ class RoleTally:
 
     __slots__ = (
         "backchannels",
+        "completed_turns",
         "corrected_latency",
         "exposure_ms",
         "gaps",
         "interrupted",
+        "lapses_broken",
+        "lapses_preceded",
         "latency",
         "longest_monologue_ms",
         "pauses",
@@ -41,6 +44,9 @@ class RoleTally:
         self.talk_ms = 0
         self.turns = 0
         self.turn_ms = 0  # summed duration of completed turns
+        self.completed_turns = 0
+        self.lapses_preceded = 0  # lapses (§6) this role spoke before
+        self.lapses_broken = 0  # lapses this role broke
         self.longest_monologue_ms = 0
         self.backchannels = 0
         self.exposure_ms = 0  # partners' talk while this role listened, unmuted and present
@@ -58,10 +64,7 @@ class SessionTally:
 
     __slots__ = (
         "collisions",
-        "completed_turns",
         "interruptions",
-        "lapse_before",
-        "lapse_broken_by",
         "lapses",
         "longest_lapse_ms",
         "overlap_ms",
@@ -82,11 +85,8 @@ class SessionTally:
         self.collisions = 0
         self.lapses = 0
         self.longest_lapse_ms = 0
-        self.lapse_before: dict[str, int] = {}
-        self.lapse_broken_by: dict[str, int] = {}
         # (by_role, of_role) -> [successful, unsuccessful]
         self.interruptions: dict[tuple[str, str], list[int]] = {}
-        self.completed_turns: dict[str, int] = {}
 
 
 def _s(ms: float) -> float:
@@ -135,7 +135,7 @@ def build_report(
     for role in roles:
         t = tally.roles[role]
         share = t.talk_ms / total_talk if total_talk else None
-        completed = tally.completed_turns.get(role, 0)
+        completed = t.completed_turns
         role_reports[role] = {
             "talk_s": _s(t.talk_ms),
             "talk_share": _r(share),
@@ -200,8 +200,12 @@ def build_report(
             "lapses": {
                 "count": tally.lapses,
                 "longest_s": _s(tally.longest_lapse_ms) if tally.lapses else None,
-                "preceded_by": dict(sorted(tally.lapse_before.items())),
-                "broken_by": dict(sorted(tally.lapse_broken_by.items())),
+                "preceded_by": {
+                    r: t.lapses_preceded for r, t in tally.roles.items() if t.lapses_preceded
+                },
+                "broken_by": {
+                    r: t.lapses_broken for r, t in tally.roles.items() if t.lapses_broken
+                },
             },
             "interruption_asymmetry": _r((i_tc - i_ct) / (i_tc + i_ct)) if i_tc + i_ct else 0.0,
             "interruptions": directions,

@@ -41,9 +41,8 @@ from models.events import (
     level_translation,
 )
 from models.floor import FloorSweep
-from models.quantiles import QuantileSeries
+from models.participants import Member, close_presence, quality_block
 from models.report import SessionTally, build_report
-from models.speech import IpuBuilder
 
 # Canonical application order among events at the same ms.
 _RANK = {
@@ -88,33 +87,6 @@ def _canonical_key(event: Event) -> tuple[Any, ...]:
     if isinstance(event, ParticipantState):
         return (event.ts_ms, _RANK[kind], event.participant_id)
     return (event.ts_ms, 8)
-
-
-class _Member:
-    """One participant: pre-processing state and quality accounting."""
-
-    __slots__ = (
-        "builder", "covered_ms", "frames", "loss_n", "loss_sum", "muted_ms",
-        "muted_since", "present_ms", "present_since", "role", "rtt", "segments",
-    )
-
-    def __init__(self, role: Role, config: EngineConfig) -> None:
-        self.role: Role = role
-        self.builder = IpuBuilder(config.min_pause_ms, config.min_speech_ms)
-        self.present_since = -1
-        self.muted_since = -1
-        self.present_ms = 0
-        self.muted_ms = 0
-        self.covered_ms = 0
-        self.frames = False
-        self.segments = False
-        self.rtt = QuantileSeries(config.exact_samples, config.sketch_relative_error)
-        self.loss_sum = 0.0
-        self.loss_n = 0
-
-    @property
-    def available(self) -> bool:
-        return self.present_since >= 0 and self.muted_since < 0
 
 
 class SessionEngine:
@@ -174,7 +146,7 @@ class SessionEngine:
         self._end_applied = False
         self._finished = False
         self.clinic_id: str | None = None
-        self._members: dict[str, _Member] = {}
+        self._members: dict[str, Member] = {}
         self._tally = SessionTally(config)
         self._alerts = AlertTracker(config.alerts, self._out, config.max_report_alerts)
         self._sweep: FloorSweep | None = None
@@ -323,7 +295,7 @@ class SessionEngine:
         if end is None:
             end = max(self._last_ipu_end, self._start_ts)
         for member in self._members.values():
-            self._close_presence(member, end)
+            close_presence(member, end)
         self._sweep.finish(end)
         return self._report(end - self._start_ts, end=end, final=True)
 
@@ -405,7 +377,7 @@ class SessionEngine:
         elif isinstance(event, ParticipantState):
             self._apply_state(event, member)
 
-    def _add_frames(self, member: _Member, event: Activity) -> None:
+    def _add_frames(self, member: Member, event: Activity) -> None:
         # Batches are deduplicated by seq, so their spans sum to the time covered (capped at
         # D in the report should a source send overlapping batches).
         member.covered_ms += event.end_ms - event.start_ms
@@ -433,7 +405,7 @@ class SessionEngine:
             self._availability_changed(event.participant_id, member, event.ts_ms)
 
     def _declare(self, pid: str, role: Role, ts: int) -> None:
-        member = _Member(role, self._config)
+        member = Member(role, self._config)
         member.present_since = ts
         self._members[pid] = member
         self._classifier.add_participant(pid)
@@ -441,7 +413,7 @@ class SessionEngine:
         self._sweep.add_participant(pid, role)
         self._sweep.push_available(ts, pid, True)
 
-    def _apply_state(self, event: ParticipantState, member: _Member) -> None:
+    def _apply_state(self, event: ParticipantState, member: Member) -> None:
         ts = event.ts_ms
         before = member.available
         if event.type == "participant.mute":
@@ -452,76 +424,28 @@ class SessionEngine:
                 member.muted_ms += ts - member.muted_since
                 member.muted_since = -1
         else:
-            self._close_presence(member, ts)
+            close_presence(member, ts)
         if member.available != before:
             self._availability_changed(event.participant_id, member, ts)
 
-    def _availability_changed(self, pid: str, member: _Member, ts: int) -> None:
+    def _availability_changed(self, pid: str, member: Member, ts: int) -> None:
         assert self._sweep is not None
         self._sweep.push_available(ts, pid, member.available)
-
-    @staticmethod
-    def _close_presence(member: _Member, ts: int) -> None:
-        if member.muted_since >= 0:
-            member.muted_ms += max(0, ts - member.muted_since)
-            member.muted_since = -1
-        if member.present_since >= 0:
-            member.present_ms += max(0, ts - member.present_since)
-            member.present_since = -1
 
     # --- report ------------------------------------------------------------------------------
 
     def _report(self, duration: int, *, end: int, final: bool) -> dict[str, Any]:
-        config = self._config
-        participants: dict[str, Any] = {}
-        worst_p95: float | None = None
-        loss_sum, loss_n, muted = 0.0, 0, 0
-        for pid, m in sorted(self._members.items()):
-            present = m.present_ms + (max(0, end - m.present_since) if m.present_since >= 0
-                                      else 0)
-            muted_ms = m.muted_ms + (max(0, end - m.muted_since) if m.muted_since >= 0 else 0)
-            covered = m.covered_ms if m.frames else present if m.segments else 0
-            p95 = m.rtt.quantile(0.95)
-            if p95 is not None:
-                worst_p95 = p95 if worst_p95 is None else max(worst_p95, p95)
-            loss_sum += m.loss_sum
-            loss_n += m.loss_n
-            muted += muted_ms
-            participants[pid] = {
-                "role": m.role,
-                "source": "frames" if m.frames else "segments" if m.segments else "none",
-                # Segments-only sources cannot show silence, so their coverage is presence;
-                # a participant who sent no voice activity at all has unknown coverage.
-                "coverage": (
-                    round(min(covered, duration) / duration, 4)
-                    if duration and (m.frames or m.segments)
-                    else None
-                ),
-                "present_s": round(present / 1000, 3),
-                "muted_s": round(muted_ms / 1000, 3),
-                "rtt_p95_ms": None if p95 is None else round(p95, 3),
-                "loss_pct": round(m.loss_sum / m.loss_n, 3) if m.loss_n else None,
-                "dropped_ipus": m.builder.dropped,
-            }
-        low_confidence = worst_p95 is not None and worst_p95 > config.rtt_degraded_ms
-        quality = {
-            "participants": participants,
-            "muted_s": round(muted / 1000, 3),
-            "rtt_p95_ms": None if worst_p95 is None else round(worst_p95, 3),
-            "loss_pct": round(loss_sum / loss_n, 3) if loss_n else None,
-            "low_confidence": low_confidence,
-            "alerts_not_listed": self._alerts.dropped,
-        }
-        roles_present = {m.role for m in self._members.values()}
+        quality = quality_block(self._members, duration, end, self._config.rtt_degraded_ms)
+        quality["alerts_not_listed"] = self._alerts.dropped
         return build_report(
             session_id=self.session_id,
             clinic_id=self.clinic_id,
             duration_ms=duration,
             tally=self._tally,
-            roles_present=roles_present,
+            roles_present={m.role for m in self._members.values()},
             quality=quality,
             alerts=[dict(a) for a in self._alerts.log],
-            config=config,
+            config=self._config,
             final=final,
         )
 

@@ -14,7 +14,7 @@ import orjson
 from models.analyzer import Analyzer
 from models.config import EngineConfig
 from models.errors import ValidationError
-from models.events import parse_json
+from models.events import parse_event
 from services.cli.summary import format_summary
 
 log = logging.getLogger(__name__)
@@ -95,19 +95,26 @@ def analyze_lines(
     """Feed JSONL lines to a fresh :class:`Analyzer`; blank lines are skipped."""
     analyzer = Analyzer(config)
     count = 0
-    for count, event_or_error in _numbered_events(lines):
+    for count, event_or_error, session_id in _numbered_events(lines):
         if isinstance(event_or_error, ValidationError):
-            analyzer.reject(count, event_or_error)
+            analyzer.reject(count, event_or_error, session_id)
         else:
             analyzer.feed(event_or_error, count)
     return analyzer, count
 
 
-def _numbered_events(lines: Iterable[bytes]) -> Iterator[tuple[int, Any]]:
+def _numbered_events(lines: Iterable[bytes]) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, event or the error rejecting it, session id when the line names one)."""
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            yield number, parse_json(line)
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield number, ValidationError("json", f"not valid JSON ({exc})"), None
+            continue
+        try:
+            yield number, parse_event(value), None
         except ValidationError as error:
-            yield number, error
+            session_id = value.get("session_id") if isinstance(value, dict) else None
+            yield number, error, session_id if isinstance(session_id, str) else None

@@ -80,3 +80,29 @@ def test_a_far_future_event_does_not_stall_the_engine() -> None:
     dominance = [a for a in report["alerts"] if a["type"] == "therapist_dominance"]
     assert dominance and dominance[0]["cleared_ms"] is not None
     assert dominance[0]["cleared_ms"] <= 200_000 + 600_000 + 10_000
+
+
+def test_sketch_quantiles_stay_within_the_relative_error() -> None:
+    """Past the exact cap, every quantile is within 1 % of numpy's, on mixed-sign latencies,
+    wide positive ranges and one-sided negative series alike."""
+    import random
+
+    import numpy as np
+
+    rng = random.Random(7)
+    cases = [
+        [rng.randint(-2000, 5000) for _ in range(3000)],
+        [rng.randint(1, 70_000) for _ in range(2000)],
+        [-5] * 300 + [0] * 100,
+        [rng.randint(-900, -1) for _ in range(999)],
+    ]
+    for values in cases:
+        series = QuantileSeries(exact_samples=256, relative_error=0.01)
+        for value in values:
+            series.add(value)
+        assert not series.is_exact
+        for q in (0.1, 0.5, 0.9, 0.95):
+            expected = float(np.percentile(values, q * 100))
+            got = series.quantile(q)
+            assert got is not None
+            assert abs(got - expected) <= 0.011 * max(abs(expected), 1.0), (q, got, expected)

@@ -1,0 +1,96 @@
+"""Per-participant state of a session: pre-processing and presence (METRICS.md §2), and the
+report's ``quality`` block built from it (§6: how far to trust the numbers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from models.config import EngineConfig
+from models.events import Role
+from models.quantiles import QuantileSeries
+from models.speech import IpuBuilder
+
+
+class Member:
+    """One participant: IPU builder, presence and mute accounting, network quality."""
+
+    __slots__ = (
+        "builder", "covered_ms", "frames", "loss_n", "loss_sum", "muted_ms",
+        "muted_since", "present_ms", "present_since", "role", "rtt", "segments",
+    )
+
+    def __init__(self, role: Role, config: EngineConfig) -> None:
+        self.role: Role = role
+        self.builder = IpuBuilder(config.min_pause_ms, config.min_speech_ms)
+        self.present_since = -1  # ms, or -1 while absent
+        self.muted_since = -1  # ms, or -1 while unmuted
+        self.present_ms = 0
+        self.muted_ms = 0
+        self.covered_ms = 0  # ms of frame batches received
+        self.frames = False  # sent frame batches
+        self.segments = False  # sent speech segments
+        self.rtt = QuantileSeries(config.exact_samples, config.sketch_relative_error)
+        self.loss_sum = 0.0
+        self.loss_n = 0
+
+    @property
+    def available(self) -> bool:
+        """Present and unmuted: may be expected to backchannel (§2.4)."""
+        return self.present_since >= 0 and self.muted_since < 0
+
+
+def close_presence(member: Member, ts: int) -> None:
+    """The participant leaves (or the session ends) at ``ts``: settle presence and mute time."""
+    if member.muted_since >= 0:
+        member.muted_ms += max(0, ts - member.muted_since)
+        member.muted_since = -1
+    if member.present_since >= 0:
+        member.present_ms += max(0, ts - member.present_since)
+        member.present_since = -1
+
+
+def quality_block(
+    members: Mapping[str, Member], duration: int, end: int, rtt_degraded_ms: int
+) -> dict[str, Any]:
+    """The §6 ``quality`` block at time ``end`` for a session of ``duration`` ms.
+
+    Coverage is the share of ``D`` with voice activity from the participant: frame batches
+    received; for a segments-only source its presence (segments cannot show silence); ``None``
+    with no voice activity at all. ``rtt_p95_ms`` is RTT alone (no jitter buffer); the session's
+    is the worst participant's, and above ``rtt_degraded_ms`` marks ``low_confidence``.
+    """
+    participants: dict[str, Any] = {}
+    worst_p95: float | None = None
+    loss_sum, loss_n, muted = 0.0, 0, 0
+    for pid, m in sorted(members.items()):
+        present = m.present_ms + (max(0, end - m.present_since) if m.present_since >= 0 else 0)
+        muted_ms = m.muted_ms + (max(0, end - m.muted_since) if m.muted_since >= 0 else 0)
+        covered = m.covered_ms if m.frames else present if m.segments else 0
+        p95 = m.rtt.quantile(0.95)
+        if p95 is not None:
+            worst_p95 = p95 if worst_p95 is None else max(worst_p95, p95)
+        loss_sum += m.loss_sum
+        loss_n += m.loss_n
+        muted += muted_ms
+        participants[pid] = {
+            "role": m.role,
+            "source": "frames" if m.frames else "segments" if m.segments else "none",
+            "coverage": (
+                round(min(covered, duration) / duration, 4)
+                if duration and (m.frames or m.segments)
+                else None
+            ),
+            "present_s": round(present / 1000, 3),
+            "muted_s": round(muted_ms / 1000, 3),
+            "rtt_p95_ms": None if p95 is None else round(p95, 3),
+            "loss_pct": round(m.loss_sum / m.loss_n, 3) if m.loss_n else None,
+            "dropped_ipus": m.builder.dropped,
+        }
+    return {
+        "participants": participants,
+        "muted_s": round(muted / 1000, 3),
+        "rtt_p95_ms": None if worst_p95 is None else round(worst_p95, 3),
+        "loss_pct": round(loss_sum / loss_n, 3) if loss_n else None,
+        "low_confidence": worst_p95 is not None and worst_p95 > rtt_degraded_ms,
+    }
