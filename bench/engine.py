@@ -130,37 +130,63 @@ def memory_per_session(sessions: int, minutes: float, tmp: Path) -> tuple[float,
 
 
 def memory_by_age(sessions: int, ages: list[float]) -> list[tuple[float, float]]:
-    """tracemalloc KiB per session, for sessions of each age (minutes). Parsing happens while
-    tracing, so events waiting in the lateness buffer count as session memory."""
+    """tracemalloc KiB per session for sessions of each age (minutes), each age probed in a
+    fresh process: interpreter-wide tables (interned strings, caches) that a previous run
+    grew would otherwise be charged to whichever sessions trigger their next resize."""
     rows = []
     for minutes in ages:
-        config = SimulationConfig(sessions=sessions, minutes=minutes, seed=5, style="mixed",
-                                  session_stagger_ms=0)
-        lines = [orjson.dumps(e) for e in simulate(config) if e["type"] != "session.end"]
-        gc.collect()
-        tracemalloc.start()
-        baseline, _ = tracemalloc.get_traced_memory()
-        engines: dict[str, SessionEngine] = {}
-        for line in lines:
-            event = parse_json(line)
-            engine = engines.get(event.session_id)
-            if engine is None:
-                engine = engines[event.session_id] = SessionEngine(event.session_id)
-            engine.ingest(event)
-            engine.drain()
-        del event
-        gc.collect()
-        current, _ = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        rows.append((minutes, (current - baseline) / sessions / 1024))
-        del engines, lines
+        probe = subprocess.run(
+            [sys.executable, __file__, "--age-probe", str(minutes), "--sessions", str(sessions)],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        )
+        rows.append((minutes, float(probe.stdout)))
     return rows
+
+
+def probe_age(sessions: int, minutes: float) -> float:
+    """KiB per session for ``sessions`` engines fed ``minutes`` each (see memory_by_age).
+    Parsing happens while tracing, so events in the lateness buffer count as session memory."""
+    config = SimulationConfig(sessions=sessions, minutes=minutes, seed=5, style="mixed",
+                              session_stagger_ms=0)
+    lines = [orjson.dumps(e) for e in simulate(config) if e["type"] != "session.end"]
+    gc.collect()
+    tracemalloc.start()
+    engines: dict[str, SessionEngine] = {}
+    for line in lines:
+        event = parse_json(line)
+        engine = engines.get(event.session_id)
+        if engine is None:
+            engine = engines[event.session_id] = SessionEngine(event.session_id)
+        engine.ingest(event)
+        engine.drain()
+    del event
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    # The interpreter's interned-string table is shared by all sessions and grows by doubling;
+    # a probe that happens to trigger a doubling would charge all of it to 100 sessions. Its
+    # amortized cost (a few dozen bytes per id) is inside the RSS figure of section 3.
+    intern_line = _intern_call_line()
+    kept = snapshot.filter_traces(
+        [tracemalloc.Filter(False, wire.__file__, lineno=intern_line)]
+    )
+    return sum(stat.size for stat in kept.statistics("filename")) / sessions / 1024
+
+
+def _intern_call_line() -> int:
+    source = Path(wire.__file__).read_text().splitlines()
+    return next(i for i, line in enumerate(source, 1) if "sys.intern(" in line)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument("--age-probe", type=float, metavar="MIN", help=argparse.SUPPRESS)
+    parser.add_argument("--sessions", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.age_probe is not None:
+        print(f"{probe_age(args.sessions, args.age_probe):.2f}")
+        return
     quick = args.quick
     machine = platform.processor() or platform.machine()
     print(f"# bench/engine.py  {time.strftime('%Y-%m-%d')}  {machine}  {os.cpu_count()} cores"
