@@ -17,6 +17,7 @@ setup: $(STAMP)
 
 # The main job on the embedded defaults: simulate sessions, analyze them, print the reports.
 run: $(STAMP)
+	mkdir -p out
 	$(BIN)/rapport simulate --sessions 3 --minutes 10 --seed 1 --style mixed -o out/events.jsonl
 	$(BIN)/rapport analyze out/events.jsonl
 
