@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -98,6 +99,21 @@ def in_process(path: Path, frames: int) -> float:
     return frames / (time.perf_counter() - started)
 
 
+def open_sessions(lines: Iterable[bytes]) -> tuple[dict[str, SessionEngine], int]:
+    """Feed JSONL lines into one engine per session, keeping them all open (active)."""
+    engines: dict[str, SessionEngine] = {}
+    fed = 0
+    for line in lines:
+        event = parse_json(line)
+        engine = engines.get(event.session_id)
+        if engine is None:
+            engine = engines[event.session_id] = SessionEngine(event.session_id)
+        engine.ingest(event)
+        engine.drain()
+        fed += 1
+    return engines, fed
+
+
 def memory_per_session(sessions: int, minutes: float, tmp: Path) -> tuple[float, float, int]:
     """(RSS KiB per session, pickled state KiB per session, events fed) for ``sessions``
     engines each fed ``minutes`` of a simulated session, all open at once. The events are
@@ -111,17 +127,8 @@ def memory_per_session(sessions: int, minutes: float, tmp: Path) -> tuple[float,
                 out.write(orjson.dumps(event) + b"\n")
     gc.collect()
     before = rss_bytes()
-    engines: dict[str, SessionEngine] = {}
-    fed = 0
     with path.open("rb") as lines:
-        for line in lines:
-            parsed = parse_json(line)
-            engine = engines.get(parsed.session_id)
-            if engine is None:
-                engine = engines[parsed.session_id] = SessionEngine(parsed.session_id)
-            engine.ingest(parsed)
-            engine.drain()
-            fed += 1
+        engines, fed = open_sessions(lines)
     gc.collect()
     per_session_rss = (rss_bytes() - before) / sessions / 1024
     sample = list(engines.values())[: min(500, sessions)]
@@ -151,18 +158,11 @@ def probe_age(sessions: int, minutes: float) -> float:
     lines = [orjson.dumps(e) for e in simulate(config) if e["type"] != "session.end"]
     gc.collect()
     tracemalloc.start()
-    engines: dict[str, SessionEngine] = {}
-    for line in lines:
-        event = parse_json(line)
-        engine = engines.get(event.session_id)
-        if engine is None:
-            engine = engines[event.session_id] = SessionEngine(event.session_id)
-        engine.ingest(event)
-        engine.drain()
-    del event
+    live, _ = open_sessions(lines)  # kept alive until the snapshot: that is what we measure
     gc.collect()
     snapshot = tracemalloc.take_snapshot()
     tracemalloc.stop()
+    del live
     # The interpreter's interned-string table is shared by all sessions and grows by doubling;
     # a probe that happens to trigger a doubling would charge all of it to 100 sessions. Its
     # amortized cost (a few dozen bytes per id) is inside the RSS figure of section 3.

@@ -49,24 +49,25 @@ def _bounded_int(low: int) -> Callable[[str], int]:
     return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def _float_in(low: float, high: float, *, low_open: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number within ``(low, high]`` or ``[low, high]``."""
+    shown = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        above_low = value > low if low_open else value >= low
+        if not (above_low and value <= high):
+            raise argparse.ArgumentTypeError(f"must be within {shown}, got {text}")
+        return value
+
+    return parse
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within [0, 1], got {text}")
-    return value
+_positive_float = _float_in(0.0, float("1e9"), low_open=True)
+_probability = _float_in(0.0, 1.0, low_open=False)
 
 
 def _prefix(text: str) -> str:
