@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 from models.errors import ConfigError
 from services.cli import analyze as analyze
+from services.cli import broker as broker
 from services.cli import simulate as simulate
 from services.settings import load_settings
 
-_SUBCOMMANDS = (analyze, simulate)
+_SUBCOMMANDS = (analyze, simulate, broker)
 
 
 def build_parser() -> argparse.ArgumentParser:

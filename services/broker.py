@@ -1,0 +1,142 @@
+"""The embedded Kafka-protocol broker: librdkafka's mock cluster, from the confluent-kafka wheel.
+
+Machines without Kafka (a laptop, CI) still run Rapport on real Kafka semantics: the mock
+cluster speaks the Kafka protocol (produce, fetch, consumer groups, offset commits) to any
+client, aiokafka and Faust included. It is loaded with ctypes because confluent-kafka's Python
+API does not expose it. Limits to know (documented for users): it keeps only about 5 MiB or
+100k message batches per partition and silently drops older data, so it is for one machine,
+not for retention; and it auto-creates unknown topics with 4 partitions, so every topic is
+created up front with its real partition count.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import logging
+import os
+from dataclasses import dataclass
+from types import TracebackType
+
+from models.errors import RapportError
+
+log = logging.getLogger(__name__)
+
+_RD_KAFKA_PRODUCER = 0
+_CONF_OK = 0
+
+
+class BrokerError(RapportError):
+    """The embedded broker could not be started or configured."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int = 1
+
+
+def _find_librdkafka() -> str:
+    import confluent_kafka
+
+    package = os.path.dirname(confluent_kafka.__file__)
+    candidates = sorted(glob.glob(os.path.join(package + ".libs", "librdkafka*.so*")))
+    candidates += sorted(glob.glob(os.path.join(package, ".dylibs", "librdkafka*.dylib")))
+    if not candidates:
+        raise BrokerError("librdkafka from the confluent-kafka wheel not found; reinstall it")
+    return candidates[0]
+
+
+def _load() -> ctypes.CDLL:
+    lib = ctypes.CDLL(_find_librdkafka())
+    lib.rd_kafka_conf_new.restype = ctypes.c_void_p
+    lib.rd_kafka_conf_set.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p,
+                                      ctypes.c_char_p, ctypes.c_size_t]
+    lib.rd_kafka_conf_set.restype = ctypes.c_int
+    lib.rd_kafka_new.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+    lib.rd_kafka_new.restype = ctypes.c_void_p
+    lib.rd_kafka_destroy.argtypes = [ctypes.c_void_p]
+    lib.rd_kafka_mock_cluster_new.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.rd_kafka_mock_cluster_new.restype = ctypes.c_void_p
+    lib.rd_kafka_mock_cluster_bootstraps.argtypes = [ctypes.c_void_p]
+    lib.rd_kafka_mock_cluster_bootstraps.restype = ctypes.c_char_p
+    lib.rd_kafka_mock_topic_create.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
+                                               ctypes.c_int]
+    lib.rd_kafka_mock_topic_create.restype = ctypes.c_int
+    lib.rd_kafka_mock_cluster_destroy.argtypes = [ctypes.c_void_p]
+    lib.rd_kafka_err2str.argtypes = [ctypes.c_int]
+    lib.rd_kafka_err2str.restype = ctypes.c_char_p
+    return lib
+
+
+class EmbeddedBroker:
+    """A running mock cluster. Use as a context manager, or ``start()`` / ``close()``.
+
+    ``bootstrap`` is ``host:port,...`` for Kafka clients (prefix ``kafka://`` for Faust).
+    """
+
+    def __init__(self, brokers: int = 1) -> None:
+        if brokers < 1:
+            raise BrokerError("brokers must be >= 1")
+        self._brokers = brokers
+        self._lib: ctypes.CDLL | None = None
+        self._handle: int | None = None
+        self._cluster: int | None = None
+        self.bootstrap = ""
+
+    def start(self) -> str:
+        lib = self._lib = _load()
+        conf = lib.rd_kafka_conf_new()
+        errstr = ctypes.create_string_buffer(512)
+        # The handle only hosts the cluster: keep it quiet and idle.
+        for name, value in ((b"log_level", b"3"),):
+            if lib.rd_kafka_conf_set(conf, name, value, errstr, len(errstr)) != _CONF_OK:
+                raise BrokerError(f"librdkafka config {name.decode()}: {errstr.value.decode()}")
+        handle = lib.rd_kafka_new(_RD_KAFKA_PRODUCER, conf, errstr, len(errstr))
+        if not handle:
+            raise BrokerError(f"cannot create librdkafka handle: {errstr.value.decode()}")
+        self._handle = handle
+        cluster = lib.rd_kafka_mock_cluster_new(handle, self._brokers)
+        if not cluster:
+            self.close()
+            raise BrokerError("cannot create the mock cluster")
+        self._cluster = cluster
+        self.bootstrap = lib.rd_kafka_mock_cluster_bootstraps(cluster).decode()
+        log.info("embedded broker up at %s (%d broker(s))", self.bootstrap, self._brokers)
+        return self.bootstrap
+
+    def create_topics(self, topics: list[TopicSpec]) -> None:
+        """Create topics with their partition counts (before any client can auto-create them
+        with the mock cluster's default of 4)."""
+        if self._lib is None or self._cluster is None:
+            raise BrokerError("broker not started")
+        for topic in topics:
+            err = self._lib.rd_kafka_mock_topic_create(
+                self._cluster, topic.name.encode(), topic.partitions, topic.replication
+            )
+            if err:
+                reason = self._lib.rd_kafka_err2str(err).decode()
+                raise BrokerError(f"cannot create topic {topic.name}: {reason}")
+            log.info("topic %s: %d partition(s)", topic.name, topic.partitions)
+
+    def close(self) -> None:
+        if self._lib is None:
+            return
+        if self._cluster is not None:
+            self._lib.rd_kafka_mock_cluster_destroy(self._cluster)
+            self._cluster = None
+        if self._handle is not None:
+            self._lib.rd_kafka_destroy(self._handle)
+            self._handle = None
+        self.bootstrap = ""
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
