@@ -197,7 +197,13 @@ class SessionEngine:
                 return False
         else:
             key = _canonical_key(event)
-            if key in self._seen or key == self._start_key:
+            # session.start and session.end are recognised whatever their age: a consumer
+            # replaying from an old offset must not turn them into errors.
+            if (
+                key in self._seen
+                or key == self._start_key
+                or (isinstance(event, SessionEnd) and event.ts_ms == self._end_ts)
+            ):
                 self.duplicates += 1
                 return False
         if t < self._horizon:

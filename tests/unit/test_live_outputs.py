@@ -65,3 +65,23 @@ def test_classified_events_come_out_once_decidable_not_at_the_end() -> None:
     assert len(changes) == 1
     assert changes[0].detail["latency_ms"] == 200
     assert changes[0].detail["kind"] == "gap"
+
+
+def test_repeated_session_end_is_a_duplicate_and_a_different_one_an_error() -> None:
+    """At-least-once delivery repeats events: a repeated session.end changes nothing (it is
+    not rejected); a second end at another time contradicts the first."""
+    from models.errors import SessionStateError
+
+    engine = SessionEngine("s", EngineConfig())
+    engine.ingest(parse_event(START))
+    feed_until(engine, 59)
+    end = {"type": "session.end", "session_id": "s", "ts_ms": 60_000}
+    assert engine.ingest(parse_event(end)) is True
+    assert engine.ingest(parse_event(end)) is False
+    try:
+        engine.ingest(parse_event(dict(end, ts_ms=61_000)))
+    except SessionStateError as error:
+        assert error.field == "session.end.ts_ms"
+    else:
+        raise AssertionError("a second, different session.end must be rejected")
+    assert engine.finish()["duration_s"] == 60.0
