@@ -202,13 +202,17 @@ def _overlay_vad(flags: bytes, vad: str) -> bytes:
 # --- parsing -----------------------------------------------------------------------------
 
 
-def parse_json(line: bytes | str) -> Event:
-    """Parse one JSON-encoded wire event (a JSONL line)."""
+def decode_json(line: bytes | str) -> Any:
+    """Decode one JSONL line, or raise ``ValidationError("json", …)``."""
     try:
-        value = orjson.loads(line)
+        return orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise ValidationError("json", f"not valid JSON ({exc})") from None
-    return parse_event(value)
+
+
+def parse_json(line: bytes | str) -> Event:
+    """Parse one JSON-encoded wire event (a JSONL line)."""
+    return parse_event(decode_json(line))
 
 
 def parse_event(value: object) -> Event:

@@ -71,8 +71,9 @@ class QuantileSeries:
             try:
                 exact.append(value)
             except OverflowError:
-                # Most samples (latencies, pauses, gaps) fit in 16 bits: widen only when needed.
-                exact = self._exact = array("i", exact)
+                # Most samples (latencies, pauses, gaps) fit in 16 bits: widen only when needed,
+                # to 64 bits if need be (times may be epoch ms).
+                exact = self._exact = array("i" if -(2**31) <= value < 2**31 else "q", exact)
                 exact.append(value)
             if len(exact) > self._cap:
                 self._exact = None

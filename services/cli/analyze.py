@@ -14,7 +14,7 @@ import orjson
 from models.analyzer import Analyzer
 from models.config import EngineConfig
 from models.errors import ValidationError
-from models.events import parse_event
+from models.events import decode_json, parse_event
 from services.cli.summary import format_summary
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,9 @@ def _numbered_events(lines: Iterable[bytes]) -> Iterator[tuple[int, Any, str | N
         if not line.strip():
             continue
         try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield number, ValidationError("json", f"not valid JSON ({exc})"), None
+            value = decode_json(line)
+        except ValidationError as error:
+            yield number, error, None
             continue
         try:
             yield number, parse_event(value), None

@@ -57,6 +57,11 @@ def test_quantile_series_widen_beyond_16_bits_and_stay_exact() -> None:
         series.add(value)
     assert series.is_exact
     assert series.quantile(0.5) == 8.5  # numpy: sorted -40000, 5, 12, 70000 -> (5 + 12) / 2
+    series.add(2**52)  # a gap between epoch-ms times: past 32 bits too
+    series.add(-(2**52))
+    # sorted: -2**52, -40000, 5, 12, 70000, 2**52 -> the median is still (5 + 12) / 2
+    assert series.quantile(0.5) == 8.5
+    assert (series.quantile(0.0), series.quantile(1.0)) == (-float(2**52), float(2**52))
 
 
 def test_a_far_future_event_does_not_stall_the_engine() -> None:
