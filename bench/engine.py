@@ -21,7 +21,6 @@ import argparse
 import gc
 import itertools
 import os
-import pickle
 import platform
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models import checkpoint  # noqa: E402
 from models import events as wire  # noqa: E402
 from models.analyzer import Analyzer  # noqa: E402
 from models.events import parse_json  # noqa: E402
@@ -132,8 +132,16 @@ def memory_per_session(sessions: int, minutes: float, tmp: Path) -> tuple[float,
     gc.collect()
     per_session_rss = (rss_bytes() - before) / sessions / 1024
     sample = list(engines.values())[: min(500, sessions)]
-    pickled = sum(len(pickle.dumps(e, protocol=5)) for e in sample) / len(sample) / 1024
-    return per_session_rss, pickled, fed
+    started = time.perf_counter()
+    dumps = [checkpoint.dump(e) for e in sample]
+    dumped = time.perf_counter()
+    for data in dumps:
+        checkpoint.load(data)
+    loaded = time.perf_counter()
+    print(f"   checkpoint: dump {1e6 * (dumped - started) / len(sample):.0f} us, "
+          f"load {1e6 * (loaded - dumped) / len(sample):.0f} us per session")
+    size = sum(map(len, dumps)) / len(dumps) / 1024
+    return per_session_rss, size, fed
 
 
 def memory_by_age(sessions: int, ages: list[float]) -> list[tuple[float, float]]:
@@ -226,7 +234,7 @@ def main() -> None:
         rss, pickled, fed = memory_per_session(count, age, Path(tmp))
     print(f"\n3. {count} concurrent active sessions, each {age:g} min in ({fed} events fed):")
     print(f"   {rss:.1f} KiB RSS per session (target < 16 KiB); "
-          f"pickled state {pickled:.1f} KiB per session")
+          f"checkpointed state {pickled:.1f} KiB per session")
 
     ages = [1.0, 5.0] if quick else [1.0, 5.0, 15.0, 30.0, 50.0]
     print(f"\n4. memory per session by age (tracemalloc, {50 if quick else 100} sessions):")
