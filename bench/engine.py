@@ -230,10 +230,10 @@ def main() -> None:
               f"{wall:.2f} s wall (target < 1 s)")
 
     count, age = (1_000, 2.0) if quick else (10_000, 3.0)
+    print(f"\n3. {count} concurrent active sessions, each {age:g} min in:")
     with tempfile.TemporaryDirectory() as tmp:
         rss, pickled, fed = memory_per_session(count, age, Path(tmp))
-    print(f"\n3. {count} concurrent active sessions, each {age:g} min in ({fed} events fed):")
-    print(f"   {rss:.1f} KiB RSS per session (target < 16 KiB); "
+    print(f"   {fed} events fed; {rss:.1f} KiB RSS per session (target < 16 KiB); "
           f"checkpointed state {pickled:.1f} KiB per session")
 
     ages = [1.0, 5.0] if quick else [1.0, 5.0, 15.0, 30.0, 50.0]
