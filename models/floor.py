@@ -165,19 +165,20 @@ class FloorSweep:
         alerts = self.alerts
         if raw:
             therapist = 0
-            for _pid, speaker in self._speakers.items():
+            roles = tally.roles
+            for speaker in self._speakers.values():
+                partners = raw
                 if speaker.speaking:
-                    tally.roles[speaker.role].talk_ms += dt
+                    roles[speaker.role].talk_ms += dt
+                    partners -= 1
                     if speaker.role == "therapist":
                         therapist += 1
+                # Backchannel expectation (§3, §6): partners' talk heard while available.
+                if partners and speaker.available:
+                    roles[speaker.role].exposure_ms += dt * partners
             tally.speech_union_ms += dt
             if raw >= 2:
                 tally.overlap_ms += dt
-            for speaker in self._speakers.values():
-                if speaker.available:
-                    partners = raw - 1 if speaker.speaking else raw
-                    if partners:
-                        tally.roles[speaker.role].exposure_ms += dt * partners
             alerts.talk(t0, t1, therapist, raw)
         else:
             alerts.talk(t0, t1, 0, 0)
