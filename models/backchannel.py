@@ -53,7 +53,8 @@ class BackchannelClassifier:
         (closed, or open in ``open_ipus`` as ``(start, end_so_far)``)."""
         bc_max = self._bc_max
         for pid, (start, end_so_far) in open_ipus.items():
-            # Longer than bc_max already: a backchannel no matter how it ends.
+            # Longer than bc_max already: not a backchannel however it ends (§3), so its
+            # onset can go to the floor sweep before the IPU closes.
             if end_so_far - start > bc_max and self._onset_pushed.get(pid) != start:
                 self._onset_pushed[pid] = start
                 self._push(start, True, pid, False)

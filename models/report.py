@@ -122,7 +122,6 @@ def build_report(
     roles_present: set[Role],
     quality: dict[str, Any],
     alerts: list[dict[str, Any]],
-    config: EngineConfig,
     final: bool,
 ) -> dict[str, Any]:
     """The §10 report. Role keys: therapist and client always, other when present."""

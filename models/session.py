@@ -451,7 +451,6 @@ class SessionEngine:
             roles_present={m.role for m in self._members.values()},
             quality=quality,
             alerts=[dict(a) for a in self._alerts.log],
-            config=self._config,
             final=final,
         )
 
