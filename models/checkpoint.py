@@ -1,6 +1,6 @@
-"""Checkpoints of a session engine's state (for the streaming workers' changelog-backed table).
+"""Checkpoints of a session's state (for the streaming workers' changelog-backed table).
 
-A checkpoint is the engine's complete state — buffers, dedupe keys, tallies, alert episodes —
+A checkpoint is a session engine's complete state — buffers, dedupe keys, tallies, alert episodes —
 so a worker that restores one and carries on produces exactly the report it would have
 produced without the interruption. Format: a 5-byte header (``b"RPT"``, format version, pickle
 protocol) then the pickled engine. Pickle is the cheapest codec for this object graph and the
@@ -13,9 +13,12 @@ State size is measured by ``bench/engine.py`` (about 5.5 KiB per active session)
 from __future__ import annotations
 
 import pickle
+from typing import TypeVar
 
 from models.errors import RapportError
 from models.session import SessionEngine
+
+T = TypeVar("T")
 
 MAGIC = b"RPT"
 FORMAT_VERSION = 1
@@ -26,13 +29,14 @@ class CheckpointError(RapportError):
     """A checkpoint cannot be restored (wrong format, another version, or corrupt)."""
 
 
-def dump(engine: SessionEngine) -> bytes:
-    """The engine's state as bytes. Outputs not yet drained are part of it."""
-    return MAGIC + bytes((FORMAT_VERSION, _PROTOCOL)) + pickle.dumps(engine, _PROTOCOL)
+def dump(state: object) -> bytes:
+    """A session's state (a :class:`SessionEngine`, or the workers' wrapper around one) as
+    bytes. Outputs not yet drained are part of it."""
+    return MAGIC + bytes((FORMAT_VERSION, _PROTOCOL)) + pickle.dumps(state, _PROTOCOL)
 
 
-def load(data: bytes) -> SessionEngine:
-    """Restore an engine from :func:`dump` output."""
+def load(data: bytes, expected: type[T] | tuple[type[T], ...] = SessionEngine) -> T:  # type: ignore[assignment]
+    """Restore a state from :func:`dump` output; it must be an instance of ``expected``."""
     if len(data) < 5 or data[:3] != MAGIC:
         raise CheckpointError("not a Rapport session checkpoint")
     if data[3] != FORMAT_VERSION:
@@ -44,6 +48,7 @@ def load(data: bytes) -> SessionEngine:
         engine = pickle.loads(data[5:])
     except Exception as exc:  # any unpickling failure means a corrupt checkpoint
         raise CheckpointError(f"corrupt checkpoint ({type(exc).__name__})") from None
-    if not isinstance(engine, SessionEngine):
-        raise CheckpointError("checkpoint does not hold a session engine")
+    if not isinstance(engine, expected):
+        raise CheckpointError(f"checkpoint holds a {type(engine).__name__}, not the state "
+                              "expected here")
     return engine

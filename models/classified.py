@@ -5,7 +5,8 @@ event decided?"); ``ts_ms`` is on the session clock. Kinds:
 
 - ``ipu``: an inter-pausal unit (§2) with ``participant_id``, ``role``, ``start_ms``,
   ``end_ms``, ``backchannel`` (§3) — the speech timeline.
-- ``speaker_change``: §4 gap or between-speaker overlap, with observed and corrected latency.
+- ``speaker_change``: §4 ``transition`` gap or between-speaker overlap, with observed and
+  corrected latency.
 - ``interruption``: §5, with ``direction``, ``outcome`` (successful/unsuccessful), ``overlap_ms``.
 - ``collision``: §5 latency-induced talk-over.
 - ``lapse``: §6 interior mutual silence >= ``lapse_ms``, who spoke before and who broke it.

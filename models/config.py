@@ -106,3 +106,28 @@ class EngineConfig:
                     raise ConfigError(f"alerts.{name}", "unknown alert setting")
             config = replace(config, alerts=replace(config.alerts, **alert_overrides))
         return config
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """How the streaming workers drive engines (issue "Streaming workers"; docs/streaming.md).
+
+    Times here are on the *stream clock*: the Kafka record timestamps a worker has seen on a
+    partition (producer time, advanced by the workers' ticks while a partition is quiet), so a
+    backlog being caught up on never looks like idleness.
+    """
+
+    snapshot_interval_ms: int = 5_000  # session clock: a quality update at least this often
+    end_grace_ms: int = 5_000  # stream clock: wait after session.end for late events
+    idle_timeout_ms: int = 300_000  # stream clock: close a session without events this long
+    closed_retention_ms: int = 3_600_000  # stream clock: remember closed sessions (replays)
+    max_event_bytes: int = 1_048_576  # larger input records are rejected as too_large
+    max_dlq_raw_bytes: int = 65_536  # raw bytes kept per dead-letter record
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f.name, f"must be an integer >= 0, got {value!r}")
+        if self.max_event_bytes < 1:
+            raise ConfigError("max_event_bytes", "must be >= 1")

@@ -356,7 +356,7 @@ class FloorSweep:
                 Classified(
                     "speaker_change", onset_b,
                     {"from": a, "from_role": sa.role, "to": b, "to_role": sb.role,
-                     "kind": "overlap" if overlap else "gap", "latency_ms": latency,
+                     "transition": "overlap" if overlap else "gap", "latency_ms": latency,
                      "corrected_latency_ms": corrected},
                 )
             )

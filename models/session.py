@@ -105,6 +105,7 @@ class SessionEngine:
         "_config",
         "_end_applied",
         "_end_ts",
+        "_final_end",
         "_finished",
         "_horizon",
         "_last_ipu_end",
@@ -145,6 +146,7 @@ class SessionEngine:
         self._end_ts: int | None = None
         self._end_applied = False
         self._finished = False
+        self._final_end: int | None = None
         self.clinic_id: str | None = None
         self._members: dict[str, Member] = {}
         self._tally = SessionTally(config)
@@ -173,6 +175,31 @@ class SessionEngine:
     @property
     def finished(self) -> bool:
         return self._finished
+
+    @property
+    def start_ms(self) -> int | None:
+        """``ts_ms`` of the applied ``session.start``, if any."""
+        return self._start_ts
+
+    @property
+    def end_applied(self) -> bool:
+        """Whether ``session.end`` has been applied (every earlier event is final)."""
+        return self._end_applied
+
+    @property
+    def decided_ms(self) -> int | None:
+        """Session-clock time (ms) up to which the floor analysis is final (the snapshot's
+        end); ``None`` before ``session.start`` is applied."""
+        return self._sweep.t if self._sweep is not None else None
+
+    @property
+    def final_end_ms(self) -> int | None:
+        """Where ``D`` ended (ms, session clock) once :meth:`finish` has run (§1)."""
+        return self._final_end
+
+    def participants(self) -> list[dict[str, str]]:
+        """Declared participants in order of declaration: ``participant_id`` and ``role``."""
+        return [{"participant_id": pid, "role": m.role} for pid, m in self._members.items()]
 
     def ingest(self, event: Event, tag: Any = None) -> bool:
         """Accept one event. Returns ``False`` for a duplicate (which changes nothing).
@@ -303,6 +330,7 @@ class SessionEngine:
         for member in self._members.values():
             close_presence(member, end)
         self._sweep.finish(end)
+        self._final_end = end
         return self._report(end - self._start_ts, end=end, final=True)
 
     # --- stages -------------------------------------------------------------------------------

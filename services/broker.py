@@ -22,6 +22,8 @@ from models.errors import RapportError
 
 log = logging.getLogger(__name__)
 
+RUNTIME_FILE = "embedded-broker"
+
 _RD_KAFKA_PRODUCER = 0
 _CONF_OK = 0
 
@@ -140,3 +142,49 @@ class EmbeddedBroker:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def runtime_dir() -> str:
+    """Where a running embedded broker leaves its address for other ``rapport`` commands:
+    ``$RAPPORT_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/rapport``, else ``/tmp/rapport-$UID``."""
+    explicit = os.environ.get("RAPPORT_RUNTIME_DIR")
+    if explicit:
+        return explicit
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(xdg, "rapport") if xdg else f"/tmp/rapport-{os.getuid()}"
+
+
+def announce(bootstrap: str) -> str:
+    """Record the embedded broker's address (see :func:`embedded_bootstrap`); returns the
+    file written. The file names the owning process so a stale one is ignored."""
+    directory = runtime_dir()
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, RUNTIME_FILE)
+    with open(path, "w") as handle:
+        handle.write(f"{bootstrap} {os.getpid()}\n")
+    return path
+
+
+def withdraw() -> None:
+    """Remove the address file if this process wrote it."""
+    path = os.path.join(runtime_dir(), RUNTIME_FILE)
+    try:
+        with open(path) as handle:
+            _, pid = handle.read().split()
+        if int(pid) == os.getpid():
+            os.unlink(path)
+    except (OSError, ValueError):
+        pass
+
+
+def embedded_bootstrap() -> str | None:
+    """The address of the embedded broker a live ``rapport run``/``rapport broker`` started
+    on this machine, or ``None``."""
+    path = os.path.join(runtime_dir(), RUNTIME_FILE)
+    try:
+        with open(path) as handle:
+            bootstrap, pid = handle.read().split()
+        os.kill(int(pid), 0)  # raises if that process is gone
+    except (OSError, ValueError):
+        return None
+    return bootstrap

@@ -12,17 +12,33 @@ from dataclasses import dataclass
 from services.broker import TopicSpec
 
 DEFAULT_PARTITIONS = 8
+DEFAULT_APP_ID = "rapport"
+SESSIONS_TABLE = "sessions"  # per-session engine state (changelog-backed Faust table)
 
 
 @dataclass(frozen=True, slots=True)
 class Topics:
     events: str = "rapport.events"  # wire v1 in
-    quality: str = "rapport.quality"  # periodic per-session snapshots
+    quality: str = "rapport.quality"  # live per-session snapshots and classified events
     alerts: str = "rapport.alerts"  # alert raised / cleared
     reports: str = "rapport.reports"  # final report per session
     dlq: str = "rapport.events.dlq"  # every rejected event, with the reason
 
-    def specs(self, partitions: int = DEFAULT_PARTITIONS) -> list[TopicSpec]:
-        """What an embedded broker must pre-create (it would auto-create with 4)."""
-        names = (self.events, self.quality, self.alerts, self.reports, self.dlq)
+    def outputs(self) -> dict[str, str]:
+        """Output role (as in ``models.processor.OutputRecord.topic``) -> topic name."""
+        return {"quality": self.quality, "alerts": self.alerts, "reports": self.reports,
+                "dlq": self.dlq}
+
+    def specs(self, partitions: int = DEFAULT_PARTITIONS,
+              app_id: str = DEFAULT_APP_ID) -> list[TopicSpec]:
+        """Every topic a worker group needs, Faust's table changelog included: what an
+        embedded broker must pre-create (it would auto-create with 4 partitions, and Faust
+        refuses a changelog whose partition count differs from its source topic's)."""
+        names = (self.events, self.quality, self.alerts, self.reports, self.dlq,
+                 changelog_topic(app_id))
         return [TopicSpec(name, partitions) for name in names]
+
+
+def changelog_topic(app_id: str = DEFAULT_APP_ID) -> str:
+    """Faust's name for the sessions table's changelog."""
+    return f"{app_id}-{SESSIONS_TABLE}-changelog"

@@ -16,9 +16,10 @@ from models.errors import ConfigError
 from services.cli import analyze as analyze
 from services.cli import broker as broker
 from services.cli import simulate as simulate
+from services.cli import worker as worker
 from services.settings import load_settings
 
-_SUBCOMMANDS = (analyze, simulate, broker)
+_SUBCOMMANDS = (analyze, simulate, broker, worker)
 
 
 def build_parser() -> argparse.ArgumentParser:

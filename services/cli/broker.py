@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Any
 
-from services.broker import BrokerError, EmbeddedBroker
+from services.broker import BrokerError, EmbeddedBroker, announce, withdraw
 from streams.topics import DEFAULT_PARTITIONS, Topics
 
 
@@ -43,9 +43,13 @@ def run(args: argparse.Namespace) -> int:
             broker.create_topics(specs)
             print(f"topics: {', '.join(f'{t.name} ({t.partitions})' for t in specs)}",
                   file=sys.stderr)
-            # The address goes last on stdout so scripts can read it.
+            # `rapport worker` finds it there; the address goes last on stdout for scripts.
+            announce(broker.bootstrap)
             print(f"bootstrap: {broker.bootstrap}", flush=True)
-            stop.wait()
+            try:
+                stop.wait()
+            finally:
+                withdraw()
     except BrokerError as error:
         print(f"rapport broker: {error}", file=sys.stderr)
         return 1

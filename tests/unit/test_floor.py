@@ -16,8 +16,8 @@ SIMULTANEOUS = pytest.mark.parametrize(
 
 def _change(frm: str, to: str, kind: str, latency: int, corrected: int | None = None) -> dict:
     roles = {"t": "therapist", "a": "therapist", "c": "client", "z": "client"}
-    return {"from": frm, "from_role": roles[frm], "to": to, "to_role": roles[to], "kind": kind,
-            "latency_ms": latency,
+    return {"from": frm, "from_role": roles[frm], "to": to, "to_role": roles[to],
+            "transition": kind, "latency_ms": latency,
             "corrected_latency_ms": latency if corrected is None else corrected}
 
 

@@ -132,7 +132,7 @@ def test_s5_collision_versus_interruption_at_the_same_onset(
         assert role(report, "therapist")["interrupted"] == 0
     # Still a speaker change (between-speaker overlap), latency 1600 − 4000 = −2400.
     changes = classified(out, "speaker_change")
-    assert [(d["kind"], d["latency_ms"]) for d in changes] == [("overlap", -2400)]
+    assert [(d["transition"], d["latency_ms"]) for d in changes] == [("overlap", -2400)]
 
 
 # Both orders of the ids: same-ms offsets must not depend on which is applied first.
@@ -157,7 +157,7 @@ def test_s5_overlap_resolving_into_a_third_speaker_is_neither() -> None:
     report, out = run(speech("t", 1000, 4000), speech("c", 2000, 4500), speech("o", 3000, 8000),
                       participants=TCO)
     assert classified(out, "interruption") == []
-    assert [(d["from"], d["to"], d["kind"], d["latency_ms"])
+    assert [(d["from"], d["to"], d["transition"], d["latency_ms"])
             for d in classified(out, "speaker_change")] == [("t", "o", "overlap", -1000)]
     assert role(report, "client")["turns"] == 0
 

@@ -64,7 +64,7 @@ def test_classified_events_come_out_once_decidable_not_at_the_end() -> None:
     changes = [o for o in later if o.kind == "speaker_change"]
     assert len(changes) == 1
     assert changes[0].detail["latency_ms"] == 200
-    assert changes[0].detail["kind"] == "gap"
+    assert changes[0].detail["transition"] == "gap"
 
 
 def test_repeated_session_end_is_a_duplicate_and_a_different_one_an_error() -> None:

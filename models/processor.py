@@ -1,0 +1,298 @@
+"""The streaming workers' logic, free of Kafka and Faust: input records in, output records and
+state changes out (issue "Streaming workers"; docs/streaming.md).
+
+A worker feeds :meth:`BatchProcessor.process` one micro-batch of records at a time. For each
+record it validates the bytes (size, JSON, wire v1, METRICS.md §9), routes the event to its
+session's engine, and afterwards advances every touched engine once, turning what became
+decidable into ``quality``, ``alert`` and dead-letter records. Sessions close on the partition's
+stream clock (record timestamps): ``end_grace_ms`` after their ``session.end``, or after
+``idle_timeout_ms`` without events; closing publishes the final report. The caller persists
+:attr:`BatchResult.writes` (the sessions whose state changed) *after* the outputs are durable,
+so a crash repeats outputs at worst and never loses one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from models.classified import AlertEvent, Classified, Rejection
+from models.config import EngineConfig, PipelineConfig
+from models.errors import ValidationError
+from models.events import Event, SessionEnd, decode_json, parse_event
+from models.records import (
+    InputRecord,
+    RejectReason,
+    Source,
+    alert_record,
+    quality_record,
+    rejected_record,
+    report_record,
+)
+from models.session import SessionEngine, event_time
+from models.stream_session import ClosedSession, EndedBy, SessionState, StreamSession
+
+OutputTopic = Literal["quality", "alerts", "reports", "dlq"]
+_NEVER = 2**63  # engines advance once per batch, driven by the processor
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRecord:
+    """A record to publish on ``topic`` (a role; the worker maps it to a topic name), on the
+    input's partition, so a session's outputs stay co-partitioned with its events."""
+
+    topic: OutputTopic
+    key: bytes | None
+    value: bytes
+    partition: int
+
+
+@dataclass(slots=True)
+class BatchResult:
+    outputs: list[OutputRecord] = field(default_factory=list)
+    # session_id -> (partition, state to persist or None to delete the entry).
+    writes: dict[str, tuple[int, SessionState | None]] = field(default_factory=dict)
+    consumed: int = 0  # input records (ticks excluded)
+    duplicates: int = 0  # events the engine recognised as already received
+    replayed: int = 0  # records redelivered after a restart, skipped by offset
+    rejected: Counter[str] = field(default_factory=Counter)  # by RejectReason value
+    opened: int = 0
+    closed: Counter[str] = field(default_factory=Counter)  # by EndedBy
+    alerts: Counter[str] = field(default_factory=Counter)  # by alert kind (raised/cleared)
+    quality_updates: int = 0
+    # Per quality record: the timestamp (ms) of the input that triggered it (latency).
+    update_sources: list[int] = field(default_factory=list)
+
+
+Restore = Callable[[int], Iterable[SessionState]]
+
+
+class BatchProcessor:
+    """Per-worker state: the open sessions of the partitions this worker owns.
+
+    ``restore(partition)`` is called the first time a partition shows up (after an
+    assignment) and must yield every persisted session of that partition.
+    """
+
+    def __init__(self, engine: EngineConfig | None = None,
+                 pipeline: PipelineConfig | None = None) -> None:
+        self.engine_config = engine or EngineConfig()
+        self.config = pipeline or PipelineConfig()
+        self._sessions: dict[int, dict[str, SessionState]] = {}
+        self._stream_ms: dict[int, int] = {}
+
+    # --- partition ownership --------------------------------------------------------------
+
+    @property
+    def partitions(self) -> set[int]:
+        return set(self._sessions)
+
+    def open_sessions(self) -> int:
+        return sum(isinstance(s, StreamSession) for p in self._sessions.values()
+                   for s in p.values())
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        """Forget partitions now owned by another worker; if one comes back, its sessions
+        are restored from the persisted state (which the other worker kept current)."""
+        for partition in partitions:
+            self._sessions.pop(partition, None)
+            self._stream_ms.pop(partition, None)
+
+    # --- processing --------------------------------------------------------------------------
+
+    def process(self, records: Sequence[InputRecord], restore: Restore) -> BatchResult:
+        result = BatchResult()
+        touched: dict[str, tuple[StreamSession, Source]] = {}
+        partitions: set[int] = set()
+        for record in records:
+            partition = record.partition
+            sessions = self._sessions.get(partition)
+            if sessions is None:
+                sessions = self._sessions[partition] = {
+                    s.session_id: s for s in restore(partition)}
+            if record.timestamp_ms > self._stream_ms.get(partition, -1):
+                self._stream_ms[partition] = record.timestamp_ms
+            partitions.add(partition)
+            if not record.control:
+                result.consumed += 1
+                self._ingest(record, sessions, touched, result)
+        for session, source in touched.values():
+            self._advance(session, source, result)
+        for partition in sorted(partitions):
+            self._close_due(partition, result)
+        return result
+
+    def _ingest(self, record: InputRecord, sessions: dict[str, SessionState],
+                touched: dict[str, tuple[StreamSession, Source]], result: BatchResult) -> None:
+        source = Source.of(record)
+        if len(record.value) > self.config.max_event_bytes:
+            error = ValidationError("event", f"{len(record.value)} bytes exceeds "
+                                    f"max_event_bytes={self.config.max_event_bytes}")
+            self._reject(result, RejectReason.TOO_LARGE, error, source)
+            return
+        try:
+            value = decode_json(record.value)
+        except ValidationError as error:
+            self._reject(result, RejectReason.MALFORMED_JSON, error, source)
+            return
+        try:
+            event = parse_event(value)
+        except ValidationError as error:
+            reason = RejectReason.INVALID if isinstance(value, dict) else \
+                RejectReason.MALFORMED_JSON
+            named = value.get("session_id") if isinstance(value, dict) else None
+            self._reject(result, reason, error, source,
+                         session_id=named if isinstance(named, str) else None)
+            return
+        session_id = event.session_id
+        state = sessions.get(session_id)
+        if state is not None and state.replayed(record.partition, record.offset):
+            result.replayed += 1
+            return
+        if isinstance(state, ClosedSession):
+            closed = ValidationError(f"{event.type}.session_id",
+                                     f"session already closed ({state.ended_by})")
+            self._reject(result, RejectReason.SESSION_STATE, closed, source,
+                         session_id=session_id, event_time_ms=event_time(event))
+            return
+        if state is None:
+            engine = SessionEngine(session_id, self.engine_config, advance_step_ms=_NEVER)
+            state = sessions[session_id] = StreamSession(engine, record.partition)
+            result.opened += 1
+        state.partition = record.partition
+        state.last_offset = record.offset
+        state.last_record_ms = max(state.last_record_ms, record.timestamp_ms)
+        touched[session_id] = (state, source)
+        try:
+            accepted = state.engine.ingest(event, source)
+        except ValidationError as error:
+            self._reject(result, RejectReason.of(error), error, source, session_id=session_id,
+                         clinic_id=state.engine.clinic_id, event_time_ms=event_time(event))
+            return
+        if not accepted:
+            result.duplicates += 1
+        elif isinstance(event, SessionEnd):
+            state.end_record_ms = record.timestamp_ms
+
+    def _advance(self, session: StreamSession, source: Source, result: BatchResult) -> None:
+        engine = session.engine
+        engine.advance()
+        events = self._collect(session, engine.drain(), source, result)
+        decided = engine.decided_ms
+        result.writes[session.session_id] = (session.partition, session)
+        if decided is None:
+            return
+        due = session.next_snapshot_ms
+        if events or due is None or decided >= due:
+            session.next_snapshot_ms = decided + self.config.snapshot_interval_ms
+            self._publish_quality(session, decided, engine.snapshot(), events, source, result)
+
+    def _publish_quality(self, session: StreamSession, decided: int, snapshot: dict[str, Any],
+                         events: list[dict[str, Any]], source: Source,
+                         result: BatchResult) -> None:
+        engine = session.engine
+        record = quality_record(engine.session_id, engine.clinic_id, decided, snapshot,
+                                events, source)
+        self._emit(result, "quality", engine.session_id, record, session.partition)
+        result.quality_updates += 1
+        result.update_sources.append(source.timestamp_ms)
+
+    def _collect(self, session: StreamSession, outputs: list[Any], source: Source,
+                 result: BatchResult) -> list[dict[str, Any]]:
+        """Route drained engine outputs; returns the classified events, numbered."""
+        engine = session.engine
+        events: list[dict[str, Any]] = []
+        for output in outputs:
+            if isinstance(output, Classified):
+                item = output.to_dict()
+                item["n"] = session.next_n
+                session.next_n += 1
+                events.append(item)
+            elif isinstance(output, AlertEvent):
+                result.alerts[output.kind] += 1
+                record = alert_record(engine.session_id, engine.clinic_id, output, source)
+                self._emit(result, "alerts", engine.session_id, record, session.partition)
+            elif isinstance(output, Rejection):
+                tag = output.tag if isinstance(output.tag, Source) else source
+                self._reject(result, RejectReason.INCONSISTENT, output.error, tag,
+                             session_id=engine.session_id, clinic_id=engine.clinic_id,
+                             event_time_ms=event_time(output.event))
+        return events
+
+    # --- closing ------------------------------------------------------------------------------
+
+    def _close_due(self, partition: int, result: BatchResult) -> None:
+        now = self._stream_ms[partition]
+        config = self.config
+        sessions = self._sessions[partition]
+        due: list[tuple[StreamSession, EndedBy]] = []
+        expired: list[str] = []
+        for session_id, state in sessions.items():
+            if isinstance(state, ClosedSession):
+                if now >= state.closed_record_ms + config.closed_retention_ms:
+                    expired.append(session_id)
+            elif state.end_record_ms is not None and \
+                    now >= state.end_record_ms + config.end_grace_ms:
+                due.append((state, "session.end"))
+            elif now >= state.last_record_ms + config.idle_timeout_ms:
+                due.append((state, "idle_timeout"))
+        for session, ended_by in due:
+            sessions[session.session_id] = self._close(session, ended_by, now, result)
+        for session_id in expired:
+            del sessions[session_id]
+            result.writes[session_id] = (partition, None)
+
+    def _close(self, session: StreamSession, ended_by: EndedBy, now: int,
+               result: BatchResult) -> ClosedSession:
+        engine = session.engine
+        session_id = engine.session_id
+        source = Source("", session.partition, session.last_offset, now)
+        try:
+            report = engine.finish()
+        except ValidationError as error:
+            self._collect(session, engine.drain(), source, result)
+            self._reject(result, RejectReason.UNREPORTABLE, error, source,
+                         session_id=session_id)
+            ended_by = "unreportable"
+        else:
+            events = self._collect(session, engine.drain(), source, result)
+            end = engine.final_end_ms or 0
+            if events:
+                self._publish_quality(session, end, report, events, source, result)
+            record = report_record(session_id, engine.clinic_id, end, engine.start_ms or 0,
+                                   ended_by, engine.participants(), report)
+            self._emit(result, "reports", session_id, record, session.partition)
+        result.closed[ended_by] += 1
+        closed = ClosedSession(session_id, session.partition, session.last_offset, now,
+                               ended_by)
+        result.writes[session_id] = (session.partition, closed)
+        return closed
+
+    # --- output helpers ---------------------------------------------------------------------
+
+    def _reject(self, result: BatchResult, reason: RejectReason, error: ValidationError,
+                source: Source, *, session_id: str | None = None, clinic_id: str | None = None,
+                event_time_ms: int | None = None) -> None:
+        result.rejected[reason.value] += 1
+        record = rejected_record(reason, error, source, session_id=session_id,
+                                 clinic_id=clinic_id, event_time_ms=event_time_ms,
+                                 max_raw_bytes=self.config.max_dlq_raw_bytes)
+        self._emit(result, "dlq", session_id, record, source.partition)
+
+    @staticmethod
+    def _emit(result: BatchResult, topic: OutputTopic, session_id: str | None,
+              record: dict[str, Any], partition: int) -> None:
+        key = session_id.encode() if session_id is not None else None
+        result.outputs.append(OutputRecord(topic, key, orjson.dumps(record), partition))
+
+
+def event_of(record: InputRecord) -> Event | None:
+    """The wire event in a record, or ``None`` when it is not one (for tools and tests)."""
+    try:
+        return parse_event(decode_json(record.value))
+    except ValidationError:
+        return None

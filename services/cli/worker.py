@@ -1,0 +1,113 @@
+"""``rapport worker``: run one streaming worker (Faust) until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from models.config import PipelineConfig
+from services.broker import embedded_bootstrap
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BROKER = "kafka://localhost:9092"
+EMBEDDED_FETCH_WAIT_MS = 10
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="run a streaming worker: events in, quality/alerts/reports out",
+        description=(
+            "Consume wire-v1 events from the events topic, keep per-session state in a "
+            "changelog-backed table and publish quality updates, alerts, final reports and "
+            "dead letters (docs/streaming.md). Workers sharing an --app-id form one consumer "
+            "group and split the partitions. Stops cleanly on Ctrl-C or SIGTERM."
+        ),
+    )
+    parser.add_argument(
+        "--broker", default=None, metavar="URL",
+        help="Kafka bootstrap, e.g. kafka://host:9092 (default: $RAPPORT_BROKER, else the "
+             "embedded broker started by `rapport run`/`rapport broker` if one is up, else "
+             f"{DEFAULT_BROKER})")
+    parser.add_argument("--app-id", default=None,
+                        help="consumer group and table namespace (default: rapport)")
+    parser.add_argument("--partitions", type=int, default=None, metavar="N",
+                        help="partitions of every topic (default: 8)")
+    parser.add_argument(
+        "--declare-topics", choices=["auto", "yes", "no"], default="auto",
+        help="create missing topics (default: auto = no on the embedded broker, whose "
+             "topics are pre-created, yes elsewhere)")
+    parser.add_argument("--store", default="memory://",
+                        help="table store: memory:// or rocksdb:// (default: %(default)s)")
+    parser.add_argument("--web-port", type=int, default=None, metavar="PORT",
+                        help="serve /metrics on 127.0.0.1:PORT (default: no web server)")
+    parser.add_argument("--batch-max", type=int, default=2000, metavar="N",
+                        help="records per micro-batch at most (default: %(default)s)")
+    parser.add_argument("--batch-window-ms", type=int, default=50, metavar="MS",
+                        help="process a partial batch after this long (default: %(default)s)")
+    parser.add_argument("--idle-timeout-s", type=float, default=None, metavar="S",
+                        help="close a session after this long without events (default: the "
+                             "engine's idle_timeout_s, 300)")
+    parser.add_argument("--end-grace-ms", type=int, default=None, metavar="MS",
+                        help="wait this long after session.end for late events (default: "
+                             "5000)")
+    parser.set_defaults(handler=run)
+
+
+def resolve_broker(explicit: str | None) -> tuple[str, bool]:
+    """(broker URL, whether it is the embedded broker)."""
+    if explicit:
+        url = explicit
+    elif os.environ.get("RAPPORT_BROKER"):
+        url = os.environ["RAPPORT_BROKER"]
+    else:
+        embedded = embedded_bootstrap()
+        url = f"kafka://{embedded}" if embedded else DEFAULT_BROKER
+    if "://" not in url:
+        url = f"kafka://{url}"
+    embedded = embedded_bootstrap()
+    return url, bool(embedded) and url.removeprefix("kafka://") == embedded
+
+
+def run(args: argparse.Namespace) -> int:
+    from streams.app import WorkerConfig, build_app  # Faust is heavy: import when needed
+    from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS
+
+    broker, embedded = resolve_broker(args.broker)
+    engine = args.config.engine
+    pipeline = PipelineConfig(
+        idle_timeout_ms=int((args.idle_timeout_s if args.idle_timeout_s is not None
+                             else engine.idle_timeout_s) * 1000),
+        end_grace_ms=args.end_grace_ms if args.end_grace_ms is not None else 5_000,
+    )
+    declare = {"yes": True, "no": False, "auto": not embedded}[args.declare_topics]
+    config = WorkerConfig(
+        broker=broker,
+        app_id=args.app_id or DEFAULT_APP_ID,
+        partitions=args.partitions or DEFAULT_PARTITIONS,
+        declare_topics=declare,
+        store=args.store,
+        web_port=args.web_port,
+        batch_max=args.batch_max,
+        batch_window_s=args.batch_window_ms / 1000,
+        fetch_max_wait_ms=EMBEDDED_FETCH_WAIT_MS if embedded else 500,
+        engine=engine,
+        pipeline=pipeline,
+    )
+    app, _ = build_app(config)
+    log.info("worker starting: broker %s, group %s, %d partitions%s", broker, config.app_id,
+             config.partitions, " (embedded broker)" if embedded else "")
+    import faust
+
+    worker = faust.Worker(app, loglevel=logging.getLogger().level or logging.WARNING,
+                          quiet=True, override_logging=False, redirect_stdouts=False)
+    worker.execute_from_commandline()  # runs until a signal; exits the process
+    return 0  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(1)

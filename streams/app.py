@@ -1,0 +1,209 @@
+"""The Faust app of a streaming worker: a thin adapter around :mod:`models.processor`.
+
+One agent reads ``rapport.events`` in micro-batches (``take_events``), hands them to a
+:class:`~models.processor.BatchProcessor`, publishes the outputs, waits until the broker has
+them, and only then writes the touched sessions' checkpoints to the ``sessions`` table (a
+changelog-backed Faust table). The batch's records are acknowledged after that, and Faust
+commits offsets only after flushing the producer. Hence, after any crash, the restored table
+is never ahead of the published outputs, and records redelivered from the last committed
+offset are recognised by offset and skipped (docs/streaming.md, "Delivery guarantees").
+
+A timer sends a *tick* (an empty record with header ``rapport-control: tick``) to every
+partition this worker owns, so the stream clock of a quiet partition still moves and idle or
+ended sessions close on time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import TP, EventT
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from models import checkpoint
+from models.config import EngineConfig, PipelineConfig
+from models.processor import BatchProcessor
+from models.records import InputRecord
+from models.stream_session import SessionState, load_state
+from streams import kafka, metrics
+from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
+
+log = logging.getLogger(__name__)
+
+CONTROL_HEADER = "rapport-control"
+TICK = b"tick"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """Everything a worker process needs; built once at the entry point (``rapport worker``)."""
+
+    broker: str = "kafka://localhost:9092"
+    app_id: str = DEFAULT_APP_ID
+    topics: Topics = field(default_factory=Topics)
+    partitions: int = DEFAULT_PARTITIONS
+    declare_topics: bool = True  # False on the embedded broker (topics pre-created)
+    store: str = "memory://"  # "rocksdb://" in production (needs the rocksdict extra)
+    data_dir: str = ".rapport-worker"  # Faust's state directory (RocksDB files)
+    web_port: int | None = None  # /metrics; None disables the web server
+    web_host: str = "127.0.0.1"
+    batch_max: int = 2_000  # records per micro-batch at most
+    batch_window_s: float = 0.05  # a partial batch is processed after this long
+    tick_interval_s: float = 1.0
+    fetch_max_wait_ms: int = 500  # 10 on the embedded broker (see streams/kafka.py)
+    commit_interval_s: float = 1.0
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+
+class _App(faust.App):
+    def _new_transport(self) -> Any:
+        return kafka.Transport(self.conf.broker_consumer, self)
+
+
+def is_tick(headers: Any) -> bool:
+    if not headers:
+        return False
+    items = headers.items() if isinstance(headers, dict) else headers
+    return any(k == CONTROL_HEADER and v == TICK for k, v in items)
+
+
+class Pipeline:
+    """Per-process glue between Faust and the pure batch processor."""
+
+    def __init__(self, app: faust.App, config: WorkerConfig, table: Any,
+                 outputs: dict[str, Any]) -> None:
+        self.app = app
+        self.config = config
+        self.table = table
+        self.outputs = outputs
+        self.processor = BatchProcessor(config.engine, config.pipeline)
+        self._restored: dict[int, list[SessionState]] | None = None
+
+    async def handle(self, events: Sequence[EventT[Any]]) -> None:
+        started = time.perf_counter()
+        latest: dict[int, EventT[Any]] = {}
+        records = []
+        for event in events:
+            message = event.message
+            latest[message.partition] = event
+            records.append(InputRecord(
+                message.value if message.value is not None else b"", message.partition,
+                message.offset, int(message.timestamp * 1000), key=message.key,
+                topic=message.topic, control=is_tick(message.headers)))
+        self._restored = None
+        result = self.processor.process(records, self._restore)
+        for output in result.outputs:
+            await self.outputs[output.topic].send(
+                key=output.key, value=output.value, partition=output.partition)
+        if result.outputs:
+            # Outputs must be on the broker before the state that says they were produced.
+            await self.app.producer.flush()
+        published_ms = int(time.time() * 1000)
+        for session_id, (partition, state) in result.writes.items():
+            self._write(latest[partition], session_id.encode(), state)
+        metrics.observe(result, published_ms, self.processor.open_sessions())
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_RECORDS.observe(len(records))
+
+    def _write(self, event: EventT[Any], key: bytes, state: SessionState | None) -> None:
+        # Faust sends a table change to the changelog partition (and RocksDB shard) of the
+        # "current event", a context variable set only while a stream yields one event; a
+        # take_events() batch body runs outside it, so it is set to an event of the session's
+        # own partition for the duration of the write.
+        token = _current_event.set(weakref.ref(event))
+        try:
+            if state is None:
+                if key in self.table:
+                    del self.table[key]
+            else:
+                self.table[key] = checkpoint.dump(state)
+        finally:
+            _current_event.reset(token)
+
+    def _restore(self, partition: int) -> list[SessionState]:
+        if self._restored is None:
+            self._restored = {}
+            for value in self.table.values():
+                state = load_state(value)
+                self._restored.setdefault(state.partition, []).append(state)
+        states = self._restored.get(partition, [])
+        if states:
+            log.info("partition %d: restored %d session(s) from the changelog", partition,
+                     len(states))
+        return states
+
+    def revoke(self, revoked: set[TP]) -> None:
+        partitions = {tp.partition for tp in revoked if tp.topic == self.config.topics.events}
+        if partitions:
+            log.info("partitions revoked: %s", sorted(partitions))
+            self.processor.revoke(partitions)
+
+    def owned_event_partitions(self) -> Iterator[int]:
+        for tp in self.app.consumer.assignment():
+            if tp.topic == self.config.topics.events:
+                yield tp.partition
+
+
+def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
+    """The worker's Faust app and its pipeline (agent, table, tick timer, /metrics page)."""
+    kafka.FETCH_MAX_WAIT_MS = config.fetch_max_wait_ms
+    app = _App(
+        config.app_id,
+        broker=config.broker,
+        store=config.store,
+        datadir=config.data_dir,
+        topic_partitions=config.partitions,
+        topic_allow_declare=config.declare_topics,
+        topic_disable_leader=True,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=config.commit_interval_s,
+        producer_acks=-1,
+        web_enabled=config.web_port is not None,
+        web_port=config.web_port or 6066,
+        web_bind=config.web_host,
+        web_host=config.web_host,
+    )
+    topics = config.topics
+
+    def topic(name: str) -> Any:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", partitions=config.partitions)
+
+    events = topic(topics.events)
+    outputs = {role: topic(name) for role, name in topics.outputs().items()}
+    # Keys and checkpoints are bytes: the app's serializers ("raw") apply to the changelog.
+    table = app.Table(SESSIONS_TABLE, default=None, key_type=bytes, value_type=bytes,
+                      partitions=config.partitions)
+    pipeline = Pipeline(app, config, table, outputs)
+
+    @app.agent(events, name="sessions")
+    async def process(stream: Any) -> None:
+        async for batch in stream.take_events(config.batch_max, within=config.batch_window_s):
+            await pipeline.handle(batch)
+
+    @app.timer(config.tick_interval_s)  # type: ignore[untyped-decorator]
+    async def tick() -> None:
+        for partition in pipeline.owned_event_partitions():
+            await events.send(value=b"", partition=partition, headers=[(CONTROL_HEADER, TICK)])
+
+    async def on_revoked(_sender: Any, *args: Any, signal: Any = None, **_: Any) -> None:
+        pipeline.revoke(args[0])  # the revoked set of TPs
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode stub union
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, _request: Any) -> Any:
+        return web.bytes(generate_latest(),
+                         content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    return app, pipeline

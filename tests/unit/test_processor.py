@@ -1,0 +1,269 @@
+"""The streaming workers' logic without Kafka (models/processor.py): reports equal to the
+offline analysis whatever the batching, exactly-once effects across a simulated crash and
+replay, dead-letter records naming the field, stream-clock closing."""
+
+from __future__ import annotations
+
+import base64
+import random
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import pytest
+
+from models import checkpoint
+from models.analyzer import Analyzer
+from models.config import EngineConfig, PipelineConfig
+from models.events import parse_event
+from models.processor import BatchProcessor, BatchResult, OutputRecord
+from models.records import InputRecord
+from models.simulation import SimulationConfig, simulate
+from models.stream_session import SessionState, load_state
+
+PARTITIONS = 4
+
+
+class Log:
+    """A partitioned topic in memory: records keyed by session, offsets per partition,
+    record timestamps 1 ms apart (a file published at full speed)."""
+
+    def __init__(self) -> None:
+        self.records: list[InputRecord] = []
+        self._next: dict[int, int] = {}
+        self.clock = 1_000_000
+
+    def append(self, value: bytes, session_id: str | None, *, control: bool = False,
+               partition: int | None = None) -> None:
+        if partition is None:
+            partition = zlib.crc32((session_id or "").encode()) % PARTITIONS
+        offset = self._next.get(partition, 0)
+        self._next[partition] = offset + 1
+        self.clock += 1
+        self.records.append(InputRecord(value, partition, offset, self.clock,
+                                        key=session_id.encode() if session_id else None,
+                                        control=control))
+
+    def events(self, events: Iterable[dict[str, Any]]) -> None:
+        for event in events:
+            self.append(orjson.dumps(event), event.get("session_id"))
+
+    def ticks(self, advance_ms: int) -> None:
+        """A tick on every partition, ``advance_ms`` later (stream time passes)."""
+        self.clock += advance_ms
+        for partition in range(PARTITIONS):
+            self.append(b"", None, control=True, partition=partition)
+
+
+class Persisted:
+    """What a worker's changelog-backed table holds: checkpoint bytes per session."""
+
+    def __init__(self) -> None:
+        self.table: dict[str, bytes] = {}
+
+    def apply(self, result: BatchResult) -> None:
+        for session_id, (_, state) in result.writes.items():
+            if state is None:
+                self.table.pop(session_id, None)
+            else:
+                self.table[session_id] = checkpoint.dump(state)
+
+    def restore(self, partition: int) -> list[SessionState]:
+        states = [load_state(data) for data in self.table.values()]
+        return [s for s in states if s.partition == partition]
+
+
+def run(processor: BatchProcessor, records: list[InputRecord], persisted: Persisted,
+        batch_sizes: random.Random | None = None) -> list[OutputRecord]:
+    outputs: list[OutputRecord] = []
+    i = 0
+    while i < len(records):
+        size = batch_sizes.randint(1, 400) if batch_sizes else len(records)
+        result = processor.process(records[i : i + size], persisted.restore)
+        persisted.apply(result)
+        outputs.extend(result.outputs)
+        i += size
+    return outputs
+
+
+def values(outputs: list[OutputRecord], topic: str) -> list[dict[str, Any]]:
+    return [orjson.loads(o.value) for o in outputs if o.topic == topic]
+
+
+def offline(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    analyzer = Analyzer(EngineConfig())
+    for event in events:
+        analyzer.feed(parse_event(event))
+    return {r["session_id"]: r for r in analyzer.finish_all()}
+
+
+def simulated(sessions: int = 6, minutes: float = 3.0, seed: int = 3) -> list[dict[str, Any]]:
+    return list(simulate(SimulationConfig(
+        sessions=sessions, minutes=minutes, seed=seed, style="mixed", jitter_ms=3000,
+        duplicate_rate=0.05, session_stagger_ms=20_000)))
+
+
+def test_reports_equal_offline_analysis_whatever_the_batching() -> None:
+    events = simulated()
+    log = Log()
+    log.events(events)
+    log.ticks(PipelineConfig().end_grace_ms)
+    outputs = run(BatchProcessor(), log.records, Persisted(), random.Random(7))
+    reports = values(outputs, "reports")
+    expected = offline(events)
+    assert {r["session_id"] for r in reports} == set(expected)
+    for record in reports:
+        assert record["report"] == expected[record["session_id"]]
+        assert record["ended_by"] == "session.end"
+        assert record["schema_version"] == 1 and record["clinic_id"]
+    assert not values(outputs, "dlq")
+
+
+def test_a_crash_and_replay_changes_nothing_and_publishes_each_report_once() -> None:
+    events = simulated(sessions=4, seed=11)
+    log = Log()
+    log.events(events)
+    log.ticks(PipelineConfig().end_grace_ms)
+    records = log.records
+    rng = random.Random(5)
+    persisted = Persisted()
+    first = BatchProcessor()
+    crash_at = len(records) * 2 // 3
+    outputs = run(first, records[:crash_at], persisted, rng)
+    # The new worker restores from the table and re-reads from an older committed offset:
+    # everything since then is redelivered.
+    committed = crash_at - 500
+    outputs += run(BatchProcessor(), records[committed:], persisted, rng)
+    reports = values(outputs, "reports")
+    expected = offline(events)
+    assert sorted(r["session_id"] for r in reports) == sorted(expected)
+    for record in reports:
+        assert record["report"] == expected[record["session_id"]]
+    # Timeline ordinals stay unique per session across the crash.
+    seen = set()
+    for quality in values(outputs, "quality"):
+        for item in quality["events"]:
+            key = (quality["session_id"], item["n"])
+            assert key not in seen
+            seen.add(key)
+
+
+def test_malformed_records_go_to_the_dead_letter_topic_with_field_and_reason() -> None:
+    log = Log()
+    log.append(b"{not json", "x")
+    log.append(b"[1, 2]", "x")
+    log.append(orjson.dumps({"type": "hello", "session_id": "s1"}), "s1")
+    log.append(orjson.dumps({"type": "session.end", "session_id": "s1", "ts_ms": "soon"}), "s1")
+    log.append(b'{"type":"speech","pad":"' + b"x" * 2_000_000 + b'"}', "s1")
+    processor = BatchProcessor()
+    result = processor.process(log.records, Persisted().restore)
+    dead = values(result.outputs, "dlq")
+    assert [d["reason"] for d in dead] == [
+        "malformed_json", "malformed_json", "invalid", "invalid", "too_large"]
+    assert [d["field"] for d in dead] == ["json", "event", "type", "session.end.ts_ms", "event"]
+    assert "unknown event type 'hello'" in dead[2]["error"]
+    assert dead[3]["session_id"] == "s1"
+    assert base64.b64decode(dead[0]["raw"]) == b"{not json"
+    assert dead[4]["raw_size"] > 2_000_000 and dead[4]["raw_truncated"]
+    assert len(base64.b64decode(dead[4]["raw"])) == PipelineConfig().max_dlq_raw_bytes
+    assert {tuple(d["source"]) for d in dead} == {("topic", "partition", "offset",
+                                                   "timestamp_ms")}
+    assert result.rejected == {"malformed_json": 2, "invalid": 2, "too_large": 1}
+    assert result.consumed == 5
+
+
+START = {"type": "session.start", "session_id": "s1", "ts_ms": 0, "clinic_id": "c1",
+         "participants": [{"participant_id": "t", "role": "therapist"},
+                          {"participant_id": "c", "role": "client"}]}
+
+
+def speech(pid: str, start: int, end: int) -> dict[str, Any]:
+    return {"type": "speech", "session_id": "s1", "participant_id": pid,
+            "start_ms": start, "end_ms": end}
+
+
+def test_idle_sessions_close_on_the_stream_clock_not_before() -> None:
+    config = PipelineConfig(idle_timeout_ms=60_000)
+    processor = BatchProcessor(pipeline=config)
+    persisted = Persisted()
+    log = Log()
+    log.events([START, speech("t", 1000, 4000), speech("c", 4500, 9000)])
+    log.ticks(59_000)
+    assert not values(run(processor, log.records, persisted), "reports")
+    log.records.clear()
+    log.ticks(2_000)
+    reports = values(run(processor, log.records, persisted), "reports")
+    assert [r["ended_by"] for r in reports] == ["idle_timeout"]
+    assert reports[0]["report"]["duration_s"] == 9.0  # D ends at the last speech offset (§1)
+    assert reports[0]["event_time_ms"] == 9000
+
+
+def test_events_after_close_are_rejected_and_redeliveries_are_skipped() -> None:
+    processor = BatchProcessor()
+    persisted = Persisted()
+    log = Log()
+    log.events([START, speech("t", 1000, 4000),
+                {"type": "session.end", "session_id": "s1", "ts_ms": 10_000}])
+    log.ticks(6_000)
+    first = run(processor, log.records, persisted)
+    assert len(values(first, "reports")) == 1
+    # Redelivery of the same records (same offsets): silently skipped, nothing published.
+    again = processor.process(log.records, persisted.restore)
+    assert not values(again.outputs, "reports") and not values(again.outputs, "dlq")
+    assert again.replayed == 3
+    # A new record for the closed session is rejected, saying why.
+    log.records.clear()
+    log.events([speech("c", 5000, 6000)])
+    late = values(run(processor, log.records, persisted), "dlq")
+    assert [(d["reason"], d["field"]) for d in late] == [("session_state", "speech.session_id")]
+
+
+def test_a_session_without_start_is_reported_unreportable() -> None:
+    processor = BatchProcessor(pipeline=PipelineConfig(idle_timeout_ms=1_000))
+    log = Log()
+    log.events([speech("t", 1000, 4000)])
+    log.ticks(2_000)
+    outputs = run(processor, log.records, Persisted())
+    dead = values(outputs, "dlq")
+    assert [(d["reason"], d["session_id"]) for d in dead][-1] == ("unreportable", "s1")
+    assert not values(outputs, "reports")
+
+
+def test_quality_updates_carry_snapshots_and_new_classified_events() -> None:
+    processor = BatchProcessor()
+    persisted = Persisted()
+    log = Log()
+    log.events([START] + [speech("t" if k % 2 else "c", k * 3000, k * 3000 + 2500)
+                          for k in range(1, 12)])
+    quality = values(run(processor, log.records, persisted, random.Random(1)), "quality")
+    assert quality, "a session with speech publishes live updates"
+    numbers = [item["n"] for q in quality for item in q["events"]]
+    assert numbers == list(range(len(numbers)))
+    for q in quality:
+        assert q["snapshot"]["final"] is False
+        assert q["event_time_ms"] >= 0 and q["source"]["offset"] >= 0
+    assert any(item["kind"] == "speaker_change" for q in quality for item in q["events"])
+
+
+def test_revoked_partitions_are_restored_from_persisted_state() -> None:
+    events = simulated(sessions=3, minutes=2, seed=2)
+    log = Log()
+    log.events(events)
+    log.ticks(PipelineConfig().end_grace_ms)
+    half = len(log.records) // 2
+    persisted = Persisted()
+    worker = BatchProcessor()
+    outputs = run(worker, log.records[:half], persisted)
+    worker.revoke(range(PARTITIONS))
+    assert worker.open_sessions() == 0
+    outputs += run(worker, log.records[half:], persisted)
+    expected = offline(events)
+    assert {r["session_id"]: r["report"] for r in values(outputs, "reports")} == expected
+
+
+@pytest.mark.parametrize("field,value", [("snapshot_interval_ms", -1), ("max_event_bytes", 0),
+                                         ("end_grace_ms", 1.5)])
+def test_pipeline_config_rejects_bad_values_naming_them(field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=field):
+        PipelineConfig(**{field: value})
