@@ -4,13 +4,20 @@ Every engine threshold of :class:`models.config.EngineConfig` has a variable
 ``RAPPORT_<FIELD>`` (e.g. ``RAPPORT_MIN_PAUSE_MS``), every alert rule setting a variable
 ``RAPPORT_ALERT_<FIELD>`` (e.g. ``RAPPORT_ALERT_SILENCE_MS``, ``RAPPORT_ALERT_NETWORK_ENABLED``);
 docs/configuration.md lists them all with their defaults and meaning.
+
+The report store (issue 5) adds three process settings: ``RAPPORT_DATA_DIR`` (where local
+state lives), ``RAPPORT_DB_URL`` (the report database; default a SQLite file in the data
+directory) and ``RAPPORT_PSEUDONYM_KEY`` (the HMAC key that pseudonymizes participant ids;
+default a random key kept in the data directory). Resolving them creates nothing: the store
+creates the directory and the key file when it opens (services/store).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from models.config import AlertRules, EngineConfig
@@ -20,12 +27,38 @@ ENGINE_PREFIX = "RAPPORT_"
 ALERT_PREFIX = "RAPPORT_ALERT_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+DB_FILE = "rapport.db"
+
+
+def data_dir_from(env: Mapping[str, str]) -> Path:
+    """``RAPPORT_DATA_DIR``, else ``$XDG_DATA_HOME/rapport``, else ``~/.local/share/rapport``."""
+    if env.get("RAPPORT_DATA_DIR"):
+        return Path(env["RAPPORT_DATA_DIR"]).expanduser()
+    if env.get("XDG_DATA_HOME"):
+        return Path(env["XDG_DATA_HOME"]).expanduser() / "rapport"
+    return Path.home() / ".local" / "share" / "rapport"
+
+
+def default_db_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / DB_FILE}"
+
+
+def _default_data_dir() -> Path:
+    return data_dir_from(os.environ)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     engine: EngineConfig
     log_level: str = "WARNING"
+    data_dir: Path = field(default_factory=_default_data_dir)
+    db_url: str = ""  # "" means the default SQLite file in data_dir (see database_url)
+    pseudonym_key: str | None = field(default=None, repr=False)  # None: key file in data_dir
+
+    @property
+    def database_url(self) -> str:
+        """The report database: ``db_url``, else ``sqlite:///<data_dir>/rapport.db``."""
+        return self.db_url or default_db_url(self.data_dir)
 
 
 def _convert(name: str, text: str, default: Any) -> Any:
@@ -62,9 +95,12 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     overrides: Iterable[str] = (),
     log_level: str | None = None,
+    db_url: str | None = None,
+    data_dir: str | Path | None = None,
 ) -> Settings:
-    """Settings from ``overrides`` (``"min_pause_ms=250"``, ``"alerts.silence_ms=60000"``),
-    then the environment, then defaults. Raises ``ConfigError`` naming the bad setting."""
+    """Settings from ``overrides`` (``"min_pause_ms=250"``, ``"alerts.silence_ms=60000"``)
+    and the explicit ``log_level``, ``db_url`` and ``data_dir`` arguments, then the
+    environment, then defaults. Raises ``ConfigError`` naming the bad setting."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     for variable, path, default in engine_variables():
@@ -86,4 +122,14 @@ def load_settings(
     level = log_level or env.get("RAPPORT_LOG_LEVEL", "WARNING").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("RAPPORT_LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR: {level}")
-    return Settings(engine=engine, log_level=level)
+    directory = Path(data_dir).expanduser() if data_dir else data_dir_from(env)
+    url = (db_url or env.get("RAPPORT_DB_URL", "")).strip()
+    if url and "://" not in url:
+        name = "--db-url" if db_url else "RAPPORT_DB_URL"
+        raise ConfigError(name, f"must be a database URL such as sqlite:///path or "
+                                f"postgresql+psycopg://user@host/db, got {url!r}")
+    key = env.get("RAPPORT_PSEUDONYM_KEY") or None
+    if key is not None and len(key.strip()) < 16:
+        raise ConfigError("RAPPORT_PSEUDONYM_KEY", "must be at least 16 characters")
+    return Settings(engine=engine, log_level=level, data_dir=directory, db_url=url,
+                    pseudonym_key=key.strip() if key else None)

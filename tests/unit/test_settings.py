@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,44 @@ def test_every_variable_is_documented_with_its_default() -> None:
         assert rows, f"{variable} missing from docs/configuration.md"
         shown = str(default).lower() if isinstance(default, bool) else str(default)
         assert f"`{path}` | {shown} |" in rows[0], f"{variable}: default {shown} not documented"
+
+
+def test_database_url_argument_beats_environment_beats_default(tmp_path: Path) -> None:
+    env = {"RAPPORT_DATA_DIR": str(tmp_path / "data")}
+    default = load_settings(env=env)
+    assert default.data_dir == tmp_path / "data"
+    assert default.database_url == f"sqlite:///{tmp_path / 'data' / 'rapport.db'}"
+    assert not (tmp_path / "data").exists()  # resolving settings creates nothing
+    env["RAPPORT_DB_URL"] = "postgresql+psycopg://u@db/rapport"
+    assert load_settings(env=env).database_url == "postgresql+psycopg://u@db/rapport"
+    explicit = load_settings(env=env, db_url="sqlite:////x/y.db")
+    assert explicit.database_url == "sqlite:////x/y.db"
+
+
+def test_data_directory_follows_xdg_then_home(tmp_path: Path) -> None:
+    assert load_settings(env={"XDG_DATA_HOME": str(tmp_path)}).data_dir == tmp_path / "rapport"
+    assert load_settings(env={}).data_dir == Path.home() / ".local" / "share" / "rapport"
+    both = {"XDG_DATA_HOME": str(tmp_path), "RAPPORT_DATA_DIR": str(tmp_path / "own")}
+    assert load_settings(env=both).data_dir == tmp_path / "own"
+    assert load_settings(env=both, data_dir=tmp_path / "arg").data_dir == tmp_path / "arg"
+
+
+def test_pseudonym_key_and_database_url_are_checked() -> None:
+    assert load_settings(env={}).pseudonym_key is None
+    key = "k" * 32
+    assert load_settings(env={"RAPPORT_PSEUDONYM_KEY": key}).pseudonym_key == key
+    assert key not in repr(load_settings(env={"RAPPORT_PSEUDONYM_KEY": key}))
+    for env, field in (({"RAPPORT_PSEUDONYM_KEY": "short"}, "RAPPORT_PSEUDONYM_KEY"),
+                       ({"RAPPORT_DB_URL": "/var/lib/rapport.db"}, "RAPPORT_DB_URL")):
+        with pytest.raises(ConfigError) as raised:
+            load_settings(env=env)
+        assert raised.value.field == field
+
+
+def test_every_process_variable_is_documented() -> None:
+    source = (Path(__file__).resolve().parents[2] / "services" / "settings.py").read_text()
+    documented = {line.split("`")[1] for line in DOCS.read_text().splitlines()
+                  if line.startswith("| `RAPPORT_")}
+    used = set(re.findall(r'"(RAPPORT_[A-Z_]+)"', source)) - {"RAPPORT_", "RAPPORT_ALERT_"}
+    assert used <= documented, f"undocumented: {sorted(used - documented)}"
+    assert {"RAPPORT_DATA_DIR", "RAPPORT_DB_URL", "RAPPORT_PSEUDONYM_KEY"} <= used

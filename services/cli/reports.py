@@ -1,0 +1,78 @@
+"""``rapport reports``: serve the report API (issue 5; services/reports) until interrupted.
+
+Prints ``reports: http://HOST:PORT`` as the last line of standard output once listening
+(``--port 0`` picks a free port). Uses the database of ``--db-url``, else ``RAPPORT_DB_URL``,
+else the default SQLite file in the data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from models.errors import ValidationError
+from services.cli.tokens import add_db_url, open_store
+from services.reports import create_app
+from services.store import ReportStore, StoreError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "reports",
+        help="serve the report API (sessions, reports, timelines, trends, CSV)",
+        description="Serve the authenticated report API over the report database; "
+                    "its OpenAPI description is at /openapi.json. Tokens come from "
+                    "`rapport tokens create --clinic C --scope reports`.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8080,
+                        help="port; 0 picks a free one (default: %(default)s)")
+    add_db_url(parser)
+    parser.set_defaults(handler=run)
+
+
+async def serve(store: ReportStore, host: str, port: int) -> None:
+    runner = web.AppRunner(create_app(store), access_log=log)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        bound = sockets[0].getsockname()[1] if sockets else port
+        print(f"reports: http://{host}:{bound}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        print("rapport reports: --port must be 0..65535", file=sys.stderr)
+        return 2
+    try:
+        store = open_store(args)
+    except (StoreError, ValidationError) as error:
+        print(f"rapport reports: {error}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(serve(store, args.host, args.port))
+    except OSError as error:
+        print(f"rapport reports: cannot listen on {args.host}:{args.port}: {error.strerror}",
+              file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0

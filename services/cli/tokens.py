@@ -1,0 +1,95 @@
+"""``rapport tokens``: create, list and revoke API tokens (issue 5; services/store/tokens.py).
+
+``create`` prints the new token as the last line of standard output (scripts read it from
+there; it is shown only this once); its id, clinic and scope go to standard error. Every
+subcommand uses the database of ``--db-url``, else ``RAPPORT_DB_URL``, else the default SQLite
+file in the data directory (docs/configuration.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from models.errors import ValidationError
+from services.store import SCOPES, ReportStore, StoreError
+
+
+def add_db_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db-url", default=None, metavar="URL",
+                        help="report database, e.g. sqlite:///path/rapport.db or "
+                             "postgresql+psycopg://user@host/db (default: $RAPPORT_DB_URL, "
+                             "else rapport.db in the data directory)")
+
+
+def open_store(args: argparse.Namespace) -> ReportStore:
+    return ReportStore.from_settings(args.config, args.db_url)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "tokens",
+        help="create, list and revoke API tokens",
+        description="Manage the bearer tokens of the ingest and report APIs. Tokens are "
+                    "stored only as SHA-256 hashes; a token is printed once, at creation.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = actions.add_parser(
+        "create", help="create a token; prints it as the last line of stdout",
+        description="Create a token for one clinic. Scopes: ingest (post events), reports "
+                    "(read the clinic's reports), admin (operations; reads every clinic).")
+    create.add_argument("--clinic", required=True, help="clinic id the token is scoped to")
+    create.add_argument("--scope", required=True, choices=SCOPES, help="what the token may do")
+    add_db_url(create)
+    create.set_defaults(handler=run_create)
+    listing = actions.add_parser("list", help="list tokens (id, clinic, scope, state)")
+    add_db_url(listing)
+    listing.set_defaults(handler=run_list)
+    revoke = actions.add_parser("revoke", help="revoke a token by id prefix (or the token)")
+    revoke.add_argument("prefix", help="at least 6 hex digits of the id shown by "
+                                       "`rapport tokens list`, or the token itself")
+    add_db_url(revoke)
+    revoke.set_defaults(handler=run_revoke)
+
+
+def _fail(error: Exception) -> int:
+    print(f"rapport tokens: {error}", file=sys.stderr)
+    return 1 if isinstance(error, StoreError) else 2
+
+
+def run_create(args: argparse.Namespace) -> int:
+    try:
+        with open_store(args) as store:
+            token, info = store.create_token(args.clinic, args.scope)
+    except (StoreError, ValidationError) as error:
+        return _fail(error)
+    print(f"created token {info.id} for clinic {info.clinic_id}, scope {info.scope} "
+          "(shown once; keep it secret)", file=sys.stderr)
+    print(token, flush=True)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    try:
+        with open_store(args) as store:
+            tokens = store.list_tokens()
+    except (StoreError, ValidationError) as error:
+        return _fail(error)
+    print(f"{'id':<14}{'clinic':<24}{'scope':<9}{'created':<22}state")
+    for info in tokens:
+        state = "active" if info.active else \
+            f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "revoked"
+        print(f"{info.id:<14}{info.clinic_id:<24}{info.scope:<9}"
+              f"{info.created_at:%Y-%m-%d %H:%M:%S}   {state}")
+    return 0
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    try:
+        with open_store(args) as store:
+            info = store.revoke_token(args.prefix)
+    except (StoreError, ValidationError) as error:
+        return _fail(error)
+    print(f"revoked token {info.id} (clinic {info.clinic_id}, scope {info.scope})")
+    return 0

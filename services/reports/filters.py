@@ -1,0 +1,148 @@
+"""Query parameters of the report API, parsed into store queries (issue 5).
+
+Every parser raises :class:`~models.errors.ValidationError` naming the parameter, which the
+API answers with ``400 {"error": "<parameter>: <reason>"}``. Dates are ISO 8601: a date
+(``2026-11-26``, a whole UTC day: ``from`` includes it from 00:00, ``to`` includes it until
+24:00) or a date-time (``2026-11-26T14:30:00Z``; without an offset it is UTC; ``to`` is then
+exclusive). They select sessions by their start (see services/store/sessions.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta, timezone
+from typing import get_args
+
+from models.classified import AlertType
+from models.errors import ValidationError
+from services.store.sessions import DEFAULT_PAGE, MAX_PAGE, Cursor, SessionQuery
+from services.store.timeline import DEFAULT_TIMELINE_PAGE, MAX_TIMELINE_PAGE
+
+ALERT_TYPES: tuple[str, ...] = get_args(AlertType)  # METRICS.md §7
+TIMELINE_KINDS = ("ipu", "speaker_change", "interruption", "collision", "lapse")  # §2–§6
+SESSION_PARAMETERS = frozenset({"clinic", "therapist", "from", "to", "alert", "limit", "cursor"})
+TIMELINE_PARAMETERS = frozenset({"kind", "after", "limit"})
+TREND_PARAMETERS = frozenset({"from", "to", "limit"})
+DEFAULT_TREND = 100
+MAX_TREND = 1000
+MAX_ID_LENGTH = 200
+_PSEUDONYM = re.compile(r"[0-9a-f]{64}")
+
+
+def check_known(params: Mapping[str, str], known: frozenset[str]) -> None:
+    for name in params:
+        if name not in known:
+            raise ValidationError(name, f"unknown parameter (known: {', '.join(sorted(known))})")
+
+
+def parse_time(name: str, text: str, *, end: bool = False) -> int:
+    """Epoch milliseconds of an ISO date or date-time; a date as ``end`` means the end of that
+    day (the next midnight, UTC)."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            if end:
+                moment += timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValidationError(name, "must be an ISO date (YYYY-MM-DD) or date-time "
+                                    "(YYYY-MM-DDTHH:MM:SSZ)") from None
+    return int(moment.timestamp() * 1000)
+
+
+def parse_int(name: str, text: str, *, lowest: int, highest: int) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValidationError(name, f"must be an integer from {lowest} to {highest}") from None
+    if not lowest <= value <= highest:
+        raise ValidationError(name, f"must be an integer from {lowest} to {highest}")
+    return value
+
+
+def parse_therapist(name: str, text: str) -> str:
+    value = text.strip().lower()
+    if not _PSEUDONYM.fullmatch(value):
+        raise ValidationError(name, "must be a therapist pseudonym (64 hex digits, "
+                                    "HMAC-SHA256 of the participant id; see docs)")
+    return value
+
+
+def parse_alert(name: str, text: str) -> str:
+    value = text.strip()
+    if value not in ALERT_TYPES:
+        raise ValidationError(name, f"must be one of {', '.join(ALERT_TYPES)}")
+    return value
+
+
+def parse_id(name: str, text: str) -> str:
+    if not text or len(text) > MAX_ID_LENGTH:
+        raise ValidationError(name, f"must be a non-empty id of at most {MAX_ID_LENGTH} "
+                                    "characters")
+    return text
+
+
+def date_range(params: Mapping[str, str]) -> tuple[int | None, int | None]:
+    from_ms = parse_time("from", params["from"]) if "from" in params else None
+    until_ms = parse_time("to", params["to"], end=True) if "to" in params else None
+    if from_ms is not None and until_ms is not None and until_ms <= from_ms:
+        raise ValidationError("to", "must be after from")
+    return from_ms, until_ms
+
+
+def parse_session_query(params: Mapping[str, str], viewer_clinic: str | None) -> SessionQuery:
+    """Filters of ``GET /v1/sessions`` (and the CSV export). ``viewer_clinic`` is the
+    token's clinic, or None for an admin token, which alone may choose ``clinic``."""
+    check_known(params, SESSION_PARAMETERS)
+    clinic = viewer_clinic
+    if "clinic" in params:
+        asked = parse_id("clinic", params["clinic"])
+        if viewer_clinic is not None and asked != viewer_clinic:
+            raise ValidationError("clinic", "only an admin token may choose the clinic; "
+                                            "a clinic token reads its own clinic")
+        clinic = asked
+    from_ms, until_ms = date_range(params)
+    return SessionQuery(
+        clinic=clinic,
+        therapist=parse_therapist("therapist", params["therapist"])
+        if "therapist" in params else None,
+        from_ms=from_ms,
+        until_ms=until_ms,
+        alert=parse_alert("alert", params["alert"]) if "alert" in params else None,
+        limit=parse_int("limit", params["limit"], lowest=1, highest=MAX_PAGE)
+        if "limit" in params else DEFAULT_PAGE,
+        cursor=Cursor.decode(params["cursor"]) if "cursor" in params else None,
+    )
+
+
+def parse_timeline_params(params: Mapping[str, str]
+                          ) -> tuple[frozenset[str] | None, int | None, int]:
+    """(kinds, after, limit) of ``GET /v1/sessions/{id}/timeline``."""
+    check_known(params, TIMELINE_PARAMETERS)
+    kinds = None
+    if "kind" in params:
+        kinds = frozenset(k.strip() for k in params["kind"].split(",") if k.strip())
+        unknown = sorted(kinds - set(TIMELINE_KINDS))
+        if unknown or not kinds:
+            raise ValidationError("kind", f"must be a comma-separated list of "
+                                          f"{', '.join(TIMELINE_KINDS)}")
+    after = parse_int("after", params["after"], lowest=-1, highest=2**31 - 1) \
+        if "after" in params else None
+    limit = parse_int("limit", params["limit"], lowest=1, highest=MAX_TIMELINE_PAGE) \
+        if "limit" in params else DEFAULT_TIMELINE_PAGE
+    return kinds, after, limit
+
+
+def parse_trend_params(params: Mapping[str, str]) -> tuple[int | None, int | None, int]:
+    """(from_ms, until_ms, limit) of ``GET /v1/therapists/{id}/trend``."""
+    check_known(params, TREND_PARAMETERS)
+    from_ms, until_ms = date_range(params)
+    limit = parse_int("limit", params["limit"], lowest=1, highest=MAX_TREND) \
+        if "limit" in params else DEFAULT_TREND
+    return from_ms, until_ms, limit

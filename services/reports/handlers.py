@@ -1,0 +1,140 @@
+"""Endpoints of the report API (issue 5): session list and CSV export, a session's report and
+timeline, a therapist's trend. The numbers are METRICS.md §10 reports, stored pseudonymized.
+
+Handlers parse their parameters (services/reports/filters.py), run the synchronous store in a
+worker thread and answer JSON. Tenancy is applied here: every store call gets the viewer's
+clinic (None for admin), so another clinic's session is simply not found (404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from aiohttp import web
+
+from services.reports.auth import STORE, ApiError, viewer
+from services.reports.filters import (
+    parse_id,
+    parse_session_query,
+    parse_therapist,
+    parse_timeline_params,
+    parse_trend_params,
+)
+from services.reports.openapi import openapi_document
+from services.store.sessions import SUMMARY_FIELDS
+
+CSV_COLUMNS = ("session_id", "clinic_id", "therapist", "started_at", "duration_s", "ended_by",
+               "alert_types", *SUMMARY_FIELDS, "alerts")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status,
+                        content_type="application/json")
+
+
+def _not_found(what: str) -> ApiError:
+    return ApiError(404, f"{what}: not found")
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    """``GET /v1/sessions``: newest first, filtered, one page."""
+    query = parse_session_query(request.query, viewer(request).clinic)
+    page = await asyncio.to_thread(request.app[STORE].list_sessions, query)
+    body: dict[str, Any] = {"sessions": page.items, "count": len(page.items),
+                            "limit": query.limit, "next_cursor": page.next_cursor, "next": None}
+    if page.next_cursor is not None:
+        params = {k: v for k, v in request.query.items() if k != "cursor"}
+        params["cursor"] = page.next_cursor
+        body["next"] = f"{request.path}?{urlencode(params)}"
+    return json_response(body)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return "" if value is None else value
+
+
+def sessions_csv(items: list[dict[str, Any]]) -> str:
+    """The session list as CSV: identity, times, alert types and the headline metrics."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in items:
+        flat = {**item, **item["metrics"]}
+        writer.writerow([_csv_value(flat.get(column)) for column in CSV_COLUMNS])
+    return out.getvalue()
+
+
+async def export_sessions(request: web.Request) -> web.Response:
+    """``GET /v1/sessions.csv``: every session the filters select (no pagination)."""
+    query = parse_session_query(request.query, viewer(request).clinic)
+    items = await asyncio.to_thread(request.app[STORE].export_sessions, query)
+    text = await asyncio.to_thread(sessions_csv, items)
+    return web.Response(text=text, content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="sessions.csv"'})
+
+
+async def session_report(request: web.Request) -> web.Response:
+    """``GET /v1/sessions/{id}/report``: list entry, alert transitions, final report."""
+    session_id = parse_id("session_id", request.match_info["session_id"])
+    if request.query:
+        raise ApiError(400, f"{next(iter(request.query))}: unknown parameter")
+    found = await asyncio.to_thread(request.app[STORE].get_report, session_id,
+                                    viewer(request).clinic)
+    if found is None:
+        raise _not_found("session")
+    return json_response(found)
+
+
+async def session_timeline(request: web.Request) -> web.Response:
+    """``GET /v1/sessions/{id}/timeline``: classified events in decision order."""
+    session_id = parse_id("session_id", request.match_info["session_id"])
+    kinds, after, limit = parse_timeline_params(request.query)
+    page = await asyncio.to_thread(lambda: request.app[STORE].get_timeline(
+        session_id, viewer(request).clinic, kinds=kinds, after=after, limit=limit))
+    if page is None:
+        raise _not_found("session")
+    return json_response({"session_id": session_id, "items": page.items, "total": page.total,
+                          "count": len(page.items), "next_after": page.next_after})
+
+
+async def therapist_trend(request: web.Request) -> web.Response:
+    """``GET /v1/therapists/{id}/trend``: headline metrics of the therapist's latest
+    sessions, oldest first (``{id}`` is the therapist's pseudonym)."""
+    therapist = parse_therapist("therapist_id", request.match_info["therapist_id"])
+    from_ms, until_ms, limit = parse_trend_params(request.query)
+    store, clinic = request.app[STORE], viewer(request).clinic
+    points = await asyncio.to_thread(lambda: store.therapist_trend(
+        therapist, clinic, from_ms=from_ms, until_ms=until_ms, limit=limit))
+    if not points and (from_ms is not None or until_ms is not None):
+        known = await asyncio.to_thread(lambda: store.therapist_trend(therapist, clinic,
+                                                                      limit=1))
+        if not known:
+            raise _not_found("therapist")
+    elif not points:
+        raise _not_found("therapist")
+    sessions = [{key: p[key] for key in ("session_id", "clinic_id", "started_at", "duration_s",
+                                         "alert_types", "metrics")} for p in points]
+    series = {name: [p["metrics"].get(name) for p in points]
+              for name in (*SUMMARY_FIELDS, "alerts")}
+    return json_response({"therapist": therapist, "count": len(sessions),
+                          "sessions": sessions, "series": series})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_document())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/v1/sessions", list_sessions)
+    app.router.add_get("/v1/sessions.csv", export_sessions)
+    app.router.add_get("/v1/sessions/{session_id}/report", session_report)
+    app.router.add_get("/v1/sessions/{session_id}/timeline", session_timeline)
+    app.router.add_get("/v1/therapists/{therapist_id}/trend", therapist_trend)

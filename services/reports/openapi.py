@@ -1,0 +1,225 @@
+"""The report API's OpenAPI 3.1 description, served at ``/openapi.json`` (issue 5).
+
+Hand-written, next to the handlers it describes (services/reports/handlers.py); a component
+test checks that every route is described and every described route exists. Metric fields are
+METRICS.md §10; alert types §7; timeline kinds §2–§6.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from services.reports.filters import (
+    ALERT_TYPES,
+    DEFAULT_TREND,
+    MAX_TREND,
+    TIMELINE_KINDS,
+)
+from services.store.sessions import DEFAULT_PAGE, MAX_PAGE, SUMMARY_FIELDS
+from services.store.timeline import DEFAULT_TIMELINE_PAGE, MAX_TIMELINE_PAGE
+
+_DATE = ("ISO 8601 date (YYYY-MM-DD: the whole UTC day) or date-time "
+         "(YYYY-MM-DDTHH:MM:SSZ; UTC without an offset)")
+
+
+def _param(name: str, where: str, description: str, schema: dict[str, Any],
+           required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "description": description, "required": required,
+            "schema": schema}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(ref: str) -> dict[str, Any]:
+    return {"description": "OK",
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+_ERRORS = {
+    "400": _error("a parameter is invalid; the message names it"),
+    "401": _error("no bearer token, or an unknown or revoked one"),
+    "403": _error("the token's scope cannot read reports (ingest)"),
+    "503": _error("the report database is unavailable"),
+}
+_NOT_FOUND = _error("unknown, or belongs to another clinic")
+
+_LIST_FILTERS = [
+    _param("clinic", "query", "clinic id (admin tokens only; a clinic token reads its own)",
+           {"type": "string"}),
+    _param("therapist", "query", "therapist pseudonym: hex HMAC-SHA256 of the participant id",
+           {"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+    _param("from", "query", f"sessions started at or after: {_DATE}", {"type": "string"}),
+    _param("to", "query", f"sessions started before the end of: {_DATE}", {"type": "string"}),
+    _param("alert", "query", "sessions with at least one alert of this type (METRICS.md §7)",
+           {"type": "string", "enum": list(ALERT_TYPES)}),
+]
+
+_METRICS = {
+    "type": "object",
+    "description": "headline metrics of the final report (METRICS.md §6, §10); null when the "
+                   "report has no value",
+    "properties": {name: {"type": ["number", "null"]} for name in (*SUMMARY_FIELDS, "alerts")},
+}
+
+_SESSION = {
+    "type": "object",
+    "required": ["session_id", "clinic_id", "started_at", "duration_s", "metrics"],
+    "properties": {
+        "session_id": {"type": "string"},
+        "clinic_id": {"type": "string"},
+        "therapist": {"type": ["string", "null"], "description": "therapist pseudonym"},
+        "started_at": {"type": "string", "format": "date-time",
+                       "description": "session start (UTC); the session clock when it is a "
+                                      "wall clock, else the receive time minus the duration"},
+        "start_ms": {"type": "integer", "description": "start on the session clock (§1)"},
+        "end_ms": {"type": "integer"},
+        "duration_s": {"type": "number"},
+        "ended_by": {"type": "string", "enum": ["session.end", "idle_timeout"]},
+        "received_at": {"type": "string", "format": "date-time"},
+        "alert_types": {"type": "array", "items": {"type": "string"}},
+        "metrics": {"$ref": "#/components/schemas/Metrics"},
+    },
+}
+
+_SESSION_REF = {"$ref": "#/components/schemas/Session"}
+
+_DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Rapport report API",
+        "version": "1",
+        "description": (
+            "Post-session reports of telehealth therapy sessions, measured from voice activity "
+            "only (shared/METRICS.md). The metrics are proxies for conversational balance, not "
+            "clinical judgements; thresholds are defaults to calibrate per clinic. Participant "
+            "ids are pseudonymized (HMAC-SHA256 with the deployment's key); the mapping stays "
+            "with the platform. Tokens come from `rapport tokens create --clinic C --scope "
+            "reports` and see their clinic only; another clinic's ids answer 404."
+        ),
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error"],
+                      "properties": {"error": {"type": "string",
+                                               "description": "<field>: <reason>"},
+                                     "field": {"type": "string"}}},
+            "Metrics": _METRICS,
+            "Session": _SESSION,
+            "SessionPage": {
+                "type": "object",
+                "properties": {
+                    "sessions": {"type": "array", "items": _SESSION_REF},
+                    "count": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                    "next_cursor": {"type": ["string", "null"]},
+                    "next": {"type": ["string", "null"], "description": "URL of the next page"},
+                },
+            },
+            "Report": {
+                "allOf": [{"$ref": "#/components/schemas/Session"}, {
+                    "type": "object",
+                    "properties": {
+                        "alerts": {"type": "array", "items": {
+                            "type": "object",
+                            "properties": {"alert": {"type": "string", "enum": list(ALERT_TYPES)},
+                                           "cleared": {"type": "boolean"},
+                                           "ts_ms": {"type": "integer"}}}},
+                        "report": {"type": "object",
+                                   "description": "the final report, METRICS.md §10"},
+                    },
+                }],
+            },
+            "Timeline": {
+                "type": "object",
+                "properties": {
+                    "session_id": {"type": "string"},
+                    "items": {"type": "array", "items": {
+                        "type": "object", "required": ["n", "kind", "ts_ms"],
+                        "properties": {"n": {"type": "integer"}, "kind": {"type": "string"},
+                                       "ts_ms": {"type": "integer"}},
+                        "description": "a classified event; ipu items have participant_id "
+                                       "(pseudonym), role, start_ms, end_ms, backchannel"}},
+                    "total": {"type": "integer"},
+                    "count": {"type": "integer"},
+                    "next_after": {"type": ["integer", "null"]},
+                },
+            },
+            "Trend": {
+                "type": "object",
+                "properties": {
+                    "therapist": {"type": "string"},
+                    "count": {"type": "integer"},
+                    "sessions": {"type": "array", "items": _SESSION_REF},
+                    "series": {"type": "object", "description": "metric name -> values, one "
+                                                               "per session, oldest first"},
+                },
+            },
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/sessions": {"get": {
+            "summary": "finished sessions, newest first, one page",
+            "parameters": [*_LIST_FILTERS,
+                           _param("limit", "query", f"page size (default {DEFAULT_PAGE})",
+                                  {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+                           _param("cursor", "query", "next_cursor of the previous page",
+                                  {"type": "string"})],
+            "responses": {"200": _ok("SessionPage"), **_ERRORS},
+        }},
+        "/v1/sessions.csv": {"get": {
+            "summary": "every session the filters select, as CSV (headline metrics)",
+            "parameters": _LIST_FILTERS,
+            "responses": {"200": {"description": "CSV with a header row",
+                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
+                          **_ERRORS},
+        }},
+        "/v1/sessions/{session_id}/report": {"get": {
+            "summary": "a session's final report (METRICS.md §10) and alert transitions",
+            "parameters": [_param("session_id", "path", "session id", {"type": "string"},
+                                  True)],
+            "responses": {"200": _ok("Report"), "404": _NOT_FOUND, **_ERRORS},
+        }},
+        "/v1/sessions/{session_id}/timeline": {"get": {
+            "summary": "a session's classified events (speech units, speaker changes, "
+                       "interruptions, collisions, lapses) in decision order",
+            "parameters": [
+                _param("session_id", "path", "session id", {"type": "string"}, True),
+                _param("kind", "query", "comma-separated kinds to keep",
+                       {"type": "string", "examples": [",".join(TIMELINE_KINDS[:2])]}),
+                _param("after", "query", "only items with n greater than this (paging)",
+                       {"type": "integer", "minimum": -1}),
+                _param("limit", "query", f"page size (default {DEFAULT_TIMELINE_PAGE})",
+                       {"type": "integer", "minimum": 1, "maximum": MAX_TIMELINE_PAGE}),
+            ],
+            "responses": {"200": _ok("Timeline"), "404": _NOT_FOUND, **_ERRORS},
+        }},
+        "/v1/therapists/{therapist_id}/trend": {"get": {
+            "summary": "headline metrics over a therapist's latest sessions, oldest first",
+            "parameters": [
+                _param("therapist_id", "path", "therapist pseudonym",
+                       {"type": "string", "pattern": "^[0-9a-f]{64}$"}, True),
+                _param("from", "query", _DATE, {"type": "string"}),
+                _param("to", "query", _DATE, {"type": "string"}),
+                _param("limit", "query", f"most recent sessions (default {DEFAULT_TREND})",
+                       {"type": "integer", "minimum": 1, "maximum": MAX_TREND}),
+            ],
+            "responses": {"200": _ok("Trend"), "404": _NOT_FOUND, **_ERRORS},
+        }},
+        "/openapi.json": {"get": {
+            "summary": "this document", "security": [],
+            "responses": {"200": {"description": "OpenAPI 3.1",
+                                  "content": {"application/json": {}}}},
+        }},
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the description (callers may not change the module's)."""
+    return copy.deepcopy(_DOCUMENT)

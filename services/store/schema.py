@@ -1,0 +1,114 @@
+"""The report store's tables, as typed SQLAlchemy 2 ORM classes (issue 5).
+
+One row per finished session (its METRICS.md §10 final report), one per alert transition
+(§7: raised or cleared), one per classified timeline item (the speech segments and floor
+events of §2–§6 that the streaming workers publish in ``rapport.quality`` records), and one
+per API token. Participant ids never reach these tables in clear: the store pseudonymizes them
+before writing (:mod:`services.store.pseudonyms`); audio is never received at all.
+
+Times: ``start_ms``/``end_ms``/``ts_ms`` are on the session clock (METRICS.md §1, integer
+milliseconds); ``started_at_ms`` is the session start as Unix epoch milliseconds, the column
+the API's date filters and ordering use (see :func:`services.store.sessions.started_at_ms`).
+The schema is created and evolved only by the Alembic migrations in ``migrations/``; this
+module must stay in step with the newest of them (a test compares the two).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID_LENGTH = 200  # session and clinic ids, as the platform sends them
+PSEUDONYM_LENGTH = 64  # hex HMAC-SHA256
+ALERT_LENGTH = 64
+KIND_LENGTH = 32
+
+# Deterministic constraint names, so migrations can refer to them on every backend.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class SessionRow(Base):
+    """A finished session and its final report (METRICS.md §10), pseudonymized."""
+
+    __tablename__ = "sessions"
+
+    session_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    therapist: Mapped[str | None] = mapped_column(String(PSEUDONYM_LENGTH), index=True)
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+    started_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    duration_s: Mapped[float] = mapped_column(Float)
+    ended_by: Mapped[str] = mapped_column(String(KIND_LENGTH))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # "|long_silence|network_degraded|": a portable LIKE filter on both backends.
+    alert_types: Mapped[str] = mapped_column(String(500), default="|")
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_sessions_clinic_started", "clinic_id", "started_at_ms"),)
+
+
+class AlertRow(Base):
+    """One alert transition (METRICS.md §7): ``alert`` raised, or cleared when ``cleared``."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    alert: Mapped[str] = mapped_column(String(ALERT_LENGTH))
+    cleared: Mapped[bool] = mapped_column(Boolean)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("session_id", "alert", "cleared", "ts_ms"),)
+
+
+class TimelineItem(Base):
+    """One classified event of a session (an IPU, speaker change, interruption, collision or
+    lapse; METRICS.md §2–§6), numbered ``n`` by the worker that decided it."""
+
+    __tablename__ = "timeline_items"
+
+    session_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    kind: Mapped[str] = mapped_column(String(KIND_LENGTH))
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class TokenRow(Base):
+    """An API token, known only by its SHA-256 (the token itself is shown once, at creation)."""
+
+    __tablename__ = "tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,186 @@
+"""The report store (issue 5): what the consumer writes and the report API reads.
+
+:class:`ReportStore` pairs a :class:`~services.store.database.Database` with the
+:class:`~services.store.pseudonyms.Pseudonymizer`: every record is parsed
+(:mod:`services.store.records`), its participant ids replaced by pseudonyms, and written in
+one transaction. Writes are idempotent, so a consumer can commit its offsets after writing and
+simply write again after a crash:
+
+- ``save_report`` — once per session id (METRICS.md §10); a redelivery returns False;
+- ``add_timeline`` — once per (session id, ``n``) (§2–§6);
+- ``add_alert`` — once per (session id, alert type, raised/cleared, ``ts_ms``) (§7).
+
+Reads take ``clinic``: the caller's clinic, or None for every clinic (admin). A session of
+another clinic is reported exactly like a missing one (None), which the API turns into 404.
+The store is synchronous and thread-safe (one engine with a connection pool); the aiohttp
+service calls it from worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any
+
+from services.settings import Settings
+from services.store import sessions as sessions_
+from services.store import timeline as timeline_
+from services.store import tokens as tokens_
+from services.store.database import Database
+from services.store.pseudonyms import Pseudonymizer, load_key
+from services.store.records import (
+    AlertRecord,
+    QualityRecord,
+    Record,
+    ReportRecord,
+    parse_alert,
+    parse_quality,
+    parse_record,
+    parse_report,
+)
+from services.store.sessions import SessionPage, SessionQuery
+from services.store.timeline import TimelinePage
+from services.store.tokens import TokenInfo
+
+log = logging.getLogger(__name__)
+
+RawRecord = Mapping[str, Any] | bytes | str
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ReportStore:
+    """Sessions, timelines, alerts and tokens in one SQL database (SQLite or PostgreSQL)."""
+
+    def __init__(self, url: str, pseudonym_key: bytes, *,
+                 clock: Callable[[], datetime] = _utcnow) -> None:
+        self.pseudonymize = Pseudonymizer(pseudonym_key)
+        self.db = Database(url)
+        self._clock = clock
+        log.info("report store open at %s", self.db.url)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, url: str | None = None) -> ReportStore:
+        """Open the database ``url`` (default: the settings' database URL) with the settings'
+        pseudonym key, creating the data directory and the key file when needed."""
+        key = load_key(settings.pseudonym_key, settings.data_dir)
+        return cls(url or settings.database_url, key)
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def save_report(self, raw: RawRecord | ReportRecord) -> bool:
+        """Store a final report; False (and nothing changed) if the session is stored."""
+        record = raw if isinstance(raw, ReportRecord) else parse_report(raw)
+        report = self.pseudonymize.apply(record.report)
+        therapist = next((self.pseudonymize(p.participant_id) for p in record.participants
+                          if p.role == "therapist"), None)
+        with self.db.transaction(f"save report {record.session_id}") as session:
+            saved = sessions_.save_report(self.db, session, record, report, therapist,
+                                          self._clock())
+        if not saved:
+            log.info("report for session %s already stored; redelivery ignored",
+                     record.session_id)
+        return saved
+
+    def add_timeline(self, raw: RawRecord | QualityRecord) -> int:
+        """Store a quality record's classified events; returns how many were new."""
+        record = raw if isinstance(raw, QualityRecord) else parse_quality(raw)
+        details = [self.pseudonymize.apply(event.detail) for event in record.events]
+        rows = timeline_.timeline_rows(record, details)
+        with self.db.transaction(f"add timeline of {record.session_id}") as session:
+            return timeline_.add_timeline(self.db, session, rows)
+
+    def add_alert(self, raw: RawRecord | AlertRecord) -> bool:
+        """Store an alert transition; False if it was already stored."""
+        record = raw if isinstance(raw, AlertRecord) else parse_alert(raw)
+        detail = self.pseudonymize.apply(record.detail)
+        with self.db.transaction(f"add alert of {record.session_id}") as session:
+            return timeline_.add_alert(self.db, session, record, detail)
+
+    def add_record(self, raw: RawRecord | Record) -> bool | int:
+        """Any worker record, by its ``type``."""
+        record = raw if isinstance(raw, ReportRecord | QualityRecord | AlertRecord) \
+            else parse_record(raw)
+        if isinstance(record, ReportRecord):
+            return self.save_report(record)
+        if isinstance(record, QualityRecord):
+            return self.add_timeline(record)
+        return self.add_alert(record)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def list_sessions(self, query: SessionQuery) -> SessionPage:
+        with self.db.transaction("list sessions") as session:
+            return sessions_.list_sessions(session, query)
+
+    def export_sessions(self, query: SessionQuery) -> list[dict[str, Any]]:
+        """Every session matching the filters (limit and cursor ignored), newest first."""
+        with self.db.transaction("export sessions") as session:
+            return list(sessions_.iter_sessions(session, query))
+
+    def get_report(self, session_id: str, clinic: str | None) -> dict[str, Any] | None:
+        """The session's list entry, its alert transitions and its final report."""
+        with self.db.transaction(f"read report {session_id}") as session:
+            row = sessions_.get_session(session, session_id, clinic)
+            if row is None:
+                return None
+            return {**sessions_.describe(row),
+                    "alerts": timeline_.alerts(session, session_id),
+                    "report": row.report}
+
+    def get_timeline(self, session_id: str, clinic: str | None, *,
+                     kinds: frozenset[str] | None = None, after: int | None = None,
+                     limit: int = timeline_.DEFAULT_TIMELINE_PAGE) -> TimelinePage | None:
+        """A session's timeline page, or None if the session is unknown to ``clinic``."""
+        with self.db.transaction(f"read timeline {session_id}") as session:
+            owner = timeline_.session_clinic(session, session_id)
+            if owner is None or (clinic is not None and owner != clinic):
+                return None
+            return timeline_.timeline(session, session_id, kinds=kinds, after=after,
+                                      limit=limit)
+
+    def therapist_trend(self, therapist: str, clinic: str | None, *,
+                        from_ms: int | None = None, until_ms: int | None = None,
+                        limit: int = 100) -> list[dict[str, Any]]:
+        """The therapist's latest sessions (oldest first) with their headline metrics."""
+        with self.db.transaction(f"read trend of {therapist}") as session:
+            return sessions_.therapist_sessions(session, therapist, clinic, from_ms, until_ms,
+                                                limit)
+
+    # --- tokens ---------------------------------------------------------------------------
+
+    def create_token(self, clinic_id: str, scope: str) -> tuple[str, TokenInfo]:
+        with self.db.transaction("create token") as session:
+            token, info = tokens_.create_token(session, clinic_id, scope)
+        log.info("token %s created for clinic %s, scope %s", info.id, clinic_id, scope)
+        return token, info
+
+    def verify_token(self, token: str) -> TokenInfo | None:
+        with self.db.transaction("verify token") as session:
+            return tokens_.verify_token(session, token)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        with self.db.transaction("list tokens") as session:
+            return tokens_.list_tokens(session)
+
+    def revoke_token(self, prefix_or_token: str) -> TokenInfo:
+        with self.db.transaction("revoke token") as session:
+            info = tokens_.revoke_token(session, prefix_or_token)
+        log.info("token %s revoked", info.id)
+        return info
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> ReportStore:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,115 @@
+"""API tokens: bearer credentials scoped to one clinic (issue 5, "Authentication and tenancy").
+
+A token is 32 random bytes (``secrets.token_urlsafe``) behind the prefix ``rpt_``; the store
+keeps only its SHA-256, so a leaked database reveals no usable token, and the token is shown
+once, when created. Scopes:
+
+- ``ingest``: may post events for its clinic (the ingest service, issue 4);
+- ``reports``: may read its clinic's sessions, reports, timelines and trends;
+- ``admin``: operations; may read every clinic.
+
+A token is named in listings by the first :data:`ID_LENGTH` hex digits of its hash (its id);
+``revoke`` takes any unambiguous prefix of that id, or the token itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.errors import ValidationError
+from services.store.schema import TokenRow
+
+SCOPES = ("ingest", "reports", "admin")
+TOKEN_PREFIX = "rpt_"
+ID_LENGTH = 12
+MIN_REVOKE_PREFIX = 6
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    id: str  # the first ID_LENGTH hex digits of the token's SHA-256
+    clinic_id: str
+    scope: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:  # SQLite keeps no zone; stored as UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def _info(row: TokenRow) -> TokenInfo:
+    created = _utc(row.created_at)
+    assert created is not None
+    return TokenInfo(row.token_hash[:ID_LENGTH], row.clinic_id, row.scope, created,
+                     _utc(row.revoked_at))
+
+
+def create_token(session: Session, clinic_id: str, scope: str) -> tuple[str, TokenInfo]:
+    """A new token for ``clinic_id`` with ``scope``; returns the token (shown once) and its
+    record."""
+    if scope not in SCOPES:
+        raise ValidationError("scope", f"must be one of {', '.join(SCOPES)}")
+    if not clinic_id or len(clinic_id) > 200:
+        raise ValidationError("clinic", "must be a non-empty id of at most 200 characters")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = TokenRow(token_hash=hash_token(token), clinic_id=clinic_id, scope=scope,
+                   created_at=datetime.now(timezone.utc), revoked_at=None)
+    session.add(row)
+    session.flush()
+    return token, _info(row)
+
+
+def verify_token(session: Session, token: str) -> TokenInfo | None:
+    """The token's record if it exists and is not revoked."""
+    if not token or len(token) > 200:
+        return None
+    row = session.get(TokenRow, hash_token(token))
+    if row is None or row.revoked_at is not None:
+        return None
+    return _info(row)
+
+
+def list_tokens(session: Session) -> list[TokenInfo]:
+    rows = session.scalars(select(TokenRow).order_by(TokenRow.clinic_id, TokenRow.created_at))
+    return [_info(row) for row in rows]
+
+
+def revoke_token(session: Session, prefix_or_token: str) -> TokenInfo:
+    """Revoke the one token whose id starts with the prefix (or the token itself). Revoking
+    a revoked token keeps its first revocation time."""
+    text = prefix_or_token.strip()
+    if text.startswith(TOKEN_PREFIX):
+        row = session.get(TokenRow, hash_token(text))
+        rows = [row] if row is not None else []
+    else:
+        if len(text) < MIN_REVOKE_PREFIX or any(c not in "0123456789abcdef" for c in text):
+            raise ValidationError("prefix", f"must be at least {MIN_REVOKE_PREFIX} hex digits "
+                                            "of a token id (see rapport tokens list)")
+        rows = list(session.scalars(select(TokenRow).where(
+            TokenRow.token_hash.startswith(text, autoescape=True)).limit(2)))
+    if not rows:
+        raise ValidationError("prefix", f"no token matches {text[:ID_LENGTH]!r}")
+    if len(rows) > 1:
+        raise ValidationError("prefix", f"{text!r} matches several tokens; give more digits")
+    row = rows[0]
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(timezone.utc)
+        session.flush()
+    return _info(row)
