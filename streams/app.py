@@ -59,6 +59,8 @@ class WorkerConfig:
     tick_interval_s: float = 1.0
     fetch_max_wait_ms: int = 500  # 10 on the embedded broker (see streams/kafka.py)
     commit_interval_s: float = 1.0
+    # A worker that stops heartbeating (killed) loses its partitions after this long.
+    session_timeout_s: float = 10.0
     engine: EngineConfig = field(default_factory=EngineConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
@@ -167,6 +169,8 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=config.commit_interval_s,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
         producer_acks=-1,
         web_enabled=config.web_port is not None,
         web_port=config.web_port or 6066,
@@ -199,7 +203,13 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     async def on_revoked(_sender: Any, *args: Any, signal: Any = None, **_: Any) -> None:
         pipeline.revoke(args[0])  # the revoked set of TPs
 
+    async def on_assigned(_sender: Any, *args: Any, signal: Any = None, **_: Any) -> None:
+        owned = sorted(pipeline.owned_event_partitions())
+        metrics.PARTITIONS_ASSIGNED.set(len(owned))
+        log.info("partitions assigned: %s", owned)
+
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode stub union
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     @app.page("/metrics")
     async def metrics_page(web: Any, _request: Any) -> Any:

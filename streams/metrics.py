@@ -23,6 +23,8 @@ EVENTS_REPLAYED = Counter(
 SESSIONS_OPENED = Counter("rapport_sessions_opened_total", "Sessions opened on this worker.")
 SESSIONS_CLOSED = Counter(
     "rapport_sessions_closed_total", "Sessions closed, by how they ended.", ["ended_by"])
+PARTITIONS_ASSIGNED = Gauge(
+    "rapport_partitions_assigned", "Partitions of the events topic this worker owns.")
 SESSIONS_ACTIVE = Gauge("rapport_sessions_active", "Open sessions held by this worker.")
 ALERTS = Counter("rapport_alerts_total", "Alerts raised or cleared, by kind.", ["alert"])
 QUALITY_UPDATES = Counter("rapport_quality_updates_total", "Quality records published.")

@@ -16,12 +16,13 @@ from models.errors import ConfigError
 from services.cli import analyze as analyze
 from services.cli import broker as broker
 from services.cli import reports as reports
+from services.cli import run as run
 from services.cli import simulate as simulate
 from services.cli import tokens as tokens
 from services.cli import worker as worker
 from services.settings import load_settings
 
-_SUBCOMMANDS = (analyze, simulate, broker, worker, tokens, reports)
+_SUBCOMMANDS = (run, analyze, simulate, broker, worker, tokens, reports)
 
 
 def build_parser() -> argparse.ArgumentParser:

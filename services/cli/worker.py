@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
+import tempfile
 from typing import Any
 
 from models.config import PipelineConfig
@@ -43,6 +45,10 @@ def register(subparsers: Any) -> None:
              "topics are pre-created, yes elsewhere)")
     parser.add_argument("--store", default="memory://",
                         help="table store: memory:// or rocksdb:// (default: %(default)s)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="Faust state directory (RocksDB files); default: a temporary "
+                             "directory removed at exit with the memory store, else "
+                             "./rapport-worker-data")
     parser.add_argument("--web-port", type=int, default=None, metavar="PORT",
                         help="serve /metrics on 127.0.0.1:PORT (default: no web server)")
     parser.add_argument("--batch-max", type=int, default=2000, metavar="N",
@@ -55,6 +61,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--end-grace-ms", type=int, default=None, metavar="MS",
                         help="wait this long after session.end for late events (default: "
                              "5000)")
+    parser.add_argument("--session-timeout-s", type=float, default=10.0, metavar="S",
+                        help="a worker that stops heartbeating loses its partitions to the "
+                             "others after S seconds (default: %(default)s)")
     parser.set_defaults(handler=run)
 
 
@@ -95,9 +104,15 @@ def run(args: argparse.Namespace) -> int:
         batch_max=args.batch_max,
         batch_window_s=args.batch_window_ms / 1000,
         fetch_max_wait_ms=EMBEDDED_FETCH_WAIT_MS if embedded else 500,
+        session_timeout_s=args.session_timeout_s,
         engine=engine,
         pipeline=pipeline,
     )
+    temporary = None
+    if args.data_dir is None and args.store.startswith("memory"):
+        temporary = tempfile.TemporaryDirectory(prefix="rapport-worker-")
+    data_dir = args.data_dir or (temporary.name if temporary else "rapport-worker-data")
+    config = dataclasses.replace(config, data_dir=data_dir)
     app, _ = build_app(config)
     log.info("worker starting: broker %s, group %s, %d partitions%s", broker, config.app_id,
              config.partitions, " (embedded broker)" if embedded else "")
@@ -105,7 +120,11 @@ def run(args: argparse.Namespace) -> int:
 
     worker = faust.Worker(app, loglevel=logging.getLogger().level or logging.WARNING,
                           quiet=True, override_logging=False, redirect_stdouts=False)
-    worker.execute_from_commandline()  # runs until a signal; exits the process
+    try:
+        worker.execute_from_commandline()  # runs until a signal, then exits the process
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
     return 0  # pragma: no cover
 
 

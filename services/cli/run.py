@@ -1,0 +1,267 @@
+"""``rapport run``: the whole pipeline on one machine — the main job.
+
+Starts the embedded broker (topics pre-created), one or more ``rapport worker`` processes, and
+feeds the events topic from a JSONL file or from the simulator, with backpressure; prints live
+progress on stderr and writes each final report as one JSON line (METRICS.md §10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import IO, Any
+
+import orjson
+
+from models.config import PipelineConfig
+from models.errors import ValidationError
+from models.events import parse_json
+from models.simulation import SimulationConfig, simulate_timed
+from services.broker import BrokerError, EmbeddedBroker, announce, withdraw
+from services.collector import Collector
+from services.feeder import Feeder, FeedError, session_key
+from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 2.0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the whole pipeline here: embedded broker, workers, a feed, the reports",
+        description=(
+            "The main job on one machine: start the embedded Kafka-protocol broker, "
+            "--workers worker processes, and publish events into rapport.events, from "
+            "--events FILE (JSONL; malformed lines end up on the dead-letter topic) or from "
+            "the simulator. Progress goes to stderr every few seconds; each final report is "
+            "written to --reports as one JSON line. With --exit-when-done it exits 0 once "
+            "every session of the input has its report. The embedded broker is for one "
+            "machine and holds about 5 MiB per partition: use real Kafka to keep data."
+        ),
+    )
+    source = parser.add_argument_group("input (default: simulated sessions)")
+    source.add_argument("--events", metavar="FILE",
+                        help="JSONL file of wire-v1 events, or - for standard input")
+    source.add_argument("--sessions", type=int, default=3, metavar="N",
+                        help="simulated sessions (default: %(default)s)")
+    source.add_argument("--minutes", type=float, default=10.0, metavar="M",
+                        help="length of each simulated session (default: %(default)s)")
+    source.add_argument("--seed", type=int, default=1, help="simulation seed (default: 1)")
+    source.add_argument("--style", default="mixed",
+                        help="simulated conversation style (default: %(default)s)")
+    source.add_argument("--speed", type=float, default=0.0, metavar="X",
+                        help="pace the simulation at X times real time; 0 publishes as fast "
+                             "as the workers keep up (default: %(default)s)")
+    parser.add_argument("--reports", default="-", metavar="FILE",
+                        help="write final reports here as JSONL; - is stdout "
+                             "(default: %(default)s)")
+    parser.add_argument("--dead-letters", default=None, metavar="FILE",
+                        help="also write every dead-letter record (rejected input with the "
+                             "field and reason) to FILE as JSONL")
+    parser.add_argument("--exit-when-done", action="store_true",
+                        help="exit once every session in the input has its final report")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="worker processes in the consumer group (default: %(default)s)")
+    parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS, metavar="N",
+                        help="partitions per topic (default: %(default)s)")
+    parser.add_argument("--idle-timeout-s", type=float, default=None, metavar="S",
+                        help="close sessions without session.end after S seconds without "
+                             "events (default: idle_timeout_s, 300)")
+    parser.add_argument("--end-grace-ms", type=int, default=None, metavar="MS",
+                        help="wait after session.end for late events (default: 5000)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers < 1 or args.partitions < 1:
+        print("rapport run: --workers and --partitions must be >= 1", file=sys.stderr)
+        return 2
+    if args.events and args.events != "-" and not os.path.exists(args.events):
+        print(f"rapport run: cannot read {args.events}: no such file", file=sys.stderr)
+        return 2
+    topics = Topics()
+    try:
+        broker = EmbeddedBroker()
+        broker.start()
+        broker.create_topics(topics.specs(args.partitions, DEFAULT_APP_ID))
+    except BrokerError as error:
+        print(f"rapport run: {error}", file=sys.stderr)
+        return 1
+    announce(broker.bootstrap)
+    print(f"rapport run: embedded broker at {broker.bootstrap}", file=sys.stderr)
+    workers = [_start_worker(args, broker.bootstrap, k) for k in range(args.workers)]
+    out: IO[bytes] = sys.stdout.buffer if args.reports == "-" else open(args.reports, "wb")  # noqa: SIM115
+    dead: IO[bytes] | None = open(args.dead_letters, "wb") if args.dead_letters else None  # noqa: SIM115
+    try:
+        return asyncio.run(_main(args, broker.bootstrap, topics, workers, out, dead))
+    except FeedError as error:
+        print(f"rapport run: {error}", file=sys.stderr)
+        return 1
+    finally:
+        _stop_workers(workers)
+        if out is not sys.stdout.buffer:
+            out.close()
+        if dead is not None:
+            dead.close()
+        withdraw()
+        broker.close()
+
+
+def _start_worker(args: argparse.Namespace, bootstrap: str, index: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "services.cli"]
+    if args.log_level:
+        command += ["--log-level", args.log_level]
+    for setting in args.settings:
+        command += ["--set", setting]
+    command += ["worker", "--broker", f"kafka://{bootstrap}", "--partitions",
+                str(args.partitions), "--declare-topics", "no"]
+    if args.idle_timeout_s is not None:
+        command += ["--idle-timeout-s", str(args.idle_timeout_s)]
+    if args.end_grace_ms is not None:
+        command += ["--end-grace-ms", str(args.end_grace_ms)]
+    log.info("starting worker %d: %s", index, " ".join(command))
+    # Worker stdout goes to stderr: stdout may be carrying the reports.
+    return subprocess.Popen(command, stdout=sys.stderr.fileno())
+
+
+def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for worker in workers:
+        try:
+            worker.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+async def _main(args: argparse.Namespace, bootstrap: str, topics: Topics,
+                workers: list[subprocess.Popen[bytes]], out: IO[bytes],
+                dead: IO[bytes] | None) -> int:
+    def write_report(report: dict[str, Any]) -> None:
+        out.write(orjson.dumps(report) + b"\n")
+        out.flush()
+
+    def write_dead_letter(record: dict[str, Any]) -> None:
+        if dead is not None:
+            dead.write(orjson.dumps(record) + b"\n")
+            dead.flush()
+
+    feeder = Feeder(bootstrap, topics.events, DEFAULT_APP_ID, topics.dlq,
+                    max_event_bytes=PipelineConfig().max_event_bytes)
+    collector = Collector(bootstrap, topics, write_report, write_dead_letter)
+    await feeder.start()
+    await collector.start()
+    sessions: set[str] = set()
+    started = time.monotonic()
+    progress = _Progress(feeder, collector, sessions, started)
+    feeding = asyncio.create_task(_feed(args, feeder, sessions))
+    try:
+        while True:
+            await collector.poll()
+            progress.maybe_print()
+            crashed = [w for w in workers if w.poll() is not None]
+            if crashed:
+                print(f"rapport run: a worker exited with status {crashed[0].returncode}",
+                      file=sys.stderr)
+                return 1
+            if feeding.done():
+                feeding.result()  # re-raise a feed error
+                if args.exit_when_done and sessions <= collector.done:
+                    progress.print(final=True)
+                    return 0
+    finally:
+        feeding.cancel()
+        with contextlib.suppress(asyncio.CancelledError, FeedError):
+            await feeding
+        await feeder.close()
+        await collector.close()
+
+
+async def _feed(args: argparse.Namespace, feeder: Feeder, sessions: set[str]) -> None:
+    origin = args.events or "simulation"
+    number = 0
+    async for number, line in _lines(args):
+        key = None
+        try:
+            event = parse_json(line)
+        except ValidationError:
+            # Still published: the workers put it on the dead-letter topic with the reason.
+            key = session_key(line)
+        else:
+            key = event.session_id.encode()
+            sessions.add(event.session_id)
+        await feeder.publish(line, key, origin=origin, number=number)
+    await feeder.flush()
+    log.info("feed complete: %d events published", feeder.stats.published)
+
+
+async def _lines(args: argparse.Namespace) -> AsyncIterator[tuple[int, bytes]]:
+    """(line number, event) from the file or the simulation."""
+    if args.events:
+        for item in _file_lines(args.events):
+            yield item
+        return
+    config = SimulationConfig(sessions=args.sessions, minutes=args.minutes, seed=args.seed,
+                              style=args.style)
+    started = time.monotonic()
+    first: int | None = None
+    for number, (delivery_ms, event) in enumerate(simulate_timed(config), 1):
+        if args.speed > 0:
+            first = delivery_ms if first is None else first
+            due = started + (delivery_ms - first) / 1000 / args.speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        yield number, orjson.dumps(event)
+
+
+def _file_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    with stream:
+        for number, line in enumerate(stream, 1):
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield number, line
+
+
+class _Progress:
+    def __init__(self, feeder: Feeder, collector: Collector, sessions: set[str],
+                 started: float) -> None:
+        self.feeder = feeder
+        self.collector = collector
+        self.sessions = sessions
+        self.started = started
+        self._last = started
+        self._last_published = 0
+
+    def maybe_print(self) -> None:
+        if time.monotonic() - self._last >= PROGRESS_EVERY_S:
+            self.print()
+
+    def print(self, final: bool = False) -> None:
+        now = time.monotonic()
+        published = self.feeder.stats.published
+        rate = (published - self._last_published) / max(now - self._last, 1e-9)
+        self._last, self._last_published = now, published
+        stats = self.collector.stats
+        closed = len(self.collector.done & self.sessions)
+        label = "done" if final else "run"
+        print(
+            f"[{label} {now - self.started:6.1f} s] events {published:,} published "
+            f"({rate:,.0f}/s) | sessions {len(self.sessions) - closed} open, {closed} closed "
+            f"| alerts {sum(stats.alerts.values())} | dead letters "
+            f"{sum(stats.rejected.values())}",
+            file=sys.stderr, flush=True)

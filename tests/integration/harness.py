@@ -1,0 +1,186 @@
+"""Helpers for pipeline tests: worker processes on the embedded broker, a producer, and a
+reader of the output topics. Workers are real ``rapport worker`` processes, so they can be
+killed with SIGKILL like a crashed machine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from models.analyzer import Analyzer
+from models.events import parse_json
+from services.feeder import session_key
+from streams.topics import Topics
+
+ROOT = Path(__file__).resolve().parents[2]
+PARTITIONS = 4
+TOPICS = Topics()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Worker:
+    """A ``rapport worker`` process with /metrics on its own port; output in ``log``."""
+
+    def __init__(self, bootstrap: str, log: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.log = log
+        command = [sys.executable, "-m", "services.cli", "--log-level", "INFO", "worker",
+                   "--broker", f"kafka://{bootstrap}", "--partitions", str(PARTITIONS),
+                   "--declare-topics", "no", "--web-port", str(self.port),
+                   "--end-grace-ms", "1000", "--idle-timeout-s", "60", *extra]
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=out)
+
+    def metrics(self) -> dict[str, float]:
+        """The worker's Prometheus samples, ``name{labels}`` -> value."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def assigned(self) -> int:
+        try:
+            return int(self.metrics().get("rapport_partitions_assigned", 0))
+        except OSError:
+            return 0
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to the group, no flush, no commit."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+async def wait_until(condition: Callable[[], Any], timeout: float, what: str,
+                     workers: Iterable[Worker] = ()) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for worker in workers:
+            if worker.process.poll() is not None:
+                raise AssertionError(f"worker died while waiting for {what}:\n{worker.tail()}")
+        if time.monotonic() > deadline:
+            logs = "\n".join(w.tail() for w in workers)
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs}")
+        await asyncio.sleep(0.2)
+
+
+class Producer:
+    def __init__(self, bootstrap: str) -> None:
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                          max_request_size=16 * 1024 * 1024, linger_ms=5)
+
+    async def __aenter__(self) -> Producer:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._producer.stop()
+
+    async def send(self, lines: Iterable[bytes]) -> None:
+        for line in lines:
+            await self._producer.send(TOPICS.events, line, key=session_key(line))
+        await self._producer.flush()
+
+
+class Outputs:
+    """Reads every output topic from the beginning; keeps all records, duplicates included."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.records: dict[str, list[dict[str, Any]]] = {
+            name: [] for name in (TOPICS.reports, TOPICS.dlq, TOPICS.quality, TOPICS.alerts)}
+        self._consumer = AIOKafkaConsumer(
+            *self.records, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+            group_id=None, fetch_max_wait_ms=50, max_partition_fetch_bytes=16 * 1024 * 1024)
+
+    async def __aenter__(self) -> Outputs:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._consumer.stop()
+
+    async def poll(self) -> None:
+        batches = await self._consumer.getmany(timeout_ms=100)
+        for tp, messages in batches.items():
+            self.records[tp.topic].extend(orjson.loads(m.value) for m in messages)
+
+    async def until(self, condition: Callable[[Outputs], bool], timeout: float, what: str,
+                    workers: Iterable[Worker] = ()) -> None:
+        workers = list(workers)
+
+        async def check() -> bool:
+            await self.poll()
+            return condition(self)
+
+        deadline = time.monotonic() + timeout
+        while not await check():
+            for worker in workers:
+                if worker.process.poll() is not None:
+                    raise AssertionError(f"worker died waiting for {what}:\n{worker.tail()}")
+            if time.monotonic() > deadline:
+                logs = "\n".join(w.tail() for w in workers)
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}; "
+                                     f"{len(self.reports)} reports\n{logs}")
+
+    @property
+    def reports(self) -> list[dict[str, Any]]:
+        return self.records[TOPICS.reports]
+
+    @property
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return self.records[TOPICS.dlq]
+
+    def reported_sessions(self) -> set[str]:
+        return {r["session_id"] for r in self.reports}
+
+
+def offline_reports(lines: list[bytes]) -> dict[str, dict[str, Any]]:
+    """What ``rapport analyze`` reports for the same lines (its engine, in input order)."""
+    analyzer = Analyzer()
+    for number, line in enumerate(lines, 1):
+        try:
+            event = parse_json(line)
+        except ValueError:
+            continue
+        analyzer.feed(event, number)
+    return {r["session_id"]: r for r in analyzer.finish_all()}
+
+
+def simulate_lines(*args: str) -> list[bytes]:
+    """``rapport simulate`` output as lines."""
+    output = subprocess.run([sys.executable, "-m", "services.cli", "simulate", *args],
+                            cwd=ROOT, check=True, capture_output=True,
+                            env={**os.environ}).stdout
+    return [line for line in output.split(b"\n") if line]

@@ -1,0 +1,228 @@
+"""The streaming pipeline on the embedded broker with real worker processes: reports equal
+to the offline analysis, crash safety (SIGKILL), rebalancing between two workers, and dead
+letters for malformed input. Run alone: ``.venv/bin/pytest tests/integration -m slow``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from harness import (
+    PARTITIONS,
+    ROOT,
+    TOPICS,
+    Outputs,
+    Producer,
+    Worker,
+    offline_reports,
+    simulate_lines,
+    wait_until,
+)
+
+from services.broker import EmbeddedBroker
+
+pytestmark = pytest.mark.slow
+
+
+def _topics(broker: EmbeddedBroker) -> str:
+    broker.create_topics(TOPICS.specs(PARTITIONS))
+    return broker.bootstrap
+
+
+def _assert_reports_match(outputs: Outputs, expected: dict[str, dict[str, object]]) -> None:
+    published = [r["session_id"] for r in outputs.reports]
+    assert sorted(published) == sorted(expected), "every session reported exactly once"
+    for record in outputs.reports:
+        assert record["report"] == expected[record["session_id"]]
+        assert record["schema_version"] == 1
+        assert record["clinic_id"] == expected[record["session_id"]]["clinic_id"]
+
+
+def test_run_writes_reports_equal_to_rapport_analyze(tmp_path: Path) -> None:
+    """50 sessions, events shuffled within the lateness bound and 5 % duplicated."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(simulate_lines(
+        "--sessions", "50", "--minutes", "2", "--seed", "7", "--style", "mixed",
+        "--jitter-ms", "3000", "--duplicate-rate", "0.05", "--session-stagger-ms", "60000",
+    )) + b"\n")
+    out = tmp_path / "reports.jsonl"
+    run = subprocess.run(
+        [sys.executable, "-m", "services.cli", "run", "--events", str(events), "--reports",
+         str(out), "--exit-when-done", "--end-grace-ms", "1000", "--partitions", "4"],
+        cwd=ROOT, capture_output=True, timeout=300)
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    assert b"50 closed" in run.stderr
+    analyze = subprocess.run(
+        [sys.executable, "-m", "services.cli", "analyze", "--json", str(events)],
+        cwd=ROOT, capture_output=True, check=True)
+    expected = [orjson.loads(line) for line in analyze.stdout.splitlines()]
+    got = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(expected) == 50
+    assert {r["session_id"]: r for r in got} == {r["session_id"]: r for r in expected}
+    assert len(got) == 50
+
+
+def test_a_killed_worker_is_replaced_without_changing_or_repeating_a_report(
+        tmp_path: Path) -> None:
+    lines = simulate_lines("--sessions", "12", "--minutes", "1", "--seed", "21",
+                           "--style", "mixed", "--jitter-ms", "2000", "--duplicate-rate",
+                           "0.05", "--session-stagger-ms", "180000")
+    expected = offline_reports(lines)
+    chunks = [lines[i : i + 400] for i in range(0, len(lines), 400)]
+
+    async def scenario(bootstrap: str) -> None:
+        first = Worker(bootstrap, tmp_path / "first.log")
+        second = None
+        try:
+            async with Producer(bootstrap) as producer, Outputs(bootstrap) as outputs:
+                await wait_until(lambda: first.assigned() == PARTITIONS, 60, "assignment",
+                                 [first])
+                half = len(chunks) // 2
+                for chunk in chunks[:half]:
+                    await producer.send(chunk)
+                    await asyncio.sleep(0.2)
+                await outputs.until(lambda o: len(o.reports) >= 2, 60, "first reports",
+                                    [first])
+                first.kill()  # midway: sessions open, state and offsets not all committed
+                for chunk in chunks[half:]:
+                    await producer.send(chunk)
+                second = Worker(bootstrap, tmp_path / "second.log")
+                await outputs.until(lambda o: o.reported_sessions() >= set(expected), 120,
+                                    "every report after the crash", [second])
+                await asyncio.sleep(2)  # a repeated report would show up by now
+                await outputs.poll()
+                _assert_reports_match(outputs, expected)
+                assert not outputs.dead_letters
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+
+    with EmbeddedBroker() as broker:
+        asyncio.run(scenario(_topics(broker)))
+
+
+def test_two_workers_split_partitions_and_one_takes_over_when_the_other_stops(
+        tmp_path: Path) -> None:
+    lines = simulate_lines("--sessions", "16", "--minutes", "1", "--seed", "5",
+                           "--style", "mixed", "--jitter-ms", "2000", "--duplicate-rate",
+                           "0.05", "--session-stagger-ms", "120000")
+    expected = offline_reports(lines)
+    half = len(lines) // 2
+
+    async def scenario(bootstrap: str) -> None:
+        a = Worker(bootstrap, tmp_path / "a.log")
+        b = Worker(bootstrap, tmp_path / "b.log")
+        try:
+            async with Producer(bootstrap) as producer, Outputs(bootstrap) as outputs:
+                await wait_until(
+                    lambda: a.assigned() > 0 and b.assigned() > 0
+                    and a.assigned() + b.assigned() == PARTITIONS,
+                    90, "both workers owning partitions", [a, b])
+                await producer.send(lines[:half])
+                await outputs.until(lambda o: len(o.records[TOPICS.quality]) > 0, 60,
+                                    "live updates", [a, b])
+                b.stop()  # leaves the group: its partitions and open sessions move to a
+                await wait_until(lambda: a.assigned() == PARTITIONS, 60, "takeover", [a])
+                await producer.send(lines[half:])
+                await outputs.until(lambda o: o.reported_sessions() >= set(expected), 120,
+                                    "every report", [a])
+                await asyncio.sleep(2)
+                await outputs.poll()
+                _assert_reports_match(outputs, expected)
+        finally:
+            a.stop()
+            b.stop()
+
+    with EmbeddedBroker() as broker:
+        asyncio.run(scenario(_topics(broker)))
+
+
+def _malformed(huge_bytes: int) -> list[bytes]:
+    return [
+        b'{"type": "speech", "session_id": ',  # bad JSON
+        b'{"type": "hello", "session_id": "sim-0001"}',  # unknown type
+        b'{"type": "session.end", "session_id": "sim-0002", "ts_ms": "soon"}',  # wrong type
+        b'{"type":"speech","session_id":"sim-0001","pad":"' + b"x" * huge_bytes + b'"}',
+    ]
+
+
+def _check_dead_letters(dead_letters: list[dict[str, object]], bad: list[bytes]) -> None:
+    dead = {f"{d['reason']}:{d['field']}": d for d in dead_letters}
+    assert set(dead) == {"malformed_json:json", "invalid:type", "invalid:session.end.ts_ms",
+                         "too_large:event"}
+    assert "unknown event type 'hello'" in str(dead["invalid:type"]["error"])
+    assert dead["invalid:session.end.ts_ms"]["session_id"] == "sim-0002"
+    big = dead["too_large:event"]
+    assert big["raw_size"] == len(bad[3]) and big["raw_truncated"]
+    assert base64.b64decode(str(big["raw"])) == bad[3][:65_536]
+    assert base64.b64decode(str(dead["malformed_json:json"]["raw"])) == bad[0]
+
+
+def test_malformed_events_go_to_the_dead_letter_topic_and_the_worker_keeps_going(
+        tmp_path: Path) -> None:
+    lines = simulate_lines("--sessions", "2", "--minutes", "1", "--seed", "3",
+                           "--session-stagger-ms", "1000")
+    expected = offline_reports(lines)
+    # Over the workers' 1 MiB limit; a 10 MB record cannot even reach a real Kafka topic (the
+    # edge rejects it: see the next test).
+    bad = _malformed(2_000_000)
+    third = len(lines) // 3
+
+    async def scenario(bootstrap: str) -> None:
+        worker = Worker(bootstrap, tmp_path / "worker.log")
+        try:
+            async with Producer(bootstrap) as producer, Outputs(bootstrap) as outputs:
+                await wait_until(lambda: worker.assigned() == PARTITIONS, 60, "assignment",
+                                 [worker])
+                await producer.send(lines[:third])
+                await producer.send(bad)
+                await producer.send(lines[third:])
+                await outputs.until(lambda o: o.reported_sessions() >= set(expected), 60,
+                                    "reports after the malformed input", [worker])
+                _assert_reports_match(outputs, expected)
+                _check_dead_letters(outputs.dead_letters, bad)
+                for record in outputs.dead_letters:
+                    assert record["source"]["topic"] == TOPICS.events
+                    assert record["source"]["offset"] >= 0
+                metrics = worker.metrics()
+                for reason, count in (("malformed_json", 1), ("invalid", 2), ("too_large", 1)):
+                    assert metrics[f'rapport_events_rejected_total{{reason="{reason}"}}'] \
+                        == count
+                assert metrics["rapport_events_consumed_total"] == len(lines) + len(bad)
+        finally:
+            worker.stop()
+
+    with EmbeddedBroker() as broker:
+        asyncio.run(scenario(_topics(broker)))
+
+
+def test_run_rejects_a_10_mb_event_at_the_edge_and_keeps_every_dead_letter(
+        tmp_path: Path) -> None:
+    lines = simulate_lines("--sessions", "2", "--minutes", "1", "--seed", "3",
+                           "--session-stagger-ms", "1000")
+    bad = _malformed(10_000_000)
+    events = tmp_path / "events.jsonl"
+    third = len(lines) // 3
+    events.write_bytes(b"\n".join(lines[:third] + bad + lines[third:]) + b"\n")
+    out, dead = tmp_path / "reports.jsonl", tmp_path / "dead.jsonl"
+    run = subprocess.run(
+        [sys.executable, "-m", "services.cli", "run", "--events", str(events), "--reports",
+         str(out), "--dead-letters", str(dead), "--exit-when-done", "--end-grace-ms", "1000",
+         "--partitions", "4"], cwd=ROOT, capture_output=True, timeout=300)
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    assert b"dead letters 4" in run.stderr
+    expected = offline_reports(lines)
+    got = {r["session_id"]: r for r in map(orjson.loads, out.read_bytes().splitlines())}
+    assert got == expected
+    dead_letters = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
+    _check_dead_letters(dead_letters, bad)
+    too_large = next(d for d in dead_letters if d["reason"] == "too_large")
+    assert too_large["source"] == {"topic": str(events), "partition": -1,
+                                   "offset": third + 4, "timestamp_ms": too_large["source"][
+                                       "timestamp_ms"]}
