@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import re
 import sys
 from collections.abc import Callable
@@ -41,14 +42,36 @@ _VOICED_RUN: Final = re.compile(r"1+")
 _VOICED_RUN_BYTES: Final = re.compile(rb"1+")
 
 
+_FIELD_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _field_getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    getter = _FIELD_GETTERS.get(cls)
+    if getter is None:
+        getter = _FIELD_GETTERS[cls] = operator.attrgetter(*cls.__dict__["__slots__"])
+    return getter
+
+
+class Compact:
+    """Base of frozen slots dataclasses that are pickled often (events buffered in session
+    checkpoints). dataclasses' own ``__getstate__`` for slots classes walks ``fields()`` in
+    Python on every object; reducing to (class, field values) through a C ``attrgetter``
+    pickles them several times faster. Field order is constructor order."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return type(self), _field_getter(type(self))(self)
+
+
 @dataclass(frozen=True, slots=True)
-class Participant:
+class Participant(Compact):
     participant_id: str
     role: Role
 
 
 @dataclass(frozen=True, slots=True)
-class SessionStart:
+class SessionStart(Compact):
     session_id: str
     ts_ms: int
     clinic_id: str
@@ -57,14 +80,14 @@ class SessionStart:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionEnd:
+class SessionEnd(Compact):
     session_id: str
     ts_ms: int
     type: Literal["session.end"] = "session.end"
 
 
 @dataclass(frozen=True, slots=True)
-class Speech:
+class Speech(Compact):
     """A voiced segment ``[start_ms, end_ms)`` from a platform's own VAD."""
 
     session_id: str
@@ -75,7 +98,7 @@ class Speech:
 
 
 @dataclass(frozen=True, slots=True)
-class Activity:
+class Activity(Compact):
     """A batch of frames from ``start_ms``, each ``frame_ms`` long.
 
     Exactly one of ``voiced`` (``"0110…"``) and ``levels`` (bytes of -dBov, 0 = loudest,
@@ -123,7 +146,7 @@ class Activity:
 
 
 @dataclass(frozen=True, slots=True)
-class Network:
+class Network(Compact):
     """Network state of one participant at ``ts_ms`` (RTT to the ingest point, ms)."""
 
     session_id: str
@@ -147,7 +170,7 @@ class Network:
 
 
 @dataclass(frozen=True, slots=True)
-class ParticipantJoin:
+class ParticipantJoin(Compact):
     session_id: str
     participant_id: str
     role: Role
@@ -159,7 +182,7 @@ ParticipantChange = Literal["participant.mute", "participant.unmute", "participa
 
 
 @dataclass(frozen=True, slots=True)
-class ParticipantState:
+class ParticipantState(Compact):
     """A participant mutes, unmutes or leaves at ``ts_ms``."""
 
     type: ParticipantChange

@@ -22,6 +22,7 @@ from typing import Any
 
 from models.classified import AlertEvent
 from models.errors import LateEventError, SessionStateError, ValidationError
+from models.events import Compact
 
 SCHEMA_VERSION = 1
 
@@ -61,7 +62,7 @@ class InputRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Source:
+class Source(Compact):
     """Where an input came from; kept with buffered events to locate apply-time rejections."""
 
     topic: str

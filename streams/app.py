@@ -1,12 +1,16 @@
 """The Faust app of a streaming worker: a thin adapter around :mod:`models.processor`.
 
 One agent reads ``rapport.events`` in micro-batches (``take_events``), hands them to a
-:class:`~models.processor.BatchProcessor`, publishes the outputs, waits until the broker has
-them, and only then writes the touched sessions' checkpoints to the ``sessions`` table (a
-changelog-backed Faust table). The batch's records are acknowledged after that, and Faust
-commits offsets only after flushing the producer. Hence, after any crash, the restored table
-is never ahead of the published outputs, and records redelivered from the last committed
-offset are recognised by offset and skipped (docs/streaming.md, "Delivery guarantees").
+:class:`~models.processor.BatchProcessor` and publishes the outputs. The sessions a batch
+changed are only marked dirty; right before each offset commit (``streams/kafka.py``) the
+pipeline makes the outputs durable (producer flush), then writes each dirty session's
+checkpoint once to the ``sessions`` table (a changelog-backed Faust table), and Faust flushes
+that before committing offsets, with the agent held off meanwhile. Hence, after any crash, the
+restored table matches the committed offsets (or is ahead of them, and the records redelivered
+are recognised by offset and skipped), and it is never ahead of the published outputs. A
+session's final report is the exception to deferral: its closed marker is written as soon as
+the report is on the broker, so a replay cannot publish it again (docs/streaming.md,
+"Delivery guarantees").
 
 A timer sends a *tick* (an empty record with header ``rapport-control: tick``) to every
 partition this worker owns, so the stream clock of a quiet partition still moves and idle or
@@ -15,10 +19,11 @@ ended sessions close on time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +36,7 @@ from models import checkpoint
 from models.config import EngineConfig, PipelineConfig
 from models.processor import BatchProcessor
 from models.records import InputRecord
-from models.stream_session import SessionState, load_state
+from models.stream_session import ClosedSession, SessionState, load_state
 from streams import kafka, metrics
 from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
 
@@ -58,7 +63,8 @@ class WorkerConfig:
     batch_window_s: float = 0.05  # a partial batch is processed after this long
     tick_interval_s: float = 1.0
     fetch_max_wait_ms: int = 500  # 10 on the embedded broker (see streams/kafka.py)
-    commit_interval_s: float = 1.0
+    # Dirty sessions are checkpointed once per commit: longer means fewer writes, more replay.
+    commit_interval_s: float = 2.0
     # A worker that stops heartbeating (killed) loses its partitions after this long.
     session_timeout_s: float = 10.0
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -88,10 +94,20 @@ class Pipeline:
         self.outputs = outputs
         self.processor = BatchProcessor(config.engine, config.pipeline)
         self._restored: dict[int, list[SessionState]] | None = None
+        # Sessions changed since the last commit: written once each before the next one.
+        self._dirty: dict[str, tuple[int, SessionState | None]] = {}
+        # A recent event per partition: the context a table write needs (see _write).
+        self._latest: dict[int, EventT[Any]] = {}
+        # Held while a batch is processed and while a commit picks its offsets.
+        self._lock = asyncio.Lock()
 
     async def handle(self, events: Sequence[EventT[Any]]) -> None:
+        async with self._lock:
+            await self._handle(events)
+
+    async def _handle(self, events: Sequence[EventT[Any]]) -> None:
         started = time.perf_counter()
-        latest: dict[int, EventT[Any]] = {}
+        latest = self._latest
         records = []
         for event in events:
             message = event.message
@@ -105,15 +121,36 @@ class Pipeline:
         for output in result.outputs:
             await self.outputs[output.topic].send(
                 key=output.key, value=output.value, partition=output.partition)
-        if result.outputs:
-            # Outputs must be on the broker before the state that says they were produced.
+        closed = {k: v for k, v in result.writes.items() if isinstance(v[1], ClosedSession)}
+        self._dirty.update(result.writes)
+        if closed:
+            # A closed session's marker is persisted at once, not at the next commit: after a
+            # crash the replayed events would otherwise publish its report a second time.
+            await self.app.producer.flush()  # the reports first
+            for session_id, (partition, state) in closed.items():
+                del self._dirty[session_id]
+                self._write(latest[partition], session_id.encode(), state)
             await self.app.producer.flush()
-        published_ms = int(time.time() * 1000)
-        for session_id, (partition, state) in result.writes.items():
-            self._write(latest[partition], session_id.encode(), state)
-        metrics.observe(result, published_ms, self.processor.open_sessions())
+        metrics.observe(result, int(time.time() * 1000), self.processor.open_sessions())
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_RECORDS.observe(len(records))
+
+    async def commit(self, commit: Callable[[], Awaitable[bool]]) -> bool:
+        """Persist the dirty sessions, then let Faust commit (it flushes the producer first
+        and picks the acknowledged offsets); no batch runs meanwhile."""
+        async with self._lock:
+            if self._dirty:
+                started = time.perf_counter()
+                # Outputs first: the state written next says they were produced.
+                await self.app.producer.flush()
+                dirty, self._dirty = self._dirty, {}
+                for session_id, (partition, state) in dirty.items():
+                    event = self._latest.get(partition)
+                    if event is not None:  # None: the partition was revoked meanwhile
+                        self._write(event, session_id.encode(), state)
+                metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
+                metrics.CHECKPOINTS.inc(len(dirty))
+            return await commit()
 
     def _write(self, event: EventT[Any], key: bytes, state: SessionState | None) -> None:
         # Faust sends a table change to the changelog partition (and RocksDB shard) of the
@@ -147,6 +184,10 @@ class Pipeline:
         if partitions:
             log.info("partitions revoked: %s", sorted(partitions))
             self.processor.revoke(partitions)
+            # Not yet persisted: the next owner replays them from the committed offsets.
+            self._dirty = {k: v for k, v in self._dirty.items() if v[0] not in partitions}
+            for partition in partitions:
+                self._latest.pop(partition, None)
 
     def owned_event_partitions(self) -> Iterator[int]:
         for tp in self.app.consumer.assignment():
@@ -189,6 +230,7 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     table = app.Table(SESSIONS_TABLE, default=None, key_type=bytes, value_type=bytes,
                       partitions=config.partitions)
     pipeline = Pipeline(app, config, table, outputs)
+    kafka.BEFORE_COMMIT = pipeline.commit
 
     @app.agent(events, name="sessions")
     async def process(stream: Any) -> None:

@@ -36,6 +36,11 @@ UPDATE_LATENCY = Histogram(
 BATCH_SECONDS = Histogram(
     "rapport_batch_seconds", "Time to process one micro-batch, outputs flushed.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
+CHECKPOINTS = Counter(
+    "rapport_checkpoints_total", "Session checkpoints written to the changelog table.")
+CHECKPOINT_SECONDS = Histogram(
+    "rapport_checkpoint_seconds", "Time to persist the dirty sessions before a commit.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 BATCH_RECORDS = Histogram(
     "rapport_batch_records", "Records per micro-batch.",
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))

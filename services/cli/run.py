@@ -124,7 +124,7 @@ def _start_worker(args: argparse.Namespace, bootstrap: str, index: int) -> subpr
     for setting in args.settings:
         command += ["--set", setting]
     command += ["worker", "--broker", f"kafka://{bootstrap}", "--partitions",
-                str(args.partitions), "--declare-topics", "no"]
+                str(args.partitions), "--declare-topics", "no", "--fetch-max-wait-ms", "10"]
     if args.idle_timeout_s is not None:
         command += ["--idle-timeout-s", str(args.idle_timeout_s)]
     if args.end_grace_ms is not None:

@@ -61,6 +61,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--end-grace-ms", type=int, default=None, metavar="MS",
                         help="wait this long after session.end for late events (default: "
                              "5000)")
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=None, metavar="MS",
+                        help="longest a fetch may wait for data (default: 10 on the embedded "
+                             "broker, which holds every fetch this long, else 500)")
     parser.add_argument("--session-timeout-s", type=float, default=10.0, metavar="S",
                         help="a worker that stops heartbeating loses its partitions to the "
                              "others after S seconds (default: %(default)s)")
@@ -103,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         web_port=args.web_port,
         batch_max=args.batch_max,
         batch_window_s=args.batch_window_ms / 1000,
-        fetch_max_wait_ms=EMBEDDED_FETCH_WAIT_MS if embedded else 500,
+        fetch_max_wait_ms=args.fetch_max_wait_ms if args.fetch_max_wait_ms is not None
+        else EMBEDDED_FETCH_WAIT_MS if embedded else 500,
         session_timeout_s=args.session_timeout_s,
         engine=engine,
         pipeline=pipeline,
