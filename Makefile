@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job on the embedded defaults: simulate sessions, analyze them, print the reports.
+# The main job on the embedded defaults: the embedded broker, a streaming worker and three
+# simulated 10-minute sessions; final reports in out/reports.jsonl and as tables on stdout.
 run: $(STAMP)
 	mkdir -p out
-	$(BIN)/rapport simulate --sessions 3 --minutes 10 --seed 1 --style mixed -o out/events.jsonl
-	$(BIN)/rapport analyze out/events.jsonl
+	$(BIN)/rapport run --sessions 3 --minutes 10 --seed 1 --reports out/reports.jsonl \
+		--dead-letters out/dead-letters.jsonl --summary --exit-when-done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -180,13 +180,25 @@ class Api:
         return client
 
     def get(self, path: str, token: str | None = None, **params: Any) -> Reply:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.request("GET", path, token=token, params=params)
+
+    def request(self, method: str, path: str, *, token: str | None = None,
+                headers: dict[str, str] | None = None, params: dict[str, Any] | None = None,
+                data: Any = None, allow_redirects: bool = True) -> Reply:
+        """Any request; cookies set by earlier answers are sent back (the client's jar)."""
+        sent = {"Authorization": f"Bearer {token}"} if token else {}
+        sent.update(headers or {})
 
         async def call() -> Reply:
-            async with self._client.get(path, headers=headers, params=params) as response:
+            async with self._client.request(method, path, headers=sent, params=params or {},
+                                            data=data, allow_redirects=allow_redirects
+                                            ) as response:
                 return Reply(response.status, dict(response.headers), await response.read())
 
         return self._loop.run_until_complete(call())
+
+    def clear_cookies(self) -> None:
+        self._client.session.cookie_jar.clear()
 
     def close(self) -> None:
         self._loop.run_until_complete(self._client.close())
@@ -200,3 +212,26 @@ def api(store: ReportStore) -> Iterator[Api]:
         yield client
     finally:
         client.close()
+
+
+# --- records from the engine ------------------------------------------------------------------
+
+
+def engine_records(clinic: str, *, sessions: int = 2, minutes: float = 5.0, seed: int = 1,
+                   style: str = "mixed") -> list[tuple[str, bytes, bytes]]:
+    """(topic role, key, value) of the quality, alert and report records the workers publish
+    for simulated sessions (services/reports/samples.py), moved to ``clinic`` and named
+    ``<clinic>-<n>``."""
+    from models.simulation import SimulationConfig
+    from services.reports.samples import simulated_records
+
+    config = SimulationConfig(sessions=sessions, minutes=minutes, seed=seed, style=style,
+                              session_id_prefix=clinic)
+    out = []
+    for record in simulated_records(config):
+        data = orjson.loads(record.value)
+        data["clinic_id"] = clinic
+        if data["type"] == "report":
+            data["report"]["clinic_id"] = clinic
+        out.append((record.role, record.key or b"", orjson.dumps(data)))
+    return out

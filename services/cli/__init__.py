@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from models.errors import ConfigError
 from services.cli import analyze as analyze
 from services.cli import broker as broker
+from services.cli import ingest as ingest
 from services.cli import reports as reports
 from services.cli import run as run
 from services.cli import simulate as simulate
@@ -22,7 +23,7 @@ from services.cli import tokens as tokens
 from services.cli import worker as worker
 from services.settings import load_settings
 
-_SUBCOMMANDS = (run, analyze, simulate, broker, worker, tokens, reports)
+_SUBCOMMANDS = (run, analyze, simulate, broker, worker, tokens, reports, ingest)
 
 
 def build_parser() -> argparse.ArgumentParser:

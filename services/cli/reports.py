@@ -1,8 +1,10 @@
-"""``rapport reports``: serve the report API (issue 5; services/reports) until interrupted.
+"""``rapport reports``: serve the report API and pages (issue 5; services/reports) until
+interrupted.
 
 Prints ``reports: http://HOST:PORT`` as the last line of standard output once listening
 (``--port 0`` picks a free port). Uses the database of ``--db-url``, else ``RAPPORT_DB_URL``,
-else the default SQLite file in the data directory.
+else the default SQLite file in the data directory. With ``--broker`` it also runs the store
+consumer (services/reports/consumer.py), filling the database from the workers' topics.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import sys
 from typing import Any
 
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from models.errors import ValidationError
 from services.cli.tokens import add_db_url, open_store
 from services.reports import create_app
+from services.reports.consumer import GROUP_ID, StoreConsumer
 from services.store import ReportStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -35,14 +39,23 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8080,
                         help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--broker", default=None, metavar="URL",
+                        help="also consume rapport.reports, rapport.quality and rapport.alerts "
+                             "from this Kafka broker (kafka://HOST:PORT) into the database, "
+                             f"in consumer group {GROUP_ID}")
     add_db_url(parser)
     parser.set_defaults(handler=run)
 
 
-async def serve(store: ReportStore, host: str, port: int) -> None:
+async def serve(store: ReportStore, host: str, port: int, broker: str | None = None) -> None:
     runner = web.AppRunner(create_app(store), access_log=log)
     await runner.setup()
+    consumer = StoreConsumer(store, broker) if broker else None
+    consuming: asyncio.Task[None] | None = None
     try:
+        if consumer is not None:
+            await consumer.start()
+            consuming = asyncio.create_task(consumer.run())
         site = web.TCPSite(runner, host, port)
         await site.start()
         server = getattr(site, "_server", None)
@@ -53,8 +66,16 @@ async def serve(store: ReportStore, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        if consuming is not None:
+            await asyncio.wait([consuming, asyncio.create_task(stop.wait())],
+                               return_when=asyncio.FIRST_COMPLETED)
+            if consuming.done():
+                consuming.result()  # re-raise a consumer failure
+        else:
+            await stop.wait()
     finally:
+        if consumer is not None:
+            await consumer.stop()
         await runner.cleanup()
 
 
@@ -68,10 +89,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"rapport reports: {error}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(serve(store, args.host, args.port))
+        asyncio.run(serve(store, args.host, args.port, args.broker))
     except OSError as error:
         print(f"rapport reports: cannot listen on {args.host}:{args.port}: {error.strerror}",
               file=sys.stderr)
+        return 1
+    except KafkaError as error:
+        print(f"rapport reports: cannot consume from {args.broker}: {error}", file=sys.stderr)
         return 1
     finally:
         store.close()

@@ -26,6 +26,7 @@ from models.errors import ValidationError
 from models.events import parse_json
 from models.simulation import SimulationConfig, simulate_timed
 from services.broker import BrokerError, EmbeddedBroker, announce, withdraw
+from services.cli.summary import format_summary
 from services.collector import Collector
 from services.feeder import Feeder, FeedError, session_key
 from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
@@ -65,6 +66,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--reports", default="-", metavar="FILE",
                         help="write final reports here as JSONL; - is stdout "
                              "(default: %(default)s)")
+    parser.add_argument("--summary", action="store_true",
+                        help="also print each report as a readable table on stdout")
     parser.add_argument("--dead-letters", default=None, metavar="FILE",
                         help="also write every dead-letter record (rejected input with the "
                              "field and reason) to FILE as JSONL")
@@ -153,6 +156,9 @@ async def _main(args: argparse.Namespace, bootstrap: str, topics: Topics,
     def write_report(report: dict[str, Any]) -> None:
         out.write(orjson.dumps(report) + b"\n")
         out.flush()
+        if args.summary:
+            sys.stdout.write(format_summary(report) + "\n")
+            sys.stdout.flush()
 
     def write_dead_letter(record: dict[str, Any]) -> None:
         if dead is not None:

@@ -1,9 +1,14 @@
-"""The report service's aiohttp application (issue 5): :func:`create_app` builds it around an
-open :class:`~services.store.ReportStore`; ``rapport reports`` serves it, and ``rapport run``
-mounts the same routes next to ingest.
+"""The report service's aiohttp application (issue 5).
 
-Errors are JSON ``{"error": "<field>: <reason>"}``: ``400`` for a bad parameter (naming it),
-``401``/``403`` from authentication (services/reports/auth.py), ``404`` for an unknown or
+:func:`add_report_routes` puts the report API (``/v1/sessions…``, ``/v1/therapists…``,
+``/openapi.json``) and the HTML report pages (``/sessions``, ``/sessions/{id}``,
+``/therapists/{id}``, ``/signin``, ``/static/rapport.css``) on any application, with the
+shared authentication of services/auth.py, so the combined server of ``rapport run --port``
+can host them next to ingest, health and metrics on one port. :func:`create_app` builds the
+stand-alone application ``rapport reports`` serves.
+
+Errors are JSON ``{"error": "<field>: <reason>"}`` on the API (HTML on pages): ``400`` for a
+bad parameter (naming it), ``401``/``403`` from authentication, ``404`` for an unknown or
 another clinic's session or therapist, ``503`` when the database fails.
 """
 
@@ -13,39 +18,28 @@ import logging
 
 from aiohttp import web
 
-from models.errors import ValidationError
-from services.reports.auth import STORE, ApiError, Handler, auth_middleware
-from services.reports.handlers import add_routes, json_response
-from services.store import ReportStore, StoreError
+from services import auth
+from services.reports.auth import STORE
+from services.reports.handlers import add_routes
+from services.reports.pages import add_page_routes
+from services.store import ReportStore
 
 log = logging.getLogger(__name__)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as error:
-        response = json_response({"error": error.message}, status=error.status)
-        if error.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="rapport"'
-        return response
-    except ValidationError as error:
-        return json_response({"error": str(error), "field": error.field}, status=400)
-    except StoreError:
-        log.exception("report store failed on %s", request.path)
-        return json_response({"error": "store: the report database is unavailable"},
-                             status=503)
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        return json_response({"error": f"{request.path}: {error.reason.lower()}"},
-                             status=error.status)
-
-
-def create_app(store: ReportStore) -> web.Application:
-    """The report API over ``store`` (which the caller opens and closes)."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware])
+def add_report_routes(app: web.Application, store: ReportStore, *, pages: bool = True) -> None:
+    """Mount the report API (and, unless ``pages`` is False, the HTML pages) on ``app``,
+    installing the shared error and auth middlewares if the app has none yet. ``store`` also
+    verifies tokens unless the app already has a verifier (:data:`services.auth.TOKENS`)."""
+    auth.install(app, store)
     app[STORE] = store
     add_routes(app)
+    if pages:
+        add_page_routes(app)
+
+
+def create_app(store: ReportStore, *, pages: bool = True) -> web.Application:
+    """The report API and pages over ``store`` (which the caller opens and closes)."""
+    app = web.Application()
+    add_report_routes(app, store, pages=pages)
     return app

@@ -14,10 +14,10 @@ import io
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 from aiohttp import web
 
-from services.reports.auth import STORE, ApiError, viewer
+from services.auth import json_response, public
+from services.reports.auth import STORE, ApiError, reads_reports, viewer
 from services.reports.filters import (
     parse_id,
     parse_session_query,
@@ -32,19 +32,15 @@ CSV_COLUMNS = ("session_id", "clinic_id", "therapist", "started_at", "duration_s
                "alert_types", *SUMMARY_FIELDS, "alerts")
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status,
-                        content_type="application/json")
-
-
 def _not_found(what: str) -> ApiError:
     return ApiError(404, f"{what}: not found")
 
 
+@reads_reports
 async def list_sessions(request: web.Request) -> web.Response:
     """``GET /v1/sessions``: newest first, filtered, one page."""
     query = parse_session_query(request.query, viewer(request).clinic)
-    page = await asyncio.to_thread(request.app[STORE].list_sessions, query)
+    page = await asyncio.to_thread(request.config_dict[STORE].list_sessions, query)
     body: dict[str, Any] = {"sessions": page.items, "count": len(page.items),
                             "limit": query.limit, "next_cursor": page.next_cursor, "next": None}
     if page.next_cursor is not None:
@@ -71,32 +67,35 @@ def sessions_csv(items: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+@reads_reports
 async def export_sessions(request: web.Request) -> web.Response:
     """``GET /v1/sessions.csv``: every session the filters select (no pagination)."""
     query = parse_session_query(request.query, viewer(request).clinic)
-    items = await asyncio.to_thread(request.app[STORE].export_sessions, query)
+    items = await asyncio.to_thread(request.config_dict[STORE].export_sessions, query)
     text = await asyncio.to_thread(sessions_csv, items)
     return web.Response(text=text, content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": 'attachment; filename="sessions.csv"'})
 
 
+@reads_reports
 async def session_report(request: web.Request) -> web.Response:
     """``GET /v1/sessions/{id}/report``: list entry, alert transitions, final report."""
     session_id = parse_id("session_id", request.match_info["session_id"])
     if request.query:
         raise ApiError(400, f"{next(iter(request.query))}: unknown parameter")
-    found = await asyncio.to_thread(request.app[STORE].get_report, session_id,
+    found = await asyncio.to_thread(request.config_dict[STORE].get_report, session_id,
                                     viewer(request).clinic)
     if found is None:
         raise _not_found("session")
     return json_response(found)
 
 
+@reads_reports
 async def session_timeline(request: web.Request) -> web.Response:
     """``GET /v1/sessions/{id}/timeline``: classified events in decision order."""
     session_id = parse_id("session_id", request.match_info["session_id"])
     kinds, after, limit = parse_timeline_params(request.query)
-    page = await asyncio.to_thread(lambda: request.app[STORE].get_timeline(
+    page = await asyncio.to_thread(lambda: request.config_dict[STORE].get_timeline(
         session_id, viewer(request).clinic, kinds=kinds, after=after, limit=limit))
     if page is None:
         raise _not_found("session")
@@ -104,12 +103,13 @@ async def session_timeline(request: web.Request) -> web.Response:
                           "count": len(page.items), "next_after": page.next_after})
 
 
+@reads_reports
 async def therapist_trend(request: web.Request) -> web.Response:
     """``GET /v1/therapists/{id}/trend``: headline metrics of the therapist's latest
     sessions, oldest first (``{id}`` is the therapist's pseudonym)."""
     therapist = parse_therapist("therapist_id", request.match_info["therapist_id"])
     from_ms, until_ms, limit = parse_trend_params(request.query)
-    store, clinic = request.app[STORE], viewer(request).clinic
+    store, clinic = request.config_dict[STORE], viewer(request).clinic
     points = await asyncio.to_thread(lambda: store.therapist_trend(
         therapist, clinic, from_ms=from_ms, until_ms=until_ms, limit=limit))
     if not points and (from_ms is not None or until_ms is not None):
@@ -127,6 +127,7 @@ async def therapist_trend(request: web.Request) -> web.Response:
                           "sessions": sessions, "series": series})
 
 
+@public
 async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document())
 

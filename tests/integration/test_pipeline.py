@@ -36,7 +36,10 @@ def _topics(broker: EmbeddedBroker) -> str:
 
 def _assert_reports_match(outputs: Outputs, expected: dict[str, dict[str, object]]) -> None:
     published = [r["session_id"] for r in outputs.reports]
-    assert sorted(published) == sorted(expected), "every session reported exactly once"
+    repeated = sorted({s for s in published if published.count(s) > 1})
+    missing = sorted(set(expected) - set(published))
+    assert not repeated and not missing, f"published twice: {repeated}; missing: {missing}"
+    assert sorted(published) == sorted(expected)
     for record in outputs.reports:
         assert record["report"] == expected[record["session_id"]]
         assert record["schema_version"] == 1

@@ -1,0 +1,108 @@
+"""``rapport ingest``: serve the ingest API (issue 4; services/ingest) until interrupted.
+
+Publishes to ``rapport.events`` (and ``rapport.events.dlq``) on ``--broker``; checks bearer
+tokens against the database of ``--db-url``, else ``RAPPORT_DB_URL``, else the default SQLite
+file in the data directory. Prints ``ingest: http://HOST:PORT`` as the last line of standard
+output once listening (``--port 0`` picks a free port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from models.errors import ValidationError
+from services.cli.tokens import add_db_url, open_store
+from services.ingest import IngestConfig, KafkaPublisher, PublishError, create_app
+from services.store import ReportStore, StoreError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "ingest",
+        help="serve the ingest API (events over HTTP/WebSocket, WebRTC audio, join page)",
+        description="Accept wire-v1 events (POST /v1/events, WebSocket /v1/stream) and "
+                    "WebRTC audio (offers under /v1/sessions/…, the /join page), and publish "
+                    "voice activity to rapport.events on --broker. Audio never leaves this "
+                    "process. Tokens: `rapport tokens create --clinic C --scope ingest`.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8081,
+                        help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--broker", required=True, metavar="URL",
+                        help="Kafka bootstrap servers, host:port[,...] (kafka:// allowed)")
+    parser.add_argument("--batch-ms", type=int, default=1000,
+                        help="activity batch length from WebRTC (default: %(default)s)")
+    parser.add_argument("--max-body-bytes", type=int, default=1024 * 1024,
+                        help="largest POST /v1/events body and WebSocket message "
+                             "(default: %(default)s)")
+    parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
+                        help="STUN/TURN server for WebRTC (repeatable; default: none)")
+    add_db_url(parser)
+    parser.set_defaults(handler=run)
+
+
+def bootstrap_of(url: str) -> str:
+    return ",".join(part.removeprefix("kafka://") for part in url.split(","))
+
+
+async def serve(store: ReportStore, args: argparse.Namespace) -> None:
+    config = IngestConfig(max_body_bytes=args.max_body_bytes,
+                          max_message_bytes=args.max_body_bytes, batch_ms=args.batch_ms,
+                          ice_servers=tuple(args.ice_server))
+    publisher = KafkaPublisher(bootstrap_of(args.broker))
+    runner = web.AppRunner(create_app(publisher, store, config), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, args.host, args.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        bound = sockets[0].getsockname()[1] if sockets else args.port
+        print(f"ingest: http://{args.host}:{bound}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        print("rapport ingest: --port must be 0..65535", file=sys.stderr)
+        return 2
+    if args.batch_ms < 20 or args.batch_ms > 60_000 or args.max_body_bytes < 1024:
+        print("rapport ingest: --batch-ms must be 20..60000 and --max-body-bytes >= 1024",
+              file=sys.stderr)
+        return 2
+    # librosa (the VAD of audio mode) caches compiled code here; the default may be read-only.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(args.config.data_dir) / "numba-cache"))
+    try:
+        store = open_store(args)
+    except (StoreError, ValidationError) as error:
+        print(f"rapport ingest: {error}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(serve(store, args))
+    except PublishError as error:
+        print(f"rapport ingest: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"rapport ingest: cannot listen on {args.host}:{args.port}: {error.strerror}",
+              file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0

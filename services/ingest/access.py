@@ -1,0 +1,89 @@
+"""Who may ingest: bearer tokens of scope ``ingest`` (or ``admin``), each bound to one clinic.
+
+Authentication is services/auth.py's, shared by every web surface: the ingest routes are
+declared ``@requires("ingest", "admin")`` (the WebSocket and the join page ``@public``: the
+socket authenticates itself, possibly by its first message), and :func:`authenticate_request`
+reuses the middleware's verdict. Tokens are made by ``rapport tokens create --clinic C
+--scope ingest``. Give each platform that forwards sessions
+its own token: revoking it cuts off that platform only, and its clinic bounds what it may post.
+
+Rules: no token, or an unknown or revoked one, is ``401``; a ``reports`` token is ``403``; an
+``ingest`` token may post only sessions of its own clinic (``403`` naming ``clinic_id``
+otherwise); an ``admin`` token may post for any clinic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+__all__ = ["INGEST_SCOPES", "AccessDenied", "Caller", "TokenVerifier", "authenticate",
+           "authenticate_request", "bearer_token"]
+
+from aiohttp import web
+
+from services.auth import VIEWER, TokenVerifier
+
+log = logging.getLogger(__name__)
+
+INGEST_SCOPES = frozenset({"ingest", "admin"})
+
+
+class AccessDenied(Exception):
+    """``status`` 401 or 403 with a message naming what is wrong."""
+
+    def __init__(self, status: int, field: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+        self.message = message
+
+    def response(self) -> web.Response:
+        return web.json_response({"error": f"{self.field}: {self.message}",
+                                  "field": self.field}, status=self.status)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated ingest client: ``clinic`` is None for an admin token (any clinic)."""
+
+    token_id: str
+    clinic: str | None
+
+    def check_clinic(self, clinic_id: str, field: str = "clinic_id") -> None:
+        if self.clinic is not None and clinic_id != self.clinic:
+            raise AccessDenied(403, field, f"{clinic_id!r} is not the clinic of this token")
+
+
+def bearer_token(header: str | None) -> str | None:
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate(tokens: TokenVerifier, token: str | None) -> Caller:
+    """The caller of ``token``, or :class:`AccessDenied` (401/403)."""
+    if token is None:
+        raise AccessDenied(401, "authorization", "missing bearer token")
+    info = await asyncio.to_thread(tokens.verify_token, token)
+    if info is None:
+        log.info("rejected an unknown or revoked ingest token")
+        raise AccessDenied(401, "authorization", "unknown or revoked token")
+    if info.scope not in INGEST_SCOPES:
+        raise AccessDenied(403, "authorization",
+                           f"a token of scope {info.scope} cannot post events")
+    return Caller(info.id, None if info.scope == "admin" else info.clinic_id)
+
+
+async def authenticate_request(tokens: TokenVerifier, request: web.Request) -> Caller:
+    """The caller of a request: from services/auth.py's middleware when it ran (the route is
+    declared ``@requires``), else from the bearer header, verified here."""
+    if VIEWER in request:
+        viewer = request[VIEWER]
+        if viewer.scope not in INGEST_SCOPES:
+            raise AccessDenied(403, "authorization",
+                               f"a token of scope {viewer.scope} cannot post events")
+        return Caller(viewer.token_id, viewer.clinic)
+    return await authenticate(tokens, bearer_token(request.headers.get("Authorization")))

@@ -1,0 +1,78 @@
+"""Mounting the ingest service: :func:`add_ingest_routes` adds its routes to any aiohttp
+application (``rapport ingest`` alone, or the combined server of ``rapport run``);
+:func:`create_app` is a stand-alone application with ``/healthz``.
+
+Routes: ``POST /v1/events`` (services/ingest/batches.py), ``GET /v1/stream`` (WebSocket,
+stream.py), the WebRTC signaling under ``/v1/sessions/…`` (signaling.py) and ``GET /join``
+(join.py). The application's start-up starts the publisher (unless ``own_publisher`` is
+False) and warms the VAD's librosa code in a thread; its shutdown makes every WebRTC
+participant leave (their last frames published), then drains and closes the publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+from aiohttp import web
+
+from models.vad import StreamingVad
+from services.auth import TokenVerifier, install
+from services.ingest import batches, join, signaling, stream
+from services.ingest.publisher import Publisher
+from services.ingest.service import INGEST, IngestConfig, IngestService
+
+log = logging.getLogger(__name__)
+
+_WARMUP = web.AppKey("ingest_warmup", asyncio.Task[None])
+
+
+def _warm_vad() -> None:
+    """librosa compiles some of its code on first use (seconds): not on a live stream."""
+    StreamingVad().push(np.zeros(16_000, dtype=np.float32))
+
+
+def add_ingest_routes(app: web.Application, publisher: Publisher, tokens: TokenVerifier,
+                      config: IngestConfig | None = None, *,
+                      own_publisher: bool = True, warm_vad: bool = True) -> IngestService:
+    """Add the ingest routes and lifecycle to ``app``; returns the shared service state."""
+    service = IngestService(publisher, tokens, config)
+    app[INGEST] = service
+    install(app, tokens)  # services/auth.py: error and token middlewares (once per app)
+    batches.add_routes(app)
+    stream.add_routes(app)
+    signaling.add_routes(app)
+    join.add_routes(app)
+
+    async def start(app: web.Application) -> None:
+        if own_publisher:
+            await publisher.start()
+        service.emitter.start()
+        if warm_vad:
+            app[_WARMUP] = asyncio.create_task(asyncio.to_thread(_warm_vad))
+
+    async def stop(app: web.Application) -> None:
+        await service.sessions.close_all()
+        await service.emitter.close()
+        if own_publisher:
+            await publisher.close()
+        if _WARMUP in app:
+            await app[_WARMUP]
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
+    return service
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_app(publisher: Publisher, tokens: TokenVerifier,
+               config: IngestConfig | None = None, *, warm_vad: bool = True) -> web.Application:
+    """A stand-alone ingest application (``rapport ingest``)."""
+    app = web.Application()
+    add_ingest_routes(app, publisher, tokens, config, warm_vad=warm_vad)
+    app.router.add_get("/healthz", healthz)
+    return app

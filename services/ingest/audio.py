@@ -1,0 +1,93 @@
+"""Audio mode of the WebRTC ingest: decoded audio -> 16 kHz -> :class:`models.vad.StreamingVad`.
+
+aiortc decodes Opus into 48 kHz s16 frames (usually stereo, 960 samples) whose ``pts`` counts
+samples from the stream's first packet. Audio is placed by ``pts``: a gap (DTX, lost packets)
+becomes zeros fed to the VAD, so its frame grid stays on the media clock and frame ``i`` of the
+VAD is frame ``i`` of the participant's grid (see services/ingest/frames.py). The audio itself
+lives only in these buffers, for at most ``chunk_ms``; it is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from models.vad import Resampler, StreamingVad, VadConfig, pcm16_to_mono
+from services.ingest.frames import FrameBatch, FrameBatcher
+
+VAD_RATE = 16_000
+MAX_GAP_S = 60.0  # a longer pts jump is a new stream origin, not silence to synthesize
+
+
+class AudioVadFramer:
+    """One participant's decoded audio -> ``voiced`` frame batches.
+
+    ``origin_ms`` is the session-clock time of ``pts`` 0 (the first RTP packet's arrival).
+    The VAD runs on chunks of ``chunk_ms`` (it is vectorised per chunk); its decisions depend
+    only on the audio, never on the chunking (models/vad.py).
+    """
+
+    def __init__(self, origin_ms: int, *, batch_ms: int = 1000, first_seq: int = 0,
+                 vad_config: VadConfig | None = None, chunk_ms: int = 200) -> None:
+        self.vad = StreamingVad(vad_config, VAD_RATE)
+        self.frame_ms = self.vad.config.frame_ms
+        self.batcher = FrameBatcher(origin_ms, self.frame_ms, batch_ms, "voiced",
+                                    first_seq=first_seq)
+        self.chunk_samples = VAD_RATE * chunk_ms // 1000
+        self.gap_samples = 0  # input samples synthesized as silence (DTX, loss)
+        self._resampler: Resampler | None = None
+        self._rate = 0
+        self._next_pts: int | None = None
+        self._pending: list[npt.NDArray[np.float32]] = []
+        self._pending_samples = 0
+
+    @property
+    def next_seq(self) -> int:
+        return self.batcher.next_seq
+
+    def frame(self, pcm: npt.ArrayLike, channels: int, sample_rate: int,
+              pts: int | None) -> list[FrameBatch]:
+        """One decoded frame: interleaved s16 samples, its layout and ``pts`` (in samples)."""
+        mono = pcm16_to_mono(pcm, channels)
+        if self._resampler is None:
+            self._resampler = Resampler(sample_rate, VAD_RATE)
+            self._rate = sample_rate
+            self._next_pts = pts if pts is not None else 0
+        expected = self._next_pts if self._next_pts is not None else 0
+        if pts is not None:
+            gap = pts - expected
+            if 0 < gap <= MAX_GAP_S * self._rate:
+                self.gap_samples += gap
+                self._add(self._resampler.process(np.zeros(gap, dtype=np.float32)))
+            elif gap < 0:
+                mono = mono[min(-gap, len(mono)):]  # overlap with what was already placed
+            expected = max(pts, expected)
+        self._next_pts = expected + len(mono)
+        self._add(self._resampler.process(mono))
+        if self._pending_samples < self.chunk_samples:
+            return []
+        return self._decide()
+
+    def finish(self) -> list[FrameBatch]:
+        """End of the stream: the resampler's and VAD's held-back audio, the last batch."""
+        if self._resampler is not None:
+            self._add(self._resampler.flush())
+        out = self._decide()
+        return out + self.batcher.flush(self.vad.frames_decided)
+
+    def _add(self, samples: npt.NDArray[np.float32]) -> None:
+        if samples.size:
+            self._pending.append(samples)
+            self._pending_samples += samples.size
+
+    def _decide(self) -> list[FrameBatch]:
+        if not self._pending:
+            return []
+        first = self.vad.frames_decided
+        audio = np.concatenate(self._pending)
+        self._pending.clear()
+        self._pending_samples = 0
+        voiced = self.vad.push(audio)
+        if voiced:
+            self.batcher.put(first, voiced.encode("ascii"))
+        return self.batcher.ready(self.vad.frames_decided)

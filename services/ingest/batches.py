@@ -1,0 +1,98 @@
+"""``POST /v1/events``: a batch of wire-v1 events over HTTP (see services/ingest/intake.py).
+
+The body is a JSON array or JSON Lines of at most ``max_body_bytes`` (default 1 MiB; larger
+bodies are refused with ``413`` before they are read, and never published: split them).
+Answers, always JSON:
+
+- ``202 {"accepted": n}``: every event is published (stored by the broker);
+- ``207`` / ``422 {"accepted", "rejected", "errors": [{"index", "field", "error"}]}``: some /
+  none were valid; the valid ones are published, each invalid one is on the dead-letter topic;
+- ``400`` a JSON array body that is not valid JSON (dead-lettered as one record);
+- ``401`` / ``403`` see services/ingest/access.py; ``413`` body too large;
+- ``503`` the broker could not store the events in time or the ingest buffer is full: nothing
+  of the request was accepted; retry after ``Retry-After`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+from aiohttp import web
+
+from models.records import RejectReason, Source, rejected_record
+from services.auth import requires
+from services.ingest.access import AccessDenied, authenticate_request
+from services.ingest.intake import Checked, check_events, remember_starts, split_body
+from services.ingest.publisher import Outgoing, PublishError
+from services.ingest.service import INGEST, IngestService
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, field: str, message: str,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": f"{field}: {message}", "field": field}, status=status,
+                             headers=headers)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it exceeds ``limit`` bytes (read no further than that)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65_536):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> web.Response:
+    return error_response(413, "body", f"larger than {limit} bytes; send smaller batches")
+
+
+@requires("ingest", "admin")
+async def post_events(request: web.Request) -> web.Response:
+    service = request.app[INGEST]
+    try:
+        caller = await authenticate_request(service.tokens, request)
+    except AccessDenied as denied:
+        return denied.response()
+    body = await read_body(request, service.config.max_body_bytes)
+    if body is None:
+        return too_large(service.config.max_body_bytes)
+    items = split_body(body)
+    if not isinstance(items, list):
+        record = rejected_record(RejectReason.MALFORMED_JSON, items,
+                                 Source("http:/v1/events", -1, 0, int(time.time() * 1000),
+                                        body), clinic_id=caller.clinic)
+        try:
+            await service.publisher.publish([Outgoing("dlq", None, orjson.dumps(record))])
+        except PublishError as error:
+            log.warning("dead letter not stored: %s", error)
+        return error_response(400, items.field, items.reason)
+    try:
+        checked = check_events(items, caller, service.clinics, "http:/v1/events")
+    except AccessDenied as denied:
+        return denied.response()
+    return await publish_checked(service, checked)
+
+
+async def publish_checked(service: IngestService, checked: Checked) -> web.Response:
+    """Publish a checked body; the HTTP answer (202/207/422, or 503)."""
+    try:
+        await service.publisher.publish(checked.records)
+    except PublishError as error:
+        log.warning("events not accepted: %s", error)
+        return error_response(503, "broker", str(error), {"Retry-After": "5"})
+    remember_starts(checked, service.clinics)
+    service.count(checked.accepted, len(checked.rejections))
+    return web.json_response(checked.body(), status=checked.status)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/events", post_events)

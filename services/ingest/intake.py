@@ -1,0 +1,147 @@
+"""Validation of posted events, shared by ``POST /v1/events`` and the ``/v1/stream`` socket.
+
+A body (or socket message) is a JSON array of events, or JSON Lines (one event per line).
+Each event is validated with :func:`models.events.parse_event` (METRICS.md §9); the accepted
+ones are published to ``rapport.events`` exactly as received (keyed by ``session_id``), each
+rejected one goes to the dead-letter topic as a :func:`models.records.rejected_record` (raw
+bytes, reason, field) and is reported back as ``{"index", "field", "error"}``. ``index`` is the
+event's position in the array, or its 0-based line number in JSON Lines (blank lines count).
+
+Tenancy: a ``session.start`` must carry the caller's clinic, and an event of a session that
+this process has seen start for another clinic is refused too; either makes the whole request
+``403`` (nothing is published, nothing dead-lettered: the data is not the caller's to post).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from models.errors import ValidationError
+from models.events import SessionStart, decode_json, parse_event
+from models.records import RejectReason, Source, rejected_record
+from services.ingest.access import AccessDenied, Caller
+from services.ingest.publisher import Outgoing
+
+MAX_TRACKED_SESSIONS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    field: str
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "field": self.field, "error": self.error}
+
+
+@dataclass(slots=True)
+class Checked:
+    """The outcome of one body: records to publish (events then dead letters) and reasons."""
+
+    records: list[Outgoing] = field(default_factory=list)
+    accepted: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    starts: list[tuple[str, str]] = field(default_factory=list)  # (session_id, clinic_id)
+
+    @property
+    def status(self) -> int:
+        """202 all accepted, 207 some, 422 none (an empty body counts as all accepted)."""
+        if not self.rejections:
+            return 202
+        return 207 if self.accepted else 422
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"accepted": self.accepted}
+        if self.rejections:
+            out["rejected"] = len(self.rejections)
+            out["errors"] = [r.to_dict() for r in self.rejections]
+        return out
+
+
+class SessionClinics:
+    """The clinic of each session seen starting here (bounded, least recently used out)."""
+
+    def __init__(self, limit: int = MAX_TRACKED_SESSIONS) -> None:
+        self.limit = limit
+        self._clinics: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, session_id: str) -> str | None:
+        return self._clinics.get(session_id)
+
+    def remember(self, session_id: str, clinic_id: str) -> None:
+        self._clinics[session_id] = clinic_id
+        self._clinics.move_to_end(session_id)
+        while len(self._clinics) > self.limit:
+            self._clinics.popitem(last=False)
+
+
+def split_body(body: bytes) -> list[tuple[int, bytes, Any]] | ValidationError:
+    """``(index, raw bytes, decoded value or ValidationError)`` per event, or one
+    ValidationError when a JSON array body is not valid JSON as a whole."""
+    stripped = body.lstrip()
+    if stripped.startswith(b"["):
+        try:
+            values = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return ValidationError("body", f"not a valid JSON array ({exc})")
+        if not isinstance(values, list):  # pragma: no cover - "[" guarantees a list
+            return ValidationError("body", "must be a JSON array or JSON Lines")
+        return [(i, orjson.dumps(v), v) for i, v in enumerate(values)]
+    items: list[tuple[int, bytes, Any]] = []
+    for number, line in enumerate(body.split(b"\n")):
+        if not line.strip():
+            continue
+        try:
+            items.append((number, line.rstrip(b"\r"), decode_json(line)))
+        except ValidationError as error:
+            items.append((number, line, error))
+    return items
+
+
+def check_events(items: list[tuple[int, bytes, Any]], caller: Caller, clinics: SessionClinics,
+                 origin: str, clock: Callable[[], float] = time.time) -> Checked:
+    """Validate every item; raise :class:`AccessDenied` (403) on a tenancy violation."""
+    checked = Checked()
+    now_ms = int(clock() * 1000)
+    dead: list[Outgoing] = []
+    for index, raw, value in items:
+        try:
+            if isinstance(value, ValidationError):
+                raise value
+            event = parse_event(value)
+        except ValidationError as error:
+            reason = RejectReason.MALFORMED_JSON if error.field in ("json", "event") \
+                else RejectReason.INVALID
+            session_id = value.get("session_id") if isinstance(value, dict) else None
+            session_id = session_id if isinstance(session_id, str) else None
+            record = rejected_record(reason, error, Source(origin, -1, index, now_ms, raw),
+                                     session_id=session_id, clinic_id=caller.clinic)
+            key = session_id.encode() if session_id else None
+            dead.append(Outgoing("dlq", key, orjson.dumps(record)))
+            checked.rejections.append(Rejection(index, error.field, str(error)))
+            continue
+        if isinstance(event, SessionStart):
+            caller.check_clinic(event.clinic_id, "session.start.clinic_id")
+            checked.starts.append((event.session_id, event.clinic_id))
+        else:
+            known = clinics.get(event.session_id)
+            if known is not None and caller.clinic is not None and known != caller.clinic:
+                raise AccessDenied(403, "clinic_id", f"session {event.session_id!r} belongs "
+                                   "to another clinic than this token's")
+        checked.records.append(Outgoing("events", event.session_id.encode(), raw))
+        checked.accepted += 1
+    checked.records.extend(dead)
+    return checked
+
+
+def remember_starts(checked: Checked, clinics: SessionClinics) -> None:
+    """After a successful publish: remember which clinic each started session belongs to."""
+    for session_id, clinic_id in checked.starts:
+        clinics.remember(session_id, clinic_id)

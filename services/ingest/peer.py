@@ -1,0 +1,228 @@
+"""One participant's WebRTC connection to the ingest (aiortc), in levels or audio mode.
+
+**levels**: each RTP packet's RFC 6464 audio level (``urn:ietf:params:rtp-hdrext:ssrc-audio-
+level``) is read from its header and placed on the frame grid by RTP timestamp
+(services/ingest/frames.py); no audio is decoded at all. **audio**: aiortc decodes Opus, and
+services/ingest/audio.py resamples it to 16 kHz and runs the VAD. Either way only activity
+batches leave this module: audio is never stored, and logs name only ids.
+
+Every ``tick_s`` completed level batches are published; every ``network_interval_s`` a
+``network`` event (services/ingest/network.py). When ICE or DTLS fails or closes, the
+``on_lost`` callback makes the participant leave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from av import AudioFrame
+
+from services.ingest.audio import AudioVadFramer
+from services.ingest.frames import FrameBatch, RtpLevelFramer
+from services.ingest.network import NetworkSampler
+from services.ingest.service import IngestConfig
+from services.ingest.sessions import LiveParticipant
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["levels", "audio"]
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+_NOT_AUDIO_CODECS = frozenset({"telephone-event", "cn", "rtx", "red"})
+
+
+def offers_audio_level(sdp: str) -> bool:
+    """Whether an SDP offer proposes the RFC 6464 client-to-mixer audio level extension."""
+    return AUDIO_LEVEL_URI in sdp
+
+
+class ParticipantPeer:
+    """An aiortc peer connection receiving one participant's microphone."""
+
+    def __init__(self, session_id: str, participant: LiveParticipant, mode: Mode,
+                 config: IngestConfig, emit: Callable[[dict[str, Any]], None],
+                 now_ms: Callable[[], int],
+                 on_lost: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.session_id = session_id
+        self.participant = participant
+        self.mode: Mode = mode
+        self.config = config
+        self._emit = emit
+        self._now_ms = now_ms
+        self._on_lost = on_lost
+        servers = [RTCIceServer(urls=url) for url in config.ice_servers]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self.levels = RtpLevelFramer(frame_ms=config.frame_ms, batch_ms=config.batch_ms,
+                                     hold_ms=config.hold_ms, first_seq=participant.next_seq)
+        self.audio: AudioVadFramer | None = None
+        self.first_arrival_ms: int | None = None
+        self.packets = 0
+        self._payload_type: int | None = None
+        self._clock_rate = 48_000
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reader: asyncio.Task[None] | None = None
+        self._closed = False
+        self._lost_task: asyncio.Task[None] | None = None
+        self._sampler = NetworkSampler(session_id, participant.participant_id)
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    # --- signaling ------------------------------------------------------------------------
+
+    async def answer(self, sdp: str, kind: str) -> RTCSessionDescription:
+        """Apply the offer, answer it (ICE gathered: aiortc takes no trickle candidates)."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+        if self.config.rtt_probe:
+            # Silence back to the participant: RTCP receiver reports on it give the RTT
+            # (services/ingest/network.py). Ignored by the answer if the offer is sendonly.
+            self.pc.addTrack(AudioStreamTrack())
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self._tasks.append(asyncio.create_task(self._tick(), name="ingest-levels-tick"))
+        self._tasks.append(asyncio.create_task(self._network(), name="ingest-network"))
+        return self.pc.localDescription
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind != "audio":
+            return
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.receiver.track is track:
+                self._select_codec(transceiver)
+                self._wrap(transceiver.receiver)
+        if self.mode == "audio":
+            self._reader = asyncio.create_task(self._read_audio(track), name="ingest-audio")
+
+    def _select_codec(self, transceiver: Any) -> None:
+        for codec in getattr(transceiver, "_codecs", []):
+            if codec.name.lower() not in _NOT_AUDIO_CODECS:
+                self._payload_type = codec.payloadType
+                self._clock_rate = codec.clockRate
+                self.levels = RtpLevelFramer(
+                    clock_rate=codec.clockRate, frame_ms=self.config.frame_ms,
+                    batch_ms=self.config.batch_ms, hold_ms=self.config.hold_ms,
+                    first_seq=self.participant.next_seq)
+                self._sampler.clock_rate = codec.clockRate
+                return
+
+    def _wrap(self, receiver: RTCRtpReceiver) -> None:
+        """Read each RTP packet's audio level before aiortc handles the packet.
+
+        aiortc parses the RFC 6464 header extension (rtp.py, ``HeaderExtensionsMap.get`` sets
+        ``packet.extensions.audio_level = (vad, level)``) but exposes it nowhere: there is no
+        per-packet callback, and ``getSynchronizationSources()`` carries no audio level. So the
+        receiver's packet handler is wrapped on this instance (the DTLS transport calls
+        ``receiver._handle_rtp_packet(packet, arrival_time_ms=…)`` for every routed packet).
+        The original still runs, for RTCP statistics and receiver reports; in levels mode its
+        decoder thread is stopped at the first packet, so no audio is ever decoded.
+        """
+        original = receiver._handle_rtp_packet
+        stop_decoder = getattr(receiver, "_RTCRtpReceiver__stop_decoder", None)
+
+        async def handle(packet: Any, arrival_time_ms: int) -> None:
+            if self._closed:
+                return
+            if self.first_arrival_ms is None:
+                self.first_arrival_ms = self._now_ms()
+                if self.mode == "levels" and stop_decoder is not None:
+                    stop_decoder()
+            if self._payload_type is None or packet.payload_type == self._payload_type:
+                self.packets += 1
+                if self.mode == "levels":
+                    level = packet.extensions.audio_level  # (V bit, level): V is ignored
+                    self._publish(self.levels.packet(
+                        packet.timestamp, None if level is None else int(level[1]),
+                        self._now_ms()))
+            await original(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+    # --- media ----------------------------------------------------------------------------
+
+    async def _read_audio(self, track: MediaStreamTrack) -> None:
+        # Keep calling recv(): aiortc's track queue is unbounded.
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if self.audio is None:
+                origin = self.first_arrival_ms if self.first_arrival_ms is not None \
+                    else self._now_ms()
+                self.audio = AudioVadFramer(origin, batch_ms=self.config.batch_ms,
+                                            first_seq=self.participant.next_seq,
+                                            vad_config=self.config.vad)
+            if not isinstance(frame, AudioFrame):
+                continue
+            pcm = frame.to_ndarray().reshape(-1)
+            channels = len(frame.layout.channels)
+            self._publish(self.audio.frame(pcm, channels, frame.sample_rate, frame.pts))
+
+    def _publish(self, batches: list[FrameBatch]) -> None:
+        for batch in batches:
+            self._emit(batch.to_event(self.session_id, self.participant.participant_id))
+            self.participant.next_seq = batch.seq + 1
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_s)
+            if self.mode == "levels":
+                self._publish(self.levels.tick(self._now_ms()))
+
+    async def _network(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.network_interval_s)
+            try:
+                report = await self.pc.getStats()
+            except Exception:
+                log.debug("stats unavailable for participant %s", self.participant
+                          .participant_id, exc_info=True)
+                continue
+            event = self._sampler.sample(report.values(), self._now_ms())
+            if event is not None:
+                self._emit(event)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def _on_state(self) -> None:
+        state = self.pc.connectionState
+        log.info("participant %s of session %s: connection %s",
+                 self.participant.participant_id, self.session_id, state)
+        if state in ("failed", "closed") and not self._closed and self._lost_task is None:
+            self._lost_task = asyncio.create_task(self._on_lost(), name="ingest-peer-lost")
+
+    async def close(self) -> None:
+        """Stop receiving and publish the frames still buffered (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        now = self._now_ms()
+        await self.pc.close()
+        if self._reader is not None and self.first_arrival_ms is None:
+            self._reader.cancel()  # never connected: nothing will end the track
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        elif self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, 5.0)
+            except asyncio.TimeoutError:
+                log.warning("audio reader of participant %s did not stop",
+                            self.participant.participant_id)
+        if self.mode == "levels":
+            self._publish(self.levels.finish(now))
+        elif self.audio is not None:
+            self._publish(self.audio.finish())

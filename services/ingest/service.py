@@ -1,0 +1,68 @@
+"""The ingest service's state, shared by its routes: configuration, publisher, tokens, the
+clinic of each session seen starting, the live WebRTC sessions, counters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from models.vad import VadConfig
+from services.auth import TokenVerifier
+from services.ingest.intake import SessionClinics
+from services.ingest.publisher import LiveEmitter, Publisher
+from services.ingest.sessions import LiveSessions
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Limits and timings of the ingest service (docs/ingest.md)."""
+
+    max_body_bytes: int = MIB  # POST /v1/events body; larger is 413
+    max_message_bytes: int = MIB  # one /v1/stream message; larger closes the socket (1009)
+    batch_ms: int = 1000  # activity batches from WebRTC, per participant
+    frame_ms: int = 20  # frame of level batches (the VAD's frame in audio mode)
+    hold_ms: int = 200  # wait this long after a level batch's end for reordered packets
+    tick_s: float = 0.25  # how often level batches are checked for completion
+    network_interval_s: float = 5.0  # network events per participant
+    ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs; none by default
+    rtt_probe: bool = True  # send silence back when the offer allows, to measure RTT (RTCP)
+    auth_timeout_s: float = 10.0  # a socket must authenticate within this
+    vad: VadConfig = field(default_factory=VadConfig)
+
+
+@dataclass(slots=True)
+class IngestCounters:
+    accepted: int = 0
+    rejected: int = 0
+
+
+class IngestService:
+    """Everything the ingest routes share (one per process)."""
+
+    def __init__(self, publisher: Publisher, tokens: TokenVerifier,
+                 config: IngestConfig | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.publisher = publisher
+        self.tokens = tokens
+        self.config = config or IngestConfig()
+        self.clock = clock
+        self.clinics = SessionClinics()
+        self.emitter = LiveEmitter(publisher)
+        self.sessions = LiveSessions(self.emitter, self.now_ms)
+        self.counters = IngestCounters()
+
+    def now_ms(self) -> int:
+        """The session clock: this process's receive clock, epoch milliseconds."""
+        return int(self.clock() * 1000)
+
+    def count(self, accepted: int, rejected: int) -> None:
+        self.counters.accepted += accepted
+        self.counters.rejected += rejected
+
+
+INGEST = web.AppKey("ingest", IngestService)

@@ -1,0 +1,133 @@
+"""``GET /v1/stream``: wire-v1 events over a WebSocket, for platforms that stream them live.
+
+Authenticate with ``Authorization: Bearer …`` on the upgrade request (a bad token is refused
+before the upgrade, ``401``/``403``), or, where a client cannot set headers (browsers), with a
+first message ``{"type": "auth", "token": "…"}`` within ``auth_timeout_s``, answered
+``{"type": "auth", "ok": true}`` (a bad one is answered with the error and closed, code 4401
+or 4403).
+
+Every later message (text or binary) is one event, a JSON array of events or JSON Lines, at
+most ``max_message_bytes`` (a larger one closes the socket with 1009). Each is validated and
+published like a ``POST /v1/events`` body and answered, in order, with
+``{"type": "ack", "message": n, "status": 202|207|422|403|503, "accepted", ...}`` where ``n``
+counts the messages from 0 and the rest is the HTTP body. Backpressure: the next message is
+not read until the previous one is stored by the broker, so a fast sender is slowed by TCP
+flow control instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from services.auth import public
+from services.ingest.access import AccessDenied, Caller, authenticate, bearer_token
+from services.ingest.intake import check_events, remember_starts, split_body
+from services.ingest.publisher import PublishError
+from services.ingest.service import INGEST, IngestService
+
+log = logging.getLogger(__name__)
+
+ORIGIN = "ws:/v1/stream"
+
+
+async def _send(ws: web.WebSocketResponse, value: dict[str, Any]) -> None:
+    await ws.send_str(orjson.dumps(value).decode())
+
+
+async def _first_message_auth(service: IngestService,
+                              ws: web.WebSocketResponse) -> Caller | None:
+    try:
+        message = await ws.receive(timeout=service.config.auth_timeout_s)
+    except asyncio.TimeoutError:
+        await _send(ws, {"type": "error", "status": 401,
+                         "error": "authorization: no auth message in time"})
+        await ws.close(code=4401)
+        return None
+    token: str | None = None
+    if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+        try:
+            value = orjson.loads(message.data)
+        except orjson.JSONDecodeError:
+            value = None
+        if isinstance(value, dict) and value.get("type") == "auth" \
+                and isinstance(value.get("token"), str):
+            token = value["token"]
+    elif message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+        return None
+    try:
+        caller = await authenticate(service.tokens, token)
+    except AccessDenied as denied:
+        await _send(ws, {"type": "error", "status": denied.status,
+                         "error": f"{denied.field}: {denied.message}"})
+        await ws.close(code=4000 + denied.status)
+        return None
+    await _send(ws, {"type": "auth", "ok": True})
+    return caller
+
+
+async def _handle(service: IngestService, caller: Caller, data: bytes,
+                  number: int) -> dict[str, Any]:
+    reply: dict[str, Any] = {"type": "ack", "message": number}
+    items = split_body(data)
+    if not isinstance(items, list):
+        reply.update(status=400, accepted=0, error=str(items))
+        return reply
+    try:
+        checked = check_events(items, caller, service.clinics, ORIGIN)
+    except AccessDenied as denied:
+        reply.update(status=denied.status, accepted=0,
+                     error=f"{denied.field}: {denied.message}")
+        return reply
+    try:
+        await service.publisher.publish(checked.records)
+    except PublishError as error:
+        reply.update(status=503, accepted=0, error=f"broker: {error}")
+        return reply
+    remember_starts(checked, service.clinics)
+    service.count(checked.accepted, len(checked.rejections))
+    reply["status"] = checked.status
+    reply.update(checked.body())
+    return reply
+
+
+@public
+async def stream(request: web.Request) -> web.StreamResponse:
+    service = request.app[INGEST]
+    caller: Caller | None = None
+    header = bearer_token(request.headers.get("Authorization"))
+    if header is not None:
+        try:
+            caller = await authenticate(service.tokens, header)
+        except AccessDenied as denied:
+            return denied.response()
+    ws = web.WebSocketResponse(max_msg_size=service.config.max_message_bytes, heartbeat=30.0)
+    await ws.prepare(request)
+    if caller is None:
+        caller = await _first_message_auth(service, ws)
+        if caller is None:
+            return ws
+    number = 0
+    async for message in ws:
+        if message.type == WSMsgType.TEXT:
+            data = message.data.encode()
+        elif message.type == WSMsgType.BINARY:
+            data = message.data
+        else:
+            if message.type == WSMsgType.ERROR:
+                log.info("stream closed with an error: %s", ws.exception())
+            break
+        await _send(ws, await _handle(service, caller, data, number))
+        number += 1
+    if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
+        log.info("stream closed: a message exceeded %d bytes",
+                 service.config.max_message_bytes)
+    return ws
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/stream", stream)

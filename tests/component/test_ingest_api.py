@@ -1,0 +1,236 @@
+"""The ingest API in process (aiohttp test server, in-memory publisher): POST /v1/events
+(202/207/422/400/401/403/413/503), the dead-letter records, and the /v1/stream WebSocket
+(header and first-message auth, per-message acks, oversize messages)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Coroutine
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType
+from ingestkit import (
+    ADMIN,
+    INGEST_C1,
+    INGEST_C2,
+    REPORTS_C1,
+    activity,
+    auth,
+    ingest_client,
+    start,
+    values,
+)
+
+from services.ingest import IngestConfig
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def jsonl(*events: dict[str, Any]) -> bytes:
+    return b"\n".join(orjson.dumps(e) for e in events) + b"\n"
+
+
+def test_all_valid_events_are_accepted_and_published_keyed_by_session() -> None:
+    async def scenario() -> None:
+        async with ingest_client() as (client, sink):
+            body = [start(), activity(0), activity(1)]
+            reply = await client.post("/v1/events", json=body, headers=auth(INGEST_C1))
+            assert reply.status == 202
+            assert await reply.json() == {"accepted": 3}
+            assert values(sink.events) == body
+            assert {r.key for r in sink.events} == {b"s1"}
+            assert sink.dlq == []
+            # JSON Lines work the same
+            reply = await client.post("/v1/events", data=jsonl(activity(2)),
+                                      headers=auth(INGEST_C1))
+            assert reply.status == 202 and len(sink.events) == 4
+
+    run(scenario())
+
+
+def test_some_invalid_events_give_207_with_reasons_and_go_to_the_dead_letter_topic() -> None:
+    async def scenario() -> None:
+        async with ingest_client() as (client, sink):
+            bad = {**activity(1), "frame_ms": 25}
+            body = jsonl(start(), bad) + b"not json\n\n" + jsonl(activity(2))
+            reply = await client.post("/v1/events", data=body, headers=auth(INGEST_C1))
+            assert reply.status == 207
+            answer = await reply.json()
+            assert answer["accepted"] == 2 and answer["rejected"] == 2
+            assert [(e["index"], e["field"]) for e in answer["errors"]] == [
+                (1, "activity.frame_ms"), (2, "json")]
+            assert "10, 20 or 30" in answer["errors"][0]["error"]
+            assert [e["seq"] for e in values(sink.events) if e["type"] == "activity"] == [2]
+            dead = values(sink.dlq)
+            assert [(d["reason"], d["field"]) for d in dead] == [
+                ("invalid", "activity.frame_ms"), ("malformed_json", "json")]
+            assert base64.b64decode(dead[1]["raw"]) == b"not json"
+            assert dead[0]["session_id"] == "s1" and sink.dlq[0].key == b"s1"
+            assert dead[0]["source"]["offset"] == 1
+
+    run(scenario())
+
+
+def test_no_valid_event_gives_422_and_a_bad_array_400() -> None:
+    async def scenario() -> None:
+        async with ingest_client() as (client, sink):
+            reply = await client.post("/v1/events", json=[{"type": "nope"}, 3],
+                                      headers=auth(INGEST_C1))
+            assert reply.status == 422
+            answer = await reply.json()
+            assert [e["field"] for e in answer["errors"]] == ["type", "event"]
+            assert answer["accepted"] == 0 and sink.events == [] and len(sink.dlq) == 2
+            reply = await client.post("/v1/events", data=b"[{", headers=auth(INGEST_C1))
+            assert reply.status == 400
+            assert (await reply.json())["field"] == "body"
+            assert len(sink.dlq) == 3
+
+    run(scenario())
+
+
+def test_authentication_and_tenancy() -> None:
+    async def scenario() -> None:
+        async with ingest_client() as (client, sink):
+            body = [start()]
+            for headers in ({}, auth("rpt_unknown"), {"Authorization": "Basic x"}):
+                reply = await client.post("/v1/events", json=body, headers=headers)
+                assert reply.status == 401  # from services/auth.py's middleware
+                assert (await reply.json())["error"].startswith("authorization: ")
+                assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+            reply = await client.post("/v1/events", json=body, headers=auth(REPORTS_C1))
+            assert reply.status == 403
+            # another clinic's session.start: 403 naming clinic_id, nothing published
+            reply = await client.post("/v1/events", json=body, headers=auth(INGEST_C2))
+            assert reply.status == 403
+            assert "clinic_id" in (await reply.json())["error"]
+            assert sink.events == [] and sink.dlq == []
+            # once s1 started for c1, c2 may not post into it
+            assert (await client.post("/v1/events", json=body,
+                                      headers=auth(INGEST_C1))).status == 202
+            reply = await client.post("/v1/events", json=[activity(0)], headers=auth(INGEST_C2))
+            assert reply.status == 403
+            # admin tokens may post for any clinic
+            reply = await client.post("/v1/events", json=[start("s2", "c9")],
+                                      headers=auth(ADMIN))
+            assert reply.status == 202
+
+    run(scenario())
+
+
+def test_oversize_bodies_are_refused_with_413_before_publishing() -> None:
+    async def scenario() -> None:
+        config = IngestConfig(max_body_bytes=4096)
+        async with ingest_client(config) as (client, sink):
+            body = [activity(i) for i in range(100)]
+            reply = await client.post("/v1/events", json=body, headers=auth(INGEST_C1))
+            assert reply.status == 413
+            assert (await reply.json())["field"] == "body"
+
+            async def chunks() -> Any:  # no Content-Length: the limit applies while reading
+                for _ in range(10):
+                    yield b" " * 1000
+
+            reply = await client.post("/v1/events", data=chunks(), headers=auth(INGEST_C1))
+            assert reply.status == 413
+            assert sink.events == [] and sink.dlq == []
+
+    run(scenario())
+
+
+def test_broker_unavailable_is_503_and_nothing_is_acknowledged() -> None:
+    async def scenario() -> None:
+        async with ingest_client() as (client, sink):
+            sink.fail = True
+            reply = await client.post("/v1/events", json=[start()], headers=auth(INGEST_C1))
+            assert reply.status == 503 and reply.headers["Retry-After"]
+            sink.fail = False
+            reply = await client.post("/v1/events", json=[start()], headers=auth(INGEST_C1))
+            assert reply.status == 202 and len(sink.events) == 1
+
+    run(scenario())
+
+
+def test_session_end_for_a_session_fed_over_http() -> None:
+    async def scenario() -> None:
+        async with ingest_client() as (client, sink):
+            await client.post("/v1/events", json=[start()], headers=auth(INGEST_C1))
+            reply = await client.post("/v1/sessions/s1/end", json={"ts_ms": 600_000},
+                                      headers=auth(INGEST_C2))
+            assert reply.status == 403
+            reply = await client.post("/v1/sessions/s1/end", json={"ts_ms": 600_000},
+                                      headers=auth(INGEST_C1))
+            assert reply.status == 204
+            assert values(sink.events)[-1] == {"type": "session.end", "session_id": "s1",
+                                               "ts_ms": 600_000}
+
+    run(scenario())
+
+
+def test_websocket_with_header_auth_acks_every_message_in_order() -> None:
+    async def scenario() -> None:
+        async with ingest_client() as (client, sink):
+            async with client.ws_connect("/v1/stream", headers=auth(INGEST_C1)) as ws:
+                await ws.send_str(orjson.dumps(start()).decode())
+                await ws.send_bytes(orjson.dumps([activity(0), {**activity(1), "seq": -1}]))
+                await ws.send_str("{")
+                first, second, third = [await ws.receive_json() for _ in range(3)]
+            assert first == {"type": "ack", "message": 0, "status": 202, "accepted": 1}
+            assert second["message"] == 1 and second["status"] == 207
+            assert second["errors"] == [{"index": 1, "field": "activity.seq",
+                                         "error": "activity.seq: must be >= 0, got -1"}]
+            assert third["status"] == 422 and third["errors"][0]["field"] == "json"
+            assert len(sink.events) == 2 and len(sink.dlq) == 2
+
+    run(scenario())
+
+
+def test_websocket_first_message_auth_and_refusals() -> None:
+    async def scenario() -> None:
+        async with ingest_client() as (client, sink):
+            reply = await client.get("/v1/stream", headers=auth("rpt_unknown"))
+            assert reply.status == 401  # refused before the upgrade
+            async with client.ws_connect("/v1/stream") as ws:
+                await ws.send_str(orjson.dumps({"type": "auth", "token": INGEST_C1}).decode())
+                assert await ws.receive_json() == {"type": "auth", "ok": True}
+                await ws.send_str(orjson.dumps(start()).decode())
+                assert (await ws.receive_json())["status"] == 202
+            async with client.ws_connect("/v1/stream") as ws:
+                await ws.send_str(orjson.dumps({"type": "auth", "token": "nope"}).decode())
+                assert (await ws.receive_json())["status"] == 401
+                closing = await ws.receive()
+                assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+                assert ws.close_code == 4401
+            assert len(sink.events) == 1
+
+    run(scenario())
+
+
+def test_websocket_oversize_message_closes_the_socket() -> None:
+    async def scenario() -> None:
+        async with ingest_client(IngestConfig(max_message_bytes=2048)) as (client, sink):
+            async with client.ws_connect("/v1/stream", headers=auth(INGEST_C1)) as ws:
+                await ws.send_str(orjson.dumps([activity(i) for i in range(50)]).decode())
+                message = await ws.receive()
+                assert message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+                assert ws.close_code == 1009
+            assert sink.events == []
+
+    run(scenario())
+
+
+def test_join_page_is_self_contained() -> None:
+    async def scenario() -> None:
+        async with ingest_client() as (client, _):
+            reply = await client.get("/join", params={"session": "<s>", "token": "t"})
+            assert reply.status == 200
+            text = await reply.text()
+            assert "<s>" not in text  # parameters are read by the script, never echoed
+            assert "iceGatheringState" in text and "replaceTrack" in text
+            assert "http" not in text.replace("http-equiv", "")  # no CDN, no remote script
+            assert "connect-src 'self'" in reply.headers["Content-Security-Policy"]
+
+    run(scenario())

@@ -1,0 +1,208 @@
+"""WebRTC ingest with a real aiortc client peer in process: a committed clip is sent as a
+microphone track (20 ms frames, real time, audio-level header extension negotiated), and the
+activity the ingest publishes must match the clip's labels, in levels mode (RFC 6464 levels
+read from RTP headers) and in audio mode (decode, resample, VAD). Also: session.start /
+participant.join / leave / session.end from signaling, a dropped connection becoming
+participant.leave, and network events with RTT.
+
+Agreement is per 20 ms frame after METRICS.md §2 (as in tests/unit/test_vad.py), over the
+clip's frames. Measured here: levels 0.987, audio 0.949 on f_us_fast_loud; the thresholds sit
+a few points under, for scheduling jitter of a loaded test machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import itertools
+import json
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
+from av import AudioFrame
+from ingestkit import INGEST_C1, INGEST_C2, auth, ingest_client, values
+
+from models.config import EngineConfig
+from models.events import level_translation
+from models.speech import IpuBuilder
+from services.ingest import IngestConfig
+
+AUDIO = Path(__file__).resolve().parents[1] / "data" / "audio"
+RATE = 48_000
+FRAME = 960  # 20 ms
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+def clip(name: str) -> tuple[np.ndarray, str]:
+    audio, rate = sf.read(AUDIO / f"{name}.flac", dtype="float32")
+    meta = json.loads((AUDIO / f"{name}.json").read_text())
+    return soxr.resample(audio, rate, RATE).astype(np.float32), meta["voiced"]
+
+
+class ClipTrack(AudioStreamTrack):
+    """A microphone playing ``audio`` (48 kHz mono) in real time, then silence."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        super().__init__()
+        pcm = np.clip(audio * 32767, -32768, 32767).astype(np.int16)
+        pad = (-len(pcm)) % FRAME
+        self.pcm = np.concatenate((pcm, np.zeros(pad, dtype=np.int16)))
+        self.sent = 0
+        self.started: float | None = None
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self.started is None:
+            self.started = time.monotonic()
+        wait = self.started + self.sent / RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        chunk = self.pcm[self.sent : self.sent + FRAME]
+        if len(chunk) < FRAME:
+            chunk = np.zeros(FRAME, dtype=np.int16)
+        frame = AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self.sent
+        frame.time_base = fractions.Fraction(1, RATE)
+        self.sent += FRAME
+        return frame
+
+
+async def join(client: Any, session: str, participant: str, role: str, track: ClipTrack,
+               mode: str | None = None, token: str = INGEST_C1) -> tuple[RTCPeerConnection,
+                                                                        dict[str, Any]]:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTrack(track)
+    await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers here: no trickle
+    body: dict[str, Any] = {"sdp": pc.localDescription.sdp, "type": "offer", "role": role}
+    if mode:
+        body["mode"] = mode
+    reply = await client.post(f"/v1/sessions/{session}/participants/{participant}/offer",
+                              json=body, headers=auth(token))
+    answer = await reply.json()
+    if reply.status == 200:
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+    return pc, {"status": reply.status, **answer}
+
+
+def section2(voiced: str) -> np.ndarray:
+    engine = EngineConfig()
+    builder = IpuBuilder(engine.min_pause_ms, engine.min_speech_ms)
+    flags = np.frombuffer(voiced.encode(), dtype=np.uint8) == ord("1")
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
+    builder.add([(int(s) * 20, int(e) * 20) for s, e in edges.reshape(-1, 2)])
+    out = np.zeros(len(flags), dtype=bool)
+
+    def emit(start: int, end: int) -> None:
+        out[start // 20 : end // 20] = True
+
+    builder.finish(None, emit)
+    return out
+
+
+def voiced_of(events: list[dict[str, Any]], participant: str) -> str:
+    batches = sorted((e for e in events if e["type"] == "activity"
+                      and e["participant_id"] == participant), key=lambda e: e["seq"])
+    table = level_translation(EngineConfig().level_voiced_dbov)
+    out = []
+    for e in batches:
+        out.append(e["voiced"] if "voiced" in e else bytes(e["levels"]).translate(table)
+                   .decode())
+    # batches are contiguous on the grid
+    for a, b in itertools.pairwise(batches):
+        assert b["start_ms"] == a["start_ms"] + 20 * len(a.get("voiced") or a["levels"])
+    return "".join(out)
+
+
+def agreement(voiced: str, labels: str) -> float:
+    assert len(voiced) >= len(labels), (len(voiced), len(labels))
+    predicted = section2(voiced[: len(labels)])
+    truth = np.frombuffer(labels.encode(), dtype=np.uint8) == ord("1")
+    return float(np.mean(predicted == truth))
+
+
+CONFIG = IngestConfig(network_interval_s=1.0, tick_s=0.1)
+
+
+@pytest.mark.parametrize(("mode", "threshold"), [("levels", 0.93), ("audio", 0.90)])
+def test_a_participant_streams_a_clip_and_its_activity_matches_the_labels(
+        mode: str, threshold: float) -> None:
+    audio, labels = clip("f_us_fast_loud")
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with ingest_client(CONFIG) as (client, sink):
+            track = ClipTrack(audio)
+            pc, answer = await join(client, "s1", "p1", "client", track,
+                                    None if mode == "levels" else "audio")
+            assert answer["status"] == 200, answer
+            assert answer["mode"] == mode
+            await asyncio.sleep(len(audio) / RATE + 1.5)
+            reply = await client.delete("/v1/sessions/s1/participants/p1",
+                                        headers=auth(INGEST_C1))
+            assert reply.status == 204
+            assert (await client.post("/v1/sessions/s1/end",
+                                      headers=auth(INGEST_C1))).status == 204
+            await pc.close()
+            return values(sink.events)
+
+    events = run(scenario())
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "session.start" and events[0]["clinic_id"] == "c1"
+    assert events[0]["participants"] == [{"participant_id": "p1", "role": "client"}]
+    assert kinds[-2:] == ["participant.leave", "session.end"]
+    assert "network" in kinds
+    network = next(e for e in events if e["type"] == "network")
+    assert 0 <= network["rtt_ms"] < 1000
+    activity = [e for e in events if e["type"] == "activity"]
+    assert activity[0]["start_ms"] >= events[0]["ts_ms"]
+    assert ("levels" in activity[0]) == (mode == "levels")
+    score = agreement(voiced_of(events, "p1"), labels)
+    print(f"{mode}: agreement {score:.3f}")
+    assert score >= threshold
+
+
+def test_join_leave_and_a_dropped_connection() -> None:
+    silence = np.zeros(RATE * 10, dtype=np.float32)
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with ingest_client(CONFIG) as (client, sink):
+            pc1, a1 = await join(client, "s2", "t", "therapist", ClipTrack(silence))
+            pc2, a2 = await join(client, "s2", "c", "client", ClipTrack(silence))
+            assert a1["status"] == a2["status"] == 200
+            _, other = await join(client, "s2", "x", "client", ClipTrack(silence),
+                                  token=INGEST_C2)
+            assert other["status"] == 403 and "clinic_id" in other["error"]
+            await asyncio.sleep(1.5)
+            await pc2.close()  # the client's connection drops
+            deadline = time.monotonic() + 30
+            while not any(e["type"] == "participant.leave" for e in values(sink.events)):
+                assert time.monotonic() < deadline, "no participant.leave after the drop"
+                await asyncio.sleep(0.2)
+            await client.post("/v1/sessions/s2/end", headers=auth(INGEST_C1))
+            await pc1.close()
+            reply = await client.post("/v1/sessions/s2/end", headers=auth(INGEST_C1))
+            assert reply.status == 204  # no longer live: published as a plain end
+            return values(sink.events)
+
+    events = run(scenario())
+    lifecycle = [(e["type"], e.get("participant_id") or e.get("participants", [{}])[0]
+                  .get("participant_id")) for e in events
+                 if e["type"] not in ("activity", "network")]
+    assert lifecycle[:4] == [("session.start", "t"), ("participant.join", "c"),
+                             ("participant.leave", "c"), ("participant.leave", "t")]
+    assert lifecycle[4][0] == "session.end"
+    leave_c = next(i for i, e in enumerate(events) if e["type"] == "participant.leave")
+    assert all(e["participant_id"] != "c" for e in events[leave_c + 1:]
+               if e["type"] == "activity")

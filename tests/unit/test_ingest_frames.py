@@ -1,0 +1,152 @@
+"""Frame placement and batching of the WebRTC ingest (services/ingest/frames.py, audio.py,
+network.py): levels placed by RTP timestamp (DTX gaps, loss, reordering, wrap-around), batches
+of batch_ms with increasing seq, audio placed by pts, network events from RTCP stats."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from models.events import Activity, parse_event
+from services.ingest.audio import AudioVadFramer
+from services.ingest.frames import SILENT_LEVEL, FrameBatcher, RtpLevelFramer
+from services.ingest.network import NetworkSampler
+
+TPF = 960  # RTP ticks per 20 ms frame at 48 kHz
+
+
+def levels_of(batches: list) -> bytes:
+    return b"".join(b.data for b in batches)
+
+
+def test_batcher_emits_full_batches_in_order_with_increasing_seq() -> None:
+    batcher = FrameBatcher(1000, 20, 100, "levels", first_seq=7)
+    batcher.put(0, bytes([10, 11, 12]))
+    batcher.put(6, bytes([30]))
+    assert batcher.ready(4) == []  # the first batch (frames 0..4) is not complete
+    first, second = batcher.ready(10)
+    assert (first.seq, first.start_ms, first.data) == (7, 1000, bytes([10, 11, 12, 127, 127]))
+    assert (second.seq, second.start_ms, second.data) == (8, 1100, bytes([127, 30, 127, 127, 127]))
+    last = batcher.flush(12)
+    assert [(b.seq, b.start_ms, len(b.data)) for b in last] == [(9, 1200, 2)]
+
+
+def test_batcher_counts_frames_that_arrive_after_their_batch() -> None:
+    batcher = FrameBatcher(0, 20, 40, "voiced")
+    batcher.ready(2)
+    batcher.put(1, b"111")
+    assert batcher.late == 1
+    (batch,) = batcher.flush(4)
+    assert batch.data == b"11"
+
+
+def test_levels_are_placed_by_rtp_timestamp_so_a_dtx_gap_stays_silent() -> None:
+    framer = RtpLevelFramer(batch_ms=200, hold_ms=0)
+    ts0 = 123_456
+    out = []
+    # 3 packets, then DTX: no packets for 5 frames, then 2 packets.
+    for i, level in [(0, 30), (1, 31), (2, 32), (8, 40), (9, 41)]:
+        out += framer.packet(ts0 + i * TPF, level, arrival_ms=5_000 + i * 20)
+    out += framer.finish(5_000 + 10 * 20)
+    assert levels_of(out) == bytes([30, 31, 32, 127, 127, 127, 127, 127, 40, 41])
+    assert out[0].start_ms == 5_000  # the first packet's arrival is frame 0
+    # counting packets instead would have put level 40 at frame 3
+    assert [b.seq for b in out] == [0]
+
+
+def test_the_v_bit_is_not_read_and_missing_levels_stay_silent() -> None:
+    framer = RtpLevelFramer(batch_ms=60, hold_ms=0)
+    framer.packet(0, 20, 0)
+    framer.packet(TPF, None, 20)  # no extension on this packet
+    framer.packet(2 * TPF, 127, 40)
+    assert levels_of(framer.finish(60)) == bytes([20, SILENT_LEVEL, 127])
+    assert framer.missing_level == 1
+
+
+def test_reordered_packets_within_the_hold_are_placed_and_late_ones_counted() -> None:
+    framer = RtpLevelFramer(batch_ms=100, hold_ms=100)
+    out = framer.packet(0, 1, 0)
+    out += framer.packet(2 * TPF, 3, 40)
+    out += framer.packet(TPF, 2, 60)  # reordered, well within the hold
+    out += framer.packet(5 * TPF, 6, 100)
+    out += framer.tick(220)  # frames 0..4 complete at 100 + hold
+    out += framer.packet(3 * TPF, 4, 230)  # too late: its batch is out
+    out += framer.finish(240)
+    data = levels_of(out)
+    assert data[:6] == bytes([1, 2, 3, 127, 127, 6])
+    assert framer.batcher is not None and framer.batcher.late == 1
+
+
+def test_rtp_timestamps_wrap_around() -> None:
+    framer = RtpLevelFramer(batch_ms=100, hold_ms=0)
+    start = (1 << 32) - 2 * TPF
+    for i in range(5):
+        framer.packet((start + i * TPF) % (1 << 32), 10 + i, i * 20)
+    assert levels_of(framer.finish(100)) == bytes([10, 11, 12, 13, 14])
+
+
+def test_a_longer_packet_time_covers_its_frames() -> None:
+    framer = RtpLevelFramer(batch_ms=2000, hold_ms=0)
+    out = []
+    for i in range(14):  # 40 ms packets
+        out += framer.packet(i * 2 * TPF, 20 + i, i * 40)
+    data = levels_of(out + framer.finish(14 * 40))
+    # one frame per packet until 10 packets confirm the packet time, then two
+    assert data[:4] == bytes([20, 127, 21, 127])
+    assert data[-6:] == bytes([31, 31, 32, 32, 33, 33])
+
+
+def test_silence_is_emitted_by_the_clock_during_a_long_dtx_pause() -> None:
+    framer = RtpLevelFramer(batch_ms=1000, hold_ms=200)
+    framer.packet(0, 30, 10_000)
+    assert framer.tick(11_100) == []
+    (batch,) = framer.tick(11_200)  # 1 s batch + 200 ms hold, no packet needed
+    assert batch.data == bytes([30]) + bytes([127]) * 49
+
+
+def test_batches_are_valid_wire_activity_events() -> None:
+    framer = RtpLevelFramer(batch_ms=1000, hold_ms=0, first_seq=3)
+    batches = []
+    for i in range(60):
+        batches += framer.packet(i * TPF, 40, 1_000 + i * 20)
+    batches += framer.finish(2_200)
+    events = [parse_event(b.to_event("s1", "p1")) for b in batches]
+    assert all(isinstance(e, Activity) for e in events)
+    assert [(e.seq, e.start_ms, e.frames) for e in events] == [(3, 1000, 50), (4, 2000, 10)]
+
+
+def test_audio_is_placed_by_pts_and_gaps_become_silence() -> None:
+    rate, frame = 48_000, 960
+    t = np.arange(frame) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+    framer = AudioVadFramer(50_000, batch_ms=1000)
+    out = []
+    pts = 0
+    for i in range(150):  # 3 s: tone, a 1 s gap without frames, tone again
+        if 50 <= i < 100:
+            continue
+        out += framer.frame(np.repeat(tone, 2), 2, rate, i * frame)
+        pts = i * frame
+    out += framer.finish()
+    assert pts == 149 * frame
+    voiced = b"".join(b.data for b in out)
+    assert len(voiced) == 150  # frames placed on the media clock, gap included
+    assert framer.gap_samples == 50 * frame
+    assert voiced[60:95] == b"0" * 35  # the gap is silent
+    assert [b.seq for b in out] == [0, 1, 2]
+    assert out[0].start_ms == 50_000 and out[1].start_ms == 51_000
+
+
+def test_network_events_need_rtt_and_report_loss_per_interval() -> None:
+    sampler = NetworkSampler("s1", "p1")
+    inbound = SimpleNamespace(type="inbound-rtp", kind="audio", jitter=480,
+                              packetsReceived=95, packetsLost=5)
+    assert sampler.sample([inbound], 1_000) is None  # no RTT, no event
+    rtt = SimpleNamespace(type="remote-inbound-rtp", roundTripTime=0.123)
+    inbound2 = SimpleNamespace(type="inbound-rtp", kind="audio", jitter=960,
+                               packetsReceived=195, packetsLost=5)
+    event = sampler.sample([inbound2, rtt], 6_000)
+    assert event == {"type": "network", "session_id": "s1", "participant_id": "p1",
+                     "ts_ms": 6_000, "rtt_ms": 123.0, "jitter_ms": 20.0, "loss_pct": 0.0}
+    parse_event(event)
