@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench bench-engine bench-pipeline bench-reports bench-vad clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check models streams services tests bench
 	$(BIN)/mypy
 
-bench: $(STAMP)
+# Each benchmark prints its figures and targets in one run; README "Performance" records them.
+bench: bench-engine bench-pipeline bench-reports bench-vad
+
+bench-engine: $(STAMP)
 	$(BIN)/python bench/engine.py
+
+bench-pipeline: $(STAMP)
+	$(BIN)/python bench/pipeline.py
+
+bench-reports: $(STAMP)
+	$(BIN)/python bench/reports_list.py
+
+bench-vad: $(STAMP)
+	$(BIN)/python bench/vad.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,15 +1,20 @@
 """The comparison for bench/pipeline.py: the usual Faust pattern, one table update per event.
 
-An agent iterates ``rapport.events`` event by event, decodes the JSON (Faust's json codec),
-and updates a changelog-backed table once per event (a per-session event count). Same broker,
+An agent iterates ``rapport.events`` record by record, decodes each event in it (one JSON
+object per line: one, or several when records carry a session's events of one moment) and
+updates a changelog-backed table once per event (a per-session event count). Same broker,
 same partitions and the same consumer fetch wait as Rapport's worker (streams/kafka.py), so
 the difference measured is the processing pattern only. Serves ``/metrics`` (events consumed).
 
-Run by bench/pipeline.py: ``python bench/naive_agent.py BOOTSTRAP PARTITIONS WEB_PORT``.
+With a fourth argument ``floor`` it instead measures Faust's own floor: an agent that only
+takes micro-batches (``take_events``) of records and counts them, with no decoding and no state.
+
+Run by bench/pipeline.py: ``python bench/naive_agent.py BOOTSTRAP PARTITIONS WEB_PORT [floor]``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import tempfile
@@ -24,7 +29,6 @@ from prometheus_client import Counter, generate_latest  # noqa: E402
 
 from streams import kafka  # noqa: E402
 
-APP_ID = "bench-naive"
 CONSUMED = Counter("rapport_events_consumed_total", "events processed by the naive agent")
 
 
@@ -35,23 +39,31 @@ class _App(faust.App):
 
 def main() -> None:
     bootstrap, partitions, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    floor = sys.argv[4:] == ["floor"]
+    app_id = "bench-floor" if floor else "bench-naive"
     kafka.FETCH_MAX_WAIT_MS = 10
     data = tempfile.TemporaryDirectory(prefix="bench-naive-")
-    app = _App(APP_ID, broker=f"kafka://{bootstrap}", store="memory://", datadir=data.name,
+    app = _App(app_id, broker=f"kafka://{bootstrap}", store="memory://", datadir=data.name,
                topic_partitions=partitions, topic_allow_declare=False,
                topic_disable_leader=True, consumer_auto_offset_reset="earliest",
                web_port=port, web_bind="127.0.0.1", web_host="127.0.0.1")
-    events = app.topic("rapport.events", key_type=bytes, value_serializer="json",
-                       key_serializer="raw", partitions=partitions)
+    events = app.topic("rapport.events", key_type=bytes, value_type=bytes,
+                       value_serializer="raw", key_serializer="raw", partitions=partitions)
     counts = app.Table("counts", default=int, partitions=partitions)
 
-    @app.agent(events)
+    async def take(stream: Any) -> None:
+        async for batch in stream.take_events(2000, within=0.05):
+            CONSUMED.inc(len(batch))
+
     async def count(stream: Any) -> None:
-        async for event in stream.events():
-            value = event.value
-            session = value.get("session_id", "") if isinstance(value, dict) else ""
-            counts[session] += 1
-            CONSUMED.inc()
+        async for record in stream:
+            for line in record.split(b"\n"):
+                value = json.loads(line)
+                session = value.get("session_id", "") if isinstance(value, dict) else ""
+                counts[session] += 1
+                CONSUMED.inc()
+
+    app.agent(events, name="floor" if floor else "count")(take if floor else count)
 
     @app.page("/metrics")
     async def metrics(web: Any, _request: Any) -> Any:

@@ -1,22 +1,29 @@
 """Benchmark of the streaming pipeline (issue "Streaming workers"), all on the embedded broker,
 in one run:
 
-1. Ceiling: raw aiokafka, N simulated wire events produced and consumed concurrently, msgs/s.
-2. Naive Faust agent (bench/naive_agent.py): the usual pattern, one table update per event,
-   consuming the same N events: events/s.
-3. Rapport's worker (``rapport worker``: micro-batches with take_events, one checkpoint per
-   touched session per batch, raw codecs) on the same N events: events/s, and the ratio to 2
-   (target >= 3x).
-4. Real time: S concurrent sessions (2 participants, 1 s frame batches, network samples every
-   5 s) published at wall-clock pace for T seconds into one worker process; latency from each
-   input record's timestamp to the moment the quality update it triggered is consumed from
-   rapport.quality (the engine's deliberate look-ahead is thereby excluded: the update is
-   measured from the input that made it decidable), p50/p99 after a warm-up (target p99 <
-   500 ms), plus the worker's CPU use and whether it kept up.
+For N simulated wire events in two framings — one event per Kafka record, and a session's
+events of one moment (same delivery time: both participants' 1 s batches, network samples)
+per record, as Rapport's ingest and ``rapport run`` publish them — on a fresh broker each:
 
-Rates 2 and 3 come from polling each worker's ``rapport_events_consumed_total`` every 20 ms
-(first > 0 to = N). Both workers are separate processes; the broker, producer and latency
-consumer share this process.
+1. Ceiling: raw aiokafka, the records produced and consumed concurrently, msgs/s and events/s.
+2. Faust's own floor: an agent that does nothing but ``take_events`` (no decoding, no state).
+3. Naive Faust agent (bench/naive_agent.py): the usual pattern, JSON-decode each event and
+   update a table once per event: events/s.
+4. Rapport's worker (``rapport worker``: take_events micro-batches, one checkpoint per dirty
+   session per commit, raw codecs) on the same records: events/s, and the ratio to 3 (target
+   >= 3x).
+
+5. Real time: S concurrent sessions (2 participants, 1 s frame batches, network samples every
+   5 s) published at wall-clock pace for T seconds into one worker process, a session's events
+   of one moment per record; latency from each input record's timestamp to the moment the
+   quality update it triggered is consumed from rapport.quality (the engine's deliberate
+   look-ahead is thereby excluded: the update is measured from the input that made it
+   decidable), p50/p99 after a warm-up (target p99 < 500 ms), plus the worker's CPU use and
+   whether it kept up.
+
+Rates 2-4 come from polling each worker's ``rapport_events_consumed_total`` every 20 ms (first
+> 0 to = N). Workers are separate processes; the broker, producer and latency consumer share
+this process.
 
 Usage: ``.venv/bin/python bench/pipeline.py [--events N] [--sessions S] [--seconds T]``.
 """
@@ -42,7 +49,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.simulation import SimulationConfig, simulate, simulate_timed  # noqa: E402
+from models.simulation import SimulationConfig, simulate_timed  # noqa: E402
 from services.broker import EmbeddedBroker, TopicSpec  # noqa: E402
 from streams.topics import Topics  # noqa: E402
 
@@ -80,19 +87,40 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def events_of(count: int) -> list[tuple[bytes, bytes]]:
-    """``count`` simulated wire events as (key, value), sessions interleaved."""
-    sessions = max(count // 700, 1)  # ~700 events per 5-minute session
+Record = tuple[bytes, bytes]  # key, value
+
+
+def workload(count: int, sessions: int) -> list[tuple[int, bytes, bytes]]:
+    """``count`` simulated wire events as (delivery ms, key, value), sessions interleaved."""
     out = []
-    for event in simulate(SimulationConfig(sessions=sessions, minutes=5, seed=11,
-                                           style="mixed", session_stagger_ms=60_000)):
-        out.append((event["session_id"].encode(), orjson.dumps(event)))
+    config = SimulationConfig(sessions=sessions, minutes=5, seed=11, style="mixed",
+                              session_stagger_ms=60_000)
+    for delivery_ms, event in simulate_timed(config):
+        out.append((delivery_ms, event["session_id"].encode(), orjson.dumps(event)))
         if len(out) == count:
             break
     return out
 
 
-async def ceiling(bootstrap: str, events: list[tuple[bytes, bytes]]) -> float:
+def per_event(work: list[tuple[int, bytes, bytes]]) -> list[Record]:
+    return [(key, value) for _, key, value in work]
+
+
+def per_moment(work: list[tuple[int, bytes, bytes]]) -> list[Record]:
+    """A session's events with the same delivery time in one JSONL record."""
+    out: list[Record] = []
+    group: dict[bytes, list[bytes]] = {}
+    moment = None
+    for delivery_ms, key, value in work:
+        if delivery_ms != moment:
+            out += [(k, b"\n".join(v)) for k, v in group.items()]
+            group, moment = {}, delivery_ms
+        group.setdefault(key, []).append(value)
+    out += [(k, b"\n".join(v)) for k, v in group.items()]
+    return out
+
+
+async def ceiling(bootstrap: str, events: list[Record]) -> float:
     consumer = AIOKafkaConsumer(TOPICS.events, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=10)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
@@ -153,10 +181,36 @@ def rapport_worker(bootstrap: str, port: int, *extra: str) -> list[str]:
             *extra]
 
 
-async def realtime(bootstrap: str, sessions: int, seconds: float, warmup: float,
-                   port: int, pid: int) -> dict[str, float]:
+def realtime_load(sessions: int, seconds: float) -> list[tuple[float, list[Record], int]]:
+    """The real-time workload, built before the clock starts so the producer only sends:
+    (seconds from start, records of that moment, events in them)."""
     config = SimulationConfig(sessions=sessions, minutes=(seconds + 30) / 60, seed=5,
                               style="mixed", session_stagger_ms=5_000)
+    moments: list[tuple[float, list[Record], int]] = []
+    group: dict[bytes, list[bytes]] = {}
+    moment: int | None = None
+    first: int | None = None
+
+    def close() -> None:
+        if moment is not None and group:
+            records = [(key, b"\n".join(lines)) for key, lines in group.items()]
+            moments.append(((moment - (first or 0)) / 1000, records,
+                            sum(len(lines) for lines in group.values())))
+        group.clear()
+
+    for delivery_ms, event in simulate_timed(config):
+        if delivery_ms != moment:
+            close()
+            moment = delivery_ms
+            first = delivery_ms if first is None else first
+            if (delivery_ms - first) / 1000 > seconds:
+                break
+        group.setdefault(event["session_id"].encode(), []).append(orjson.dumps(event))
+    return moments
+
+
+async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
+                   warmup: float, port: int, pid: int) -> dict[str, float]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
     consumer = AIOKafkaConsumer(TOPICS.quality, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="latest", fetch_max_wait_ms=5,
@@ -164,46 +218,39 @@ async def realtime(bootstrap: str, sessions: int, seconds: float, warmup: float,
     await producer.start()
     await consumer.start()
     latencies: list[float] = []
-    produced = 0
-    behind = 0.0
+    stop = asyncio.Event()
     started = time.time()
     measure_from = started + warmup
-    stop = asyncio.Event()
 
     async def read_quality() -> None:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=50, max_records=20_000)
-            now = time.time()
-            if now < measure_from:
+            now = time.time() * 1000
+            if now < measure_from * 1000:
                 continue
             for messages in batches.values():
                 for message in messages:
-                    source = orjson.loads(message.value)["source"]["timestamp_ms"]
-                    latencies.append(now * 1000 - source)
+                    # The source stamp sits in the record's tail; parse it whole anyway.
+                    latencies.append(now - orjson.loads(message.value)["source"]["timestamp_ms"])
 
     reader = asyncio.create_task(read_quality())
-    cpu_start = cpu_at_warmup = cpu_seconds(pid)
-    warm_marked = False
-    first_ms: int | None = None
-    for delivery_ms, event in simulate_timed(config):
-        first_ms = delivery_ms if first_ms is None else first_ms
-        due = started + (delivery_ms - first_ms) / 1000
-        if due > started + seconds:
-            break
-        delay = due - time.time()
+    produced = produced_at_warmup = 0
+    behind = 0.0
+    cpu_at_warmup: float | None = None
+    for at, records, events in load:
+        delay = started + at - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
         else:
             behind = max(behind, -delay)
-        if not warm_marked and time.time() >= measure_from:
-            cpu_at_warmup, warm_marked = cpu_seconds(pid), True
-            produced_at_warmup = produced
-        await producer.send(TOPICS.events, orjson.dumps(event),
-                            key=event["session_id"].encode())
-        produced += 1
+        if cpu_at_warmup is None and time.time() >= measure_from:
+            cpu_at_warmup, produced_at_warmup = cpu_seconds(pid), produced
+        for key, value in records:
+            await producer.send(TOPICS.events, value, key=key)
+        produced += events
     await producer.flush()
     elapsed = time.time() - measure_from
-    cpu = cpu_seconds(pid) - cpu_at_warmup
+    cpu = cpu_seconds(pid) - (cpu_at_warmup or 0.0)
     await asyncio.sleep(2)
     stop.set()
     await reader
@@ -211,7 +258,6 @@ async def realtime(bootstrap: str, sessions: int, seconds: float, warmup: float,
     await producer.stop()
     await consumer.stop()
     values = np.array(latencies)
-    del cpu_start
     return {
         "events_per_s": (produced - produced_at_warmup) / elapsed,
         "updates": float(len(values)),
@@ -224,6 +270,33 @@ async def realtime(bootstrap: str, sessions: int, seconds: float, warmup: float,
     }
 
 
+def throughput(records: list[Record], events: int, label: str) -> float:
+    """Phases 1-4 on a fresh broker for one framing; returns Rapport's events/s."""
+    print(f"{label}: {events:,} events in {len(records):,} records")
+    with EmbeddedBroker() as broker:
+        broker.create_topics([*TOPICS.specs(PARTITIONS),
+                              TopicSpec("bench-naive-counts-changelog", PARTITIONS),
+                              TopicSpec("bench-floor-counts-changelog", PARTITIONS)])
+        rate = asyncio.run(ceiling(broker.bootstrap, records))
+        print(f"  1. raw aiokafka produce+consume: {rate:,.0f} records/s = "
+              f"{rate * events / len(records):,.0f} events/s")
+        agent = [sys.executable, str(ROOT / "bench" / "naive_agent.py"), broker.bootstrap,
+                 str(PARTITIONS)]
+        port = free_port()
+        floor = measure_worker([*agent, str(port), "floor"], port, len(records), "floor")
+        print(f"  2. Faust floor (take_events, no work): {floor:,.0f} records/s = "
+              f"{floor * events / len(records):,.0f} events/s")
+        port = free_port()
+        naive = measure_worker([*agent, str(port)], port, events, "naive")
+        print(f"  3. naive Faust agent (table update per event): {naive:,.0f} events/s")
+        port = free_port()
+        ours = measure_worker(rapport_worker(broker.bootstrap, port), port, events,
+                              "rapport")
+        print(f"  4. Rapport worker: {ours:,.0f} events/s = {ours / naive:.1f}x the naive "
+              f"agent (target >= 3x)")
+    return ours
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -231,26 +304,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=15.0)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}")
 
-    events = events_of(args.events)
-    with EmbeddedBroker() as broker:
-        broker.create_topics([*TOPICS.specs(PARTITIONS),
-                              TopicSpec("bench-naive-counts-changelog", PARTITIONS)])
-        rate = asyncio.run(ceiling(broker.bootstrap, events))
-        print(f"1. raw aiokafka produce+consume: {rate:,.0f} msgs/s ({len(events):,} events)")
-        port = free_port()
-        naive = measure_worker([sys.executable, str(ROOT / "bench" / "naive_agent.py"),
-                                broker.bootstrap, str(PARTITIONS), str(port)],
-                               port, len(events), "naive")
-        print(f"2. naive Faust agent (table update per event): {naive:,.0f} events/s")
-        port = free_port()
-        ours = measure_worker(rapport_worker(broker.bootstrap, port), port, len(events),
-                              "rapport")
-        print(f"3. Rapport worker: {ours:,.0f} events/s = {ours / naive:.1f}x the naive agent "
-              f"(target >= 3x), {ours / rate:.0%} of the raw ceiling")
+    work = workload(args.events, max(args.events // 700, 1))
+    throughput(per_event(work), len(work), "one event per record")
+    throughput(per_moment(work), len(work), "a session's events of one moment per record")
 
+    load = realtime_load(args.sessions, args.seconds)
     with EmbeddedBroker() as broker:
         broker.create_topics(TOPICS.specs(PARTITIONS))
         port = free_port()
@@ -262,18 +323,28 @@ def main() -> None:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise SystemExit("worker did not get its partitions")
                 time.sleep(0.2)
-            result = asyncio.run(realtime(broker.bootstrap, args.sessions, args.seconds,
-                                          args.warmup, port, process.pid))
+            result = asyncio.run(realtime(broker.bootstrap, load, args.warmup, port,
+                                          process.pid))
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
-    print(f"4. real time, {args.sessions:,} concurrent sessions for {args.seconds:.0f} s "
+    print(f"5. real time, {args.sessions:,} concurrent sessions for {args.seconds:.0f} s "
           f"(first {args.warmup:.0f} s excluded): {result['events_per_s']:,.0f} events/s in, "
           f"{result['updates']:,.0f} quality updates; update latency p50 "
           f"{result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms (target < 500), max "
           f"{result['max_ms']:.0f} ms; worker CPU {result['cpu_share']:.0%} of one core; "
-          f"lag at end {result['lag']:,.0f} records; producer at most "
+          f"lag at end {result['lag']:,.0f} events; producer at most "
           f"{result['producer_behind_ms']:.0f} ms behind schedule")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def metric_or_zero(port: int, name: str) -> float:

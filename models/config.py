@@ -121,7 +121,7 @@ class PipelineConfig:
     end_grace_ms: int = 5_000  # stream clock: wait after session.end for late events
     idle_timeout_ms: int = 300_000  # stream clock: close a session without events this long
     closed_retention_ms: int = 3_600_000  # stream clock: remember closed sessions (replays)
-    max_event_bytes: int = 1_048_576  # larger input records are rejected as too_large
+    max_record_bytes: int = 1_048_576  # larger input records are rejected as too_large
     max_dlq_raw_bytes: int = 65_536  # raw bytes kept per dead-letter record
 
     def __post_init__(self) -> None:
@@ -129,5 +129,5 @@ class PipelineConfig:
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f.name, f"must be an integer >= 0, got {value!r}")
-        if self.max_event_bytes < 1:
-            raise ConfigError("max_event_bytes", "must be >= 1")
+        if self.max_record_bytes < 1:
+            raise ConfigError("max_record_bytes", "must be >= 1")

@@ -2,13 +2,14 @@
 state changes out (issue "Streaming workers"; docs/streaming.md).
 
 A worker feeds :meth:`BatchProcessor.process` one micro-batch of records at a time. For each
-record it validates the bytes (size, JSON, wire v1, METRICS.md §9), routes the event to its
-session's engine, and afterwards advances every touched engine once, turning what became
-decidable into ``quality``, ``alert`` and dead-letter records. Sessions close on the partition's
-stream clock (record timestamps): ``end_grace_ms`` after their ``session.end``, or after
-``idle_timeout_ms`` without events; closing publishes the final report. The caller persists
-:attr:`BatchResult.writes` (the sessions whose state changed) *after* the outputs are durable,
-so a crash repeats outputs at worst and never loses one.
+record (one event, or several as JSON lines) it validates the bytes (size, JSON, wire v1,
+METRICS.md §9), routes each event to its session's engine, and afterwards advances every
+touched engine once, turning what became decidable into ``quality``, ``alert`` and dead-letter
+records. Sessions close on the partition's stream clock (record timestamps): ``end_grace_ms``
+after their ``session.end``, or after ``idle_timeout_ms`` without events; closing publishes
+the final report. The caller persists :attr:`BatchResult.writes` (the sessions whose state
+changed) *after* the outputs are durable, so a crash repeats outputs at worst and never loses
+one.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class BatchResult:
     outputs: list[OutputRecord] = field(default_factory=list)
     # session_id -> (partition, state to persist or None to delete the entry).
     writes: dict[str, tuple[int, SessionState | None]] = field(default_factory=dict)
-    consumed: int = 0  # input records (ticks excluded)
+    consumed: int = 0  # input events (lines of records; ticks excluded)
     duplicates: int = 0  # events the engine recognised as already received
     replayed: int = 0  # records redelivered after a restart, skipped by offset
     rejected: Counter[str] = field(default_factory=Counter)  # by RejectReason value
@@ -118,7 +119,6 @@ class BatchProcessor:
                 self._stream_ms[partition] = record.timestamp_ms
             partitions.add(partition)
             if not record.control:
-                result.consumed += 1
                 self._ingest(record, sessions, touched, result)
         for session, source in touched.values():
             self._advance(session, source, result)
@@ -128,14 +128,29 @@ class BatchProcessor:
 
     def _ingest(self, record: InputRecord, sessions: dict[str, SessionState],
                 touched: dict[str, tuple[StreamSession, Source]], result: BatchResult) -> None:
-        source = Source.of(record)
-        if len(record.value) > self.config.max_event_bytes:
-            error = ValidationError("event", f"{len(record.value)} bytes exceeds "
-                                    f"max_event_bytes={self.config.max_event_bytes}")
-            self._reject(result, RejectReason.TOO_LARGE, error, source)
+        value = record.value
+        if len(value) > self.config.max_record_bytes:
+            result.consumed += 1
+            error = ValidationError("event", f"{len(value)} bytes exceeds "
+                                    f"max_record_bytes={self.config.max_record_bytes}")
+            self._reject(result, RejectReason.TOO_LARGE, error, Source.of(record))
             return
+        if b"\n" not in value.rstrip(b"\n"):
+            result.consumed += 1
+            self._ingest_event(record, value, 0, sessions, touched, result)
+            return
+        for index, line in enumerate(value.split(b"\n")):
+            if line.strip():
+                result.consumed += 1
+                self._ingest_event(record, line, index, sessions, touched, result)
+
+    def _ingest_event(self, record: InputRecord, line: bytes, index: int,
+                      sessions: dict[str, SessionState],
+                      touched: dict[str, tuple[StreamSession, Source]],
+                      result: BatchResult) -> None:
+        source = Source.of(record, line, index)
         try:
-            value = decode_json(record.value)
+            value = decode_json(line)
         except ValidationError as error:
             self._reject(result, RejectReason.MALFORMED_JSON, error, source)
             return
@@ -150,7 +165,7 @@ class BatchProcessor:
             return
         session_id = event.session_id
         state = sessions.get(session_id)
-        if state is not None and state.replayed(record.partition, record.offset):
+        if state is not None and state.replayed(record.partition, record.offset, index):
             result.replayed += 1
             return
         if isinstance(state, ClosedSession):
@@ -165,6 +180,7 @@ class BatchProcessor:
             result.opened += 1
         state.partition = record.partition
         state.last_offset = record.offset
+        state.last_index = index
         state.last_record_ms = max(state.last_record_ms, record.timestamp_ms)
         touched[session_id] = (state, source)
         try:
@@ -250,7 +266,8 @@ class BatchProcessor:
                result: BatchResult) -> ClosedSession:
         engine = session.engine
         session_id = engine.session_id
-        source = Source("", session.partition, session.last_offset, now)
+        source = Source("", session.partition, session.last_offset, now, b"",
+                        session.last_index)
         try:
             report = engine.finish()
         except ValidationError as error:
@@ -267,8 +284,8 @@ class BatchProcessor:
                                    ended_by, engine.participants(), report)
             self._emit(result, "reports", session_id, record, session.partition)
         result.closed[ended_by] += 1
-        closed = ClosedSession(session_id, session.partition, session.last_offset, now,
-                               ended_by)
+        closed = ClosedSession(session_id, session.partition, session.last_offset,
+                               session.last_index, now, ended_by)
         result.writes[session_id] = (session.partition, closed)
         return closed
 

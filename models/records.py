@@ -1,7 +1,9 @@
 """Records the streaming workers read and publish (issue "Streaming workers").
 
-Input is one Kafka record per wire-v1 event (METRICS.md §9) on ``rapport.events``, keyed by
-``session_id``. Output records are JSON objects that all share one envelope::
+Input is Kafka records on ``rapport.events``, keyed by ``session_id``, each holding one wire-v1
+event (METRICS.md §9) or several, one JSON object per line (JSONL), as Rapport's own producers
+publish a session's events of one moment together. Output records are JSON objects that all
+share one envelope::
 
     {"schema_version": 1, "type": "quality" | "alert" | "report" | "rejected",
      "session_id": ..., "clinic_id": ..., "event_time_ms": ..., ...}
@@ -30,7 +32,7 @@ SCHEMA_VERSION = 1
 class RejectReason(str, Enum):
     """Why an input record went to the dead-letter topic (a closed set: metric label)."""
 
-    TOO_LARGE = "too_large"  # payload over max_event_bytes
+    TOO_LARGE = "too_large"  # record over max_record_bytes
     MALFORMED_JSON = "malformed_json"  # not JSON, or not a JSON object
     INVALID = "invalid"  # fails wire-v1 validation (unknown type, wrong field types, ...)
     LATE = "late"  # more than allowed_lateness_ms behind its session's newest event
@@ -63,22 +65,24 @@ class InputRecord:
 
 @dataclass(frozen=True, slots=True)
 class Source(Compact):
-    """Where an input came from; kept with buffered events to locate apply-time rejections."""
+    """Where an input came from (``index``: the event's line within a multi-event record);
+    kept with buffered events to locate apply-time rejections. ``raw`` is the event's bytes."""
 
     topic: str
     partition: int
     offset: int
     timestamp_ms: int
     raw: bytes = b""
+    index: int = 0
 
     @classmethod
-    def of(cls, record: InputRecord) -> Source:
+    def of(cls, record: InputRecord, raw: bytes | None = None, index: int = 0) -> Source:
         return cls(record.topic, record.partition, record.offset, record.timestamp_ms,
-                   record.value)
+                   record.value if raw is None else raw, index)
 
     def to_dict(self) -> dict[str, Any]:
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset,
-                "timestamp_ms": self.timestamp_ms}
+                "index": self.index, "timestamp_ms": self.timestamp_ms}
 
 
 def _envelope(kind: str, session_id: str | None, clinic_id: str | None,

@@ -11,12 +11,15 @@ created up front with its real partition count.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import glob
 import logging
 import os
 from dataclasses import dataclass
 from types import TracebackType
+
+from aiokafka.client import AIOKafkaClient
 
 from models.errors import RapportError
 
@@ -67,6 +70,10 @@ def _load() -> ctypes.CDLL:
                                                ctypes.c_int]
     lib.rd_kafka_mock_topic_create.restype = ctypes.c_int
     lib.rd_kafka_mock_cluster_destroy.argtypes = [ctypes.c_void_p]
+    lib.rd_kafka_mock_broker_set_down.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+    lib.rd_kafka_mock_broker_set_down.restype = ctypes.c_int
+    lib.rd_kafka_mock_broker_set_up.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+    lib.rd_kafka_mock_broker_set_up.restype = ctypes.c_int
     lib.rd_kafka_err2str.argtypes = [ctypes.c_int]
     lib.rd_kafka_err2str.restype = ctypes.c_char_p
     return lib
@@ -121,6 +128,17 @@ class EmbeddedBroker:
                 reason = self._lib.rd_kafka_err2str(err).decode()
                 raise BrokerError(f"cannot create topic {topic.name}: {reason}")
             log.info("topic %s: %d partition(s)", topic.name, topic.partitions)
+
+    def set_down(self, down: bool = True) -> None:
+        """Take every mock broker down (connections closed, new ones refused) or back up, on
+        the same address: an outage for tests of readiness and recovery."""
+        if self._lib is None or self._cluster is None:
+            raise BrokerError("broker not started")
+        switch = self._lib.rd_kafka_mock_broker_set_down if down else \
+            self._lib.rd_kafka_mock_broker_set_up
+        for broker_id in range(1, self._brokers + 1):
+            if switch(self._cluster, broker_id):
+                raise BrokerError(f"cannot take broker {broker_id} {'down' if down else 'up'}")
 
     def close(self) -> None:
         if self._lib is None:
@@ -188,3 +206,30 @@ def embedded_bootstrap() -> str | None:
     except (OSError, ValueError):
         return None
     return bootstrap
+
+
+class BrokerProbe:
+    """Whether the broker answers a metadata request (readiness), with a short timeout."""
+
+    def __init__(self, broker: str) -> None:
+        self._bootstrap = ",".join(url.split("://", 1)[-1] for url in broker.split(";"))
+        self._client: AIOKafkaClient | None = None
+
+    async def check(self) -> str | None:
+        try:
+            if self._client is None:
+                self._client = AIOKafkaClient(bootstrap_servers=self._bootstrap,
+                                              request_timeout_ms=2000)
+                await asyncio.wait_for(self._client.bootstrap(), 3)
+            await asyncio.wait_for(self._client.fetch_all_metadata(), 3)
+        except Exception as error:  # any failure means "not reachable now"
+            if self._client is not None:
+                await self._client.close()
+                self._client = None
+            return f"unreachable ({type(error).__name__})"
+        return None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

@@ -20,6 +20,7 @@ ended sessions close on time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -37,6 +38,7 @@ from models.config import EngineConfig, PipelineConfig
 from models.processor import BatchProcessor
 from models.records import InputRecord
 from models.stream_session import ClosedSession, SessionState, load_state
+from services.broker import BrokerProbe
 from streams import kafka, metrics
 from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
 
@@ -188,6 +190,23 @@ class Pipeline:
             self._dirty = {k: v for k, v in self._dirty.items() if v[0] not in partitions}
             for partition in partitions:
                 self._latest.pop(partition, None)
+                with contextlib.suppress(KeyError):
+                    metrics.CONSUMER_LAG.remove(str(partition))
+
+    def observe_lag(self) -> None:
+        """Records not yet processed, per owned partition (highwater - next to process)."""
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic != self.config.topics.events:
+                continue
+            latest = self._latest.get(tp.partition)
+            done = latest.message.offset + 1 if latest is not None else 0
+            try:
+                highwater = consumer.highwater(tp)
+            except (KeyError, AssertionError):
+                continue
+            if highwater is not None and highwater >= 0:
+                metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(highwater - done, 0))
 
     def owned_event_partitions(self) -> Iterator[int]:
         for tp in self.app.consumer.assignment():
@@ -241,6 +260,7 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     async def tick() -> None:
         for partition in pipeline.owned_event_partitions():
             await events.send(value=b"", partition=partition, headers=[(CONTROL_HEADER, TICK)])
+        pipeline.observe_lag()
 
     async def on_revoked(_sender: Any, *args: Any, signal: Any = None, **_: Any) -> None:
         pipeline.revoke(args[0])  # the revoked set of TPs
@@ -257,5 +277,23 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     async def metrics_page(web: Any, _request: Any) -> Any:
         return web.bytes(generate_latest(),
                          content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    probe = BrokerProbe(config.broker)
+
+    @app.page("/healthz")
+    async def healthz(web: Any, _request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, _request: Any) -> Any:
+        problems = []
+        broker_error = await probe.check()
+        if broker_error:
+            problems.append(f"broker: {broker_error}")
+        if app.rebalancing:
+            problems.append("rebalancing: partitions are being reassigned")
+        owned = sorted(pipeline.owned_event_partitions())
+        body = {"ready": not problems, "problems": problems, "partitions": owned}
+        return web.json(body, status=200 if not problems else 503)
 
     return app, pipeline

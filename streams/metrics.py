@@ -23,6 +23,9 @@ EVENTS_REPLAYED = Counter(
 SESSIONS_OPENED = Counter("rapport_sessions_opened_total", "Sessions opened on this worker.")
 SESSIONS_CLOSED = Counter(
     "rapport_sessions_closed_total", "Sessions closed, by how they ended.", ["ended_by"])
+CONSUMER_LAG = Gauge(
+    "rapport_consumer_lag", "Records of the events topic not yet processed, per partition.",
+    ["partition"])
 PARTITIONS_ASSIGNED = Gauge(
     "rapport_partitions_assigned", "Partitions of the events topic this worker owns.")
 SESSIONS_ACTIVE = Gauge("rapport_sessions_active", "Open sessions held by this worker.")

@@ -8,11 +8,12 @@ Logging is configured here and only here (entry point), per the house style.
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from models.errors import ConfigError
+from services import logs
 from services.cli import analyze as analyze
 from services.cli import broker as broker
 from services.cli import ingest as ingest
@@ -41,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging threshold for messages on stderr (default: $RAPPORT_LOG_LEVEL or WARNING)",
     )
     parser.add_argument(
+        "--log-format",
+        default=None,
+        choices=list(logs.FORMATS),
+        help="log lines on stderr: text (readable) or json (one object per line, for log "
+             "collectors) (default: $RAPPORT_LOG_FORMAT or text; docs/operations.md)",
+    )
+    parser.add_argument(
         "--set",
         dest="settings",
         action="append",
@@ -65,11 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.config = load_settings(overrides=args.settings, log_level=args.log_level)
     except ConfigError as error:
         parser.error(str(error))
-    logging.basicConfig(
-        level=getattr(logging, args.config.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    try:
+        log_format = logs.resolve_format(args.log_format)
+    except ConfigError as error:
+        parser.error(str(error))
+    if args.log_format:  # processes this one starts (rapport run's workers) log the same way
+        os.environ[logs.ENV_FORMAT] = log_format
+    logs.configure(args.config.log_level, log_format)
     handler = args.handler
     try:
         return int(handler(args))

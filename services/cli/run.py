@@ -10,30 +10,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import IO, Any
 
 import orjson
+from aiohttp import web
 
 from models.config import PipelineConfig
 from models.errors import ValidationError
 from models.events import parse_json
 from models.simulation import SimulationConfig, simulate_timed
-from services.broker import BrokerError, EmbeddedBroker, announce, withdraw
+from services.broker import BrokerError, BrokerProbe, EmbeddedBroker, announce, withdraw
 from services.cli.summary import format_summary
 from services.collector import Collector
 from services.feeder import Feeder, FeedError, session_key
+from services.ingest.publisher import KafkaPublisher
+from services.reports.consumer import StoreConsumer
+from services.store import ReportStore
+from services.web import JobHealth, WorkerEndpoint
+from services.web import build_app as web_app
 from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 2.0
+# A file has no delivery times: its events are grouped per session over this many lines.
+FILE_GROUP_LINES = 1_000
 
 
 def register(subparsers: Any) -> None:
@@ -54,7 +64,8 @@ def register(subparsers: Any) -> None:
     source.add_argument("--events", metavar="FILE",
                         help="JSONL file of wire-v1 events, or - for standard input")
     source.add_argument("--sessions", type=int, default=3, metavar="N",
-                        help="simulated sessions (default: %(default)s)")
+                        help="simulated sessions; 0 simulates none (with --port: events "
+                             "come only through the ingest API) (default: %(default)s)")
     source.add_argument("--minutes", type=float, default=10.0, metavar="M",
                         help="length of each simulated session (default: %(default)s)")
     source.add_argument("--seed", type=int, default=1, help="simulation seed (default: 1)")
@@ -73,6 +84,13 @@ def register(subparsers: Any) -> None:
                              "field and reason) to FILE as JSONL")
     parser.add_argument("--exit-when-done", action="store_true",
                         help="exit once every session in the input has its final report")
+    parser.add_argument("--port", type=int, default=None, metavar="PORT",
+                        help="also serve, on this one port, the ingest API and join page, the "
+                             "report API, pages and live dashboard (filled by the report "
+                             "store consumer), /healthz, /readyz and /metrics for the whole "
+                             "job; prints the URL and an admin token (default: no web server)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address of the --port server (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="worker processes in the consumer group (default: %(default)s)")
     parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS, metavar="N",
@@ -102,11 +120,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     announce(broker.bootstrap)
     print(f"rapport run: embedded broker at {broker.bootstrap}", file=sys.stderr)
-    workers = [_start_worker(args, broker.bootstrap, k) for k in range(args.workers)]
+    ports = [free_port() for _ in range(args.workers)] if args.port is not None else []
+    workers = [_start_worker(args, broker.bootstrap, k, ports[k] if ports else None)
+               for k in range(args.workers)]
     out: IO[bytes] = sys.stdout.buffer if args.reports == "-" else open(args.reports, "wb")  # noqa: SIM115
     dead: IO[bytes] | None = open(args.dead_letters, "wb") if args.dead_letters else None  # noqa: SIM115
     try:
-        return asyncio.run(_main(args, broker.bootstrap, topics, workers, out, dead))
+        return asyncio.run(_main(args, broker.bootstrap, topics, workers, ports, out, dead))
     except FeedError as error:
         print(f"rapport run: {error}", file=sys.stderr)
         return 1
@@ -120,7 +140,14 @@ def run(args: argparse.Namespace) -> int:
         broker.close()
 
 
-def _start_worker(args: argparse.Namespace, bootstrap: str, index: int) -> subprocess.Popen[bytes]:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_worker(args: argparse.Namespace, bootstrap: str, index: int,
+                  web_port: int | None) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "services.cli"]
     if args.log_level:
         command += ["--log-level", args.log_level]
@@ -132,6 +159,8 @@ def _start_worker(args: argparse.Namespace, bootstrap: str, index: int) -> subpr
         command += ["--idle-timeout-s", str(args.idle_timeout_s)]
     if args.end_grace_ms is not None:
         command += ["--end-grace-ms", str(args.end_grace_ms)]
+    if web_port is not None:
+        command += ["--web-port", str(web_port)]
     log.info("starting worker %d: %s", index, " ".join(command))
     # Worker stdout goes to stderr: stdout may be carrying the reports.
     return subprocess.Popen(command, stdout=sys.stderr.fileno())
@@ -151,7 +180,7 @@ def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def _main(args: argparse.Namespace, bootstrap: str, topics: Topics,
-                workers: list[subprocess.Popen[bytes]], out: IO[bytes],
+                workers: list[subprocess.Popen[bytes]], ports: list[int], out: IO[bytes],
                 dead: IO[bytes] | None) -> int:
     def write_report(report: dict[str, Any]) -> None:
         out.write(orjson.dumps(report) + b"\n")
@@ -165,15 +194,63 @@ async def _main(args: argparse.Namespace, bootstrap: str, topics: Topics,
             dead.write(orjson.dumps(record) + b"\n")
             dead.flush()
 
+    async with contextlib.AsyncExitStack() as stack:
+        if args.port is not None:
+            await stack.enter_async_context(_web(args, bootstrap, workers, ports))
+        return await _run(args, bootstrap, topics, workers, write_report, write_dead_letter)
+
+
+def _alive(process: subprocess.Popen[bytes]) -> bool:
+    return process.poll() is None
+
+
+@contextlib.asynccontextmanager
+async def _web(args: argparse.Namespace, bootstrap: str,
+               workers: list[subprocess.Popen[bytes]], ports: list[int]) -> AsyncIterator[None]:
+    """The --port server and the report store consumer, for the life of the job."""
+    store = ReportStore.from_settings(args.config)
+    endpoints = [WorkerEndpoint(k, port, functools.partial(_alive, worker))
+                 for k, (worker, port) in enumerate(zip(workers, ports, strict=True))]
+    probe = BrokerProbe(f"kafka://{bootstrap}")
+    health = JobHealth(store, endpoints, broker_check=probe.check)
+    app = web_app(store, KafkaPublisher(bootstrap), health)
+    consumer = StoreConsumer(store, f"kafka://{bootstrap}")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port)
+    await site.start()
+    await consumer.start()
+    consuming = asyncio.create_task(consumer.run())
+    token, _ = await asyncio.to_thread(store.create_token, "all", "admin")
+    print(f"rapport run: serving http://{args.host}:{args.port}/sessions (reports), /join, "
+          f"/v1/events, /healthz, /readyz, /metrics; admin token: {token}",
+          file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        await consumer.stop()
+        consuming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming
+        await runner.cleanup()
+        await probe.close()
+        store.close()
+
+
+async def _run(args: argparse.Namespace, bootstrap: str, topics: Topics,
+               workers: list[subprocess.Popen[bytes]],
+               write_report: Callable[[dict[str, Any]], None],
+               write_dead_letter: Callable[[dict[str, Any]], None]) -> int:
     feeder = Feeder(bootstrap, topics.events, DEFAULT_APP_ID, topics.dlq,
-                    max_event_bytes=PipelineConfig().max_event_bytes)
+                    max_event_bytes=PipelineConfig().max_record_bytes)
     collector = Collector(bootstrap, topics, write_report, write_dead_letter)
     await feeder.start()
     await collector.start()
     sessions: set[str] = set()
     started = time.monotonic()
     progress = _Progress(feeder, collector, sessions, started)
-    feeding = asyncio.create_task(_feed(args, feeder, sessions))
+    feeding = asyncio.create_task(_feed(args, feeder, sessions) if args.events
+                                  or args.sessions > 0 else asyncio.sleep(0))
     try:
         while True:
             await collector.poll()
@@ -200,6 +277,9 @@ async def _feed(args: argparse.Namespace, feeder: Feeder, sessions: set[str]) ->
     origin = args.events or "simulation"
     number = 0
     async for number, line in _lines(args):
+        if not line:  # a new moment of the input: send the groups of the last one
+            await feeder.end_group()
+            continue
         key = None
         try:
             event = parse_json(line)
@@ -215,16 +295,23 @@ async def _feed(args: argparse.Namespace, feeder: Feeder, sessions: set[str]) ->
 
 
 async def _lines(args: argparse.Namespace) -> AsyncIterator[tuple[int, bytes]]:
-    """(line number, event) from the file or the simulation."""
+    """(line number, event) from the file or the simulation; an empty event marks a new
+    moment (a new delivery time, or every ``FILE_GROUP_LINES`` lines of a file)."""
     if args.events:
-        for item in _file_lines(args.events):
-            yield item
+        for number, line in _file_lines(args.events):
+            yield number, line
+            if number % FILE_GROUP_LINES == 0:
+                yield number, b""
         return
     config = SimulationConfig(sessions=args.sessions, minutes=args.minutes, seed=args.seed,
                               style=args.style)
     started = time.monotonic()
     first: int | None = None
+    previous = None
     for number, (delivery_ms, event) in enumerate(simulate_timed(config), 1):
+        if delivery_ms != previous:
+            previous = delivery_ms
+            yield number, b""
         if args.speed > 0:
             first = delivery_ms if first is None else first
             due = started + (delivery_ms - first) / 1000 / args.speed

@@ -50,7 +50,11 @@ def register(subparsers: Any) -> None:
                              "directory removed at exit with the memory store, else "
                              "./rapport-worker-data")
     parser.add_argument("--web-port", type=int, default=None, metavar="PORT",
-                        help="serve /metrics on 127.0.0.1:PORT (default: no web server)")
+                        help="serve /healthz, /readyz and /metrics on PORT (default: no web "
+                             "server)")
+    parser.add_argument("--web-host", default="127.0.0.1", metavar="HOST",
+                        help="address the web server binds (default: %(default)s; 0.0.0.0 "
+                             "in containers)")
     parser.add_argument("--batch-max", type=int, default=2000, metavar="N",
                         help="records per micro-batch at most (default: %(default)s)")
     parser.add_argument("--batch-window-ms", type=int, default=50, metavar="MS",
@@ -64,6 +68,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--fetch-max-wait-ms", type=int, default=None, metavar="MS",
                         help="longest a fetch may wait for data (default: 10 on the embedded "
                              "broker, which holds every fetch this long, else 500)")
+    parser.add_argument("--commit-interval-s", type=float, default=2.0, metavar="S",
+                        help="commit offsets (and checkpoint the sessions changed since the "
+                             "last commit) every S seconds; longer means less work, more "
+                             "replay after a crash (default: %(default)s)")
     parser.add_argument("--session-timeout-s", type=float, default=10.0, metavar="S",
                         help="a worker that stops heartbeating loses its partitions to the "
                              "others after S seconds (default: %(default)s)")
@@ -104,11 +112,13 @@ def run(args: argparse.Namespace) -> int:
         declare_topics=declare,
         store=args.store,
         web_port=args.web_port,
+        web_host=args.web_host,
         batch_max=args.batch_max,
         batch_window_s=args.batch_window_ms / 1000,
         fetch_max_wait_ms=args.fetch_max_wait_ms if args.fetch_max_wait_ms is not None
         else EMBEDDED_FETCH_WAIT_MS if embedded else 500,
         session_timeout_s=args.session_timeout_s,
+        commit_interval_s=args.commit_interval_s,
         engine=engine,
         pipeline=pipeline,
     )

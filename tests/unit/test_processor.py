@@ -25,6 +25,21 @@ from models.stream_session import SessionState, load_state
 PARTITIONS = 4
 
 
+def batched(events: list[dict[str, Any]], size: int) -> list[tuple[str, bytes]]:
+    """Events grouped per session into JSONL records of up to ``size`` events, as Rapport's
+    producers publish them (a session's order is kept; sessions interleave)."""
+    pending: dict[str, list[bytes]] = {}
+    out: list[tuple[str, bytes]] = []
+    for event in events:
+        lines = pending.setdefault(event["session_id"], [])
+        lines.append(orjson.dumps(event))
+        if len(lines) == size:
+            out.append((event["session_id"], b"\n".join(lines)))
+            del pending[event["session_id"]]
+    out += [(sid, b"\n".join(lines)) for sid, lines in pending.items()]
+    return out
+
+
 class Log:
     """A partitioned topic in memory: records keyed by session, offsets per partition,
     record timestamps 1 ms apart (a file published at full speed)."""
@@ -48,6 +63,10 @@ class Log:
     def events(self, events: Iterable[dict[str, Any]]) -> None:
         for event in events:
             self.append(orjson.dumps(event), event.get("session_id"))
+
+    def batches(self, events: list[dict[str, Any]], size: int) -> None:
+        for session_id, value in batched(events, size):
+            self.append(value, session_id)
 
     def ticks(self, advance_ms: int) -> None:
         """A tick on every partition, ``advance_ms`` later (stream time passes)."""
@@ -167,7 +186,7 @@ def test_malformed_records_go_to_the_dead_letter_topic_with_field_and_reason() -
     assert base64.b64decode(dead[0]["raw"]) == b"{not json"
     assert dead[4]["raw_size"] > 2_000_000 and dead[4]["raw_truncated"]
     assert len(base64.b64decode(dead[4]["raw"])) == PipelineConfig().max_dlq_raw_bytes
-    assert {tuple(d["source"]) for d in dead} == {("topic", "partition", "offset",
+    assert {tuple(d["source"]) for d in dead} == {("topic", "partition", "offset", "index",
                                                    "timestamp_ms")}
     assert result.rejected == {"malformed_json": 2, "invalid": 2, "too_large": 1}
     assert result.consumed == 5
@@ -262,8 +281,36 @@ def test_revoked_partitions_are_restored_from_persisted_state() -> None:
     assert {r["session_id"]: r["report"] for r in values(outputs, "reports")} == expected
 
 
-@pytest.mark.parametrize("field,value", [("snapshot_interval_ms", -1), ("max_event_bytes", 0),
+@pytest.mark.parametrize("field,value", [("snapshot_interval_ms", -1), ("max_record_bytes", 0),
                                          ("end_grace_ms", 1.5)])
 def test_pipeline_config_rejects_bad_values_naming_them(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=field):
         PipelineConfig(**{field: value})
+
+
+def test_multi_event_records_give_the_same_reports_and_replay_safely() -> None:
+    events = simulated(sessions=4, seed=19)
+    log = Log()
+    log.batches(events, 7)
+    log.ticks(PipelineConfig().end_grace_ms)
+    records = log.records
+    persisted = Persisted()
+    crash_at = len(records) // 2
+    outputs = run(BatchProcessor(), records[:crash_at], persisted, random.Random(2))
+    outputs += run(BatchProcessor(), records[crash_at - 40 :], persisted, random.Random(3))
+    expected = offline(events)
+    reports = values(outputs, "reports")
+    assert sorted(r["session_id"] for r in reports) == sorted(expected)
+    for record in reports:
+        assert record["report"] == expected[record["session_id"]]
+
+
+def test_a_bad_line_in_a_multi_event_record_is_rejected_alone_with_its_index() -> None:
+    log = Log()
+    lines = [orjson.dumps(START), b"{oops", orjson.dumps(speech("t", 1000, 3000))]
+    log.append(b"\n".join(lines), "s1")
+    result = BatchProcessor().process(log.records, Persisted().restore)
+    dead = values(result.outputs, "dlq")
+    assert [(d["reason"], d["source"]["index"]) for d in dead] == [("malformed_json", 1)]
+    assert base64.b64decode(dead[0]["raw"]) == b"{oops"
+    assert result.consumed == 3 and result.opened == 1

@@ -1,0 +1,182 @@
+"""The one web server of the main job (``rapport run --port``): ingest, reports, pages and
+the live dashboard, plus ``/healthz``, ``/readyz`` and ``/metrics`` for the whole job.
+
+The main job's processes are one ``rapport run`` (broker, feed, ingest, report store) and its
+``rapport worker`` children, each with its own web port on 127.0.0.1. This server answers for
+all of them: ``/readyz`` is ready when the broker answers, the report database answers and
+every worker is ready; ``/metrics`` is this process's registry plus every worker's samples,
+each labelled ``worker="<n>"`` so series from different workers stay distinct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Metric, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import REGISTRY, Collector
+from sqlalchemy import text
+
+from services.auth import json_response, public
+from services.ingest import add_ingest_routes
+from services.ingest.publisher import Publisher
+from services.reports import add_report_routes
+from services.store import ReportStore
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerEndpoint:
+    """A worker process of the job, reachable on its own web port."""
+
+    index: int
+    port: int
+    alive: Callable[[], bool]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+class JobHealth:
+    """Readiness and metrics of the whole job, gathered on request."""
+
+    def __init__(self, store: ReportStore, workers: Sequence[WorkerEndpoint],
+                 broker_check: Callable[[], Awaitable[str | None]] | None = None) -> None:
+        self.store = store
+        self.workers = list(workers)
+        self._broker_check = broker_check
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    async def problems(self) -> list[str]:
+        """What keeps the job from being ready; empty when ready."""
+        checks = [self._database(), *(self._worker(w) for w in self.workers)]
+        if self._broker_check is not None:
+            checks.append(self._broker())
+        found: list[str] = []
+        for result in await asyncio.gather(*checks):
+            found.extend(result)
+        return found
+
+    async def _broker(self) -> list[str]:
+        assert self._broker_check is not None
+        error = await self._broker_check()
+        return [f"broker: {error}"] if error else []
+
+    async def _database(self) -> list[str]:
+        def ping() -> None:
+            with self.store.db.transaction("readiness") as session:
+                session.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(ping), PROBE_TIMEOUT_S)
+        except Exception as error:  # any failure means "not reachable now"
+            return [f"database: unreachable ({type(error).__name__})"]
+        return []
+
+    async def _worker(self, worker: WorkerEndpoint) -> list[str]:
+        name = f"worker {worker.index}"
+        if not worker.alive():
+            return [f"{name}: exited"]
+        try:
+            async with self._client().get(worker.url("/readyz")) as answer:
+                if answer.status == 200:
+                    return []
+                body = await answer.json(content_type=None)
+                return [f"{name}: {p}" for p in body.get("problems", [])] or [f"{name}: "
+                                                                              "not ready"]
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+            return [f"{name}: not answering ({type(error).__name__})"]
+
+    async def worker_metrics(self) -> list[tuple[int, str]]:
+        """Each live worker's /metrics text."""
+        async def scrape(worker: WorkerEndpoint) -> tuple[int, str] | None:
+            try:
+                async with self._client().get(worker.url("/metrics")) as answer:
+                    return worker.index, await answer.text()
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                return None
+
+        results = await asyncio.gather(*(scrape(w) for w in self.workers if w.alive()))
+        return [r for r in results if r is not None]
+
+
+class _Scraped(Collector):
+    """Worker samples re-exposed with a ``worker`` label (one family per metric name)."""
+
+    def __init__(self, texts: Iterable[tuple[int, str]]) -> None:
+        self._texts = list(texts)
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        for index, body in self._texts:
+            for family in text_string_to_metric_families(body):
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(
+                        family.name, family.documentation, family.type, family.unit)
+                for sample in family.samples:
+                    labels = {**sample.labels, "worker": str(index)}
+                    merged.add_sample(sample.name, labels, sample.value, sample.timestamp)
+        return list(families.values())
+
+
+def _job_metrics(own: bytes, scraped: list[tuple[int, str]]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Scraped(scraped))
+    return own + generate_latest(registry)
+
+
+def build_app(store: ReportStore, publisher: Publisher, health: JobHealth, *,
+              own_publisher: bool = True) -> web.Application:
+    """The combined application: report routes and pages, ingest routes, health, metrics."""
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    add_report_routes(app, store)
+    add_ingest_routes(app, publisher, store, own_publisher=own_publisher)
+
+    @public
+    async def healthz(_request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    @public
+    async def readyz(_request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        problems = await health.problems()
+        body = {"ready": not problems, "problems": problems,
+                "checked_in_ms": round((time.perf_counter() - started) * 1000)}
+        return json_response(body, status=200 if not problems else 503)
+
+    @public
+    async def metrics(_request: web.Request) -> web.Response:
+        scraped = await health.worker_metrics()
+        body = await asyncio.to_thread(_job_metrics, generate_latest(REGISTRY), scraped)
+        return web.Response(body=body, content_type="text/plain",
+                            headers={"X-Content-Type-Version": "0.0.4"})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+    async def close_health(_app: web.Application) -> None:
+        await health.close()
+
+    app.on_cleanup.append(close_health)
+    return app

@@ -1,0 +1,49 @@
+"""The newcomer test (issue 6): scripts/newcomer.sh clones the repository (its committed HEAD)
+into a temporary directory, runs the README's two commands exactly as written (``make run``,
+``make test``: a fresh virtualenv, the main job, the whole suite) and checks that the main job
+wrote reports and that the tests passed. Several minutes; marked slow.
+
+The nested ``make test`` runs with ``RAPPORT_NEWCOMER_NESTED=1``, where this test skips itself
+instead of recursing. Set ``RAPPORT_SKIP_NEWCOMER=1`` to skip it in a hurry.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "newcomer.sh"
+
+
+def readme_commands() -> list[str]:
+    """The README's first sh block, as the script reads it."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("```sh") + 1
+    end = lines.index("```", start)
+    return [line for line in lines[start:end] if line.strip() and not line.startswith("#")]
+
+
+def test_the_readme_starts_with_the_two_newcomer_commands() -> None:
+    commands = readme_commands()
+    assert [c.split("#")[0].split() for c in commands] == [["make", "run"], ["make", "test"]]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(os.environ.get("RAPPORT_NEWCOMER_NESTED") == "1",
+                    reason="already inside the newcomer test's own `make test`")
+@pytest.mark.skipif(os.environ.get("RAPPORT_SKIP_NEWCOMER") == "1",
+                    reason="RAPPORT_SKIP_NEWCOMER=1")
+def test_a_newcomer_can_run_the_readme_commands_on_a_fresh_clone() -> None:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and a git checkout to clone")
+    done = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=1750, check=False)
+    assert done.returncode == 0, done.stderr[-6000:]
+    assert "newcomer: OK" in done.stderr
+    assert " reports in out/reports.jsonl" in done.stderr
