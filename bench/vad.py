@@ -1,18 +1,29 @@
-"""Benchmark of Rapport's voice activity detector (issue 4). Prints, in one run:
+"""Benchmark of voice activity detectors on the labelled set (issue 4). Prints, in one run:
 
-1. Real-time factor (CPU seconds per second of audio, one core, ``time.process_time``) of
-   :class:`models.vad.StreamingVad` for one participant, with audio pushed in 20 ms, 100 ms and
-   1 s chunks (the ingest's 48 kHz frames are 20 ms; its activity batches 1 s), and of the
-   48 → 16 kHz :class:`models.vad.Resampler` in 20 ms chunks.
-2. Frame accuracy, precision, recall and F1 against the labels on the generated set (clean, and
-   white / pink / babble noise at 20 / 10 / 5 dB SNR), both for the VAD's raw frames and after
-   METRICS.md §2 (segments bridged under ``min_pause_ms``, IPUs under ``min_speech_ms``
-   dropped, through the engine's own :class:`models.speech.IpuBuilder`): the labels are IPUs,
-   so the second is the like-for-like figure.
+1. Real-time factor (CPU seconds per second of audio, one core, ``time.process_time``; how many
+   times faster than real time in brackets) of :class:`models.vad.StreamingVad` for one
+   participant (20 ms, 100 ms and 1 s chunks), of the 48 -> 16 kHz :class:`models.vad.Resampler`,
+   of webrtcvad (each mode), of silero-vad itself (one stream) and of Rapport's ``silero``
+   backend (:class:`models.vad_silero.SileroBatchVad`) across 8 streams batched (onnxruntime
+   on one thread).
+2. Frame F1 against the labels on the generated set (clean, and white / pink / babble noise at
+   20 / 10 / 5 dB SNR), pooled per condition, for every detector: after METRICS.md §2
+   (segments bridged under ``min_pause_ms``, IPUs under ``min_speech_ms`` dropped, by the
+   engine's own :class:`models.speech.IpuBuilder`; the labels are IPUs, so this is the
+   like-for-like figure) and raw; then whether Rapport's VAD beats webrtcvad's best mode on
+   each noisy condition (the issue's target).
+
+Detectors: ``rapport`` (models/vad.py, default), ``rapport-silero`` (models/vad_silero.py,
+streaming, causal), ``webrtcvad-0`` .. ``webrtcvad-3`` (``webrtcvad-wheels``; 20 ms frames of
+16-bit PCM), ``silero-vad`` (the model as its authors use it, offline: window probabilities
+through ``get_speech_timestamps``' rules, threshold 0.5, 250 ms minimum speech, 100 ms minimum
+silence, 30 ms padding; ported here because the ``silero_vad`` package imports torch).
+Install the comparison with ``pip install -e '.[bench]'`` and ``pip install --no-deps
+silero-vad`` (its metadata asks for torch, never needed here); missing ones are skipped
+with a note.
 
 The labelled set comes from ``scripts/make_test_audio.py --set bench`` (generated into
-``build/vad-audio`` on first use; espeak-ng and sox needed). Not yet compared here: webrtcvad
-and silero-vad (the issue's full comparison).
+``build/vad-audio`` on first use; espeak-ng and sox needed).
 
 Usage: ``.venv/bin/python bench/vad.py [--audio DIR] [--quick]``.
 """
@@ -21,13 +32,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -95,12 +109,119 @@ def scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1}
 
 
-def evaluate(clips: list[Clip], config: VadConfig | None = None) -> dict[str, dict[str, float]]:
+Detector = Callable[[np.ndarray], str]  # 16 kHz mono float audio -> "0"/"1" per 20 ms
+
+
+def webrtc_detector(mode: int) -> Detector | None:
+    try:
+        import webrtcvad
+    except ImportError:
+        return None
+    vad = webrtcvad.Vad(mode)
+    frame = SR // 50
+
+    def detect(audio: np.ndarray) -> str:
+        pcm = np.clip(audio * 32768, -32768, 32767).astype(np.int16)
+        count = len(pcm) // frame
+        return "".join("1" if vad.is_speech(pcm[i * frame:(i + 1) * frame].tobytes(), SR)
+                       else "0" for i in range(count))
+
+    return detect
+
+
+def silero_probabilities(session: Any, audio: np.ndarray) -> list[float]:
+    """Silero v5 speech probability per 512-sample window, one stream, as upstream runs it."""
+    from models.vad_silero import CONTEXT, WINDOW
+    state = np.zeros((2, 1, 128), dtype=np.float32)
+    context = np.zeros(CONTEXT, dtype=np.float32)
+    rate = np.array(SR, dtype=np.int64)
+    out = []
+    for i in range(0, len(audio) - WINDOW + 1, WINDOW):
+        x = np.concatenate((context, audio[i:i + WINDOW]))[None, :].astype(np.float32)
+        prob, state = session.run(None, {"input": x, "state": state, "sr": rate})
+        context = x[0, -CONTEXT:]
+        out.append(float(prob[0, 0]))
+    return out
+
+
+def silero_upstream_detector() -> Detector | None:
+    """silero-vad itself: window probabilities through get_speech_timestamps' default rules."""
+    try:
+        from models.vad_silero import WINDOW, load_session
+        session = load_session()
+    except Exception:
+        return None
+
+    def detect(audio: np.ndarray) -> str:
+        probs = silero_probabilities(session, audio)
+        threshold, off = 0.5, 0.35
+        min_speech, min_silence, pad = SR * 250 // 1000, SR * 100 // 1000, SR * 30 // 1000
+        speeches: list[list[int]] = []
+        start: int | None = None
+        silence_from: int | None = None
+        for k, p in enumerate(probs):
+            at = k * WINDOW
+            if p >= threshold:
+                silence_from = None
+                if start is None:
+                    start = at
+            elif p < off and start is not None:
+                silence_from = at if silence_from is None else silence_from
+                if at + WINDOW - silence_from >= min_silence:
+                    if silence_from - start > min_speech:
+                        speeches.append([start, silence_from])
+                    start, silence_from = None, None
+        if start is not None and len(audio) - start > min_speech:
+            speeches.append([start, len(audio)])
+        frames = np.zeros(len(audio) // (SR // 50), dtype=bool)
+        for a, b in speeches:
+            frames[max(a - pad, 0) // 320:min(b + pad, len(audio)) // 320] = True
+        return "".join("1" if f else "0" for f in frames)
+
+    return detect
+
+
+def rapport_silero_detector() -> Detector | None:
+    try:
+        from models.vad_silero import StreamingSileroVad, load_session
+        session = load_session()
+    except Exception:
+        return None
+
+    def detect(audio: np.ndarray) -> str:
+        vad = StreamingSileroVad(session=session)
+        return "".join(vad.push(audio[i:i + SR // 10]) for i in range(0, len(audio), SR // 10))
+
+    return detect
+
+
+def detectors() -> tuple[dict[str, Detector], list[str]]:
+    """Every detector available here, and notes on those that are not."""
+    found: dict[str, Detector] = {"rapport": run_vad}
+    missing = []
+    for name, make in (("rapport-silero", rapport_silero_detector),
+                       ("silero-vad", silero_upstream_detector)):
+        detect = make()
+        if detect is None:
+            missing.append(f"{name}: pip install -e '.[silero]' && pip install --no-deps "
+                                   "silero-vad")
+        else:
+            found[name] = detect
+    for mode in range(4):
+        webrtc = webrtc_detector(mode)
+        if webrtc is None:
+            missing.append("webrtcvad: pip install -e '.[bench]' (webrtcvad-wheels)")
+            break
+        found[f"webrtcvad-{mode}"] = webrtc
+    return found, missing
+
+
+def evaluate(clips: list[Clip], detect: Detector = run_vad) -> dict[str, dict[str, float]]:
     """Pooled frame scores per condition, raw (``cond``) and after §2 (``cond+§2``)."""
     predicted: dict[str, list[np.ndarray]] = defaultdict(list)
     truth: dict[str, list[np.ndarray]] = defaultdict(list)
     for clip in clips:
-        voiced = run_vad(clip.audio, config)
+        voiced = detect(clip.audio)
         raw = np.frombuffer(voiced.encode(), dtype=np.uint8) == ord("1")
         n = min(len(raw), len(clip.labels))
         section2 = after_section2(voiced)
@@ -125,6 +246,29 @@ def real_time_factor(audio: np.ndarray, chunk: int, repeat: int) -> float:
     return best / (len(audio) / SR)
 
 
+def detector_rtf(detect: Detector, audio: np.ndarray) -> float:
+    started = time.process_time()
+    detect(audio)
+    return (time.process_time() - started) / (len(audio) / SR)
+
+
+def silero_batch_rtf(audio: np.ndarray, streams: int = 8, chunk_ms: int = 100) -> float | None:
+    """CPU s per s of audio of :class:`SileroBatchVad` on ``streams`` streams fed together."""
+    try:
+        from models.vad_silero import SileroBatchVad
+        vad = SileroBatchVad(streams)
+    except Exception:
+        return None
+    chunk = SR * chunk_ms // 1000
+    # Each stream its own stretch of audio (streams never in lockstep by content).
+    offsets = [k * len(audio) // streams for k in range(streams)]
+    looped = np.concatenate((audio, audio))
+    started = time.process_time()
+    for i in range(0, len(audio), chunk):
+        vad.push([looped[o + i:o + i + chunk] for o in offsets])
+    return (time.process_time() - started) / (streams * len(audio) / SR)
+
+
 def resampler_rtf(seconds: float) -> float:
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal(int(48_000 * seconds))).astype(np.float32)
@@ -134,6 +278,10 @@ def resampler_rtf(seconds: float) -> float:
         resampler.process(audio[i : i + 960])
     resampler.flush()
     return (time.process_time() - started) / seconds
+
+
+def rtf_line(label: str, rtf: float) -> str:
+    return f"{label:<44} RTF {rtf:.5f}  ({1 / rtf:,.0f}x real time)"
 
 
 def main() -> None:
@@ -153,33 +301,50 @@ def main() -> None:
          if line.startswith("model name")),
         platform.processor(),
     )
-    print(f"# VAD benchmark — {cpu}, Python {platform.python_version()}")
+    print(f"# VAD benchmark — {cpu}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}")
     clean = [c for c in clips if c.condition == "clean"]
     print(f"labelled set: {args.audio} — {len(clean)} clean clips, {len(clips)} clips in all, "
           f"{sum(len(c.audio) for c in clean) / SR:.0f} s clean audio per condition")
+    found, missing = detectors()
+    for note in missing:
+        print(f"skipped {note}")
 
     audio = np.concatenate([c.audio for c in clips])  # every condition, back to back
     seconds = len(audio) / SR
     repeat = 1 if args.quick else 3
-    print(f"\n## Real-time factor (CPU s per s of audio, one participant, {seconds:.0f} s)")
+    print(f"\n## Real-time factor (CPU s per s of audio, one core; {seconds:.0f} s of audio)")
     for label, chunk in (("20 ms", 320), ("100 ms", 1600), ("1 s", SR)):
         rtf = real_time_factor(audio, chunk, repeat)
-        print(f"VAD, {label:>6} chunks: RTF {rtf:.5f}  ({1 / rtf:,.0f}x real time)")
-    rtf = resampler_rtf(60.0)
-    print(f"Resampler 48->16 kHz, 20 ms chunks: RTF {rtf:.5f}  ({1 / rtf:,.0f}x real time)")
+        print(rtf_line(f"rapport, one stream, {label} chunks", rtf))
+    print(rtf_line("Resampler 48->16 kHz, 20 ms chunks", resampler_rtf(60.0)))
+    sample = audio[: SR * 120]  # two minutes for the slower detectors
+    for name, detect in found.items():
+        if name != "rapport":
+            print(rtf_line(f"{name}, one stream", detector_rtf(detect, sample)))
+    batch = silero_batch_rtf(sample)
+    if batch is not None:
+        print(rtf_line("rapport-silero, 8 streams batched, 100 ms", batch))
 
-    results = evaluate(clips)
-    print("\n## Frame scores vs labels (20 ms frames, pooled per condition)")
-    print(f"{'condition':<12} {'acc':>6} {'prec':>6} {'rec':>6} {'F1':>6}   "
-          f"{'acc §2':>6} {'prec':>6} {'rec':>6} {'F1 §2':>6}")
+    results = {name: evaluate(clips, detect) for name, detect in found.items()}
     order = ["clean"] + [f"{n}{s}" for n in ("white", "pink", "babble") for s in (20, 10, 5)]
-    for condition in order:
-        if condition not in results:
-            continue
-        r, s = results[condition], results[condition + "+§2"]
-        print(f"{condition:<12} {r['accuracy']:6.3f} {r['precision']:6.3f} {r['recall']:6.3f} "
-              f"{r['f1']:6.3f}   {s['accuracy']:6.3f} {s['precision']:6.3f} {s['recall']:6.3f} "
-              f"{s['f1']:6.3f}")
+    order = [c for c in order if c in results["rapport"]]
+    names = list(results)
+    for title, suffix in (("after METRICS.md §2", "+§2"), ("raw frames", "")):
+        print(f"\n## Frame F1 vs labels, {title} (20 ms frames, pooled per condition)")
+        print(f"{'condition':<10}" + "".join(f"{n:>15}" for n in names))
+        for condition in order:
+            print(f"{condition:<10}" + "".join(
+                f"{results[n][condition + suffix]['f1']:>15.3f}" for n in names))
+    webrtc = [n for n in names if n.startswith("webrtcvad")]
+    if webrtc:
+        print("\n## rapport vs webrtcvad's best mode (F1 after §2), noisy conditions")
+        for condition in order[1:]:
+            best = max(webrtc, key=lambda n: results[n][condition + "+§2"]["f1"])
+            ours = results["rapport"][condition + "+§2"]["f1"]
+            theirs = results[best][condition + "+§2"]["f1"]
+            verdict = "above" if ours > theirs else "NOT above"
+            print(f"{condition:<10} rapport {ours:.3f} vs {best} {theirs:.3f}: {verdict}")
 
 
 if __name__ == "__main__":

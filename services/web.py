@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,17 +20,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Metric, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY, Collector
-from sqlalchemy import text
 
-from services.auth import json_response, public
+from services.health import PROBE_TIMEOUT_S, add_health_routes, database_problem
 from services.ingest import add_ingest_routes
 from services.ingest.publisher import Publisher
-from services.reports import add_report_routes
+from services.reports import LiveHub, add_live_routes, add_report_routes
 from services.store import ReportStore
 
 log = logging.getLogger(__name__)
-
-PROBE_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +78,8 @@ class JobHealth:
         return [f"broker: {error}"] if error else []
 
     async def _database(self) -> list[str]:
-        def ping() -> None:
-            with self.store.db.transaction("readiness") as session:
-                session.execute(text("SELECT 1"))
-
-        try:
-            await asyncio.wait_for(asyncio.to_thread(ping), PROBE_TIMEOUT_S)
-        except Exception as error:  # any failure means "not reachable now"
-            return [f"database: unreachable ({type(error).__name__})"]
-        return []
+        error = await database_problem(self.store)
+        return [f"database: {error}"] if error else []
 
     async def _worker(self, worker: WorkerEndpoint) -> list[str]:
         name = f"worker {worker.index}"
@@ -146,34 +135,20 @@ def _job_metrics(own: bytes, scraped: list[tuple[int, str]]) -> bytes:
 
 
 def build_app(store: ReportStore, publisher: Publisher, health: JobHealth, *,
-              own_publisher: bool = True) -> web.Application:
-    """The combined application: report routes and pages, ingest routes, health, metrics."""
+              own_publisher: bool = True, live: LiveHub | None = None) -> web.Application:
+    """The combined application: report routes and pages, ingest routes, health, metrics;
+    and the live dashboard over ``live`` when given."""
     app = web.Application(client_max_size=2 * 1024 * 1024)
     add_report_routes(app, store)
+    if live is not None:
+        add_live_routes(app, live)
     add_ingest_routes(app, publisher, store, own_publisher=own_publisher)
 
-    @public
-    async def healthz(_request: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
-
-    @public
-    async def readyz(_request: web.Request) -> web.Response:
-        started = time.perf_counter()
-        problems = await health.problems()
-        body = {"ready": not problems, "problems": problems,
-                "checked_in_ms": round((time.perf_counter() - started) * 1000)}
-        return json_response(body, status=200 if not problems else 503)
-
-    @public
-    async def metrics(_request: web.Request) -> web.Response:
+    async def metrics() -> bytes:
         scraped = await health.worker_metrics()
-        body = await asyncio.to_thread(_job_metrics, generate_latest(REGISTRY), scraped)
-        return web.Response(body=body, content_type="text/plain",
-                            headers={"X-Content-Type-Version": "0.0.4"})
+        return await asyncio.to_thread(_job_metrics, generate_latest(REGISTRY), scraped)
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    add_health_routes(app, health.problems, metrics=metrics)
 
     async def close_health(_app: web.Application) -> None:
         await health.close()

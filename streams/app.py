@@ -39,6 +39,7 @@ from models.processor import BatchProcessor
 from models.records import InputRecord
 from models.stream_session import ClosedSession, SessionState, load_state
 from services.broker import BrokerProbe
+from services.logs import context
 from streams import kafka, metrics
 from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
 
@@ -178,13 +179,16 @@ class Pipeline:
         states = self._restored.get(partition, [])
         if states:
             log.info("partition %d: restored %d session(s) from the changelog", partition,
-                     len(states))
+                     len(states), extra=context(topic=self.config.topics.events,
+                                                partition=partition))
         return states
 
     def revoke(self, revoked: set[TP]) -> None:
         partitions = {tp.partition for tp in revoked if tp.topic == self.config.topics.events}
         if partitions:
-            log.info("partitions revoked: %s", sorted(partitions))
+            for partition in sorted(partitions):
+                log.info("partition %d revoked", partition,
+                         extra=context(topic=self.config.topics.events, partition=partition))
             self.processor.revoke(partitions)
             # Not yet persisted: the next owner replays them from the committed offsets.
             self._dirty = {k: v for k, v in self._dirty.items() if v[0] not in partitions}

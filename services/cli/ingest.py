@@ -14,13 +14,16 @@ import logging
 import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from models.errors import ValidationError
+from services.broker import BrokerProbe
 from services.cli.tokens import add_db_url, open_store
+from services.health import Check, database_problem
 from services.ingest import IngestConfig, KafkaPublisher, PublishError, create_app
 from services.store import ReportStore, StoreError
 
@@ -61,7 +64,11 @@ async def serve(store: ReportStore, args: argparse.Namespace) -> None:
                           max_message_bytes=args.max_body_bytes, batch_ms=args.batch_ms,
                           ice_servers=tuple(args.ice_server))
     publisher = KafkaPublisher(bootstrap_of(args.broker))
-    runner = web.AppRunner(create_app(publisher, store, config), access_log=None)
+    probe = BrokerProbe(bootstrap_of(args.broker))
+    checks: list[tuple[str, Check]] = [("database", partial(database_problem, store)),
+                                       ("broker", probe.check)]
+    runner = web.AppRunner(create_app(publisher, store, config, checks=checks),
+                           access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, args.host, args.port)
@@ -77,6 +84,7 @@ async def serve(store: ReportStore, args: argparse.Namespace) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+        await probe.close()
 
 
 def run(args: argparse.Namespace) -> int:

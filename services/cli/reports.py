@@ -4,7 +4,8 @@ interrupted.
 Prints ``reports: http://HOST:PORT`` as the last line of standard output once listening
 (``--port 0`` picks a free port). Uses the database of ``--db-url``, else ``RAPPORT_DB_URL``,
 else the default SQLite file in the data directory. With ``--broker`` it also runs the store
-consumer (services/reports/consumer.py), filling the database from the workers' topics.
+consumer (services/reports/consumer.py), filling the database from the workers' topics, and
+the live dashboard (``/live``, ``/v1/live``; services/reports/live*.py) tailing them.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ import asyncio
 import logging
 import signal
 import sys
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from models.errors import ValidationError
+from services.broker import BrokerProbe
 from services.cli.tokens import add_db_url, open_store
-from services.reports import create_app
-from services.reports.consumer import GROUP_ID, StoreConsumer
+from services.health import Check, add_health_routes, database_problem
+from services.reports import LiveConsumer, LiveHub, add_live_routes, create_app
+from services.reports.consumer import GROUP_ID, StoreConsumer, bootstrap_servers
 from services.store import ReportStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -42,20 +46,41 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--broker", default=None, metavar="URL",
                         help="also consume rapport.reports, rapport.quality and rapport.alerts "
                              "from this Kafka broker (kafka://HOST:PORT) into the database, "
-                             f"in consumer group {GROUP_ID}")
+                             f"in consumer group {GROUP_ID}, and show sessions in progress "
+                             "on the live dashboard (/live)")
     add_db_url(parser)
     parser.set_defaults(handler=run)
 
 
+def add_health(app: web.Application, store: ReportStore,
+               broker: str | None) -> BrokerProbe | None:
+    """``/healthz``, ``/metrics`` and ``/readyz`` (database reachable; with ``broker``, the
+    broker answers too) on ``app``; returns the broker probe to close, if any."""
+    probe = BrokerProbe(bootstrap_servers(broker)) if broker else None
+    checks: list[tuple[str, Check]] = [("database", partial(database_problem, store))]
+    if probe is not None:
+        checks.append(("broker", probe.check))
+    add_health_routes(app, checks)
+    return probe
+
+
 async def serve(store: ReportStore, host: str, port: int, broker: str | None = None) -> None:
-    runner = web.AppRunner(create_app(store), access_log=log)
+    app = create_app(store)
+    hub = LiveHub(hide=store.pseudonymize.apply)
+    add_live_routes(app, hub)
+    probe = add_health(app, store, broker)
+    runner = web.AppRunner(app, access_log=log)
     await runner.setup()
     consumer = StoreConsumer(store, broker) if broker else None
+    live = LiveConsumer(hub, broker) if broker else None
     consuming: asyncio.Task[None] | None = None
+    tailing: asyncio.Task[None] | None = None
     try:
-        if consumer is not None:
+        if consumer is not None and live is not None:
             await consumer.start()
             consuming = asyncio.create_task(consumer.run())
+            await live.start()
+            tailing = asyncio.create_task(live.run())
         site = web.TCPSite(runner, host, port)
         await site.start()
         server = getattr(site, "_server", None)
@@ -74,9 +99,15 @@ async def serve(store: ReportStore, host: str, port: int, broker: str | None = N
         else:
             await stop.wait()
     finally:
+        if live is not None:
+            await live.stop()
+        if tailing is not None:
+            await tailing
         if consumer is not None:
             await consumer.stop()
         await runner.cleanup()
+        if probe is not None:
+            await probe.close()
 
 
 def run(args: argparse.Namespace) -> int:

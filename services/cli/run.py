@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import functools
 import logging
 import os
@@ -33,6 +34,7 @@ from services.cli.summary import format_summary
 from services.collector import Collector
 from services.feeder import Feeder, FeedError, session_key
 from services.ingest.publisher import KafkaPublisher
+from services.reports import LiveConsumer, LiveHub
 from services.reports.consumer import StoreConsumer
 from services.store import ReportStore
 from services.web import JobHealth, WorkerEndpoint
@@ -42,6 +44,7 @@ from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 2.0
+_PR_SET_PDEATHSIG = 1
 # A file has no delivery times: its events are grouped per session over this many lines.
 FILE_GROUP_LINES = 1_000
 
@@ -111,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"rapport run: cannot read {args.events}: no such file", file=sys.stderr)
         return 2
     topics = Topics()
+    # SIGTERM stops the job like Ctrl-C: workers stopped, broker closed, files flushed.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         broker = EmbeddedBroker()
         broker.start()
@@ -140,6 +145,10 @@ def run(args: argparse.Namespace) -> int:
         broker.close()
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -163,7 +172,15 @@ def _start_worker(args: argparse.Namespace, bootstrap: str, index: int,
         command += ["--web-port", str(web_port)]
     log.info("starting worker %d: %s", index, " ".join(command))
     # Worker stdout goes to stderr: stdout may be carrying the reports.
-    return subprocess.Popen(command, stdout=sys.stderr.fileno())
+    return subprocess.Popen(command, stdout=sys.stderr.fileno(), preexec_fn=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGTERM when `rapport run` dies, however it dies,
+    so no worker outlives the job (and its embedded broker)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -213,25 +230,32 @@ async def _web(args: argparse.Namespace, bootstrap: str,
                  for k, (worker, port) in enumerate(zip(workers, ports, strict=True))]
     probe = BrokerProbe(f"kafka://{bootstrap}")
     health = JobHealth(store, endpoints, broker_check=probe.check)
-    app = web_app(store, KafkaPublisher(bootstrap), health)
+    hub = LiveHub(hide=store.pseudonymize.apply)
+    app = web_app(store, KafkaPublisher(bootstrap), health, live=hub)
     consumer = StoreConsumer(store, f"kafka://{bootstrap}")
+    live = LiveConsumer(hub, f"kafka://{bootstrap}")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()
     await consumer.start()
     consuming = asyncio.create_task(consumer.run())
+    await live.start()
+    tailing = asyncio.create_task(live.run())
     token, _ = await asyncio.to_thread(store.create_token, "all", "admin")
-    print(f"rapport run: serving http://{args.host}:{args.port}/sessions (reports), /join, "
-          f"/v1/events, /healthz, /readyz, /metrics; admin token: {token}",
+    print(f"rapport run: serving http://{args.host}:{args.port}/sessions (reports), /live, "
+          f"/join, /v1/events, /healthz, /readyz, /metrics; admin token: {token}",
           file=sys.stderr, flush=True)
     try:
         yield
     finally:
+        await live.stop()
+        tailing.cancel()
         await consumer.stop()
         consuming.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming
+        for task in (consuming, tailing):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await runner.cleanup()
         await probe.close()
         store.close()

@@ -1,6 +1,7 @@
 """Mounting the ingest service: :func:`add_ingest_routes` adds its routes to any aiohttp
 application (``rapport ingest`` alone, or the combined server of ``rapport run``);
-:func:`create_app` is a stand-alone application with ``/healthz``.
+:func:`create_app` is a stand-alone application with ``/healthz``, ``/readyz`` and
+``/metrics`` (services/health.py).
 
 Routes: ``POST /v1/events`` (services/ingest/batches.py), ``GET /v1/stream`` (WebSocket,
 stream.py), the WebRTC signaling under ``/v1/sessions/…`` (signaling.py) and ``GET /join``
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 from aiohttp import web
 
 from models.vad import StreamingVad
 from services.auth import TokenVerifier, install
+from services.health import Check, add_health_routes
 from services.ingest import batches, join, signaling, stream
 from services.ingest.publisher import Publisher
 from services.ingest.service import INGEST, IngestConfig, IngestService
@@ -65,14 +68,12 @@ def add_ingest_routes(app: web.Application, publisher: Publisher, tokens: TokenV
     return service
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 def create_app(publisher: Publisher, tokens: TokenVerifier,
-               config: IngestConfig | None = None, *, warm_vad: bool = True) -> web.Application:
-    """A stand-alone ingest application (``rapport ingest``)."""
+               config: IngestConfig | None = None, *, warm_vad: bool = True,
+               checks: Sequence[tuple[str, Check]] = ()) -> web.Application:
+    """A stand-alone ingest application (``rapport ingest``); ``/readyz`` runs ``checks``
+    (``(name, check)``: the token database and the broker)."""
     app = web.Application()
     add_ingest_routes(app, publisher, tokens, config, warm_vad=warm_vad)
-    app.router.add_get("/healthz", healthz)
+    add_health_routes(app, checks)
     return app

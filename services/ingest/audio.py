@@ -9,10 +9,13 @@ lives only in these buffers, for at most ``chunk_ms``; it is never written anywh
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import numpy.typing as npt
 
 from models.vad import Resampler, StreamingVad, VadConfig, pcm16_to_mono
+from services.ingest import metrics
 from services.ingest.frames import FrameBatch, FrameBatcher
 
 VAD_RATE = 16_000
@@ -87,7 +90,11 @@ class AudioVadFramer:
         audio = np.concatenate(self._pending)
         self._pending.clear()
         self._pending_samples = 0
+        cpu = time.thread_time()
         voiced = self.vad.push(audio)
+        if audio.size:
+            metrics.VAD_REAL_TIME_FACTOR.observe(
+                (time.thread_time() - cpu) / (audio.size / VAD_RATE))
         if voiced:
             self.batcher.put(first, voiced.encode("ascii"))
         return self.batcher.ready(self.vad.frames_decided)

@@ -64,9 +64,11 @@ async def post_events(request: web.Request) -> web.Response:
         return denied.response()
     body = await read_body(request, service.config.max_body_bytes)
     if body is None:
+        service.count(0, 1, {RejectReason.TOO_LARGE.value: 1})
         return too_large(service.config.max_body_bytes)
     items = split_body(body)
     if not isinstance(items, list):
+        service.count(0, 1, {RejectReason.MALFORMED_JSON.value: 1})
         record = rejected_record(RejectReason.MALFORMED_JSON, items,
                                  Source("http:/v1/events", -1, 0, int(time.time() * 1000),
                                         body), clinic_id=caller.clinic)
@@ -90,7 +92,7 @@ async def publish_checked(service: IngestService, checked: Checked) -> web.Respo
         log.warning("events not accepted: %s", error)
         return error_response(503, "broker", str(error), {"Retry-After": "5"})
     remember_starts(checked, service.clinics)
-    service.count(checked.accepted, len(checked.rejections))
+    service.count(checked.accepted, len(checked.rejections), checked.reasons)
     return web.json_response(checked.body(), status=checked.status)
 
 

@@ -49,6 +49,7 @@ class Checked:
     accepted: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     starts: list[tuple[str, str]] = field(default_factory=list)  # (session_id, clinic_id)
+    reasons: dict[str, int] = field(default_factory=dict)  # rejections by reason
 
     @property
     def status(self) -> int:
@@ -126,6 +127,7 @@ def check_events(items: list[tuple[int, bytes, Any]], caller: Caller, clinics: S
             key = session_id.encode() if session_id else None
             dead.append(Outgoing("dlq", key, orjson.dumps(record)))
             checked.rejections.append(Rejection(index, error.field, str(error)))
+            checked.reasons[reason.value] = checked.reasons.get(reason.value, 0) + 1
             continue
         if isinstance(event, SessionStart):
             caller.check_clinic(event.clinic_id, "session.start.clinic_id")

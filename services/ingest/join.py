@@ -12,7 +12,8 @@ it in a small window. The script, inline and without any CDN:
 2. waits for ICE gathering to complete (aiortc takes no trickle candidates), posts the offer
    with the token as bearer, applies the answer;
 3. opens the microphone and ``replaceTrack``\\ s it in; shows the connection state in the page
-   (and in ``document.body.dataset.state``, for tests and embedding pages);
+   (and in ``document.body.dataset.state``, for tests and embedding pages; the epoch
+   milliseconds at which the microphone opened are in ``document.body.dataset.microphoneMs``);
 4. on leaving (button or page hide) sends ``DELETE …/participants/P``.
 
 The page reads its parameters itself: nothing from the query string is written into the
@@ -81,6 +82,7 @@ PAGE = """<!doctype html>
   const processing = q.get("processing") === "on";
   stream = await navigator.mediaDevices.getUserMedia({audio: {
     echoCancellation: processing, noiseSuppression: processing, autoGainControl: processing}});
+  document.body.dataset.microphoneMs = String(Date.now());  // capture starts about here
   await transceiver.sender.replaceTrack(stream.getAudioTracks()[0]);
   document.body.dataset.mode = answer.mode;
   if (pc.connectionState === "connected") show("streaming");

@@ -29,6 +29,7 @@ from aiortc import (
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
+from services.ingest import metrics
 from services.ingest.audio import AudioVadFramer
 from services.ingest.frames import FrameBatch, RtpLevelFramer
 from services.ingest.network import NetworkSampler
@@ -77,6 +78,7 @@ class ParticipantPeer:
         self._sampler = NetworkSampler(session_id, participant.participant_id)
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
+        self._gauged: str | None = metrics.peer_moved(None, self.pc.connectionState)
 
     # --- signaling ------------------------------------------------------------------------
 
@@ -195,6 +197,7 @@ class ParticipantPeer:
 
     async def _on_state(self) -> None:
         state = self.pc.connectionState
+        self._gauged = metrics.peer_moved(self._gauged, None if state == "closed" else state)
         log.info("participant %s of session %s: connection %s",
                  self.participant.participant_id, self.session_id, state)
         if state in ("failed", "closed") and not self._closed and self._lost_task is None:
@@ -212,6 +215,7 @@ class ParticipantPeer:
                 await task
         now = self._now_ms()
         await self.pc.close()
+        self._gauged = metrics.peer_moved(self._gauged, None)
         if self._reader is not None and self.first_arrival_ms is None:
             self._reader.cancel()  # never connected: nothing will end the track
             with contextlib.suppress(asyncio.CancelledError):

@@ -4,13 +4,14 @@ clinic of each session seen starting, the live WebRTC sessions, counters."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from models.vad import VadConfig
 from services.auth import TokenVerifier
+from services.ingest import metrics
 from services.ingest.intake import SessionClinics
 from services.ingest.publisher import LiveEmitter, Publisher
 from services.ingest.sessions import LiveSessions
@@ -60,9 +61,12 @@ class IngestService:
         """The session clock: this process's receive clock, epoch milliseconds."""
         return int(self.clock() * 1000)
 
-    def count(self, accepted: int, rejected: int) -> None:
+    def count(self, accepted: int, rejected: int,
+              reasons: Mapping[str, int] | None = None) -> None:
+        """Events accepted and rejected (``reasons``: rejected ones by reason)."""
         self.counters.accepted += accepted
         self.counters.rejected += rejected
+        metrics.count_events(accepted, rejected, reasons)
 
 
 INGEST = web.AppKey("ingest", IngestService)

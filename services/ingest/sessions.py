@@ -21,6 +21,7 @@ import orjson
 
 from models.events import Role, parse_event
 from services.ingest.publisher import LiveEmitter, Outgoing
+from services.logs import context
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ class LiveSessions:
             self.emit({"type": "session.start", "session_id": session_id, "ts_ms": now,
                        "clinic_id": clinic_id,
                        "participants": [{"participant_id": participant_id, "role": role}]})
-            log.info("session %s started by participant %s", session_id, participant_id)
+            log.info("session %s started by participant %s", session_id, participant_id,
+                     extra=context(session=session_id))
             return participant
         if session.clinic_id != clinic_id:
             raise SessionError(409, "clinic_id", f"session {session_id!r} belongs to another "
@@ -111,7 +113,8 @@ class LiveSessions:
             participant.present = True
             self.emit({"type": "participant.join", "session_id": session_id,
                        "participant_id": participant_id, "role": role, "ts_ms": now})
-            log.info("participant %s joined session %s", participant_id, session_id)
+            log.info("participant %s joined session %s", participant_id, session_id,
+                     extra=context(session=session_id))
         return participant
 
     async def leave(self, session_id: str, participant_id: str) -> bool:
@@ -127,7 +130,8 @@ class LiveSessions:
             await peer.close()
         self.emit({"type": "participant.leave", "session_id": session_id,
                    "participant_id": participant_id, "ts_ms": self.now_ms()})
-        log.info("participant %s left session %s", participant_id, session_id)
+        log.info("participant %s left session %s", participant_id, session_id,
+                 extra=context(session=session_id))
         return True
 
     async def end(self, session_id: str) -> None:
@@ -140,7 +144,7 @@ class LiveSessions:
         while len(self._ended) > MAX_ENDED:
             self._ended.popitem(last=False)
         self.emit({"type": "session.end", "session_id": session_id, "ts_ms": self.now_ms()})
-        log.info("session %s ended", session_id)
+        log.info("session %s ended", session_id, extra=context(session=session_id))
 
     async def close_all(self) -> None:
         """Shutdown: participants leave (their frames flushed); sessions stay open (they end

@@ -89,7 +89,7 @@ async def _handle(service: IngestService, caller: Caller, data: bytes,
         reply.update(status=503, accepted=0, error=f"broker: {error}")
         return reply
     remember_starts(checked, service.clinics)
-    service.count(checked.accepted, len(checked.rejections))
+    service.count(checked.accepted, len(checked.rejections), checked.reasons)
     reply["status"] = checked.status
     reply.update(checked.body())
     return reply

@@ -35,6 +35,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from models.errors import ValidationError
+from services.logs import context
+from services.reports import metrics
 from services.store import ReportStore, StoreError
 from streams.topics import Topics
 
@@ -171,6 +173,7 @@ class StoreConsumer:
             except StoreError as error:
                 stats = self.stats
                 stats.store_failures += 1
+                metrics.STORE_FAILURES.inc()
                 stats.store_down, stats.last_error = True, str(error)
                 log.warning("report store unavailable (%s); retrying %s[%d] from offset %d "
                             "in %.1f s", error, tp.topic, tp.partition, messages[0].offset,
@@ -187,8 +190,17 @@ class StoreConsumer:
             changed, unchanged = outcomes
             self.stats.written += changed
             self.stats.unchanged += unchanged
+            metrics.count_writes(self._kind(tp.topic), changed, unchanged,
+                                 len(messages) - changed - unchanged)
             self.stats.consumed[tp.topic] += len(messages)
             return True
+
+    def _kind(self, topic: str) -> str:
+        """``report``, ``quality`` or ``alert``: the metric label of a topic's records."""
+        for role, name in self.topics.outputs().items():
+            if name == topic:
+                return metrics.KINDS.get(role, role)
+        return topic
 
     def _write_batch(self, tp: TopicPartition, messages: Sequence[Any]) -> tuple[int, int]:
         """In a worker thread: store every record; invalid ones are logged and skipped.
@@ -202,12 +214,16 @@ class StoreConsumer:
             except ValidationError as error:
                 self.stats.invalid[tp.topic] += 1
                 log.warning("invalid record at %s[%d]@%d skipped: %s", tp.topic, tp.partition,
-                            message.offset, error)
+                            message.offset, error, extra=context(
+                                topic=tp.topic, partition=tp.partition, offset=message.offset,
+                                field=error.field))
                 continue
             except Exception:  # a record that breaks the store's code must not block forever
                 self.stats.invalid[tp.topic] += 1
                 log.exception("record at %s[%d]@%d could not be stored; skipped", tp.topic,
-                              tp.partition, message.offset)
+                              tp.partition, message.offset, extra=context(
+                                  topic=tp.topic, partition=tp.partition,
+                                  offset=message.offset))
                 continue
             if outcome:
                 changed += 1

@@ -47,6 +47,8 @@ a { color: var(--t); }
 .muted { color: var(--mute); }
 .tag { display: inline-block; padding: 0 .4rem; border-radius: 4px; background: #fef3f2;
        color: var(--warn); font-size: .82em; margin: 0 .15rem .1rem 0; }
+.tag.cleared { background: #ecfdf3; color: #067647; }
+#live td, #live th { white-space: nowrap; }
 .note { background: #fffaeb; border: 1px solid #fedf89; border-radius: 6px;
         padding: .5rem .8rem; }
 .error { color: var(--warn); }
@@ -131,7 +133,8 @@ def page(title: str, body: str, *, who: str | None = None, status: int = 200) ->
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<title>{esc(title)} · Rapport</title><link rel="stylesheet" href="{CSS_PATH}">'
         '</head><body><header><a class="brand" href="/sessions">Rapport</a>'
-        f'<a href="/sessions">Sessions</a>{account}</header><main>{body}</main>'
+        '<a href="/sessions">Sessions</a><a href="/live">Live</a>'
+        f'{account}</header><main>{body}</main>'
         '<footer>Rapport measures conversation flow from voice activity only, never from '
         'what is said. Its numbers are proxies for active listening and the balance of '
         'the conversation, not clinical judgements; every threshold is a default to '

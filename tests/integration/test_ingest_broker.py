@@ -77,3 +77,51 @@ def test_posted_events_are_on_the_events_topic_keyed_by_session(
     assert all(len(p) == 1 for p in partitions.values())  # a session stays on one partition
     (rejected,) = [orjson.loads(r.value) for r in dead]
     assert rejected["type"] == "rejected" and rejected["field"] == "speech.session_id"
+
+
+def test_events_posted_while_the_broker_is_down_wait_and_arrive_and_a_full_buffer_is_503(
+        broker: EmbeddedBroker) -> None:
+    """A brief outage: a POST waits (buffered, retried) and answers 202 once the broker is
+    back, with every event on the topic exactly once; meanwhile a POST that would overflow the
+    bounded buffer is refused at once with 503, Retry-After and an error saying so."""
+    topics = Topics()
+    broker.create_topics(topics.specs(partitions=4))
+    waiting = [{"type": "session.start", "session_id": f"o{i}", "ts_ms": 0, "clinic_id": "c1"}
+               for i in range(30)]
+    overflow = [{"type": "session.start", "session_id": f"x{i}", "ts_ms": 0, "clinic_id": "c1"}
+                for i in range(40)]
+
+    async def scenario() -> tuple[list[Any], float]:
+        publisher = KafkaPublisher(broker.bootstrap, max_pending=50)
+        app = create_app(publisher, Tokens(), warm_vad=False)
+        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        await client.start_server()
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        try:
+            reply = await client.post("/v1/events", json=waiting[:1], headers=headers)
+            assert reply.status == 202  # connected, metadata known
+            broker.set_down()
+            started = asyncio.get_running_loop().time()
+            posting = asyncio.create_task(client.post("/v1/events", json=waiting[1:],
+                                                      headers=headers))
+            await asyncio.sleep(2.0)
+            assert not posting.done(), "a POST answered while the broker was down"
+            assert publisher.pending == len(waiting) - 1
+            full = await client.post("/v1/events", json=overflow, headers=headers)
+            assert full.status == 503
+            assert "Retry-After" in full.headers
+            assert "buffer full" in (await full.json())["error"]
+            broker.set_down(False)
+            reply = await asyncio.wait_for(posting, 40)
+            assert reply.status == 202, await reply.text()
+            assert (await reply.json())["accepted"] == len(waiting) - 1
+            waited = asyncio.get_running_loop().time() - started
+        finally:
+            await client.close()
+        return await read(broker.bootstrap, topics.events, len(waiting)), waited
+
+    published, waited = asyncio.run(asyncio.wait_for(scenario(), 120))
+    ids = sorted(orjson.loads(r.value)["session_id"] for r in published)
+    assert ids == sorted(e["session_id"] for e in waiting)  # all there, none twice
+    assert not any(i.startswith("x") for i in ids)  # nothing of the refused request
+    print(f"the POST waited {waited:.1f} s through the outage")

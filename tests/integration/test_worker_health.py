@@ -40,6 +40,8 @@ def test_readyz_follows_the_broker_down_and_back_up(tmp_path: Path) -> None:
         try:
             _until(lambda: worker.assigned() == PARTITIONS, 60, "assignment", worker)
             assert _get(worker.port, "/healthz") == (200, {"status": "ok"})
+            # Ready once the assignment's recovery is over (not rebalancing any more).
+            _until(lambda: _get(worker.port, "/readyz")[0] == 200, 30, "ready", worker)
             status, body = _get(worker.port, "/readyz")
             assert status == 200 and body["ready"] is True
             assert body["partitions"] == list(range(PARTITIONS))
