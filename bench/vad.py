@@ -2,7 +2,8 @@
 
 1. Real-time factor (CPU seconds per second of audio, one core, ``time.process_time``; how many
    times faster than real time in brackets) of :class:`models.vad.StreamingVad` for one
-   participant (20 ms, 100 ms and 1 s chunks), of the 48 -> 16 kHz :class:`models.vad.Resampler`,
+   participant (20 ms, 100 ms, 200 ms and 1 s chunks, and the chunk the WebRTC ingest feeds:
+   ``AudioVadFramer``, one ``batch_ms`` batch), of the 48 -> 16 kHz :class:`models.vad.Resampler`,
    of webrtcvad (each mode), of silero-vad itself (one stream) and of Rapport's ``silero``
    backend (:class:`models.vad_silero.SileroBatchVad`) across 8 streams batched (onnxruntime
    on one thread).
@@ -314,9 +315,12 @@ def main() -> None:
     seconds = len(audio) / SR
     repeat = 1 if args.quick else 3
     print(f"\n## Real-time factor (CPU s per s of audio, one core; {seconds:.0f} s of audio)")
-    for label, chunk in (("20 ms", 320), ("100 ms", 1600), ("1 s", SR)):
+    from services.ingest.audio import AudioVadFramer
+    ingest = AudioVadFramer(0).chunk_samples  # what the WebRTC ingest feeds (batch-aligned)
+    for chunk in sorted({320, 1600, 3200, SR, ingest}):
+        label = f"{chunk * 1000 // SR} ms chunks" + (" (the ingest's)" if chunk == ingest else "")
         rtf = real_time_factor(audio, chunk, repeat)
-        print(rtf_line(f"rapport, one stream, {label} chunks", rtf))
+        print(rtf_line(f"rapport, one stream, {label}", rtf))
     print(rtf_line("Resampler 48->16 kHz, 20 ms chunks", resampler_rtf(60.0)))
     sample = audio[: SR * 120]  # two minutes for the slower detectors
     for name, detect in found.items():

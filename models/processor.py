@@ -96,6 +96,10 @@ class BatchProcessor:
         return sum(isinstance(s, StreamSession) for p in self._sessions.values()
                    for s in p.values())
 
+    def session(self, partition: int, session_id: str) -> SessionState | None:
+        """The state this worker holds for a session of ``partition``, if any."""
+        return self._sessions.get(partition, {}).get(session_id)
+
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget partitions now owned by another worker; if one comes back, its sessions
         are restored from the persisted state (which the other worker kept current)."""

@@ -6,10 +6,12 @@ METRICS.md §1/§9), as a string of ``0``/``1`` ready for :class:`~models.events
 
 How a frame is decided (all levels in dB; "dBFS": a full-scale square wave is 0 dBFS)
 ------------------------------------------------------------------------------------
-1. **Spectrum.** Each frame is analysed with a Hann window over the frame and the one before it
-   (``2 × frame_ms``, causal: nothing after the frame's end is used). Its power is summed in
-   ``bands`` log-spaced bands between ``band_low_hz`` and ``band_high_hz``, where speech has
-   its energy and hum, rumble and hiss matter less.
+1. **Spectrum and features.** Each frame is analysed with a Hann window over the frame and the
+   one before it (``2 × frame_ms``, causal: nothing after the frame's end is used). Its power
+   is summed in ``bands`` log-spaced bands between ``band_low_hz`` and ``band_high_hz``, where
+   speech has its energy and hum, rumble and hiss matter less, and over the whole of that band
+   ("broadband"). librosa gives the frame's level (RMS of the frame's own samples) and the
+   spectral flatness of the speech band (from the spectrum already computed, ``S=``).
 2. **Noise floor** (minimum statistics, after R. Martin, IEEE Trans. SAP 9(5), 2001). Band
    powers are smoothed over ``smooth_frames`` frames and followed in sub-windows of
    ``noise_subwindow_ms`` on the stream's own frame grid. Each band's floor is the lower of
@@ -18,20 +20,39 @@ How a frame is decided (all levels in dB; "dBFS": a full-scale square wave is 0 
    the mean of steady noise; (a) caps it when talk leaves no quiet sub-window. The floor
    follows falling noise at once and rising noise within ``noise_window_ms``: steady noise (a
    fan, a hiss, a room of other talkers) becomes the floor, while speech, which keeps dipping
-   between syllables, does not.
-3. **Score.** Per band, the SNR over that floor in dB, clipped to ``[0, snr_cap_db]``; the
-   frame's score is their mean (a cheap relative of Sohn et al.'s 1999 likelihood-ratio test).
-   The frame is **raw speech** when its score reaches ``speech_snr_db`` plus ``adapt_gain``
-   times what noise alone scores (the lowest sub-window median score in the window, counted up
-   to ``adapt_max_db``: a fluctuating noise such as babble scores a few dB over its own floor, a
-   steady hiss almost nothing), its level (librosa RMS of the frame) reaches
-   ``min_level_dbfs`` (so dither and near-digital silence never count), and its spectral
-   flatness (librosa, over the speech band) is at most ``max_flatness``: harmonic or
-   formant-shaped sound, not hiss that merely got louder.
-4. **Hangover.** After a burst of at least ``hangover_after_ms`` of raw speech, up to
-   ``hangover_ms`` of frames that follow stay voiced, to keep weak word endings (fricatives,
-   released stops) that fall under the noise; it ends early at a frame scoring under
-   ``hangover_min_db`` (nothing over the floor: the talker has stopped).
+   between syllables, does not. The broadband power has a floor of its own, tracked the same
+   way (the quietest sub-window's median, capped by the running minimum plus
+   ``noise_bias_db``): summed over many FFT bins it fluctuates far less than a narrow band, so
+   its floor sits close to the noise's true median, where the per-band floors lie several dB
+   under a fluctuating noise such as babble.
+3. **Band score.** Per band, the SNR over that band's floor in dB, clipped to
+   ``[0, snr_cap_db]``; the frame's score is their mean (a cheap relative of Sohn et al.'s 1999
+   likelihood-ratio test). It must reach ``speech_snr_db`` plus ``adapt_gain`` times what noise
+   alone scores (the lowest sub-window median score in the window, counted up to
+   ``adapt_max_db``: babble scores a few dB over its own floor, a steady hiss almost nothing).
+   This test finds speech deep in steady noise, where a few bands carry it.
+4. **Broadband SNR.** The frame's broadband power over the broadband floor must reach
+   ``broadband_snr_db`` plus ``broadband_gain`` times the noise's *spread* (how far the quietest
+   sub-window's 90th percentile lies over its median, up to ``broadband_max_db``: about 1 dB for
+   hiss, 3–4 dB for babble), weighted by the long-term SNR (the talker's peak, step 5, over the
+   broadband floor): not at all under ``ramp_low_db``, in full from ``ramp_high_db``. So
+   babble that is far under the talker cannot pass for speech, while at low SNR, where every
+   dB of threshold costs speech, the test relaxes (the long-term-SNR-dependent thresholds of
+   the ITU-T G.729 Annex B and 3GPP AMR VADs work the same way).
+5. **Level.** The frame is speech only if its level reaches ``min_level_dbfs`` (dither and
+   near-digital silence never count) and lies within ``talker_range_db`` of the talker's
+   recent peak (the loudest frame level in the last ``talker_window_ms``). The second test ends
+   units where the labelled set (scripts/make_test_audio.py) ends them, at the point a word's
+   decaying tail falls 40 dB under the utterance's peak; a fixed absolute level would keep the
+   tails of loud talkers (60–150 ms late ends) and cut those of quiet ones.
+6. **Flatness.** Its spectral flatness must be at most ``max_flatness``: harmonic, formant-
+   or fricative-shaped sound, not white hiss that merely got louder (white noise scores about
+   0.6 in this band, vowels under 0.1, fricatives 0.2–0.45).
+7. **Hangover.** After a burst of at least ``hangover_after_ms`` of raw speech (steps 3–6 all
+   met), up to ``hangover_ms`` of frames that follow stay voiced, to keep weak word endings
+   (fricatives, released stops) that fall under the noise; it ends early at a frame scoring
+   under ``hangover_min_db`` (nothing over the floor: the talker has stopped) or outside the
+   talker's range (step 5).
 
 How it combines with METRICS.md §2
 ----------------------------------
@@ -40,8 +61,8 @@ The engine downstream merges the voiced frames into segments, bridges silences s
 smoothing is therefore light and causal: no minimum-speech rule (it would delay every onset),
 and a hangover only after a burst, so an isolated click of one or two frames stays below
 ``hangover_after_ms`` + nothing = at most 40 ms and is dropped by §2.3, unless it lies within
-200 ms of real speech, where §2.2 bridges it anyway. Keep ``hangover_ms`` below ``min_pause_ms``
-or the VAD, not §2, decides which pauses exist.
+200 ms of real speech, where §2.2 bridges it anyway. Keep ``hangover_ms`` (100) below
+``min_pause_ms`` (200) or the VAD, not §2, decides which pauses exist.
 
 Streaming
 ---------
@@ -51,12 +72,17 @@ exactly the same string for any chunking of the same stream. The first ``frame_m
 has no history, and the noise floor starts from what the first frames show, so speech in the
 very first frames is found only once a quieter frame has set the floor.
 
+Cost is mostly per call (numpy and librosa overhead on small arrays), not per frame: feed the
+largest chunks latency allows (the WebRTC ingest feeds one ``batch_ms`` batch per call,
+services/ingest/audio.py; bench/vad.py prints the real-time factor per chunk size).
+
 :class:`Resampler` converts the WebRTC ingest's 48 kHz audio to 16 kHz in a stream (soxr, which
 librosa itself uses); :func:`pcm16_to_mono` turns interleaved s16 frames into mono floats.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, fields
 from typing import Final
@@ -96,11 +122,18 @@ class VadConfig:
     speech_snr_db: float = 3.0  # score (mean band SNR over the floor, dB) for speech...
     adapt_gain: float = 2.0  # ...plus this times what noise alone scores (babble > hiss)...
     adapt_max_db: float = 6.0  # ...counted up to this (dB)
-    min_level_dbfs: float = -60.0  # frames below this RMS level are never speech
-    max_flatness: float = 0.3  # frames with a flatter spectrum (0..1) are never speech
-    hangover_ms: int = 80  # frames kept voiced after a burst...
+    broadband_snr_db: float = 3.0  # whole-band SNR over its own floor (dB) for speech...
+    broadband_gain: float = 2.5  # ...plus this times the noise's spread (its sub-window's
+    broadband_max_db: float = 6.0  # 90th percentile over its median), counted up to this...
+    ramp_low_db: float = 20.0  # ...not at all while the talker's peak is under this many dB
+    ramp_high_db: float = 30.0  # over the floor, in full from this (linear in between)
+    talker_window_ms: int = 10_000  # the talker's level: the loudest frame in this window...
+    talker_range_db: float = 40.0  # ...frames this far under it are never speech
+    min_level_dbfs: float = -65.0  # frames below this RMS level are never speech
+    max_flatness: float = 0.5  # frames with a flatter spectrum (0..1) are never speech
+    hangover_ms: int = 100  # frames kept voiced after a burst (below min_pause_ms, §2)...
     hangover_after_ms: int = 60  # ...of at least this much raw speech...
-    hangover_min_db: float = 0.3  # ...until a frame scores less (no sound over the floor)
+    hangover_min_db: float = 0.3  # ...until a frame scores less or leaves the talker's range
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -109,7 +142,8 @@ class VadConfig:
                 raise ConfigError(f"vad.{f.name}", f"must be a number, got {value!r}")
         if self.frame_ms <= 0:
             raise ConfigError("vad.frame_ms", "must be > 0")
-        for name in ("noise_window_ms", "noise_subwindow_ms", "hangover_ms", "hangover_after_ms"):
+        for name in ("noise_window_ms", "noise_subwindow_ms", "hangover_ms", "hangover_after_ms",
+                     "talker_window_ms", "talker_range_db"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"vad.{name}", "must be >= 0")
         if not self.frame_ms <= self.noise_subwindow_ms <= self.noise_window_ms:
@@ -159,8 +193,12 @@ class StreamingVad:
         self._median_bias = 10 ** (config.median_bias_db / 10)
         self._floor = 10 ** (config.noise_floor_dbfs / 10)
         self._min_level = 10 ** (config.min_level_dbfs / 10)  # as mean square
+        self._talker_range = 10 ** (-config.talker_range_db / 10)
+        self._snr_cap = config.snr_cap_db / 10  # band SNRs are summed in bels, then scaled
+        self._db_per_band = 10.0 / config.bands
         self._subwindow = config.frames(config.noise_subwindow_ms)
         self._subwindows = max(config.noise_window_ms // config.noise_subwindow_ms, 1)
+        self._talker_subwindows = max(config.talker_window_ms // config.noise_subwindow_ms, 1)
         self._hang_frames = config.frames(config.hangover_ms)
         self._burst_frames = max(config.frames(config.hangover_after_ms), 1)
         self.reset()
@@ -172,18 +210,28 @@ class StreamingVad:
         self._history = np.zeros(n, dtype=np.float64)  # the previous frame's samples
         self._power_history = np.zeros((self.config.smooth_frames - 1, bands))
         self._frame_index = 0
-        self._minima: deque[FloatArray] = deque(maxlen=self._subwindows)
-        self._medians: deque[FloatArray] = deque(maxlen=self._subwindows)
+        # Per completed sub-window of the noise window (ring buffers, oldest overwritten).
+        self._closed = 0  # sub-windows completed so far
+        self._minima = np.full((self._subwindows, bands), np.inf)
+        self._medians = np.full((self._subwindows, bands), np.inf)
         self._window_min = np.full(bands, np.inf)
         self._window_median = np.full(bands, np.inf)
         self._sub_rows = np.zeros((self._subwindow, bands))
         self._sub_scores = np.zeros(self._subwindow)
+        self._sub_broadband = np.zeros(self._subwindow)
         self._noise_scores: deque[float] = deque(maxlen=self._subwindows)
+        self._wide_medians: deque[float] = deque(maxlen=self._subwindows)
+        self._wide_spreads: deque[float] = deque(maxlen=self._subwindows)
+        self._wide_floor = np.inf
+        self._current_wide_min = np.inf
+        self._talker_peaks: deque[float] = deque(maxlen=self._talker_subwindows)
         self._threshold = self.config.speech_snr_db
+        self._broadband_threshold = self.config.broadband_snr_db
+        self._window_peak = 0.0
         self._current_min = np.full(bands, np.inf)
+        self._current_peak = 0.0
         self._run = 0  # consecutive raw speech frames
         self._hang = 0  # hangover frames left
-        self._last_scores = np.zeros(0)
 
     @property
     def frames_decided(self) -> int:
@@ -200,10 +248,11 @@ class StreamingVad:
         if count == 0:
             return ""
         frames = pending[: count * n].reshape(count, n)
-        raw = self._raw_decisions(frames)
-        return self._hangover(raw)
+        speech, keep = self._raw_decisions(frames)
+        return self._hangover(speech, keep)
 
-    def _raw_decisions(self, frames: FloatArray) -> list[bool]:
+    def _raw_decisions(self, frames: FloatArray) -> tuple[list[bool], list[bool]]:
+        """Raw speech per frame (steps 1-4), and whether a hangover may cover it (step 5)."""
         config = self.config
         count, n = frames.shape
         # Two-frame causal windows: the previous frame's samples, then this frame's.
@@ -219,72 +268,119 @@ class StreamingVad:
         flatness = librosa.feature.spectral_flatness(S=spectrum.T, power=2.0, amin=1e-12)[0]
         # Causal moving average of band power over smooth_frames (elementwise sums of shifted
         # rows, so the result never depends on where chunks were cut).
-        padded = np.concatenate((self._power_history, band))
-        smoothed = padded[: len(band)].copy()
-        for shift in range(1, config.smooth_frames):
-            smoothed += padded[shift : shift + len(band)]
-        smoothed /= config.smooth_frames
         if config.smooth_frames > 1:
+            padded = np.concatenate((self._power_history, band))
+            smoothed = padded[: len(band)].copy()
+            for shift in range(1, config.smooth_frames):
+                smoothed += padded[shift : shift + len(band)]
+            smoothed /= config.smooth_frames
             self._power_history = padded[-(config.smooth_frames - 1) :].copy()
-        score, threshold = self._score(band, smoothed)
+        else:
+            smoothed = band
+        score, threshold, broadband, broadband_threshold, talker = self._score(
+            band, smoothed, level)
+        heard = (level >= self._min_level) & (level >= talker)
         speech = (
-            (score >= threshold)
-            & (level >= self._min_level)
+            heard
+            & (score >= threshold)
+            & (broadband >= broadband_threshold)
             & (flatness <= config.max_flatness)
         )
-        self._last_scores = score
-        return speech.tolist()  # type: ignore[no-any-return]
+        keep = (level >= talker) & (score >= config.hangover_min_db)
+        return speech.tolist(), keep.tolist()
 
-    def _score(self, band: FloatArray, smoothed: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Each frame's score and the threshold it must reach (steps 2 and 3)."""
-        config = self.config
-        score = np.empty(len(band))
-        threshold = np.empty(len(band))
+    def _score(self, band: FloatArray, smoothed: FloatArray, level: FloatArray
+               ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Per frame: band score and its threshold, broadband SNR and its threshold, and the
+        lowest level the talker's recent peak allows (steps 2-4)."""
+        frames = len(band)
+        score = np.empty(frames)
+        threshold = np.empty(frames)
+        broadband = np.empty(frames)
+        broadband_threshold = np.empty(frames)
+        talker = np.empty(frames)
         i = 0
-        while i < len(band):
+        while i < frames:
             # One stretch within one sub-window: the floor from the completed sub-windows is
             # fixed; the current sub-window's running minimum can only lower it.
             position = self._frame_index % self._subwindow
-            take = min(self._subwindow - position, len(band) - i)
-            rows = smoothed[i : i + take]
+            take = min(self._subwindow - position, frames - i)
+            end = i + take
+            rows = smoothed[i:end]
             running = np.minimum.accumulate(rows, axis=0)
             np.minimum(running, self._current_min, out=running)
             noise = np.minimum(running, self._window_min) * self._bias
-            if self._medians:
-                noise = np.minimum(noise, self._window_median)
+            np.minimum(noise, self._window_median, out=noise)
             np.maximum(noise, self._floor, out=noise)
-            snr_db = 10 * np.log10(np.maximum(band[i : i + take], _EPS) / noise)
-            part = np.clip(snr_db, 0.0, config.snr_cap_db).mean(axis=1)
-            score[i : i + take] = part
-            threshold[i : i + take] = self._threshold
+            snr_db = np.log10(np.maximum(band[i:end] / noise, _EPS))
+            np.clip(snr_db, 0.0, self._snr_cap, out=snr_db)
+            part = np.add.reduce(snr_db, axis=1) * self._db_per_band
+            wide_power = band[i:end] @ self._widths
+            wide_running = np.minimum.accumulate(smoothed[i:end] @ self._widths)
+            np.minimum(wide_running, self._current_wide_min, out=wide_running)
+            wide_noise = np.minimum(wide_running * self._bias, self._wide_floor)
+            np.maximum(wide_noise, self._floor, out=wide_noise)
+            wide = 10 * np.log10(np.maximum(wide_power / wide_noise, _EPS))
+            peaks = np.maximum.accumulate(level[i:end])
+            np.maximum(peaks, max(self._current_peak, self._window_peak), out=peaks)
+            score[i:end] = part
+            threshold[i:end] = self._threshold
+            broadband[i:end] = wide
+            broadband_threshold[i:end] = self._broadband_threshold
+            talker[i:end] = peaks * self._talker_range
             self._current_min = running[-1].copy()
+            self._current_peak = max(self._current_peak, float(peaks[-1]))
             self._sub_rows[position : position + take] = rows
             self._sub_scores[position : position + take] = part
+            self._sub_broadband[position : position + take] = wide_power
+            self._current_wide_min = float(wide_running[-1])
             self._frame_index += take
-            i += take
+            i = end
             if self._frame_index % self._subwindow == 0:
                 self._close_subwindow()
-        return score, threshold
+        return score, threshold, broadband, broadband_threshold, talker
 
     def _close_subwindow(self) -> None:
         config = self.config
-        self._minima.append(self._current_min)
-        self._medians.append(np.median(self._sub_rows, axis=0) * self._median_bias)
-        self._noise_scores.append(float(np.median(self._sub_scores)))
-        self._window_min = np.min(np.stack(self._minima), axis=0)
-        self._window_median = np.min(np.stack(self._medians), axis=0)
+        slot = self._closed % self._subwindows
+        self._closed += 1
+        middle = self._subwindow // 2  # the upper median (odd or even count alike)
+        self._minima[slot] = self._current_min
+        self._medians[slot] = np.sort(self._sub_rows, axis=0)[middle] * self._median_bias
+        self._noise_scores.append(sorted(self._sub_scores.tolist())[middle])
+        ordered = sorted(self._sub_broadband.tolist())
+        median = ordered[middle]
+        self._wide_medians.append(median)
+        self._wide_spreads.append(10 * math.log10(
+            max(ordered[(len(ordered) * 9) // 10], _EPS) / max(median, _EPS)))
+        quietest = int(np.argmin(self._wide_medians))
+        self._wide_floor = self._wide_medians[quietest]
+        self._current_wide_min = np.inf
+        self._talker_peaks.append(self._current_peak)
+        self._window_min = self._minima.min(axis=0)
+        self._window_median = self._medians.min(axis=0)
+        self._window_peak = max(self._talker_peaks)
         # How far noise alone scores over its own floor (fluctuating noise such as babble
-        # scores higher than a steady hiss): the quietest sub-window's median score.
-        spread = min(min(self._noise_scores), config.adapt_max_db)
+        # scores higher than a steady hiss): the quietest sub-window's median score, and its
+        # broadband spread. Noise under min_level_dbfs (digital silence, codec noise) can never
+        # pass the level test, so it raises no threshold.
+        audible = self._wide_floor >= self._min_level
+        spread = min(min(self._noise_scores), config.adapt_max_db) if audible else 0.0
         self._threshold = config.speech_snr_db + config.adapt_gain * spread
+        spread = min(self._wide_spreads[quietest], config.broadband_max_db) if audible else 0.0
+        snr = 10 * math.log10(max(self._window_peak, _EPS) / max(self._wide_floor, _EPS))
+        ramp = (snr - config.ramp_low_db) / max(config.ramp_high_db - config.ramp_low_db, _EPS)
+        weight = min(max(ramp, 0.0), 1.0)
+        self._broadband_threshold = (
+            config.broadband_snr_db + config.broadband_gain * weight * spread)
         self._current_min = np.full(config.bands, np.inf)
+        self._current_peak = 0.0
 
-    def _hangover(self, raw: list[bool]) -> str:
+    def _hangover(self, raw: list[bool], keep: list[bool]) -> str:
         out: list[str] = []
         run, hang = self._run, self._hang
         burst, hang_frames = self._burst_frames, self._hang_frames
-        floor = self.config.hangover_min_db
-        for speech, score in zip(raw, self._last_scores.tolist(), strict=True):
+        for speech, kept in zip(raw, keep, strict=True):
             if speech:
                 run += 1
                 if run >= burst:
@@ -292,7 +388,7 @@ class StreamingVad:
                 out.append("1")
             else:
                 run = 0
-                if hang and score >= floor:
+                if hang and kept:
                     hang -= 1
                     out.append("1")
                 else:

@@ -67,26 +67,17 @@ def load_session(path: Path | None = None, threads: int = 1) -> Any:
                                         providers=["CPUExecutionProvider"])
 
 
-class _Stream:
-    """One participant's pending samples, recurrent state and frame bookkeeping."""
-
-    __slots__ = ("base", "context", "frames", "pending", "probabilities", "speaking", "state")
-
-    def __init__(self) -> None:
-        self.pending = np.zeros(0, dtype=np.float32)
-        self.context = np.zeros(CONTEXT, dtype=np.float32)
-        self.state = np.zeros(STATE_SHAPE, dtype=np.float32)
-        self.probabilities: list[float] = []  # per window, from window ``base`` on
-        self.base = 0
-        self.frames = 0  # frames decided
-        self.speaking = False
-
-
 class SileroBatchVad:
     """Silero VAD over ``streams`` participant streams, batched (see the module docstring).
 
     ``frame_ms`` must give whole samples at 16 kHz; ``threshold`` is the speech probability
     at which speech starts (Silero's default 0.5).
+
+    The streams' audio lives in one ``(streams, capacity)`` array, each row the stream's last
+    ``CONTEXT`` samples followed by its pending ones, so a window's model input (context and
+    window) is a slice of its row, and the windows of every stream at the same position are
+    one slice of the array; the recurrent state is one ``(2, streams, 128)`` array, the
+    model's own layout. Nothing is copied per stream and window but the probabilities.
     """
 
     def __init__(self, streams: int, *, frame_ms: int = 20, threshold: float = 0.5,
@@ -102,56 +93,96 @@ class SileroBatchVad:
         self.off_threshold = threshold - 0.15
         self.session = session if session is not None else load_session()
         self._rate = np.array(RATE, dtype=np.int64)
-        self.streams = [_Stream() for _ in range(streams)]
+        self._audio = np.zeros((streams, CONTEXT + 8 * WINDOW), dtype=np.float32)
+        self._fill = [CONTEXT] * streams  # samples held per row, context included
+        self._state = np.zeros((STATE_SHAPE[0], streams, STATE_SHAPE[1]), dtype=np.float32)
+        # Per stream: window probabilities from window ``_base`` on, frames decided, and
+        # whether the last decided frame was speech.
+        self._probabilities: list[list[float]] = [[] for _ in range(streams)]
+        self._base = [0] * streams
+        self._frames = [0] * streams
+        self._speaking = [False] * streams
+
+    @property
+    def streams(self) -> int:
+        return len(self._fill)
+
+    def frames_decided(self, stream: int) -> int:
+        """Frames of ``stream`` decided so far."""
+        return self._frames[stream]
 
     def push(self, chunks: Sequence[npt.ArrayLike | None]) -> list[str]:
         """Add 16 kHz mono float samples per stream (``None``: nothing new); return, per
         stream, one ``0``/``1`` per frame now decided."""
-        if len(chunks) != len(self.streams):
-            raise ValueError(f"expected {len(self.streams)} chunks, got {len(chunks)}")
-        for stream, chunk in zip(self.streams, chunks, strict=True):
-            if chunk is not None:
-                samples = np.asarray(chunk, dtype=np.float32).reshape(-1)
-                stream.pending = np.concatenate((stream.pending, samples))
-        while True:
-            ready = [s for s in self.streams if len(s.pending) >= WINDOW]
-            if not ready:
-                break
-            self._infer(ready)
-        return [self._decide(stream) for stream in self.streams]
+        if len(chunks) != len(self._fill):
+            raise ValueError(f"expected {len(self._fill)} chunks, got {len(chunks)}")
+        fill = self._fill
+        for row, chunk in enumerate(chunks):
+            if chunk is None:
+                continue
+            samples = np.asarray(chunk, dtype=np.float32).reshape(-1)
+            end = fill[row] + samples.size
+            if end > self._audio.shape[1]:
+                grown = np.zeros((len(fill), max(end, 2 * self._audio.shape[1])),
+                                 dtype=np.float32)
+                grown[:, : self._audio.shape[1]] = self._audio
+                self._audio = grown
+            self._audio[row, fill[row]:end] = samples
+            fill[row] = end
+        windows = [(f - CONTEXT) // WINDOW for f in fill]
+        most = max(windows)
+        if most:
+            self._infer(windows, most)
+        return [self._decide(row) for row in range(len(fill))]
 
-    def _infer(self, ready: list[_Stream]) -> None:
-        batch = np.empty((len(ready), CONTEXT + WINDOW), dtype=np.float32)
-        state = np.empty((STATE_SHAPE[0], len(ready), STATE_SHAPE[1]), dtype=np.float32)
-        for row, stream in enumerate(ready):
-            batch[row, :CONTEXT] = stream.context
-            batch[row, CONTEXT:] = stream.pending[:WINDOW]
-            state[:, row] = stream.state
-        output, new_state = self.session.run(None, {"input": batch, "state": state,
-                                                    "sr": self._rate})
-        for row, stream in enumerate(ready):
-            stream.context = batch[row, -CONTEXT:].copy()
-            stream.pending = stream.pending[WINDOW:]
-            stream.state = new_state[:, row].copy()
-            stream.probabilities.append(float(output[row, 0]))
+    def _infer(self, windows: list[int], most: int) -> None:
+        audio, fill = self._audio, self._fill
+        everyone = min(windows) == most
+        for k in range(most):
+            at = k * WINDOW
+            if everyone:  # the usual case: every stream has this window
+                batch = np.ascontiguousarray(audio[:, at:at + CONTEXT + WINDOW])
+                output, self._state = self.session.run(
+                    None, {"input": batch, "state": self._state, "sr": self._rate})
+                rows: Sequence[int] = range(len(fill))
+            else:
+                rows = [row for row, count in enumerate(windows) if count > k]
+                batch = audio[rows, at:at + CONTEXT + WINDOW]
+                output, state = self.session.run(
+                    None, {"input": batch, "state": self._state[:, rows], "sr": self._rate})
+                self._state[:, rows] = state
+            for row, probability in zip(rows, output[:, 0].tolist(), strict=True):
+                self._probabilities[row].append(probability)
+        for row, count in enumerate(windows):  # keep each row's context and pending samples
+            if count:
+                used = count * WINDOW
+                keep = fill[row] - used
+                audio[row, :keep] = audio[row, used:fill[row]]
+                fill[row] = keep
 
-    def _decide(self, stream: _Stream) -> str:
-        out = []
+    def _decide(self, row: int) -> str:
+        probabilities = self._probabilities[row]
+        base = self._base[row]
         n = self.frame_samples
-        while True:
-            window = ((stream.frames + 1) * n - 1) // WINDOW  # holds the frame's last sample
-            if window - stream.base >= len(stream.probabilities):
-                break
-            probability = stream.probabilities[window - stream.base]
-            limit = self.off_threshold if stream.speaking else self.threshold
-            stream.speaking = probability >= limit
-            out.append("1" if stream.speaking else "0")
-            stream.frames += 1
+        # Frames whose last sample lies in a window already run: (frame + 1) * n <= windows.
+        decidable = (base + len(probabilities)) * WINDOW // n
+        first = self._frames[row]
+        if first >= decidable:
+            return ""
+        speaking = self._speaking[row]
+        on, off = self.threshold, self.off_threshold
+        out = []
+        for frame in range(first, decidable):
+            probability = probabilities[((frame + 1) * n - 1) // WINDOW - base]
+            speaking = probability >= (off if speaking else on)
+            out.append("1" if speaking else "0")
+        self._frames[row] = decidable
+        self._speaking[row] = speaking
         # Windows before the next frame's window are no longer needed.
-        needed = ((stream.frames + 1) * n - 1) // WINDOW
-        if needed > stream.base:
-            del stream.probabilities[: needed - stream.base]
-            stream.base = needed
+        needed = ((decidable + 1) * n - 1) // WINDOW
+        if needed > base:
+            del probabilities[: needed - base]
+            self._base[row] = needed
         return "".join(out)
 
 
@@ -162,6 +193,14 @@ class StreamingSileroVad:
                  session: Any = None) -> None:
         self._batch = SileroBatchVad(1, frame_ms=frame_ms, threshold=threshold,
                                      session=session)
+
+    @property
+    def frame_samples(self) -> int:
+        return self._batch.frame_samples
+
+    @property
+    def frames_decided(self) -> int:
+        return self._batch.frames_decided(0)
 
     def push(self, samples: npt.ArrayLike) -> str:
         return self._batch.push([samples])[0]

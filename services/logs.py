@@ -82,8 +82,13 @@ def scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         return {k: REDACTED if isinstance(k, str) and is_sensitive(k) else scrub(v, depth + 1)
                 for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(scrub(item, depth + 1) for item in value)
+    if isinstance(value, list):
+        return [scrub(item, depth + 1) for item in value]
+    if isinstance(value, tuple):
+        items = [scrub(item, depth + 1) for item in value]
+        # A named tuple (aiokafka's TopicPartition, in Faust's recovery warnings) takes its
+        # fields as arguments; building one from a single iterable raised inside logging.
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
     return value
 
 

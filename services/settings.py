@@ -10,6 +10,9 @@ state lives), ``RAPPORT_DB_URL`` (the report database; default a SQLite file in 
 directory) and ``RAPPORT_PSEUDONYM_KEY`` (the HMAC key that pseudonymizes participant ids;
 default a random key kept in the data directory). Resolving them creates nothing: the store
 creates the directory and the key file when it opens (services/store).
+
+The ingest adds ``RAPPORT_VAD_BACKEND``: the VAD of WebRTC audio mode, ``rapport`` (default)
+or ``silero`` (the optional extra; services/ingest/vad_backend.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ ALERT_PREFIX = "RAPPORT_ALERT_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 DB_FILE = "rapport.db"
+VAD_BACKENDS = ("rapport", "silero")  # services/ingest/vad_backend.py
 
 
 def data_dir_from(env: Mapping[str, str]) -> Path:
@@ -54,6 +58,7 @@ class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     db_url: str = ""  # "" means the default SQLite file in data_dir (see database_url)
     pseudonym_key: str | None = field(default=None, repr=False)  # None: key file in data_dir
+    vad_backend: str = "rapport"  # VAD of the ingest's audio mode
 
     @property
     def database_url(self) -> str:
@@ -97,10 +102,11 @@ def load_settings(
     log_level: str | None = None,
     db_url: str | None = None,
     data_dir: str | Path | None = None,
+    vad_backend: str | None = None,
 ) -> Settings:
     """Settings from ``overrides`` (``"min_pause_ms=250"``, ``"alerts.silence_ms=60000"``)
-    and the explicit ``log_level``, ``db_url`` and ``data_dir`` arguments, then the
-    environment, then defaults. Raises ``ConfigError`` naming the bad setting."""
+    and the explicit ``log_level``, ``db_url``, ``data_dir`` and ``vad_backend`` arguments,
+    then the environment, then defaults. Raises ``ConfigError`` naming the bad setting."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     for variable, path, default in engine_variables():
@@ -131,5 +137,9 @@ def load_settings(
     key = env.get("RAPPORT_PSEUDONYM_KEY") or None
     if key is not None and len(key.strip()) < 16:
         raise ConfigError("RAPPORT_PSEUDONYM_KEY", "must be at least 16 characters")
+    backend = (vad_backend or env.get("RAPPORT_VAD_BACKEND", "") or "rapport").strip().lower()
+    if backend not in VAD_BACKENDS:
+        name = "--vad-backend" if vad_backend else "RAPPORT_VAD_BACKEND"
+        raise ConfigError(name, f"must be {' or '.join(VAD_BACKENDS)}, got {backend!r}")
     return Settings(engine=engine, log_level=level, data_dir=directory, db_url=url,
-                    pseudonym_key=key.strip() if key else None)
+                    pseudonym_key=key.strip() if key else None, vad_backend=backend)

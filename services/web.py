@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY, Collector
 
 from services.health import PROBE_TIMEOUT_S, add_health_routes, database_problem
-from services.ingest import add_ingest_routes
+from services.ingest import IngestConfig, add_ingest_routes
 from services.ingest.publisher import Publisher
 from services.reports import LiveHub, add_live_routes, add_report_routes
 from services.store import ReportStore
@@ -135,14 +135,15 @@ def _job_metrics(own: bytes, scraped: list[tuple[int, str]]) -> bytes:
 
 
 def build_app(store: ReportStore, publisher: Publisher, health: JobHealth, *,
-              own_publisher: bool = True, live: LiveHub | None = None) -> web.Application:
-    """The combined application: report routes and pages, ingest routes, health, metrics;
-    and the live dashboard over ``live`` when given."""
+              own_publisher: bool = True, live: LiveHub | None = None,
+              ingest: IngestConfig | None = None) -> web.Application:
+    """The combined application: report routes and pages, ingest routes (configured by
+    ``ingest``), health, metrics; and the live dashboard over ``live`` when given."""
     app = web.Application(client_max_size=2 * 1024 * 1024)
     add_report_routes(app, store)
     if live is not None:
         add_live_routes(app, live)
-    add_ingest_routes(app, publisher, store, own_publisher=own_publisher)
+    add_ingest_routes(app, publisher, store, ingest, own_publisher=own_publisher)
 
     async def metrics() -> bytes:
         scraped = await health.worker_metrics()

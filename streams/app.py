@@ -89,6 +89,9 @@ def is_tick(headers: Any) -> bool:
 class Pipeline:
     """Per-process glue between Faust and the pure batch processor."""
 
+    UNLOCKED_PASSES = 3  # passes while batches run; the last one, under the lock, is short
+    CHECKPOINT_SLICE = 64  # sessions written between two chances for the agent to run
+
     def __init__(self, app: faust.App, config: WorkerConfig, table: Any,
                  outputs: dict[str, Any]) -> None:
         self.app = app
@@ -121,39 +124,89 @@ class Pipeline:
                 topic=message.topic, control=is_tick(message.headers)))
         self._restored = None
         result = self.processor.process(records, self._restore)
+        # Dirty before the first await, so no checkpoint pass writes these states before
+        # their outputs are flushed.
+        self._dirty.update(result.writes)
         for output in result.outputs:
             await self.outputs[output.topic].send(
                 key=output.key, value=output.value, partition=output.partition)
         closed = {k: v for k, v in result.writes.items() if isinstance(v[1], ClosedSession)}
-        self._dirty.update(result.writes)
         if closed:
             # A closed session's marker is persisted at once, not at the next commit: after a
             # crash the replayed events would otherwise publish its report a second time.
-            await self.app.producer.flush()  # the reports first
+            await self._flush()  # the reports first
             for session_id, (partition, state) in closed.items():
                 del self._dirty[session_id]
                 self._write(latest[partition], session_id.encode(), state)
-            await self.app.producer.flush()
+            await self._flush()
         metrics.observe(result, int(time.time() * 1000), self.processor.open_sessions())
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_RECORDS.observe(len(records))
 
     async def commit(self, commit: Callable[[], Awaitable[bool]]) -> bool:
         """Persist the dirty sessions, then let Faust commit (it flushes the producer first
-        and picks the acknowledged offsets); no batch runs meanwhile."""
+        and picks the acknowledged offsets).
+
+        Checkpointing every session of a busy worker takes a while (about 0.15 ms each), so
+        most of it happens while batches keep running: passes over the dirty sessions in
+        slices, with the agent free in between. A session a batch touches meanwhile is
+        dirty again and written by a later pass. Only the last pass, over what is still dirty,
+        holds the agent off until Faust has picked the offsets; so every session's state in
+        the table includes every offset committed (docs/streaming.md, "Delivery guarantees").
+        """
+        started = time.perf_counter()
+        written = 0
+        for _ in range(self.UNLOCKED_PASSES):
+            if len(self._dirty) <= self.CHECKPOINT_SLICE:
+                break
+            written += await self._checkpoint_pass()
         async with self._lock:
             if self._dirty:
-                started = time.perf_counter()
                 # Outputs first: the state written next says they were produced.
-                await self.app.producer.flush()
+                await self._flush()
                 dirty, self._dirty = self._dirty, {}
                 for session_id, (partition, state) in dirty.items():
                     event = self._latest.get(partition)
                     if event is not None:  # None: the partition was revoked meanwhile
                         self._write(event, session_id.encode(), state)
+                        written += 1
+            if written:
                 metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
-                metrics.CHECKPOINTS.inc(len(dirty))
+                metrics.CHECKPOINTS.inc(written)
             return await commit()
+
+    async def _checkpoint_pass(self) -> int:
+        """Write the sessions dirty now, yielding every slice; returns how many were written.
+
+        A state is written only if its outputs are durable: the producer is flushed first,
+        and a session a batch touched after that (dirty again, closed, or its partition
+        revoked) is skipped here."""
+        async with self._lock:  # no batch half-sent: everything processed is flushed
+            dirty, self._dirty = self._dirty, {}
+            await self._flush()
+        written = 0
+        for count, (session_id, (partition, state)) in enumerate(dirty.items(), 1):
+            event = self._latest.get(partition)
+            current = self.processor.session(partition, session_id)
+            if session_id in self._dirty or event is None or current is not state:
+                continue
+            self._write(event, session_id.encode(), state)
+            written += 1
+            if count % self.CHECKPOINT_SLICE == 0:
+                await asyncio.sleep(0)
+        return written
+
+    async def _flush(self) -> None:
+        """Everything sent so far, outputs and table writes, acknowledged by the broker.
+
+        Faust's ``Producer.flush`` hands its buffer of table writes to the Kafka producer but
+        gives up on it after 100 ms without progress (a busy loop), returning with writes still
+        buffered; a closed marker left there is lost by a crash, and the report is published
+        again on replay. Hence the loop."""
+        producer = self.app.producer
+        await producer.flush()
+        while producer.buffer.size:
+            await producer.flush()
 
     def _write(self, event: EventT[Any], key: bytes, state: SessionState | None) -> None:
         # Faust sends a table change to the changelog partition (and RocksDB shard) of the
@@ -254,6 +307,7 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
                       partitions=config.partitions)
     pipeline = Pipeline(app, config, table, outputs)
     kafka.BEFORE_COMMIT = pipeline.commit
+    kafka.INLINE_TOPICS = frozenset({topics.events})
 
     @app.agent(events, name="sessions")
     async def process(stream: Any) -> None:

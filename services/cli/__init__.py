@@ -70,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.config = load_settings(overrides=args.settings, log_level=args.log_level)
+        args.config = load_settings(overrides=args.settings, log_level=args.log_level,
+                                    vad_backend=getattr(args, "vad_backend", None))
     except ConfigError as error:
         parser.error(str(error))
     try:

@@ -20,11 +20,12 @@ from typing import Any
 
 from aiohttp import web
 
-from models.errors import ValidationError
+from models.errors import ConfigError, ValidationError
 from services.broker import BrokerProbe
 from services.cli.tokens import add_db_url, open_store
 from services.health import Check, database_problem
 from services.ingest import IngestConfig, KafkaPublisher, PublishError, create_app
+from services.settings import VAD_BACKENDS
 from services.store import ReportStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,18 @@ def register(subparsers: Any) -> None:
                              "(default: %(default)s)")
     parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
                         help="STUN/TURN server for WebRTC (repeatable; default: none)")
+    add_vad_backend(parser)
     add_db_url(parser)
     parser.set_defaults(handler=run)
+
+
+def add_vad_backend(parser: argparse.ArgumentParser) -> None:
+    """``--vad-backend``: read by services/cli/__init__.py into ``args.config.vad_backend``
+    (flag > ``RAPPORT_VAD_BACKEND`` > ``rapport``)."""
+    parser.add_argument("--vad-backend", choices=VAD_BACKENDS, default=None,
+                        help="VAD of WebRTC audio mode: rapport, or silero (needs the extra: "
+                             "pip install 'rapport[silero]' && pip install --no-deps "
+                             "silero-vad) (default: $RAPPORT_VAD_BACKEND, else rapport)")
 
 
 def bootstrap_of(url: str) -> str:
@@ -62,7 +73,8 @@ def bootstrap_of(url: str) -> str:
 async def serve(store: ReportStore, args: argparse.Namespace) -> None:
     config = IngestConfig(max_body_bytes=args.max_body_bytes,
                           max_message_bytes=args.max_body_bytes, batch_ms=args.batch_ms,
-                          ice_servers=tuple(args.ice_server))
+                          ice_servers=tuple(args.ice_server),
+                          vad_backend=args.config.vad_backend)
     publisher = KafkaPublisher(bootstrap_of(args.broker))
     probe = BrokerProbe(bootstrap_of(args.broker))
     checks: list[tuple[str, Check]] = [("database", partial(database_problem, store)),
@@ -104,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         asyncio.run(serve(store, args))
+    except ConfigError as error:  # e.g. --vad-backend silero without the extra
+        print(f"rapport ingest: {error}", file=sys.stderr)
+        return 2
     except PublishError as error:
         print(f"rapport ingest: {error}", file=sys.stderr)
         return 1

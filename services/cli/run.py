@@ -30,9 +30,11 @@ from models.errors import ValidationError
 from models.events import parse_json
 from models.simulation import SimulationConfig, simulate_timed
 from services.broker import BrokerError, BrokerProbe, EmbeddedBroker, announce, withdraw
+from services.cli.ingest import add_vad_backend
 from services.cli.summary import format_summary
 from services.collector import Collector
 from services.feeder import Feeder, FeedError, session_key
+from services.ingest import IngestConfig
 from services.ingest.publisher import KafkaPublisher
 from services.reports import LiveConsumer, LiveHub
 from services.reports.consumer import StoreConsumer
@@ -94,6 +96,7 @@ def register(subparsers: Any) -> None:
                              "job; prints the URL and an admin token (default: no web server)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address of the --port server (default: %(default)s)")
+    add_vad_backend(parser)  # audio mode of the --port server's WebRTC ingest
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="worker processes in the consumer group (default: %(default)s)")
     parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS, metavar="N",
@@ -231,7 +234,8 @@ async def _web(args: argparse.Namespace, bootstrap: str,
     probe = BrokerProbe(f"kafka://{bootstrap}")
     health = JobHealth(store, endpoints, broker_check=probe.check)
     hub = LiveHub(hide=store.pseudonymize.apply)
-    app = web_app(store, KafkaPublisher(bootstrap), health, live=hub)
+    app = web_app(store, KafkaPublisher(bootstrap), health, live=hub,
+                  ingest=IngestConfig(vad_backend=args.config.vad_backend))
     consumer = StoreConsumer(store, f"kafka://{bootstrap}")
     live = LiveConsumer(hub, f"kafka://{bootstrap}")
     runner = web.AppRunner(app, access_log=None)

@@ -6,8 +6,9 @@ application (``rapport ingest`` alone, or the combined server of ``rapport run``
 Routes: ``POST /v1/events`` (services/ingest/batches.py), ``GET /v1/stream`` (WebSocket,
 stream.py), the WebRTC signaling under ``/v1/sessions/…`` (signaling.py) and ``GET /join``
 (join.py). The application's start-up starts the publisher (unless ``own_publisher`` is
-False) and warms the VAD's librosa code in a thread; its shutdown makes every WebRTC
-participant leave (their last frames published), then drains and closes the publisher.
+False) and warms the VAD in a thread (audio-mode participants wait for it); its shutdown makes
+every WebRTC participant leave (their last frames published), then drains and closes the
+publisher.
 """
 
 from __future__ import annotations
@@ -16,24 +17,32 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-import numpy as np
 from aiohttp import web
 
-from models.vad import StreamingVad
 from services.auth import TokenVerifier, install
 from services.health import Check, add_health_routes
 from services.ingest import batches, join, signaling, stream
 from services.ingest.publisher import Publisher
 from services.ingest.service import INGEST, IngestConfig, IngestService
+from services.ingest.vad_backend import VadBackend
 
 log = logging.getLogger(__name__)
 
 _WARMUP = web.AppKey("ingest_warmup", asyncio.Task[None])
 
 
-def _warm_vad() -> None:
+def _warm_vad(backend: VadBackend | None = None) -> None:
     """librosa compiles some of its code on first use (seconds): not on a live stream."""
-    StreamingVad().push(np.zeros(16_000, dtype=np.float32))
+    (backend or VadBackend()).warm()
+
+
+async def _warm_up(service: IngestService) -> None:
+    """Warm the VAD in a thread; audio-mode participants wait for ``service.vad_ready``
+    before their VAD first runs on the event loop."""
+    try:
+        await asyncio.to_thread(_warm_vad, service.vad)
+    finally:
+        service.vad_ready.set()
 
 
 def add_ingest_routes(app: web.Application, publisher: Publisher, tokens: TokenVerifier,
@@ -53,7 +62,9 @@ def add_ingest_routes(app: web.Application, publisher: Publisher, tokens: TokenV
             await publisher.start()
         service.emitter.start()
         if warm_vad:
-            app[_WARMUP] = asyncio.create_task(asyncio.to_thread(_warm_vad))
+            app[_WARMUP] = asyncio.create_task(_warm_up(service))
+        else:
+            service.vad_ready.set()
 
     async def stop(app: web.Application) -> None:
         await service.sessions.close_all()

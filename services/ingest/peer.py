@@ -35,6 +35,7 @@ from services.ingest.frames import FrameBatch, RtpLevelFramer
 from services.ingest.network import NetworkSampler
 from services.ingest.service import IngestConfig
 from services.ingest.sessions import LiveParticipant
+from services.ingest.vad_backend import VadBackend
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ class ParticipantPeer:
     def __init__(self, session_id: str, participant: LiveParticipant, mode: Mode,
                  config: IngestConfig, emit: Callable[[dict[str, Any]], None],
                  now_ms: Callable[[], int],
-                 on_lost: Callable[[], Coroutine[Any, Any, None]]) -> None:
+                 on_lost: Callable[[], Coroutine[Any, Any, None]], *,
+                 vad: VadBackend | None = None,
+                 vad_ready: asyncio.Event | None = None) -> None:
         self.session_id = session_id
         self.participant = participant
         self.mode: Mode = mode
@@ -62,6 +65,8 @@ class ParticipantPeer:
         self._emit = emit
         self._now_ms = now_ms
         self._on_lost = on_lost
+        self._vad = vad if vad is not None else VadBackend(config.vad_backend, config.vad)
+        self._vad_ready = vad_ready
         servers = [RTCIceServer(urls=url) for url in config.ice_servers]
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         self.levels = RtpLevelFramer(frame_ms=config.frame_ms, batch_ms=config.batch_ms,
@@ -160,9 +165,12 @@ class ParticipantPeer:
             if self.audio is None:
                 origin = self.first_arrival_ms if self.first_arrival_ms is not None \
                     else self._now_ms()
+                if self._vad_ready is not None and not self._vad_ready.is_set():
+                    await self._vad_ready.wait()  # frames queue meanwhile, placed by pts
                 self.audio = AudioVadFramer(origin, batch_ms=self.config.batch_ms,
                                             first_seq=self.participant.next_seq,
-                                            vad_config=self.config.vad)
+                                            vad_config=self.config.vad,
+                                            vad=self._vad.create())
             if not isinstance(frame, AudioFrame):
                 continue
             pcm = frame.to_ndarray().reshape(-1)

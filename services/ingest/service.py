@@ -3,18 +3,21 @@ clinic of each session seen starting, the live WebRTC sessions, counters."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from models.errors import ConfigError
 from models.vad import VadConfig
 from services.auth import TokenVerifier
 from services.ingest import metrics
 from services.ingest.intake import SessionClinics
 from services.ingest.publisher import LiveEmitter, Publisher
 from services.ingest.sessions import LiveSessions
+from services.ingest.vad_backend import BACKENDS, VadBackend
 
 MIB = 1024 * 1024
 
@@ -34,6 +37,12 @@ class IngestConfig:
     rtt_probe: bool = True  # send silence back when the offer allows, to measure RTT (RTCP)
     auth_timeout_s: float = 10.0  # a socket must authenticate within this
     vad: VadConfig = field(default_factory=VadConfig)
+    vad_backend: str = "rapport"  # VAD of audio mode: rapport or silero (vad_backend.py)
+
+    def __post_init__(self) -> None:
+        if self.vad_backend not in BACKENDS:
+            raise ConfigError("vad_backend", f"must be one of {', '.join(BACKENDS)}, "
+                                             f"got {self.vad_backend!r}")
 
 
 @dataclass(slots=True)
@@ -56,6 +65,12 @@ class IngestService:
         self.emitter = LiveEmitter(publisher)
         self.sessions = LiveSessions(self.emitter, self.now_ms)
         self.counters = IngestCounters()
+        # One VAD backend per process (silero: one onnxruntime session for everyone).
+        self.vad = VadBackend(self.config.vad_backend, self.config.vad)
+        # Set once the VAD is warm (app.py): audio readers wait for it before their first
+        # VAD call, so a participant arriving during the warm-up never blocks the event loop
+        # on librosa's first-use compilation.
+        self.vad_ready = asyncio.Event()
 
     def now_ms(self) -> int:
         """The session clock: this process's receive clock, epoch milliseconds."""

@@ -121,7 +121,8 @@ async def post_offer(request: web.Request) -> web.Response:
             await service.sessions.leave(session_id, participant_id)
 
     peer = ParticipantPeer(session_id, participant, mode, service.config,
-                           service.sessions.emit, service.now_ms, lost)
+                           service.sessions.emit, service.now_ms, lost,
+                           vad=service.vad, vad_ready=service.vad_ready)
     participant.peer = peer
     try:
         answer = await peer.answer(sdp, "offer")

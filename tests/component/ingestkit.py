@@ -57,10 +57,10 @@ def values(records: list[Any]) -> list[dict[str, Any]]:
 
 @asynccontextmanager
 async def ingest_client(config: IngestConfig | None = None,
-                        publisher: MemoryPublisher | None = None
+                        publisher: MemoryPublisher | None = None, *, warm: bool = False
                         ) -> AsyncIterator[tuple[TestClient[Any, Any], MemoryPublisher]]:
     sink = publisher or MemoryPublisher()
-    app = create_app(sink, Tokens(), config, warm_vad=False)
+    app = create_app(sink, Tokens(), config, warm_vad=warm)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:

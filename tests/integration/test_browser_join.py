@@ -264,17 +264,7 @@ def ipus(timeline: list[dict[str, Any]], role: str) -> list[tuple[int, int]]:
                   if i["kind"] == "ipu" and i["role"] == role)
 
 
-# Audio mode does not meet the bounds yet: Rapport's VAD (models/vad.py) ends units 60-150 ms
-# after the labels on the clean clips themselves (its absolute -60 dBFS level floor and 80 ms
-# hangover keep a word's decaying tail that the labels, cut 40 dB under the utterance's peak,
-# leave out), which also puts the loud therapist's talk time about 8 % over. Measured here:
-# residuals up to +115 ms, talk time +8.2 % (therapist), +0.6 % (client). Not strict: the
-# margin is small on some runs.
-AUDIO_XFAIL = pytest.mark.xfail(reason="models/vad.py ends units 60-150 ms late (issue 4)",
-                                strict=False)
-
-
-@pytest.mark.parametrize("mode", ["levels", pytest.param("audio", marks=AUDIO_XFAIL)])
+@pytest.mark.parametrize("mode", ["levels", "audio"])
 def test_two_browsers_stream_their_microphones_into_the_report(
         mode: str, job: Job, wavs: dict[str, Wav], tmp_path: Path) -> None:
     session = f"browser-{mode}-{uuid.uuid4().hex[:8]}"

@@ -128,6 +128,18 @@ def test_mapping_args_are_scrubbed(capture) -> None:
     assert entry["message"] == "user [redacted] with [redacted] on rapport.events"
 
 
+def test_named_tuple_args_are_logged_not_crashed_on(capture) -> None:
+    # Faust's recovery logs sets of aiokafka TopicPartition (a named tuple) as %-args.
+    from aiokafka.structs import TopicPartition
+
+    logger, stream, _ = capture
+    logger.warning("still waiting for %r and %s", {TopicPartition("rapport-changelog", 3)},
+                   (TopicPartition("rapport.events", 1), b"raw"))
+    (entry,) = lines(stream)
+    assert "partition=3" in entry["message"] and "partition=1" in entry["message"]
+    assert "<3 bytes>" in entry["message"]
+
+
 @pytest.mark.parametrize("message, secret", [
     ("header Authorization: Bearer eyJhbGciOi.payload.sig was refused", "eyJhbGciOi"),
     ("basic auth basic dXNlcjpwYXNz here", "dXNlcjpwYXNz"),

@@ -96,3 +96,15 @@ def test_every_process_variable_is_documented() -> None:
     used = set(re.findall(r'"(RAPPORT_[A-Z_]+)"', source)) - {"RAPPORT_", "RAPPORT_ALERT_"}
     assert used <= documented, f"undocumented: {sorted(used - documented)}"
     assert {"RAPPORT_DATA_DIR", "RAPPORT_DB_URL", "RAPPORT_PSEUDONYM_KEY"} <= used
+
+
+def test_vad_backend_argument_beats_environment_beats_default() -> None:
+    assert load_settings(env={}).vad_backend == "rapport"
+    env = {"RAPPORT_VAD_BACKEND": "silero"}
+    assert load_settings(env=env).vad_backend == "silero"
+    assert load_settings(env=env, vad_backend="rapport").vad_backend == "rapport"
+    for env, explicit, field in (({"RAPPORT_VAD_BACKEND": "webrtc"}, None,
+                                  "RAPPORT_VAD_BACKEND"), ({}, "torch", "--vad-backend")):
+        with pytest.raises(ConfigError) as raised:
+            load_settings(env=env, vad_backend=explicit)
+        assert raised.value.field == field

@@ -8,12 +8,10 @@ built (see that script). Accuracy is per 20 ms frame, after METRICS.md §2 (brid
 applies to the VAD's frames. Raw-frame figures are printed by ``bench/vad.py``.
 
 Thresholds are measured, not wished for (committed clips, default config, §2 accuracy):
-clean 0.960 / 0.946 / 0.988 (pooled 0.965); white 0.988 / 0.945 / 0.919 and pink 0.988 /
-0.986 / 0.919 at 20 / 10 / 5 dB; babble 0.905 / 0.896 / 0.850. The loud clean clip loses its
-points on utterance tails that the VAD hears (above -60 dBFS) but the labels trim (more than
-40 dB under the utterance's peak). Babble is speech-shaped noise, so its thresholds are lower.
-Each assertion sits ~0.01–0.03 under the measurement, room for platform rounding in the
-resampling of the test audio, not for regressions of the detector.
+clean 0.997 / 0.992 / 0.997 (pooled 0.995); white 0.974 / 0.988 / 0.936 and pink 0.974 /
+0.994 / 0.928 at 20 / 10 / 5 dB; babble 0.936 / 0.931 / 0.882. Babble is speech-shaped noise,
+so its thresholds are lower. Each assertion sits ~0.01–0.03 under the measurement, room for
+platform rounding in the resampling of the test audio, not for regressions of the detector.
 """
 
 from __future__ import annotations
@@ -81,7 +79,7 @@ CLEAN = ("f_us_fast_loud", "m_gb_slow_quiet", "f_scot_mid")
 
 @pytest.mark.parametrize("name", CLEAN)
 def test_clean_clip_accuracy(name: str) -> None:
-    assert accuracy(name) >= 0.93
+    assert accuracy(name) >= 0.97
 
 
 def test_clean_clips_pooled_accuracy_at_least_95_percent() -> None:
@@ -91,13 +89,13 @@ def test_clean_clips_pooled_accuracy_at_least_95_percent() -> None:
         predicted = section2(run(audio))
         hits += int(np.sum(predicted == labels))
         total += len(labels)
-    assert hits / total >= 0.95
+    assert hits / total >= 0.98
 
 
 NOISY_MINIMA = {
-    ("white", 20): 0.95, ("white", 10): 0.92, ("white", 5): 0.90,
-    ("pink", 20): 0.95, ("pink", 10): 0.95, ("pink", 5): 0.90,
-    ("babble", 20): 0.88, ("babble", 10): 0.87, ("babble", 5): 0.82,
+    ("white", 20): 0.95, ("white", 10): 0.96, ("white", 5): 0.91,
+    ("pink", 20): 0.95, ("pink", 10): 0.97, ("pink", 5): 0.90,
+    ("babble", 20): 0.91, ("babble", 10): 0.91, ("babble", 5): 0.86,
 }
 
 
@@ -113,6 +111,37 @@ def test_labels_match_their_clips() -> None:
         assert info.samplerate == SR and info.channels == 1
         assert len(meta["voiced"]) == int(info.frames) // FRAME
     assert sum(p.stat().st_size for p in AUDIO.iterdir()) < 2_000_000
+
+
+def test_babble_far_from_the_talker_is_not_speech() -> None:
+    # Babble 20 dB under the talker: frames more than 200 ms from any labelled speech are
+    # noise alone; the broadband test (its threshold raised by babble's spread at a high
+    # long-term SNR) keeps them out.
+    audio, labels = load("f_scot_mid__babble20")
+    predicted = section2(run(audio))
+    near = np.convolve(labels, np.ones(21), mode="same") > 0  # within 10 frames of speech
+    assert float(np.mean(predicted[~near])) <= 0.05
+
+
+def harmonic(seconds: float, level_dbfs: float, f0: float = 150.0) -> np.ndarray:
+    """A voiced-like sound: the first 20 harmonics of ``f0``, RMS at ``level_dbfs``."""
+    t = np.arange(int(seconds * SR)) / SR
+    wave = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 21))
+    return np.asarray(wave / np.sqrt(np.mean(wave**2)) * 10 ** (level_dbfs / 20))
+
+
+@pytest.mark.parametrize(("under_db", "kept"), [(30, True), (50, False)])
+def test_a_tail_ends_the_unit_once_out_of_the_talkers_range(under_db: int, kept: bool) -> None:
+    # 1 s of loud voiced sound (-10 dBFS), then 300 ms of the same sound ``under_db`` lower
+    # (still above min_level_dbfs), then silence. Within talker_range_db (40) of the peak the
+    # tail is speech; further under it, the unit ends with the loud part (no hangover either).
+    lead, loud, tail = np.zeros(SR // 2), harmonic(1.0, -10), harmonic(0.3, -10 - under_db)
+    audio = np.concatenate((lead, loud, tail, np.zeros(SR))).astype(np.float32)
+    voiced = run(audio)
+    end = voiced.rindex("1") + 1
+    loud_end, tail_end = 75, 90  # frames: 0.5 s + 1 s, and + 0.3 s
+    assert voiced[26:loud_end] == "1" * (loud_end - 26)
+    assert end == (tail_end if kept else loud_end)
 
 
 # --- silence and the noise floor ---------------------------------------------------------------

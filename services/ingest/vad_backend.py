@@ -1,0 +1,72 @@
+"""The VAD backend of audio mode (``IngestConfig.vad_backend``, ``RAPPORT_VAD_BACKEND``,
+``--vad-backend``): ``rapport`` (models/vad.py, the default) or ``silero``
+(models/vad_silero.py, the optional extra).
+
+:class:`VadBackend` is built once per ingest process and makes one VAD per audio-mode
+participant. With ``silero`` every participant's VAD shares one onnxruntime session (loaded
+here, so a missing extra is a :class:`~models.errors.ConfigError` at start-up, not at the
+first participant); each participant still runs its own inferences. Batching the windows of
+all participants into one inference would need a scheduler between participants whose audio
+arrives independently (each reader would wait for the others' windows, adding latency and
+coupling every participant's stream to the slowest one): not worth it at one core's worth of
+participants, see docs/ingest.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from models.errors import ConfigError
+from models.vad import StreamingVad, VadConfig
+
+log = logging.getLogger(__name__)
+
+BACKENDS: Final = ("rapport", "silero")
+VAD_RATE = 16_000
+
+
+class FrameVad(Protocol):
+    """What audio mode needs of a VAD: 16 kHz mono float samples in, one ``0``/``1`` per
+    decided frame out (models.vad.StreamingVad and models.vad_silero.StreamingSileroVad)."""
+
+    @property
+    def frame_samples(self) -> int: ...
+
+    @property
+    def frames_decided(self) -> int: ...
+
+    def push(self, samples: npt.ArrayLike) -> str: ...
+
+
+class VadBackend:
+    """Makes each audio-mode participant's VAD (see the module docstring)."""
+
+    def __init__(self, name: str = "rapport", config: VadConfig | None = None) -> None:
+        if name not in BACKENDS:
+            raise ConfigError("vad_backend", f"must be one of {', '.join(BACKENDS)}, "
+                                             f"got {name!r}")
+        self.name = name
+        self.config = config or VadConfig()
+        self._session: Any = None
+        if name == "silero":
+            from models.vad_silero import load_session
+
+            self._session = load_session()  # ConfigError when the extra is missing
+            log.info("VAD backend silero: one onnxruntime session for every participant")
+
+    def create(self) -> FrameVad:
+        """A new participant's VAD."""
+        if self._session is not None:
+            from models.vad_silero import StreamingSileroVad
+
+            return StreamingSileroVad(frame_ms=self.config.frame_ms, session=self._session)
+        return StreamingVad(self.config, VAD_RATE)
+
+    def warm(self) -> None:
+        """Run the backend once on a second of silence: librosa compiles some of its code
+        (numba) on first use, seconds the first time; onnxruntime allocates on first run."""
+        self.create().push(np.zeros(VAD_RATE, dtype=np.float32))
