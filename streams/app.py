@@ -236,15 +236,30 @@ class Pipeline:
                                                 partition=partition))
         return states
 
-    def revoke(self, revoked: set[TP]) -> None:
+    async def revoke(self, revoked: set[TP]) -> None:
+        """Hand revoked partitions over: persist their changed sessions, then forget them.
+
+        Faust calls this after the agent has finished its batch and before any other worker
+        gets the partitions. The sessions changed since the last commit are written now, not
+        dropped: whether the offsets of their events got committed during the rebalance is not
+        ours to know, and a state ahead of the committed offsets is safe (the next owner
+        skips the records it already holds), while one behind them loses events."""
         partitions = {tp.partition for tp in revoked if tp.topic == self.config.topics.events}
         if partitions:
             for partition in sorted(partitions):
                 log.info("partition %d revoked", partition,
                          extra=context(topic=self.config.topics.events, partition=partition))
-            self.processor.revoke(partitions)
-            # Not yet persisted: the next owner replays them from the committed offsets.
-            self._dirty = {k: v for k, v in self._dirty.items() if v[0] not in partitions}
+            async with self._lock:
+                handed = {k: v for k, v in self._dirty.items() if v[0] in partitions}
+                if handed:
+                    await self._flush()  # their outputs first
+                    for session_id, (partition, state) in handed.items():
+                        event = self._latest.get(partition)
+                        if event is not None:
+                            self._write(event, session_id.encode(), state)
+                    await self._flush()
+                self._dirty = {k: v for k, v in self._dirty.items() if v[0] not in partitions}
+                self.processor.revoke(partitions)
             for partition in partitions:
                 self._latest.pop(partition, None)
                 with contextlib.suppress(KeyError):
@@ -321,7 +336,7 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
         pipeline.observe_lag()
 
     async def on_revoked(_sender: Any, *args: Any, signal: Any = None, **_: Any) -> None:
-        pipeline.revoke(args[0])  # the revoked set of TPs
+        await pipeline.revoke(args[0])  # the revoked set of TPs
 
     async def on_assigned(_sender: Any, *args: Any, signal: Any = None, **_: Any) -> None:
         owned = sorted(pipeline.owned_event_partitions())
