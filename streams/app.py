@@ -257,6 +257,7 @@ class Pipeline:
                         event = self._latest.get(partition)
                         if event is not None:
                             self._write(event, session_id.encode(), state)
+                            metrics.CHECKPOINTS.inc()
                     await self._flush()
                 self._dirty = {k: v for k, v in self._dirty.items() if v[0] not in partitions}
                 self.processor.revoke(partitions)
