@@ -35,7 +35,14 @@ from models.records import (
     report_record,
 )
 from models.session import SessionEngine, event_time
-from models.stream_session import ClosedSession, EndedBy, SessionState, StreamSession
+from models.stream_session import (
+    REPORT_POSITION_HEADER,
+    ClosedSession,
+    EndedBy,
+    SessionState,
+    StreamSession,
+    report_position,
+)
 
 OutputTopic = Literal["quality", "alerts", "reports", "dlq"]
 _NEVER = 2**63  # engines advance once per batch, driven by the processor
@@ -50,6 +57,7 @@ class OutputRecord:
     key: bytes | None
     value: bytes
     partition: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(slots=True)
@@ -286,7 +294,8 @@ class BatchProcessor:
                 self._publish_quality(session, end, report, events, source, result)
             record = report_record(session_id, engine.clinic_id, end, engine.start_ms or 0,
                                    ended_by, engine.participants(), report)
-            self._emit(result, "reports", session_id, record, session.partition)
+            self._emit(result, "reports", session_id, record, session.partition,
+                       ((REPORT_POSITION_HEADER, report_position(session)),))
         result.closed[ended_by] += 1
         closed = ClosedSession(session_id, session.partition, session.last_offset,
                                session.last_index, now, ended_by)
@@ -306,9 +315,11 @@ class BatchProcessor:
 
     @staticmethod
     def _emit(result: BatchResult, topic: OutputTopic, session_id: str | None,
-              record: dict[str, Any], partition: int) -> None:
+              record: dict[str, Any], partition: int,
+              headers: tuple[tuple[str, bytes], ...] = ()) -> None:
         key = session_id.encode() if session_id is not None else None
-        result.outputs.append(OutputRecord(topic, key, orjson.dumps(record), partition))
+        result.outputs.append(OutputRecord(topic, key, orjson.dumps(record), partition,
+                                           headers))
 
 
 def event_of(record: InputRecord) -> Event | None:

@@ -10,17 +10,30 @@ changelog-backed table, one entry per session, keyed by ``session_id``:
   skipped, because its effect is already in the restored state.
 - :class:`ClosedSession` once the final report is published: a small marker so a redelivered
   event neither reopens the session nor publishes its report twice.
+
+The marker is written right after the report is on the broker, so a worker that dies between
+the two leaves an open state behind whose report is already published. Each report record
+therefore carries the input position it covers (header :data:`REPORT_POSITION_HEADER`), and a
+worker taking a partition over reads the reports published since the table's last watermark
+(:class:`PublishedReport`) and closes such sessions without publishing again
+(:func:`reconcile`; docs/streaming.md, "Delivery guarantees").
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, cast, get_args
+
+import orjson
 
 from models import checkpoint
 from models.session import SessionEngine
 
 EndedBy = Literal["session.end", "idle_timeout", "unreportable"]
+
+# Kafka header of a report record: "partition:offset:index" of the newest input it covers.
+REPORT_POSITION_HEADER = "rapport-input"
 
 
 @dataclass(slots=True)
@@ -64,3 +77,76 @@ SessionState = StreamSession | ClosedSession
 def load_state(data: bytes) -> SessionState:
     """Restore a persisted session state (raises ``CheckpointError`` on anything else)."""
     return cast(SessionState, checkpoint.load(data, (StreamSession, ClosedSession)))
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedReport:
+    """A final report found on the reports topic, as much of it as closing its session takes:
+    the input position it covers and when it was published (record timestamp, ms)."""
+
+    session_id: str
+    partition: int
+    last_offset: int
+    last_index: int
+    published_ms: int
+    ended_by: EndedBy
+
+    @classmethod
+    def parse(cls, value: bytes, headers: Sequence[tuple[str, bytes]],
+              timestamp_ms: int) -> PublishedReport | None:
+        """The report in a record of the reports topic, or ``None`` for a record this worker
+        cannot use (published by a version without the position header, or not a report)."""
+        position = next((v for k, v in headers if k == REPORT_POSITION_HEADER), None)
+        if position is None:
+            return None
+        try:
+            partition, offset, index = (int(part) for part in position.split(b":"))
+            record = orjson.loads(value)
+            session_id, ended_by = record["session_id"], record["ended_by"]
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+            return None
+        if not isinstance(session_id, str) or ended_by not in get_args(EndedBy):
+            return None
+        return cls(session_id, partition, offset, index, timestamp_ms, ended_by)
+
+
+def report_position(session: StreamSession) -> bytes:
+    """The value of :data:`REPORT_POSITION_HEADER` for ``session``'s final report."""
+    return b"%d:%d:%d" % (session.partition, session.last_offset, session.last_index)
+
+
+def reconcile(states: Iterable[SessionState], published: Mapping[str, PublishedReport],
+              ) -> tuple[list[SessionState], list[ClosedSession]]:
+    """A partition's restored states with every published report's session closed:
+    ``(states, markers to write)``.
+
+    An open session whose report is already on the topic (its worker died before writing the
+    marker) is closed as if the marker had been written; so is a reported session the table
+    does not hold at all (its worker died before its first checkpoint). The marker takes the
+    report's input position, so records replayed up to it are recognised as already applied
+    and only events after it are rejected for a closed session, exactly as if the worker that
+    published the report had not died."""
+    kept: list[SessionState] = []
+    closed: list[ClosedSession] = []
+    held: set[str] = set()
+    for state in states:
+        held.add(state.session_id)
+        report = published.get(state.session_id)
+        if isinstance(state, StreamSession) and report is not None:
+            marker = _marker(report, state.last_record_ms)
+            kept.append(marker)
+            closed.append(marker)
+        else:
+            kept.append(state)
+    for session_id, report in published.items():
+        if session_id not in held:
+            marker = _marker(report, 0)
+            kept.append(marker)
+            closed.append(marker)
+    return kept, closed
+
+
+def _marker(report: PublishedReport, last_record_ms: int) -> ClosedSession:
+    return ClosedSession(report.session_id, report.partition, report.last_offset,
+                         report.last_index, max(last_record_ms, report.published_ms),
+                         report.ended_by)

@@ -13,6 +13,9 @@ creates the directory and the key file when it opens (services/store).
 
 The ingest adds ``RAPPORT_VAD_BACKEND``: the VAD of WebRTC audio mode, ``rapport`` (default)
 or ``silero`` (the optional extra; services/ingest/vad_backend.py).
+
+``RAPPORT_FAILPOINT`` is for crash tests only: ``after-report`` makes a streaming worker exit
+the moment a final report is on the broker, before its closed marker is written.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 DB_FILE = "rapport.db"
 VAD_BACKENDS = ("rapport", "silero")  # services/ingest/vad_backend.py
+FAILPOINTS = ("after-report",)  # streams/app.py
 
 
 def data_dir_from(env: Mapping[str, str]) -> Path:
@@ -59,6 +63,7 @@ class Settings:
     db_url: str = ""  # "" means the default SQLite file in data_dir (see database_url)
     pseudonym_key: str | None = field(default=None, repr=False)  # None: key file in data_dir
     vad_backend: str = "rapport"  # VAD of the ingest's audio mode
+    failpoint: str | None = None  # crash tests only (RAPPORT_FAILPOINT)
 
     @property
     def database_url(self) -> str:
@@ -141,5 +146,10 @@ def load_settings(
     if backend not in VAD_BACKENDS:
         name = "--vad-backend" if vad_backend else "RAPPORT_VAD_BACKEND"
         raise ConfigError(name, f"must be {' or '.join(VAD_BACKENDS)}, got {backend!r}")
+    failpoint = env.get("RAPPORT_FAILPOINT", "").strip() or None
+    if failpoint is not None and failpoint not in FAILPOINTS:
+        raise ConfigError("RAPPORT_FAILPOINT", f"must be {' or '.join(FAILPOINTS)} (crash "
+                                               f"tests only), got {failpoint!r}")
     return Settings(engine=engine, log_level=level, data_dir=directory, db_url=url,
-                    pseudonym_key=key.strip() if key else None, vad_backend=backend)
+                    pseudonym_key=key.strip() if key else None, vad_backend=backend,
+                    failpoint=failpoint)

@@ -9,7 +9,9 @@ that before committing offsets, with the agent held off meanwhile. Hence, after 
 restored table matches the committed offsets (or is ahead of them, and the records redelivered
 are recognised by offset and skipped), and it is never ahead of the published outputs. A
 session's final report is the exception to deferral: its closed marker is written as soon as
-the report is on the broker, so a replay cannot publish it again (docs/streaming.md,
+the report is on the broker, so a replay cannot publish it again; and should the worker die
+between the two, whoever takes the partition over reads the reports published since the last
+commit back and closes those sessions (``streams/report_log.py``; docs/streaming.md,
 "Delivery guarantees").
 
 A timer sends a *tick* (an empty record with header ``rapport-control: tick``) to every
@@ -22,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +38,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from models import checkpoint
 from models.config import EngineConfig, PipelineConfig
+from models.delivery import DeliveryGuard, Verdict
 from models.processor import BatchProcessor
 from models.records import InputRecord
-from models.stream_session import ClosedSession, SessionState, load_state
+from models.stream_session import ClosedSession, SessionState, load_state, reconcile
 from services.broker import BrokerProbe
 from services.logs import context
 from streams import kafka, metrics
+from streams.report_log import ReportLog, watermark_key, watermark_partition
 from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
 
 log = logging.getLogger(__name__)
@@ -72,11 +77,21 @@ class WorkerConfig:
     session_timeout_s: float = 10.0
     engine: EngineConfig = field(default_factory=EngineConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    # Crash tests only (RAPPORT_FAILPOINT): "after-report" exits the process right after a
+    # report is on the broker, before its closed marker is written.
+    failpoint: str | None = None
 
 
 class _App(faust.App):
+    stop_hooks: list[Callable[[], Awaitable[None]]]
+
     def _new_transport(self) -> Any:
         return kafka.Transport(self.conf.broker_consumer, self)
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        for hook in getattr(self, "stop_hooks", ()):
+            await hook()
 
 
 def is_tick(headers: Any) -> bool:
@@ -99,13 +114,22 @@ class Pipeline:
         self.table = table
         self.outputs = outputs
         self.processor = BatchProcessor(config.engine, config.pipeline)
-        self._restored: dict[int, list[SessionState]] | None = None
+        self.report_log = ReportLog(config.broker, config.topics.reports,
+                                    config.fetch_max_wait_ms)
+        # States of partitions taken over, from the table, for the processor's first batch.
+        self._restored: dict[int, list[SessionState]] = {}
+        # Per owned partition, the reports watermark (streams/report_log.py): as known now,
+        # and as last written to the table.
+        self._watermarks: dict[int, int] = {}
+        self._written_watermarks: dict[int, int] = {}
         # Sessions changed since the last commit: written once each before the next one.
         self._dirty: dict[str, tuple[int, SessionState | None]] = {}
         # A recent event per partition: the context a table write needs (see _write).
         self._latest: dict[int, EventT[Any]] = {}
         # Held while a batch is processed and while a commit picks its offsets.
         self._lock = asyncio.Lock()
+        # Each partition's records applied once, in order, without holes (models/delivery.py).
+        self.delivery = DeliveryGuard()
 
     async def handle(self, events: Sequence[EventT[Any]]) -> None:
         async with self._lock:
@@ -115,26 +139,40 @@ class Pipeline:
         started = time.perf_counter()
         latest = self._latest
         records = []
-        for event in events:
+        for event in await self._in_order(events):
             message = event.message
             latest[message.partition] = event
             records.append(InputRecord(
                 message.value if message.value is not None else b"", message.partition,
                 message.offset, int(message.timestamp * 1000), key=message.key,
                 topic=message.topic, control=is_tick(message.headers)))
-        self._restored = None
+        known = self.processor.partitions
+        taken = {record.partition for record in records} - known
+        if taken:
+            await self._take_over(taken)
         result = self.processor.process(records, self._restore)
         # Dirty before the first await, so no checkpoint pass writes these states before
         # their outputs are flushed.
         self._dirty.update(result.writes)
+        reports = []
         for output in result.outputs:
-            await self.outputs[output.topic].send(
-                key=output.key, value=output.value, partition=output.partition)
+            sent = await self.outputs[output.topic].send(
+                key=output.key, value=output.value, partition=output.partition,
+                headers=list(output.headers) or None)
+            if output.topic == "reports":
+                reports.append((output.partition, sent))
         closed = {k: v for k, v in result.writes.items() if isinstance(v[1], ClosedSession)}
         if closed:
             # A closed session's marker is persisted at once, not at the next commit: after a
             # crash the replayed events would otherwise publish its report a second time.
             await self._flush()  # the reports first
+            for partition, sent in reports:
+                offset = (await sent).offset
+                self._watermarks[partition] = max(self._watermarks.get(partition, 0),
+                                                  offset + 1)
+            if self.config.failpoint == "after-report":
+                log.critical("failpoint after-report: exiting before the closed markers")
+                os._exit(70)
             for session_id, (partition, state) in closed.items():
                 del self._dirty[session_id]
                 self._write(latest[partition], session_id.encode(), state)
@@ -142,6 +180,36 @@ class Pipeline:
         metrics.observe(result, int(time.time() * 1000), self.processor.open_sessions())
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_RECORDS.observe(len(records))
+
+    async def _in_order(self, events: Sequence[EventT[Any]]) -> list[EventT[Any]]:
+        """The batch's records to apply: per partition in offset order, each once, none
+        after a hole; for a hole, the partition is sought back to it (models/delivery.py)."""
+        check = self.delivery.check
+        now_ms = int(time.monotonic() * 1000)
+        ordered = sorted(events, key=lambda e: (e.message.partition, e.message.offset))
+        kept = []
+        for event in ordered:
+            message = event.message
+            verdict, seek = check(message.partition, message.offset, now_ms)
+            if verdict is Verdict.APPLY:
+                kept.append(event)
+                continue
+            metrics.DELIVERY_ANOMALIES.labels(verdict.value).inc()
+            if seek is not None:
+                log.warning("partition %d: offset %d delivered before %d; seeking back",
+                            message.partition, message.offset, seek,
+                            extra=context(topic=message.topic, partition=message.partition,
+                                          offset=message.offset))
+                # Done by the consumer's fetch loop (streams/kafka.py, 5): it alone knows which
+                # of the records it already fetched precede the seek.
+                kafka.REWINDS[TP(message.topic, message.partition)] = seek
+        return kept
+
+    def commit_ceiling(self, tp: TP) -> int | None:
+        """The highest offset of ``tp`` a commit may name: the next record to apply."""
+        if tp.topic != self.config.topics.events:
+            return None
+        return self.delivery.next_offset(tp.partition)
 
     async def commit(self, commit: Callable[[], Awaitable[bool]]) -> bool:
         """Persist the dirty sessions, then let Faust commit (it flushes the producer first
@@ -170,6 +238,12 @@ class Pipeline:
                     if event is not None:  # None: the partition was revoked meanwhile
                         self._write(event, session_id.encode(), state)
                         written += 1
+            # Every report before a partition's watermark has its closed marker written.
+            self._write_watermarks(self._watermarks)
+            # Faust's commit flushes the producer too, but its flush of the buffered table
+            # writes gives up after 100 ms without progress (see _flush): on a busy machine
+            # offsets were then committed ahead of the states, and a rebalance lost events.
+            await self._flush()
             if written:
                 metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
                 metrics.CHECKPOINTS.inc(written)
@@ -209,32 +283,73 @@ class Pipeline:
             await producer.flush()
 
     def _write(self, event: EventT[Any], key: bytes, state: SessionState | None) -> None:
+        self._put(event, key, None if state is None else checkpoint.dump(state))
+
+    def _put(self, event: EventT[Any], key: bytes, value: bytes | None) -> None:
         # Faust sends a table change to the changelog partition (and RocksDB shard) of the
         # "current event", a context variable set only while a stream yields one event; a
-        # take_events() batch body runs outside it, so it is set to an event of the session's
+        # take_events() batch body runs outside it, so it is set to an event of the key's
         # own partition for the duration of the write.
         token = _current_event.set(weakref.ref(event))
         try:
-            if state is None:
+            if value is None:
                 if key in self.table:
                     del self.table[key]
             else:
-                self.table[key] = checkpoint.dump(state)
+                self.table[key] = value
         finally:
             _current_event.reset(token)
 
+    def _write_watermarks(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            watermark = self._watermarks.get(partition)
+            event = self._latest.get(partition)
+            if watermark is None or event is None \
+                    or self._written_watermarks.get(partition) == watermark:
+                continue
+            self._put(event, watermark_key(partition), b"%d" % watermark)
+            self._written_watermarks[partition] = watermark
+
+    async def _take_over(self, partitions: set[int]) -> None:
+        """Partitions this worker starts processing (first batch after an assignment): their
+        sessions from the table, reconciled with the reports already published (a report
+        whose closed marker a dying worker did not write; streams/report_log.py)."""
+        states: dict[int, list[SessionState]] = {p: [] for p in partitions}
+        watermarks: dict[int, int] = {}
+        for key, value in self.table.items():
+            marked = watermark_partition(key)
+            if marked is not None:
+                if marked in partitions:
+                    watermarks[marked] = int(value)
+                continue
+            state = load_state(value)
+            if state.partition in partitions:
+                states[state.partition].append(state)
+        markers = 0
+        for partition in sorted(partitions):
+            where = context(topic=self.config.topics.events, partition=partition)
+            published, end = await self.report_log.read(partition,
+                                                        watermarks.get(partition, 0))
+            kept, closed = reconcile(states[partition], published)
+            for marker in closed:
+                self._write(self._latest[partition], marker.session_id.encode(), marker)
+                log.warning("session %s: report already published (worker died before its "
+                            "closed marker); closed without publishing again",
+                            marker.session_id, extra=where)
+            markers += len(closed)
+            self._restored[partition] = kept
+            self._watermarks[partition] = end
+            if watermarks.get(partition) is not None:
+                self._written_watermarks[partition] = watermarks[partition]
+            if kept:
+                log.info("partition %d: restored %d session(s) from the changelog", partition,
+                         len(kept), extra=where)
+        if markers:
+            await self._flush()
+            metrics.CLOSED_FROM_REPORTS.inc(markers)
+
     def _restore(self, partition: int) -> list[SessionState]:
-        if self._restored is None:
-            self._restored = {}
-            for value in self.table.values():
-                state = load_state(value)
-                self._restored.setdefault(state.partition, []).append(state)
-        states = self._restored.get(partition, [])
-        if states:
-            log.info("partition %d: restored %d session(s) from the changelog", partition,
-                     len(states), extra=context(topic=self.config.topics.events,
-                                                partition=partition))
-        return states
+        return self._restored.pop(partition, [])
 
     async def revoke(self, revoked: set[TP]) -> None:
         """Hand revoked partitions over: persist their changed sessions, then forget them.
@@ -258,11 +373,16 @@ class Pipeline:
                         if event is not None:
                             self._write(event, session_id.encode(), state)
                             metrics.CHECKPOINTS.inc()
-                    await self._flush()
+                self._write_watermarks(partitions)
+                await self._flush()
                 self._dirty = {k: v for k, v in self._dirty.items() if v[0] not in partitions}
                 self.processor.revoke(partitions)
+                self.delivery.forget(partitions)
             for partition in partitions:
                 self._latest.pop(partition, None)
+                self._restored.pop(partition, None)
+                self._watermarks.pop(partition, None)
+                self._written_watermarks.pop(partition, None)
                 with contextlib.suppress(KeyError):
                     metrics.CONSUMER_LAG.remove(str(partition))
 
@@ -322,7 +442,9 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     table = app.Table(SESSIONS_TABLE, default=None, key_type=bytes, value_type=bytes,
                       partitions=config.partitions)
     pipeline = Pipeline(app, config, table, outputs)
+    app.stop_hooks = [pipeline.report_log.close]
     kafka.BEFORE_COMMIT = pipeline.commit
+    kafka.COMMIT_CEILING = pipeline.commit_ceiling
     kafka.INLINE_TOPICS = frozenset({topics.events})
 
     @app.agent(events, name="sessions")

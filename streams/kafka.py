@@ -20,26 +20,53 @@
    input topics (``INLINE_TOPICS``) take this path, and only while the flow runs: changelog
    records (table recovery) and deliveries during a rebalance go Faust's way. The rest
    of the loop (read offsets, offset gaps, ``broker_commit_every``) does what Faust's does.
-   Both overrides are private API: faust-streaming is pinned to the minor version they were
-   written against (pyproject.toml), and tests/integration/test_pipeline.py covers them
+4. Group errors reach the consumer. aiokafka's group coordinator hands an error it cannot
+   handle itself (an unexpected SyncGroup answer, say) to "the user" and then waits until the
+   user has seen it before rejoining; aiokafka's own ``getmany`` lets it see the error, but
+   Faust fetches through the fetcher directly and never does. The worker then silently stops
+   heartbeating and loses every partition while looking alive. Seen on the embedded broker,
+   whose group coordinator answers a follower's SyncGroup with InvalidRequest when the
+   leader's arrived first (two workers joining at once on a busy machine). This consumer
+   thread looks for such an error every second and logs it, so the coordinator rejoins;
+   authorization errors, which no rejoin cures, stop the worker.
+5. What may be committed. Faust commits, per partition, the end of the first run of
+   acknowledged offsets, even when that run starts after a record never acknowledged; and
+   around a rebalance records were seen delivered twice, out of order or not at all. The
+   pipeline applies each partition's records strictly in order (models/delivery.py) and this
+   consumer never commits past the next record it has to apply (``COMMIT_CEILING``). For a
+   hole, the pipeline asks for the partition to be fetched again from it (``REWINDS``); the
+   fetch loop seeks there and drops what it had already fetched of that partition.
+   All these overrides are private API: faust-streaming is pinned to the minor version they
+   were written against (pyproject.toml), and tests/integration/test_pipeline.py covers them
    (crash, rebalance).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 import aiokafka
+from aiokafka import errors as kafka_errors
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode import Service
 
 # Set by streams.app.build_app before the worker starts (one app per process).
 FETCH_MAX_WAIT_MS = 500
 BEFORE_COMMIT: Callable[[Callable[[], Awaitable[bool]]], Awaitable[bool]] | None = None
+# The highest offset the worker may commit per partition (5), None for no limit.
+COMMIT_CEILING: Callable[[Any], int | None] | None = None
+# Partitions the pipeline found a hole in, and the offset to fetch them from again (5).
+REWINDS: dict[Any, int] = {}
 # Topics whose messages are delivered inline (3): the worker's input, not the changelogs.
 INLINE_TOPICS: frozenset[str] = frozenset()
+
+log = logging.getLogger(__name__)
+_FATAL_GROUP_ERRORS = (kafka_errors.GroupAuthorizationFailedError,
+                       kafka_errors.TopicAuthorizationFailedError)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -48,6 +75,20 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # Private aiokafka attribute: the only hook, read when the fetcher is created.
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         return consumer
+
+    @Service.timer(1.0)
+    async def _surface_group_errors(self) -> None:
+        """See the module docstring (4). Runs on the consumer thread's own loop, which the
+        group coordinator's futures belong to."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if coordinator is None:
+            return
+        try:
+            coordinator.check_errors()
+        except _FATAL_GROUP_ERRORS:
+            raise  # crashes the worker: better than owning nothing while looking alive
+        except kafka_errors.KafkaError as error:
+            log.warning("consumer group error, rejoining: %r", error)
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -77,7 +118,12 @@ class _Consumer(faust_aiokafka.Consumer):
                 await asyncio.sleep(0)  # getmany may return at once, repeatedly
                 if self.should_stop:
                     continue
+                rewound: set[Any] = set()
                 async for tp, message in records:
+                    if REWINDS:
+                        rewound |= await self._rewind()
+                    if tp in rewound:
+                        continue  # fetched before the seek: delivered again from there on
                     offset = message.offset
                     previous = read_offset[tp]
                     if previous is not None and offset < previous:
@@ -107,6 +153,32 @@ class _Consumer(faust_aiokafka.Consumer):
                 raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    def _filter_committable_offsets(self, tps: Iterable[Any]) -> dict[Any, int]:
+        # See the module docstring (5).
+        offsets: dict[Any, int] = super()._filter_committable_offsets(tps)
+        if COMMIT_CEILING is None:
+            return offsets
+        capped = {}
+        for tp, offset in offsets.items():
+            ceiling = COMMIT_CEILING(tp)
+            if ceiling is not None:
+                offset = min(offset, ceiling)
+            if self._should_commit(tp, offset):
+                capped[tp] = offset
+        return capped
+
+    async def _rewind(self) -> set[Any]:
+        """Seek the partitions in :data:`REWINDS` back (point 5), here in the fetch loop, so
+        that the records already fetched after the hole are not delivered (their read offsets
+        would otherwise overwrite the seek's)."""
+        rewound = set()
+        while REWINDS:
+            tp, offset = REWINDS.popitem()
+            if tp in self.assignment():
+                await self.seek(tp, offset)
+                rewound.add(tp)
+        return rewound
 
     async def _commit_tps(self, tps: Iterable[Any], start_new_transaction: bool) -> bool:
         # Every commit path (periodic, on stop, on error) goes through here; the hook runs

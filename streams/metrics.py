@@ -41,6 +41,14 @@ BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
 CHECKPOINTS = Counter(
     "rapport_checkpoints_total", "Session checkpoints written to the changelog table.")
+CLOSED_FROM_REPORTS = Counter(
+    "rapport_sessions_closed_from_reports_total", "Sessions a worker taking a partition over "
+    "found reported but not marked closed (their worker died in between), closed without "
+    "publishing their report again.")
+DELIVERY_ANOMALIES = Counter(
+    "rapport_delivery_anomalies_total", "Input records the consumer delivered out of turn: "
+    "applied_already (delivered again: dropped), missing_before (after a hole: held back, "
+    "the partition sought back to the hole; models/delivery.py).", ["kind"])
 CHECKPOINT_SECONDS = Histogram(
     "rapport_checkpoint_seconds", "Time to persist the dirty sessions before a commit.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))

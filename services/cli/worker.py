@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         commit_interval_s=args.commit_interval_s,
         engine=engine,
         pipeline=pipeline,
+        failpoint=args.config.failpoint,
     )
     temporary = None
     if args.data_dir is None and args.store.startswith("memory"):

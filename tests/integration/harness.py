@@ -38,7 +38,8 @@ def free_port() -> int:
 class Worker:
     """A ``rapport worker`` process with /metrics on its own port; output in ``log``."""
 
-    def __init__(self, bootstrap: str, log: Path, *extra: str) -> None:
+    def __init__(self, bootstrap: str, log: Path, *extra: str,
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.log = log
         command = [sys.executable, "-m", "services.cli", "--log-level", "INFO", "worker",
@@ -47,7 +48,8 @@ class Worker:
                    "--web-port", str(self.port),
                    "--end-grace-ms", "1000", "--idle-timeout-s", "60", *extra]
         with open(log, "ab") as out:
-            self.process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=out)
+            self.process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=out,
+                                            env={**os.environ, **(env or {})})
 
     def metrics(self) -> dict[str, float]:
         """The worker's Prometheus samples, ``name{labels}`` -> value."""

@@ -20,7 +20,14 @@ from models.events import parse_event
 from models.processor import BatchProcessor, BatchResult, OutputRecord
 from models.records import InputRecord
 from models.simulation import SimulationConfig, simulate
-from models.stream_session import SessionState, load_state
+from models.stream_session import (
+    REPORT_POSITION_HEADER,
+    ClosedSession,
+    PublishedReport,
+    SessionState,
+    load_state,
+    reconcile,
+)
 
 PARTITIONS = 4
 
@@ -166,6 +173,101 @@ def test_a_crash_and_replay_changes_nothing_and_publishes_each_report_once() -> 
             key = (quality["session_id"], item["n"])
             assert key not in seen
             seen.add(key)
+
+
+def _crash_right_after_a_report(reconciled: bool) -> tuple[list[OutputRecord],
+                                                             dict[str, dict[str, Any]]]:
+    """A worker dies after a batch's report is on the broker, before any of that batch's
+    state (the closed marker included) is persisted; a new worker restores the table (as of
+    the last commit) and replays from the crashed batch on, reading the reports topic back
+    first when ``reconciled`` (streams/report_log.py)."""
+    events = simulated(sessions=4, seed=11)
+    log = Log()
+    log.events(events)
+    log.ticks(PipelineConfig().end_grace_ms)
+    records = log.records
+    persisted = Persisted()
+    first = BatchProcessor()
+    outputs: list[OutputRecord] = []
+    i = 0
+    while True:
+        batch = records[i : i + 50]
+        result = first.process(batch, persisted.restore)
+        outputs.extend(result.outputs)
+        if any(o.topic == "reports" for o in result.outputs):
+            break  # died before persisting this batch's writes
+        persisted.apply(result)
+        i += 50
+    published: dict[str, PublishedReport] = {}
+    for output in outputs:
+        if output.topic == "reports":
+            report = PublishedReport.parse(output.value, output.headers, log.clock)
+            assert report is not None
+            published[report.session_id] = report
+
+    def restore(partition: int) -> list[SessionState]:
+        states = persisted.restore(partition)
+        if not reconciled:
+            return states
+        mine = {k: v for k, v in published.items() if v.partition == partition}
+        return reconcile(states, mine)[0]
+
+    second = BatchProcessor()
+    j = i
+    while j < len(records):
+        result = second.process(records[j : j + 50], restore)
+        persisted.apply(result)
+        outputs.extend(result.outputs)
+        j += 50
+    return outputs, offline(events)
+
+
+def test_a_report_published_just_before_a_crash_is_not_published_again() -> None:
+    outputs, expected = _crash_right_after_a_report(reconciled=True)
+    reports = values(outputs, "reports")
+    assert sorted(r["session_id"] for r in reports) == sorted(expected)
+    for record in reports:
+        assert record["report"] == expected[record["session_id"]]
+    # The replayed records up to the report's position count as already applied: nothing
+    # is rejected for the session being closed.
+    assert not values(outputs, "dlq")
+    for output in outputs:
+        if output.topic == "reports":
+            assert dict(output.headers)[REPORT_POSITION_HEADER].count(b":") == 2
+
+
+def test_without_reading_reports_back_that_crash_would_repeat_the_report() -> None:
+    """Why the reports topic is read back: the same crash, restored from the table alone."""
+    outputs, expected = _crash_right_after_a_report(reconciled=False)
+    reported = [r["session_id"] for r in values(outputs, "reports")]
+    assert len(reported) > len(set(reported)) == len(expected)
+
+
+def test_reconcile_closes_open_and_unknown_sessions_at_the_reports_position() -> None:
+    session = BatchProcessor()
+    log = Log()
+    events = simulated(sessions=1, minutes=1.0, seed=2)
+    log.events(events[:40])
+    result = session.process(log.records, lambda _: [])
+    (state,) = [s for _, s in result.writes.values() if s is not None]
+    partition = state.partition
+    header = ((REPORT_POSITION_HEADER, b"%d:%d:%d" % (partition, 77, 2)),)
+    value = orjson.dumps({"session_id": state.session_id, "ended_by": "session.end"})
+    report = PublishedReport.parse(value, header, 123_456_789)
+    other = PublishedReport.parse(orjson.dumps({"session_id": "gone", "ended_by":
+                                                "idle_timeout"}), header, 5)
+    assert report is not None and other is not None
+    kept, closed = reconcile([state], {state.session_id: report, "gone": other})
+    assert kept == closed
+    assert closed[0] == ClosedSession(state.session_id, partition, 77, 2, 123_456_789,
+                                      "session.end")
+    assert closed[1].session_id == "gone" and closed[1].ended_by == "idle_timeout"
+    assert closed[0].replayed(partition, 77, 2) and not closed[0].replayed(partition, 77, 3)
+    # Records without the header (an older worker) or not reports are ignored, not fatal.
+    assert PublishedReport.parse(value, (), 1) is None
+    assert PublishedReport.parse(b"{not json", header, 1) is None
+    assert PublishedReport.parse(orjson.dumps({"session_id": 3, "ended_by": "x"}), header,
+                                 1) is None
 
 
 def test_malformed_records_go_to_the_dead_letter_topic_with_field_and_reason() -> None:

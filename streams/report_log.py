@@ -1,0 +1,98 @@
+"""Reading back the reports a partition already has, so a report is published once even when a
+worker dies between publishing it and writing its session's closed marker.
+
+A worker publishes a final report, waits for the broker's acknowledgement, then writes the
+session's closed marker to its table. A crash between the two leaves the table saying "open";
+the next owner would replay the session's last records and publish the report again. So the
+worker keeps, per partition, the *reports watermark*: the end offset of its partition of
+``rapport.reports`` at which every report before it has its closed marker in the table. It is
+written to the table (key :func:`watermark_key`) at every offset commit. A worker taking a
+partition over reads the reports from the restored watermark to the end of that partition and
+closes every restored open session found there (:func:`models.stream_session.reconcile`).
+
+The read is bounded by what was published since the last commit of the previous owner (a few
+seconds' worth), or the whole partition when no watermark exists yet (a table written by an
+earlier version).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from models.stream_session import PublishedReport
+
+log = logging.getLogger(__name__)
+
+# Table keys of the watermarks; session ids are UTF-8 text and never start with a NUL byte.
+WATERMARK_PREFIX = b"\x00reports-watermark:"
+
+
+def watermark_key(partition: int) -> bytes:
+    return WATERMARK_PREFIX + str(partition).encode()
+
+
+def watermark_partition(key: bytes) -> int | None:
+    """The partition of a watermark key, ``None`` for a session key."""
+    if not key.startswith(WATERMARK_PREFIX):
+        return None
+    return int(key[len(WATERMARK_PREFIX):])
+
+
+def bootstrap_servers(broker: str) -> str:
+    """aiokafka's bootstrap list from Faust's broker URL(s) (``kafka://h:p;kafka://h2:p``)."""
+    return ",".join(url.split("://", 1)[-1] for url in broker.split(";"))
+
+
+class ReportLog:
+    """Reads one partition of the reports topic at a time, from an offset to its current end.
+
+    One consumer without a group (nothing is committed), started on first use."""
+
+    def __init__(self, broker: str, topic: str, fetch_max_wait_ms: int) -> None:
+        self._bootstrap = bootstrap_servers(broker)
+        self._topic = topic
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def read(self, partition: int, start: int,
+                   ) -> tuple[dict[str, PublishedReport], int]:
+        """The reports of ``partition`` from offset ``start`` on (records already dropped by
+        retention are skipped), by session id, and the partition's end offset."""
+        consumer = await self._started()
+        tp = TopicPartition(self._topic, partition)
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        found: dict[str, PublishedReport] = {}
+        if start >= end:
+            return found, end
+        consumer.seek(tp, start)
+        read = 0
+        while await consumer.position(tp) < end:
+            batches = await consumer.getmany(tp, timeout_ms=1000)
+            for message in batches.get(tp, ()):
+                read += 1
+                report = PublishedReport.parse(message.value or b"", message.headers or (),
+                                               message.timestamp)
+                if report is not None:
+                    found[report.session_id] = report
+        log.info("partition %d: read %d report record(s) from offset %d to %d", partition,
+                 read, start, end)
+        return found, end
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+                auto_offset_reset="earliest", fetch_max_wait_ms=self._fetch_max_wait_ms,
+                isolation_level="read_uncommitted")
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
