@@ -184,13 +184,13 @@ def silero_upstream_detector() -> Detector | None:
 
 def rapport_silero_detector() -> Detector | None:
     try:
-        from models.vad_silero import StreamingSileroVad, load_session
-        session = load_session()
+        from models.vad_silero import StreamingSileroVad, load_model
+        model = load_model()
     except Exception:
         return None
 
     def detect(audio: np.ndarray) -> str:
-        vad = StreamingSileroVad(session=session)
+        vad = StreamingSileroVad(model=model)
         return "".join(vad.push(audio[i:i + SR // 10]) for i in range(0, len(audio), SR // 10))
 
     return detect

@@ -7,15 +7,34 @@ wheel's Python package imports torch, so it is never imported here: the file is 
 :func:`importlib.util.find_spec` (which does not run the package) and run with onnxruntime
 directly.
 
+How it is run (:class:`SileroModel`)
+------------------------------------
+Per 512-sample window (32 ms at 16 kHz, plus the 64 samples before it as context) the model
+computes a magnitude spectrum (four 256-sample frames, hop 128, the last one completed by
+reflection), a convolutional encoder over those four frames, one step of an LSTM cell and a
+sigmoid. Only the LSTM carries anything from one window to the next. The file runs one window
+per call, and its convolutions, as onnxruntime runs them, cost far more than their
+arithmetic: each window's 3-tap, 4-frame convolution is its own small matrix product. So the
+16 kHz branch's parameters are read from the file at start-up (the ``onnx`` package, part of
+the ``silero`` extra) and put into a graph built here that takes every window of every stream
+ready in one call: the spectrum and the encoder as matrix products over all windows at once
+(each convolution's taps side by side, taps that would only meet its zero padding dropped),
+then onnxruntime's LSTM over the windows in order, per stream, from that stream's state (its
+``sequence_lens`` handling streams with fewer windows), then the output layer. Nothing is
+approximated: the arithmetic is the file's, regrouped. :func:`load_model` checks the built
+graph against the file itself on test audio before using it, so a model file laid out
+differently is refused at start-up rather than trusted.
+
+Deciding frames (:class:`SileroBatchVad`)
+-----------------------------------------
 :class:`SileroBatchVad` decides many participant streams at once, the way an ingest process
-would run it: every window (512 samples, 32 ms at 16 kHz, plus the 64 samples before it as
-context, as the model expects) that is complete in any stream joins one batched inference with
-its stream's recurrent state. Each 20 ms frame of a stream gets the speech probability of the
-window holding the frame's last sample (so a decision may wait up to 32 ms for the window to
-fill), turned into ``0``/``1`` with Silero's own hysteresis: speech starts at ``threshold``
-and ends below ``threshold - 0.15``. As with :class:`models.vad.StreamingVad`, decisions depend
-only on the audio, never on how it was cut into chunks, and the output is a ``0``/``1`` string
-per completed frame, ready for wire ``activity`` events (METRICS.md §1/§9).
+would run it: every window that is complete in any stream joins one call with its stream's
+recurrent state. Each 20 ms frame of a stream gets the speech probability of the window
+holding the frame's last sample (so a decision may wait up to 32 ms for the window to fill),
+turned into ``0``/``1`` with Silero's own hysteresis: speech starts at ``threshold`` and ends
+below ``threshold - 0.15``. As with :class:`models.vad.StreamingVad`, decisions depend only on
+the audio, never on how it was cut into chunks, and the output is a ``0``/``1`` string per
+completed frame, ready for wire ``activity`` events (METRICS.md §1/§9).
 
 Pure code apart from loading the model file once; no audio is kept beyond one window.
 """
@@ -38,6 +57,32 @@ CONTEXT = 64  # samples of the previous window prepended to each input
 STATE_SHAPE = (2, 128)  # per stream; the model's state input is (2, batch, 128)
 MODEL_FILE = "silero_vad.onnx"
 
+HIDDEN = STATE_SHAPE[1]
+FILTER, HOP = 256, 128  # the spectrum's frame and hop, in samples
+BINS = FILTER // 2 + 1
+# The 16 kHz branch's parameters in the file, by name, with their shapes.
+PARAMETERS = {
+    "stft.forward_basis_buffer": (2 * BINS, 1, FILTER),
+    "encoder.0.reparam_conv.weight": (128, BINS, 3),
+    "encoder.0.reparam_conv.bias": (128,),
+    "encoder.1.reparam_conv.weight": (64, 128, 3),
+    "encoder.1.reparam_conv.bias": (64,),
+    "encoder.2.reparam_conv.weight": (64, 64, 3),
+    "encoder.2.reparam_conv.bias": (64,),
+    "encoder.3.reparam_conv.weight": (HIDDEN, 64, 3),
+    "encoder.3.reparam_conv.bias": (HIDDEN,),
+    "decoder.rnn.weight_ih": (4 * HIDDEN, HIDDEN),
+    "decoder.rnn.weight_hh": (4 * HIDDEN, HIDDEN),
+    "decoder.rnn.bias_ih": (4 * HIDDEN,),
+    "decoder.rnn.bias_hh": (4 * HIDDEN,),
+    "decoder.decoder.2.weight": (1, HIDDEN, 1),
+    "decoder.decoder.2.bias": (1,),
+}
+# Largest difference tolerated between the built graph and the file at start-up, in speech
+# probability and state: the two differ only by float32 rounding (about 1e-6 on the check's
+# audio, at most 4e-5 in probability over bench/vad.py's 35 minutes).
+SELF_CHECK_TOLERANCE = 1e-4
+
 
 def silero_model_path() -> Path:
     """The ONNX file inside the installed ``silero-vad`` wheel (without importing it)."""
@@ -51,37 +96,267 @@ def silero_model_path() -> Path:
     return path
 
 
-def load_session(path: Path | None = None, threads: int = 1) -> Any:
-    """An onnxruntime session on the model, on ``threads`` CPU threads (one by default: an
-    ingest process runs one per core)."""
+def _onnxruntime() -> Any:
     try:
         import onnxruntime  # type: ignore[import-untyped, import-not-found, unused-ignore]
     except ImportError:
         raise ConfigError("vad.backend", "silero needs onnxruntime: "
                                          "pip install 'rapport[silero]'") from None
+    return onnxruntime
+
+
+def _session_options(threads: int) -> Any:
+    onnxruntime = _onnxruntime()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return onnxruntime.InferenceSession(str(path or silero_model_path()), options,
-                                        providers=["CPUExecutionProvider"])
+    return options
+
+
+def load_session(path: Path | None = None, threads: int = 1) -> Any:
+    """An onnxruntime session on the unmodified model file, one window per stream per call
+    (inputs ``input``, ``state``, ``sr``), on ``threads`` CPU threads. What silero-vad itself
+    runs: the reference :class:`SileroModel` is checked against."""
+    options = _session_options(threads)
+    return _onnxruntime().InferenceSession(str(path or silero_model_path()), options,
+                                           providers=["CPUExecutionProvider"])
+
+
+def model_parameters(path: Path | None = None) -> dict[str, npt.NDArray[np.float32]]:
+    """The 16 kHz branch's parameters (:data:`PARAMETERS`), read from the model file."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise ConfigError("vad.backend", "silero needs onnx: "
+                                         "pip install 'rapport[silero]'") from None
+    graph = onnx.load(str(path or silero_model_path())).graph
+
+    def tensor(node: Any) -> npt.NDArray[Any] | None:
+        """A Constant node's value, if it holds a tensor."""
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        return None if value is None else np.asarray(numpy_helper.to_array(value))
+
+    # The file branches on the sample rate: If(Equal(sr, 16000)), 16 kHz in then_branch.
+    constants = {node.output[0]: tensor(node) for node in graph.node
+                 if node.op_type == "Constant"}
+    producers = {output: node for node in graph.node for output in node.output}
+    branch = None
+    for node in graph.node:
+        condition = producers.get(node.input[0]) if node.op_type == "If" else None
+        if condition is None or condition.op_type != "Equal":
+            continue
+        values = [constants.get(name) for name in condition.input]
+        if any(value is not None and value.size == 1 and value.item() == RATE
+               for value in values):
+            branch = next(a.g for a in node.attribute if a.name == "then_branch")
+    found: dict[str, npt.NDArray[np.float32]] = {}
+    for node in branch.node if branch is not None else ():
+        name = node.output[0].rsplit("__", 1)[-1]  # the file prefixes names with the branch
+        value = tensor(node) if node.op_type == "Constant" and name in PARAMETERS else None
+        if value is not None:
+            found[name] = value.astype(np.float32)
+    wrong = [name for name, shape in PARAMETERS.items()
+             if name not in found or found[name].shape != shape]
+    if wrong:
+        raise ConfigError("vad.backend", f"silero model file not recognised (16 kHz "
+                                         f"parameters missing or reshaped: {', '.join(wrong)})")
+    return found
+
+
+def _tap_matrix(parameters: dict[str, npt.NDArray[np.float32]], layer: int,
+                taps: Sequence[int]) -> npt.NDArray[np.float32]:
+    """Encoder ``layer``'s weights for ``taps`` as one ``(taps * in, out)`` matrix: a
+    convolution output is then its input frames at those taps, side by side, times it."""
+    weight = parameters[f"encoder.{layer}.reparam_conv.weight"][:, :, list(taps)]
+    return np.ascontiguousarray(weight.transpose(2, 1, 0).reshape(-1, weight.shape[0]))
+
+
+def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]]) -> bytes:
+    """The graph :class:`SileroModel` runs, serialised (see the module docstring).
+
+    Inputs: ``windows`` ``(streams, windows, 576)`` float32, each window's context and
+    samples; ``state`` ``(2, streams, 128)``, the file's recurrent state layout; ``lengths``
+    ``(streams,)`` int32, each stream's number of real windows (the rest is padding).
+    Outputs: ``probabilities`` ``(streams, windows)`` (padding windows' ones meaningless) and
+    ``state_out`` after each stream's last real window.
+    """
+    from onnx import TensorProto, checker, helper, numpy_helper
+
+    nodes: list[Any] = []
+    constants: list[Any] = []
+
+    def const(value: npt.ArrayLike, dtype: Any = np.int64) -> str:
+        name = f"c{len(constants)}"
+        constants.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=dtype), name))
+        return name
+
+    def op(kind: str, *inputs: str, outputs: int = 1, **attributes: Any) -> Any:
+        names = [f"t{len(nodes)}_{k}" for k in range(outputs)]
+        nodes.append(helper.make_node(kind, list(inputs), names, **attributes))
+        return names[0] if outputs == 1 else names
+
+    def cut(tensor: str, start: int, end: int, axis: int) -> str:
+        return str(op("Slice", tensor, const([start]), const([end]), const([axis])))
+
+    def dense(tensor: str, layer: int, taps: Sequence[int]) -> str:
+        """ReLU of encoder ``layer`` on ``tensor``, whose last axis holds the frames that
+        meet ``taps`` side by side."""
+        product = op("MatMul", tensor, const(_tap_matrix(parameters, layer, taps), np.float32))
+        bias = parameters[f"encoder.{layer}.reparam_conv.bias"]
+        return str(op("Relu", op("Add", product, const(bias, np.float32))))
+
+    span = CONTEXT + WINDOW
+    flat = op("Reshape", "windows", const([-1, span]))
+    # The file pads each window on the right by reflection to fill its last frame.
+    padded = op("Pad", flat, const([0, 0, 0, FILTER - HOP - CONTEXT]), mode="reflect")
+    blocks = op("Reshape", padded, const([-1, (span + FILTER - HOP - CONTEXT) // HOP, HOP]))
+    frames = op("Concat", cut(blocks, 0, 4, 1), cut(blocks, 1, 5, 1), axis=2)  # (n, 4, 256)
+    basis = parameters["stft.forward_basis_buffer"][:, 0, :].T  # (256, 2 * BINS)
+    spectrum = op("MatMul", frames, const(basis, np.float32))
+    real, imaginary = cut(spectrum, 0, BINS, 2), cut(spectrum, BINS, 2 * BINS, 2)
+    magnitude = op("Sqrt", op("Add", op("Mul", real, real), op("Mul", imaginary, imaginary)))
+    # Encoder 0: 3 taps, stride 1, zero padding, over the 4 frames (n, 4, 129 -> 128).
+    edged = op("Pad", magnitude, const([0, 1, 0, 0, 1, 0]))
+    columns = op("Concat", *(cut(edged, k, k + 4, 1) for k in range(3)), axis=2)
+    first = op("Reshape", dense(columns, 0, (0, 1, 2)), const([-1, 4 * 128]))
+    # Encoder 1, stride 2: output 0 meets frames (pad, 0, 1), output 1 frames (1, 2, 3).
+    second = op("Concat", op("MatMul", cut(first, 0, 2 * 128, 1),
+                             const(_tap_matrix(parameters, 1, (1, 2)), np.float32)),
+                op("MatMul", cut(first, 128, 4 * 128, 1),
+                   const(_tap_matrix(parameters, 1, (0, 1, 2)), np.float32)), axis=1)
+    second = op("Relu", op("Add", second, const(
+        np.tile(parameters["encoder.1.reparam_conv.bias"], 2), np.float32)))
+    # Encoder 2, stride 2, over 2 frames: one output meeting (pad, 0, 1); encoder 3 over that
+    # single frame meets only its middle tap.
+    third = dense(second, 2, (1, 2))
+    features = dense(third, 3, (1,))  # (n, 128)
+    # LSTM over each stream's windows in order (time-major), from the stream's state.
+    shape = op("Shape", "windows")
+    streams, count = cut(shape, 0, 1, 0), cut(shape, 1, 2, 0)
+    sequence = op("Transpose", op("Reshape", features, op(
+        "Concat", streams, count, const([HIDDEN]), axis=0)), perm=[1, 0, 2])
+    hidden, cell = op("Split", "state", outputs=2, axis=0)
+    # The file's cell is PyTorch's (gates i, f, g, o); ONNX's LSTM takes i, o, f, g.
+    order = np.r_[0:HIDDEN, 3 * HIDDEN:4 * HIDDEN, HIDDEN:3 * HIDDEN]
+    rnn = {k: parameters[f"decoder.rnn.{k}"][order] for k in
+           ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    outputs, last_hidden, last_cell = op(
+        "LSTM", sequence, const(rnn["weight_ih"][None], np.float32),
+        const(rnn["weight_hh"][None], np.float32),
+        const(np.concatenate((rnn["bias_ih"], rnn["bias_hh"]))[None], np.float32),
+        "lengths", hidden, cell, outputs=3, hidden_size=HIDDEN)  # outputs (t, 1, s, 128)
+    logits = op("Add", op("MatMul", op("Relu", outputs), const(
+        parameters["decoder.decoder.2.weight"].reshape(HIDDEN, 1), np.float32)),
+        const(parameters["decoder.decoder.2.bias"], np.float32))
+    nodes.append(helper.make_node("Transpose", [op("Reshape", op("Sigmoid", logits), op(
+        "Concat", count, streams, axis=0))], ["probabilities"], perm=[1, 0]))
+    nodes.append(helper.make_node("Concat", [last_hidden, last_cell], ["state_out"], axis=0))
+    graph = helper.make_graph(
+        nodes, "silero_sequence",
+        [helper.make_tensor_value_info("windows", TensorProto.FLOAT, ["s", "t", span]),
+         helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "s", HIDDEN]),
+         helper.make_tensor_value_info("lengths", TensorProto.INT32, ["s"])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["s", "t"]),
+         helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [2, "s", HIDDEN])],
+        constants)
+    # Opset 17 and IR 8: what onnxruntime 1.17, the extra's floor, runs.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    checker.check_model(model)
+    serialised: bytes = model.SerializeToString()
+    return serialised
+
+
+class SileroModel:
+    """Silero's 16 kHz network over many windows of many streams per call (see the module
+    docstring); build it with :func:`load_model`. One instance may serve any number of
+    :class:`SileroBatchVad`: it holds no stream state."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def run(self, windows: npt.NDArray[np.float32], state: npt.NDArray[np.float32],
+            lengths: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.float32],
+                                                     npt.NDArray[np.float32]]:
+        """Speech probabilities ``(streams, windows)`` of ``windows`` ``(streams, windows,
+        576)`` (each a window's 64 samples of context and 512 samples, 16 kHz, float32),
+        stream ``s`` from recurrent ``state[:, s]`` (``(2, streams, 128)``) over its first
+        ``lengths[s]`` windows (at least one), and the state after them."""
+        probabilities, state_out = self.session.run(
+            None, {"windows": windows, "state": state, "lengths": lengths})
+        return probabilities, state_out
+
+
+def reference_probabilities(session: Any, windows: npt.NDArray[np.float32],
+                            state: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32],
+                                                                     npt.NDArray[np.float32]]:
+    """What the unmodified file (``session``, from :func:`load_session`) gives for
+    :meth:`SileroModel.run`'s ``windows`` and ``state``, one window position per call."""
+    rate = np.array(RATE, dtype=np.int64)
+    out = np.empty(windows.shape[:2], dtype=np.float32)
+    for k in range(windows.shape[1]):
+        probability, state = session.run(None, {"input": np.ascontiguousarray(windows[:, k]),
+                                                "state": state, "sr": rate})
+        out[:, k] = probability[:, 0]
+    return out, state
+
+
+def _check_audio(streams: int = 2, windows: int = 40) -> npt.NDArray[np.float32]:
+    """Windows of speech-like test audio: harmonic bursts at a syllable's pace over noise,
+    different per stream, so probabilities and states move (silence would keep both flat)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(CONTEXT + windows * WINDOW) / RATE
+    rows = []
+    for s in range(streams):
+        pitch = 110.0 + 60.0 * s + 20.0 * np.sin(2 * np.pi * 3.0 * t)
+        phase = 2 * np.pi * np.cumsum(pitch) / RATE
+        voice = sum(np.sin(k * phase) / k for k in range(1, 12))
+        envelope = np.clip(np.sin(2 * np.pi * (2.5 + s) * t), 0.0, None) ** 2
+        rows.append(0.2 * envelope * voice + 0.01 * rng.standard_normal(t.size))
+    audio = np.asarray(rows, dtype=np.float32)
+    starts = np.arange(windows) * WINDOW
+    return audio[:, starts[:, None] + np.arange(CONTEXT + WINDOW)]
+
+
+def load_model(path: Path | None = None, threads: int = 1) -> SileroModel:
+    """:class:`SileroModel` on the model file (the wheel's by default), on ``threads`` CPU
+    threads (one by default: an ingest process runs one per core), checked against the file
+    run as is (:func:`reference_probabilities`) on test audio, probabilities and states."""
+    parameters = model_parameters(path)
+    session = _onnxruntime().InferenceSession(
+        _sequence_graph(parameters), _session_options(threads),
+        providers=["CPUExecutionProvider"])
+    model = SileroModel(session)
+    windows = _check_audio()
+    state = np.zeros((STATE_SHAPE[0], windows.shape[0], STATE_SHAPE[1]), dtype=np.float32)
+    lengths = np.full(windows.shape[0], windows.shape[1], dtype=np.int32)
+    ours = model.run(windows, state, lengths)
+    theirs = reference_probabilities(load_session(path), windows, state)
+    difference = max(float(np.max(np.abs(a - b))) for a, b in zip(ours, theirs, strict=True))
+    if not difference <= SELF_CHECK_TOLERANCE:
+        raise ConfigError("vad.backend", f"silero model file not recognised (the rebuilt graph "
+                                         f"differs from it by {difference:.2g})")
+    return model
 
 
 class SileroBatchVad:
     """Silero VAD over ``streams`` participant streams, batched (see the module docstring).
 
     ``frame_ms`` must give whole samples at 16 kHz; ``threshold`` is the speech probability
-    at which speech starts (Silero's default 0.5).
+    at which speech starts (Silero's default 0.5); ``model`` may be shared between instances
+    (one is loaded by default).
 
     The streams' audio lives in one ``(streams, capacity)`` array, each row the stream's last
     ``CONTEXT`` samples followed by its pending ones, so a window's model input (context and
-    window) is a slice of its row, and the windows of every stream at the same position are
-    one slice of the array; the recurrent state is one ``(2, streams, 128)`` array, the
-    model's own layout. Nothing is copied per stream and window but the probabilities.
+    window) is a slice of its row, and every window ready is one strided view of the array;
+    the recurrent state is one ``(2, streams, 128)`` array, the model's own layout. Per call
+    only the windows are copied, once.
     """
 
     def __init__(self, streams: int, *, frame_ms: int = 20, threshold: float = 0.5,
-                 session: Any = None) -> None:
+                 model: SileroModel | None = None) -> None:
         if streams < 1:
             raise ConfigError("streams", "must be >= 1")
         if frame_ms <= 0 or (RATE * frame_ms) % 1000:
@@ -91,8 +366,7 @@ class SileroBatchVad:
         self.frame_samples = RATE * frame_ms // 1000
         self.threshold = threshold
         self.off_threshold = threshold - 0.15
-        self.session = session if session is not None else load_session()
-        self._rate = np.array(RATE, dtype=np.int64)
+        self.model = model if model is not None else load_model()
         self._audio = np.zeros((streams, CONTEXT + 8 * WINDOW), dtype=np.float32)
         self._fill = [CONTEXT] * streams  # samples held per row, context included
         self._state = np.zeros((STATE_SHAPE[0], streams, STATE_SHAPE[1]), dtype=np.float32)
@@ -137,22 +411,25 @@ class SileroBatchVad:
 
     def _infer(self, windows: list[int], most: int) -> None:
         audio, fill = self._audio, self._fill
-        everyone = min(windows) == most
-        for k in range(most):
-            at = k * WINDOW
-            if everyone:  # the usual case: every stream has this window
-                batch = np.ascontiguousarray(audio[:, at:at + CONTEXT + WINDOW])
-                output, self._state = self.session.run(
-                    None, {"input": batch, "state": self._state, "sr": self._rate})
-                rows: Sequence[int] = range(len(fill))
-            else:
-                rows = [row for row, count in enumerate(windows) if count > k]
-                batch = audio[rows, at:at + CONTEXT + WINDOW]
-                output, state = self.session.run(
-                    None, {"input": batch, "state": self._state[:, rows], "sr": self._rate})
-                self._state[:, rows] = state
-            for row, probability in zip(rows, output[:, 0].tolist(), strict=True):
-                self._probabilities[row].append(probability)
+        # Window k of a row starts at k * WINDOW; a row with fewer windows than ``most`` is
+        # padded with whatever its row holds after them (the model ignores those windows).
+        view = np.lib.stride_tricks.as_strided(
+            audio, shape=(len(fill), most, CONTEXT + WINDOW),
+            strides=(audio.strides[0], WINDOW * audio.strides[1], audio.strides[1]),
+            writeable=False)
+        if min(windows) == most:  # the usual case: every stream has as many windows
+            rows: Sequence[int] = range(len(fill))
+            lengths = np.full(len(fill), most, dtype=np.int32)
+            output, self._state = self.model.run(np.ascontiguousarray(view), self._state,
+                                                 lengths)
+        else:  # the model needs at least one window per stream it is given
+            rows = [row for row, count in enumerate(windows) if count]
+            lengths = np.array([windows[row] for row in rows], dtype=np.int32)
+            output, state = self.model.run(view[rows], np.ascontiguousarray(
+                self._state[:, rows]), lengths)
+            self._state[:, rows] = state
+        for row, probabilities in zip(rows, output.tolist(), strict=True):
+            self._probabilities[row].extend(probabilities[:windows[row]])
         for row, count in enumerate(windows):  # keep each row's context and pending samples
             if count:
                 used = count * WINDOW
@@ -190,9 +467,9 @@ class StreamingSileroVad:
     """One stream with :class:`models.vad.StreamingVad`'s interface (``push`` -> ``0``/``1``)."""
 
     def __init__(self, *, frame_ms: int = 20, threshold: float = 0.5,
-                 session: Any = None) -> None:
+                 model: SileroModel | None = None) -> None:
         self._batch = SileroBatchVad(1, frame_ms=frame_ms, threshold=threshold,
-                                     session=session)
+                                     model=model)
 
     @property
     def frame_samples(self) -> int:

@@ -3,9 +3,10 @@
 (models/vad_silero.py, the optional extra).
 
 :class:`VadBackend` is built once per ingest process and makes one VAD per audio-mode
-participant. With ``silero`` every participant's VAD shares one onnxruntime session (loaded
-here, so a missing extra is a :class:`~models.errors.ConfigError` at start-up, not at the
-first participant); each participant still runs its own inferences. Batching the windows of
+participant. With ``silero`` every participant's VAD shares one
+:class:`~models.vad_silero.SileroModel` (one onnxruntime session, loaded here, so a missing
+extra is a :class:`~models.errors.ConfigError` at start-up, not at the first participant);
+each participant still runs its own inferences. Batching the windows of
 all participants into one inference would need a scheduler between participants whose audio
 arrives independently (each reader would wait for the others' windows, adding latency and
 coupling every participant's stream to the slowest one): not worth it at one core's worth of
@@ -51,19 +52,19 @@ class VadBackend:
                                              f"got {name!r}")
         self.name = name
         self.config = config or VadConfig()
-        self._session: Any = None
+        self._model: Any = None
         if name == "silero":
-            from models.vad_silero import load_session
+            from models.vad_silero import load_model
 
-            self._session = load_session()  # ConfigError when the extra is missing
+            self._model = load_model()  # ConfigError when the extra is missing
             log.info("VAD backend silero: one onnxruntime session for every participant")
 
     def create(self) -> FrameVad:
         """A new participant's VAD."""
-        if self._session is not None:
+        if self._model is not None:
             from models.vad_silero import StreamingSileroVad
 
-            return StreamingSileroVad(frame_ms=self.config.frame_ms, session=self._session)
+            return StreamingSileroVad(frame_ms=self.config.frame_ms, model=self._model)
         return StreamingVad(self.config, VAD_RATE)
 
     def warm(self) -> None:

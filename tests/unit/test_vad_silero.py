@@ -1,13 +1,17 @@
-"""The optional ``silero`` VAD backend (models/vad_silero.py; issue 4): decisions depend only on
-the audio, never on its chunking nor on which other streams share the batch; the ingest's
-backend choice. Skipped when onnxruntime or the silero-vad wheel is missing, except with
-``CI=true`` (.ci/run installs them), where a missing backend fails."""
+"""The optional ``silero`` VAD backend (models/vad_silero.py; issue 4): the rebuilt graph gives
+what the unmodified model file gives run window by window; decisions depend only on the audio,
+never on its chunking nor on which other streams share the batch; the ingest's backend choice.
+Skipped when onnxruntime, onnx or the silero-vad wheel is missing, except with ``CI=true``
+(.ci/run installs them), where a missing backend fails; a model file the backend refuses
+always fails."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -15,22 +19,29 @@ import soundfile as sf
 
 from models.errors import ConfigError
 
+if TYPE_CHECKING:
+    from models.vad_silero import SileroModel
+
 AUDIO = Path(__file__).resolve().parents[1] / "data" / "audio"
 
 
-def _session() -> object:
-    from models.vad_silero import load_session
+def _model() -> SileroModel:
+    from models.vad_silero import load_model, silero_model_path
     try:
-        return load_session()
-    except ConfigError as error:
+        silero_model_path()
+        for module in ("onnx", "onnxruntime"):
+            if importlib.util.find_spec(module) is None:
+                raise ImportError(f"no module {module}: pip install 'rapport[silero]'")
+    except (ConfigError, ImportError) as error:
         if os.environ.get("CI") == "true":
             pytest.fail(f"silero backend missing in CI: {error}")
         pytest.skip(f"silero backend not installed: {error}")
+    return load_model()  # installed: a graph that differs from the file fails here
 
 
 @pytest.fixture(scope="module")
-def session() -> object:
-    return _session()
+def model() -> SileroModel:
+    return _model()
 
 
 def clips() -> list[tuple[np.ndarray, str]]:
@@ -42,12 +53,111 @@ def clips() -> list[tuple[np.ndarray, str]]:
     return out
 
 
-def test_decisions_do_not_depend_on_chunking(session: object) -> None:
+def clean_clips() -> list[np.ndarray]:
+    """The test set's clean speech, one clip per talker (different lengths)."""
+    out = []
+    for path in sorted(AUDIO.glob("*.json")):
+        if json.loads(path.read_text())["noise"] is None:
+            out.append(sf.read(path.with_suffix(".flac"), dtype="float32")[0])
+    return out
+
+
+def reference_run(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Window probabilities and final state of the model file as silero-vad runs it: the
+    unmodified file on onnxruntime, one window (64 samples of context and 512 new) per call,
+    the state carried from call to call."""
+    import onnxruntime  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+    from models.vad_silero import silero_model_path
+    session = onnxruntime.InferenceSession(str(silero_model_path()),
+                                           providers=["CPUExecutionProvider"])
+    state = np.zeros((2, 1, 128), dtype=np.float32)
+    context = np.zeros(64, dtype=np.float32)
+    rate = np.array(16_000, dtype=np.int64)
+    out = []
+    for at in range(0, len(audio) - 511, 512):
+        x = np.concatenate((context, audio[at:at + 512]))[None, :]
+        probability, state = session.run(None, {"input": x, "state": state, "sr": rate})
+        context = x[0, -64:]
+        out.append(float(probability[0, 0]))
+    return np.array(out), state[:, 0]
+
+
+def test_probabilities_match_the_model_file_run_window_by_window(model: SileroModel) -> None:
+    """Streams of real speech, out of step, several windows per call (some streams none):
+    every window's probability and each stream's final state within 1e-4 of the file's."""
+    streams = clean_clips()
+    references = [reference_run(audio) for audio in streams]
+    state = np.zeros((2, len(streams), 128), dtype=np.float32)
+    got: list[list[float]] = [[] for _ in streams]
+    total = [len(probabilities) for probabilities, _ in references]
+    rng = np.random.default_rng(6)
+    while any(len(g) < t for g, t in zip(got, total, strict=True)):
+        counts = [min(int(rng.integers(0, 12)), t - len(g))
+                  for g, t in zip(got, total, strict=True)]
+        rows = [k for k, count in enumerate(counts) if count]
+        if not rows:
+            continue
+        most = max(counts)
+        windows = np.zeros((len(rows), most, 576), dtype=np.float32)
+        for i, k in enumerate(rows):
+            audio = np.concatenate((np.zeros(64, dtype=np.float32), streams[k]))
+            for j in range(counts[k]):
+                at = (len(got[k]) + j) * 512
+                windows[i, j] = audio[at:at + 576]
+        lengths = np.array([counts[k] for k in rows], dtype=np.int32)
+        probabilities, after = model.run(windows, np.ascontiguousarray(state[:, rows]),
+                                         lengths)
+        state[:, rows] = after
+        for i, k in enumerate(rows):
+            got[k].extend(probabilities[i, :counts[k]].tolist())
+    for k, (probabilities, final) in enumerate(references):
+        assert np.max(np.abs(np.array(got[k]) - probabilities)) < 1e-4
+        assert np.max(np.abs(state[:, k] - final)) < 1e-4
+        assert probabilities.max() > 0.9 and probabilities.min() < 0.1  # speech and pauses
+
+
+def test_decisions_follow_the_model_files_probabilities(model: SileroModel) -> None:
+    """End to end: frames decided from the file's own probabilities with the documented
+    hysteresis are what the backend decides."""
+    from models.vad_silero import StreamingSileroVad
+    for audio in clean_clips():
+        probabilities, _ = reference_run(audio)
+        expected, speaking = [], False
+        for frame in range(len(probabilities) * 512 // 320):
+            probability = probabilities[((frame + 1) * 320 - 1) // 512]
+            speaking = probability >= (0.35 if speaking else 0.5)
+            expected.append("1" if speaking else "0")
+        vad = StreamingSileroVad(model=model)
+        got = "".join(vad.push(audio[at:at + 1600]) for at in range(0, len(audio), 1600))
+        assert got == "".join(expected)
+
+
+def test_a_model_file_laid_out_otherwise_is_refused(model: SileroModel,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start-up check compares the rebuilt graph with the file itself: a graph built
+    wrongly (here, the LSTM's gates left in the file's order) is a configuration error."""
+    from models import vad_silero
+    real = vad_silero.model_parameters
+
+    def swapped(path: Path | None = None) -> dict[str, Any]:
+        parameters = real(path)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            rnn = parameters[f"decoder.rnn.{name}"]
+            parameters[f"decoder.rnn.{name}"] = np.concatenate((rnn[128:], rnn[:128]))
+        return parameters
+
+    monkeypatch.setattr(vad_silero, "model_parameters", swapped)
+    with pytest.raises(ConfigError, match="not recognised"):
+        vad_silero.load_model()
+
+
+def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
     from models.vad_silero import StreamingSileroVad
     audio, labels = clips()[0]
-    whole = StreamingSileroVad(session=session).push(audio)
+    whole = StreamingSileroVad(model=model).push(audio)
     rng = np.random.default_rng(4)
-    vad = StreamingSileroVad(session=session)
+    vad = StreamingSileroVad(model=model)
     out, at = [], 0
     while at < len(audio):
         size = int(rng.integers(0, 3000))
@@ -62,11 +172,11 @@ def test_decisions_do_not_depend_on_chunking(session: object) -> None:
     assert np.mean(truth[:n] == predicted[:n]) > 0.85
 
 
-def test_batched_streams_decide_as_each_alone(session: object) -> None:
+def test_batched_streams_decide_as_each_alone(model: SileroModel) -> None:
     from models.vad_silero import SileroBatchVad, StreamingSileroVad
     streams = [audio for audio, _ in clips()]
-    alone = [StreamingSileroVad(session=session).push(audio) for audio in streams]
-    batch = SileroBatchVad(len(streams), session=session)
+    alone = [StreamingSileroVad(model=model).push(audio) for audio in streams]
+    batch = SileroBatchVad(len(streams), model=model)
     out = ["" for _ in streams]
     rng = np.random.default_rng(5)
     at = [0] * len(streams)
@@ -86,21 +196,21 @@ def test_batched_streams_decide_as_each_alone(session: object) -> None:
         batch.push([None])
 
 
-def test_bad_settings_name_the_field(session: object) -> None:
+def test_bad_settings_name_the_field(model: SileroModel) -> None:
     from models.vad_silero import SileroBatchVad
     for kwargs, field in (({"frame_ms": 0}, "vad.frame_ms"), ({"threshold": 0.1},
                                                                "vad.threshold")):
         with pytest.raises(ConfigError) as raised:
-            SileroBatchVad(2, session=session, **kwargs)  # type: ignore[arg-type]
+            SileroBatchVad(2, model=model, **kwargs)  # type: ignore[arg-type]
         assert raised.value.field == field
 
 
-def test_the_ingest_backend_is_chosen_and_shares_one_session(session: object) -> None:
+def test_the_ingest_backend_is_chosen_and_shares_one_session(model: SileroModel) -> None:
     from services.ingest import IngestConfig
     from services.ingest.vad_backend import VadBackend
     backend = VadBackend("silero")
     first, second = backend.create(), backend.create()
-    assert first._batch.session is second._batch.session  # type: ignore[attr-defined]
+    assert first._batch.model is second._batch.model  # type: ignore[attr-defined]
     assert first.frame_samples == 320
     assert type(VadBackend().create()).__name__ == "StreamingVad"
     with pytest.raises(ConfigError) as raised:
