@@ -25,6 +25,17 @@ How a frame is decided (all levels in dB; "dBFS": a full-scale square wave is 0 
    ``noise_bias_db``): summed over many FFT bins it fluctuates far less than a narrow band, so
    its floor sits close to the noise's true median, where the per-band floors lie several dB
    under a fluctuating noise such as babble.
+   What noise alone looks like (step 3's noise score, the broadband floor and spread of step 4)
+   comes from the last ``noise_stats_window_ms`` and is learnt only from sub-windows in which
+   the detector found at most ``learn_max_speech`` of the frames to be speech, as the G.729
+   Annex B and AMR VADs update their noise statistics only in non-speech frames: otherwise a
+   talker who speaks for seconds without a pause becomes their own noise, and the weak ends
+   of their words fall under the raised thresholds. While there is nothing to learn from, the
+   statistics hold, for ``noise_window_ms`` at most (then the next sub-window is learnt
+   whatever it holds, so they can never lock onto an early sample). A learnt sub-window's
+   noise score is measured against the floor known when it closes, not the one still forming
+   while it ran. The band floors themselves are never gated, so rising noise is still
+   followed within ``noise_window_ms``.
 3. **Band score.** Per band, the SNR over that band's floor in dB, clipped to
    ``[0, snr_cap_db]``; the frame's score is their mean (a cheap relative of Sohn et al.'s 1999
    likelihood-ratio test). It must reach ``speech_snr_db`` plus ``adapt_gain`` times what noise
@@ -48,11 +59,23 @@ How a frame is decided (all levels in dB; "dBFS": a full-scale square wave is 0 
 6. **Flatness.** Its spectral flatness must be at most ``max_flatness``: harmonic, formant-
    or fricative-shaped sound, not white hiss that merely got louder (white noise scores about
    0.6 in this band, vowels under 0.1, fricatives 0.2–0.45).
-7. **Hangover.** After a burst of at least ``hangover_after_ms`` of raw speech (steps 3–6 all
-   met), up to ``hangover_ms`` of frames that follow stay voiced, to keep weak word endings
-   (fricatives, released stops) that fall under the noise; it ends early at a frame scoring
-   under ``hangover_min_db`` (nothing over the floor: the talker has stopped) or outside the
-   talker's range (step 5).
+7. **Continuation.** A frame that follows a voiced frame stays voiced when it passes steps 3
+   and 4 at ``continue_ratio`` times their thresholds (and steps 5 and 6 as they are): the
+   decaying end of a word, over the noise but under what an onset must show (a two-threshold,
+   hysteresis decision, cheaper than Sohn et al.'s HMM hangover and in the same spirit: a
+   frame next to speech is more likely speech).
+8. **Hangover.** After a burst of at least ``hangover_after_ms`` of raw speech (steps 3–6 all
+   met), frames that follow the last voiced one stay voiced for a while, to keep weak word
+   endings (fricatives, released stops) that fall under the noise; it ends early at a frame
+   scoring under ``hangover_min_db`` (nothing over the floor: the talker has stopped) or
+   outside the talker's range (step 5). Its length follows the long-term SNR (step 4's): a
+   unit ends where its tail falls ``talker_range_db`` under the talker's peak (step 5), and
+   the noise hides the part of that range under its floor, ``talker_range_db`` minus the
+   long-term SNR. The hangover is ``hangover_ms`` once that hidden part is
+   ``hangover_depth_db`` deep or more, none when nothing is hidden, and in proportion between
+   (on the clean labelled speech, the last 20 dB of a tail last 80 ms at the median and
+   100 ms at the 75th percentile, the last 7 dB 0 ms and 20 ms): in quiet rooms the tails are
+   followed down by steps 3–7 and a fixed hangover would only make every unit end late.
 
 How it combines with METRICS.md §2
 ----------------------------------
@@ -62,15 +85,18 @@ smoothing is therefore light and causal: no minimum-speech rule (it would delay 
 and a hangover only after a burst, so an isolated click of one or two frames stays below
 ``hangover_after_ms`` + nothing = at most 40 ms and is dropped by §2.3, unless it lies within
 200 ms of real speech, where §2.2 bridges it anyway. Keep ``hangover_ms`` (100) below
-``min_pause_ms`` (200) or the VAD, not §2, decides which pauses exist.
+``min_pause_ms`` (200) or the VAD, not §2, decides which pauses exist (step 7 can only extend
+a unit while the frames still show sound over the noise).
 
 Streaming
 ---------
 Decisions depend only on the samples up to the frame's end and on the frame's position on the
 stream's grid, never on how the audio was cut into chunks: :meth:`StreamingVad.push` returns
-exactly the same string for any chunking of the same stream. The first ``frame_ms`` of a stream
-has no history, and the noise floor starts from what the first frames show, so speech in the
-very first frames is found only once a quieter frame has set the floor.
+exactly the same string for any chunking of the same stream. Nothing is known about the noise
+when a stream starts, so its first ``noise_subwindow_ms`` (250 ms) are never speech: they are
+taken as noise and learnt as such whatever they hold (a participant who has just joined is
+rarely talking yet; babble or a fan in those frames would otherwise pass for speech, and the
+statistics learnt from speech frames would be wrong from the start).
 
 Cost is mostly per call (numpy and librosa overhead on small arrays), not per frame: feed the
 largest chunks latency allows (the WebRTC ingest feeds one ``batch_ms`` batch per call,
@@ -97,6 +123,8 @@ from models.errors import ConfigError
 FloatArray = npt.NDArray[np.float64]
 _EPS: Final = 1e-20
 _VOICED: Final = ("0", "1")
+# Per frame: raw speech, may continue a unit, may be covered by a hangover, hangover length.
+_Frames = tuple[list[bool], list[bool], list[bool], list[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +141,19 @@ class VadConfig:
     band_high_hz: float = 4_000.0
     bands: int = 8  # log-spaced sub-bands with their own noise floor
     smooth_frames: int = 3  # band power smoothing before minimum tracking (frames)
-    noise_window_ms: int = 3_000  # minimum-statistics window: rising noise adapts within this
+    # Minimum-statistics window: rising noise adapts within this. Longer than a phrase spoken
+    # without a 250 ms pause (3-4 s is common), or a long phrase becomes its own noise floor.
+    noise_window_ms: int = 5_000
     noise_subwindow_ms: int = 250  # the window is tracked in sub-windows of this length
+    # What noise alone scores, its broadband floor and spread (steps 2-4): the quietest learnt
+    # sub-window of this window. A minimum over more sub-windows lies lower under a
+    # fluctuating noise (babble's quietest moments), so this stays at 3 s while the band
+    # floors' window grows.
+    noise_stats_window_ms: int = 3_000
     noise_bias_db: float = 8.0  # floor <= the window's minimum + this...
     median_bias_db: float = 0.0  # ...and <= the quietest sub-window's median + this
+    learn_max_speech: float = 0.1  # noise statistics learn from sub-windows with at most this
+    # fraction (0..1) of speech frames (1: from every sub-window)
     noise_floor_dbfs: float = -100.0  # lowest noise estimate per band (digital silence)
     snr_cap_db: float = 30.0  # band SNRs are clipped to [0, this] before averaging
     speech_snr_db: float = 3.0  # score (mean band SNR over the floor, dB) for speech...
@@ -131,9 +168,12 @@ class VadConfig:
     talker_range_db: float = 40.0  # ...frames this far under it are never speech
     min_level_dbfs: float = -65.0  # frames below this RMS level are never speech
     max_flatness: float = 0.5  # frames with a flatter spectrum (0..1) are never speech
+    continue_ratio: float = 0.5  # after a voiced frame, this times steps 3-4's thresholds
     hangover_ms: int = 100  # frames kept voiced after a burst (below min_pause_ms, §2)...
     hangover_after_ms: int = 60  # ...of at least this much raw speech...
-    hangover_min_db: float = 0.3  # ...until a frame scores less or leaves the talker's range
+    hangover_min_db: float = 0.3  # ...until a frame scores less or leaves the talker's range;
+    hangover_depth_db: float = 20.0  # all of hangover_ms once the noise hides this many dB of
+    # talker_range_db (talker_range_db - long-term SNR), none when it hides none, linear between
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -150,12 +190,20 @@ class VadConfig:
             raise ConfigError(
                 "vad.noise_subwindow_ms", "must be between frame_ms and noise_window_ms"
             )
+        if not self.noise_subwindow_ms <= self.noise_stats_window_ms:
+            raise ConfigError("vad.noise_stats_window_ms", "must be >= noise_subwindow_ms")
         if not 0 < self.band_low_hz < self.band_high_hz:
             raise ConfigError("vad.band_high_hz", "must exceed band_low_hz > 0")
         if self.bands < 1 or self.smooth_frames < 1:
             raise ConfigError("vad.bands", "bands and smooth_frames must be >= 1")
         if not 0 < self.max_flatness <= 1:
             raise ConfigError("vad.max_flatness", "must be in (0, 1]")
+        if not 0 <= self.learn_max_speech <= 1:
+            raise ConfigError("vad.learn_max_speech", "must be in [0, 1]")
+        if not 0 < self.continue_ratio <= 1:
+            raise ConfigError("vad.continue_ratio", "must be in (0, 1]")
+        if self.hangover_depth_db <= 0:
+            raise ConfigError("vad.hangover_depth_db", "must be > 0")
 
     def frames(self, ms: int) -> int:
         """``ms`` in whole frames (rounded down)."""
@@ -198,8 +246,9 @@ class StreamingVad:
         self._db_per_band = 10.0 / config.bands
         self._subwindow = config.frames(config.noise_subwindow_ms)
         self._subwindows = max(config.noise_window_ms // config.noise_subwindow_ms, 1)
+        self._stats_subwindows = max(config.noise_stats_window_ms // config.noise_subwindow_ms, 1)
         self._talker_subwindows = max(config.talker_window_ms // config.noise_subwindow_ms, 1)
-        self._hang_frames = config.frames(config.hangover_ms)
+        self._learn_frames = config.learn_max_speech * self._subwindow
         self._burst_frames = max(config.frames(config.hangover_after_ms), 1)
         self.reset()
 
@@ -217,21 +266,26 @@ class StreamingVad:
         self._window_min = np.full(bands, np.inf)
         self._window_median = np.full(bands, np.inf)
         self._sub_rows = np.zeros((self._subwindow, bands))
-        self._sub_scores = np.zeros(self._subwindow)
+        self._sub_band = np.zeros((self._subwindow, bands))
         self._sub_broadband = np.zeros(self._subwindow)
-        self._noise_scores: deque[float] = deque(maxlen=self._subwindows)
-        self._wide_medians: deque[float] = deque(maxlen=self._subwindows)
-        self._wide_spreads: deque[float] = deque(maxlen=self._subwindows)
+        self._sub_speech = 0  # raw speech frames in the current sub-window
+        self._unlearnt = 0  # sub-windows closed since the last one learnt
+        self._noise_scores: deque[float] = deque(maxlen=self._stats_subwindows)
+        self._wide_medians: deque[float] = deque(maxlen=self._stats_subwindows)
+        self._wide_spreads: deque[float] = deque(maxlen=self._stats_subwindows)
         self._wide_floor = np.inf
         self._current_wide_min = np.inf
         self._talker_peaks: deque[float] = deque(maxlen=self._talker_subwindows)
         self._threshold = self.config.speech_snr_db
         self._broadband_threshold = self.config.broadband_snr_db
+        # Until the long-term SNR is known, the whole hangover.
+        self._hang_frames = self.config.frames(self.config.hangover_ms)
         self._window_peak = 0.0
         self._current_min = np.full(bands, np.inf)
         self._current_peak = 0.0
         self._run = 0  # consecutive raw speech frames
         self._hang = 0  # hangover frames left
+        self._voiced = False  # the last frame's decision
 
     @property
     def frames_decided(self) -> int:
@@ -248,11 +302,11 @@ class StreamingVad:
         if count == 0:
             return ""
         frames = pending[: count * n].reshape(count, n)
-        speech, keep = self._raw_decisions(frames)
-        return self._hangover(speech, keep)
+        return self._hangover(*self._raw_decisions(frames))
 
-    def _raw_decisions(self, frames: FloatArray) -> tuple[list[bool], list[bool]]:
-        """Raw speech per frame (steps 1-4), and whether a hangover may cover it (step 5)."""
+    def _raw_decisions(self, frames: FloatArray) -> _Frames:
+        """Per frame: raw speech (steps 1-6), whether it may continue a unit (step 7), whether a
+        hangover may cover it and how long a hangover it arms (step 8)."""
         config = self.config
         count, n = frames.shape
         # Two-frame causal windows: the previous frame's samples, then this frame's.
@@ -277,28 +331,19 @@ class StreamingVad:
             self._power_history = padded[-(config.smooth_frames - 1) :].copy()
         else:
             smoothed = band
-        score, threshold, broadband, broadband_threshold, talker = self._score(
-            band, smoothed, level)
-        heard = (level >= self._min_level) & (level >= talker)
-        speech = (
-            heard
-            & (score >= threshold)
-            & (broadband >= broadband_threshold)
-            & (flatness <= config.max_flatness)
-        )
-        keep = (level >= talker) & (score >= config.hangover_min_db)
-        return speech.tolist(), keep.tolist()
+        return self._decide(band, smoothed, level, flatness <= config.max_flatness)
 
-    def _score(self, band: FloatArray, smoothed: FloatArray, level: FloatArray
-               ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-        """Per frame: band score and its threshold, broadband SNR and its threshold, and the
-        lowest level the talker's recent peak allows (steps 2-4)."""
+    def _decide(self, band: FloatArray, smoothed: FloatArray, level: FloatArray,
+                shaped: npt.NDArray[np.bool_]) -> _Frames:
+        """Steps 2-8's per-frame inputs, one sub-window stretch at a time: the thresholds
+        change only when a sub-window closes, and each frame is decided with those in force at
+        its own position on the stream's grid (chunking-independent)."""
+        config = self.config
         frames = len(band)
-        score = np.empty(frames)
-        threshold = np.empty(frames)
-        broadband = np.empty(frames)
-        broadband_threshold = np.empty(frames)
-        talker = np.empty(frames)
+        speech = np.empty(frames, dtype=bool)
+        weak = np.empty(frames, dtype=bool)
+        keep = np.empty(frames, dtype=bool)
+        hang = np.empty(frames, dtype=np.intp)
         i = 0
         while i < frames:
             # One stretch within one sub-window: the floor from the completed sub-windows is
@@ -323,22 +368,29 @@ class StreamingVad:
             wide = 10 * np.log10(np.maximum(wide_power / wide_noise, _EPS))
             peaks = np.maximum.accumulate(level[i:end])
             np.maximum(peaks, max(self._current_peak, self._window_peak), out=peaks)
-            score[i:end] = part
-            threshold[i:end] = self._threshold
-            broadband[i:end] = wide
-            broadband_threshold[i:end] = self._broadband_threshold
-            talker[i:end] = peaks * self._talker_range
+            talker = peaks * self._talker_range
+            heard = (level[i:end] >= self._min_level) & (level[i:end] >= talker) & shaped[i:end]
+            voiced = heard & (part >= self._threshold) & (wide >= self._broadband_threshold)
+            if self._closed == 0:
+                voiced[:] = False  # the stream's first sub-window: the noise is still unknown
+            ratio = config.continue_ratio
+            speech[i:end] = voiced
+            weak[i:end] = (heard & (part >= ratio * self._threshold)
+                           & (wide >= ratio * self._broadband_threshold))
+            keep[i:end] = (level[i:end] >= talker) & (part >= config.hangover_min_db)
+            hang[i:end] = self._hang_frames
+            self._sub_speech += int(np.count_nonzero(voiced))
             self._current_min = running[-1].copy()
             self._current_peak = max(self._current_peak, float(peaks[-1]))
             self._sub_rows[position : position + take] = rows
-            self._sub_scores[position : position + take] = part
+            self._sub_band[position : position + take] = band[i:end]
             self._sub_broadband[position : position + take] = wide_power
             self._current_wide_min = float(wide_running[-1])
             self._frame_index += take
             i = end
             if self._frame_index % self._subwindow == 0:
                 self._close_subwindow()
-        return score, threshold, broadband, broadband_threshold, talker
+        return speech.tolist(), weak.tolist(), keep.tolist(), hang.tolist()
 
     def _close_subwindow(self) -> None:
         config = self.config
@@ -347,19 +399,49 @@ class StreamingVad:
         middle = self._subwindow // 2  # the upper median (odd or even count alike)
         self._minima[slot] = self._current_min
         self._medians[slot] = np.sort(self._sub_rows, axis=0)[middle] * self._median_bias
-        self._noise_scores.append(sorted(self._sub_scores.tolist())[middle])
-        ordered = sorted(self._sub_broadband.tolist())
-        median = ordered[middle]
-        self._wide_medians.append(median)
-        self._wide_spreads.append(10 * math.log10(
-            max(ordered[(len(ordered) * 9) // 10], _EPS) / max(median, _EPS)))
-        quietest = int(np.argmin(self._wide_medians))
-        self._wide_floor = self._wide_medians[quietest]
-        self._current_wide_min = np.inf
         self._talker_peaks.append(self._current_peak)
         self._window_min = self._minima.min(axis=0)
         self._window_median = self._medians.min(axis=0)
         self._window_peak = max(self._talker_peaks)
+        self._current_wide_min = np.inf
+        self._current_min = np.full(config.bands, np.inf)
+        self._current_peak = 0.0
+        # Noise statistics learn only from sub-windows (nearly) free of speech (step 2). A
+        # talker who speaks longer than the window without a pause leaves no quiet sub-window,
+        # and their own speech would become the "noise": the score threshold rising by up to
+        # adapt_gain x adapt_max_db and the broadband floor climbing to the speech, which cut
+        # the weak ends of words. A speech sub-window is recorded as "no information" (inf).
+        # The stream's first sub-window is always learnt: it is never speech (see Streaming).
+        # And once noise_window_ms has gone by with nothing learnt, the next sub-window is
+        # learnt anyway: the statistics may trail the noise by that much at most, never lock
+        # onto one early sample while the detector keeps firing (babble's own bursts counted
+        # as speech would otherwise keep babble from ever being learnt).
+        learn = (self._closed == 1 or self._sub_speech <= self._learn_frames
+                 or self._unlearnt >= self._subwindows - 1)
+        self._unlearnt = 0 if learn else self._unlearnt + 1
+        self._sub_speech = 0
+        ordered = sorted(self._sub_broadband.tolist())
+        median = ordered[middle]
+        if learn:
+            # The sub-window's score, measured again against the floor as it stands now that
+            # the sub-window is complete: while it ran, the floor was still forming (at the
+            # start of a stream, the running minimum plus noise_bias_db), and noise scored
+            # against that would pass for quieter than it is.
+            noise = np.minimum(self._window_min * self._bias, self._window_median)
+            np.maximum(noise, self._floor, out=noise)
+            snr_db = np.log10(np.maximum(self._sub_band / noise, _EPS))
+            np.clip(snr_db, 0.0, self._snr_cap, out=snr_db)
+            scores = np.add.reduce(snr_db, axis=1) * self._db_per_band
+            self._noise_scores.append(float(np.sort(scores)[middle]))
+        else:
+            self._noise_scores.append(math.inf)
+        self._wide_medians.append(median if learn else math.inf)
+        self._wide_spreads.append(10 * math.log10(
+            max(ordered[(len(ordered) * 9) // 10], _EPS) / max(median, _EPS)))
+        quietest = int(np.argmin(self._wide_medians))
+        if math.isinf(self._wide_medians[quietest]):
+            return  # speech throughout the window: hold what the noise was last seen to be
+        self._wide_floor = self._wide_medians[quietest]
         # How far noise alone scores over its own floor (fluctuating noise such as babble
         # scores higher than a steady hiss): the quietest sub-window's median score, and its
         # broadband spread. Noise under min_level_dbfs (digital silence, codec noise) can never
@@ -373,28 +455,33 @@ class StreamingVad:
         weight = min(max(ramp, 0.0), 1.0)
         self._broadband_threshold = (
             config.broadband_snr_db + config.broadband_gain * weight * spread)
-        self._current_min = np.full(config.bands, np.inf)
-        self._current_peak = 0.0
+        # Step 8: the hangover covers the part of a tail the noise hides, the bottom
+        # (talker_range_db - long-term SNR) dB of the talker's range.
+        hidden = min(max((config.talker_range_db - snr) / config.hangover_depth_db, 0.0), 1.0)
+        self._hang_frames = round(hidden * config.frames(config.hangover_ms))
 
-    def _hangover(self, raw: list[bool], keep: list[bool]) -> str:
+    def _hangover(self, raw: list[bool], weak: list[bool], keep: list[bool],
+                  hang_frames: list[int]) -> str:
+        """Steps 7-8 over the frames' raw decisions, in stream order."""
         out: list[str] = []
-        run, hang = self._run, self._hang
-        burst, hang_frames = self._burst_frames, self._hang_frames
-        for speech, kept in zip(raw, keep, strict=True):
+        run, hang, voiced = self._run, self._hang, self._voiced
+        burst = self._burst_frames
+        for speech, continued, kept, length in zip(raw, weak, keep, hang_frames, strict=True):
             if speech:
                 run += 1
                 if run >= burst:
-                    hang = hang_frames
-                out.append("1")
+                    hang = length
+                voiced = True
+            elif voiced and continued:
+                # Step 7: the unit goes on at the lower thresholds; the hangover (if armed)
+                # counts from the last frame that still showed sound over the noise.
+                voiced = True
             else:
                 run = 0
-                if hang and kept:
-                    hang -= 1
-                    out.append("1")
-                else:
-                    hang = 0
-                    out.append("0")
-        self._run, self._hang = run, hang
+                voiced = bool(hang and kept)
+                hang = hang - 1 if voiced else 0
+            out.append(_VOICED[voiced])
+        self._run, self._hang, self._voiced = run, hang, voiced
         return "".join(out)
 
 

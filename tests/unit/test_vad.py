@@ -8,10 +8,15 @@ built (see that script). Accuracy is per 20 ms frame, after METRICS.md §2 (brid
 applies to the VAD's frames. Raw-frame figures are printed by ``bench/vad.py``.
 
 Thresholds are measured, not wished for (committed clips, default config, §2 accuracy):
-clean 0.997 / 0.992 / 0.997 (pooled 0.995); white 0.974 / 0.988 / 0.936 and pink 0.974 /
-0.994 / 0.928 at 20 / 10 / 5 dB; babble 0.936 / 0.931 / 0.882. Babble is speech-shaped noise,
+clean 0.997 / 0.996 / 0.997 (pooled 0.997); white 0.986 / 0.983 / 0.931 and pink 0.983 /
+0.983 / 0.936 at 20 / 10 / 5 dB; babble 0.939 / 0.879 / 0.830. Babble is speech-shaped noise,
 so its thresholds are lower. Each assertion sits ~0.01–0.03 under the measurement, room for
 platform rounding in the resampling of the test audio, not for regressions of the detector.
+Babble 10 and 5 dB on this one short clip were 0.931 and 0.882 before the noise statistics
+were gated and the floor window lengthened (models/vad.py, step 2): its first half second of
+babble is learnt from a single sub-window, and the floor of a 5 s window lies lower under
+babble. On the 12-clip bench set (bench/vad.py) the same change raised babble 10 / 5 dB F1
+from 0.888 / 0.783 to 0.935 / 0.871; the minima below were lowered to the new measurements.
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ def test_clean_clips_pooled_accuracy_at_least_95_percent() -> None:
 NOISY_MINIMA = {
     ("white", 20): 0.95, ("white", 10): 0.96, ("white", 5): 0.91,
     ("pink", 20): 0.95, ("pink", 10): 0.97, ("pink", 5): 0.90,
-    ("babble", 20): 0.91, ("babble", 10): 0.91, ("babble", 5): 0.86,
+    ("babble", 20): 0.91, ("babble", 10): 0.85, ("babble", 5): 0.80,
 }
 
 
@@ -142,6 +147,70 @@ def test_a_tail_ends_the_unit_once_out_of_the_talkers_range(under_db: int, kept:
     loud_end, tail_end = 75, 90  # frames: 0.5 s + 1 s, and + 0.3 s
     assert voiced[26:loud_end] == "1" * (loud_end - 26)
     assert end == (tail_end if kept else loud_end)
+
+
+def harmonic_phrase(seconds: float, level_dbfs: float) -> np.ndarray:
+    """A phrase spoken without a pause: voiced sound gliding around 140 Hz, its level dipping
+    8 dB four times a second (syllables, never a 250 ms pause), its last 300 ms decaying with
+    a 30 ms time constant (a word's tail). RMS ``level_dbfs`` before the tail."""
+    t = np.arange(int(seconds * SR)) / SR
+    phase = 2 * np.pi * np.cumsum(140 + 20 * np.sin(2 * np.pi * 0.5 * t)) / SR
+    envelope = 10 ** (-4 * (1 - np.cos(2 * np.pi * 4 * t)) / 20)
+    body = sum(np.sin(k * phase) / k for k in range(1, 21)) * envelope
+    body *= 10 ** (level_dbfs / 20) / np.sqrt(np.mean(body[t < seconds - 0.3] ** 2))
+    return np.asarray(body * np.exp(-np.maximum(t - (seconds - 0.3), 0) / 0.03))
+
+
+def sound_end_ms(clean: np.ndarray) -> int:
+    """Where ``clean`` stops sounding, as scripts/make_test_audio.py labels it: the end of the
+    last 10 ms window (5 ms hop) within 40 dB of the loudest."""
+    windows = np.lib.stride_tricks.sliding_window_view(clean, 160)[::80]
+    energy_db = 10 * np.log10(np.mean(windows**2, axis=1) + 1e-20)
+    last = int(np.flatnonzero(energy_db >= energy_db.max() - 40)[-1])
+    return (last * 80 + 160) * 1000 // SR
+
+
+@pytest.mark.parametrize("snr_db", [20, 10])
+def test_a_long_phrase_in_steady_noise_is_one_unit_ending_at_its_tail(snr_db: int) -> None:
+    # A 4 s phrase without a pause, in white noise at 20 / 10 dB SNR: longer than the
+    # 3 s over which noise statistics are learnt, shorter than the floor window. The noise
+    # statistics learn only from noise (step 2), so the phrase does not become its own
+    # noise (the detector before that cut it after 3 s, with a 900 ms hole), and the unit ends
+    # within 60 ms of where the labelling rule ends the tail.
+    phrase = harmonic_phrase(4.0, -20)
+    clean = np.concatenate((np.zeros(SR), phrase, np.zeros(2 * SR)))
+    power = float(np.mean(phrase[: 3 * SR] ** 2))
+    noise = np.random.default_rng(5).standard_normal(len(clean)) * np.sqrt(power)
+    audio = (clean + noise * 10 ** (-snr_db / 20)).astype(np.float32)
+    units = np.flatnonzero(np.diff(np.concatenate(([0], section2(run(audio)), [0]))))
+    assert len(units) == 2, units * 20  # one unit
+    start_ms, end_ms = int(units[0]) * 20, int(units[1]) * 20
+    assert abs(start_ms - 1000) <= 60
+    assert abs(end_ms - sound_end_ms(clean)) <= 60
+
+
+@pytest.mark.parametrize(("under_db", "hangover"), [(35, (0, 1)), (15, (3, 6))])
+def test_the_hangover_follows_the_long_term_snr(under_db: int, hangover: tuple[int, int]) -> None:
+    # 2 s of voiced sound that stops dead, in white noise ``under_db`` under it. With the noise
+    # 35 dB down, only the bottom ~5 dB of the talker's 40 dB range is hidden: the unit ends
+    # within a frame of the sound (the two-frame analysis window carries it one frame on; a
+    # fixed 100 ms hangover would end every unit 100 ms late). With the noise 15 dB down, 25 dB
+    # of weak tails would be lost under it: the hangover stays.
+    sound = np.concatenate((np.zeros(SR), harmonic(2.0, -10), np.zeros(SR)))
+    noise = np.random.default_rng(7).standard_normal(len(sound)) * 10 ** ((-10 - under_db) / 20)
+    voiced = run((sound + noise).astype(np.float32))
+    late = voiced.rindex("1") + 1 - 150  # frames past the sound's end (1 s + 2 s)
+    assert hangover[0] <= late <= hangover[1]
+
+
+def test_the_first_quarter_second_of_a_stream_is_never_speech() -> None:
+    # Nothing is known about the noise yet: the first noise_subwindow_ms (12 frames) are noise,
+    # even when the talker is already speaking; from then on speech is found at once.
+    audio, labels = load("f_us_fast_loud")
+    first = int(np.argmax(labels))
+    voiced = run(audio[first * FRAME :])
+    assert labels[first : first + 30].all()
+    assert voiced[:30] == "0" * 12 + "1" * 18
 
 
 # --- silence and the noise floor ---------------------------------------------------------------
@@ -256,6 +325,14 @@ def test_config_validation() -> None:
         VadConfig(noise_subwindow_ms=10)
     with pytest.raises(ConfigError, match=r"vad\.max_flatness"):
         VadConfig(max_flatness=0.0)
+    with pytest.raises(ConfigError, match=r"vad\.noise_stats_window_ms"):
+        VadConfig(noise_stats_window_ms=100)
+    with pytest.raises(ConfigError, match=r"vad\.learn_max_speech"):
+        VadConfig(learn_max_speech=1.5)
+    with pytest.raises(ConfigError, match=r"vad\.continue_ratio"):
+        VadConfig(continue_ratio=0.0)
+    with pytest.raises(ConfigError, match=r"vad\.hangover_depth_db"):
+        VadConfig(hangover_depth_db=0.0)
     with pytest.raises(ConfigError, match="sample_rate"):
         StreamingVad(sample_rate=8_001)
     with pytest.raises(ConfigError, match="sample_rate"):
