@@ -50,6 +50,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-body-bytes", type=int, default=1024 * 1024,
                         help="largest POST /v1/events body and WebSocket message "
                              "(default: %(default)s)")
+    parser.add_argument("--jitter-hold-ms", type=int, default=200, metavar="MS",
+                        help="levels mode: wait this long after a batch's end for late or "
+                             "reordered RTP packets before publishing it; raise it on jittery "
+                             "networks or overloaded senders (default: %(default)s)")
     parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
                         help="STUN/TURN server for WebRTC (repeatable; default: none)")
     add_vad_backend(parser)
@@ -73,6 +77,7 @@ def bootstrap_of(url: str) -> str:
 async def serve(store: ReportStore, args: argparse.Namespace) -> None:
     config = IngestConfig(max_body_bytes=args.max_body_bytes,
                           max_message_bytes=args.max_body_bytes, batch_ms=args.batch_ms,
+                          hold_ms=args.jitter_hold_ms,
                           ice_servers=tuple(args.ice_server),
                           vad_backend=args.config.vad_backend)
     publisher = KafkaPublisher(bootstrap_of(args.broker))
