@@ -25,7 +25,8 @@ Rates 2-4 come from polling each worker's ``rapport_events_consumed_total`` ever
 > 0 to = N). Workers are separate processes; the broker, producer and latency consumer share
 this process.
 
-Usage: ``.venv/bin/python bench/pipeline.py [--events N] [--sessions S] [--seconds T]``.
+Usage: ``.venv/bin/python bench/pipeline.py [--events N] [--sessions S] [--seconds T]
+[--realtime-only]``.
 """
 
 from __future__ import annotations
@@ -303,13 +304,16 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=2_000)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=15.0)
+    parser.add_argument("--realtime-only", action="store_true",
+                        help="skip the throughput comparison (1-4), run only 5")
     args = parser.parse_args()
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")
 
-    work = workload(args.events, max(args.events // 700, 1))
-    throughput(per_event(work), len(work), "one event per record")
-    throughput(per_moment(work), len(work), "a session's events of one moment per record")
+    if not args.realtime_only:
+        work = workload(args.events, max(args.events // 700, 1))
+        throughput(per_event(work), len(work), "one event per record")
+        throughput(per_moment(work), len(work), "a session's events of one moment per record")
 
     load = realtime_load(args.sessions, args.seconds)
     with EmbeddedBroker() as broker:

@@ -256,15 +256,21 @@ class Pipeline:
         and a session a batch touched after that (dirty again, closed, or its partition
         revoked) is skipped here."""
         async with self._lock:  # no batch half-sent: everything processed is flushed
-            dirty, self._dirty = self._dirty, {}
             await self._flush()
+            pending = list(self._dirty.items())
         written = 0
-        for count, (session_id, (partition, state)) in enumerate(dirty.items(), 1):
+        for count, (session_id, entry) in enumerate(pending, 1):
+            # Still the entry flushed above? A batch that touched the session since put a new
+            # one (its outputs may not be durable yet); closing or a revoke removed it. The
+            # entry stays in _dirty until written, so a revoke meanwhile hands it over.
+            if self._dirty.get(session_id) is not entry:
+                continue
+            partition, state = entry
             event = self._latest.get(partition)
-            current = self.processor.session(partition, session_id)
-            if session_id in self._dirty or event is None or current is not state:
+            if event is None:
                 continue
             self._write(event, session_id.encode(), state)
+            del self._dirty[session_id]
             written += 1
             if count % self.CHECKPOINT_SLICE == 0:
                 await asyncio.sleep(0)
@@ -378,6 +384,8 @@ class Pipeline:
                 self._dirty = {k: v for k, v in self._dirty.items() if v[0] not in partitions}
                 self.processor.revoke(partitions)
                 self.delivery.forget(partitions)
+                for tp in [tp for tp in kafka.REWINDS if tp.partition in partitions]:
+                    del kafka.REWINDS[tp]  # a new assignment starts at its committed offset
             for partition in partitions:
                 self._latest.pop(partition, None)
                 self._restored.pop(partition, None)
