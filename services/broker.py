@@ -208,11 +208,16 @@ def embedded_bootstrap() -> str | None:
     return bootstrap
 
 
+def bootstrap_servers(broker: str) -> str:
+    """aiokafka's bootstrap list from Faust's broker URL(s) (``kafka://h:p;kafka://h2:p``)."""
+    return ",".join(url.split("://", 1)[-1] for url in broker.split(";"))
+
+
 class BrokerProbe:
     """Whether the broker answers a metadata request (readiness), with a short timeout."""
 
     def __init__(self, broker: str) -> None:
-        self._bootstrap = ",".join(url.split("://", 1)[-1] for url in broker.split(";"))
+        self._bootstrap = bootstrap_servers(broker)
         self._client: AIOKafkaClient | None = None
 
     async def check(self) -> str | None:

@@ -22,10 +22,12 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.stream_session import PublishedReport
+from services.broker import bootstrap_servers
 
 log = logging.getLogger(__name__)
 
-# Table keys of the watermarks; session ids are UTF-8 text and never start with a NUL byte.
+# Table keys of the watermarks. Session ids are printable ASCII (wire v1, models/events.py),
+# so no session key starts with a NUL byte.
 WATERMARK_PREFIX = b"\x00reports-watermark:"
 
 
@@ -39,10 +41,6 @@ def watermark_partition(key: bytes) -> int | None:
         return None
     return int(key[len(WATERMARK_PREFIX):])
 
-
-def bootstrap_servers(broker: str) -> str:
-    """aiokafka's bootstrap list from Faust's broker URL(s) (``kafka://h:p;kafka://h2:p``)."""
-    return ",".join(url.split("://", 1)[-1] for url in broker.split(";"))
 
 
 class ReportLog:
