@@ -55,6 +55,12 @@ from services.broker import EmbeddedBroker, TopicSpec  # noqa: E402
 from streams.topics import Topics  # noqa: E402
 
 PARTITIONS = 8
+# The real-time producer's linger. The embedded broker answers a fetch with at most one
+# producer batch per partition (librdkafka's mock cluster: "FIXME: Multiple messageSets?"), so
+# a producer that sends a batch every 5 ms makes the worker fetch ~200 times a second per
+# partition, a limit of the test broker, not of the worker. Records are stamped when sent to
+# the producer, so this wait counts in the measured latency.
+REALTIME_LINGER_MS = 50
 TOPICS = Topics()
 
 
@@ -211,14 +217,16 @@ def realtime_load(sessions: int, seconds: float) -> list[tuple[float, list[Recor
 
 
 async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
-                   warmup: float, port: int, pid: int) -> dict[str, float]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
+                   warmup: float, port: int, pid: int, timeline: bool) -> dict[str, float]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1,
+                                linger_ms=REALTIME_LINGER_MS)
     consumer = AIOKafkaConsumer(TOPICS.quality, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="latest", fetch_max_wait_ms=5,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
     await producer.start()
     await consumer.start()
     latencies: list[float] = []
+    trace: list[tuple[float, float]] = []
     stop = asyncio.Event()
     started = time.time()
     measure_from = started + warmup
@@ -233,6 +241,7 @@ async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
                 for message in messages:
                     # The source stamp sits in the record's tail; parse it whole anyway.
                     latencies.append(now - orjson.loads(message.value)["source"]["timestamp_ms"])
+                    trace.append((now, latencies[-1]))
 
     reader = asyncio.create_task(read_quality())
     produced = produced_at_warmup = 0
@@ -259,6 +268,8 @@ async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
     await producer.stop()
     await consumer.stop()
     values = np.array(latencies)
+    if timeline:
+        print_timeline(trace)
     return {
         "events_per_s": (produced - produced_at_warmup) / elapsed,
         "updates": float(len(values)),
@@ -271,7 +282,20 @@ async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
     }
 
 
-def throughput(records: list[Record], events: int, label: str) -> float:
+def print_timeline(trace: list[tuple[float, float]]) -> None:
+    """Update latency per second of phase 5 after the warm-up, as ``second:p50/max`` in ms:
+    periodic stalls (commits, GC) show up here, not in the percentiles."""
+    seconds: dict[int, list[float]] = {}
+    start = trace[0][0]
+    for now, latency in trace:
+        seconds.setdefault(int((now - start) / 1000), []).append(latency)
+    print("   latency by second (p50/max ms): " + " ".join(
+        f"{second}:{np.percentile(values, 50):.0f}/{max(values):.0f}"
+        for second, values in sorted(seconds.items())))
+
+
+def throughput(records: list[Record], events: int, label: str,
+               worker_args: list[str]) -> float:
     """Phases 1-4 on a fresh broker for one framing; returns Rapport's events/s."""
     print(f"{label}: {events:,} events in {len(records):,} records")
     with EmbeddedBroker() as broker:
@@ -291,7 +315,7 @@ def throughput(records: list[Record], events: int, label: str) -> float:
         naive = measure_worker([*agent, str(port)], port, events, "naive")
         print(f"  3. naive Faust agent (table update per event): {naive:,.0f} events/s")
         port = free_port()
-        ours = measure_worker(rapport_worker(broker.bootstrap, port), port, events,
+        ours = measure_worker(rapport_worker(broker.bootstrap, port, *worker_args), port, events,
                               "rapport")
         print(f"  4. Rapport worker: {ours:,.0f} events/s = {ours / naive:.1f}x the naive "
               f"agent (target >= 3x)")
@@ -306,20 +330,27 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--realtime-only", action="store_true",
                         help="skip the throughput comparison (1-4), run only 5")
+    parser.add_argument("--timeline", action="store_true",
+                        help="also print phase 5's update latency second by second (p50/max)")
+    parser.add_argument("--worker-arg", action="append", default=[], metavar="ARG",
+                        help="extra `rapport worker` argument for Rapport's worker, repeatable "
+                        "(e.g. --worker-arg=--commit-interval-s=10)")
     args = parser.parse_args()
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")
 
     if not args.realtime_only:
         work = workload(args.events, max(args.events // 700, 1))
-        throughput(per_event(work), len(work), "one event per record")
-        throughput(per_moment(work), len(work), "a session's events of one moment per record")
+        throughput(per_event(work), len(work), "one event per record", args.worker_arg)
+        throughput(per_moment(work), len(work), "a session's events of one moment per record",
+                   args.worker_arg)
 
     load = realtime_load(args.sessions, args.seconds)
     with EmbeddedBroker() as broker:
         broker.create_topics(TOPICS.specs(PARTITIONS))
         port = free_port()
-        process = subprocess.Popen(rapport_worker(broker.bootstrap, port), cwd=ROOT,
+        process = subprocess.Popen(rapport_worker(broker.bootstrap, port, *args.worker_arg),
+                                   cwd=ROOT,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
@@ -328,7 +359,7 @@ def main() -> None:
                     raise SystemExit("worker did not get its partitions")
                 time.sleep(0.2)
             result = asyncio.run(realtime(broker.bootstrap, load, args.warmup, port,
-                                          process.pid))
+                                          process.pid, args.timeline))
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)

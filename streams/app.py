@@ -2,12 +2,13 @@
 
 One agent reads ``rapport.events`` in micro-batches (``take_events``), hands them to a
 :class:`~models.processor.BatchProcessor` and publishes the outputs. The sessions a batch
-changed are only marked dirty; right before each offset commit (``streams/kafka.py``) the
-pipeline makes the outputs durable (producer flush), then writes each dirty session's
-checkpoint once to the ``sessions`` table (a changelog-backed Faust table), and Faust flushes
-that before committing offsets, with the agent held off meanwhile. Hence, after any crash, the
-restored table matches the committed offsets (or is ahead of them, and the records redelivered
-are recognised by offset and skipped), and it is never ahead of the published outputs. A
+changed are only marked dirty (:mod:`models.dirty_sessions`); a timer writes each dirty
+session's checkpoint to the ``sessions`` table (a changelog-backed Faust table) about once per
+``checkpoint_interval_s``, between batches and after its outputs are durable (producer
+flush), and an offset commit (``streams/kafka.py``) never passes the first record of a change
+not yet written and acknowledged. Hence, after any crash, the restored table matches the
+committed offsets (or is ahead of them, and the records redelivered are recognised by offset
+and skipped), and it is never ahead of the published outputs. A
 session's final report is the exception to deferral: its closed marker is written as soon as
 the report is on the broker, so a replay cannot publish it again; and should the worker die
 between the two, whoever takes the partition over reads the reports published since the last
@@ -39,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from models import checkpoint
 from models.config import EngineConfig, PipelineConfig
 from models.delivery import DeliveryGuard, Verdict
+from models.dirty_sessions import DirtySessions
 from models.processor import BatchProcessor
 from models.records import InputRecord
 from models.stream_session import ClosedSession, SessionState, load_state, reconcile
@@ -71,8 +73,11 @@ class WorkerConfig:
     batch_window_s: float = 0.05  # a partial batch is processed after this long
     tick_interval_s: float = 1.0
     fetch_max_wait_ms: int = 500  # 10 on the embedded broker (see streams/kafka.py)
-    # Dirty sessions are checkpointed once per commit: longer means fewer writes, more replay.
+    # Offsets are committed every commit_interval_s, up to the oldest change not checkpointed;
+    # each changed session is checkpointed about once per checkpoint_interval_s, so the
+    # committed offsets lag by about that long: longer means fewer writes, more replay.
     commit_interval_s: float = 2.0
+    checkpoint_interval_s: float = 10.0
     # A worker that stops heartbeating (killed) loses its partitions after this long.
     session_timeout_s: float = 10.0
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -104,8 +109,8 @@ def is_tick(headers: Any) -> bool:
 class Pipeline:
     """Per-process glue between Faust and the pure batch processor."""
 
-    UNLOCKED_PASSES = 3  # passes while batches run; the last one, under the lock, is short
     CHECKPOINT_SLICE = 64  # sessions written between two chances for the agent to run
+    ROUND_S = 0.25  # how often checkpoint_round runs
 
     def __init__(self, app: faust.App, config: WorkerConfig, table: Any,
                  outputs: dict[str, Any]) -> None:
@@ -122,8 +127,8 @@ class Pipeline:
         # and as last written to the table.
         self._watermarks: dict[int, int] = {}
         self._written_watermarks: dict[int, int] = {}
-        # Sessions changed since the last commit: written once each before the next one.
-        self._dirty: dict[str, tuple[int, SessionState | None]] = {}
+        # Sessions changed since their last write, and how far offsets may be committed.
+        self.dirty: DirtySessions[SessionState | None] = DirtySessions()
         # A recent event per partition: the context a table write needs (see _write).
         self._latest: dict[int, EventT[Any]] = {}
         # Held while a batch is processed and while a commit picks its offsets.
@@ -139,9 +144,11 @@ class Pipeline:
         started = time.perf_counter()
         latest = self._latest
         records = []
+        first: dict[int, int] = {}  # partition -> the batch's lowest offset in it
         for event in await self._in_order(events):
             message = event.message
             latest[message.partition] = event
+            first.setdefault(message.partition, message.offset)
             records.append(InputRecord(
                 message.value if message.value is not None else b"", message.partition,
                 message.offset, int(message.timestamp * 1000), key=message.key,
@@ -152,8 +159,12 @@ class Pipeline:
             await self._take_over(taken)
         result = self.processor.process(records, self._restore)
         # Dirty before the first await, so no checkpoint pass writes these states before
-        # their outputs are flushed.
-        self._dirty.update(result.writes)
+        # their outputs are flushed, and no commit passes their records.
+        # (A change without a record of its partition in the batch cannot be dated: 0 holds
+        # that partition's commits until the change is written.)
+        mark = self.dirty.mark
+        for session_id, (partition, state) in result.writes.items():
+            mark(session_id, partition, state, first.get(partition, 0))
         reports = []
         for output in result.outputs:
             sent = await self.outputs[output.topic].send(
@@ -174,9 +185,11 @@ class Pipeline:
                 log.critical("failpoint after-report: exiting before the closed markers")
                 os._exit(70)
             for session_id, (partition, state) in closed.items():
-                del self._dirty[session_id]
                 self._write(latest[partition], session_id.encode(), state)
             await self._flush()
+            # Clean only once acknowledged: a commit meanwhile must not pass their records.
+            for session_id in closed:
+                self.dirty.discard(session_id)
         metrics.observe(result, int(time.time() * 1000), self.processor.open_sessions())
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_RECORDS.observe(len(records))
@@ -206,75 +219,64 @@ class Pipeline:
         return kept
 
     def commit_ceiling(self, tp: TP) -> int | None:
-        """The highest offset of ``tp`` a commit may name: the next record to apply."""
+        """The highest offset of ``tp`` a commit may name: the next record to apply, and no
+        record whose session's change is not written yet (models/dirty_sessions.py)."""
         if tp.topic != self.config.topics.events:
             return None
-        return self.delivery.next_offset(tp.partition)
+        return self.dirty.ceiling(tp.partition, self.delivery.next_offset(tp.partition))
 
     async def commit(self, commit: Callable[[], Awaitable[bool]]) -> bool:
-        """Persist the dirty sessions, then let Faust commit (it flushes the producer first
-        and picks the acknowledged offsets).
+        """Let Faust commit (it flushes the producer first and picks the acknowledged offsets,
+        capped by :meth:`commit_ceiling`), after writing the reports watermarks.
 
-        Checkpointing every session of a busy worker takes a while (about 0.15 ms each), so
-        most of it happens while batches keep running: passes over the dirty sessions in
-        slices, with the agent free in between. A session a batch touches meanwhile is
-        dirty again and written by a later pass. Only the last pass, over what is still dirty,
-        holds the agent off until Faust has picked the offsets; so every session's state in
-        the table includes every offset committed (docs/streaming.md, "Delivery guarantees").
+        No session is written here: :meth:`checkpoint_round` writes them all the time, and a
+        partition's commit stops short of the records of any change not written and
+        acknowledged yet. So every session's state in the table includes every offset
+        committed (docs/streaming.md, "Delivery guarantees"), and a commit neither holds
+        batches off nor spends a burst of CPU on 2,000 checkpoints at once.
         """
-        started = time.perf_counter()
-        written = 0
-        for _ in range(self.UNLOCKED_PASSES):
-            if len(self._dirty) <= self.CHECKPOINT_SLICE:
-                break
-            written += await self._checkpoint_pass()
-        async with self._lock:
-            if self._dirty:
-                # Outputs first: the state written next says they were produced.
-                await self._flush()
-                dirty, self._dirty = self._dirty, {}
-                for session_id, (partition, state) in dirty.items():
-                    event = self._latest.get(partition)
-                    if event is not None:  # None: the partition was revoked meanwhile
-                        self._write(event, session_id.encode(), state)
-                        written += 1
+        async with self._lock:  # no batch half-way through its closed markers
             # Every report before a partition's watermark has its closed marker written.
             self._write_watermarks(self._watermarks)
-            # Faust's commit flushes the producer too, but its flush of the buffered table
-            # writes gives up after 100 ms without progress (see _flush): on a busy machine
-            # offsets were then committed ahead of the states, and a rebalance lost events.
-            await self._flush()
-            if written:
-                metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
-                metrics.CHECKPOINTS.inc(written)
-            return await commit()
+        # Faust's commit flushes the producer too, but its flush of the buffered table
+        # writes gives up after 100 ms without progress (see _flush).
+        await self._flush()
+        return await commit()
 
-    async def _checkpoint_pass(self) -> int:
-        """Write the sessions dirty now, yielding every slice; returns how many were written.
+    async def checkpoint_round(self) -> int:
+        """Write the share of the dirty sessions that is due (each about once per
+        ``checkpoint_interval_s``, oldest change first), yielding to batches every slice;
+        returns how many were written.
 
-        A state is written only if its outputs are durable: the producer is flushed first,
-        and a session a batch touched after that (dirty again, closed, or its partition
-        revoked) is skipped here."""
-        async with self._lock:  # no batch half-sent: everything processed is flushed
-            await self._flush()
-            pending = list(self._dirty.items())
-        written = 0
-        for count, (session_id, entry) in enumerate(pending, 1):
-            # Still the entry flushed above? A batch that touched the session since put a new
-            # one (its outputs may not be durable yet); closing or a revoke removed it. The
-            # entry stays in _dirty until written, so a revoke meanwhile hands it over.
-            if self._dirty.get(session_id) is not entry:
+        A state is written only if its outputs are durable: the producer is flushed after the
+        sessions are picked, and a session a batch touched since (dirty again, closed, or its
+        partition revoked) is skipped: it stays dirty for a later round. A session is clean
+        only once its write is acknowledged, so no commit passes its records before."""
+        started = time.perf_counter()
+        async with self._lock:  # no batch half-sent: its outputs are with the producer
+            due = self.dirty.due(self.ROUND_S / self.config.checkpoint_interval_s)
+        if not due:
+            return 0
+        await self._flush()
+        done = []
+        for count, (session_id, entry) in enumerate(due, 1):
+            if self.dirty.get(session_id) is not entry:
                 continue
-            partition, state = entry
-            event = self._latest.get(partition)
+            event = self._latest.get(entry.partition)
             if event is None:
                 continue
-            self._write(event, session_id.encode(), state)
-            del self._dirty[session_id]
-            written += 1
+            self._write(event, session_id.encode(), entry.state)
+            done.append((session_id, entry))
             if count % self.CHECKPOINT_SLICE == 0:
                 await asyncio.sleep(0)
-        return written
+        await self._flush()
+        for session_id, entry in done:
+            # A session changed again meanwhile stays dirty, its older changes included.
+            self.dirty.written(session_id, entry)
+        if done:
+            metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
+            metrics.CHECKPOINTS.inc(len(done))
+        return len(done)
 
     async def _flush(self) -> None:
         """Everything sent so far, outputs and table writes, acknowledged by the broker.
@@ -371,17 +373,19 @@ class Pipeline:
                 log.info("partition %d revoked", partition,
                          extra=context(topic=self.config.topics.events, partition=partition))
             async with self._lock:
-                handed = {k: v for k, v in self._dirty.items() if v[0] in partitions}
+                handed = [item for item in self.dirty.entries()
+                          if item[1].partition in partitions]
                 if handed:
                     await self._flush()  # their outputs first
-                    for session_id, (partition, state) in handed.items():
-                        event = self._latest.get(partition)
+                    for session_id, entry in handed:
+                        event = self._latest.get(entry.partition)
                         if event is not None:
-                            self._write(event, session_id.encode(), state)
+                            self._write(event, session_id.encode(), entry.state)
                             metrics.CHECKPOINTS.inc()
                 self._write_watermarks(partitions)
                 await self._flush()
-                self._dirty = {k: v for k, v in self._dirty.items() if v[0] not in partitions}
+                # Clean only once acknowledged: a commit meanwhile must not pass them.
+                self.dirty.forget(partitions)
                 self.processor.revoke(partitions)
                 self.delivery.forget(partitions)
                 for tp in [tp for tp in kafka.REWINDS if tp.partition in partitions]:
@@ -430,9 +434,13 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=config.commit_interval_s,
+        # Commits (and checkpoints) by time only: Faust also commits every 10,000 records by
+        # default, which on a busy worker means far more often than the interval says.
+        broker_commit_every=2**62,
         broker_session_timeout=config.session_timeout_s,
         broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
         producer_acks=-1,
+        producer_linger=0.005,
         web_enabled=config.web_port is not None,
         web_port=config.web_port or 6066,
         web_bind=config.web_host,
@@ -459,6 +467,10 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     async def process(stream: Any) -> None:
         async for batch in stream.take_events(config.batch_max, within=config.batch_window_s):
             await pipeline.handle(batch)
+
+    @app.timer(Pipeline.ROUND_S)  # type: ignore[untyped-decorator]
+    async def checkpoint() -> None:
+        await pipeline.checkpoint_round()
 
     @app.timer(config.tick_interval_s)  # type: ignore[untyped-decorator]
     async def tick() -> None:

@@ -5,10 +5,11 @@
    librdkafka's mock cluster (the embedded broker) holds every fetch for the full wait even
    when data is there, which would add up to 1.5 s to every event's latency. The wait is set
    from ``FETCH_MAX_WAIT_MS`` before the consumer starts (aiokafka reads it at ``start()``).
-2. A step before every offset commit (``BEFORE_COMMIT``): the pipeline writes the sessions it
-   changed since the last commit to its table there, once each, instead of once per batch —
-   Kafka Streams' record cache, in effect. The commit then flushes the producer (outputs and
-   changelog) before committing offsets, so committed offsets never run ahead of the state.
+2. A step before every offset commit (``BEFORE_COMMIT``): the pipeline writes its reports
+   watermarks and waits until its table writes are acknowledged. The sessions themselves are
+   written between commits, each once per checkpoint interval instead of once per batch
+   (Kafka Streams' record cache, in effect), and the commit is capped (point 5) before the
+   oldest change not yet written, so committed offsets never run ahead of the state.
 3. Delivering fetched messages to the agent's stream. Faust's fetch loop
    (``Consumer._drain_messages``) hands over every message as
    ``wait_first(callback(message), suspend_flow.wait())``: four tasks and an ``asyncio.wait``
@@ -33,7 +34,8 @@
    acknowledged offsets, even when that run starts after a record never acknowledged; and
    around a rebalance records were seen delivered twice, out of order or not at all. The
    pipeline applies each partition's records strictly in order (models/delivery.py) and this
-   consumer never commits past the next record it has to apply (``COMMIT_CEILING``). For a
+   consumer never commits past the next record it has to apply, nor past the first record of
+   a session change not yet checkpointed (``COMMIT_CEILING``; models/dirty_sessions.py). For a
    hole, the pipeline asks for the partition to be fetched again from it (``REWINDS``); the
    fetch loop seeks there and drops what it had already fetched of that partition.
    All these overrides are private API: faust-streaming is pinned to the minor version they

@@ -50,7 +50,7 @@ DELIVERY_ANOMALIES = Counter(
     "applied_already (delivered again: dropped), missing_before (after a hole: held back, "
     "the partition sought back to the hole; models/delivery.py).", ["kind"])
 CHECKPOINT_SECONDS = Histogram(
-    "rapport_checkpoint_seconds", "Time to persist the dirty sessions before a commit.",
+    "rapport_checkpoint_seconds", "Time of one round of session checkpoints.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 BATCH_RECORDS = Histogram(
     "rapport_batch_records", "Records per micro-batch.",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
 
 from models.simulation import ENCODINGS, STYLES, SimulationConfig, simulate
+from services.cli.arguments import bounded_int, positive_float, probability
 
 _DEFAULTS = SimulationConfig()
 # Lines are joined and written in blocks: one write() per event would dominate the runtime.
@@ -36,38 +36,6 @@ The model and its parameters are documented in docs/simulator.md.
 """
 
 
-def _bounded_int(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
-
-
-def _float_in(low: float, high: float, *, low_open: bool) -> Callable[[str], float]:
-    """An argparse type: a finite number within ``(low, high]`` or ``[low, high]``."""
-    shown = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        above_low = value > low if low_open else value >= low
-        if not (above_low and value <= high):
-            raise argparse.ArgumentTypeError(f"must be within {shown}, got {text}")
-        return value
-
-    return parse
-
-
-_positive_float = _float_in(0.0, float("1e9"), low_open=True)
-_probability = _float_in(0.0, 1.0, low_open=False)
 
 
 def _prefix(text: str) -> str:
@@ -90,9 +58,9 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d = _DEFAULTS
-    parser.add_argument("--sessions", type=_bounded_int(1), default=d.sessions, metavar="N",
+    parser.add_argument("--sessions", type=bounded_int(1), default=d.sessions, metavar="N",
                         help="number of sessions, merged in one stream (default: %(default)s)")
-    parser.add_argument("--minutes", type=_positive_float, default=d.minutes, metavar="M",
+    parser.add_argument("--minutes", type=positive_float, default=d.minutes, metavar="M",
                         help="length of each session in minutes (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=d.seed,
                         help="random seed; same seed, same output (default: %(default)s)")
@@ -103,21 +71,21 @@ def register(subparsers: Any) -> None:
                              "frame) or 'speech' segments (default: %(default)s)")
     parser.add_argument("--frame-ms", type=int, choices=(10, 20, 30), default=d.frame_ms,
                         help="VAD frame length in ms (default: %(default)s)")
-    parser.add_argument("--batch-ms", type=_bounded_int(1), default=d.batch_ms, metavar="MS",
+    parser.add_argument("--batch-ms", type=bounded_int(1), default=d.batch_ms, metavar="MS",
                         help="length of one activity batch in ms, a multiple of --frame-ms "
                              "(default: %(default)s)")
-    parser.add_argument("--network-interval-ms", type=_bounded_int(1),
+    parser.add_argument("--network-interval-ms", type=bounded_int(1),
                         default=d.network_interval_ms, metavar="MS",
                         help="interval between network samples per participant "
                              "(default: %(default)s)")
-    parser.add_argument("--jitter-ms", type=_bounded_int(0), default=d.jitter_ms, metavar="MS",
+    parser.add_argument("--jitter-ms", type=bounded_int(0), default=d.jitter_ms, metavar="MS",
                         help="delay each event's delivery by uniform [0, MS] ms, reordering "
                              "the stream (default: %(default)s)")
-    parser.add_argument("--duplicate-rate", type=_probability, default=d.duplicate_rate,
+    parser.add_argument("--duplicate-rate", type=probability, default=d.duplicate_rate,
                         metavar="P",
                         help="probability that an event is delivered twice (default: "
                              "%(default)s)")
-    parser.add_argument("--session-stagger-ms", type=_bounded_int(0),
+    parser.add_argument("--session-stagger-ms", type=bounded_int(0),
                         default=d.session_stagger_ms, metavar="MS",
                         help="sessions start at random offsets in [0, MS) (default: "
                              "%(default)s)")

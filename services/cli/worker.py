@@ -12,6 +12,7 @@ from typing import Any
 
 from models.config import PipelineConfig
 from services.broker import embedded_bootstrap
+from services.cli.arguments import positive_float
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--fetch-max-wait-ms", type=int, default=None, metavar="MS",
                         help="longest a fetch may wait for data (default: 10 on the embedded "
                              "broker, which holds every fetch this long, else 500)")
-    parser.add_argument("--commit-interval-s", type=float, default=2.0, metavar="S",
-                        help="commit offsets (and checkpoint the sessions changed since the "
-                             "last commit) every S seconds; longer means less work, more "
-                             "replay after a crash (default: %(default)s)")
+    parser.add_argument("--commit-interval-s", type=positive_float, default=2.0, metavar="S",
+                        help="commit offsets every S seconds, up to the oldest session "
+                             "change not yet checkpointed (default: %(default)s)")
+    parser.add_argument("--checkpoint-interval-s", type=positive_float, default=10.0, metavar="S",
+                        help="write each changed session's state to the table about once "
+                             "per S seconds, spread evenly; committed offsets lag by about "
+                             "that much, so longer means less work, more replay after a "
+                             "crash (default: %(default)s)")
     parser.add_argument("--session-timeout-s", type=float, default=10.0, metavar="S",
                         help="a worker that stops heartbeating loses its partitions to the "
                              "others after S seconds (default: %(default)s)")
@@ -119,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         else EMBEDDED_FETCH_WAIT_MS if embedded else 500,
         session_timeout_s=args.session_timeout_s,
         commit_interval_s=args.commit_interval_s,
+        checkpoint_interval_s=args.checkpoint_interval_s,
         engine=engine,
         pipeline=pipeline,
         failpoint=args.config.failpoint,
