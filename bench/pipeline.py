@@ -184,6 +184,7 @@ def measure_worker(command: list[str], port: int, total: int, label: str) -> flo
 def rapport_worker(bootstrap: str, port: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "services.cli", "worker", "--broker", f"kafka://{bootstrap}",
             "--partitions", str(PARTITIONS), "--declare-topics", "no", "--fetch-max-wait-ms", "10",
+            "--fetch-min-interval-ms", "20",
             "--web-port", str(port),
             *extra]
 

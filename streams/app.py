@@ -46,7 +46,7 @@ from models.records import InputRecord
 from models.stream_session import ClosedSession, SessionState, load_state, reconcile
 from services.broker import BrokerProbe
 from services.logs import context
-from streams import kafka, metrics
+from streams import full_collections, kafka, metrics
 from streams.report_log import ReportLog, watermark_key, watermark_partition
 from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
 
@@ -73,11 +73,15 @@ class WorkerConfig:
     batch_window_s: float = 0.05  # a partial batch is processed after this long
     tick_interval_s: float = 1.0
     fetch_max_wait_ms: int = 500  # 10 on the embedded broker (see streams/kafka.py)
+    fetch_min_interval_ms: int = 0  # 20 on the embedded broker (streams/kafka.py, point 6)
     # Offsets are committed every commit_interval_s, up to the oldest change not checkpointed;
     # each changed session is checkpointed about once per checkpoint_interval_s, so the
     # committed offsets lag by about that long: longer means fewer writes, more replay.
     commit_interval_s: float = 2.0
     checkpoint_interval_s: float = 10.0
+    # Python's full GC every this long instead of by allocation count (streams/
+    # full_collections.py); None leaves CPython's own schedule (in-process tests).
+    full_gc_interval_s: float | None = None
     # A worker that stops heartbeating (killed) loses its partitions after this long.
     session_timeout_s: float = 10.0
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -422,6 +426,7 @@ class Pipeline:
 def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     """The worker's Faust app and its pipeline (agent, table, tick timer, /metrics page)."""
     kafka.FETCH_MAX_WAIT_MS = config.fetch_max_wait_ms
+    kafka.FETCH_MIN_INTERVAL_MS = config.fetch_min_interval_ms
     app = _App(
         config.app_id,
         broker=config.broker,
@@ -471,6 +476,13 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     @app.timer(Pipeline.ROUND_S)  # type: ignore[untyped-decorator]
     async def checkpoint() -> None:
         await pipeline.checkpoint_round()
+
+    if config.full_gc_interval_s is not None:
+        full_collections.schedule()
+
+        @app.timer(config.full_gc_interval_s)  # type: ignore[untyped-decorator]
+        async def full_gc() -> None:
+            full_collections.collect()
 
     @app.timer(config.tick_interval_s)  # type: ignore[untyped-decorator]
     async def tick() -> None:

@@ -38,4 +38,5 @@ def float_in(low: float, high: float, *, low_open: bool) -> Callable[[str], floa
 
 
 positive_float = float_in(0.0, float("1e9"), low_open=True)
+non_negative_float = float_in(0.0, float("1e9"), low_open=False)
 probability = float_in(0.0, 1.0, low_open=False)

@@ -166,7 +166,8 @@ def _start_worker(args: argparse.Namespace, bootstrap: str, index: int,
     for setting in args.settings:
         command += ["--set", setting]
     command += ["worker", "--broker", f"kafka://{bootstrap}", "--partitions",
-                str(args.partitions), "--declare-topics", "no", "--fetch-max-wait-ms", "10"]
+                str(args.partitions), "--declare-topics", "no", "--fetch-max-wait-ms", "10",
+                "--fetch-min-interval-ms", "20"]
     if args.idle_timeout_s is not None:
         command += ["--idle-timeout-s", str(args.idle_timeout_s)]
     if args.end_grace_ms is not None:

@@ -12,12 +12,13 @@ from typing import Any
 
 from models.config import PipelineConfig
 from services.broker import embedded_bootstrap
-from services.cli.arguments import positive_float
+from services.cli.arguments import non_negative_float, positive_float
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BROKER = "kafka://localhost:9092"
 EMBEDDED_FETCH_WAIT_MS = 10
+EMBEDDED_FETCH_INTERVAL_MS = 20  # streams/kafka.py, point 6
 
 
 def register(subparsers: Any) -> None:
@@ -69,6 +70,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--fetch-max-wait-ms", type=int, default=None, metavar="MS",
                         help="longest a fetch may wait for data (default: 10 on the embedded "
                              "broker, which holds every fetch this long, else 500)")
+    parser.add_argument("--fetch-min-interval-ms", type=int, default=None, metavar="MS",
+                        help="least time between two fetches from one broker (default: "
+                             f"{EMBEDDED_FETCH_INTERVAL_MS} on the embedded broker, which "
+                             "returns one producer batch per partition per fetch, else 0)")
     parser.add_argument("--commit-interval-s", type=positive_float, default=2.0, metavar="S",
                         help="commit offsets every S seconds, up to the oldest session "
                              "change not yet checkpointed (default: %(default)s)")
@@ -77,6 +82,11 @@ def register(subparsers: Any) -> None:
                              "per S seconds, spread evenly; committed offsets lag by about "
                              "that much, so longer means less work, more replay after a "
                              "crash (default: %(default)s)")
+    parser.add_argument("--full-gc-interval-s", type=non_negative_float, default=300.0, metavar="S",
+                        help="run Python's full garbage collection every S seconds instead of "
+                             "when allocations say (each pauses the worker ~0.25 s at 2,000 "
+                             "sessions; docs/streaming.md); 0 keeps Python's own schedule "
+                             "(default: %(default)s)")
     parser.add_argument("--session-timeout-s", type=float, default=10.0, metavar="S",
                         help="a worker that stops heartbeating loses its partitions to the "
                              "others after S seconds (default: %(default)s)")
@@ -122,9 +132,13 @@ def run(args: argparse.Namespace) -> int:
         batch_window_s=args.batch_window_ms / 1000,
         fetch_max_wait_ms=args.fetch_max_wait_ms if args.fetch_max_wait_ms is not None
         else EMBEDDED_FETCH_WAIT_MS if embedded else 500,
+        fetch_min_interval_ms=args.fetch_min_interval_ms
+        if args.fetch_min_interval_ms is not None
+        else EMBEDDED_FETCH_INTERVAL_MS if embedded else 0,
         session_timeout_s=args.session_timeout_s,
         commit_interval_s=args.commit_interval_s,
         checkpoint_interval_s=args.checkpoint_interval_s,
+        full_gc_interval_s=args.full_gc_interval_s or None,
         engine=engine,
         pipeline=pipeline,
         failpoint=args.config.failpoint,

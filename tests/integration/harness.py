@@ -45,7 +45,7 @@ class Worker:
         command = [sys.executable, "-m", "services.cli", "--log-level", "INFO", "worker",
                    "--broker", f"kafka://{bootstrap}", "--partitions", str(PARTITIONS),
                    "--declare-topics", "no", "--fetch-max-wait-ms", "10",
-                   "--web-port", str(self.port),
+                   "--fetch-min-interval-ms", "20", "--web-port", str(self.port),
                    "--end-grace-ms", "1000", "--idle-timeout-s", "60", *extra]
         with open(log, "ab") as out:
             self.process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=out,
