@@ -216,7 +216,13 @@ def _pace_fetches(fetcher: Any, interval_s: float) -> None:
     async def paced(assignment: Any, node_id: int, request: Any) -> Any:
         wait = last.get(node_id, 0.0) + interval_s - loop.time()
         if wait > 0:
-            await asyncio.sleep(wait)
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:
+                # The fetcher closing: it cancels and then awaits its request tasks,
+                # expecting them to return False, as aiokafka's own does; raising here
+                # crashed the consumer thread and the worker never exited.
+                return False
         last[node_id] = loop.time()
         return await send(assignment, node_id, request)
 

@@ -47,3 +47,21 @@ def test_brokers_are_paced_separately() -> None:
         assert loop.time() - started >= 0.19
 
     asyncio.run(scenario())
+
+
+def test_a_fetch_waiting_its_turn_ends_quietly_when_the_fetcher_closes() -> None:
+    """aiokafka's Fetcher.close cancels each pending request task and awaits it without
+    catching the cancellation: a paced request must end with False, as aiokafka's own does,
+    or the consumer thread dies and the worker never exits."""
+
+    async def scenario() -> None:
+        fetcher = _Fetcher()
+        _pace_fetches(fetcher, 10.0)
+        await fetcher._proc_fetch_request(None, 1, "first")
+        waiting = asyncio.ensure_future(fetcher._proc_fetch_request(None, 1, "second"))
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        assert await waiting is False
+        assert [request for _, _, request in fetcher.sent] == ["first"]
+
+    asyncio.run(scenario())
