@@ -47,6 +47,10 @@ class DirtySessions(Generic[S]):
     def __init__(self) -> None:
         self._by_partition: dict[int, dict[str, Dirty[S]]] = {}
         self._partition_of: dict[str, int] = {}
+        # Entries written but not acknowledged yet, and for a session changed again since its
+        # write, the offset the first of those later changes came from (see written()).
+        self._writing: dict[str, Dirty[S]] = {}
+        self._after: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._partition_of)
@@ -56,11 +60,10 @@ class DirtySessions(Generic[S]):
         ``offset``; ``state`` is what to write (it may be ``None`` for a deletion)."""
         entries = self._by_partition.setdefault(partition, {})
         previous = entries.get(session_id)
+        if previous is not None and self._writing.get(session_id) is previous:
+            self._after.setdefault(session_id, offset)
         # Replacing a key keeps its place: entries stay in the order they became dirty.
         since = offset if previous is None else min(previous.since, offset)
-        old_partition = self._partition_of.get(session_id)
-        if old_partition is not None and old_partition != partition:
-            self._by_partition[old_partition].pop(session_id, None)
         entries[session_id] = Dirty(partition, state, since)
         self._partition_of[session_id] = partition
 
@@ -82,27 +85,47 @@ class DirtySessions(Generic[S]):
             chosen.extend(itertools.islice(entries.items(), count))
         return chosen
 
+    def writing(self, session_id: str, entry: Dirty[S]) -> None:
+        """``entry``'s state was just handed to the producer (a write of the newest state)."""
+        self._writing[session_id] = entry
+        self._after.pop(session_id, None)
+
     def written(self, session_id: str, entry: Dirty[S]) -> bool:
-        """Forget ``session_id`` if ``entry`` is still its newest change (its write covers
-        every change so far); ``False`` if it changed again since, so stays dirty."""
+        """The write of ``entry`` is acknowledged. Forget ``session_id`` if ``entry`` is still
+        its newest change; if it changed again since, it stays dirty, but only from the first
+        of those later changes on (``False``). Without that, a session changed by every batch
+        (a worker catching up) would never be clean and its partition's commits would stop."""
+        self._writing.pop(session_id, None)
+        after = self._after.pop(session_id, None)
         partition = self._partition_of.get(session_id)
-        if partition is None or self._by_partition[partition].get(session_id) is not entry:
+        if partition is None:
             return False
-        del self._by_partition[partition][session_id]
-        del self._partition_of[session_id]
-        return True
+        entries = self._by_partition[partition]
+        current = entries.get(session_id)
+        if current is entry:
+            del entries[session_id]
+            del self._partition_of[session_id]
+            return True
+        if current is not None and after is not None:
+            del entries[session_id]  # to the back: its oldest unwritten change is recent
+            entries[session_id] = Dirty(partition, current.state, after)
+        return False
 
     def discard(self, session_id: str) -> None:
         """Forget ``session_id`` whatever its entry (written by other means)."""
         partition = self._partition_of.pop(session_id, None)
         if partition is not None:
             self._by_partition[partition].pop(session_id, None)
+        self._writing.pop(session_id, None)
+        self._after.pop(session_id, None)
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Forget the dirty sessions of ``partitions`` (handed over on revoke)."""
         for partition in set(partitions):
             for session_id in self._by_partition.pop(partition, {}):
                 del self._partition_of[session_id]
+                self._writing.pop(session_id, None)
+                self._after.pop(session_id, None)
 
     def ceiling(self, partition: int, next_offset: int | None) -> int | None:
         """The highest offset of ``partition`` a commit may name now: the lowest offset an

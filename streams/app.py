@@ -270,6 +270,7 @@ class Pipeline:
             if event is None:
                 continue
             self._write(event, session_id.encode(), entry.state)
+            self.dirty.writing(session_id, entry)
             done.append((session_id, entry))
             if count % self.CHECKPOINT_SLICE == 0:
                 await asyncio.sleep(0)

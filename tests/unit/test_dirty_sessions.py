@@ -50,6 +50,27 @@ def test_a_write_of_an_older_entry_leaves_the_session_dirty() -> None:
     assert dirty.ceiling(0, 20) == 20 and len(dirty) == 0
 
 
+def test_a_session_changed_during_every_write_still_lets_commits_move_on() -> None:
+    """A worker catching up changes a busy session in nearly every batch, also while its
+    checkpoint is on the way: each acknowledged write must still move the ceiling on to the
+    first change made after it, or the partition's commits would stop for good."""
+    dirty: DirtySessions[int] = DirtySessions()
+    offset = 0
+    dirty.mark("busy", 0, offset, offset)
+    ceilings = []
+    for _ in range(5):
+        entry = dirty.get("busy")
+        assert entry is not None
+        dirty.writing("busy", entry)  # the state as of `offset` is on its way
+        offset += 10
+        dirty.mark("busy", 0, offset, offset)  # a batch before the acknowledgement
+        offset += 10
+        dirty.mark("busy", 0, offset, offset)
+        assert not dirty.written("busy", entry)
+        ceilings.append(dirty.ceiling(0, offset + 1))
+    assert ceilings == [10, 30, 50, 70, 90]
+
+
 def test_due_takes_the_oldest_share_of_every_partition_and_at_least_one() -> None:
     dirty: DirtySessions[str] = DirtySessions()
     for index in range(10):
@@ -104,7 +125,15 @@ def test_every_offset_below_a_ceiling_is_in_a_written_checkpoint(seed: int) -> N
                     dirty.mark(session, partition, offset, offset)
                 if dirty.get(session) is entry:
                     checkpointed[session] = entry.state
+                    dirty.writing(session, entry)
                     written.append((session, entry))
+                    if rng.random() < 0.3:  # changed again before the write is acknowledged
+                        partition = sessions[session]
+                        offset = next_offset[partition]
+                        next_offset[partition] += 1
+                        applied[session] = offset
+                        records.append((partition, offset, session))
+                        dirty.mark(session, partition, offset, offset)
             for session, entry in written:
                 dirty.written(session, entry)
         for partition in range(3):
