@@ -2,7 +2,8 @@
 (issue "Streaming workers"; docs/streaming.md, "Delivery guarantees").
 
 A worker does not write a session's state to its table after every batch: it marks the
-session dirty and writes it once per commit interval (Kafka Streams' record cache, in effect).
+session dirty and writes it about once per checkpoint interval (Kafka Streams' record cache,
+in effect).
 Committing an offset promises that every record before it is reflected in the table, so a
 partition's commit may not pass the first record a still-unwritten change came from.
 
@@ -15,8 +16,8 @@ Why not write everything and then commit: a busy worker's sessions change every 
 checkpointing 2,000 of them takes about half a second of CPU. Writing them while batches keep
 running, and committing only up to the oldest change still unwritten, needs neither a second
 pass over the sessions a batch touched meanwhile nor holding the batches off while it writes;
-the committed offset just lags by one pass (replayed after a crash, and recognised as already
-applied by the states that include it).
+the committed offset just lags by about a checkpoint interval (replayed after a crash, and
+recognised as already applied by the states that include it).
 """
 
 from __future__ import annotations
