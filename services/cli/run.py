@@ -167,7 +167,10 @@ def _start_worker(args: argparse.Namespace, bootstrap: str, index: int,
         command += ["--set", setting]
     command += ["worker", "--broker", f"kafka://{bootstrap}", "--partitions",
                 str(args.partitions), "--declare-topics", "no", "--fetch-max-wait-ms", "10",
-                "--fetch-min-interval-ms", "20"]
+                "--fetch-min-interval-ms", "20",
+                # Committed offsets lag by about this much, and the feeder stays within 2 MiB
+                # per partition of them (services/feeder.py): 10 s would throttle a bulk run.
+                "--checkpoint-interval-s", "2"]
     if args.idle_timeout_s is not None:
         command += ["--idle-timeout-s", str(args.idle_timeout_s)]
     if args.end_grace_ms is not None:
