@@ -12,7 +12,7 @@ from typing import Any
 
 from models.config import PipelineConfig
 from services.broker import embedded_bootstrap
-from services.cli.arguments import non_negative_float, positive_float
+from services.cli.arguments import bounded_int, non_negative_float, positive_float
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--fetch-max-wait-ms", type=int, default=None, metavar="MS",
                         help="longest a fetch may wait for data (default: 10 on the embedded "
                              "broker, which holds every fetch this long, else 500)")
-    parser.add_argument("--fetch-min-interval-ms", type=int, default=None, metavar="MS",
+    parser.add_argument("--fetch-min-interval-ms", type=bounded_int(0), default=None, metavar="MS",
                         help="least time between two fetches from one broker (default: "
                              f"{EMBEDDED_FETCH_INTERVAL_MS} on the embedded broker, which "
                              "returns one producer batch per partition per fetch, else 0)")

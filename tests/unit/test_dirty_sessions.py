@@ -100,40 +100,36 @@ def test_every_offset_below_a_ceiling_is_in_a_written_checkpoint(seed: int) -> N
     checkpointed: dict[str, int] = {}  # session -> newest offset in its written state
     dirty: DirtySessions[int] = DirtySessions()
     records: list[tuple[int, int, str]] = []  # (partition, offset, session)
+
+    def apply(session: str, batch_first: int | None = None) -> None:
+        """The next record of the session's partition changes it; the state marked dirty is
+        the newest offset applied, from a batch starting at ``batch_first`` (or this record)."""
+        partition = sessions[session]
+        offset = next_offset[partition]
+        next_offset[partition] += 1
+        applied[session] = offset
+        records.append((partition, offset, session))
+        dirty.mark(session, partition, offset, offset if batch_first is None else batch_first)
+
     for _ in range(300):
         step = rng.random()
         if step < 0.6:  # a batch: a few records of one partition
             partition = rng.randrange(3)
             first = next_offset[partition]
             for _ in range(rng.randint(1, 4)):
-                offset = next_offset[partition]
-                next_offset[partition] += 1
-                session = rng.choice([s for s, p in sessions.items() if p == partition])
-                applied[session] = offset
-                records.append((partition, offset, session))
-                dirty.mark(session, partition, offset, first)
+                apply(rng.choice([s for s, p in sessions.items() if p == partition]), first)
         else:  # a checkpoint round; a batch may touch a picked session before its write
             picked = dirty.due(rng.choice([0.1, 0.5, 1.0]))
             written = []
             for session, entry in picked:
                 if rng.random() < 0.2:
-                    partition = sessions[session]
-                    offset = next_offset[partition]
-                    next_offset[partition] += 1
-                    applied[session] = offset
-                    records.append((partition, offset, session))
-                    dirty.mark(session, partition, offset, offset)
+                    apply(session)
                 if dirty.get(session) is entry:
                     checkpointed[session] = entry.state
                     dirty.writing(session, entry)
                     written.append((session, entry))
                     if rng.random() < 0.3:  # changed again before the write is acknowledged
-                        partition = sessions[session]
-                        offset = next_offset[partition]
-                        next_offset[partition] += 1
-                        applied[session] = offset
-                        records.append((partition, offset, session))
-                        dirty.mark(session, partition, offset, offset)
+                        apply(session)
             for session, entry in written:
                 dirty.written(session, entry)
         for partition in range(3):
