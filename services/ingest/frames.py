@@ -131,9 +131,14 @@ class RtpLevelFramer:
     stay silent. The V bit is not read at all: Chromium sets it on nearly every packet, so the
     engine decides voicing from the level (METRICS.md §1, ``level_voiced_dbov``).
 
-    Batches are emitted once ``hold_ms`` of wall-clock time has passed after their end, which
-    leaves time for reordered packets and, in a DTX silence, emits silent frames without
-    waiting for the next packet.
+    Batches are emitted once the stream is ``hold_ms`` past their end, which leaves time for
+    reordered packets. Where the stream is comes from the media clock: the end of the newest
+    packet (by timestamp) plus the wall-clock time since it arrived, so a DTX silence still
+    emits silent frames without waiting for the next packet. It is capped by the wall clock
+    since the first packet, so a timestamp jump ahead cannot emit the future at once. Not the
+    wall clock alone: a sender running behind real time (an overloaded machine, a browser tab
+    in the background) would otherwise see every frame dropped as late once it trails by more
+    than the hold, while placing by timestamp keeps each frame where it belongs.
     """
 
     def __init__(self, *, clock_rate: int = 48_000, frame_ms: int = 20, batch_ms: int = 1000,
@@ -151,6 +156,8 @@ class RtpLevelFramer:
         self._last_ts = 0  # extended (unwrapped) timestamp of the newest packet
         self._step: int | None = None  # smallest positive timestamp step: the packet time
         self._end_index = 0  # one past the last frame placed
+        self._newest_end = 0  # one past the frames of the newest packet (by timestamp)
+        self._newest_arrival_ms = 0  # when that packet arrived
 
     @property
     def origin_ms(self) -> int | None:
@@ -171,6 +178,7 @@ class RtpLevelFramer:
         """One RTP packet: its timestamp, its level (``-dBov`` 0..127, or None without the
         extension) and when it arrived (session clock, ms). Returns batches now complete."""
         self.packets += 1
+        newest = self.batcher is None
         if self.batcher is None:
             self.batcher = FrameBatcher(arrival_ms, self.frame_ms, self.batch_ms, "levels",
                                         first_seq=self.first_seq)
@@ -181,31 +189,34 @@ class RtpLevelFramer:
             step = abs(extended - self._last_ts)  # a reordered packet tells the step too
             if step and (self._step is None or step < self._step):
                 self._step = step
+            newest = extended > self._last_ts
             self._last_ts = max(self._last_ts, extended)
+        index = int((extended - self._first_ts) // self.ticks_per_frame)
+        span = self._span()
+        if newest:
+            self._newest_end = index + span
+            self._newest_arrival_ms = arrival_ms
         if level is None:
             self.missing_level += 1
-        else:
-            index = int((extended - self._first_ts) // self.ticks_per_frame)
-            if index >= 0:
-                value = bytes([min(max(level, 0), SILENT_LEVEL)])
-                self.batcher.put(index, value)
-                span = self._span()
-                if span > 1:  # the packet's later frames, unless another packet set them
-                    self.batcher.put_missing(index + 1, value * (span - 1))
-                self._end_index = max(self._end_index, index + span)
+        elif index >= 0:
+            value = bytes([min(max(level, 0), SILENT_LEVEL)])
+            self.batcher.put(index, value)
+            if span > 1:  # the packet's later frames, unless another packet set them
+                self.batcher.put_missing(index + 1, value * (span - 1))
+            self._end_index = max(self._end_index, index + span)
         return self.tick(arrival_ms)
 
     def tick(self, now_ms: int) -> list[FrameBatch]:
         """Batches complete at wall-clock ``now_ms`` (call periodically, e.g. every 250 ms)."""
         if self.batcher is None:
             return []
-        return self.batcher.ready(self._index_at(now_ms - self.hold_ms))
+        return self.batcher.ready(self._position_at(now_ms - self.hold_ms))
 
     def finish(self, now_ms: int) -> list[FrameBatch]:
         """The stream ends at ``now_ms``: everything up to then, the last batch short."""
         if self.batcher is None:
             return []
-        return self.batcher.flush(max(self._index_at(now_ms), self._end_index))
+        return self.batcher.flush(max(self._position_at(now_ms), self._end_index))
 
     def _span(self) -> int:
         """Frames one packet covers: 1 until ``MIN_PACKETS_FOR_SPAN`` packets all stepped by
@@ -214,6 +225,10 @@ class RtpLevelFramer:
             return 1
         return max(1, round(self._step / self.ticks_per_frame))
 
-    def _index_at(self, ms: int) -> int:
+    def _position_at(self, ms: int) -> int:
+        """The frame the stream has reached at wall-clock ``ms``: by the media clock (the
+        newest packet plus the time since it arrived), at most the wall clock's frame."""
         assert self.batcher is not None
-        return max((ms - self.batcher.origin_ms) // self.frame_ms, 0)
+        by_wall_clock = (ms - self.batcher.origin_ms) // self.frame_ms
+        by_media = self._newest_end + (ms - self._newest_arrival_ms) // self.frame_ms
+        return max(min(by_wall_clock, by_media), 0)

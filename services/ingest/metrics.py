@@ -19,6 +19,10 @@ WEBRTC_PEERS = Gauge(
     "rapport_webrtc_peers",
     "Open WebRTC peer connections, by connection state (new, connecting, connected, "
     "disconnected, failed); closed ones leave the gauge.", ["state"])
+LATE_LEVEL_FRAMES = Counter(
+    "rapport_webrtc_late_level_frames_total",
+    "Level frames dropped because their RTP packet arrived after their batch was published "
+    "(levels mode; raise --jitter-hold-ms if this grows).")
 VAD_REAL_TIME_FACTOR = Histogram(
     "rapport_vad_real_time_factor",
     "CPU seconds the VAD spent per second of audio, per analysed chunk (audio mode).",

@@ -74,6 +74,7 @@ class ParticipantPeer:
         self.audio: AudioVadFramer | None = None
         self.first_arrival_ms: int | None = None
         self.packets = 0
+        self._late_counted = 0  # level frames dropped as late, already in the metric
         self._payload_type: int | None = None
         self._clock_rate = 48_000
         self._tasks: list[asyncio.Task[None]] = []
@@ -178,6 +179,9 @@ class ParticipantPeer:
             self._publish(self.audio.frame(pcm, channels, frame.sample_rate, frame.pts))
 
     def _publish(self, batches: list[FrameBatch]) -> None:
+        if self.levels.batcher is not None and self.levels.batcher.late > self._late_counted:
+            metrics.LATE_LEVEL_FRAMES.inc(self.levels.batcher.late - self._late_counted)
+            self._late_counted = self.levels.batcher.late
         for batch in batches:
             self._emit(batch.to_event(self.session_id, self.participant.participant_id))
             self.participant.next_seq = batch.seq + 1

@@ -105,6 +105,30 @@ def test_silence_is_emitted_by_the_clock_during_a_long_dtx_pause() -> None:
     assert batch.data == bytes([30]) + bytes([127]) * 49
 
 
+def test_a_sender_behind_real_time_loses_no_frames() -> None:
+    # An overloaded sender: 150 packets of 20 ms reach the ingest one every 40 ms, so by the
+    # end it trails the wall clock by 3 s, far beyond the hold.
+    framer = RtpLevelFramer(batch_ms=1000, hold_ms=200)
+    out = []
+    for i in range(150):
+        out += framer.packet(i * TPF, i % 100, arrival_ms=i * 40)
+        out += framer.tick(i * 40 + 20)
+    assert framer.batcher is not None and framer.batcher.late == 0
+    assert len(out) == 2  # batches are published as the media reaches them, not the clock
+    out += framer.finish(150 * 40)
+    assert levels_of(out)[:150] == bytes(i % 100 for i in range(150))
+
+
+def test_a_timestamp_jump_ahead_does_not_publish_the_future_at_once() -> None:
+    framer = RtpLevelFramer(batch_ms=1000, hold_ms=200)
+    out = framer.packet(0, 30, 0)
+    out += framer.packet(3_000 * 48, 40, 20)  # 3 s ahead of the previous packet, 20 ms later
+    assert out == []
+    assert framer.tick(1_199) == []
+    (batch,) = framer.tick(1_200)  # the wall clock still paces publication
+    assert batch.data[0] == 30
+
+
 def test_batches_are_valid_wire_activity_events() -> None:
     framer = RtpLevelFramer(batch_ms=1000, hold_ms=0, first_seq=3)
     batches = []
