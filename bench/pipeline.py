@@ -26,7 +26,7 @@ Rates 2-4 come from polling each worker's ``rapport_events_consumed_total`` ever
 this process.
 
 Usage: ``.venv/bin/python bench/pipeline.py [--events N] [--sessions S] [--seconds T]
-[--realtime-only]``.
+[--realtime-only | --throughput-only] [--timeline] [--worker-arg ARG]``.
 """
 
 from __future__ import annotations
@@ -334,6 +334,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--realtime-only", action="store_true",
                         help="skip the throughput comparison (1-4), run only 5")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="run only the throughput comparison (1-4), skip 5")
     parser.add_argument("--timeline", action="store_true",
                         help="also print phase 5's update latency second by second (p50/max)")
     parser.add_argument("--worker-arg", action="append", default=[], metavar="ARG",
@@ -348,6 +350,8 @@ def main() -> None:
         throughput(per_event(work), len(work), "one event per record", args.worker_arg)
         throughput(per_moment(work), len(work), "a session's events of one moment per record",
                    args.worker_arg)
+    if args.throughput_only:
+        return
 
     load = realtime_load(args.sessions, args.seconds)
     with EmbeddedBroker() as broker:
