@@ -468,7 +468,7 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     app.stop_hooks = [pipeline.report_log.close]
     kafka.BEFORE_COMMIT = pipeline.commit
     kafka.COMMIT_CEILING = pipeline.commit_ceiling
-    kafka.INLINE_TOPICS = frozenset({topics.events})
+    kafka.INLINE_TOPICS = kafka.UNPAUSED_TOPICS = frozenset({topics.events})
 
     @app.agent(events, name="sessions")
     async def process(stream: Any) -> None:

@@ -7,6 +7,11 @@ sink with the same behaviour for tests and demos.
 Guarantees of :class:`KafkaPublisher`:
 
 - every event is keyed by its ``session_id`` (a session stays on one partition, in order);
+- a session's events published together share records, as JSON lines (at most
+  ``GROUP_EVENTS`` events or ``GROUP_BYTES`` bytes each, :func:`coalesce`), as the records of
+  ``rapport run`` do (models/records.py): the workers' cost is mostly per Kafka record, so a
+  session's events of one moment in one record roughly triple what a worker sustains
+  (bench/pipeline.py);
 - the producer is idempotent (``enable_idempotence=True``, ``acks=all``): aiokafka's retries
   after a broker hiccup never duplicate or reorder a record;
 - :meth:`Publisher.publish` returns only once the broker has stored every record, so an HTTP
@@ -35,6 +40,10 @@ log = logging.getLogger(__name__)
 
 Destination = Literal["events", "dlq"]
 MAX_RECORD_BYTES = 2 * 1024 * 1024  # an event is at most the HTTP body limit, plus envelope
+# A record of a session's events holds at most this many (as rapport run's, services/feeder.py),
+# well under the workers' max_record_bytes (1 MiB), above which a record is rejected whole.
+GROUP_EVENTS = 64
+GROUP_BYTES = 256 * 1024
 
 
 class PublishError(RapportError):
@@ -48,6 +57,41 @@ class Outgoing:
     destination: Destination
     key: bytes | None
     value: bytes
+
+
+@dataclass(slots=True)
+class _Group:
+    """Events of one session on their way into one record."""
+
+    key: bytes
+    lines: list[bytes]
+    size: int
+
+
+def coalesce(records: Sequence[Outgoing], *, max_events: int = GROUP_EVENTS,
+             max_bytes: int = GROUP_BYTES) -> list[Outgoing]:
+    """The events of each session in ``records`` joined as JSON lines into as few records as
+    the limits allow, in their order per session (records of different sessions are not
+    ordered relative to each other on Kafka anyway). Dead-letter records, events without a
+    key and any value holding a newline go out unchanged, where they were."""
+    out: list[Outgoing | _Group] = []
+    open_groups: dict[bytes, _Group] = {}
+    for record in records:
+        key = record.key
+        if record.destination != "events" or key is None or b"\n" in record.value:
+            out.append(record)
+            continue
+        size = len(record.value) + 1
+        group = open_groups.get(key)
+        if group is not None and len(group.lines) < max_events \
+                and group.size + size <= max_bytes:
+            group.lines.append(record.value)
+            group.size += size
+            continue
+        group = open_groups[key] = _Group(key, [record.value], size)
+        out.append(group)
+    return [item if isinstance(item, Outgoing) else
+            Outgoing("events", item.key, b"\n".join(item.lines)) for item in out]
 
 
 class Publisher(Protocol):
@@ -118,7 +162,7 @@ class KafkaPublisher:
         self.pending += len(records)
         try:
             futures = []
-            for record in records:
+            for record in coalesce(records):
                 topic = self.topics.events if record.destination == "events" \
                     else self.topics.dlq
                 futures.append(await self._producer.send(topic, record.value, key=record.key))
