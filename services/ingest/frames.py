@@ -2,7 +2,8 @@
 
 Frames sit on a fixed grid per participant: frame ``i`` covers ``[origin_ms + i·frame_ms,
 +frame_ms)`` on the session clock (the ingest's receive clock, METRICS.md §1), where
-``origin_ms`` is when the participant's first RTP packet arrived. A frame's index comes from
+``origin_ms`` is when the participant's first RTP packet arrived, or would have arrived with
+the least delay any packet of the first batch had (:class:`FrameZero`). A frame's index comes from
 the media's own timestamp (RTP timestamp, or a decoded frame's ``pts``), never from counting
 packets: Opus DTX sends no packets during silence and the network loses some, and counting
 would pull everything after a gap earlier. Frames nobody filled are silence (level 127, or
@@ -20,6 +21,8 @@ from typing import Any, Literal
 SILENT_LEVEL = 127  # RFC 6464: -127 dBov, digital silence
 RTP_WRAP = 1 << 32
 MIN_PACKETS_FOR_SPAN = 10
+# The most a participant's first packet may have been delayed more than later ones (FrameZero).
+MAX_FIRST_DELAY_MS = 1000
 
 FrameKind = Literal["levels", "voiced"]
 
@@ -76,6 +79,11 @@ class FrameBatcher:
     def emitted_frames(self) -> int:
         return self._next_index
 
+    def move_origin(self, origin_ms: int) -> None:
+        """An earlier start of frame 0, as long as no batch carries the old one."""
+        if self._next_index == 0:
+            self.origin_ms = min(self.origin_ms, origin_ms)
+
     def put(self, index: int, values: bytes) -> None:
         if index < self._next_index:
             skip = self._next_index - index
@@ -123,6 +131,40 @@ class FrameBatcher:
         return batch
 
 
+class FrameZero:
+    """When frame 0 of an RTP stream began on the session clock: the least, over its packets,
+    of arrival time minus the packet's media time since the first packet.
+
+    The first packet's arrival alone is late by whatever delayed that one packet: the ingest's
+    event loop busy at that moment (a start-up, another participant's offer) or a sender slow
+    to start. Later packets that arrive on time correct it; a packet never arrives before its
+    media time, so the estimate never runs early, unless the sender's timestamps jump ahead:
+    a correction of more than ``MAX_FIRST_DELAY_MS`` is taken for such a jump and ignored.
+    Used until a participant's first batch is published (:meth:`FrameBatcher.move_origin`);
+    after that frame 0 stays where it is.
+    """
+
+    def __init__(self, clock_rate: int = 48_000) -> None:
+        self.clock_rate = clock_rate
+        self.ms: int | None = None
+        self._first_ts = 0
+        self._first_arrival_ms = 0
+
+    def packet(self, timestamp: int, arrival_ms: int) -> int:
+        """A packet's 32-bit RTP timestamp and arrival (ms); returns the estimate so far."""
+        if self.ms is None:
+            self._first_ts = timestamp
+            self.ms = self._first_arrival_ms = arrival_ms
+            return arrival_ms
+        delta = (timestamp - self._first_ts) % RTP_WRAP
+        if delta >= RTP_WRAP // 2:
+            delta -= RTP_WRAP  # reordered before the first packet
+        candidate = arrival_ms - delta * 1000 // self.clock_rate
+        if self._first_arrival_ms - MAX_FIRST_DELAY_MS <= candidate < self.ms:
+            self.ms = candidate
+        return self.ms
+
+
 class RtpLevelFramer:
     """RFC 6464 levels of one RTP stream on the frame grid, placed by RTP timestamp.
 
@@ -158,6 +200,7 @@ class RtpLevelFramer:
         self._end_index = 0  # one past the last frame placed
         self._newest_end = 0  # one past the frames of the newest packet (by timestamp)
         self._newest_arrival_ms = 0  # when that packet arrived
+        self.zero = FrameZero(clock_rate)
 
     @property
     def origin_ms(self) -> int | None:
@@ -178,6 +221,7 @@ class RtpLevelFramer:
         """One RTP packet: its timestamp, its level (``-dBov`` 0..127, or None without the
         extension) and when it arrived (session clock, ms). Returns batches now complete."""
         self.packets += 1
+        zero = self.zero.packet(timestamp, arrival_ms)
         newest = self.batcher is None
         if self.batcher is None:
             self.batcher = FrameBatcher(arrival_ms, self.frame_ms, self.batch_ms, "levels",
@@ -191,6 +235,7 @@ class RtpLevelFramer:
                 self._step = step
             newest = extended > self._last_ts
             self._last_ts = max(self._last_ts, extended)
+            self.batcher.move_origin(zero)
         index = int((extended - self._first_ts) // self.ticks_per_frame)
         span = self._span()
         if newest:

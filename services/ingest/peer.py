@@ -31,7 +31,7 @@ from av import AudioFrame
 
 from services.ingest import metrics
 from services.ingest.audio import AudioVadFramer
-from services.ingest.frames import FrameBatch, RtpLevelFramer
+from services.ingest.frames import FrameBatch, FrameZero, RtpLevelFramer
 from services.ingest.network import NetworkSampler
 from services.ingest.service import IngestConfig
 from services.ingest.sessions import LiveParticipant
@@ -73,6 +73,7 @@ class ParticipantPeer:
                                      hold_ms=config.hold_ms, first_seq=participant.next_seq)
         self.audio: AudioVadFramer | None = None
         self.first_arrival_ms: int | None = None
+        self._zero = FrameZero()  # audio mode's frame 0 (levels: self.levels.zero)
         self.packets = 0
         self._late_counted = 0  # level frames dropped as late, already in the metric
         self._payload_type: int | None = None
@@ -120,6 +121,7 @@ class ParticipantPeer:
                     batch_ms=self.config.batch_ms, hold_ms=self.config.hold_ms,
                     first_seq=self.participant.next_seq)
                 self._sampler.clock_rate = codec.clockRate
+                self._zero = FrameZero(codec.clockRate)
                 return
 
     def _wrap(self, receiver: RTCRtpReceiver) -> None:
@@ -150,6 +152,10 @@ class ParticipantPeer:
                     self._publish(self.levels.packet(
                         packet.timestamp, None if level is None else int(level[1]),
                         self._now_ms()))
+                else:
+                    zero = self._zero.packet(packet.timestamp, self._now_ms())
+                    if self.audio is not None:
+                        self.audio.batcher.move_origin(zero)
             await original(packet, arrival_time_ms=arrival_time_ms)
 
         receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
@@ -164,8 +170,7 @@ class ParticipantPeer:
             except MediaStreamError:
                 return
             if self.audio is None:
-                origin = self.first_arrival_ms if self.first_arrival_ms is not None \
-                    else self._now_ms()
+                origin = self._zero.ms if self._zero.ms is not None else self._now_ms()
                 if self._vad_ready is not None and not self._vad_ready.is_set():
                     await self._vad_ready.wait()  # frames queue meanwhile, placed by pts
                 self.audio = AudioVadFramer(origin, batch_ms=self.config.batch_ms,

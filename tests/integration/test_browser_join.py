@@ -54,7 +54,13 @@ LEAD_MS = 1_500  # silence before the first clip: the microphone opens after neg
 TAIL_S = 180  # silence after the last clip, longer than the test
 TALK_TOLERANCE = 0.03
 BOUNDARY_MS = 60
-MAX_START_ERROR_MS = 300
+# Where a WAV starts on the session clock (the ingest's receive clock, METRICS.md §1) trails
+# the page's microphone opening by Chromium's capture-to-send latency plus transit: 30-80 ms
+# here usually, once 394 ms for one browser in a loaded CI run (278 ms once locally) with
+# every boundary still within 10 ms of the others. That latency is when the ingest hears the
+# audio, so by definition where it lies; the bound catches gross misplacement (a lost or
+# doubled second, a grid started at the wrong packet), not Chromium's buffering.
+MAX_START_ERROR_MS = 500
 
 # Each role's WAV, as a conversation taking turns: (clip, gain dB) or (None, silence ms).
 # m_gb_slow_quiet is played 10 dB up (at -12 dB, f_scot_mid's level): at its own -22 dB its

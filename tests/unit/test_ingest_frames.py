@@ -10,7 +10,13 @@ import numpy as np
 
 from models.events import Activity, parse_event
 from services.ingest.audio import AudioVadFramer
-from services.ingest.frames import SILENT_LEVEL, FrameBatcher, RtpLevelFramer
+from services.ingest.frames import (
+    MAX_FIRST_DELAY_MS,
+    SILENT_LEVEL,
+    FrameBatcher,
+    FrameZero,
+    RtpLevelFramer,
+)
 from services.ingest.network import NetworkSampler
 
 TPF = 960  # RTP ticks per 20 ms frame at 48 kHz
@@ -127,6 +133,32 @@ def test_a_timestamp_jump_ahead_does_not_publish_the_future_at_once() -> None:
     assert framer.tick(1_199) == []
     (batch,) = framer.tick(1_200)  # the wall clock still paces publication
     assert batch.data[0] == 30
+
+
+def test_a_late_first_packet_does_not_move_frame_zero() -> None:
+    # The ingest's event loop is busy for the stream's first 400 ms: the packets sent
+    # meanwhile are all read at 10,400; those after arrive on time (3 ms in transit), and
+    # frame 0 is where they say the stream began.
+    framer = RtpLevelFramer(batch_ms=1000, hold_ms=200)
+    out = []
+    for i in range(60):
+        out += framer.packet(i * TPF, 30, arrival_ms=max(10_400, 10_000 + i * 20 + 3))
+    out += framer.finish(11_300)
+    assert out[0].start_ms == 10_003
+    assert framer.origin_ms == 10_003
+
+
+def test_frame_zero_ignores_a_timestamp_jump_and_never_moves_after_the_first_batch() -> None:
+    zero = FrameZero(48_000)
+    assert zero.packet(1_000, 5_000) == 5_000
+    assert zero.packet(1_000 + (MAX_FIRST_DELAY_MS + 500) * 48, 5_020) == 5_000  # a jump
+    assert zero.packet(1_000 + 100 * 48, 4_950) == 4_850  # on time: the first was late
+    assert zero.packet((1_000 - 20 * 48) % (1 << 32), 4_900) == 4_850  # reordered, later
+    batcher = FrameBatcher(5_000, 20, 40, "levels")
+    batcher.move_origin(4_990)
+    batcher.ready(2)
+    batcher.move_origin(4_000)  # a batch carries 4,990 already
+    assert batcher.origin_ms == 4_990
 
 
 def test_batches_are_valid_wire_activity_events() -> None:
