@@ -79,6 +79,8 @@ def coalesce(records: Sequence[Outgoing], *, max_events: int = GROUP_EVENTS,
     for record in records:
         key = record.key
         if record.destination != "events" or key is None or b"\n" in record.value:
+            if record.destination == "events" and key is not None:
+                open_groups.pop(key, None)  # its session's later events go after it
             out.append(record)
             continue
         size = len(record.value) + 1

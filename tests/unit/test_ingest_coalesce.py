@@ -39,6 +39,13 @@ def test_dead_letters_and_keyless_events_stay_single_and_in_place() -> None:
     assert packed[0].value.count(b"\n") == 1
 
 
+def test_an_event_that_cannot_join_a_record_keeps_its_place_in_its_session() -> None:
+    odd = Outgoing("events", b"a", b'{"session_id": "a",\n "n": 1}')
+    packed = coalesce([event("a", 0), odd, event("a", 2)])
+    assert [r.value.count(b'"n":') for r in packed] == [1, 1, 1]
+    assert packed[1] == odd
+
+
 def test_limits_split_a_session_into_several_records_in_order() -> None:
     many = [event("a", n) for n in range(GROUP_EVENTS * 2 + 1)]
     packed = coalesce(many)
