@@ -108,8 +108,9 @@ class Publisher(Protocol):
 
 @dataclass(slots=True)
 class MemoryPublisher:
-    """In-memory sink: keeps every record per destination (tests, demos). ``fail`` makes the
-    next publishes raise :class:`PublishError`, like an unreachable broker."""
+    """In-memory sink: keeps every record per destination (tests, demos), each event as its
+    own record (it does not :func:`coalesce`). ``fail`` makes the next publishes raise
+    :class:`PublishError`, like an unreachable broker."""
 
     events: list[Outgoing] = field(default_factory=list)
     dlq: list[Outgoing] = field(default_factory=list)
