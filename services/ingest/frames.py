@@ -27,6 +27,13 @@ MAX_FIRST_DELAY_MS = 1000
 FrameKind = Literal["levels", "voiced"]
 
 
+def rtp_delta(timestamp: int, reference: int) -> int:
+    """RTP ticks from ``reference`` to the 32-bit ``timestamp``, across a wrap-around: the
+    nearer of the two ways round (reordering allowed both ways)."""
+    delta = (timestamp - reference) % RTP_WRAP
+    return delta - RTP_WRAP if delta >= RTP_WRAP // 2 else delta
+
+
 @dataclass(frozen=True, slots=True)
 class FrameBatch:
     """Consecutive frames of one participant: levels (bytes 0..127) or voiced (``b"0"/b"1"``)."""
@@ -156,9 +163,7 @@ class FrameZero:
             self._first_ts = timestamp
             self.ms = self._first_arrival_ms = arrival_ms
             return arrival_ms
-        delta = (timestamp - self._first_ts) % RTP_WRAP
-        if delta >= RTP_WRAP // 2:
-            delta -= RTP_WRAP  # reordered before the first packet
+        delta = rtp_delta(timestamp, self._first_ts)  # < 0: reordered before the first
         candidate = arrival_ms - delta * 1000 // self.clock_rate
         if self._first_arrival_ms - MAX_FIRST_DELAY_MS <= candidate < self.ms:
             self.ms = candidate
@@ -212,10 +217,7 @@ class RtpLevelFramer:
 
     def _extend(self, timestamp: int) -> int:
         """Unwrap a 32-bit RTP timestamp next to the newest one (reordering allowed)."""
-        delta = (timestamp - self._last_ts) % RTP_WRAP
-        if delta >= RTP_WRAP // 2:
-            delta -= RTP_WRAP
-        return self._last_ts + delta
+        return self._last_ts + rtp_delta(timestamp, self._last_ts)
 
     def packet(self, timestamp: int, level: int | None, arrival_ms: int) -> list[FrameBatch]:
         """One RTP packet: its timestamp, its level (``-dBov`` 0..127, or None without the
