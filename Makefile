@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench bench-engine bench-pipeline bench-reports bench-vad clean
+.PHONY: setup system-deps run test lint bench bench-engine bench-pipeline bench-reports bench-vad clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ run: $(STAMP)
 	$(BIN)/rapport run --sessions 3 --minutes 10 --seed 1 --reports out/reports.jsonl \
 		--dead-letters out/dead-letters.jsonl --summary --exit-when-done
 
-test: $(STAMP)
+# The system parts the tests use (PostgreSQL started, Chromium, espeak-ng, sox, promtool), from
+# Debian's packages; without root it only says what is missing.
+system-deps:
+	bash scripts/system-deps.sh
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
