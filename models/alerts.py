@@ -43,15 +43,19 @@ class AlertTracker:
         self._active: dict[tuple[str, str], int] = {}  # (alert, participant or "") -> log index
         n = rules.dominance_window_ms // rules.dominance_bucket_ms
         # Talk ms per bucket: 16 bits while they fit (a bucket of 10 s with up to six
-        # speakers), widened to 32 on overflow. Bounded state per session is the point here.
+        # speakers), widened to 64 on overflow (a bucket may be configured up to the whole
+        # clock range, times up to 64 speakers: < 2**59). Bounded state per session is the
+        # point here.
         self._dom_therapist = array("H", bytes(2 * n))
         self._dom_speech = array("H", bytes(2 * n))
         self._sum_therapist = 0
         self._sum_speech = 0
         self._bucket = -1  # absolute index of the bucket being filled
         self._recent_bursts: list[int] = []  # the last burst_count onsets
-        # Per participant: (ts - first ts, rtt ms, loss in 1/1000 % or -1) int32 triples over
-        # the window, and the first ts (times may be epoch ms, too big for 32 bits).
+        # Per participant: (ts - first ts, rtt ms, loss in 1/1000 % or -1) int64 triples over
+        # the window, and the first ts. 64 bits, not 32: two readings of one participant may
+        # lie up to the whole clock range apart (2**53 - 1 ms, METRICS.md §9), and 2**31 ms is
+        # only 25 days (issue 14: a reading 2**31 ms after the first overflowed "i").
         self._net: dict[str, tuple[int, array[int]]] = {}
 
     # --- raising / clearing ---------------------------------------------------------------
@@ -129,9 +133,9 @@ class AlertTracker:
 
     def _widen_buckets(self) -> None:
         if self._dom_therapist.typecode == "H":
-            self._dom_therapist = array("I", self._dom_therapist)
+            self._dom_therapist = array("q", self._dom_therapist)
         if self._dom_speech.typecode == "H":
-            self._dom_speech = array("I", self._dom_speech)
+            self._dom_speech = array("q", self._dom_speech)
 
     def _roll_to(self, bucket: int, t: int) -> None:
         rules = self._rules
@@ -212,7 +216,7 @@ class AlertTracker:
             return
         entry = self._net.get(participant_id)
         if entry is None:
-            entry = self._net[participant_id] = (ts, array("i"))
+            entry = self._net[participant_id] = (ts, array("q"))
         base, window = entry
         window.extend((ts - base, rtt_ms, round(loss_pct * 1000) if loss_pct >= 0 else -1))
         expired = 0

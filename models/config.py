@@ -6,10 +6,13 @@ clinical cut-off: they are defaults to calibrate per clinic. All durations are i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Final
 
 from models.errors import ConfigError
+
+MAX_SETTING: Final = 2**53 - 1  # the wire format's time range (models.events.MAX_TIME_MS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,9 @@ class EngineConfig:
     int_min_overlap_ms: int = 500  # §5: overlap must last this long to be an interruption
     rtt_degraded_ms: int = 300  # §6: RTT p95 above this marks latency metrics low-confidence
     allowed_lateness_ms: int = 5_000  # §9: out-of-order tolerance per session
+    # §1: a speech segment lasts at most this; longer ones are rejected (no VAD segment lasts
+    # 10 min without a 200 ms pause: such a segment is a stuck source, not speech).
+    max_segment_ms: int = 600_000
     # Quantiles are exact up to this many samples per series, then a bounded sketch
     # (relative error <= sketch_relative_error); see models/quantiles.py.
     exact_samples: int = 256
@@ -67,8 +73,17 @@ class EngineConfig:
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int | float | AlertRules):
                 raise ConfigError(f.name, f"must be a number, got {value!r}")
-            if isinstance(value, int | float) and value < 0:
-                raise ConfigError(f.name, f"must be >= 0, got {value}")
+            if isinstance(value, int | float):
+                _check_range(f.name, value)
+        for f in fields(self.alerts):
+            value = getattr(self.alerts, f.name)
+            if f.type in ("bool", bool):
+                if not isinstance(value, bool):
+                    raise ConfigError(f"alerts.{f.name}", f"must be true or false, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"alerts.{f.name}", f"must be a number, got {value!r}")
+            else:
+                _check_range(f"alerts.{f.name}", value)
         if not 0 < self.sketch_relative_error < 0.5:
             raise ConfigError("sketch_relative_error", "must be in (0, 0.5)")
         if self.exact_samples < 1:
@@ -106,6 +121,13 @@ class EngineConfig:
                     raise ConfigError(f"alerts.{name}", "unknown alert setting")
             config = replace(config, alerts=replace(config.alerts, **alert_overrides))
         return config
+
+
+def _check_range(name: str, value: float) -> None:
+    """Thresholds are durations or counts on the ms clock: 0..2**53 - 1 like every time of the
+    wire format (METRICS.md §9), so sums and products of them stay in 64-bit arrays."""
+    if not math.isfinite(value) or not 0 <= value <= MAX_SETTING:
+        raise ConfigError(name, f"must be in 0..{MAX_SETTING} (2**53 - 1), got {value}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,12 @@ Role = Literal["therapist", "client", "other"]
 ROLES: Final[tuple[Role, ...]] = ("therapist", "client", "other")
 
 # Upper bounds that separate "unusual" from "absurd". Times may be epoch milliseconds, so the
-# clock itself is only bounded by what JSON numbers carry exactly (2**53).
-MAX_TIME_MS: Final = 2**53
-MAX_SEGMENT_MS: Final = 600_000  # no VAD segment lasts 10 min without a 200 ms pause
+# clock itself is only bounded by what every JSON reader carries exactly: integers up to
+# 2**53 - 1 (a float64 mantissa; JavaScript's Number.MAX_SAFE_INTEGER). Every time field
+# (``ts_ms``, ``start_ms``, ``end_ms``, an activity batch's end) and ``seq`` is an integer in
+# 0..MAX_TIME_MS; the engine keeps them in Python ints or 64-bit arrays, never narrower.
+MAX_TIME_MS: Final = 2**53 - 1
+TIME_RANGE: Final = f"0..{MAX_TIME_MS} (2**53 - 1)"
 MAX_BATCH_MS: Final = 60_000  # activity batches are meant to be ~1 s
 MAX_RTT_MS: Final = 60_000
 MAX_PARTICIPANTS: Final = 64
@@ -258,7 +261,7 @@ def parse_event(value: object) -> Event:
 def _parse_activity(v: dict[str, Any], kind: str) -> Activity:
     session_id = _ident(v, kind, "session_id")
     participant_id = _ident(v, kind, "participant_id")
-    seq = _int(v, kind, "seq", 0, MAX_TIME_MS)
+    seq = _int(v, kind, "seq", 0, MAX_TIME_MS)  # a counter, kept like times (int64 ranges)
     start = _time(v, kind, "start_ms")
     frame_ms = v.get("frame_ms")
     if type(frame_ms) is not int or frame_ms not in FRAME_SIZES_MS:
@@ -302,7 +305,10 @@ def _parse_activity(v: dict[str, Any], kind: str) -> Activity:
             f"batch of {frames} frames spans more than {MAX_BATCH_MS} ms",
         )
     if start + frames * frame_ms > MAX_TIME_MS:
-        raise ValidationError(f"{kind}.start_ms", "batch ends beyond the supported clock range")
+        raise ValidationError(
+            f"{kind}.start_ms",
+            f"batch ends at {start + frames * frame_ms}, beyond the clock range {TIME_RANGE} ms",
+        )
     return Activity(session_id, participant_id, seq, start, frame_ms, voiced, levels, vad)
 
 
@@ -313,10 +319,7 @@ def _parse_speech(v: dict[str, Any], kind: str) -> Speech:
     end = _time(v, kind, "end_ms")
     if end <= start:
         raise ValidationError(f"{kind}.end_ms", f"must be > start_ms ({end} <= {start})")
-    if end - start > MAX_SEGMENT_MS:
-        raise ValidationError(
-            f"{kind}.end_ms", f"segment of {end - start} ms exceeds {MAX_SEGMENT_MS} ms"
-        )
+    # The length limit is configuration (max_segment_ms, METRICS.md §1): the engine checks it.
     return Speech(session_id, participant_id, start, end)
 
 
@@ -431,7 +434,18 @@ def _int(v: dict[str, Any], kind: str, name: str, low: int, high: int) -> int:
 
 
 def _time(v: dict[str, Any], kind: str, name: str) -> int:
-    return _int(v, kind, name, 0, MAX_TIME_MS)
+    """An integer ms in 0..2**53 - 1 (METRICS.md §9). Booleans and floats (even ``5.0``) are
+    not integers here: a time with a fraction has no exact place on the ms clock."""
+    value = v.get(name)
+    if type(value) is not int:
+        raise ValidationError(
+            f"{kind}.{name}", f"must be an integer ms in {TIME_RANGE}, got {_kind(value)}"
+        )
+    if not 0 <= value <= MAX_TIME_MS:
+        raise ValidationError(
+            f"{kind}.{name}", f"must be an integer ms in {TIME_RANGE}, got {value}"
+        )
+    return value
 
 
 def _number(

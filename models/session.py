@@ -207,14 +207,23 @@ class SessionEngine:
         ``tag`` (e.g. a line number or a Kafka offset) comes back on an apply-time
         :class:`~models.classified.Rejection` of this event.
 
-        Raises ``LateEventError`` for an event older than the horizon and
-        ``SessionStateError`` for one after ``session.end`` or after :meth:`finish`.
+        Raises ``LateEventError`` for an event older than the horizon,
+        ``SessionStateError`` for one after ``session.end`` or after :meth:`finish`, and
+        ``ValidationError`` for a ``speech`` segment longer than ``max_segment_ms`` (§1).
         """
         kind = event.type
         if event.session_id != self.session_id:
             raise ValidationError(f"{kind}.session_id", "routed to the wrong session")
         if self._finished:
             raise SessionStateError(f"{kind}.session_id", "session already closed")
+        if isinstance(event, Speech):
+            length = event.end_ms - event.start_ms
+            if length > self._config.max_segment_ms:
+                raise ValidationError(
+                    "speech.end_ms",
+                    f"segment of {length} ms exceeds max_segment_ms="
+                    f"{self._config.max_segment_ms} (METRICS.md §1)",
+                )
         t = event_time(event)
         if isinstance(event, Activity):
             key: tuple[Any, ...] = (t, 6, event.participant_id, event.seq)
