@@ -100,8 +100,17 @@ class AlertTracker:
         width = rules.dominance_bucket_ms
         n = len(self._dom_speech)
         t = t0
+        whole = 0  # whole buckets filled by this call, all at the same rate
         while t < t1:
             bucket = t // width
+            if whole > n and (t1 - 1) // width > bucket:
+                # The window holds nothing but this constant talk: every later boundary before
+                # t1 sees the same window and so decides the same. Jump to t1's bucket (a
+                # speaking stretch, or one IPU bridged by a large min_pause_ms, may span up to
+                # the whole clock range; stepping 10 s buckets through 2**53 ms would not end).
+                bucket = (t1 - 1) // width
+                self._bucket = bucket - 1
+                t = bucket * width
             if bucket != self._bucket:
                 self._roll_to(bucket, t)
             if (
@@ -129,6 +138,8 @@ class AlertTracker:
                     self._dom_speech[i] = speech_ms
                 self._sum_therapist += dt * therapist_speaking
                 self._sum_speech += dt * speaking
+                if dt == width:
+                    whole += 1
             t = stop
 
     def _widen_buckets(self) -> None:
