@@ -438,9 +438,8 @@ def _time(v: dict[str, Any], kind: str, name: str) -> int:
     not integers here: a time with a fraction has no exact place on the ms clock."""
     value = v.get(name)
     if type(value) is not int:
-        raise ValidationError(
-            f"{kind}.{name}", f"must be an integer ms in {TIME_RANGE}, got {_kind(value)}"
-        )
+        got = repr(value) if type(value) is float else _kind(value)
+        raise ValidationError(f"{kind}.{name}", f"must be an integer ms in {TIME_RANGE}, got {got}")
     if not 0 <= value <= MAX_TIME_MS:
         raise ValidationError(
             f"{kind}.{name}", f"must be an integer ms in {TIME_RANGE}, got {value}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from conftest import SID, activity, end, network, run, run_session, session, speech, start, state
 
@@ -17,6 +18,8 @@ from models.alerts import AlertTracker
 from models.config import AlertRules, EngineConfig
 from models.errors import ConfigError, ValidationError
 from models.events import MAX_TIME_MS, Activity, parse_event
+from models.processor import BatchProcessor
+from models.records import InputRecord
 from models.session import SessionEngine
 
 TOP = 2**53 - 1
@@ -265,3 +268,26 @@ def test_settings_outside_the_clock_range_are_rejected(
     with pytest.raises(ConfigError) as info:
         EngineConfig().with_overrides(**overrides)
     assert info.value.field == field
+
+
+# --- the streaming pipeline keeps the report ---------------------------------------------------
+
+
+def test_streaming_pipeline_publishes_the_report_of_a_session_spanning_2_pow_31_ms() -> None:
+    """Issue 14: the streaming workers lost this session's report (the engine raised
+    OverflowError). Now the report is published, and the out-of-range reading and the too-long
+    segment go to the dead-letter topic naming their fields."""
+    late = 5000 + 2**31
+    events = [start(), network("c", 5000, 400), speech("c", 10_000, 610_001),
+              network("c", late, 100), network("c", 2**53, 100), end(late + 1000)]
+    records = [InputRecord(orjson.dumps(e), 0, i, 1_000 + i, key=SID.encode())
+               for i, e in enumerate(events)]
+    records.append(InputRecord(b"", 0, len(records), 100_000, control=True))  # stream time
+    result = BatchProcessor().process(records, lambda partition: [])
+    published: dict[str, list[Any]] = {o.topic: [] for o in result.outputs}
+    for output in result.outputs:
+        published[output.topic].append(orjson.loads(output.value))
+    assert [d["field"] for d in published["dlq"]] == ["speech.end_ms", "network.ts_ms"]
+    [report] = published["reports"]
+    assert report["session_id"] == SID
+    assert _logged(report["report"], "network_degraded") == [(5000, late)]
