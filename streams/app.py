@@ -41,14 +41,14 @@ from models import checkpoint
 from models.config import EngineConfig, PipelineConfig
 from models.delivery import DeliveryGuard, Verdict
 from models.dirty_sessions import DirtySessions
+from models.log_context import context
 from models.processor import BatchProcessor
 from models.records import InputRecord
 from models.stream_session import ClosedSession, SessionState, load_state, reconcile
-from services.broker import BrokerProbe
-from services.logs import context
+from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
 from streams import full_collections, kafka, metrics
+from streams.broker_probe import BrokerProbe
 from streams.report_log import ReportLog, watermark_key, watermark_partition
-from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
 from services.cli import build_parser
-from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
