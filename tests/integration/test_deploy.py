@@ -196,7 +196,8 @@ def test_dockerfile_is_multi_stage_pinned_and_non_root() -> None:
     assert {".git", ".venv", "tests", "out"} <= set(ignored)
     copied = {word for line in text.splitlines() if line.startswith("COPY ")
               and "--from=" not in line for word in line.split()[1:-1]}
-    for needed in ("pyproject.toml", "README.md", "models", "streams", "services"):
+    for needed in ("pyproject.toml", "README.md", "constraints.txt", "models", "streams",
+                   "services"):
         assert needed not in ignored and needed in copied
 
 
