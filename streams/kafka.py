@@ -118,8 +118,8 @@ class TransportHooks:
 
 
 def hooks_of(app: Any) -> TransportHooks:
-    """The hooks of ``app`` (its ``transport_hooks``); an app built without them gets Faust's
-    behaviour, as before build_app set any."""
+    """The hooks of ``app`` (its ``transport_hooks``); an app built without them gets the
+    defaults of :class:`TransportHooks`."""
     hooks = getattr(app, "transport_hooks", None)
     return hooks if isinstance(hooks, TransportHooks) else TransportHooks()
 
