@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup system-deps run test lint bench bench-engine bench-pipeline bench-reports bench-vad clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,silero]'
+	# constraints.txt: the exact versions of the libraries streams/kafka.py overrides.
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,silero]'
 	# The silero VAD backend's model file (its tests run in CI): the wheel's metadata asks for
 	# torch, which the ONNX file does not need, hence --no-deps (pyproject.toml, extra silero).
 	$(BIN)/python -m pip install --quiet --no-deps 'silero-vad>=5.1'

@@ -37,6 +37,8 @@ CONSUMED = Counter("rapport_events_consumed_total", "events processed by the nai
 
 
 class _App(faust.App):
+    transport_hooks: kafka.TransportHooks
+
     def _new_transport(self) -> Any:
         return kafka.Transport(self.conf.broker_consumer, self)
 
@@ -45,13 +47,13 @@ def main() -> None:
     bootstrap, partitions, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     floor = sys.argv[4:] == ["floor"]
     app_id = "bench-floor" if floor else "bench-naive"
-    kafka.FETCH_MAX_WAIT_MS = 10
-    kafka.UNPAUSED_TOPICS = frozenset({"rapport.events"})
     data = tempfile.TemporaryDirectory(prefix="bench-naive-")
     app = _App(app_id, broker=f"kafka://{bootstrap}", store="memory://", datadir=data.name,
                topic_partitions=partitions, topic_allow_declare=False,
                topic_disable_leader=True, consumer_auto_offset_reset="earliest",
                web_port=port, web_bind="127.0.0.1", web_host="127.0.0.1")
+    app.transport_hooks = kafka.TransportHooks(
+        fetch_max_wait_ms=10, unpaused_topics=frozenset({"rapport.events"}))
     events = app.topic("rapport.events", key_type=bytes, value_type=bytes,
                        value_serializer="raw", key_serializer="raw", partitions=partitions)
     counts = app.Table("counts", default=int, partitions=partitions)

@@ -51,8 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.simulation import SimulationConfig, simulate_timed  # noqa: E402
-from services.broker import EmbeddedBroker, TopicSpec  # noqa: E402
-from streams.topics import Topics  # noqa: E402
+from models.topics import Topics, TopicSpec  # noqa: E402
+from services.broker import EmbeddedBroker  # noqa: E402
 
 PARTITIONS = 8
 # The real-time producer's linger. The embedded broker answers a fetch with at most one

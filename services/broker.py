@@ -11,17 +11,14 @@ created up front with its real partition count.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import glob
 import logging
 import os
-from dataclasses import dataclass
 from types import TracebackType
 
-from aiokafka.client import AIOKafkaClient
-
 from models.errors import RapportError
+from models.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +30,6 @@ _CONF_OK = 0
 
 class BrokerError(RapportError):
     """The embedded broker could not be started or configured."""
-
-
-@dataclass(frozen=True, slots=True)
-class TopicSpec:
-    name: str
-    partitions: int
-    replication: int = 1
 
 
 def _find_librdkafka() -> str:
@@ -206,35 +196,3 @@ def embedded_bootstrap() -> str | None:
     except (OSError, ValueError):
         return None
     return bootstrap
-
-
-def bootstrap_servers(broker: str) -> str:
-    """aiokafka's bootstrap list from Faust's broker URL(s) (``kafka://h:p;kafka://h2:p``)."""
-    return ",".join(url.split("://", 1)[-1] for url in broker.split(";"))
-
-
-class BrokerProbe:
-    """Whether the broker answers a metadata request (readiness), with a short timeout."""
-
-    def __init__(self, broker: str) -> None:
-        self._bootstrap = bootstrap_servers(broker)
-        self._client: AIOKafkaClient | None = None
-
-    async def check(self) -> str | None:
-        try:
-            if self._client is None:
-                self._client = AIOKafkaClient(bootstrap_servers=self._bootstrap,
-                                              request_timeout_ms=2000)
-                await asyncio.wait_for(self._client.bootstrap(), 3)
-            await asyncio.wait_for(self._client.fetch_all_metadata(), 3)
-        except Exception as error:  # any failure means "not reachable now"
-            if self._client is not None:
-                await self._client.close()
-                self._client = None
-            return f"unreachable ({type(error).__name__})"
-        return None
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None

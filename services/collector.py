@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from streams.topics import Topics
+from models.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ Two formats on stderr:
 Choose with ``rapport --log-format json|text`` or ``RAPPORT_LOG_FORMAT``; the option wins.
 Containers (deploy/Dockerfile) set ``RAPPORT_LOG_FORMAT=json``.
 
-Context goes in ``extra``, e.g. ``log.warning("rejected", extra=context(session=sid,
-partition=p, offset=o, topic=t))``. ``session`` is the session id as the platform sent it
-(an opaque id, never a person's name; participant ids are pseudonymized before storage).
+Context goes in ``extra``, built with :func:`models.log_context.context`, e.g.
+``log.warning("rejected", extra=context(session=sid, partition=p, offset=o, topic=t))``.
+``session`` is the session id as the platform sent it (an opaque id, never a person's name;
+participant ids are pseudonymized before storage).
 
 Whatever a call site passes, the :class:`RedactionFilter` on the handler guarantees that no
 token, authorization header, SDP body, password or name reaches the output: such fields
@@ -35,15 +36,13 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from models.errors import ConfigError
+from models.log_context import CONTEXT_FIELDS
 
 FORMATS = ("text", "json")
 DEFAULT_FORMAT = "text"
 ENV_FORMAT = "RAPPORT_LOG_FORMAT"
 REDACTED = "[redacted]"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-#: Context fields, in the order they are written (others follow in the order given).
-CONTEXT_FIELDS = ("session", "partition", "offset", "topic", "clinic", "reason", "field")
 
 #: Keys (case-insensitive) whose values are never logged.
 SENSITIVE_KEYS = frozenset({
@@ -191,12 +190,6 @@ class TextFormatter(logging.Formatter):
         if extras:
             line += " [" + " ".join(f"{k}={v}" for k, v in extras.items()) + "]"
         return line
-
-
-def context(**fields: Any) -> dict[str, Any]:
-    """``extra`` for a log call, without the fields that are None:
-    ``log.info("...", extra=context(session=sid, partition=p, offset=o))``."""
-    return {k: v for k, v in fields.items() if v is not None}
 
 
 def resolve_format(explicit: str | None = None,

@@ -41,14 +41,14 @@ from models import checkpoint
 from models.config import EngineConfig, PipelineConfig
 from models.delivery import DeliveryGuard, Verdict
 from models.dirty_sessions import DirtySessions
+from models.log_context import context
 from models.processor import BatchProcessor
 from models.records import InputRecord
 from models.stream_session import ClosedSession, SessionState, load_state, reconcile
-from services.broker import BrokerProbe
-from services.logs import context
+from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
 from streams import full_collections, kafka, metrics
+from streams.broker_probe import BrokerProbe
 from streams.report_log import ReportLog, watermark_key, watermark_partition
-from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ class WorkerConfig:
 
 class _App(faust.App):
     stop_hooks: list[Callable[[], Awaitable[None]]]
+    transport_hooks: kafka.TransportHooks  # read by the consumer (streams/kafka.py)
 
     def _new_transport(self) -> Any:
         return kafka.Transport(self.conf.broker_consumer, self)
@@ -139,6 +140,14 @@ class Pipeline:
         self._lock = asyncio.Lock()
         # Each partition's records applied once, in order, without holes (models/delivery.py).
         self.delivery = DeliveryGuard()
+        # What the consumer calls back and reads (streams/kafka.py); build_app hands it to
+        # the app. Only the worker's input is delivered inline and kept in the fetch.
+        inputs = frozenset({config.topics.events})
+        self.hooks = kafka.TransportHooks(
+            fetch_max_wait_ms=config.fetch_max_wait_ms,
+            fetch_min_interval_ms=config.fetch_min_interval_ms,
+            before_commit=self.commit, commit_ceiling=self.commit_ceiling,
+            inline_topics=inputs, unpaused_topics=inputs)
 
     async def handle(self, events: Sequence[EventT[Any]]) -> None:
         async with self._lock:
@@ -219,7 +228,7 @@ class Pipeline:
                                           offset=message.offset))
                 # Done by the consumer's fetch loop (streams/kafka.py, 5): it alone knows which
                 # of the records it already fetched precede the seek.
-                kafka.REWINDS[TP(message.topic, message.partition)] = seek
+                self.hooks.rewinds[TP(message.topic, message.partition)] = seek
         return kept
 
     def commit_ceiling(self, tp: TP) -> int | None:
@@ -393,8 +402,9 @@ class Pipeline:
                 self.dirty.forget(partitions)
                 self.processor.revoke(partitions)
                 self.delivery.forget(partitions)
-                for tp in [tp for tp in kafka.REWINDS if tp.partition in partitions]:
-                    del kafka.REWINDS[tp]  # a new assignment starts at its committed offset
+                rewinds = self.hooks.rewinds
+                for tp in [tp for tp in rewinds if tp.partition in partitions]:
+                    del rewinds[tp]  # a new assignment starts at its committed offset
             for partition in partitions:
                 self._latest.pop(partition, None)
                 self._restored.pop(partition, None)
@@ -426,8 +436,6 @@ class Pipeline:
 
 def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     """The worker's Faust app and its pipeline (agent, table, tick timer, /metrics page)."""
-    kafka.FETCH_MAX_WAIT_MS = config.fetch_max_wait_ms
-    kafka.FETCH_MIN_INTERVAL_MS = config.fetch_min_interval_ms
     app = _App(
         config.app_id,
         broker=config.broker,
@@ -466,9 +474,7 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
                       partitions=config.partitions)
     pipeline = Pipeline(app, config, table, outputs)
     app.stop_hooks = [pipeline.report_log.close]
-    kafka.BEFORE_COMMIT = pipeline.commit
-    kafka.COMMIT_CEILING = pipeline.commit_ceiling
-    kafka.INLINE_TOPICS = kafka.UNPAUSED_TOPICS = frozenset({topics.events})
+    app.transport_hooks = pipeline.hooks
 
     @app.agent(events, name="sessions")
     async def process(stream: Any) -> None:

@@ -4,8 +4,8 @@
    Real Kafka answers a fetch as soon as data arrives, so that is only an idle-poll interval;
    librdkafka's mock cluster (the embedded broker) holds every fetch for the full wait even
    when data is there, which would add up to 1.5 s to every event's latency. The wait is set
-   from ``FETCH_MAX_WAIT_MS`` before the consumer starts (aiokafka reads it at ``start()``).
-2. A step before every offset commit (``BEFORE_COMMIT``): the pipeline writes its reports
+   from ``fetch_max_wait_ms`` when the consumer is created (aiokafka reads it at ``start()``).
+2. A step before every offset commit (``before_commit``): the pipeline writes its reports
    watermarks and waits until its table writes are acknowledged. The sessions themselves are
    written between commits, each once per checkpoint interval instead of once per batch
    (Kafka Streams' record cache, in effect), and the commit is capped (point 5) before the
@@ -18,7 +18,7 @@
    consumer runs it inline and falls back to Faust's way only when it has to wait (the
    stream's buffer is full, flow control, producer backlog): then, as in Faust, the delivery
    is abandoned if a rebalance suspends the flow or the consumer stops meanwhile. Only the
-   input topics (``INLINE_TOPICS``) take this path, and only while the flow runs: changelog
+   input topics (``inline_topics``) take this path, and only while the flow runs: changelog
    records (table recovery) and deliveries during a rebalance go Faust's way. The rest
    of the loop (read offsets, offset gaps, ``broker_commit_every``) does what Faust's does.
 4. Group errors reach the consumer. aiokafka's group coordinator hands an error it cannot
@@ -35,14 +35,14 @@
    around a rebalance records were seen delivered twice, out of order or not at all. The
    pipeline applies each partition's records strictly in order (models/delivery.py) and this
    consumer never commits past the next record it has to apply, nor past the first record of
-   a session change not yet checkpointed (``COMMIT_CEILING``; models/dirty_sessions.py). For a
-   hole, the pipeline asks for the partition to be fetched again from it (``REWINDS``); the
+   a session change not yet checkpointed (``commit_ceiling``; models/dirty_sessions.py). For a
+   hole, the pipeline asks for the partition to be fetched again from it (``rewinds``); the
    fetch loop seeks there and drops what it had already fetched of that partition.
 6. Fetch pacing. The embedded broker answers a fetch with at most one producer batch per
    partition ("FIXME: Multiple messageSets?" in librdkafka's mock cluster), so under a steady
    load the fetch loop sends a request the moment the last one returns, each carrying a batch
    or two: at 2,000 real-time sessions the requests and their parsing took a tenth of the
-   worker's CPU. With ``FETCH_MIN_INTERVAL_MS`` set, a fetch to a broker waits until that long
+   worker's CPU. With ``fetch_min_interval_ms`` set, a fetch to a broker waits until that long
    after the previous one, so each carries what accumulated on every partition meanwhile (at
    most that long added to a record's latency). Real Kafka gets the same from
    ``fetch.min.bytes``; the worker sets the interval on the embedded broker only. A worker
@@ -54,12 +54,19 @@
    out of the fetch ("buffer full") until it drains; once every partition is out, its fetch
    loop sleeps a whole second (``Consumer._wait_next_records``) while the agent empties the
    buffer in a fraction of that: a worker catching up stood still for 0.6-0.9 s after every
-   full batch, half its time. The input topics (``UNPAUSED_TOPICS``) are never taken out:
+   full batch, half its time. The input topics (``unpaused_topics``) are never taken out:
    delivering into a full buffer waits until the agent takes a batch, which is backpressure
    enough (aiokafka fetches a partition again only once its last fetch is read).
-   All these overrides are private API: faust-streaming is pinned to the minor version they
-   were written against (pyproject.toml), and tests/integration/test_pipeline.py covers them
-   (crash, rebalance).
+
+The hooks and settings named above (``fetch_max_wait_ms``, ``before_commit``, ...) are the
+fields of one :class:`TransportHooks` per worker, built by ``streams.app`` and carried by the
+app (``app.transport_hooks``), where the consumer and its thread find them (both have
+``.app``). None of it is module-level state: two apps in one process do not share it.
+
+All these overrides are private API of faust-streaming, aiokafka and mode-streaming: their
+versions are pinned in constraints.txt (the Makefile installs with it) to those they were
+written against, pyproject.toml keeps them within the compatible minor versions, and
+tests/integration/test_pipeline.py covers them (crash, rebalance).
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiokafka
@@ -75,39 +83,59 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
-# Set by streams.app.build_app before the worker starts (one app per process).
-FETCH_MAX_WAIT_MS = 500
-# Least time between two fetch requests to one broker (6); 0 fetches as aiokafka does.
-FETCH_MIN_INTERVAL_MS = 0
 # A partition with more records than this waiting behind a fetch means the worker is behind:
 # the next fetch is not paced (6). Real time at 2,000 sessions leaves about 5 per 20 ms.
 FETCH_BACKLOG_RECORDS = 256
-BEFORE_COMMIT: Callable[[Callable[[], Awaitable[bool]]], Awaitable[bool]] | None = None
-# The highest offset the worker may commit per partition (5), None for no limit.
-COMMIT_CEILING: Callable[[Any], int | None] | None = None
-# Partitions the pipeline found a hole in, and the offset to fetch them from again (5).
-REWINDS: dict[Any, int] = {}
-# Topics whose messages are delivered inline (3): the worker's input, not the changelogs.
-INLINE_TOPICS: frozenset[str] = frozenset()
-# Topics whose partitions stay in the fetch while the agent's buffer is full (7).
-UNPAUSED_TOPICS: frozenset[str] = frozenset()
 
 log = logging.getLogger(__name__)
 _FATAL_GROUP_ERRORS = (kafka_errors.GroupAuthorizationFailedError,
                        kafka_errors.TopicAuthorizationFailedError)
 
 
+@dataclass(frozen=True, slots=True)
+class TransportHooks:
+    """What one worker's consumer needs from the worker (numbers as in the module docstring).
+
+    Built once per app (``streams.app.Pipeline``) and set as ``app.transport_hooks`` by
+    ``build_app`` before the worker starts. The defaults are a 500 ms fetch wait and otherwise
+    Faust's behaviour (point 4 always applies). Frozen, except the contents of
+    :attr:`rewinds`, which the pipeline fills and the fetch loop empties while the worker
+    runs."""
+
+    fetch_max_wait_ms: int = 500  # (1)
+    # Least time between two fetch requests to one broker (6); 0 fetches as aiokafka does.
+    fetch_min_interval_ms: int = 0
+    # Runs every offset commit; given the commit itself, so it can hold batches off (2).
+    before_commit: Callable[[Callable[[], Awaitable[bool]]], Awaitable[bool]] | None = None
+    # The highest offset the worker may commit per partition (5), None for no limit.
+    commit_ceiling: Callable[[Any], int | None] | None = None
+    # Topics whose messages are delivered inline (3): the worker's input, not the changelogs.
+    inline_topics: frozenset[str] = frozenset()
+    # Topics whose partitions stay in the fetch while the agent's buffer is full (7).
+    unpaused_topics: frozenset[str] = frozenset()
+    # Partitions the pipeline found a hole in, and the offset to fetch them from again (5).
+    rewinds: dict[Any, int] = field(default_factory=dict)
+
+
+def hooks_of(app: Any) -> TransportHooks:
+    """The hooks of ``app`` (its ``transport_hooks``); an app built without them gets the
+    defaults of :class:`TransportHooks`."""
+    hooks = getattr(app, "transport_hooks", None)
+    return hooks if isinstance(hooks, TransportHooks) else TransportHooks()
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # Private aiokafka attribute: the only hook, read when the fetcher is created.
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        consumer._fetch_max_wait_ms = hooks_of(self.app).fetch_max_wait_ms
         return consumer
 
     async def on_start(self) -> None:
         await super().on_start()
-        if FETCH_MIN_INTERVAL_MS > 0 and self._consumer is not None:
-            _pace_fetches(self._consumer._fetcher, FETCH_MIN_INTERVAL_MS / 1000)
+        interval_ms = hooks_of(self.app).fetch_min_interval_ms
+        if interval_ms > 0 and self._consumer is not None:
+            _pace_fetches(self._consumer._fetcher, interval_ms / 1000)
 
     @Service.timer(1.0)
     async def _surface_group_errors(self) -> None:
@@ -130,7 +158,7 @@ class _Consumer(faust_aiokafka.Consumer):
 
     def on_buffer_full(self, tp: Any) -> None:
         # See the module docstring (7).
-        if tp.topic not in UNPAUSED_TOPICS:
+        if tp.topic not in hooks_of(self.app).unpaused_topics:
             super().on_buffer_full(tp)
 
     async def _deliver(self, delivery: Awaitable[Any]) -> None:
@@ -147,6 +175,8 @@ class _Consumer(faust_aiokafka.Consumer):
         # See the module docstring (3): Faust's fetch loop with inline delivery.
         read_offset = self._read_offset
         commit_every = self._commit_every
+        hooks = hooks_of(self.app)
+        rewinds, inline_topics = hooks.rewinds, hooks.inline_topics
         acks_enabled_for = self.app.topics.acks_enabled_for
         callback = self.callback
         try:
@@ -158,8 +188,8 @@ class _Consumer(faust_aiokafka.Consumer):
                     continue
                 rewound: set[Any] = set()
                 async for tp, message in records:
-                    if REWINDS:
-                        rewound |= await self._rewind()
+                    if rewinds:
+                        rewound |= await self._rewind(rewinds)
                     if tp in rewound:
                         continue  # fetched before the seek: delivered again from there on
                     offset = message.offset
@@ -173,7 +203,7 @@ class _Consumer(faust_aiokafka.Consumer):
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
-                    if message.topic in INLINE_TOPICS and not self.suspend_flow.is_set():
+                    if message.topic in inline_topics and not self.suspend_flow.is_set():
                         await self._deliver(callback(message))
                     else:  # changelogs (recovery) and rebalances: exactly Faust's way
                         await self.wait_first(callback(message), self.suspend_flow.wait())
@@ -195,24 +225,25 @@ class _Consumer(faust_aiokafka.Consumer):
     def _filter_committable_offsets(self, tps: Iterable[Any]) -> dict[Any, int]:
         # See the module docstring (5).
         offsets: dict[Any, int] = super()._filter_committable_offsets(tps)
-        if COMMIT_CEILING is None:
+        commit_ceiling = hooks_of(self.app).commit_ceiling
+        if commit_ceiling is None:
             return offsets
         capped = {}
         for tp, offset in offsets.items():
-            ceiling = COMMIT_CEILING(tp)
+            ceiling = commit_ceiling(tp)
             if ceiling is not None:
                 offset = min(offset, ceiling)
             if self._should_commit(tp, offset):
                 capped[tp] = offset
         return capped
 
-    async def _rewind(self) -> set[Any]:
-        """Seek the partitions in :data:`REWINDS` back (point 5), here in the fetch loop, so
-        that the records already fetched after the hole are not delivered (their read offsets
-        would otherwise overwrite the seek's)."""
+    async def _rewind(self, rewinds: dict[Any, int]) -> set[Any]:
+        """Seek the partitions in ``rewinds`` (:attr:`TransportHooks.rewinds`) back (point 5),
+        here in the fetch loop, so that the records already fetched after the hole are not
+        delivered (their read offsets would otherwise overwrite the seek's)."""
         rewound = set()
-        while REWINDS:
-            tp, offset = REWINDS.popitem()
+        while rewinds:
+            tp, offset = rewinds.popitem()
             if tp in self.assignment():
                 await self.seek(tp, offset)
                 rewound.add(tp)
@@ -222,9 +253,10 @@ class _Consumer(faust_aiokafka.Consumer):
         # Every commit path (periodic, on stop, on error) goes through here; the hook runs
         # the commit itself so it can keep the agent out until offsets are chosen.
         commit = super()._commit_tps
-        if BEFORE_COMMIT is None:
+        before_commit = hooks_of(self.app).before_commit
+        if before_commit is None:
             return bool(await commit(tps, start_new_transaction))
-        return await BEFORE_COMMIT(lambda: commit(tps, start_new_transaction))
+        return await before_commit(lambda: commit(tps, start_new_transaction))
 
 
 def _pace_fetches(fetcher: Any, interval_s: float) -> None:
@@ -292,6 +324,6 @@ async def _resume(delivery: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
 
 
 class Transport(faust_aiokafka.Transport):
-    """``kafka://`` transport whose consumer honours :data:`FETCH_MAX_WAIT_MS`."""
+    """``kafka://`` transport whose consumer honours the app's :class:`TransportHooks`."""
 
     Consumer = _Consumer

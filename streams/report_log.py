@@ -22,7 +22,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.stream_session import PublishedReport
-from services.broker import bootstrap_servers
+from streams.broker_probe import bootstrap_servers
 
 log = logging.getLogger(__name__)
 

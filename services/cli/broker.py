@@ -8,8 +8,8 @@ import sys
 import threading
 from typing import Any
 
+from models.topics import DEFAULT_PARTITIONS, Topics
 from services.broker import BrokerError, EmbeddedBroker, announce, withdraw
-from streams.topics import DEFAULT_PARTITIONS, Topics
 
 
 def register(subparsers: Any) -> None:

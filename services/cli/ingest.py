@@ -21,12 +21,12 @@ from typing import Any
 from aiohttp import web
 
 from models.errors import ConfigError, ValidationError
-from services.broker import BrokerProbe
 from services.cli.tokens import add_db_url, open_store
 from services.health import Check, database_problem
 from services.ingest import IngestConfig, KafkaPublisher, PublishError, create_app
 from services.settings import VAD_BACKENDS
 from services.store import ReportStore, StoreError
+from streams.broker_probe import BrokerProbe
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from models.errors import ValidationError
-from services.broker import BrokerProbe
 from services.cli.tokens import add_db_url, open_store
 from services.health import Check, add_health_routes, database_problem
 from services.reports import LiveConsumer, LiveHub, add_live_routes, create_app
 from services.reports.consumer import GROUP_ID, StoreConsumer, bootstrap_servers
 from services.store import ReportStore, StoreError
+from streams.broker_probe import BrokerProbe
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,8 @@ from models.config import PipelineConfig
 from models.errors import ValidationError
 from models.events import parse_json
 from models.simulation import SimulationConfig, simulate_timed
-from services.broker import BrokerError, BrokerProbe, EmbeddedBroker, announce, withdraw
+from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
+from services.broker import BrokerError, EmbeddedBroker, announce, withdraw
 from services.cli.ingest import add_vad_backend
 from services.cli.summary import format_summary
 from services.collector import Collector
@@ -41,7 +42,7 @@ from services.reports.consumer import StoreConsumer
 from services.store import ReportStore
 from services.web import JobHealth, WorkerEndpoint
 from services.web import build_app as web_app
-from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
+from streams.broker_probe import BrokerProbe
 
 log = logging.getLogger(__name__)
 

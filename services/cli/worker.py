@@ -109,8 +109,8 @@ def resolve_broker(explicit: str | None) -> tuple[str, bool]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS
     from streams.app import WorkerConfig, build_app  # Faust is heavy: import when needed
-    from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS
 
     broker, embedded = resolve_broker(args.broker)
     engine = args.config.engine

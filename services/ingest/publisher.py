@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from models.errors import RapportError
-from streams.topics import Topics
+from models.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import orjson
 
 from models.events import Role, parse_event
+from models.log_context import context
 from services.ingest.publisher import LiveEmitter, Outgoing
-from services.logs import context
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The store consumer (issue 5, "Report store"): fills the report store from the workers'
-topics ``rapport.reports``, ``rapport.quality`` and ``rapport.alerts`` (streams.topics).
+topics ``rapport.reports``, ``rapport.quality`` and ``rapport.alerts`` (models/topics.py).
 
 One aiokafka consumer in the group ``rapport-reports`` reads the three topics and hands every
 record to :meth:`~services.store.ReportStore.add_record`: final reports (METRICS.md §10), the
@@ -35,10 +35,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from models.errors import ValidationError
-from services.logs import context
+from models.log_context import context
+from models.topics import Topics
 from services.reports import metrics
 from services.store import ReportStore, StoreError
-from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 

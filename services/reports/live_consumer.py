@@ -23,9 +23,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
+from models.topics import Topics
 from services.reports.consumer import bootstrap_servers
 from services.reports.live import LiveHub
-from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ STORE_FAILURES = Counter(
     "rapport_store_failures_total",
     "Database errors while writing a batch of records (each followed by a retry).")
 
-#: The record kind of each output role of streams.topics.Topics.
+#: The record kind of each output role of models.topics.Topics.
 KINDS = {"reports": "report", "quality": "quality", "alerts": "alert"}
 
 

@@ -29,7 +29,7 @@ CLOCK_ORIGIN_MS = 1_000_000
 @dataclass(frozen=True, slots=True)
 class SampleRecord:
     """One output record: ``role`` is ``quality``, ``alerts`` or ``reports`` (the topic's
-    role in streams.topics.Topics), ``key`` the session id."""
+    role in models.topics.Topics), ``key`` the session id."""
 
     role: str
     key: bytes | None

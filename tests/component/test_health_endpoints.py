@@ -22,7 +22,8 @@ from ingestkit import INGEST_C1, Tokens, activity, auth, start
 from prometheus_client.parser import text_string_to_metric_families
 from reportkit import KEY, engine_records
 
-from services.broker import BrokerProbe, EmbeddedBroker
+from models.topics import Topics
+from services.broker import EmbeddedBroker
 from services.cli.reports import add_health
 from services.health import Check, database_problem
 from services.ingest import MemoryPublisher, create_app
@@ -33,7 +34,7 @@ from services.reports import metrics as report_metrics
 from services.reports.consumer import StoreConsumer
 from services.store import ReportStore
 from services.store.database import Database
-from streams.topics import Topics
+from streams.broker_probe import BrokerProbe
 
 NOWHERE_DB = "postgresql+psycopg://rapport@127.0.0.1:1/rapport"
 NOWHERE_BROKER = "127.0.0.1:1"

@@ -16,14 +16,15 @@ OTHER = TP("rapport-sessions-changelog", 0)
 
 
 @pytest.fixture
-def consumer(monkeypatch: pytest.MonkeyPatch) -> kafka._Consumer:
-    monkeypatch.setattr(kafka, "UNPAUSED_TOPICS", frozenset({EVENTS.topic}))
+def consumer() -> kafka._Consumer:
     # Only the state Faust's flow control reads and writes; no transport or broker needed.
     instance = object.__new__(kafka._Consumer)
     instance._active_partitions = {EVENTS, OTHER}
     instance._paused_partitions = set()
     instance._buffered_partitions = set()
-    instance.app = SimpleNamespace(in_recovery=False)
+    instance.app = SimpleNamespace(
+        in_recovery=False,
+        transport_hooks=kafka.TransportHooks(unpaused_topics=frozenset({EVENTS.topic})))
     return instance
 
 

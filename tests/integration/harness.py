@@ -21,8 +21,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from models.analyzer import Analyzer
 from models.events import parse_json
+from models.topics import Topics
 from services.feeder import session_key
-from streams.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 4

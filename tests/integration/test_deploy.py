@@ -26,8 +26,8 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
 from services.cli import build_parser
-from streams.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -196,7 +196,8 @@ def test_dockerfile_is_multi_stage_pinned_and_non_root() -> None:
     assert {".git", ".venv", "tests", "out"} <= set(ignored)
     copied = {word for line in text.splitlines() if line.startswith("COPY ")
               and "--from=" not in line for word in line.split()[1:-1]}
-    for needed in ("pyproject.toml", "README.md", "models", "streams", "services"):
+    for needed in ("pyproject.toml", "README.md", "constraints.txt", "models", "streams",
+                   "services"):
         assert needed not in ignored and needed in copied
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from models.topics import Topics
 from services.broker import EmbeddedBroker
-from streams.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[2]
 

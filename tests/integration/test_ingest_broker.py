@@ -12,10 +12,10 @@ import orjson
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
 
+from models.topics import Topics
 from services.broker import EmbeddedBroker
 from services.ingest import KafkaPublisher, create_app
 from services.store.tokens import TokenInfo
-from streams.topics import Topics
 
 TOKEN = "rpt_test_ingest"
 

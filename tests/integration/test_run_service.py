@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from harness import ROOT, free_port
 
-from streams.topics import Topics
+from models.topics import Topics
 
 pytestmark = pytest.mark.slow
 

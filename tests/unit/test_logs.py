@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from models.errors import ConfigError
+from models.log_context import context
 from services import logs
 
 SDP_OFFER = ("v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -54,7 +55,7 @@ def test_json_is_one_object_per_line_with_the_standard_fields(capture) -> None:
 
 def test_context_fields_follow_in_order_when_present(capture) -> None:
     logger, stream, _ = capture
-    logger.warning("rejected", extra=logs.context(
+    logger.warning("rejected", extra=context(
         topic="rapport.events", offset=120, partition=3, session="s-9f2", reason="late",
         clinic=None))
     (entry,) = lines(stream)

@@ -3,17 +3,27 @@
 Every topic is keyed by ``session_id`` and has the same partition count, so a session's
 events, its state and its outputs live on the same partition number; the partition count
 bounds how many workers can share the load. Names are configurable; these are the defaults.
+
+Pure data, below both the Faust adapter (streams/) and the services (ingest, reports, the
+embedded broker), so none of them needs Faust or a Kafka client to know a topic's name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.broker import TopicSpec
-
 DEFAULT_PARTITIONS = 8
 DEFAULT_APP_ID = "rapport"
 SESSIONS_TABLE = "sessions"  # per-session engine state (changelog-backed Faust table)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to create, with its partition count (services/broker.py pre-creates them)."""
+
+    name: str
+    partitions: int
+    replication: int = 1
 
 
 @dataclass(frozen=True, slots=True)
