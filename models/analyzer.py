@@ -1,16 +1,24 @@
 """Offline analysis of many interleaved sessions: one :class:`SessionEngine` per session.
 
-The analyzer runs the very same engine as the streaming workers, fed in input order, so its
-report for a session equals the one the pipeline publishes from the same events (METRICS.md
-preamble). Sessions are closed at the end of input: with their ``session.end`` if one came,
-otherwise as idle (``D`` ends at the last speech offset, §1).
+The analyzer runs the very same engine as the streaming workers, so its report for a session
+equals the one the pipeline publishes from the same accepted events (METRICS.md preamble; §9
+"Final and live": the final report depends only on the set of accepted events). Two orderings:
+
+- ``whole`` (a file read as a whole, §9): no event is late, whatever its place in the input
+  (per-participant blocks, per-session blocks, shuffled). Every event is held until the end of
+  input and applied in the engine's canonical order, so memory grows with the input.
+- ``stream``: input order with the session's lateness bound, exactly as a streaming worker
+  takes its partition (``rapport analyze --as-stream``; the pipeline tests' reference).
+
+Sessions are closed at the end of input: with their ``session.end`` if one came, otherwise as
+idle (``D`` ends at the last speech offset, §1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from models.classified import Rejection
 from models.config import EngineConfig
@@ -36,12 +44,30 @@ class Problem:
 
 MAX_KEPT_PROBLEMS = 10_000
 
+Ordering = Literal["whole", "stream"]
+# The lateness bound of ``whole`` ordering: beyond any valid session-clock time (§9 times are at
+# most 2**53 - 1 ms), so nothing is ever late and the horizon never passes an event before the
+# end of input. Still small enough that horizon arithmetic stays exact in integers.
+UNBOUNDED_LATENESS_MS = 2**62
+
 
 class Analyzer:
     """Routes events to per-session engines; collects rejections and final reports."""
 
-    def __init__(self, config: EngineConfig | None = None, *, advance_step_ms: int = 10_000):
-        self.config = config or EngineConfig()
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        advance_step_ms: int = 10_000,
+        ordering: Ordering = "stream",
+    ):
+        config = config or EngineConfig()
+        if ordering == "whole":
+            config = replace(config, allowed_lateness_ms=UNBOUNDED_LATENESS_MS)
+        elif ordering != "stream":
+            raise ValueError(f"ordering must be 'whole' or 'stream', not {ordering!r}")
+        self.config = config
+        self.ordering = ordering
         self._step = advance_step_ms
         self._engines: dict[str, SessionEngine] = {}
         # The first problems are kept for display; all are counted (bounded memory on a file
