@@ -4,6 +4,7 @@ engine (METRICS.md §1), and a segment source sends each segment when it ends.""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from typing import Any
 
@@ -69,7 +70,7 @@ def test_segments_are_whole_and_sent_when_they_end() -> None:
     for segments in by_participant.values():
         segments.sort()
         # Whole segments: never cut at a batch boundary, so no two touch.
-        assert all(a_end < b_start for (_, a_end), (b_start, _) in zip(segments, segments[1:]))
+        assert all(a_end < b_start for (_, a_end), (b_start, _) in itertools.pairwise(segments))
     # Sent when they end: a long segment comes after events that began after it did.
     longest = max(speech, key=lambda e: e["end_ms"] - e["start_ms"])
     assert longest["end_ms"] - longest["start_ms"] > 5_000
