@@ -46,7 +46,8 @@ class AlertRules:
 class EngineConfig:
     """Thresholds of the metric engine (METRICS.md §1–§7). Integer milliseconds throughout."""
 
-    level_voiced_dbov: int = 50  # §1: level frames voiced when level <= this
+    level_voiced_dbov: int = 50  # §1: level frames and samples voiced when level <= this
+    level_hold_ms: int = 500  # §1: a level sample covers at most this long
     idle_timeout_s: int = 300  # §1: session closes after this long without events
     min_pause_ms: int = 200  # §2.2: IPU bridging of within-speaker silences shorter than this
     min_speech_ms: int = 100  # §2.3: IPUs shorter than this are dropped

@@ -1,4 +1,4 @@
-"""Wire format v1 (METRICS.md §9): event types and their validating parser.
+"""Wire format v1.1 (METRICS.md §9): event types and their validating parser.
 
 Every event is a frozen dataclass. :func:`parse_event` turns a decoded JSON value into one,
 or raises :class:`~models.errors.ValidationError` naming the field (``activity.voiced``) and
@@ -16,6 +16,7 @@ import math
 import operator
 import re
 import sys
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
@@ -75,10 +76,13 @@ class Participant(Compact):
 
 @dataclass(frozen=True, slots=True)
 class SessionStart(Compact):
+    """``exclusive``: the source reports one speaker at a time (METRICS.md §1)."""
+
     session_id: str
     ts_ms: int
     clinic_id: str
     participants: tuple[Participant, ...] = ()
+    exclusive: bool = False
     type: Literal["session.start"] = "session.start"
 
 
@@ -149,6 +153,51 @@ class Activity(Compact):
 
 
 @dataclass(frozen=True, slots=True)
+class Voice(Compact):
+    """A speaking-state change at ``ts_ms`` (LiveKit, Janus, Zoom; METRICS.md §1)."""
+
+    session_id: str
+    participant_id: str
+    ts_ms: int
+    speaking: bool
+    type: Literal["voice"] = "voice"
+
+
+LevelScale = Literal["dbov", "dbfs", "dbvo", "linear", "byte", "int16"]
+LEVEL_SCALES: Final[tuple[LevelScale, ...]] = ("dbov", "dbfs", "dbvo", "linear", "byte", "int16")
+
+
+@dataclass(frozen=True, slots=True)
+class Levels(Compact):
+    """Level samples at irregular times (METRICS.md §1), already converted to -dBov.
+
+    ``times`` holds the sample times and ``dbov`` their levels (0 = loudest, 127 = silence),
+    both compact: ``times`` as native 8-byte integers (``array("q")`` bytes), ``dbov`` one
+    byte per sample. ``scale`` is the one the source declared (kept for the record).
+    """
+
+    session_id: str
+    participant_id: str
+    scale: LevelScale
+    times: bytes
+    dbov: bytes
+    type: Literal["levels"] = "levels"
+
+    def sample_times(self) -> array[int]:
+        stamps = array("q")
+        stamps.frombytes(self.times)
+        return stamps
+
+    @property
+    def first_ms(self) -> int:
+        return int.from_bytes(self.times[:8], sys.byteorder, signed=True)
+
+    @property
+    def last_ms(self) -> int:
+        return int.from_bytes(self.times[-8:], sys.byteorder, signed=True)
+
+
+@dataclass(frozen=True, slots=True)
 class Network(Compact):
     """Network state of one participant at ``ts_ms`` (RTT to the ingest point, ms)."""
 
@@ -195,13 +244,23 @@ class ParticipantState(Compact):
 
 
 Event: TypeAlias = (
-    SessionStart | SessionEnd | Speech | Activity | Network | ParticipantJoin | ParticipantState
+    SessionStart
+    | SessionEnd
+    | Speech
+    | Activity
+    | Voice
+    | Levels
+    | Network
+    | ParticipantJoin
+    | ParticipantState
 )
 EVENT_TYPES: Final = (
     "session.start",
     "session.end",
     "speech",
     "activity",
+    "voice",
+    "levels",
     "network",
     "participant.join",
     "participant.mute",
@@ -323,6 +382,89 @@ def _parse_speech(v: dict[str, Any], kind: str) -> Speech:
     return Speech(session_id, participant_id, start, end)
 
 
+def _parse_voice(v: dict[str, Any], kind: str) -> Voice:
+    session_id = _ident(v, kind, "session_id")
+    participant_id = _ident(v, kind, "participant_id")
+    ts = _time(v, kind, "ts_ms")
+    speaking = v.get("speaking")
+    if type(speaking) is not bool:
+        raise ValidationError(f"{kind}.speaking", f"must be true or false, got {_kind(speaking)}")
+    return Voice(session_id, participant_id, ts, speaking)
+
+
+# Each scale's valid range (inclusive) and its conversion to -dBov before rounding (§1).
+_SCALE_RANGES: Final[dict[str, tuple[float, float]]] = {
+    "dbov": (0.0, 127.0),
+    "dbfs": (-127.0, 0.0),
+    "dbvo": (-127.0, 0.0),
+    "linear": (0.0, 1.0),
+    "byte": (0.0, 255.0),
+    "int16": (0.0, 32767.0),
+}
+_SCALE_FULL: Final[dict[str, float]] = {"linear": 1.0, "byte": 255.0, "int16": 32767.0}
+MAX_LEVEL_SAMPLES: Final = 6_000  # 60 s (MAX_BATCH_MS) at one sample per 10 ms
+
+
+def to_dbov(scale: str, value: float) -> int:
+    """One level sample in ``scale`` as -dBov (METRICS.md §1): rounded half up to an integer
+    and clamped to 0..127, so silence (amplitude 0) is 127."""
+    if scale == "dbov":
+        dbov = value
+    elif scale in ("dbfs", "dbvo"):
+        dbov = -value
+    else:
+        amplitude = value / _SCALE_FULL[scale]
+        if amplitude <= 0.0:
+            return 127
+        dbov = -20.0 * math.log10(amplitude)
+    return min(127, max(0, math.floor(dbov + 0.5)))
+
+
+def _parse_levels(v: dict[str, Any], kind: str) -> Levels:
+    session_id = _ident(v, kind, "session_id")
+    participant_id = _ident(v, kind, "participant_id")
+    scale = v.get("scale")
+    if scale not in _SCALE_RANGES:
+        raise ValidationError(f"{kind}.scale", f"must be one of {', '.join(LEVEL_SCALES)}")
+    samples = v.get("samples")
+    if type(samples) is not list or not samples:
+        raise ValidationError(f"{kind}.samples", "must be a non-empty list of [ts_ms, level]")
+    if len(samples) > MAX_LEVEL_SAMPLES:
+        raise ValidationError(f"{kind}.samples", f"more than {MAX_LEVEL_SAMPLES} samples")
+    low, high = _SCALE_RANGES[scale]
+    times = array("q")
+    dbov = bytearray()
+    previous = -1
+    for index, sample in enumerate(samples):
+        where = f"{kind}.samples[{index}]"
+        if type(sample) is not list or len(sample) != 2:
+            raise ValidationError(where, "must be a pair [ts_ms, level]")
+        ts, level = sample
+        if type(ts) is not int:
+            raise ValidationError(f"{where}[0]", f"ts_ms must be an integer, got {_kind(ts)}")
+        if not 0 <= ts <= MAX_TIME_MS:
+            raise ValidationError(f"{where}[0]", f"ts_ms must be in 0..{MAX_TIME_MS}, got {ts}")
+        if ts <= previous:
+            raise ValidationError(
+                f"{where}[0]", f"samples must increase in time ({ts} after {previous})"
+            )
+        if type(level) not in (int, float) or not math.isfinite(level):
+            raise ValidationError(f"{where}[1]", f"level must be a finite number, got "
+                                  f"{_kind(level)}")
+        if not low <= level <= high:
+            raise ValidationError(
+                f"{where}[1]", f"level {level} is outside the {scale} scale ({low:g}..{high:g})"
+            )
+        previous = ts
+        times.append(ts)
+        dbov.append(to_dbov(scale, level))
+    if times[-1] - times[0] > MAX_BATCH_MS:
+        raise ValidationError(
+            f"{kind}.samples", f"batch spans {times[-1] - times[0]} ms, more than {MAX_BATCH_MS}"
+        )
+    return Levels(session_id, participant_id, scale, times.tobytes(), bytes(dbov))
+
+
 def _parse_network(v: dict[str, Any], kind: str) -> Network:
     return Network(
         _ident(v, kind, "session_id"),
@@ -355,7 +497,11 @@ def _parse_start(v: dict[str, Any], kind: str) -> SessionStart:
             raise ValidationError(f"{where}.participant_id", f"duplicate participant {pid!r}")
         seen.add(pid)
         participants.append(Participant(pid, _role(item, where)))
-    return SessionStart(session_id, ts, clinic_id, tuple(participants))
+    exclusive = v.get("exclusive", False)
+    if type(exclusive) is not bool:
+        raise ValidationError(f"{kind}.exclusive", f"must be true or false, got "
+                              f"{_kind(exclusive)}")
+    return SessionStart(session_id, ts, clinic_id, tuple(participants), exclusive)
 
 
 def _parse_end(v: dict[str, Any], kind: str) -> SessionEnd:
@@ -385,6 +531,8 @@ _PARSERS: Final[dict[str, Callable[[dict[str, Any], str], Event]]] = {
     "session.end": _parse_end,
     "speech": _parse_speech,
     "activity": _parse_activity,
+    "voice": _parse_voice,
+    "levels": _parse_levels,
     "network": _parse_network,
     "participant.join": _parse_join,
     "participant.mute": _parse_state,

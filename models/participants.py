@@ -9,6 +9,7 @@ from typing import Any
 from models.config import EngineConfig
 from models.events import Role
 from models.quantiles import QuantileSeries
+from models.sources import LevelTrack, VoiceTrack
 from models.speech import IpuBuilder
 
 
@@ -17,7 +18,7 @@ class Member:
 
     __slots__ = (
         "builder", "covered_ms", "frames", "loss_n", "loss_sum", "muted_ms",
-        "muted_since", "present_ms", "present_since", "role", "rtt", "segments",
+        "muted_since", "present_ms", "present_since", "role", "rtt", "segments", "track",
     )
 
     def __init__(self, role: Role, config: EngineConfig) -> None:
@@ -30,6 +31,8 @@ class Member:
         self.covered_ms = 0  # ms of frame batches received
         self.frames = False  # sent frame batches
         self.segments = False  # sent speech segments
+        # Voice activity sent as state (voice events or level samples, §1), else None.
+        self.track: VoiceTrack | LevelTrack | None = None
         self.rtt = QuantileSeries(config.exact_samples, config.sketch_relative_error)
         self.loss_sum = 0.0
         self.loss_n = 0
@@ -38,6 +41,20 @@ class Member:
     def available(self) -> bool:
         """Present and unmuted: may be expected to backchannel (§2.4)."""
         return self.present_since >= 0 and self.muted_since < 0
+
+
+def source_of(member: Member) -> str:
+    """The participant's voice-activity shape (§1) for the quality block: ``frames``,
+    ``segments``, ``voice``, ``levels`` or ``none``."""
+    if member.frames:
+        return "frames"
+    if member.segments:
+        return "segments"
+    if isinstance(member.track, VoiceTrack):
+        return "voice"
+    if isinstance(member.track, LevelTrack):
+        return "levels"
+    return "none"
 
 
 def close_presence(member: Member, ts: int) -> None:
@@ -56,8 +73,9 @@ def quality_block(
     """The §6 ``quality`` block at time ``end`` for a session of ``duration`` ms.
 
     Coverage is the share of ``D`` with voice activity from the participant: frame batches
-    received; for a segments-only source its presence (segments cannot show silence); ``None``
-    with no voice activity at all. ``rtt_p95_ms`` is RTT alone (no jitter buffer); the session's
+    received, or time covered by level samples; for a segments or speaking-state source its
+    presence (neither can show a gap in reporting); ``None`` with no voice activity at all.
+    ``rtt_p95_ms`` is RTT alone (no jitter buffer); the session's
     is the worst participant's, and above ``rtt_degraded_ms`` marks ``low_confidence``.
     """
     participants: dict[str, Any] = {}
@@ -66,7 +84,10 @@ def quality_block(
     for pid, m in sorted(members.items()):
         present = m.present_ms + (max(0, end - m.present_since) if m.present_since >= 0 else 0)
         muted_ms = m.muted_ms + (max(0, end - m.muted_since) if m.muted_since >= 0 else 0)
-        covered = m.covered_ms if m.frames else present if m.segments else 0
+        source = source_of(m)
+        covered = (m.covered_ms if source == "frames"
+                   else m.track.covered_ms if isinstance(m.track, LevelTrack)
+                   else present if source != "none" else 0)
         p95 = m.rtt.quantile(0.95)
         if p95 is not None:
             worst_p95 = p95 if worst_p95 is None else max(worst_p95, p95)
@@ -75,10 +96,10 @@ def quality_block(
         muted += muted_ms
         participants[pid] = {
             "role": m.role,
-            "source": "frames" if m.frames else "segments" if m.segments else "none",
+            "source": source,
             "coverage": (
                 round(min(covered, duration) / duration, 4)
-                if duration and (m.frames or m.segments)
+                if duration and source != "none"
                 else None
             ),
             "present_s": round(present / 1000, 3),

@@ -98,6 +98,13 @@ def _r(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
+# Fields that need simultaneous speech, None for an exclusive source (§1).
+_OVERLAP_ROLE_FIELDS = ("backchannels", "backchannels_per_min", "interruptions_made",
+                        "interrupted")
+_OVERLAP_SESSION_FIELDS = ("overlap_s", "collisions", "interruption_asymmetry",
+                           "interruptions")
+
+
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -123,8 +130,12 @@ def build_report(
     quality: dict[str, Any],
     alerts: list[dict[str, Any]],
     final: bool,
+    exclusive: bool = False,
 ) -> dict[str, Any]:
-    """The §10 report. Role keys: therapist and client always, other when present."""
+    """The §10 report. Role keys: therapist and client always, other when present.
+
+    ``exclusive`` (a dominant-speaker source, §1): every field that needs simultaneous speech
+    is ``None``, since such a source cannot show it (``quality.overlap_visible`` says so)."""
     roles: list[Role] = ["therapist", "client"]
     if "other" in roles_present:
         roles.append("other")
@@ -179,6 +190,33 @@ def build_report(
         }
     speech_ms = min(tally.speech_union_ms, duration_ms)
     silence_ms = duration_ms - speech_ms
+    session: dict[str, Any] = {
+        "balance_index": _r(balance_index(shares)),
+        "speaker_changes": tally.speaker_changes,
+        "turns_per_min": (
+            _r(tally.speaker_changes / (duration_ms / 60_000.0)) if duration_ms else None
+        ),
+        "overlap_s": _s(tally.overlap_ms),
+        "collisions": tally.collisions,
+        "silence_s": _s(silence_ms),
+        "silence_ratio": _r(silence_ms / duration_ms) if duration_ms else None,
+        "lapses": {
+            "count": tally.lapses,
+            "longest_s": _s(tally.longest_lapse_ms) if tally.lapses else None,
+            "preceded_by": {
+                r: t.lapses_preceded for r, t in tally.roles.items() if t.lapses_preceded
+            },
+            "broken_by": {
+                r: t.lapses_broken for r, t in tally.roles.items() if t.lapses_broken
+            },
+        },
+        "interruption_asymmetry": _r((i_tc - i_ct) / (i_tc + i_ct)) if i_tc + i_ct else 0.0,
+        "interruptions": directions,
+    }
+    if exclusive:
+        for entry in role_reports.values():
+            entry.update(dict.fromkeys(_OVERLAP_ROLE_FIELDS))
+        session.update(dict.fromkeys(_OVERLAP_SESSION_FIELDS))
     return {
         "schema_version": SCHEMA_VERSION,
         "session_id": session_id,
@@ -186,29 +224,7 @@ def build_report(
         "final": final,
         "duration_s": _s(duration_ms),
         "roles": role_reports,
-        "session": {
-            "balance_index": _r(balance_index(shares)),
-            "speaker_changes": tally.speaker_changes,
-            "turns_per_min": (
-                _r(tally.speaker_changes / (duration_ms / 60_000.0)) if duration_ms else None
-            ),
-            "overlap_s": _s(tally.overlap_ms),
-            "collisions": tally.collisions,
-            "silence_s": _s(silence_ms),
-            "silence_ratio": _r(silence_ms / duration_ms) if duration_ms else None,
-            "lapses": {
-                "count": tally.lapses,
-                "longest_s": _s(tally.longest_lapse_ms) if tally.lapses else None,
-                "preceded_by": {
-                    r: t.lapses_preceded for r, t in tally.roles.items() if t.lapses_preceded
-                },
-                "broken_by": {
-                    r: t.lapses_broken for r, t in tally.roles.items() if t.lapses_broken
-                },
-            },
-            "interruption_asymmetry": _r((i_tc - i_ct) / (i_tc + i_ct)) if i_tc + i_ct else 0.0,
-            "interruptions": directions,
-        },
+        "session": session,
         "quality": quality,
         "alerts": alerts,
     }

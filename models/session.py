@@ -31,6 +31,7 @@ from models.errors import LateEventError, SessionStateError, ValidationError
 from models.events import (
     Activity,
     Event,
+    Levels,
     Network,
     ParticipantJoin,
     ParticipantState,
@@ -38,11 +39,13 @@ from models.events import (
     SessionEnd,
     SessionStart,
     Speech,
+    Voice,
     level_translation,
 )
 from models.floor import FloorSweep
-from models.participants import Member, close_presence, quality_block
+from models.participants import Member, close_presence, quality_block, source_of
 from models.report import SessionTally, build_report
+from models.sources import LevelTrack, VoiceTrack
 
 # Canonical application order among events at the same ms.
 _RANK = {
@@ -53,26 +56,45 @@ _RANK = {
     "network": 4,
     "speech": 5,
     "activity": 6,
-    "participant.leave": 7,
-    "session.end": 8,
+    "voice": 7,
+    "levels": 8,
+    "participant.leave": 9,
+    "session.end": 10,
 }
+_ACTIVITY = _RANK["activity"]
 _FAR = 2**62
 
 
 def event_time(event: Event) -> int:
-    """The time (ms) an event is ordered and judged late by: its start, or its ``ts_ms``."""
+    """The time (ms) an event is ordered and judged late by: its start (a levels batch's
+    first sample), or its ``ts_ms``."""
     if isinstance(event, Activity | Speech):
         return event.start_ms
+    if isinstance(event, Levels):
+        return event.first_ms
     return event.ts_ms
+
+
+def time_field(event: Event) -> str:
+    """The wire field that holds :func:`event_time` (for rejection reasons)."""
+    if isinstance(event, Activity | Speech):
+        return "start_ms"
+    if isinstance(event, Levels):
+        return "samples[0][0]"
+    return "ts_ms"
 
 
 def _canonical_key(event: Event) -> tuple[Any, ...]:
     """A total order on distinct events; equal keys mean the same event (a duplicate)."""
     kind = event.type
     if isinstance(event, Activity):
-        return (event.start_ms, 6, event.participant_id, event.seq)
+        return (event.start_ms, _ACTIVITY, event.participant_id, event.seq)
     if isinstance(event, Speech):
         return (event.start_ms, 5, event.participant_id, event.end_ms)
+    if isinstance(event, Voice):
+        return (event.ts_ms, 7, event.participant_id, event.speaking)
+    if isinstance(event, Levels):
+        return (event.first_ms, 8, event.participant_id, event.times, event.dbov)
     if isinstance(event, Network):
         # The readings enter as one hash of numbers (stable across processes, unlike str
         # hashes): a small key that still orders conflicting readings deterministically.
@@ -86,7 +108,7 @@ def _canonical_key(event: Event) -> tuple[Any, ...]:
         return (event.ts_ms, 1, event.participant_id, event.role)
     if isinstance(event, ParticipantState):
         return (event.ts_ms, _RANK[kind], event.participant_id)
-    return (event.ts_ms, 8)
+    return (event.ts_ms, _RANK["session.end"])
 
 
 class SessionEngine:
@@ -105,6 +127,7 @@ class SessionEngine:
         "_config",
         "_end_applied",
         "_end_ts",
+        "_exclusive",
         "_final_end",
         "_finished",
         "_horizon",
@@ -149,6 +172,7 @@ class SessionEngine:
         self._final_end: int | None = None
         self.clinic_id: str | None = None
         self._members: dict[str, Member] = {}
+        self._exclusive = False
         self._tally = SessionTally(config)
         self._alerts = AlertTracker(config.alerts, self._out, config.max_report_alerts)
         self._sweep: FloorSweep | None = None
@@ -226,7 +250,7 @@ class SessionEngine:
                 )
         t = event_time(event)
         if isinstance(event, Activity):
-            key: tuple[Any, ...] = (t, 6, event.participant_id, event.seq)
+            key: tuple[Any, ...] = (t, _ACTIVITY, event.participant_id, event.seq)
             ranges = self._seq_ranges(event.participant_id)
             if _in_ranges(ranges, event.seq):
                 self.duplicates += 1
@@ -243,15 +267,14 @@ class SessionEngine:
                 self.duplicates += 1
                 return False
         if t < self._horizon:
-            field = "start_ms" if isinstance(event, Activity | Speech) else "ts_ms"
             raise LateEventError(
-                f"{kind}.{field}",
+                f"{kind}.{time_field(event)}",
                 f"{t} is more than allowed_lateness_ms={self._config.allowed_lateness_ms} "
                 f"behind the session's newest event ({self._max_seen})",
             )
         if self._end_ts is not None and t >= self._end_ts and not isinstance(event, SessionEnd):
             raise SessionStateError(
-                f"{kind}.{'start_ms' if isinstance(event, Activity | Speech) else 'ts_ms'}",
+                f"{kind}.{time_field(event)}",
                 f"{t} is at or after session.end ({self._end_ts})",
             )
         if isinstance(event, SessionStart) and self._start_key is None:
@@ -296,6 +319,9 @@ class SessionEngine:
         if self._sweep is None:
             return
         config = self._config
+        for member in self._members.values():
+            if member.track is not None:
+                member.builder.add(member.track.extend(horizon))
         for pid, member in self._members.items():
             member.builder.advance(horizon, partial(self._ipu_closed, pid))
         known = horizon - config.min_pause_ms - config.min_speech_ms
@@ -331,6 +357,11 @@ class SessionEngine:
         if self._start_ts is None or self._sweep is None:
             raise SessionStateError("session.start", "never received for this session")
         end = self._end_ts if self._end_applied else None
+        # Open speaking states end with the session: at session.end, else at the newest time
+        # the session's events reached (nothing is known after it).
+        for member in self._members.values():
+            if member.track is not None:
+                member.builder.add(member.track.close(self._max_seen if end is None else end))
         for pid, member in self._members.items():
             member.builder.finish(end, partial(self._ipu_closed, pid))
         self._classifier.finish({})
@@ -380,15 +411,15 @@ class SessionEngine:
             self._apply_start(event)
             return
         t = event_time(event)
-        time_field = "start_ms" if isinstance(event, Activity | Speech) else "ts_ms"
+        field = time_field(event)
         if self._start_ts is None:
             self._reject(event, "session_id", "no session.start precedes this event")
             return
         if t < self._start_ts:
-            self._reject(event, time_field, f"{t} is before session.start ({self._start_ts})")
+            self._reject(event, field, f"{t} is before session.start ({self._start_ts})")
             return
         if self._end_applied:
-            self._reject(event, time_field, f"{t} is at or after session.end ({self._end_ts})")
+            self._reject(event, field, f"{t} is at or after session.end ({self._end_ts})")
             return
         if isinstance(event, SessionEnd):
             self._end_applied = True
@@ -406,6 +437,10 @@ class SessionEngine:
         elif isinstance(event, Speech):
             member.segments = True
             member.builder.add([(event.start_ms, event.end_ms)])
+        elif isinstance(event, Voice):
+            self._apply_voice(event, member)
+        elif isinstance(event, Levels):
+            self._apply_levels(event, member)
         elif isinstance(event, Network):
             member.rtt.add(event.rtt_rounded_ms)
             loss = -1.0
@@ -427,11 +462,50 @@ class SessionEngine:
         member.frames = True
         member.builder.add(event.voiced_runs(self._level_table))
 
+    def _track(self, member: Member, kind: type[VoiceTrack | LevelTrack],
+               event: Voice | Levels) -> VoiceTrack | LevelTrack | None:
+        """The participant's voice or levels track; ``None`` (event rejected) when the
+        participant already sends the other of the two (one state source per participant)."""
+        track = member.track
+        if track is None:
+            config = self._config
+            track = member.track = (
+                VoiceTrack() if kind is VoiceTrack
+                else LevelTrack(config.level_hold_ms, config.level_voiced_dbov))
+        elif not isinstance(track, kind):
+            self._reject(event, "type", f"participant {event.participant_id} already sends "
+                         f"{source_of(member)} events; one state source per participant (§1)")
+            return None
+        return track
+
+    def _apply_voice(self, event: Voice, member: Member) -> None:
+        track = self._track(member, VoiceTrack, event)
+        if not isinstance(track, VoiceTrack):
+            return
+        if event.speaking and self._exclusive and not track.speaking:
+            # A dominant-speaker source: an onset ends every other open segment (§1).
+            for other in self._members.values():
+                if other is not member and isinstance(other.track, VoiceTrack):
+                    other.builder.add(other.track.close(event.ts_ms))
+        member.builder.add(track.change(event.ts_ms, event.speaking))
+
+    def _apply_levels(self, event: Levels, member: Member) -> None:
+        track = self._track(member, LevelTrack, event)
+        if not isinstance(track, LevelTrack):
+            return
+        first = event.first_ms
+        if first <= track.last_ts:
+            self._reject(event, "samples[0][0]", f"{first} is not after the participant's "
+                         f"previous sample ({track.last_ts}): batches overlap")
+            return
+        member.builder.add(track.add(event))
+
     def _apply_start(self, event: SessionStart) -> None:
         if self._start_ts is not None:
             self._reject(event, "ts_ms", f"session already started at {self._start_ts}")
             return
         self._start_ts = event.ts_ms
+        self._exclusive = event.exclusive
         self.clinic_id = event.clinic_id
         self._sweep = FloorSweep(self._config, event.ts_ms, self._tally, self._alerts, self._out)
         for participant in event.participants:
@@ -468,6 +542,8 @@ class SessionEngine:
                 member.muted_since = -1
         else:
             close_presence(member, ts)
+        if event.type != "participant.unmute" and isinstance(member.track, VoiceTrack):
+            member.builder.add(member.track.close(ts))  # mute or leave ends a segment (§1)
         if member.available != before:
             self._availability_changed(event.participant_id, member, ts)
 
@@ -480,6 +556,7 @@ class SessionEngine:
     def _report(self, duration: int, *, end: int, final: bool) -> dict[str, Any]:
         quality = quality_block(self._members, duration, end, self._config.rtt_degraded_ms)
         quality["alerts_not_listed"] = self._alerts.dropped
+        quality["overlap_visible"] = not self._exclusive
         return build_report(
             session_id=self.session_id,
             clinic_id=self.clinic_id,
@@ -489,6 +566,7 @@ class SessionEngine:
             quality=quality,
             alerts=[dict(a) for a in self._alerts.log],
             final=final,
+            exclusive=self._exclusive,
         )
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final, Literal, get_args
 
+from models.simulation_shapes import PARTICIPANT_SHAPES, SHAPES, Shape, ShapeRenderer
 from models.simulation_wire import (
     Event,
     LevelTables,
@@ -71,6 +72,9 @@ class SimulationConfig:
     seed: int = 0
     style: Style = "balanced"
     encoding: Encoding = "voiced"
+    # The v1.1 input shape each participant sends (models/simulation_shapes.py): "frames"
+    # renders ``encoding``; "mixed" draws one of frames/segments/voice/levels per participant.
+    shape: Shape = "frames"
     frame_ms: int = 20
     batch_ms: int = 1000
     network_interval_ms: int = 5000
@@ -88,6 +92,8 @@ class SimulationConfig:
             raise ValueError(f"style must be one of {', '.join(STYLES)}, got {self.style!r}")
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}")
+        if self.shape not in SHAPES:
+            raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {self.shape!r}")
         if self.frame_ms not in FRAME_SIZES_MS:
             raise ValueError(f"frame_ms must be 10, 20 or 30, got {self.frame_ms}")
         if self.batch_ms < self.frame_ms or self.batch_ms % self.frame_ms:
@@ -492,6 +498,15 @@ def _session(config: SimulationConfig, index: int) -> Iterator[list[Timed]]:
     levels = ([LevelTables(random.Random(f"{tag}:levels:{i}"), fpb) for i in range(len(roles))]
               if config.encoding == "levels" else [])
     seqs = [0] * len(roles)
+    shape_rng = random.Random(f"{tag}:shape")
+    shapes = [shape_rng.choice(PARTICIPANT_SHAPES) if config.shape == "mixed" else config.shape
+              for _ in roles]
+    renderers = [
+        None if shapes[i] == "frames" else ShapeRenderer(
+            shapes[i], random.Random(f"{tag}:shape:{i}"), session_id=sid, participant_id=pids[i],
+            offset=offset, frame_ms=f, end_f=end_f)
+        for i in range(len(roles))
+    ]
     conv = _Conversation(random.Random(f"{tag}:talk"), p, roles, joins, offset, end, links, f)
     encoding = config.encoding
     half = f // 2
@@ -515,7 +530,11 @@ def _session(config: SimulationConfig, index: int) -> Iterator[list[Timed]]:
                     break
                 runs = tr.batch_runs(b0, b1)
                 t1 = offset + b1 * f
-                if encoding == "voiced":
+                renderer = renderers[i]
+                if renderer is not None:
+                    out.extend((t1, _PRIO_VOICE, i, event)
+                               for event in renderer.batch(runs, b0, b1))
+                elif encoding == "voiced":
                     out.append((t1, _PRIO_VOICE, i, {
                         "type": "activity", "session_id": sid, "participant_id": pid,
                         "seq": seq, "start_ms": offset + b0 * f, "frame_ms": f,

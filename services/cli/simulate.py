@@ -10,6 +10,7 @@ from typing import IO, Any
 import orjson
 
 from models.simulation import ENCODINGS, STYLES, SimulationConfig, simulate
+from models.simulation_shapes import SHAPES
 from services.cli.arguments import bounded_int, positive_float, probability
 
 _DEFAULTS = SimulationConfig()
@@ -69,6 +70,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--encoding", choices=ENCODINGS, default=d.encoding,
                         help="voice activity as 'voiced' frame flags, 'levels' (-dBov per "
                              "frame) or 'speech' segments (default: %(default)s)")
+    parser.add_argument("--shape", choices=SHAPES, default=d.shape,
+                        help="what each participant's platform sends (METRICS.md §1): "
+                             "'frames' (as --encoding), 'segments' (whole, each sent when it "
+                             "ends), 'voice' (speaking-state changes), 'levels' (samples every "
+                             "50-250 ms in a random one of the six scales), or 'mixed' (one of "
+                             "these per participant) (default: %(default)s)")
     parser.add_argument("--frame-ms", type=int, choices=(10, 20, 30), default=d.frame_ms,
                         help="VAD frame length in ms (default: %(default)s)")
     parser.add_argument("--batch-ms", type=bounded_int(1), default=d.batch_ms, metavar="MS",
@@ -106,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             style=args.style,
             encoding=args.encoding,
+            shape=args.shape,
             frame_ms=args.frame_ms,
             batch_ms=args.batch_ms,
             network_interval_ms=args.network_interval_ms,

@@ -234,3 +234,36 @@ def test_join_page_is_self_contained() -> None:
             assert "connect-src 'self'" in reply.headers["Content-Security-Policy"]
 
     run(scenario())
+
+
+def _v11_shapes() -> list[dict[str, Any]]:
+    return [
+        {**start(), "exclusive": True},
+        {"type": "voice", "session_id": "s1", "participant_id": "p1", "ts_ms": 1000,
+         "speaking": True},
+        {"type": "levels", "session_id": "s1", "participant_id": "p2", "scale": "linear",
+         "samples": [[1000, 0.02], [1050, 0.31]]},
+        {"type": "speech", "session_id": "s1", "participant_id": "p1", "start_ms": 1000,
+         "end_ms": 9600},
+    ]
+
+
+def test_every_v11_shape_is_accepted_over_http_and_websocket() -> None:
+    """METRICS.md §9 v1.1: voice, levels and exclusive sessions reach the workers as they
+    are; a malformed one is rejected naming the field and dead-lettered."""
+    async def scenario() -> None:
+        async with ingest_client() as (client, sink):
+            body = _v11_shapes()
+            reply = await client.post("/v1/events", json=body, headers=auth(INGEST_C1))
+            assert reply.status == 202, await reply.text()
+            assert values(sink.events) == body
+            bad = {"type": "levels", "session_id": "s1", "participant_id": "p2",
+                   "scale": "linear", "samples": [[2000, 0.5], [1990, 0.5]]}
+            async with client.ws_connect("/v1/stream", headers=auth(INGEST_C1)) as ws:
+                await ws.send_bytes(orjson.dumps([body[1], bad]))
+                ack = await ws.receive_json()
+            assert ack["status"] == 207
+            assert ack["errors"][0]["field"] == "levels.samples[1][0]"
+            assert [d["field"] for d in values(sink.dlq)] == ["levels.samples[1][0]"]
+
+    run(scenario())

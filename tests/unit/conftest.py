@@ -77,7 +77,19 @@ def state(change: str, pid: str, ts_ms: int) -> Event:
             "ts_ms": ts_ms}
 
 
+def voice(pid: str, ts_ms: int, speaking: bool) -> Event:
+    return {"type": "voice", "session_id": SID, "participant_id": pid, "ts_ms": ts_ms,
+            "speaking": speaking}
+
+
+def levels(pid: str, samples: Sequence[tuple[int, float]], scale: str = "dbov") -> Event:
+    return {"type": "levels", "session_id": SID, "participant_id": pid, "scale": scale,
+            "samples": [list(sample) for sample in samples]}
+
+
 def event_time(event: Event) -> int:
+    if event["type"] == "levels":
+        return int(event["samples"][0][0])
     return int(event["start_ms"] if event["type"] in ("speech", "activity") else event["ts_ms"])
 
 

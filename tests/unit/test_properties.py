@@ -3,7 +3,8 @@
 - METRICS.md §9: the final report is identical whether events arrive sorted, shuffled within
   ``allowed_lateness_ms``, or duplicated (at-least-once delivery).
 - §6: talk shares sum to 1; ``silence_s`` + |union of IPUs| = duration.
-- §1: frames and equivalent speech segments give the same report.
+- §1: frames, equivalent speech segments, speaking-state changes (``voice``) and level samples
+  (``levels``, in each of the six scales) give the same report.
 """
 
 from __future__ import annotations
@@ -75,7 +76,15 @@ def wire_events(session: dict[str, Any], encoding: str) -> list[dict[str, Any]]:
         {"type": "session.end", "session_id": SESSION, "ts_ms": length},
     ]
     for pid, intervals in session["speech"].items():
-        if encoding == "frames":
+        if encoding == "voice":
+            for a, b in intervals:
+                events.append({"type": "voice", "session_id": SESSION, "participant_id": pid,
+                               "ts_ms": a, "speaking": True})
+                events.append({"type": "voice", "session_id": SESSION, "participant_id": pid,
+                               "ts_ms": b, "speaking": False})
+        elif encoding.startswith("levels:"):
+            events.extend(level_batches(pid, intervals, length, encoding.split(":")[1]))
+        elif encoding == "frames":
             voiced = ["0"] * (length // FRAME)
             for a, b in intervals:
                 voiced[a // FRAME : b // FRAME] = ["1"] * ((b - a) // FRAME)
@@ -109,6 +118,32 @@ def wire_events(session: dict[str, Any], encoding: str) -> list[dict[str, Any]]:
     return events
 
 
+# A voiced and a silent sample in each scale (§1): voiced ones are 20 -dBov (<= 50), silent
+# ones 127 -dBov (silence); byte 26 is -19.8 dB and int16 3277 is -20.0 dB.
+SCALE_VALUES: dict[str, tuple[float, float]] = {
+    "dbov": (20, 127), "dbfs": (-20, -127), "dbvo": (-20.0, -127.0),
+    "linear": (0.1, 0.0), "byte": (26, 0), "int16": (3277, 0),
+}
+SHAPES = ["frames", "segments", "voice", *(f"levels:{scale}" for scale in SCALE_VALUES)]
+
+
+def level_batches(pid: str, intervals: list[tuple[int, int]], length: int,
+                  scale: str) -> list[dict[str, Any]]:
+    """One sample per frame (20 ms, under level_hold_ms), in 1 s batches: each covers exactly
+    its frame, so the voiced samples cover exactly the intervals."""
+    loud, quiet = SCALE_VALUES[scale]
+    voiced = [False] * (length // FRAME)
+    for a, b in intervals:
+        voiced[a // FRAME : b // FRAME] = [True] * ((b - a) // FRAME)
+    per_batch = BATCH // FRAME
+    return [
+        {"type": "levels", "session_id": SESSION, "participant_id": pid, "scale": scale,
+         "samples": [[j * FRAME, loud if voiced[j] else quiet]
+                     for j in range(i, min(i + per_batch, len(voiced)))]}
+        for i in range(0, len(voiced), per_batch)
+    ]
+
+
 def run(events: list[dict[str, Any]]) -> dict[str, Any]:
     engine = SessionEngine(SESSION, EngineConfig())
     for raw in events:
@@ -137,7 +172,7 @@ SETTINGS = settings(
 
 
 @SETTINGS
-@given(sessions(), st.sampled_from(["frames", "segments"]), st.randoms(use_true_random=False))
+@given(sessions(), st.sampled_from(SHAPES), st.randoms(use_true_random=False))
 def test_report_does_not_depend_on_arrival_order_or_duplicates(
     session: dict[str, Any], encoding: str, rng: random.Random
 ) -> None:
@@ -218,3 +253,21 @@ def test_dedupe_keys_are_stable_across_processes() -> None:
         for seed in ("1", "2", "3")
     }
     assert len(keys) == 1
+
+
+def without_transport(report: dict[str, Any]) -> dict[str, Any]:
+    for participant in report["quality"]["participants"].values():
+        del participant["source"], participant["coverage"]
+    return report
+
+
+@SETTINGS
+@given(sessions(), st.sampled_from(SHAPES[2:]))
+def test_every_shape_gives_the_report_of_equivalent_segments(session: dict[str, Any],
+                                                             shape: str) -> None:
+    """§1: one session's voice activity as segments, as voice events and as level samples in
+    each scale is the same conversation. Mutes are left out: a mute ends an open speaking
+    state (§1) but not a segment a platform already sent."""
+    session = {**session, "mutes": []}
+    expected = without_transport(run(wire_events(session, "segments")))
+    assert without_transport(run(wire_events(session, shape))) == expected
