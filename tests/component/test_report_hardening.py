@@ -140,3 +140,12 @@ def test_the_stylesheet_keeps_its_cache_policy(client: Api) -> None:
     reply = client.get("/static/rapport.css")
     assert reply.headers["Cache-Control"] == "public, max-age=3600"
     assert reply.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "private" / "reports.db"
+    with ReportStore(f"sqlite:///{path}", KEY) as opened:
+        opened.save_report(report_record("s1", "c1"))
+    for produced in path.parent.iterdir():  # the database and SQLite's -wal/-shm files
+        assert produced.stat().st_mode & 0o777 == 0o600, produced
+    assert path.parent.stat().st_mode & 0o777 == 0o700
