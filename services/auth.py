@@ -32,6 +32,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -206,10 +207,35 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                                f"{request.path}: {error.reason.lower()}")
 
 
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer: ``nosniff`` (a JSON or CSV body is never run as a page), and
+    ``no-store`` unless the handler chose a cache policy (reports, tokens in URLs and error
+    pages must not stay in a shared or browser cache)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Cache-Control", "no-store")
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether a browser sent ``request`` from this site (for cookie routes: login CSRF).
+
+    A browser names the page's origin in ``Origin`` on every cross-site POST (or at least in
+    ``Referer``); a request naming another host is refused. One with neither header is not a
+    cross-site browser request (curl, a test client) and passes."""
+    claimed = request.headers.get("Origin") or request.headers.get("Referer")
+    if not claimed:
+        return True
+    if claimed == "null":  # sandboxed frames, file: pages
+        return False
+    return urlsplit(claimed).netloc.lower() == request.host.lower()
+
+
 def install(app: web.Application, tokens: TokenVerifier) -> None:
-    """Add the error and auth middlewares to ``app`` (once) and the token verifier."""
+    """Add the error and auth middlewares to ``app`` (once), the security headers and the
+    token verifier."""
     for middleware in (error_middleware, auth_middleware):
         if middleware not in app.middlewares:
             app.middlewares.append(middleware)
+    if security_headers not in app.on_response_prepare:
+        app.on_response_prepare.append(security_headers)
     if TOKENS not in app:
         app[TOKENS] = tokens

@@ -197,6 +197,11 @@ class Api:
 
         return self._loop.run_until_complete(call())
 
+    @property
+    def host(self) -> str:
+        """``HOST:PORT`` the test server answers on (what a browser sends as ``Host``)."""
+        return f"{self._client.host}:{self._client.port}"
+
     def clear_cookies(self) -> None:
         self._client.session.cookie_jar.clear()
 

@@ -45,15 +45,19 @@ def parse_time(name: str, text: str, *, end: bool = False) -> int:
             day = date.fromisoformat(text)
             moment = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
             if end:
-                moment += timedelta(days=1)
+                # The end of 9999-12-31 is past datetime's range: the last representable moment.
+                moment = (moment + timedelta(days=1) if day < date.max
+                          else datetime.max.replace(tzinfo=timezone.utc))
         else:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=timezone.utc)
-    except ValueError:
+        # An offset can carry a moment out of datetime's range (0001-01-01T00:00:00+01:00).
+        stamp = moment.timestamp()
+    except (ValueError, OverflowError):
         raise ValidationError(name, "must be an ISO date (YYYY-MM-DD) or date-time "
-                                    "(YYYY-MM-DDTHH:MM:SSZ)") from None
-    return int(moment.timestamp() * 1000)
+                                    "(YYYY-MM-DDTHH:MM:SSZ) from year 1 to 9999") from None
+    return int(stamp * 1000)
 
 
 def parse_int(name: str, text: str, *, lowest: int, highest: int) -> int:

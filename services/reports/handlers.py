@@ -50,10 +50,19 @@ async def list_sessions(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+# A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection"): an id
+# chosen by a platform must never run as one in a clinic's spreadsheet.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> Any:
     if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    return "" if value is None else value
+        value = ";".join(str(v) for v in value)
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value  # shown as text, as spreadsheets do for a leading apostrophe
+    return value
 
 
 def sessions_csv(items: list[dict[str, Any]]) -> str:

@@ -17,7 +17,16 @@ from typing import Any
 
 from aiohttp import web
 
-from services.auth import COOKIE, ERROR_PAGE, ApiError, Viewer, public, verify, viewer
+from services.auth import (
+    COOKIE,
+    ERROR_PAGE,
+    ApiError,
+    Viewer,
+    public,
+    same_origin,
+    verify,
+    viewer,
+)
 from services.reports.auth import READ_SCOPES, STORE, reads_reports_page
 from services.reports.charts import (
     balance_gauge,
@@ -368,8 +377,13 @@ async def therapist_page(request: web.Request) -> web.Response:
 
 
 def _safe_next(target: str) -> str:
-    """Only a path on this site (no scheme, no ``//host``): no open redirect."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this site: no open redirect. Browsers drop tabs and newlines from a
+    Location and read ``\\`` as ``/``, so ``/<tab>/host`` would become ``//host``: a target with
+    a control character, a space, a backslash or a ``//`` anywhere before its query is refused
+    (and a newline could not go into a header anyway)."""
+    path = target.split("?", 1)[0]
+    if (not target.startswith("/") or "//" in path or "\\" in target
+            or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target)):
         return "/sessions"
     return target
 
@@ -379,8 +393,15 @@ async def signin_get(request: web.Request) -> web.Response:
     return signin_form(_safe_next(request.query.get("next", "/sessions")))
 
 
+def _cross_site(request: web.Request) -> web.Response:
+    log.info("refused a cross-site %s %s", request.method, request.path)
+    return signin_form("/sessions", "Sign in from this site's own page.", status=403)
+
+
 @public
 async def signin_post(request: web.Request) -> web.StreamResponse:
+    if not same_origin(request):
+        return _cross_site(request)
     form = await request.post()
     token, target = str(form.get("token", "")).strip(), _safe_next(str(form.get("next", "")))
     info = await verify(request, token) if token else None
@@ -398,6 +419,8 @@ async def signin_post(request: web.Request) -> web.StreamResponse:
 
 @public
 async def signout(request: web.Request) -> web.StreamResponse:
+    if not same_origin(request):
+        return _cross_site(request)
     response = web.Response(status=303, headers={"Location": "/signin"})
     response.del_cookie(COOKIE, path="/")
     return response

@@ -14,8 +14,9 @@ here, at the edge), so callers handle one exception from the project's tree (mod
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600) before SQLite does with the
+    umask's 0644: it holds a clinic's reports. SQLite gives its -wal and -shm files the
+    database file's permissions. An existing file keeps the permissions it has."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def create_db_engine(url: str) -> Engine:
     """An engine for ``url``; creates a SQLite file's directory. Raises :class:`StoreError`."""
     url = normalize_url(url)
@@ -73,7 +82,9 @@ def create_db_engine(url: str) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                path = Path(database).expanduser()
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                _create_private(path)
             engine = create_engine(parsed, connect_args={"check_same_thread": False})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:

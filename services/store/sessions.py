@@ -143,9 +143,13 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
             started, _, session_id = raw.partition(":")
-            if not session_id:
+            if not session_id or len(started) > 20:
                 raise ValueError(raw)
-            return cls(int(started), session_id)
+            started_ms = int(started)
+            # A database integer is 64-bit: a forged cursor must not reach it as anything else.
+            if not -(2**63) <= started_ms < 2**63:
+                raise ValueError(raw)
+            return cls(started_ms, session_id)
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise ValidationError("cursor", "not a cursor returned by this API") from None
 
