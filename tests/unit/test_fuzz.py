@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from models.config import EngineConfig
 from models.errors import ValidationError
-from models.events import EVENT_TYPES, parse_event, parse_json
+from models.events import EVENT_TYPES, Levels, parse_event, parse_json
 from models.session import SessionEngine
 from models.simulation import SimulationConfig, simulate
 
@@ -213,6 +213,11 @@ TEMPLATES: dict[str, dict[str, Any]] = {
                          "role": "client", "ts_ms": 0},
     **{kind: {"type": kind, "session_id": "s", "participant_id": "t", "ts_ms": 0}
        for kind in ("participant.mute", "participant.unmute", "participant.leave")},
+    "voice": {"type": "voice", "session_id": "s", "participant_id": "t", "ts_ms": 0,
+              "speaking": True},
+    # A levels batch's times are its samples' (ts_ms stands for the one sample's time).
+    "levels": {"type": "levels", "session_id": "s", "participant_id": "t", "scale": "linear",
+               "ts_ms": 0},
 }
 
 
@@ -229,6 +234,8 @@ def test_every_time_field_is_accepted_in_range_or_rejected_naming_it(
     if name not in raw:
         return
     raw[name] = value
+    if kind == "levels":
+        raw["samples"] = [[raw.pop("ts_ms"), 0.5]]
     in_range = 0 <= value <= 2**53 - 1
     if kind == "speech":
         shaped = raw["end_ms"] > raw["start_ms"]
@@ -240,8 +247,10 @@ def test_every_time_field_is_accepted_in_range_or_rejected_naming_it(
         assert_clear_error(error)
         assert not (in_range and shaped), error
         if not in_range:
-            assert error.field == f"{kind}.{name}"
+            field = "levels.samples[0][0]" if kind == "levels" else f"{kind}.{name}"
+            assert error.field == field
             assert "0..9007199254740991" in error.reason or name == "seq", error
         return
     assert in_range and shaped
-    assert getattr(event, name) == value
+    got = event.first_ms if isinstance(event, Levels) else getattr(event, name)
+    assert got == value
