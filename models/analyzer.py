@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from models.classified import Rejection
-from models.config import EngineConfig
+from models.config import MAX_SETTING, EngineConfig
 from models.errors import ValidationError
 from models.events import Event
 from models.session import SessionEngine
@@ -45,10 +45,10 @@ class Problem:
 MAX_KEPT_PROBLEMS = 10_000
 
 Ordering = Literal["whole", "stream"]
-# The lateness bound of ``whole`` ordering: beyond any valid session-clock time (§9 times are at
-# most 2**53 - 1 ms), so nothing is ever late and the horizon never passes an event before the
-# end of input. Still small enough that horizon arithmetic stays exact in integers.
-UNBOUNDED_LATENESS_MS = 2**62
+# The lateness bound of ``whole`` ordering: the largest valid session-clock time (§9 times are
+# 0..2**53 - 1 ms), so the horizon (newest time minus the bound) never passes above 0: nothing
+# is ever late, and nothing is applied before the end of input.
+UNBOUNDED_LATENESS_MS = MAX_SETTING
 
 
 class Analyzer:
