@@ -24,7 +24,13 @@ from aiohttp import web
 from models.records import RejectReason, Source, rejected_record
 from services.auth import requires
 from services.ingest.access import AccessDenied, authenticate_request
-from services.ingest.intake import Checked, check_events, remember_starts, split_body
+from services.ingest.intake import (
+    BodyLimitError,
+    Checked,
+    check_events,
+    remember_starts,
+    split_body,
+)
 from services.ingest.publisher import Outgoing, PublishError
 from services.ingest.service import INGEST, IngestService
 
@@ -66,17 +72,19 @@ async def post_events(request: web.Request) -> web.Response:
     if body is None:
         service.count(0, 1, {RejectReason.TOO_LARGE.value: 1})
         return too_large(service.config.max_body_bytes)
-    items = split_body(body)
+    items = split_body(body, max_events=service.config.max_events_per_request)
     if not isinstance(items, list):
-        service.count(0, 1, {RejectReason.MALFORMED_JSON.value: 1})
-        record = rejected_record(RejectReason.MALFORMED_JSON, items,
+        status = items.status if isinstance(items, BodyLimitError) else 400
+        reason = RejectReason.TOO_LARGE if status == 413 else RejectReason.MALFORMED_JSON
+        service.count(0, 1, {reason.value: 1})
+        record = rejected_record(reason, items,
                                  Source("http:/v1/events", -1, 0, int(time.time() * 1000),
                                         body), clinic_id=caller.clinic)
         try:
             await service.publisher.publish([Outgoing("dlq", None, orjson.dumps(record))])
         except PublishError as error:
             log.warning("dead letter not stored: %s", error)
-        return error_response(400, items.field, items.reason)
+        return error_response(status, items.field, items.reason)
     try:
         checked = check_events(items, caller, service.clinics, "http:/v1/events")
     except AccessDenied as denied:

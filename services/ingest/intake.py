@@ -66,6 +66,13 @@ class Checked:
         return out
 
 
+# Work one request or message may cause (issue 16: a 1 MiB array of 524,000 tiny elements took
+# 16 s and 1.6 GB to answer). The WebRTC ingest and the SDK send at most a few hundred events a
+# second per session; JSON Lines count their non-empty lines.
+MAX_EVENTS_PER_REQUEST = 10_000
+MAX_NESTING = 16
+
+
 class SessionClinics:
     """The clinic of each session seen starting here (bounded, least recently used out)."""
 
@@ -83,26 +90,68 @@ class SessionClinics:
             self._clinics.popitem(last=False)
 
 
-def split_body(body: bytes) -> list[tuple[int, bytes, Any]] | ValidationError:
+class BodyLimitError(ValidationError):
+    """A body over a work limit (events per request, nesting): answered with ``status``
+    (413 or 422) naming the limit, and dead-lettered whole."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__("body", reason)
+        self.status = status
+
+
+def nested_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests arrays/objects more than ``limit`` levels (the event itself is
+    level 1). Iterative, so a hostile depth costs no recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, list | dict))
+    return False
+
+
+def split_body(body: bytes, *, max_events: int = MAX_EVENTS_PER_REQUEST,
+               max_depth: int = MAX_NESTING) -> list[tuple[int, bytes, Any]] | ValidationError:
     """``(index, raw bytes, decoded value or ValidationError)`` per event, or one
-    ValidationError when a JSON array body is not valid JSON as a whole."""
+    ValidationError for the body as a whole: not valid JSON, more than ``max_events`` events
+    (:class:`BodyLimitError`, 413) or, in an array, an element nested more than ``max_depth``
+    levels (422; wire events nest 3). The limits bound the work one request can cause."""
     stripped = body.lstrip()
     if stripped.startswith(b"["):
+        # orjson decodes in C and refuses more than 1024 levels by itself; the cost beyond
+        # decoding is per element, so the count is checked before any of it.
         try:
             values = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             return ValidationError("body", f"not a valid JSON array ({exc})")
         if not isinstance(values, list):  # pragma: no cover - "[" guarantees a list
             return ValidationError("body", "must be a JSON array or JSON Lines")
+        if len(values) > max_events:
+            return BodyLimitError(413, f"{len(values)} events, more than the limit of "
+                                       f"{max_events} per request; send smaller batches")
+        if any(isinstance(v, list | dict) and nested_deeper(v, max_depth) for v in values):
+            return BodyLimitError(422, f"an element nests more than {max_depth} levels "
+                                       "(a wire event nests at most 3)")
         return [(i, orjson.dumps(v), v) for i, v in enumerate(values)]
+    lines = body.split(b"\n")
+    if len(lines) > max_events and sum(1 for line in lines if line.strip()) > max_events:
+        return BodyLimitError(413, f"more than the limit of {max_events} events per request; "
+                                   "send smaller batches")
     items: list[tuple[int, bytes, Any]] = []
-    for number, line in enumerate(body.split(b"\n")):
+    for number, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            items.append((number, line.rstrip(b"\r"), decode_json(line)))
+            value = decode_json(line)
         except ValidationError as error:
             items.append((number, line, error))
+            continue
+        if isinstance(value, list | dict) and nested_deeper(value, max_depth):
+            value = ValidationError("event", f"nests more than {max_depth} levels (a wire "
+                                             "event nests at most 3)")
+        items.append((number, line.rstrip(b"\r"), value))
     return items
 
 

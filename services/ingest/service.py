@@ -14,7 +14,7 @@ from models.errors import ConfigError
 from models.vad import VadConfig
 from services.auth import TokenVerifier
 from services.ingest import metrics
-from services.ingest.intake import SessionClinics
+from services.ingest.intake import MAX_EVENTS_PER_REQUEST, SessionClinics
 from services.ingest.publisher import LiveEmitter, Publisher
 from services.ingest.sessions import LiveSessions
 from services.ingest.vad_backend import BACKENDS, VadBackend
@@ -28,6 +28,7 @@ class IngestConfig:
 
     max_body_bytes: int = MIB  # POST /v1/events body; larger is 413
     max_message_bytes: int = MIB  # one /v1/stream message; larger closes the socket (1009)
+    max_events_per_request: int = MAX_EVENTS_PER_REQUEST  # per body or message; more is 413
     batch_ms: int = 1000  # activity batches from WebRTC, per participant
     frame_ms: int = 20  # frame of level batches (the VAD's frame in audio mode)
     hold_ms: int = 200  # wait this long after a level batch's end for reordered packets

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from models.records import RejectReason, Source, rejected_record
 from services.auth import public
 from services.ingest.access import AccessDenied, Caller, authenticate, bearer_token
-from services.ingest.intake import check_events, remember_starts, split_body
-from services.ingest.publisher import PublishError
+from services.ingest.intake import BodyLimitError, check_events, remember_starts, split_body
+from services.ingest.publisher import Outgoing, PublishError
 from services.ingest.service import INGEST, IngestService
 
 log = logging.getLogger(__name__)
@@ -73,9 +75,19 @@ async def _first_message_auth(service: IngestService,
 async def _handle(service: IngestService, caller: Caller, data: bytes,
                   number: int) -> dict[str, Any]:
     reply: dict[str, Any] = {"type": "ack", "message": number}
-    items = split_body(data)
+    items = split_body(data, max_events=service.config.max_events_per_request)
     if not isinstance(items, list):
-        reply.update(status=400, accepted=0, error=str(items))
+        status = items.status if isinstance(items, BodyLimitError) else 400
+        reason = RejectReason.TOO_LARGE if status == 413 else RejectReason.MALFORMED_JSON
+        service.count(0, 1, {reason.value: 1})
+        record = rejected_record(reason, items, Source(ORIGIN, -1, number,
+                                                       int(time.time() * 1000), data),
+                                 clinic_id=caller.clinic)
+        try:  # kept whole in the dead-letter topic, as over HTTP
+            await service.publisher.publish([Outgoing("dlq", None, orjson.dumps(record))])
+        except PublishError as error:
+            log.warning("dead letter not stored: %s", error)
+        reply.update(status=status, accepted=0, error=str(items), field=items.field)
         return reply
     try:
         checked = check_events(items, caller, service.clinics, ORIGIN)

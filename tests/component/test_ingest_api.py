@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp import WSMsgType
 from ingestkit import (
     ADMIN,
@@ -265,5 +266,51 @@ def test_every_v11_shape_is_accepted_over_http_and_websocket() -> None:
             assert ack["status"] == 207
             assert ack["errors"][0]["field"] == "levels.samples[1][0]"
             assert [d["field"] for d in values(sink.dlq)] == ["levels.samples[1][0]"]
+
+@pytest.mark.parametrize("depth", [255, 600, 1023])
+def test_deeply_nested_arrays_are_a_422_naming_the_limit_not_a_500(depth: int) -> None:
+    """The probe's POST of an array nested 255-1023 deep answered 500 with a traceback, and
+    over the WebSocket the connection dropped without a close code."""
+    async def scenario() -> None:
+        async with ingest_client() as (client, sink):
+            body = b"[" * depth + b"]" * depth
+            reply = await client.post("/v1/events", data=body, headers=auth(INGEST_C1))
+            assert reply.status == 422
+            answer = await reply.json()
+            assert answer["field"] == "body" and "16 levels" in answer["error"]
+            line = b'{"type": "speech", "x": ' + b"[" * depth + b"]" * depth + b"}\n"
+            reply = await client.post("/v1/events", data=line, headers=auth(INGEST_C1))
+            assert reply.status == 422
+            assert (await reply.json())["errors"][0]["field"] == "event"
+            async with client.ws_connect("/v1/stream", headers=auth(INGEST_C1)) as ws:
+                await ws.send_bytes(body)
+                ack = await ws.receive_json()
+                assert ack["status"] == 422 and ack["field"] == "body"
+                await ws.send_bytes(orjson.dumps([start()]))  # the socket still works
+                assert (await ws.receive_json())["status"] == 202
+            assert sink.events and [d["reason"] for d in values(sink.dlq)] == [
+                "malformed_json", "malformed_json", "malformed_json"]
+            assert [base64.b64decode(d["raw"]) for d in values(sink.dlq)][0] == body
+
+    run(scenario())
+
+
+def test_a_request_of_too_many_events_is_a_413_naming_the_limit() -> None:
+    """The probe's 1 MiB array of 524,000 tiny elements took 16.6 s to answer and grew the
+    process by 1.6 GB; the count is refused before any per-event work."""
+    async def scenario() -> None:
+        async with ingest_client(IngestConfig(max_events_per_request=100)) as (client, sink):
+            tiny = b"[" + b",".join([b"0"] * 524_000) + b"]"
+            reply = await client.post("/v1/events", data=tiny, headers=auth(INGEST_C1))
+            assert reply.status == 413
+            answer = await reply.json()
+            assert answer["field"] == "body" and "limit of 100" in answer["error"]
+            lines = jsonl(*([activity(0)] * 101))
+            reply = await client.post("/v1/events", data=lines, headers=auth(INGEST_C1))
+            assert reply.status == 413
+            reply = await client.post("/v1/events", data=jsonl(*([activity(0)] * 100)),
+                                      headers=auth(INGEST_C1))
+            assert reply.status == 202  # at the limit is fine
+            assert [d["reason"] for d in values(sink.dlq)] == ["too_large", "too_large"]
 
     run(scenario())
