@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -205,6 +206,36 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return _error_response(request, error.status,
                                f"{request.path}: {error.reason.lower()}")
+
+
+# How often an open stream (ingest WebSocket, live SSE) checks that its token is still valid:
+# revoking a token ends its open connections within about this long (issue 16 finding 3).
+REVALIDATE_S = web.AppKey("revalidate_s", float)
+DEFAULT_REVALIDATE_S = 2.0
+
+
+class Revalidation:
+    """Re-checks an open stream's token at most every ``interval_s`` seconds."""
+
+    def __init__(self, tokens: TokenVerifier, token: str, interval_s: float) -> None:
+        self._tokens = tokens
+        self._token = token
+        self.interval_s = interval_s
+        self._checked = time.monotonic()
+
+    async def revoked(self) -> bool:
+        """Whether the token is no longer valid (checked when the interval has passed)."""
+        now = time.monotonic()
+        if now - self._checked < self.interval_s:
+            return False
+        self._checked = now
+        info = await asyncio.to_thread(self._tokens.verify_token, self._token)
+        return info is None
+
+    @classmethod
+    def of(cls, request: web.Request, token: str) -> Revalidation:
+        return cls(request.config_dict[TOKENS], token,
+                   request.config_dict.get(REVALIDATE_S, DEFAULT_REVALIDATE_S))
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

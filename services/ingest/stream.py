@@ -26,7 +26,7 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from models.records import RejectReason, Source, rejected_record
-from services.auth import public
+from services.auth import Revalidation, public
 from services.ingest.access import AccessDenied, Caller, authenticate, bearer_token
 from services.ingest.intake import BodyLimitError, check_events, remember_starts, split_body
 from services.ingest.publisher import Outgoing, PublishError
@@ -41,8 +41,8 @@ async def _send(ws: web.WebSocketResponse, value: dict[str, Any]) -> None:
     await ws.send_str(orjson.dumps(value).decode())
 
 
-async def _first_message_auth(service: IngestService,
-                              ws: web.WebSocketResponse) -> Caller | None:
+async def _first_message_auth(service: IngestService, ws: web.WebSocketResponse
+                              ) -> tuple[Caller, str] | None:
     try:
         message = await ws.receive(timeout=service.config.auth_timeout_s)
     except asyncio.TimeoutError:
@@ -69,7 +69,8 @@ async def _first_message_auth(service: IngestService,
         await ws.close(code=4000 + denied.status)
         return None
     await _send(ws, {"type": "auth", "ok": True})
-    return caller
+    assert token is not None  # authenticate refuses None
+    return caller, token
 
 
 async def _handle(service: IngestService, caller: Caller, data: bytes,
@@ -120,11 +121,26 @@ async def stream(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=service.config.max_message_bytes, heartbeat=30.0)
     await ws.prepare(request)
     if caller is None:
-        caller = await _first_message_auth(service, ws)
-        if caller is None:
+        authenticated = await _first_message_auth(service, ws)
+        if authenticated is None:
             return ws
+        caller, header = authenticated
+    assert header is not None
+    revalidation = Revalidation.of(request, header)
     number = 0
-    async for message in ws:
+    while not ws.closed:
+        try:
+            message = await ws.receive(timeout=revalidation.interval_s)
+        except asyncio.TimeoutError:
+            message = None
+        if await revalidation.revoked():
+            log.info("stream closed: token %s was revoked", caller.token_id)
+            await _send(ws, {"type": "error", "status": 401,
+                             "error": "authorization: token revoked"})
+            await ws.close(code=4401)
+            break
+        if message is None:
+            continue
         if message.type == WSMsgType.TEXT:
             data = message.data.encode()
         elif message.type == WSMsgType.BINARY:

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from services.auth import Viewer, viewer
+from services.auth import Revalidation, Viewer, access_of, request_token, viewer
 from services.reports.auth import reads_reports, reads_reports_page
 from services.reports.html import CSP, esc, fmt, page, percent
 from services.reports.live import LiveHub
@@ -158,19 +158,35 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     response.content_type = "text/event-stream"
     response.charset = "utf-8"
     await response.prepare(request)
+    token = request_token(request, access_of(request))
+    revalidation = Revalidation.of(request, token) if token else None
+    wait_s = min(keepalive, revalidation.interval_s) if revalidation else keepalive
     with hub.subscribe(clinic) as subscription:
         try:
             start = {"sessions": hub.sessions(clinic), "seq": hub.seq, "at": time.time()}
             await response.write(f"retry: {RETRY_MS}\n\n".encode() + sse("snapshot", start,
                                                                           hub.seq))
+            quiet_since = time.monotonic()
             while True:
+                timed_out = False
                 try:
-                    event = await asyncio.wait_for(subscription.get(), keepalive)
+                    event = await asyncio.wait_for(subscription.get(), wait_s)
                 except asyncio.TimeoutError:
-                    await response.write(b": keepalive\n\n")
-                    continue
-                if event is None:
+                    timed_out = True
+                if revalidation is not None and await revalidation.revoked():
+                    log.info("live stream closed: token %s was revoked",
+                             viewer(request).token_id)
+                    await response.write(sse("revoked", {"error": "authorization: token "
+                                                                  "revoked"}))
                     break
+                if timed_out:
+                    if time.monotonic() - quiet_since >= keepalive:
+                        await response.write(b": keepalive\n\n")
+                        quiet_since = time.monotonic()
+                    continue
+                if event is None:  # the hub closes
+                    break
+                quiet_since = time.monotonic()
                 await response.write(sse(event.kind, event.data, event.seq))
         except (ConnectionResetError, ConnectionError):
             log.debug("live stream client went away")

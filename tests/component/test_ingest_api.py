@@ -12,11 +12,13 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient, TestServer
 from ingestkit import (
     ADMIN,
     INGEST_C1,
     INGEST_C2,
     REPORTS_C1,
+    Tokens,
     activity,
     auth,
     ingest_client,
@@ -24,7 +26,8 @@ from ingestkit import (
     values,
 )
 
-from services.ingest import IngestConfig
+from services.auth import REVALIDATE_S
+from services.ingest import IngestConfig, MemoryPublisher, create_app
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -312,5 +315,32 @@ def test_a_request_of_too_many_events_is_a_413_naming_the_limit() -> None:
                                       headers=auth(INGEST_C1))
             assert reply.status == 202  # at the limit is fine
             assert [d["reason"] for d in values(sink.dlq)] == ["too_large", "too_large"]
+
+    run(scenario())
+
+
+def test_revoking_a_token_closes_its_open_websocket() -> None:
+    """Issue 16 finding 3: the revoked ingest WebSocket accepted a 289-event session."""
+    async def scenario() -> None:
+        tokens = Tokens()
+        sink = MemoryPublisher()
+        app = create_app(sink, tokens)
+        app[REVALIDATE_S] = 0.2
+        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            async with client.ws_connect("/v1/stream", headers=auth(INGEST_C1)) as ws:
+                await ws.send_bytes(orjson.dumps([start()]))
+                assert (await ws.receive_json())["status"] == 202
+                del tokens.table[INGEST_C1]  # revoked in the token store
+                error = await asyncio.wait_for(ws.receive_json(), 3.0)
+                assert error == {"type": "error", "status": 401,
+                                 "error": "authorization: token revoked"}
+                closing = await asyncio.wait_for(ws.receive(), 3.0)
+                assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+                assert ws.close_code == 4401
+            assert len(sink.events) == 1  # nothing after the revocation
+        finally:
+            await client.close()
 
     run(scenario())

@@ -21,6 +21,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from reportkit import KEY, alert_record, engine_records
 
+from services.auth import REVALIDATE_S
 from services.reports import LiveHub, add_live_routes, create_app
 from services.reports.live_pages import LIVE_CSP, SCRIPT
 from services.store import ReportStore
@@ -47,10 +48,12 @@ def of(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 @asynccontextmanager
-async def served(store: ReportStore, hub: LiveHub, keepalive_s: float = 15.0
-                 ) -> AsyncIterator[TestClient[Any, Any]]:
+async def served(store: ReportStore, hub: LiveHub, keepalive_s: float = 15.0,
+                 revalidate_s: float | None = None) -> AsyncIterator[TestClient[Any, Any]]:
     app = create_app(store)
     add_live_routes(app, hub, keepalive_s=keepalive_s)
+    if revalidate_s is not None:
+        app[REVALIDATE_S] = revalidate_s
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -244,3 +247,25 @@ def test_updates_read_after_the_report_do_not_bring_a_session_back(
     assert hub.apply(report) and hub.sessions("c1") == []
     assert not hub.apply(updates[-1])  # the topics are not ordered with each other
     assert hub.sessions("c1") == []
+
+
+def test_revoking_a_token_ends_its_open_live_stream(store: ReportStore) -> None:
+    """Issue 16 finding 3: a revoked token's live stream kept delivering."""
+    token, info = store.create_token("c1", "reports")
+    other, _ = store.create_token("c1", "reports")
+
+    async def scenario() -> None:
+        async with served(store, LiveHub(), keepalive_s=0.2, revalidate_s=0.2) as client:
+            revoked = await client.get("/v1/live", headers=bearer(token))
+            kept = await client.get("/v1/live", headers=bearer(other))
+            assert (await next_event(revoked))[0] == "snapshot"
+            assert (await next_event(kept))[0] == "snapshot"
+            store.revoke_token(info.id)
+            kind, data = await next_event(revoked, timeout=3.0)
+            assert kind == "revoked" and "revoked" in data["error"]
+            assert await asyncio.wait_for(revoked.content.read(), 3.0) == b""  # it ended
+            with pytest.raises(asyncio.TimeoutError):  # the other token's stream stays open
+                await next_event(kept, timeout=0.8)
+            assert not kept.content.at_eof()
+
+    asyncio.run(scenario())
