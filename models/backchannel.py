@@ -1,9 +1,12 @@
 """Backchannel classification (METRICS.md §3) between IPU building and floor analysis.
 
-An IPU ``y`` is a backchannel when ``dur(y) <= bc_max_ms`` and one other participant ``X`` has
-speech intersecting ``[y.start - bc_context_ms, y.start]`` and speech intersecting
-``[y.end, y.end + bc_context_ms]`` (closed windows; an IPU ``[s, e)`` covers ms ``s..e-1``).
-"Speech" here is ``X``'s IPUs after pre-processing (§2), so clicks do not make context.
+An IPU ``y`` is a backchannel when ``dur(y) <= bc_max_ms`` and one other participant ``X`` (the
+same ``X`` for both windows) has IPUs intersecting the closed window
+``[y.start - bc_context_ms, y.start]`` and IPUs intersecting ``[y.end, y.end + bc_context_ms]``.
+IPUs are half-open: ``[a, b)`` meets ``[lo, hi]`` when ``a <= hi and b > lo`` (v1.1), so an IPU
+ending at ``y.start - bc_context_ms`` is no context and one starting at ``y.end +
+bc_context_ms`` is. ``X``'s IPUs are those after pre-processing (§2), so clicks do not make
+context; ``X`` may have any role, another client included.
 
 The classifier decides as soon as the context is certain, then hands the IPU's onset and offset
 to the floor sweep with its backchannel flag.

@@ -173,7 +173,9 @@ class FloorSweep:
                     partners -= 1
                     if speaker.role == "therapist":
                         therapist += 1
-                # Backchannel expectation (§3, §6): partners' talk heard while available.
+                # Backchannel expectation (§6 v1.1): the talk of every other participant
+                # (backchannels included, same role too) heard by this member while present
+                # and unmuted; the role's figure is the sum over its members.
                 if partners and speaker.available:
                     roles[speaker.role].exposure_ms += dt * partners
             tally.speech_union_ms += dt
@@ -224,7 +226,9 @@ class FloorSweep:
         if is_bc:
             return
         if self._last_solo == pid and self._last_solo_offset < 0:
-            # The IPU that was ongoing when pid's last solo stretch ended has ended (§4).
+            # The IPU that was ongoing when pid's last solo stretch ended has ended (§4). Once
+            # set, offset_A stays: A speaking again inside the overlap that follows is talk
+            # and overlap, not A's turn (§4 v1.1).
             self._last_solo_offset = t
         self._floor.remove(pid)
 
@@ -269,6 +273,9 @@ class FloorSweep:
         if new >= 2:
             self._between_overlap = True
             if old == 1 and before[0] in floor:
+                # X-solo -> overlap: every newcomer of this ms is judged on its own against X
+                # (§5 v1.1), on the same overlap stretch (which lasts until one speaker or
+                # nobody is left).
                 for newcomer in onsets:
                     self._maybe_interruption(t, before[0], newcomer)
         elif old >= 2 and self._candidates:

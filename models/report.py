@@ -49,7 +49,9 @@ class RoleTally:
         self.lapses_broken = 0  # lapses this role broke
         self.longest_monologue_ms = 0
         self.backchannels = 0
-        self.exposure_ms = 0  # partners' talk while this role listened, unmuted and present
+        # §6: every other participant's talk heard by each member while present and unmuted,
+        # summed over the role's members (backchannels_per_min's denominator).
+        self.exposure_ms = 0
         self.latency = QuantileSeries(cap, err)
         self.corrected_latency = QuantileSeries(cap, err)
         self.pauses = QuantileSeries(cap, err)

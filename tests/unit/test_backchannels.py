@@ -107,8 +107,9 @@ def test_s3_bc_context_ms_is_configuration() -> None:
 
 
 def test_s3_the_same_other_participant_must_frame_both_windows() -> None:
-    """§3: "some other participant X has speech intersecting [before] AND [after]": t speaks
-    only before, o only after, so c's short IPU is not a backchannel."""
+    """§3: "one other participant X (the same X for both windows) has IPUs intersecting
+    [before] AND [after]" (v1.1 wording): t speaks only before, o only after, so c's short IPU
+    is not a backchannel."""
     report, out = run(speech("t", 1000, 3500), speech("c", 4000, 4500),
                       speech("o", 4600, 8000), participants=TCO, end_ms=20_000)
     assert ipus(out, "c") == [("c", 4000, 4500, False)]
@@ -165,7 +166,8 @@ BC_BODY = (speech("t", 1000, 31_000), speech("c", 5000, 5300), speech("c", 10_00
 
 
 def test_s6_backchannels_per_min_of_partner_talk() -> None:
-    """§6: backchannels per minute of the partners' talk time: 2 / (30 s of t's talk) = 4.0."""
+    """§6: backchannels per minute of the talk of every other participant heard while present
+    and unmuted (v1.1 wording; here only t's): 2 / (30 s of t's talk) = 4.0."""
     report, out = run(*BC_BODY, end_ms=60_000)
     assert [x[3] for x in ipus(out, "c")] == [True, True]
     c, t = role(report, "client"), role(report, "therapist")
