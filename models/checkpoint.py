@@ -21,7 +21,7 @@ from models.session import SessionEngine
 T = TypeVar("T")
 
 MAGIC = b"RPT"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _PROTOCOL = 5
 
 

@@ -54,6 +54,7 @@ class EngineConfig:
     int_min_overlap_ms: int = 500  # §5: overlap must last this long to be an interruption
     rtt_degraded_ms: int = 300  # §6: RTT p95 above this marks latency metrics low-confidence
     allowed_lateness_ms: int = 5_000  # §9: out-of-order tolerance per session
+    max_segment_ms: int = 600_000  # §1/§9: longest speech segment or activity batch span
     # Quantiles are exact up to this many samples per series, then a bounded sketch
     # (relative error <= sketch_relative_error); see models/quantiles.py.
     exact_samples: int = 256
@@ -71,6 +72,8 @@ class EngineConfig:
                 raise ConfigError(f.name, f"must be >= 0, got {value}")
         if not 0 < self.sketch_relative_error < 0.5:
             raise ConfigError("sketch_relative_error", "must be in (0, 0.5)")
+        if self.max_segment_ms < 1:
+            raise ConfigError("max_segment_ms", "must be >= 1")
         if self.exact_samples < 1:
             raise ConfigError("exact_samples", "must be >= 1")
         if self.level_voiced_dbov > 127:

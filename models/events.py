@@ -76,6 +76,9 @@ class SessionStart(Compact):
     ts_ms: int
     clinic_id: str
     participants: tuple[Participant, ...] = ()
+    # A bound, smaller than the engine's, on this session's segment and batch spans (§9):
+    # events are final sooner (see models/session.py). ``None``: the engine's bound.
+    max_segment_ms: int | None = None
     type: Literal["session.start"] = "session.start"
 
 
@@ -352,7 +355,10 @@ def _parse_start(v: dict[str, Any], kind: str) -> SessionStart:
             raise ValidationError(f"{where}.participant_id", f"duplicate participant {pid!r}")
         seen.add(pid)
         participants.append(Participant(pid, _role(item, where)))
-    return SessionStart(session_id, ts, clinic_id, tuple(participants))
+    max_segment = v.get("max_segment_ms")
+    if max_segment is not None:
+        max_segment = _int(v, kind, "max_segment_ms", 1, MAX_SEGMENT_MS)
+    return SessionStart(session_id, ts, clinic_id, tuple(participants), max_segment)
 
 
 def _parse_end(v: dict[str, Any], kind: str) -> SessionEnd:
