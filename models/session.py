@@ -63,7 +63,7 @@ from models.events import (
     level_translation,
 )
 from models.floor import FloorSweep
-from models.participants import Member, close_presence, quality_block
+from models.participants import LOSS_UNIT, Member, close_presence, quality_block
 from models.report import SessionTally, build_report
 
 __all__ = ["SessionEngine", "event_time", "known_time"]
@@ -333,6 +333,11 @@ class SessionEngine:
                     member.segments = True
                     member.builder.add([(event.start_ms, event.end_ms)])
                     return
+                if isinstance(event, Network):
+                    # Its sums and quantile samples do not depend on order, and the floor
+                    # sweep orders what it is given by time (all of it after its frontier).
+                    self._add_network(member, event)
+                    return
                 tag = None
         heapq.heappush(self._pending, (*key, tag, event))
 
@@ -501,18 +506,21 @@ class SessionEngine:
             member.segments = True
             member.builder.add([(event.start_ms, event.end_ms)])
         elif isinstance(event, Network):
-            member.rtt.add(event.rtt_rounded_ms)
-            loss = -1.0
-            if event.loss_pct is not None:
-                loss = event.loss_pct
-                member.loss_sum += loss
-                member.loss_n += 1
-            assert self._sweep is not None
-            self._sweep.push_network(
-                t, event.participant_id, event.round_trip_ms, event.rtt_rounded_ms, loss
-            )
+            self._add_network(member, event)
         elif isinstance(event, ParticipantState):
             self._apply_state(event, member)
+
+    def _add_network(self, member: Member, event: Network) -> None:
+        member.rtt.add(event.rtt_rounded_ms)
+        loss = -1.0
+        if event.loss_pct is not None:
+            loss = event.loss_pct
+            member.loss_sum += round(loss / LOSS_UNIT)
+            member.loss_n += 1
+        assert self._sweep is not None
+        self._sweep.push_network(
+            event.ts_ms, event.participant_id, event.round_trip_ms, event.rtt_rounded_ms, loss
+        )
 
     def _add_frames(self, member: Member, event: Activity) -> None:
         # Batches are deduplicated by seq, so their spans sum to the time covered (capped at
