@@ -333,11 +333,6 @@ class SessionEngine:
                     member.segments = True
                     member.builder.add([(event.start_ms, event.end_ms)])
                     return
-                if isinstance(event, Network):
-                    # Its sums and quantile samples do not depend on order, and the floor
-                    # sweep orders what it is given by time (all of it after its frontier).
-                    self._add_network(member, event)
-                    return
                 tag = None
         heapq.heappush(self._pending, (*key, tag, event))
 
