@@ -11,7 +11,6 @@ from models.events import Role
 from models.quantiles import QuantileSeries
 from models.speech import IpuBuilder
 
-
 LOSS_UNIT = 1e-9  # percent
 
 
