@@ -21,7 +21,7 @@ from models.session import SessionEngine
 T = TypeVar("T")
 
 MAGIC = b"RPT"
-FORMAT_VERSION = 2  # 2: voice and levels tracks (issue 14)
+FORMAT_VERSION = 2  # 2: voice and levels tracks, known-time lateness (issue 14)
 _PROTOCOL = 5
 
 

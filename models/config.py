@@ -58,8 +58,9 @@ class EngineConfig:
     int_min_overlap_ms: int = 500  # §5: overlap must last this long to be an interruption
     rtt_degraded_ms: int = 300  # §6: RTT p95 above this marks latency metrics low-confidence
     allowed_lateness_ms: int = 5_000  # §9: out-of-order tolerance per session
-    # §1: a speech segment lasts at most this; longer ones are rejected (no VAD segment lasts
-    # 10 min without a 200 ms pause: such a segment is a stuck source, not speech).
+    # §1/§9: the longest speech segment, or activity/levels batch span; longer ones are rejected
+    # (no VAD segment lasts 10 min without a 200 ms pause: such a segment is a stuck source).
+    # Events are final L + this after the newest known time (models/session.py).
     max_segment_ms: int = 600_000
     # Quantiles are exact up to this many samples per series, then a bounded sketch
     # (relative error <= sketch_relative_error); see models/quantiles.py.
@@ -87,6 +88,8 @@ class EngineConfig:
                 _check_range(f"alerts.{f.name}", value)
         if not 0 < self.sketch_relative_error < 0.5:
             raise ConfigError("sketch_relative_error", "must be in (0, 0.5)")
+        if self.max_segment_ms < 1:
+            raise ConfigError("max_segment_ms", "must be >= 1")
         if self.exact_samples < 1:
             raise ConfigError("exact_samples", "must be >= 1")
         if self.level_voiced_dbov > 127:

@@ -83,6 +83,9 @@ class SessionStart(Compact):
     clinic_id: str
     participants: tuple[Participant, ...] = ()
     exclusive: bool = False
+    # A bound, smaller than the engine's, on this session's segment and batch spans (§9):
+    # events are final sooner (see models/session.py). ``None``: the engine's bound.
+    max_segment_ms: int | None = None
     type: Literal["session.start"] = "session.start"
 
 
@@ -501,7 +504,10 @@ def _parse_start(v: dict[str, Any], kind: str) -> SessionStart:
     if type(exclusive) is not bool:
         raise ValidationError(f"{kind}.exclusive", f"must be true or false, got "
                               f"{_kind(exclusive)}")
-    return SessionStart(session_id, ts, clinic_id, tuple(participants), exclusive)
+    max_segment = v.get("max_segment_ms")
+    if max_segment is not None:
+        max_segment = _int(v, kind, "max_segment_ms", 1, MAX_TIME_MS)
+    return SessionStart(session_id, ts, clinic_id, tuple(participants), exclusive, max_segment)
 
 
 def _parse_end(v: dict[str, Any], kind: str) -> SessionEnd:

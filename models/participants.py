@@ -12,6 +12,8 @@ from models.quantiles import QuantileSeries
 from models.sources import LevelTrack, VoiceTrack
 from models.speech import IpuBuilder
 
+LOSS_UNIT = 1e-9  # percent
+
 
 class Member:
     """One participant: IPU builder, presence and mute accounting, network quality."""
@@ -34,7 +36,9 @@ class Member:
         # Voice activity sent as state (voice events or level samples, §1), else None.
         self.track: VoiceTrack | LevelTrack | None = None
         self.rtt = QuantileSeries(config.exact_samples, config.sketch_relative_error)
-        self.loss_sum = 0.0
+        # Sum of loss_pct readings in units of LOSS_UNIT, an integer so that the sum does not
+        # depend on the order readings are added in (float addition does, in the last bit).
+        self.loss_sum = 0
         self.loss_n = 0
 
     @property
@@ -80,7 +84,7 @@ def quality_block(
     """
     participants: dict[str, Any] = {}
     worst_p95: float | None = None
-    loss_sum, loss_n, muted = 0.0, 0, 0
+    loss_sum, loss_n, muted = 0, 0, 0
     for pid, m in sorted(members.items()):
         present = m.present_ms + (max(0, end - m.present_since) if m.present_since >= 0 else 0)
         muted_ms = m.muted_ms + (max(0, end - m.muted_since) if m.muted_since >= 0 else 0)
@@ -105,13 +109,13 @@ def quality_block(
             "present_s": round(present / 1000, 3),
             "muted_s": round(muted_ms / 1000, 3),
             "rtt_p95_ms": None if p95 is None else round(p95, 3),
-            "loss_pct": round(m.loss_sum / m.loss_n, 3) if m.loss_n else None,
+            "loss_pct": round(m.loss_sum * LOSS_UNIT / m.loss_n, 3) if m.loss_n else None,
             "dropped_ipus": m.builder.dropped,
         }
     return {
         "participants": participants,
         "muted_s": round(muted / 1000, 3),
         "rtt_p95_ms": None if worst_p95 is None else round(worst_p95, 3),
-        "loss_pct": round(loss_sum / loss_n, 3) if loss_n else None,
+        "loss_pct": round(loss_sum * LOSS_UNIT / loss_n, 3) if loss_n else None,
         "low_confidence": worst_p95 is not None and worst_p95 > rtt_degraded_ms,
     }

@@ -210,21 +210,24 @@ class BatchProcessor:
         engine = session.engine
         engine.advance()
         events = self._collect(session, engine.drain(), source, result)
-        decided = engine.decided_ms
         result.writes[session.session_id] = (session.partition, session)
+        # Live numbers run allowed_lateness_ms + look-ahead behind the newest known time;
+        # classified events and alerts are final ones only (METRICS.md §9 "Final and live").
+        decided = engine.live_decided_ms
         if decided is None:
             return
         due = session.next_snapshot_ms
         if events or due is None or decided >= due:
             session.next_snapshot_ms = decided + self.config.snapshot_interval_ms
-            self._publish_quality(session, decided, engine.snapshot(), events, source, result)
+            self._publish_quality(session, decided, engine.decided_ms, engine.snapshot(),
+                                  events, source, result)
 
-    def _publish_quality(self, session: StreamSession, decided: int, snapshot: dict[str, Any],
-                         events: list[dict[str, Any]], source: Source,
-                         result: BatchResult) -> None:
+    def _publish_quality(self, session: StreamSession, decided: int, final_through: int | None,
+                         snapshot: dict[str, Any], events: list[dict[str, Any]],
+                         source: Source, result: BatchResult) -> None:
         engine = session.engine
-        record = quality_record(engine.session_id, engine.clinic_id, decided, snapshot,
-                                events, source)
+        record = quality_record(engine.session_id, engine.clinic_id, decided, final_through,
+                                snapshot, events, source)
         self._emit(result, "quality", engine.session_id, record, session.partition)
         result.quality_updates += 1
         result.update_sources.append(source.timestamp_ms)
@@ -291,7 +294,7 @@ class BatchProcessor:
             events = self._collect(session, engine.drain(), source, result)
             end = engine.final_end_ms or 0
             if events:
-                self._publish_quality(session, end, report, events, source, result)
+                self._publish_quality(session, end, end, report, events, source, result)
             record = report_record(session_id, engine.clinic_id, end, engine.start_ms or 0,
                                    ended_by, engine.participants(), report)
             self._emit(result, "reports", session_id, record, session.partition,

@@ -35,7 +35,7 @@ class RejectReason(str, Enum):
     TOO_LARGE = "too_large"  # record over max_record_bytes
     MALFORMED_JSON = "malformed_json"  # not JSON, or not a JSON object
     INVALID = "invalid"  # fails wire-v1 validation (unknown type, wrong field types, ...)
-    LATE = "late"  # more than allowed_lateness_ms behind its session's newest event
+    LATE = "late"  # known time more than allowed_lateness_ms behind its session's newest
     SESSION_STATE = "session_state"  # contradicts the session: after its end, closed, ...
     INCONSISTENT = "inconsistent"  # valid alone, but not in context (undeclared participant)
     UNREPORTABLE = "unreportable"  # a session closed without ever receiving session.start
@@ -92,13 +92,16 @@ def _envelope(kind: str, session_id: str | None, clinic_id: str | None,
 
 
 def quality_record(
-    session_id: str, clinic_id: str | None, decided_ms: int, snapshot: dict[str, Any],
-    events: list[dict[str, Any]], source: Source,
+    session_id: str, clinic_id: str | None, decided_ms: int, final_through_ms: int | None,
+    snapshot: dict[str, Any], events: list[dict[str, Any]], source: Source,
 ) -> dict[str, Any]:
-    """A live update: the running metrics (§10 schema, ``final: false``) decided up to
-    ``decided_ms``, the classified events decided since the previous update (each with its
-    ordinal ``n`` in the session), and the input record that triggered the update."""
+    """A live update: the running metrics (§10 schema, ``final: false``) up to ``decided_ms``,
+    of which those up to ``final_through_ms`` are final and later ones may still be corrected
+    by later updates (§9 "Final and live"; ``null`` while nothing is final yet), the final
+    classified events decided since the previous update (each with its ordinal ``n`` in the
+    session), and the input record that triggered the update."""
     record = _envelope("quality", session_id, clinic_id, decided_ms)
+    record["final_through_ms"] = final_through_ms
     record["snapshot"] = snapshot
     record["events"] = events
     record["source"] = source.to_dict()

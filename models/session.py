@@ -1,24 +1,36 @@
 """The incremental, per-session metric engine (METRICS.md §1–§7, §9).
 
-Events are accepted in any order within ``allowed_lateness_ms`` and applied in a canonical
-order once the session's watermark passes them, so the final report never depends on arrival
-order or on duplicates. Processing then runs in three stages, each trailing the previous one
-by exactly the look-ahead its rules need::
+**Order and lateness** (§9, see :mod:`models.event_order`). An event's *known time* is when a
+source could have sent it (``end_ms`` for ``speech``, the end of the last frame for
+``activity``, ``ts_ms`` otherwise). With ``N`` the session's newest known time, ``L`` =
+``allowed_lateness_ms`` and ``M`` = ``max_segment_ms`` (the engine's, or a smaller one declared
+on ``session.start``), an event whose known time is before ``N - L`` is late
+(:class:`~models.errors.LateEventError`), and one spanning more than ``M`` is invalid. So an
+event still to come has known time ``>= N - L`` and starts ``>= N - L - M``: every event that
+starts before the **final horizon** ``H = N - L - M`` has arrived. Events are applied in
+canonical order of start up to ``H``, and processing runs in three stages, each trailing the
+previous one by exactly the look-ahead its rules need::
 
-    horizon H = newest event time - allowed_lateness_ms      (events before H are final)
+    H = newest known time - allowed_lateness_ms - max_segment_ms    (events before H are final)
       IPU building (§2)               up to H
       backchannel decision (§3)       up to H - min_pause - min_speech
       floor sweep (§4-§7)             up to that - bc_max - bc_context   (H - 2300 ms)
 
-An event's time is ``start_ms`` for ``speech``/``activity`` and ``ts_ms`` otherwise; an event
-earlier than the horizon when it arrives is late (:class:`~models.errors.LateEventError`).
-Live sources must therefore send each voiced segment, or a piece of it, within
-``allowed_lateness_ms`` of its start (touching pieces merge, §2.1).
+so the final report depends only on the set of accepted events, never on arrival order or
+duplicates, and alerts (raised by the sweep) are never retracted.
+
+**Final and live.** The final stages trail the input by ``L + M`` plus the look-ahead (10 min
+with the defaults). Live numbers (:meth:`SessionEngine.snapshot`) come from a speculative copy
+of the engine, advanced to ``N - L`` as if nothing older were still to come; it is kept and fed
+while new events start after its frontier, and rebuilt from the final engine when one starts
+before it (a long segment sent at its end). It is never checkpointed. :attr:`decided_ms` is
+the final engine's decided time (``final_through_ms`` of a quality update).
 """
 
 from __future__ import annotations
 
 import heapq
+import pickle
 from array import array
 from functools import partial
 from typing import Any
@@ -28,6 +40,16 @@ from models.backchannel import BackchannelClassifier
 from models.classified import Output, Rejection
 from models.config import EngineConfig
 from models.errors import LateEventError, SessionStateError, ValidationError
+from models.event_order import (
+    add_to_ranges,
+    canonical_key,
+    event_time,
+    in_ranges,
+    known_field,
+    known_time,
+    span_field,
+    start_field,
+)
 from models.events import (
     Activity,
     Event,
@@ -43,80 +65,22 @@ from models.events import (
     level_translation,
 )
 from models.floor import FloorSweep
-from models.participants import Member, close_presence, quality_block, source_of
+from models.participants import LOSS_UNIT, Member, close_presence, quality_block, source_of
 from models.report import SessionTally, build_report
 from models.sources import LevelTrack, VoiceTrack
 
-# Canonical application order among events at the same ms.
-_RANK = {
-    "session.start": 0,
-    "participant.join": 1,
-    "participant.unmute": 2,
-    "participant.mute": 3,
-    "network": 4,
-    "speech": 5,
-    "activity": 6,
-    "voice": 7,
-    "levels": 8,
-    "participant.leave": 9,
-    "session.end": 10,
-}
-_ACTIVITY = _RANK["activity"]
+__all__ = ["SessionEngine", "event_time", "known_time"]
+
 _FAR = 2**62
-
-
-def event_time(event: Event) -> int:
-    """The time (ms) an event is ordered and judged late by: its start (a levels batch's
-    first sample), or its ``ts_ms``."""
-    if isinstance(event, Activity | Speech):
-        return event.start_ms
-    if isinstance(event, Levels):
-        return event.first_ms
-    return event.ts_ms
-
-
-def time_field(event: Event) -> str:
-    """The wire field that holds :func:`event_time` (for rejection reasons)."""
-    if isinstance(event, Activity | Speech):
-        return "start_ms"
-    if isinstance(event, Levels):
-        return "samples[0][0]"
-    return "ts_ms"
-
-
-def _canonical_key(event: Event) -> tuple[Any, ...]:
-    """A total order on distinct events; equal keys mean the same event (a duplicate)."""
-    kind = event.type
-    if isinstance(event, Activity):
-        return (event.start_ms, _ACTIVITY, event.participant_id, event.seq)
-    if isinstance(event, Speech):
-        return (event.start_ms, 5, event.participant_id, event.end_ms)
-    if isinstance(event, Voice):
-        return (event.ts_ms, 7, event.participant_id, event.speaking)
-    if isinstance(event, Levels):
-        return (event.first_ms, 8, event.participant_id, event.times, event.dbov)
-    if isinstance(event, Network):
-        # The readings enter as one hash of numbers (stable across processes, unlike str
-        # hashes): a small key that still orders conflicting readings deterministically.
-        content = tuple(-1.0 if v is None else v for v in (
-            event.rtt_ms, event.jitter_ms, event.loss_pct, event.jitter_buffer_ms))
-        return (event.ts_ms, 4, event.participant_id, hash(content))
-    if isinstance(event, SessionStart):
-        roster = tuple((p.participant_id, p.role) for p in event.participants)
-        return (event.ts_ms, 0, event.clinic_id, roster)
-    if isinstance(event, ParticipantJoin):
-        return (event.ts_ms, 1, event.participant_id, event.role)
-    if isinstance(event, ParticipantState):
-        return (event.ts_ms, _RANK[kind], event.participant_id)
-    return (event.ts_ms, _RANK["session.end"])
 
 
 class SessionEngine:
     """Incremental analyzer for one session. Pure: time comes only from the events.
 
     ``ingest`` validates order and duplicates and buffers; processing happens when the
-    horizon has moved ``advance_step_ms`` (0: on every move), or on ``advance``/``finish``.
-    Outputs (classified events, alerts, apply-time rejections) collect until ``drain``.
+    final horizon has moved ``advance_step_ms`` (0: on every move), or on ``advance``/``finish``.
+    Outputs (classified events, alerts, apply-time rejections) collect until ``drain``; they
+    are final (never retracted). :meth:`snapshot` gives the live, speculative numbers.
     """
 
     __slots__ = (
@@ -131,14 +95,17 @@ class SessionEngine:
         "_final_end",
         "_finished",
         "_horizon",
+        "_known_max",
         "_last_ipu_end",
         "_level_table",
-        "_max_seen",
+        "_live",
         "_members",
         "_out",
         "_pending",
         "_seen",
+        "_segment_ms",
         "_seqs",
+        "_speculative",
         "_start_key",
         "_start_ts",
         "_step",
@@ -159,10 +126,13 @@ class SessionEngine:
         self._level_table = level_translation(config.level_voiced_dbov)
         self._out: list[Output] = []
         self._pending: list[tuple[Any, ...]] = []
-        self._seen: dict[tuple[Any, ...], int] = {}  # non-activity keys -> event time
+        self._seen: dict[tuple[Any, ...], int] = {}  # non-activity keys -> known time
         self._seqs: dict[str, array[int]] = {}  # activity seq ranges per participant
-        self._max_seen = -_FAR
-        self._horizon = -_FAR
+        self._known_max = -_FAR  # the session's newest known time (N)
+        self._segment_ms = config.max_segment_ms  # M: lowered by a session.start declaring it
+        self._horizon = -_FAR  # final horizon N - L - M (live copy: N - L)
+        self._speculative = False  # a live copy (see snapshot), never a final engine
+        self._live: SessionEngine | None = None
         self._advanced = -_FAR
         self._start_ts: int | None = None
         self._start_key: tuple[Any, ...] | None = None
@@ -184,12 +154,34 @@ class SessionEngine:
         self.duplicates = 0
         self.rejected = 0
 
+    # The live copy is a cache: never part of a checkpoint (nor of the copy itself).
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _STATE_SLOTS}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._live = None
+
     # --- public API -------------------------------------------------------------------------
 
     @property
     def horizon_ms(self) -> int:
-        """Events earlier than this are late; everything before it is final."""
+        """Events whose known time is earlier than this are late: the session's newest known
+        time minus ``allowed_lateness_ms`` (§9)."""
+        return self._known_max - self._config.allowed_lateness_ms
+
+    @property
+    def final_horizon_ms(self) -> int:
+        """Every event starting before this has arrived (``horizon_ms - max_segment_ms``):
+        what is processed so far, and final."""
         return self._horizon
+
+    @property
+    def max_segment_ms(self) -> int:
+        """The session's bound on a segment's or batch's span: the engine's, or the smaller
+        one its ``session.start`` declared."""
+        return self._segment_ms
 
     @property
     def end_ms(self) -> int | None:
@@ -212,9 +204,18 @@ class SessionEngine:
 
     @property
     def decided_ms(self) -> int | None:
-        """Session-clock time (ms) up to which the floor analysis is final (the snapshot's
-        end); ``None`` before ``session.start`` is applied."""
+        """Session-clock time (ms) up to which the floor analysis is final: numbers up to it
+        never change (``final_through_ms``); ``None`` before ``session.start`` is applied."""
         return self._sweep.t if self._sweep is not None else None
+
+    @property
+    def live_decided_ms(self) -> int | None:
+        """Session-clock time (ms) up to which the live numbers of :meth:`snapshot` run
+        (``allowed_lateness_ms`` plus the rules' look-ahead behind the newest known time);
+        ``None`` before ``session.start`` applies there. Brings the live copy up to date."""
+        if self._finished:
+            return self.decided_ms
+        return self._live_engine().decided_ms
 
     @property
     def final_end_ms(self) -> int | None:
@@ -231,32 +232,26 @@ class SessionEngine:
         ``tag`` (e.g. a line number or a Kafka offset) comes back on an apply-time
         :class:`~models.classified.Rejection` of this event.
 
-        Raises ``LateEventError`` for an event older than the horizon,
-        ``SessionStateError`` for one after ``session.end`` or after :meth:`finish`, and
-        ``ValidationError`` for a ``speech`` segment longer than ``max_segment_ms`` (§1).
+        Raises ``LateEventError`` for an event whose known time is more than
+        ``allowed_lateness_ms`` behind the session's newest known time, ``ValidationError``
+        for one spanning more than ``max_segment_ms``, and ``SessionStateError`` for one
+        after ``session.end`` or after :meth:`finish`.
         """
         kind = event.type
         if event.session_id != self.session_id:
             raise ValidationError(f"{kind}.session_id", "routed to the wrong session")
         if self._finished:
             raise SessionStateError(f"{kind}.session_id", "session already closed")
-        if isinstance(event, Speech):
-            length = event.end_ms - event.start_ms
-            if length > self._config.max_segment_ms:
-                raise ValidationError(
-                    "speech.end_ms",
-                    f"segment of {length} ms exceeds max_segment_ms="
-                    f"{self._config.max_segment_ms} (METRICS.md §1)",
-                )
         t = event_time(event)
+        known = known_time(event)
         if isinstance(event, Activity):
-            key: tuple[Any, ...] = (t, _ACTIVITY, event.participant_id, event.seq)
+            key: tuple[Any, ...] = canonical_key(event)
             ranges = self._seq_ranges(event.participant_id)
-            if _in_ranges(ranges, event.seq):
+            if in_ranges(ranges, event.seq):
                 self.duplicates += 1
                 return False
         else:
-            key = _canonical_key(event)
+            key = canonical_key(event)
             # session.start and session.end are recognised whatever their age: a consumer
             # replaying from an old offset must not turn them into errors.
             if (
@@ -266,42 +261,85 @@ class SessionEngine:
             ):
                 self.duplicates += 1
                 return False
-        if t < self._horizon:
+        if known - t > self._segment_ms:
+            raise ValidationError(
+                f"{kind}.{span_field(event)}",
+                f"spans {known - t} ms, more than max_segment_ms={self._segment_ms}",
+            )
+        lateness = self._config.allowed_lateness_ms
+        if known < self._known_max - lateness:
             raise LateEventError(
-                f"{kind}.{time_field(event)}",
-                f"{t} is more than allowed_lateness_ms={self._config.allowed_lateness_ms} "
-                f"behind the session's newest event ({self._max_seen})",
+                f"{kind}.{known_field(event)}",
+                f"known at {known} ms, before {self._known_max - lateness} (the session's "
+                f"newest known time {self._known_max} - allowed_lateness_ms={lateness})",
             )
         if self._end_ts is not None and t >= self._end_ts and not isinstance(event, SessionEnd):
             raise SessionStateError(
-                f"{kind}.{time_field(event)}",
-                f"{t} is at or after session.end ({self._end_ts})",
+                f"{kind}.{start_field(event)}", f"{t} is at or after session.end ({self._end_ts})"
             )
         if isinstance(event, SessionStart) and self._start_key is None:
+            declared = event.max_segment_ms
+            if declared is not None and declared > self._config.max_segment_ms:
+                raise ValidationError(
+                    "session.start.max_segment_ms",
+                    f"{declared} exceeds the engine's max_segment_ms="
+                    f"{self._config.max_segment_ms}",
+                )
             self._start_key = key  # kept for good: a redelivered start is never "late"
+            if declared is not None:
+                self._segment_ms = declared
         if isinstance(event, SessionEnd):
             if self._end_ts is not None:
                 raise SessionStateError("session.end.ts_ms", f"session ended at {self._end_ts}")
             self._end_ts = t
+        self._hold(event, key, known, tag)
+        if known > self._known_max:
+            self._known_max = known
+        live = self._live
+        if live is not None:
+            # The live copy has consumed what starts before its frontier: an event starting
+            # there or later is simply fed to it; an earlier one makes it stale.
+            if t >= live._advanced:
+                try:
+                    live.ingest(event, tag)
+                except ValidationError:  # cannot happen (same state); rebuild to be safe
+                    self._live = None
+            else:
+                self._live = None
+        horizon = self._known_max - lateness - (0 if self._speculative else self._segment_ms)
+        if horizon > self._horizon:
+            self._horizon = horizon
+            if not self._speculative and horizon - self._advanced >= self._step:
+                self.advance()
+        return True
+
+    def _hold(self, event: Event, key: tuple[Any, ...], known: int, tag: Any) -> None:
+        """Keep an accepted event until the horizon passes its start, as compactly as is safe.
+
+        Once a participant is declared (its session.start or join applied), everything
+        accepted for it starts at or after the horizon that applied the declaration (see the
+        module docstring), so its speech and frames can go straight to its IPU builder (which
+        consumes intervals in start order below the horizon only: arrival order still cannot
+        matter), and its other events can no longer be rejected when applied (no ``tag``).
+        """
         if isinstance(event, Activity):
-            _add_to_ranges(ranges, event.seq)
+            add_to_ranges(self._seq_ranges(event.participant_id), event.seq)
             member = self._members.get(event.participant_id)
             if member is not None:
-                # Declared participant: the batch can go straight to its IPU builder, which
-                # consumes intervals in start order below the horizon only, so arrival order
-                # still cannot matter. Keeps the lateness buffer free of frame payloads.
                 self._add_frames(member, event)
             else:
                 heapq.heappush(self._pending, (*key, tag, event))
-        else:
-            self._seen[key] = t
-            heapq.heappush(self._pending, (*key, tag, event))
-        if t > self._max_seen:
-            self._max_seen = t
-            self._horizon = t - self._config.allowed_lateness_ms
-            if self._horizon - self._advanced >= self._step:
-                self.advance()
-        return True
+            return
+        self._seen[key] = known
+        if isinstance(event, Speech | Network | ParticipantState):
+            member = self._members.get(event.participant_id)
+            if member is not None:
+                if isinstance(event, Speech):
+                    member.segments = True
+                    member.builder.add([(event.start_ms, event.end_ms)])
+                    return
+                tag = None
+        heapq.heappush(self._pending, (*key, tag, event))
 
     def _seq_ranges(self, participant_id: str) -> array[int]:
         ranges = self._seqs.get(participant_id)
@@ -311,7 +349,9 @@ class SessionEngine:
 
     def advance(self) -> None:
         """Process everything the current horizon makes final."""
-        horizon = self._horizon
+        self._advance_to(self._horizon)
+
+    def _advance_to(self, horizon: int) -> None:
         self._advanced = horizon
         pending = self._pending
         while pending and pending[0][0] < horizon:
@@ -327,7 +367,8 @@ class SessionEngine:
         known = horizon - config.min_pause_ms - config.min_speech_ms
         self._classifier.advance(known, self._open_ipus())
         self._sweep.advance(known - config.bc_max_ms - config.bc_context_ms)
-        self._prune_seen(horizon - config.allowed_lateness_ms)
+        # A copy arriving now of an event known before this would be late anyway.
+        self._prune_seen(self._known_max - 2 * config.allowed_lateness_ms)
 
     def drain(self) -> list[Output]:
         """Classified events, alerts and apply-time rejections since the last drain."""
@@ -338,10 +379,39 @@ class SessionEngine:
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        """The running metrics (§10 schema, ``final: false``) up to the floor sweep's frontier."""
+        """The live running metrics (§10 schema, ``final: false``) up to
+        :attr:`live_decided_ms`. Numbers up to :attr:`decided_ms` are final; later ones may
+        still be corrected (§9 "Final and live"). ``alerts`` are the final engine's: an alert
+        is only ever raised from final numbers (§7)."""
+        if self._finished:
+            return self._running_report()
+        report = self._live_engine()._running_report()
+        report["alerts"] = [dict(a) for a in self._alerts.log]
+        report["quality"]["alerts_not_listed"] = self._alerts.dropped
+        return report
+
+    def _running_report(self) -> dict[str, Any]:
         sweep = self._sweep
         duration = sweep.t - self._start_ts if sweep and self._start_ts is not None else 0
         return self._report(max(duration, 0), end=sweep.t if sweep else 0, final=False)
+
+    def _live_engine(self) -> SessionEngine:
+        """The live copy, advanced to the newest known time - ``allowed_lateness_ms``: built
+        from this engine (a pickle round trip) when missing or stale, then fed incrementally
+        (see :meth:`ingest`). Its own outputs are dropped: only final ones are published."""
+        live = self._live
+        if live is None:
+            live = pickle.loads(pickle.dumps(self, pickle.HIGHEST_PROTOCOL))
+            live._speculative = True
+            live._step = _FAR
+            live._out.clear()
+            self._live = live
+        horizon = self._known_max - self._config.allowed_lateness_ms
+        if horizon > live._advanced:
+            live._horizon = horizon
+            live._advance_to(horizon)
+            live._out.clear()
+        return live
 
     def finish(self) -> dict[str, Any]:
         """Close the session and return the final report (§10).
@@ -351,6 +421,7 @@ class SessionEngine:
         """
         if self._finished:
             raise SessionStateError("session.end", "session already closed")
+        self._live = None
         while self._pending:
             self._apply(*heapq.heappop(self._pending)[-2:])
         self._finished = True
@@ -361,7 +432,7 @@ class SessionEngine:
         # the session's events reached (nothing is known after it).
         for member in self._members.values():
             if member.track is not None:
-                member.builder.add(member.track.close(self._max_seen if end is None else end))
+                member.builder.add(member.track.close(self._known_max if end is None else end))
         for pid, member in self._members.items():
             member.builder.finish(end, partial(self._ipu_closed, pid))
         self._classifier.finish({})
@@ -411,7 +482,7 @@ class SessionEngine:
             self._apply_start(event)
             return
         t = event_time(event)
-        field = time_field(event)
+        field = start_field(event)
         if self._start_ts is None:
             self._reject(event, "session_id", "no session.start precedes this event")
             return
@@ -423,6 +494,11 @@ class SessionEngine:
             return
         if isinstance(event, SessionEnd):
             self._end_applied = True
+            return
+        span = known_time(event) - t
+        if span > self._segment_ms:  # accepted before the session.start declaring the bound
+            self._reject(event, span_field(event),
+                         f"spans {span} ms, more than max_segment_ms={self._segment_ms}")
             return
         if isinstance(event, ParticipantJoin):
             self._apply_join(event)
@@ -442,18 +518,21 @@ class SessionEngine:
         elif isinstance(event, Levels):
             self._apply_levels(event, member)
         elif isinstance(event, Network):
-            member.rtt.add(event.rtt_rounded_ms)
-            loss = -1.0
-            if event.loss_pct is not None:
-                loss = event.loss_pct
-                member.loss_sum += loss
-                member.loss_n += 1
-            assert self._sweep is not None
-            self._sweep.push_network(
-                t, event.participant_id, event.round_trip_ms, event.rtt_rounded_ms, loss
-            )
+            self._add_network(member, event)
         elif isinstance(event, ParticipantState):
             self._apply_state(event, member)
+
+    def _add_network(self, member: Member, event: Network) -> None:
+        member.rtt.add(event.rtt_rounded_ms)
+        loss = -1.0
+        if event.loss_pct is not None:
+            loss = event.loss_pct
+            member.loss_sum += round(loss / LOSS_UNIT)
+            member.loss_n += 1
+        assert self._sweep is not None
+        self._sweep.push_network(
+            event.ts_ms, event.participant_id, event.round_trip_ms, event.rtt_rounded_ms, loss
+        )
 
     def _add_frames(self, member: Member, event: Activity) -> None:
         # Batches are deduplicated by seq, so their spans sum to the time covered (capped at
@@ -570,25 +649,4 @@ class SessionEngine:
         )
 
 
-def _in_ranges(ranges: array[int], value: int) -> bool:
-    return any(ranges[i] <= value <= ranges[i + 1] for i in range(0, len(ranges), 2))
-
-
-def _add_to_ranges(ranges: array[int], value: int) -> None:
-    """Insert into sorted disjoint inclusive ranges, flattened (low, high, low, high, ...),
-    merging neighbours: seqs mostly arrive contiguous, so this stays one range."""
-    for i in range(0, len(ranges), 2):
-        low, high = ranges[i], ranges[i + 1]
-        if value == high + 1:
-            ranges[i + 1] = value
-            if i + 2 < len(ranges) and ranges[i + 2] == value + 1:
-                ranges[i + 1] = ranges[i + 3]
-                del ranges[i + 2 : i + 4]
-            return
-        if value == low - 1:
-            ranges[i] = value
-            return
-        if value < low:
-            ranges[i:i] = array("q", (value, value))
-            return
-    ranges.extend((value, value))
+_STATE_SLOTS = tuple(name for name in SessionEngine.__slots__ if name != "_live")

@@ -93,14 +93,22 @@ def event_time(event: Event) -> int:
     return int(event["start_ms"] if event["type"] in ("speech", "activity") else event["ts_ms"])
 
 
+def known_time(event: Event) -> int:
+    """When a source can send ``event`` (§9): a segment's end, a batch's last frame."""
+    if event["type"] == "speech":
+        return int(event["end_ms"])
+    return int(parse_event(event).end_ms) if event["type"] == "activity" else event_time(event)
+
+
 def session(
     *body: Event,
     end_ms: int | None = END_MS,
     participants: Sequence[tuple[str, str]] = TC,
     start_ms: int = 0,
 ) -> list[Event]:
-    """``session.start`` + ``body`` in time order (stable) + ``session.end`` (unless None)."""
-    events = [start(start_ms, participants), *sorted(body, key=event_time)]
+    """``session.start`` + ``body`` in the order a live source sends it, by known time (a
+    segment when it ends; stable, METRICS.md §9) + ``session.end`` (unless None)."""
+    events = [start(start_ms, participants), *sorted(body, key=known_time)]
     if end_ms is not None:
         events.append(end(end_ms))
     return events

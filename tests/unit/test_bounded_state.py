@@ -12,9 +12,11 @@ from models.session import SessionEngine
 from models.simulation import SimulationConfig, simulate
 
 
-def _engine_after(minutes: float) -> SessionEngine:
+def _engine_after(minutes: float, max_segment_ms: int | None = None) -> SessionEngine:
     engine = SessionEngine("sim-0001", EngineConfig())
     for raw in simulate(SimulationConfig(sessions=1, minutes=minutes, seed=3)):
+        if raw["type"] == "session.start" and max_segment_ms is not None:
+            raw = {**raw, "max_segment_ms": max_segment_ms}
         if raw["type"] != "session.end":
             engine.ingest(parse_event(raw))
             engine.drain()
@@ -23,8 +25,14 @@ def _engine_after(minutes: float) -> SessionEngine:
 
 def test_state_stops_growing_once_the_quantile_caps_are_reached() -> None:
     """Serialized state (what a worker checkpoints) of a 60-minute session is no more than
-    that of a 30-minute one plus the bounded sketches."""
+    that of a 30-minute one plus the bounded sketches. Events are held until the final
+    horizon, allowed_lateness_ms + max_segment_ms behind the newest (§9): 10 minutes of voiced
+    runs and network readings by default (about 20 KiB of the 36 KiB measured), a second for
+    a frame source that declares ``max_segment_ms`` 1000."""
     half, full = (len(pickle.dumps(_engine_after(m))) for m in (30.0, 60.0))
+    assert full < half * 1.5
+    assert full < 40 * 1024
+    half, full = (len(pickle.dumps(_engine_after(m, 1000))) for m in (30.0, 60.0))
     assert full < half * 1.5
     assert full < 16 * 1024
 

@@ -13,6 +13,9 @@ from models.session import SessionEngine
 START = {"type": "session.start", "session_id": "s", "ts_ms": 0, "clinic_id": "c",
          "participants": [{"participant_id": "t", "role": "therapist"},
                           {"participant_id": "c", "role": "client"}]}
+# A frame source declares that nothing it sends spans more than a batch (§9): events are then
+# final max_segment_ms = 1 s after the lateness bound instead of 10 minutes.
+FRAMES_START = {**START, "max_segment_ms": 1000}
 
 
 def frames(pid: str, seq: int, voiced: str) -> dict[str, Any]:
@@ -39,8 +42,9 @@ def test_snapshot_reports_running_metrics_before_the_end() -> None:
     feed_until(engine, 20)
     snapshot = engine.snapshot()
     assert snapshot["final"] is False
-    # The floor sweep trails the newest event (19 s) by lateness 5 s + look-ahead 2.3 s.
-    assert snapshot["duration_s"] == 19.0 - 5.0 - 2.3
+    # The live floor sweep trails the newest known time (the end of the last batch, 20 s) by
+    # lateness 5 s + look-ahead 2.3 s.
+    assert snapshot["duration_s"] == 20.0 - 5.0 - 2.3
     assert snapshot["roles"]["therapist"]["talk_s"] == 3.0
     assert snapshot["roles"]["client"]["talk_s"] == 4.8  # 3.2 s .. 8 s
     assert snapshot["session"]["speaker_changes"] == 1
@@ -52,14 +56,15 @@ def test_snapshot_reports_running_metrics_before_the_end() -> None:
 
 
 def test_classified_events_come_out_once_decidable_not_at_the_end() -> None:
-    """The speaker change at 3.2 s is decidable once the horizon (newest - 5 s) passes
-    3.2 s + 2.3 s of look-ahead: with 1 s batches, after the batch starting at 11 s."""
+    """The speaker change at 3.2 s is final once the final horizon (newest known time - 5 s -
+    the session's max_segment_ms, 1 s) passes 3.2 s + 2.3 s of look-ahead: with 1 s batches,
+    after the batch ending at 12 s."""
     engine = SessionEngine("s", EngineConfig())
-    engine.ingest(parse_event(START))
+    engine.ingest(parse_event(FRAMES_START))
     early = [o for o in feed_until(engine, 11) if isinstance(o, Classified)]
     assert not [o for o in early if o.kind == "speaker_change"]
     engine = SessionEngine("s", EngineConfig())
-    engine.ingest(parse_event(START))
+    engine.ingest(parse_event(FRAMES_START))
     later = [o for o in feed_until(engine, 12) if isinstance(o, Classified)]
     changes = [o for o in later if o.kind == "speaker_change"]
     assert len(changes) == 1

@@ -355,8 +355,11 @@ def test_quality_updates_carry_snapshots_and_new_classified_events() -> None:
     processor = BatchProcessor()
     persisted = Persisted()
     log = Log()
-    log.events([START] + [speech("t" if k % 2 else "c", k * 3000, k * 3000 + 2500)
-                          for k in range(1, 12)])
+    # The source declares its segments last at most 2.5 s (§9): events are final 7.5 s after
+    # the newest known time, so classified events come out while the session runs.
+    log.events([{**START, "max_segment_ms": 2500}]
+               + [speech("t" if k % 2 else "c", k * 3000, k * 3000 + 2500)
+                  for k in range(1, 12)])
     quality = values(run(processor, log.records, persisted, random.Random(1)), "quality")
     assert quality, "a session with speech publishes live updates"
     numbers = [item["n"] for q in quality for item in q["events"]]
@@ -364,6 +367,7 @@ def test_quality_updates_carry_snapshots_and_new_classified_events() -> None:
     for q in quality:
         assert q["snapshot"]["final"] is False
         assert q["event_time_ms"] >= 0 and q["source"]["offset"] >= 0
+        assert q["final_through_ms"] is None or q["final_through_ms"] <= q["event_time_ms"]
     assert any(item["kind"] == "speaker_change" for q in quality for item in q["events"])
 
 

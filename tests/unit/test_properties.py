@@ -1,7 +1,7 @@
 """Property tests (hypothesis) of the metric engine's invariants.
 
 - METRICS.md §9: the final report is identical whether events arrive sorted, shuffled within
-  ``allowed_lateness_ms``, or duplicated (at-least-once delivery).
+  ``allowed_lateness_ms`` of their known time, or duplicated (at-least-once delivery).
 - §6: talk shares sum to 1; ``silence_s`` + |union of IPUs| = duration.
 - §1: frames, equivalent speech segments, speaking-state changes (``voice``) and level samples
   (``levels``, in each of the six scales) give the same report.
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from models.config import EngineConfig
 from models.events import parse_event
-from models.session import SessionEngine, event_time
+from models.session import SessionEngine, known_time
 
 FRAME = 20
 BATCH = 1000
@@ -68,7 +68,8 @@ def sessions(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def wire_events(session: dict[str, Any], encoding: str) -> list[dict[str, Any]]:
-    """Wire events for a generated session, sorted by event time."""
+    """Wire events for a generated session, in the order a live source sends them: by known
+    time (a segment when it ends, a batch after its last frame)."""
     length = session["length_ms"]
     events: list[dict[str, Any]] = [
         {"type": "session.start", "session_id": SESSION, "ts_ms": 0, "clinic_id": "c1",
@@ -97,15 +98,8 @@ def wire_events(session: dict[str, Any], encoding: str) -> list[dict[str, Any]]:
                 )
         else:
             for a, b in intervals:
-                # Cut at batch boundaries, as a live source sends them (touching pieces merge).
-                cut = a
-                while cut < b:
-                    stop = min(b, (cut // BATCH + 1) * BATCH)
-                    events.append(
-                        {"type": "speech", "session_id": SESSION, "participant_id": pid,
-                         "start_ms": cut, "end_ms": stop}
-                    )
-                    cut = stop
+                events.append({"type": "speech", "session_id": SESSION, "participant_id": pid,
+                               "start_ms": a, "end_ms": b})
     for pid, ts, rtt in session["network"]:
         events.append({"type": "network", "session_id": SESSION, "participant_id": pid,
                        "ts_ms": ts, "rtt_ms": rtt, "loss_pct": 0.5})
@@ -114,7 +108,7 @@ def wire_events(session: dict[str, Any], encoding: str) -> list[dict[str, Any]]:
                        "participant_id": pid, "ts_ms": a})
         events.append({"type": "participant.unmute", "session_id": SESSION,
                        "participant_id": pid, "ts_ms": b})
-    events.sort(key=lambda e: event_time(parse_event(e)))
+    events.sort(key=lambda e: known_time(parse_event(e)))
     return events
 
 
@@ -153,12 +147,12 @@ def run(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 def within_lateness(events: list[dict[str, Any]], rng: random.Random,
                     duplicate_rate: float = 0.0) -> list[dict[str, Any]]:
-    """Delay each event by up to allowed_lateness_ms - 1 and re-sort by arrival: an event then
-    never arrives behind an event more than the lateness bound newer than it."""
+    """Delay each event by up to allowed_lateness_ms - 1 after its known time and re-sort by
+    arrival: the newest known time then never runs more than the bound past an event's own."""
     bound = EngineConfig().allowed_lateness_ms
     arrivals = []
     for index, raw in enumerate(events):
-        t = event_time(parse_event(raw))
+        t = known_time(parse_event(raw))
         copies = 2 if rng.random() < duplicate_rate else 1
         for copy in range(copies):
             arrivals.append((t + rng.randrange(bound), index, copy, raw))
@@ -243,8 +237,8 @@ def test_dedupe_keys_are_stable_across_processes() -> None:
     import sys
 
     program = (
-        "from models.events import parse_event; from models.session import _canonical_key; "
-        "print(_canonical_key(parse_event({'type': 'network', 'session_id': 's', "
+        "from models.events import parse_event; from models.event_order import canonical_key; "
+        "print(canonical_key(parse_event({'type': 'network', 'session_id': 's', "
         "'participant_id': 'p', 'ts_ms': 5, 'rtt_ms': 180, 'loss_pct': 0.5})))"
     )
     keys = {

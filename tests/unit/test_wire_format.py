@@ -239,8 +239,9 @@ def test_s9_out_of_order_within_lateness_gives_the_same_report() -> None:
     """§9: events may arrive out of order within allowed_lateness_ms; the report is the same."""
     in_order, _ = run_session(DIALOG)
     shuffled, _ = run_session(_swap_neighbours(DIALOG))
-    # the first 5 s backwards: t@5000, c@3500, t@1000, network@500, then the rest in order
-    head_reversed, _ = run_session([DIALOG[0], *reversed(DIALOG[1:5]), *DIALOG[5:]])
+    # the first segments backwards: t@5000-5600, c@3500-6000, t@1000-3000 (known times 5600,
+    # 6000, 3000: within 5000 ms of the newest), then the rest in order
+    head_reversed, _ = run_session([*DIALOG[:2], *reversed(DIALOG[2:5]), *DIALOG[5:]])
     assert shuffled == in_order
     assert head_reversed == in_order
     # and the report is not trivial: t 2000 + 600 + 2700 ms of talk
@@ -265,27 +266,33 @@ def test_s9_duplicates_change_nothing() -> None:
 
 
 def test_s9_event_older_than_allowed_lateness_is_late() -> None:
-    """§9: after an event at 20000 the horizon is 15000: 15000 is accepted, 14999 is late."""
+    """§9: lateness is judged on known time (a segment's end). After a segment ending at 21000
+    the bound is 16000: a segment ending at 16000 is accepted, however early it started; one
+    ending at 15999 is late, and so is a network event at 15999."""
     engine = SessionEngine(SID, EngineConfig())
     engine.ingest(parse_event(start()))
     engine.ingest(parse_event(speech("t", 20_000, 21_000)))
     assert engine.ingest(parse_event(speech("c", 15_000, 16_000))) is True
+    assert engine.ingest(parse_event(speech("c", 1_000, 16_000))) is True  # sent when it ended
     with pytest.raises(LateEventError) as info:
-        engine.ingest(parse_event(speech("c", 14_999, 16_000)))
-    assert info.value.field == "speech.start_ms"
-    assert "14999" in info.value.reason
+        engine.ingest(parse_event(speech("c", 14_000, 15_999)))
+    assert info.value.field == "speech.end_ms"
+    # the reason names the event's known time, the bound and the newest known time
+    assert "15999" in info.value.reason
+    assert "16000" in info.value.reason and "21000" in info.value.reason
     with pytest.raises(LateEventError) as info:
-        engine.ingest(parse_event(network("c", 14_000, 100)))
+        engine.ingest(parse_event(network("c", 15_999, 100)))
     assert info.value.field == "network.ts_ms"
     assert isinstance(info.value, ValidationError)
+    assert engine.ingest(parse_event(network("c", 16_000, 100))) is True
 
 
 def test_s9_allowed_lateness_is_configuration() -> None:
-    """§9: with allowed_lateness_ms=10000 the same 14999 ms event is in time."""
+    """§9: with allowed_lateness_ms=10000 the same segment ending at 15999 ms is in time."""
     engine = SessionEngine(SID, EngineConfig(allowed_lateness_ms=10_000))
     engine.ingest(parse_event(start()))
     engine.ingest(parse_event(speech("t", 20_000, 21_000)))
-    assert engine.ingest(parse_event(speech("c", 14_999, 16_000))) is True
+    assert engine.ingest(parse_event(speech("c", 14_000, 15_999))) is True
 
 
 def test_s9_events_at_or_after_session_end_are_refused(tc_engine: SessionEngine) -> None:
