@@ -21,7 +21,9 @@ from models.session import SessionEngine
 T = TypeVar("T")
 
 MAGIC = b"RPT"
-FORMAT_VERSION = 1
+# 2: quantile series hold every sample, sorted (METRICS.md v1.1 §10), where version 1 held at
+# most 256 then a sketch; a version-1 checkpoint is refused, not misread (replay instead).
+FORMAT_VERSION = 2
 _PROTOCOL = 5
 
 

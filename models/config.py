@@ -54,10 +54,6 @@ class EngineConfig:
     int_min_overlap_ms: int = 500  # §5: overlap must last this long to be an interruption
     rtt_degraded_ms: int = 300  # §6: RTT p95 above this marks latency metrics low-confidence
     allowed_lateness_ms: int = 5_000  # §9: out-of-order tolerance per session
-    # Quantiles are exact up to this many samples per series, then a bounded sketch
-    # (relative error <= sketch_relative_error); see models/quantiles.py.
-    exact_samples: int = 256
-    sketch_relative_error: float = 0.01
     # Alerts kept in the final report; later ones are counted, not listed (bounded state).
     max_report_alerts: int = 100
     alerts: AlertRules = field(default_factory=AlertRules)
@@ -69,10 +65,6 @@ class EngineConfig:
                 raise ConfigError(f.name, f"must be a number, got {value!r}")
             if isinstance(value, int | float) and value < 0:
                 raise ConfigError(f.name, f"must be >= 0, got {value}")
-        if not 0 < self.sketch_relative_error < 0.5:
-            raise ConfigError("sketch_relative_error", "must be in (0, 0.5)")
-        if self.exact_samples < 1:
-            raise ConfigError("exact_samples", "must be >= 1")
         if self.level_voiced_dbov > 127:
             raise ConfigError("level_voiced_dbov", "must be in 0..127 (-dBov)")
         if self.alerts.dominance_bucket_ms <= 0 or (

@@ -30,7 +30,7 @@ class Member:
         self.covered_ms = 0  # ms of frame batches received
         self.frames = False  # sent frame batches
         self.segments = False  # sent speech segments
-        self.rtt = QuantileSeries(config.exact_samples, config.sketch_relative_error)
+        self.rtt = QuantileSeries()
         self.loss_sum = 0.0
         self.loss_n = 0
 

@@ -149,7 +149,7 @@ class SessionEngine:
         self._final_end: int | None = None
         self.clinic_id: str | None = None
         self._members: dict[str, Member] = {}
-        self._tally = SessionTally(config)
+        self._tally = SessionTally()
         self._alerts = AlertTracker(config.alerts, self._out, config.max_report_alerts)
         self._sweep: FloorSweep | None = None
         self._classifier = BackchannelClassifier(
