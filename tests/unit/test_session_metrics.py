@@ -311,7 +311,7 @@ def test_s10_quantiles_are_exact_over_hundreds_of_samples() -> None:
     assert len(c_gaps) > 256 and len(t_gaps) > 256  # past the old exact cap on every series
 
 
-def test_s10_median_and_p90_within_exact_samples() -> None:
+def test_s10_median_and_p90_of_101_responses() -> None:
     """§10: the same construction with 101 responses (200..300 ms): median 250, p90 290."""
     report, _ = run(*_alternating(101), end_ms=400_000)
     c = role(report, "client")["response_latency_ms"]
