@@ -7,7 +7,8 @@ protocol) then the pickled engine. Pickle is the cheapest codec for this object 
 data never leaves Rapport's own changelog topics; the version byte makes an incompatible
 upgrade fail loudly instead of restoring garbage.
 
-State size is measured by ``bench/engine.py`` (about 5.5 KiB per active session).
+State size is measured by ``bench/engine.py`` (about 5 KiB per session 3 minutes in; the
+quantile samples add 2 bytes each as a session goes on).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from models.session import SessionEngine
 T = TypeVar("T")
 
 MAGIC = b"RPT"
-FORMAT_VERSION = 2  # 2: voice and levels tracks, known-time lateness (issue 14)
+# 2: known-time lateness, voice and levels tracks, quantile series that hold every sample
+# (METRICS.md v1.1 §9, §1, §10; issue 14): a version-1 checkpoint is refused, not misread.
+FORMAT_VERSION = 2
 _PROTOCOL = 5
 
 

@@ -62,10 +62,6 @@ class EngineConfig:
     # (no VAD segment lasts 10 min without a 200 ms pause: such a segment is a stuck source).
     # Events are final L + this after the newest known time (models/session.py).
     max_segment_ms: int = 600_000
-    # Quantiles are exact up to this many samples per series, then a bounded sketch
-    # (relative error <= sketch_relative_error); see models/quantiles.py.
-    exact_samples: int = 256
-    sketch_relative_error: float = 0.01
     # Alerts kept in the final report; later ones are counted, not listed (bounded state).
     max_report_alerts: int = 100
     alerts: AlertRules = field(default_factory=AlertRules)
@@ -86,12 +82,8 @@ class EngineConfig:
                 raise ConfigError(f"alerts.{f.name}", f"must be a number, got {value!r}")
             else:
                 _check_range(f"alerts.{f.name}", value)
-        if not 0 < self.sketch_relative_error < 0.5:
-            raise ConfigError("sketch_relative_error", "must be in (0, 0.5)")
         if self.max_segment_ms < 1:
             raise ConfigError("max_segment_ms", "must be >= 1")
-        if self.exact_samples < 1:
-            raise ConfigError("exact_samples", "must be >= 1")
         if self.level_voiced_dbov > 127:
             raise ConfigError("level_voiced_dbov", "must be in 0..127 (-dBov)")
         if self.alerts.dominance_bucket_ms <= 0 or (

@@ -104,7 +104,7 @@ class FloorSweep:
         if participant_id not in self._speakers:
             self._speakers[participant_id] = _Speaker(role)
             if role not in self.tally.roles:
-                self.tally.roles[role] = RoleTally(self._config)
+                self.tally.roles[role] = RoleTally()
 
     def push_ipu(self, time_ms: int, is_onset: bool, participant_id: str, is_bc: bool) -> None:
         heapq.heappush(

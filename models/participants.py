@@ -35,7 +35,7 @@ class Member:
         self.segments = False  # sent speech segments
         # Voice activity sent as state (voice events or level samples, §1), else None.
         self.track: VoiceTrack | LevelTrack | None = None
-        self.rtt = QuantileSeries(config.exact_samples, config.sketch_relative_error)
+        self.rtt = QuantileSeries()
         # Sum of loss_pct readings in units of LOSS_UNIT, an integer so that the sum does not
         # depend on the order readings are added in (float addition does, in the last bit).
         self.loss_sum = 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from models.config import EngineConfig
 from models.events import Role
 from models.quantiles import QuantileSeries
 
@@ -39,8 +38,7 @@ class RoleTally:
         "unsuccessful",
     )
 
-    def __init__(self, config: EngineConfig) -> None:
-        cap, err = config.exact_samples, config.sketch_relative_error
+    def __init__(self) -> None:
         self.talk_ms = 0
         self.turns = 0
         self.turn_ms = 0  # summed duration of completed turns
@@ -52,10 +50,10 @@ class RoleTally:
         # §6: every other participant's talk heard by each member while present and unmuted,
         # summed over the role's members (backchannels_per_min's denominator).
         self.exposure_ms = 0
-        self.latency = QuantileSeries(cap, err)
-        self.corrected_latency = QuantileSeries(cap, err)
-        self.pauses = QuantileSeries(cap, err)
-        self.gaps = QuantileSeries(cap, err)
+        self.latency = QuantileSeries()
+        self.corrected_latency = QuantileSeries()
+        self.pauses = QuantileSeries()
+        self.gaps = QuantileSeries()
         self.successful = 0
         self.unsuccessful = 0
         self.interrupted = 0
@@ -75,11 +73,11 @@ class SessionTally:
         "speech_union_ms",
     )
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self) -> None:
         # "other" is created when such a participant joins: most sessions never need it.
         self.roles: dict[Role, RoleTally] = {
-            "therapist": RoleTally(config),
-            "client": RoleTally(config),
+            "therapist": RoleTally(),
+            "client": RoleTally(),
         }
         self.speaker_changes = 0
         self.overlap_ms = 0
@@ -165,7 +163,6 @@ def build_report(
                 "corrected_median": _ms(t.corrected_latency.quantile(0.5)),
                 "corrected_p90": _ms(t.corrected_latency.quantile(0.9)),
                 "count": len(t.latency),
-                "exact": t.latency.is_exact,
                 "low_confidence": low_confidence,
             },
             "interruptions_made": {

@@ -143,7 +143,7 @@ class SessionEngine:
         self.clinic_id: str | None = None
         self._members: dict[str, Member] = {}
         self._exclusive = False
-        self._tally = SessionTally(config)
+        self._tally = SessionTally()
         self._alerts = AlertTracker(config.alerts, self._out, config.max_report_alerts)
         self._sweep: FloorSweep | None = None
         self._classifier = BackchannelClassifier(

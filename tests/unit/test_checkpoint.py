@@ -46,6 +46,9 @@ def test_version_and_corruption_fail_loudly() -> None:
     assert isinstance(checkpoint.load(data), SessionEngine)
     with pytest.raises(checkpoint.CheckpointError, match="format 9 cannot be read"):
         checkpoint.load(data[:3] + bytes((9,)) + data[4:])
+    # Version 1 held quantile sketches (before METRICS.md v1.1 §10): refused, not misread.
+    with pytest.raises(checkpoint.CheckpointError, match="format 1 cannot be read"):
+        checkpoint.load(data[:3] + bytes((1,)) + data[4:])
     with pytest.raises(checkpoint.CheckpointError, match="not a Rapport"):
         checkpoint.load(b"{}")
     with pytest.raises(checkpoint.CheckpointError, match="corrupt"):

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import classified, network, role, run, run_session, session, speech
 
@@ -250,27 +252,66 @@ def _alternating(responses: int) -> list[dict[str, Any]]:
 
 
 def test_s10_median_and_p90_past_the_exact_cap() -> None:
-    """§10 quantiles with bounded memory (issue: "exact up to a cap, then a sketch").
-    301 client responses after 200, 201, …, 500 ms: median 350 (rank 150), p90 = rank 270 =
-    470; the therapist always answers after 300 ms. With the cap raised to hold every sample
-    the figures are exact; with the default cap (256) they come from the sketch, within its
-    1 % relative error, flagged ``exact: false``, and a constant series stays exact."""
-    exact, _ = run(*_alternating(301), end_ms=920_000, exact_samples=1024)
-    assert exact["session"]["speaker_changes"] == 601
-    c = role(exact, "client")["response_latency_ms"]
-    assert (c["median"], c["p90"], c["exact"]) == (350.0, 470.0, True)
-    assert role(exact, "client")["gaps"]["median_ms"] == 350.0
-
-    sketched, _ = run(*_alternating(301), end_ms=920_000)
-    c = role(sketched, "client")["response_latency_ms"]
-    assert c["exact"] is False
-    assert abs(c["median"] - 350.0) <= 0.01 * 350.0
-    assert abs(c["p90"] - 470.0) <= 0.01 * 470.0
-    assert c["median"] != 350.0 or c["p90"] != 470.0  # the sketch really is in use
-    assert role(sketched, "therapist")["response_latency_ms"]["median"] == 300.0
+    """§10: 301 client responses after 200, 201, …, 500 ms: median 350 (rank 150), p90 = rank
+    270 = 470, exact however many samples (the engine once switched to a 1 % sketch past 256);
+    the therapist always answers after 300 ms."""
+    report, _ = run(*_alternating(301), end_ms=920_000)
+    assert report["session"]["speaker_changes"] == 601
+    c = role(report, "client")["response_latency_ms"]
+    assert (c["median"], c["p90"]) == (350.0, 470.0)
+    assert role(report, "client")["gaps"]["median_ms"] == 350.0
+    assert role(report, "therapist")["response_latency_ms"]["median"] == 300.0
 
 
-def test_s10_median_and_p90_within_exact_samples() -> None:
+def test_s10_quantiles_are_exact_over_hundreds_of_samples() -> None:
+    """§10: "computed exactly over every sample of the session (no sketches)". 300 rounds of a
+    therapist IPU then a client turn of two IPUs; every latency, pause and gap is drawn at
+    random (seeded), so the samples are known by construction:
+
+    - the client answers ``lc`` ms after the therapist stops (negative: an overlap, a speaker
+      change but not a gap; backchannels are impossible, every IPU lasting over 1000 ms),
+    - pauses within the client turn last ``p`` ms (>= min_pause_ms 200, < lapse_ms 3000),
+    - the therapist answers ``lt`` ms after the client stops (the first IPU answers nobody),
+    - c's RTT is 120 ms throughout: corrected latency = observed − 120 (§4).
+
+    Every figure must equal numpy.percentile over those lists (rounded to 3 decimals, §10)."""
+    rng = random.Random(2026)
+    body: list[dict[str, Any]] = [network("c", 500, 120)]
+    lc, lt, p = [], [], []
+    clock = 1000
+    for i in range(300):
+        if i:
+            lt.append(rng.randint(-400, 2999))
+            clock += lt[-1]
+        body.append(speech("t", clock, clock + 1200))
+        lc.append(rng.randint(-400, 2999))
+        onset = clock + 1200 + lc[-1]
+        p.append(rng.randint(200, 2999))
+        body += [speech("c", onset, onset + 1500),
+                 speech("c", onset + 1500 + p[-1], onset + 3000 + p[-1])]
+        clock = onset + 3000 + p[-1]
+    report, _ = run(*body, end_ms=clock + 10_000)
+
+    def ms(values: list[int], q: float) -> float:
+        return round(float(np.percentile(values, q)), 3)
+
+    c, t = role(report, "client"), role(report, "therapist")
+    assert c["response_latency_ms"]["count"] == 300
+    assert (c["response_latency_ms"]["median"], c["response_latency_ms"]["p90"]) == (
+        ms(lc, 50), ms(lc, 90))
+    corrected = [x - 120 for x in lc]
+    assert (c["response_latency_ms"]["corrected_median"],
+            c["response_latency_ms"]["corrected_p90"]) == (ms(corrected, 50), ms(corrected, 90))
+    assert (t["response_latency_ms"]["median"], t["response_latency_ms"]["p90"]) == (
+        ms(lt, 50), ms(lt, 90))
+    assert (c["pauses"]["count"], c["pauses"]["median_ms"]) == (300, ms(p, 50))
+    c_gaps, t_gaps = [x for x in lc if x >= 0], [x for x in lt if x >= 0]
+    assert (c["gaps"]["count"], c["gaps"]["median_ms"]) == (len(c_gaps), ms(c_gaps, 50))
+    assert (t["gaps"]["count"], t["gaps"]["median_ms"]) == (len(t_gaps), ms(t_gaps, 50))
+    assert len(c_gaps) > 256 and len(t_gaps) > 256  # past the old exact cap on every series
+
+
+def test_s10_median_and_p90_of_101_responses() -> None:
     """§10: the same construction with 101 responses (200..300 ms): median 250, p90 290."""
     report, _ = run(*_alternating(101), end_ms=400_000)
     c = role(report, "client")["response_latency_ms"]

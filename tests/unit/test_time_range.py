@@ -255,7 +255,7 @@ def test_s1_max_segment_ms_is_a_setting() -> None:
     [
         ({"min_pause_ms": 2**53}, "min_pause_ms"),
         ({"max_segment_ms": -1}, "max_segment_ms"),
-        ({"sketch_relative_error": float("inf")}, "sketch_relative_error"),
+        ({"rtt_degraded_ms": float("inf")}, "rtt_degraded_ms"),
         ({"alerts": {"network_window_ms": 2**63}}, "alerts.network_window_ms"),
         ({"alerts": {"burst_count": -1}}, "alerts.burst_count"),
         ({"alerts": {"monologue_ms": "120000"}}, "alerts.monologue_ms"),
