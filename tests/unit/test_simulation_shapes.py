@@ -76,3 +76,13 @@ def test_segments_are_whole_and_sent_when_they_end() -> None:
     assert longest["end_ms"] - longest["start_ms"] > 5_000
     position = raw.index(longest)
     assert any(e.get("ts_ms", -1) > longest["start_ms"] + 5_000 for e in raw[:position])
+
+
+def test_whole_segments_sent_when_they_end_give_the_report_of_frames() -> None:
+    """Issue 14: a segment source sends each segment when it ends, minutes after it began for
+    a long monologue; read in arrival order as a worker does, nothing is late (§9: lateness
+    by known time) and the report is the frames'."""
+    raw = events("segments")
+    longest = max(e["end_ms"] - e["start_ms"] for e in raw if e["type"] == "speech")
+    assert longest > 5_000  # more than allowed_lateness_ms: late under the v1 rule
+    assert reports(raw) == reports(events("frames"))
