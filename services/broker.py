@@ -208,9 +208,23 @@ def embedded_bootstrap() -> str | None:
     return bootstrap
 
 
+def _addresses(broker: str) -> list[str]:
+    """``host:port`` items of a broker address in any of the forms users pass: Faust's
+    ``kafka://h:p;kafka://h2:p``, a bootstrap list ``h:p,h2:p`` (as ``rapport kafka``
+    prints it), or ``kafka://h:p,h2:p``."""
+    parts = (part.strip() for part in broker.replace(";", ",").split(","))
+    return [part.split("://", 1)[-1] for part in parts if part]
+
+
 def bootstrap_servers(broker: str) -> str:
-    """aiokafka's bootstrap list from Faust's broker URL(s) (``kafka://h:p;kafka://h2:p``)."""
-    return ",".join(url.split("://", 1)[-1] for url in broker.split(";"))
+    """Kafka clients' bootstrap list ``h:p,h2:p`` from any broker address form."""
+    return ",".join(_addresses(broker))
+
+
+def faust_broker(broker: str) -> str:
+    """Faust's broker URL list ``kafka://h:p;kafka://h2:p`` from any broker address form
+    (Faust reads ``kafka://h:p,h2:p`` as one host named ``h:p,h2``)."""
+    return ";".join(f"kafka://{address}" for address in _addresses(broker))
 
 
 class BrokerProbe:

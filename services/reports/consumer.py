@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from models.errors import ValidationError
+from services.broker import bootstrap_servers
 from services.logs import context
 from services.reports import metrics
 from services.store import ReportStore, StoreError
@@ -45,11 +46,6 @@ log = logging.getLogger(__name__)
 GROUP_ID = "rapport-reports"
 
 
-def bootstrap_servers(broker: str) -> str:
-    """``kafka://host:port`` (Faust's form, as ``rapport worker --broker``) or
-    ``host:port[,host:port]`` as aiokafka wants it."""
-    return ",".join(part.strip().removeprefix("kafka://") for part in broker.split(";")
-                    if part.strip())
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from services.reports.consumer import bootstrap_servers
+from services.broker import bootstrap_servers
 from services.reports.live import LiveHub
 from streams.topics import Topics
 
