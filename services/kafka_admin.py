@@ -120,6 +120,13 @@ def ensure_topics(broker: str, plans: Sequence[TopicPlan],
     missing = [plan for plan in plans if plan.spec.name not in present]
     if not missing:
         return []
+    created = _create(broker, missing, timeout_s)
+    wait_for_topics(broker, {plan.spec.name: plan.spec.partitions for plan in plans},
+                    timeout_s)
+    return created
+
+
+def _create(broker: str, missing: Sequence[TopicPlan], timeout_s: float) -> list[str]:
     client = admin_client(broker)  # kept referenced: its futures fail once it is collected
     futures = client.create_topics(
         [NewTopic(plan.spec.name, plan.spec.partitions, plan.replication, config=plan.config)
@@ -136,3 +143,43 @@ def ensure_topics(broker: str, plans: Sequence[TopicPlan],
         created.append(name)
         log.info("topic %s created", name)
     return sorted(created)
+
+
+def wait_for_topics(broker: str, partitions: dict[str, int], timeout_s: float) -> None:
+    """Until every broker of the cluster, asked on its own, lists each topic with its
+    partitions and their leaders. Creation returns once the controller has the topic; each
+    broker learns it a moment later, and a worker whose group forms in that moment is
+    assigned none of the topic's partitions (Faust's assignor skips a topic missing from its
+    metadata, and the group does not rebalance when the topic appears)."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        metadata = admin_client(broker).list_topics(timeout=timeout_s)
+    except KafkaException as error:
+        raise KafkaAdminError(f"cannot reach Kafka at {bootstrap_servers(broker)}: "
+                              f"{error.args[0]}") from None
+    pending = {f"{b.host}:{b.port}" for b in metadata.brokers.values()}
+    while pending:
+        for address in sorted(pending):
+            if _lists(address, partitions):
+                pending.discard(address)
+        if pending and time.monotonic() > deadline:
+            raise KafkaAdminError(f"brokers {', '.join(sorted(pending))} do not list the "
+                                  f"topics after {timeout_s:.0f} s")
+        if pending:
+            time.sleep(0.1)
+
+
+def _lists(address: str, partitions: dict[str, int]) -> bool:
+    """Whether the broker at ``address`` lists every topic with all partitions led. A new
+    client each time: its first request goes to its only known broker, this one."""
+    try:
+        topics = admin_client(address).list_topics(timeout=2.0).topics
+    except KafkaException:
+        return False
+    for name, count in partitions.items():
+        topic = topics.get(name)
+        if topic is None or topic.error is not None or len(topic.partitions) != count:
+            return False
+        if any(p.leader < 0 for p in topic.partitions.values()):
+            return False
+    return True

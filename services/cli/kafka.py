@@ -17,6 +17,7 @@ from services.kafka_cluster import KafkaCluster, KafkaClusterError
 from streams.topics import DEFAULT_PARTITIONS
 
 WATCH_EVERY_S = 1.0
+INTERRUPTED = "interrupted while starting"
 
 
 def register(subparsers: Any) -> None:
@@ -47,18 +48,19 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     try:
         cluster = KafkaCluster(args.brokers, Path(args.data))
     except KafkaClusterError as error:
         print(f"rapport kafka: {error}", file=sys.stderr)
         return 1
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         started = time.monotonic()
         bootstrap = cluster.start()
-        wait_for_brokers(bootstrap, args.brokers, args.start_timeout_s, cluster.exited)
+        wait_for_brokers(bootstrap, args.brokers, args.start_timeout_s,
+                         lambda: INTERRUPTED if stop.is_set() else cluster.exited())
         created = ensure_topics(bootstrap, rapport_topics(
             args.partitions, min(3, args.brokers), min(2, args.brokers)))
         print(f"rapport kafka: {args.brokers} broker(s) up in "
@@ -78,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"rapport kafka: broker {running.node.node_id} (pid {running.pid}) "
                           f"exited with status {code}", file=sys.stderr, flush=True)
     except (KafkaClusterError, KafkaAdminError) as error:
+        if stop.is_set():  # Ctrl-C while starting: not a failure
+            return 0
         print(f"rapport kafka: {error}", file=sys.stderr)
         return 1
     finally:

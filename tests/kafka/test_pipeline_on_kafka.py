@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import Cluster, fresh_topics
 from harness import (
     PARTITIONS,
     ROOT,
@@ -25,6 +24,7 @@ from harness import (
     simulate_lines,
     wait_until,
 )
+from kafkakit import Cluster, fresh_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
