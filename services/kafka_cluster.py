@@ -185,9 +185,9 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
-def _die_with_parent() -> None:
-    """In the child before exec (Linux): SIGTERM when ``rapport kafka`` dies, however it
-    dies, so no broker outlives it."""
+def die_with_parent() -> None:
+    """For ``preexec_fn`` (Linux): the child gets SIGTERM when its parent dies, however it
+    dies, so no broker outlives ``rapport kafka`` (nor a cluster its test run)."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -272,7 +272,7 @@ class KafkaCluster:
             process = subprocess.Popen(
                 self._java(directory, "kafka.Kafka", str(directory / "server.properties")),
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent)
+                preexec_fn=die_with_parent)
         return RunningNode(node, process, directory)
 
     def exited(self) -> str | None:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from harness import PARTITIONS, ROOT
 
 from services.kafka_admin import KafkaAdminError, admin_client, ensure_topics, rapport_topics
-from services.kafka_cluster import KafkaClusterError, find_java, read_classpath
+from services.kafka_cluster import KafkaClusterError, die_with_parent, find_java, read_classpath
 from streams.topics import Topics
 
 START_TIMEOUT_S = 180
@@ -68,7 +68,7 @@ def start(size: int, data: Path) -> Cluster:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "kafka", "--brokers", str(size), "--data",
              str(data / "cluster"), "--partitions", str(PARTITIONS)],
-            cwd=ROOT, stdout=out, stderr=err)
+            cwd=ROOT, stdout=out, stderr=err, preexec_fn=die_with_parent)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         text = (data / "rapport-kafka.out").read_bytes()

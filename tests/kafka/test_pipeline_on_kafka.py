@@ -151,3 +151,19 @@ def test_rapport_run_on_a_real_cluster_gives_rapport_analyze_reports(
     got = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert len(got) == 20
     assert {r["session_id"]: r for r in got} == analyze(events)
+
+
+def test_rapport_run_refuses_topics_with_another_partition_count(
+        kafka_cluster: Any, tmp_path: Path) -> None:
+    """Every topic is keyed by session and co-partitioned: a run asking for 8 partitions on
+    topics of 4 would split sessions from their state, so it stops before starting workers."""
+    cluster: Cluster = kafka_cluster(1)
+    events = write(tmp_path / "events.jsonl", simulate_lines("--sessions", "1", "--minutes",
+                                                             "1", "--seed", "1"))
+    run = subprocess.run(
+        [sys.executable, "-m", "services.cli", "run", "--broker", f"kafka://{cluster.bootstrap}",
+         "--events", str(events), "--exit-when-done", "--partitions", "8"],
+        cwd=ROOT, capture_output=True, timeout=120)
+    assert run.returncode == 1
+    assert b"rapport.events has 4 partition(s), not 8" in run.stderr
+    assert b"worker" not in run.stderr
