@@ -103,10 +103,10 @@ def alive(pid: int) -> bool:
 
 
 def fresh_topics(cluster: Cluster, app_id: str) -> None:
-    """Delete Rapport's topics and create them again, empty, with the worker group
-    ``app_id``'s changelog: replication min(3, N), min.insync.replicas min(2, N), as
-    ``rapport kafka`` creates them."""
-    names = [spec.name for spec in Topics().specs(PARTITIONS)]
+    """Delete Rapport's topics and the worker group ``app_id``'s changelog, and create them
+    again, empty, as ``rapport kafka`` does (replication min(3, N), min.insync.replicas
+    min(2, N)). A test takes an ``app_id`` of its own: the group's committed offsets stay."""
+    names = [spec.name for spec in Topics().specs(PARTITIONS, app_id)]
     client = admin_client(cluster.bootstrap)
     present = set(client.list_topics(timeout=10).topics)
     doomed = [name for name in names if name in present]

@@ -81,12 +81,15 @@ def test_reports_equal_rapport_analyze_and_malformed_lines_go_to_the_dlq(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_a_killed_worker_is_replaced_without_changing_or_repeating_a_report(
-        kafka_cluster: Any, tmp_path: Path) -> None:
+        kafka_cluster: Any, tmp_path: Path, store: str) -> None:
     """SIGKILL midway: sessions open, state and offsets not all committed; the replacement
-    restores the sessions from the changelog on the broker and finishes them."""
+    (its own, empty state directory) restores the sessions from the changelog on the
+    broker and finishes them. Both table stores: memory (``rapport run``) and RocksDB."""
     cluster: Cluster = kafka_cluster(1)
-    fresh_topics(cluster, "t-worker-kill")
+    app_id = f"t-worker-kill-{store.removesuffix('://')}"
+    fresh_topics(cluster, app_id)
     lines = simulate_lines("--sessions", "12", "--minutes", "1", "--seed", "21", "--style",
                            "mixed", "--jitter-ms", "2000", "--duplicate-rate", "0.05",
                            "--session-stagger-ms", "180000")
@@ -94,8 +97,9 @@ def test_a_killed_worker_is_replaced_without_changing_or_repeating_a_report(
     chunks = [lines[i : i + 400] for i in range(0, len(lines), 400)]
 
     async def scenario() -> None:
-        first = Worker(cluster.bootstrap, tmp_path / "first.log", "--app-id",
-                       "t-worker-kill", embedded=False)
+        first = Worker(cluster.bootstrap, tmp_path / "first.log", "--app-id", app_id,
+                       "--store", store, "--data-dir",
+                       str(tmp_path / "first"), embedded=False)
         second = None
         try:
             async with Producer(cluster.bootstrap) as producer, \
@@ -111,8 +115,9 @@ def test_a_killed_worker_is_replaced_without_changing_or_repeating_a_report(
                 first.kill()
                 for chunk in chunks[half:]:
                     await producer.send(chunk)
-                second = Worker(cluster.bootstrap, tmp_path / "second.log", "--app-id",
-                                "t-worker-kill", embedded=False)
+                second = Worker(cluster.bootstrap, tmp_path / "second.log", "--app-id", app_id,
+                                "--store", store, "--data-dir",
+                                str(tmp_path / "second"), embedded=False)
                 # The killed member holds its partitions until its session times out (10 s).
                 await outputs.until(lambda o: o.reported_sessions() >= set(expected), 150,
                                     "every report after the crash", [second])
