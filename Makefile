@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test lint bench bench-engine bench-pipeline bench-reports bench-vad clean
+.PHONY: setup system-deps kafka run test lint bench bench-engine bench-pipeline bench-reports bench-vad clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,27 @@ run: $(STAMP)
 system-deps:
 	bash scripts/system-deps.sh
 
-test: $(STAMP) system-deps
+# Apache Kafka's broker and tools (deploy/kafka/pom.xml) from Maven Central into ~/.m2, and
+# their classpath for `rapport kafka` and tests/kafka (Java 17+ and Maven: system-deps).
+# Resolves again when the pom changed or a listed jar is gone; nothing is fetched at test time.
+# Without Maven it says so and tests/kafka skip, except with CI=true, where it fails.
+KAFKA_CLASSPATH := deploy/kafka/target/classpath.txt
+
+kafka:
+	@if [ -f $(KAFKA_CLASSPATH) ] && [ $(KAFKA_CLASSPATH) -nt deploy/kafka/pom.xml ] \
+		&& tr ':' '\n' < $(KAFKA_CLASSPATH) | xargs ls >/dev/null 2>&1; then \
+		echo "make kafka: $(KAFKA_CLASSPATH) is up to date"; \
+	elif ! command -v mvn >/dev/null 2>&1; then \
+		echo "make kafka: Maven not found (scripts/system-deps.sh installs it as root);" \
+			"tests/kafka will skip"; \
+		[ "$${CI:-}" != true ]; \
+	else \
+		mvn -B -q -Dstyle.color=never -f deploy/kafka/pom.xml dependency:build-classpath \
+			-Dmdep.outputFile=target/classpath.txt && touch $(KAFKA_CLASSPATH) \
+			&& echo "make kafka: wrote $(KAFKA_CLASSPATH)"; \
+	fi
+
+test: $(STAMP) system-deps kafka
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

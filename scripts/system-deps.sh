@@ -5,7 +5,8 @@
 #
 # Installs what is missing of: PostgreSQL (the report store's tests), Chromium (browser tests),
 # espeak-ng and sox (spoken test audio), promtool (package prometheus) and docker-compose
-# (tests/integration/test_deploy.py validates the deployment files with them). Then starts
+# (tests/integration/test_deploy.py validates the deployment files with them), Java 17 and
+# Maven (`make kafka` resolves Apache Kafka for tests/kafka through Maven). Then starts
 # PostgreSQL on 127.0.0.1:5432 with a database `test` that user postgres reaches without a
 # password from 127.0.0.1 only (tests/reportkit.py, RAPPORT_TEST_PG_URL overrides it).
 #
@@ -32,6 +33,8 @@ declare -A wanted=(
   [espeak-ng]=espeak-ng
   [sox]=sox
   [promtool]=prometheus
+  [java]=openjdk-17-jre-headless
+  [mvn]=maven
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

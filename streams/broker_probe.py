@@ -1,5 +1,5 @@
-"""How Rapport's Kafka clients reach the broker: the bootstrap list of a broker URL, and the
-readiness probe every long-running process serves on ``/readyz``.
+"""How Rapport's Kafka clients reach the broker: broker addresses in every form users pass,
+and the readiness probe every long-running process serves on ``/readyz``.
 
 A Kafka client adapter, like the rest of streams/, but without Faust: the ingest and report
 services import it too, and pay only for aiokafka.
@@ -12,9 +12,23 @@ import asyncio
 from aiokafka.client import AIOKafkaClient
 
 
+def _addresses(broker: str) -> list[str]:
+    """``host:port`` items of a broker address in any of the forms users pass: Faust's
+    ``kafka://h:p;kafka://h2:p``, a bootstrap list ``h:p,h2:p`` (as ``rapport kafka``
+    prints it), or ``kafka://h:p,h2:p``."""
+    parts = (part.strip() for part in broker.replace(";", ",").split(","))
+    return [part.split("://", 1)[-1] for part in parts if part]
+
+
 def bootstrap_servers(broker: str) -> str:
-    """aiokafka's bootstrap list from Faust's broker URL(s) (``kafka://h:p;kafka://h2:p``)."""
-    return ",".join(url.split("://", 1)[-1] for url in broker.split(";"))
+    """Kafka clients' bootstrap list ``h:p,h2:p`` from any broker address form."""
+    return ",".join(_addresses(broker))
+
+
+def faust_broker(broker: str) -> str:
+    """Faust's broker URL list ``kafka://h:p;kafka://h2:p`` from any broker address form
+    (Faust reads ``kafka://h:p,h2:p`` as one host named ``h:p,h2``)."""
+    return ";".join(f"kafka://{address}" for address in _addresses(broker))
 
 
 class BrokerProbe:

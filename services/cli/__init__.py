@@ -17,6 +17,7 @@ from services import logs
 from services.cli import analyze as analyze
 from services.cli import broker as broker
 from services.cli import ingest as ingest
+from services.cli import kafka as kafka
 from services.cli import reports as reports
 from services.cli import run as run
 from services.cli import simulate as simulate
@@ -24,7 +25,7 @@ from services.cli import tokens as tokens
 from services.cli import worker as worker
 from services.settings import load_settings
 
-_SUBCOMMANDS = (run, analyze, simulate, broker, worker, tokens, reports, ingest)
+_SUBCOMMANDS = (run, analyze, simulate, broker, kafka, worker, tokens, reports, ingest)
 
 
 def build_parser() -> argparse.ArgumentParser:

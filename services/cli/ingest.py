@@ -26,7 +26,7 @@ from services.health import Check, database_problem
 from services.ingest import IngestConfig, KafkaPublisher, PublishError, create_app
 from services.settings import VAD_BACKENDS
 from services.store import ReportStore, StoreError
-from streams.broker_probe import BrokerProbe
+from streams.broker_probe import BrokerProbe, bootstrap_servers
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,14 @@ def add_vad_backend(parser: argparse.ArgumentParser) -> None:
                              "silero-vad) (default: $RAPPORT_VAD_BACKEND, else rapport)")
 
 
-def bootstrap_of(url: str) -> str:
-    return ",".join(part.removeprefix("kafka://") for part in url.split(","))
-
-
 async def serve(store: ReportStore, args: argparse.Namespace) -> None:
     config = IngestConfig(max_body_bytes=args.max_body_bytes,
                           max_message_bytes=args.max_body_bytes, batch_ms=args.batch_ms,
                           hold_ms=args.jitter_hold_ms,
                           ice_servers=tuple(args.ice_server),
                           vad_backend=args.config.vad_backend)
-    publisher = KafkaPublisher(bootstrap_of(args.broker))
-    probe = BrokerProbe(bootstrap_of(args.broker))
+    publisher = KafkaPublisher(bootstrap_servers(args.broker))
+    probe = BrokerProbe(bootstrap_servers(args.broker))
     checks: list[tuple[str, Check]] = [("database", partial(database_problem, store)),
                                        ("broker", probe.check)]
     runner = web.AppRunner(create_app(publisher, store, config, checks=checks),

@@ -25,9 +25,9 @@ from models.errors import ValidationError
 from services.cli.tokens import add_db_url, open_store
 from services.health import Check, add_health_routes, database_problem
 from services.reports import LiveConsumer, LiveHub, add_live_routes, create_app
-from services.reports.consumer import GROUP_ID, StoreConsumer, bootstrap_servers
+from services.reports.consumer import GROUP_ID, StoreConsumer
 from services.store import ReportStore, StoreError
-from streams.broker_probe import BrokerProbe
+from streams.broker_probe import BrokerProbe, bootstrap_servers
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ def register(subparsers: Any) -> None:
                         help="port; 0 picks a free one (default: %(default)s)")
     parser.add_argument("--broker", default=None, metavar="URL",
                         help="also consume rapport.reports, rapport.quality and rapport.alerts "
-                             "from this Kafka broker (kafka://HOST:PORT) into the database, "
+                             "from this Kafka broker (kafka://HOST:PORT, or HOST:PORT,... as "
+                             "`rapport kafka` prints it) into the database, "
                              f"in consumer group {GROUP_ID}, and show sessions in progress "
                              "on the live dashboard (/live)")
     add_db_url(parser)

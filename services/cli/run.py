@@ -1,6 +1,7 @@
 """``rapport run``: the whole pipeline on one machine — the main job.
 
-Starts the embedded broker (topics pre-created), one or more ``rapport worker`` processes, and
+Starts the embedded broker (topics pre-created; or uses a real Kafka cluster given with
+``--broker``, creating missing topics), one or more ``rapport worker`` processes, and
 feeds the events topic from a JSONL file or from the simulator, with backpressure; prints live
 progress on stderr and writes each final report as one JSON line (METRICS.md §10).
 """
@@ -37,12 +38,13 @@ from services.collector import Collector
 from services.feeder import Feeder, FeedError, session_key
 from services.ingest import IngestConfig
 from services.ingest.publisher import KafkaPublisher
+from services.kafka_admin import KafkaAdminError, ensure_topics, rapport_topics
 from services.reports import LiveConsumer, LiveHub
 from services.reports.consumer import StoreConsumer
 from services.store import ReportStore
 from services.web import JobHealth, WorkerEndpoint
 from services.web import build_app as web_app
-from streams.broker_probe import BrokerProbe
+from streams.broker_probe import BrokerProbe, bootstrap_servers, faust_broker
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,16 @@ def register(subparsers: Any) -> None:
             "the simulator. Progress goes to stderr every few seconds; each final report is "
             "written to --reports as one JSON line. With --exit-when-done it exits 0 once "
             "every session of the input has its report. The embedded broker is for one "
-            "machine and holds about 5 MiB per partition: use real Kafka to keep data."
+            "machine and holds about 5 MiB per partition: use real Kafka to keep data "
+            "(--broker)."
         ),
     )
+    parser.add_argument("--broker", default=None, metavar="BOOTSTRAP",
+                        help="use this Kafka cluster instead of starting the embedded broker: "
+                             "HOST:PORT[,HOST:PORT...] as `rapport kafka` prints it "
+                             "(kafka:// allowed); missing topics are created with --partitions "
+                             "and the cluster's default replication (default: the embedded "
+                             "broker)")
     source = parser.add_argument_group("input (default: simulated sessions)")
     source.add_argument("--events", metavar="FILE",
                         help="JSONL file of wire-v1 events, or - for standard input")
@@ -120,22 +129,32 @@ def run(args: argparse.Namespace) -> int:
     topics = Topics()
     # SIGTERM stops the job like Ctrl-C: workers stopped, broker closed, files flushed.
     signal.signal(signal.SIGTERM, _interrupt)
+    broker: EmbeddedBroker | None = None
     try:
-        broker = EmbeddedBroker()
-        broker.start()
-        broker.create_topics(topics.specs(args.partitions, DEFAULT_APP_ID))
-    except BrokerError as error:
+        if args.broker:
+            bootstrap = bootstrap_servers(args.broker)
+            created = ensure_topics(bootstrap, rapport_topics(args.partitions, topics=topics))
+            print(f"rapport run: Kafka at {bootstrap}; topics created: "
+                  f"{', '.join(created) or 'none (all present)'}", file=sys.stderr)
+        else:
+            broker = EmbeddedBroker()
+            bootstrap = broker.start()
+            broker.create_topics(topics.specs(args.partitions, DEFAULT_APP_ID))
+            announce(bootstrap)
+            print(f"rapport run: embedded broker at {bootstrap}", file=sys.stderr)
+    except (BrokerError, KafkaAdminError) as error:
+        if broker is not None:
+            broker.close()
         print(f"rapport run: {error}", file=sys.stderr)
         return 1
-    announce(broker.bootstrap)
-    print(f"rapport run: embedded broker at {broker.bootstrap}", file=sys.stderr)
     ports = [free_port() for _ in range(args.workers)] if args.port is not None else []
-    workers = [_start_worker(args, broker.bootstrap, k, ports[k] if ports else None)
+    workers = [_start_worker(args, bootstrap, k, ports[k] if ports else None,
+                             embedded=broker is not None)
                for k in range(args.workers)]
     out: IO[bytes] = sys.stdout.buffer if args.reports == "-" else open(args.reports, "wb")  # noqa: SIM115
     dead: IO[bytes] | None = open(args.dead_letters, "wb") if args.dead_letters else None  # noqa: SIM115
     try:
-        return asyncio.run(_main(args, broker.bootstrap, topics, workers, ports, out, dead))
+        return asyncio.run(_main(args, bootstrap, topics, workers, ports, out, dead))
     except FeedError as error:
         print(f"rapport run: {error}", file=sys.stderr)
         return 1
@@ -145,8 +164,9 @@ def run(args: argparse.Namespace) -> int:
             out.close()
         if dead is not None:
             dead.close()
-        withdraw()
-        broker.close()
+        if broker is not None:
+            withdraw()
+            broker.close()
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -160,18 +180,19 @@ def free_port() -> int:
 
 
 def _start_worker(args: argparse.Namespace, bootstrap: str, index: int,
-                  web_port: int | None) -> subprocess.Popen[bytes]:
+                  web_port: int | None, *, embedded: bool) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "services.cli"]
     if args.log_level:
         command += ["--log-level", args.log_level]
     for setting in args.settings:
         command += ["--set", setting]
-    command += ["worker", "--broker", f"kafka://{bootstrap}", "--partitions",
-                str(args.partitions), "--declare-topics", "no", "--fetch-max-wait-ms", "10",
-                "--fetch-min-interval-ms", "20",
+    command += ["worker", "--broker", faust_broker(bootstrap), "--partitions",
+                str(args.partitions), "--declare-topics", "no",
                 # Committed offsets lag by about this much, and the feeder stays within 2 MiB
                 # per partition of them (services/feeder.py): 10 s would throttle a bulk run.
                 "--checkpoint-interval-s", "2"]
+    if embedded:  # its fetches wait out the whole max wait (streams/kafka.py, point 6)
+        command += ["--fetch-max-wait-ms", "10", "--fetch-min-interval-ms", "20"]
     if args.idle_timeout_s is not None:
         command += ["--idle-timeout-s", str(args.idle_timeout_s)]
     if args.end_grace_ms is not None:
@@ -236,13 +257,13 @@ async def _web(args: argparse.Namespace, bootstrap: str,
     store = ReportStore.from_settings(args.config)
     endpoints = [WorkerEndpoint(k, port, functools.partial(_alive, worker))
                  for k, (worker, port) in enumerate(zip(workers, ports, strict=True))]
-    probe = BrokerProbe(f"kafka://{bootstrap}")
+    probe = BrokerProbe(bootstrap)
     health = JobHealth(store, endpoints, broker_check=probe.check)
     hub = LiveHub(hide=store.pseudonymize.apply)
     app = web_app(store, KafkaPublisher(bootstrap), health, live=hub,
                   ingest=IngestConfig(vad_backend=args.config.vad_backend))
-    consumer = StoreConsumer(store, f"kafka://{bootstrap}")
-    live = LiveConsumer(hub, f"kafka://{bootstrap}")
+    consumer = StoreConsumer(store, bootstrap)
+    live = LiveConsumer(hub, bootstrap)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)

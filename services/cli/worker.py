@@ -13,6 +13,7 @@ from typing import Any
 from models.config import PipelineConfig
 from services.broker import embedded_bootstrap
 from services.cli.arguments import bounded_int, non_negative_float, positive_float
+from streams.broker_probe import bootstrap_servers, faust_broker
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--broker", default=None, metavar="URL",
-        help="Kafka bootstrap, e.g. kafka://host:9092 (default: $RAPPORT_BROKER, else the "
+        help="Kafka bootstrap: kafka://host:9092, or host:9092,host2:9092 as `rapport kafka` "
+             "prints it (default: $RAPPORT_BROKER, else the "
              "embedded broker started by `rapport run`/`rapport broker` if one is up, else "
              f"{DEFAULT_BROKER})")
     parser.add_argument("--app-id", default=None,
@@ -102,10 +104,9 @@ def resolve_broker(explicit: str | None) -> tuple[str, bool]:
     else:
         embedded = embedded_bootstrap()
         url = f"kafka://{embedded}" if embedded else DEFAULT_BROKER
-    if "://" not in url:
-        url = f"kafka://{url}"
+    url = faust_broker(url)  # a bootstrap list as `rapport kafka` prints it works too
     embedded = embedded_bootstrap()
-    return url, bool(embedded) and url.removeprefix("kafka://") == embedded
+    return url, bool(embedded) and bootstrap_servers(url) == embedded
 
 
 def run(args: argparse.Namespace) -> int:

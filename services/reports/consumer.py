@@ -39,17 +39,13 @@ from models.log_context import context
 from models.topics import Topics
 from services.reports import metrics
 from services.store import ReportStore, StoreError
+from streams.broker_probe import bootstrap_servers
 
 log = logging.getLogger(__name__)
 
 GROUP_ID = "rapport-reports"
 
 
-def bootstrap_servers(broker: str) -> str:
-    """``kafka://host:port`` (Faust's form, as ``rapport worker --broker``) or
-    ``host:port[,host:port]`` as aiokafka wants it."""
-    return ",".join(part.strip().removeprefix("kafka://") for part in broker.split(";")
-                    if part.strip())
 
 
 @dataclass(slots=True)

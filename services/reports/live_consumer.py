@@ -24,8 +24,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from models.topics import Topics
-from services.reports.consumer import bootstrap_servers
 from services.reports.live import LiveHub
+from streams.broker_probe import bootstrap_servers
 
 log = logging.getLogger(__name__)
 

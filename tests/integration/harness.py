@@ -1,10 +1,11 @@
-"""Helpers for pipeline tests: worker processes on the embedded broker, a producer, and a
-reader of the output topics. Workers are real ``rapport worker`` processes, so they can be
-killed with SIGKILL like a crashed machine."""
+"""Helpers for pipeline tests: worker processes on the embedded broker or a real Kafka
+cluster (tests/kafka), a producer, and a reader of the output topics. Workers are real
+``rapport worker`` processes, so they can be killed with SIGKILL like a crashed machine."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ from models.analyzer import Analyzer
 from models.events import parse_json
 from models.topics import Topics
 from services.feeder import session_key
+from streams.broker_probe import faust_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
@@ -36,17 +38,20 @@ def free_port() -> int:
 
 
 class Worker:
-    """A ``rapport worker`` process with /metrics on its own port; output in ``log``."""
+    """A ``rapport worker`` process with /metrics on its own port; output in ``log``. On
+    the embedded broker (``embedded``) with its fetch settings, else with the worker's
+    defaults for real Kafka."""
 
     def __init__(self, bootstrap: str, log: Path, *extra: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, embedded: bool = True) -> None:
         self.port = free_port()
         self.log = log
         command = [sys.executable, "-m", "services.cli", "--log-level", "INFO", "worker",
-                   "--broker", f"kafka://{bootstrap}", "--partitions", str(PARTITIONS),
-                   "--declare-topics", "no", "--fetch-max-wait-ms", "10",
-                   "--fetch-min-interval-ms", "20", "--web-port", str(self.port),
+                   "--broker", faust_broker(bootstrap), "--partitions", str(PARTITIONS),
+                   "--declare-topics", "no", "--web-port", str(self.port),
                    "--end-grace-ms", "1000", "--idle-timeout-s", "60", *extra]
+        if embedded:
+            command += ["--fetch-max-wait-ms", "10", "--fetch-min-interval-ms", "20"]
         with open(log, "ab") as out:
             self.process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=out,
                                             env={**os.environ, **(env or {})})
@@ -100,9 +105,13 @@ async def wait_until(condition: Callable[[], Any], timeout: float, what: str,
 
 
 class Producer:
-    def __init__(self, bootstrap: str) -> None:
+    """Events onto the events topic, keyed by session; ``idempotent`` where a broker may die
+    mid-send (a retried batch is then written once)."""
+
+    def __init__(self, bootstrap: str, idempotent: bool = False) -> None:
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                          max_request_size=16 * 1024 * 1024, linger_ms=5)
+                                          max_request_size=16 * 1024 * 1024, linger_ms=5,
+                                          enable_idempotence=idempotent)
 
     async def __aenter__(self) -> Producer:
         await self._producer.start()
@@ -187,3 +196,43 @@ def simulate_lines(*args: str) -> list[bytes]:
                             cwd=ROOT, check=True, capture_output=True,
                             env={**os.environ}).stdout
     return [line for line in output.split(b"\n") if line]
+
+
+def malformed(huge_bytes: int) -> list[bytes]:
+    """Rejected input, one of each reason; the last is ``huge_bytes`` long."""
+    return [
+        b'{"type": "speech", "session_id": ',  # bad JSON
+        b'{"type": "hello", "session_id": "sim-0001"}',  # unknown type
+        b'{"type": "session.end", "session_id": "sim-0002", "ts_ms": "soon"}',  # wrong type
+        b'{"type":"speech","session_id":"sim-0001","pad":"' + b"x" * huge_bytes + b'"}',
+    ]
+
+
+def check_dead_letters(dead_letters: list[dict[str, Any]], bad: list[bytes]) -> None:
+    """The dead letters of :func:`malformed` input (``bad``; without its huge last line
+    when it is only three long): reason, field, error and raw bytes of each."""
+    dead = {f"{d['reason']}:{d['field']}": d for d in dead_letters}
+    expected = {"malformed_json:json", "invalid:type", "invalid:session.end.ts_ms"}
+    if len(bad) > 3:
+        expected.add("too_large:event")
+        big = dead["too_large:event"]
+        assert big["raw_size"] == len(bad[3]) and big["raw_truncated"]
+        assert base64.b64decode(str(big["raw"])) == bad[3][:65_536]
+    assert set(dead) == expected
+    assert len(dead_letters) == len(bad)
+    assert "unknown event type 'hello'" in str(dead["invalid:type"]["error"])
+    assert dead["invalid:session.end.ts_ms"]["session_id"] == "sim-0002"
+    assert base64.b64decode(str(dead["malformed_json:json"]["raw"])) == bad[0]
+
+
+def assert_reports_match(outputs: Outputs, expected: dict[str, dict[str, Any]]) -> None:
+    """Every expected session reported once, each report equal to the offline one."""
+    published = [r["session_id"] for r in outputs.reports]
+    repeated = sorted({s for s in published if published.count(s) > 1})
+    missing = sorted(set(expected) - set(published))
+    assert not repeated and not missing, f"published twice: {repeated}; missing: {missing}"
+    assert sorted(published) == sorted(expected)
+    for record in outputs.reports:
+        assert record["report"] == expected[record["session_id"]]
+        assert record["schema_version"] == 1
+        assert record["clinic_id"] == expected[record["session_id"]]["clinic_id"]

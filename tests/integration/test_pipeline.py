@@ -5,7 +5,6 @@ letters for malformed input. Run alone: ``.venv/bin/pytest tests/integration -m 
 from __future__ import annotations
 
 import asyncio
-import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,9 @@ from harness import (
     Outputs,
     Producer,
     Worker,
+    assert_reports_match,
+    check_dead_letters,
+    malformed,
     offline_reports,
     simulate_lines,
     wait_until,
@@ -32,18 +34,6 @@ pytestmark = pytest.mark.slow
 def _topics(broker: EmbeddedBroker) -> str:
     broker.create_topics(TOPICS.specs(PARTITIONS))
     return broker.bootstrap
-
-
-def _assert_reports_match(outputs: Outputs, expected: dict[str, dict[str, object]]) -> None:
-    published = [r["session_id"] for r in outputs.reports]
-    repeated = sorted({s for s in published if published.count(s) > 1})
-    missing = sorted(set(expected) - set(published))
-    assert not repeated and not missing, f"published twice: {repeated}; missing: {missing}"
-    assert sorted(published) == sorted(expected)
-    for record in outputs.reports:
-        assert record["report"] == expected[record["session_id"]]
-        assert record["schema_version"] == 1
-        assert record["clinic_id"] == expected[record["session_id"]]["clinic_id"]
 
 
 def test_run_writes_reports_equal_to_rapport_analyze(tmp_path: Path) -> None:
@@ -106,7 +96,7 @@ def test_a_killed_worker_is_replaced_without_changing_or_repeating_a_report(
                                     "every report after the crash", [second])
                 await asyncio.sleep(2)  # a repeated report would show up by now
                 await outputs.poll()
-                _assert_reports_match(outputs, expected)
+                assert_reports_match(outputs, expected)
                 assert not outputs.dead_letters
         finally:
             first.stop()
@@ -166,7 +156,7 @@ def test_a_worker_dying_between_a_report_and_its_closed_marker_does_not_repeat_i
                                  "the second worker catching up", [second])
                 await asyncio.sleep(2)  # a repeated report would show up by now
                 await outputs.poll()
-                _assert_reports_match(outputs, expected)
+                assert_reports_match(outputs, expected)
                 assert not outputs.dead_letters
                 closed = second.metrics()["rapport_sessions_closed_from_reports_total"]
                 assert closed >= 1
@@ -209,34 +199,13 @@ def test_two_workers_split_partitions_and_one_takes_over_when_the_other_stops(
                 await asyncio.sleep(2)
                 await outputs.poll()
                 assert not outputs.dead_letters
-                _assert_reports_match(outputs, expected)
+                assert_reports_match(outputs, expected)
         finally:
             a.stop()
             b.stop()
 
     with EmbeddedBroker() as broker:
         asyncio.run(scenario(_topics(broker)))
-
-
-def _malformed(huge_bytes: int) -> list[bytes]:
-    return [
-        b'{"type": "speech", "session_id": ',  # bad JSON
-        b'{"type": "hello", "session_id": "sim-0001"}',  # unknown type
-        b'{"type": "session.end", "session_id": "sim-0002", "ts_ms": "soon"}',  # wrong type
-        b'{"type":"speech","session_id":"sim-0001","pad":"' + b"x" * huge_bytes + b'"}',
-    ]
-
-
-def _check_dead_letters(dead_letters: list[dict[str, object]], bad: list[bytes]) -> None:
-    dead = {f"{d['reason']}:{d['field']}": d for d in dead_letters}
-    assert set(dead) == {"malformed_json:json", "invalid:type", "invalid:session.end.ts_ms",
-                         "too_large:event"}
-    assert "unknown event type 'hello'" in str(dead["invalid:type"]["error"])
-    assert dead["invalid:session.end.ts_ms"]["session_id"] == "sim-0002"
-    big = dead["too_large:event"]
-    assert big["raw_size"] == len(bad[3]) and big["raw_truncated"]
-    assert base64.b64decode(str(big["raw"])) == bad[3][:65_536]
-    assert base64.b64decode(str(dead["malformed_json:json"]["raw"])) == bad[0]
 
 
 def test_malformed_events_go_to_the_dead_letter_topic_and_the_worker_keeps_going(
@@ -246,7 +215,7 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_the_worker_keeps_going
     expected = offline_reports(lines)
     # Over the workers' 1 MiB limit; a 10 MB record cannot even reach a real Kafka topic (the
     # edge rejects it: see the next test).
-    bad = _malformed(2_000_000)
+    bad = malformed(2_000_000)
     third = len(lines) // 3
 
     async def scenario(bootstrap: str) -> None:
@@ -260,8 +229,8 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_the_worker_keeps_going
                 await producer.send(lines[third:])
                 await outputs.until(lambda o: o.reported_sessions() >= set(expected), 60,
                                     "reports after the malformed input", [worker])
-                _assert_reports_match(outputs, expected)
-                _check_dead_letters(outputs.dead_letters, bad)
+                assert_reports_match(outputs, expected)
+                check_dead_letters(outputs.dead_letters, bad)
                 for record in outputs.dead_letters:
                     assert record["source"]["topic"] == TOPICS.events
                     assert record["source"]["offset"] >= 0
@@ -281,7 +250,7 @@ def test_run_rejects_a_10_mb_event_at_the_edge_and_keeps_every_dead_letter(
         tmp_path: Path) -> None:
     lines = simulate_lines("--sessions", "2", "--minutes", "1", "--seed", "3",
                            "--session-stagger-ms", "1000")
-    bad = _malformed(10_000_000)
+    bad = malformed(10_000_000)
     events = tmp_path / "events.jsonl"
     third = len(lines) // 3
     events.write_bytes(b"\n".join(lines[:third] + bad + lines[third:]) + b"\n")
@@ -296,7 +265,7 @@ def test_run_rejects_a_10_mb_event_at_the_edge_and_keeps_every_dead_letter(
     got = {r["session_id"]: r for r in map(orjson.loads, out.read_bytes().splitlines())}
     assert got == expected
     dead_letters = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
-    _check_dead_letters(dead_letters, bad)
+    check_dead_letters(dead_letters, bad)
     too_large = next(d for d in dead_letters if d["reason"] == "too_large")
     source = too_large["source"]
     assert (source["topic"], source["partition"], source["offset"]) == (str(events), -1,
