@@ -15,8 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 from harness import PARTITIONS, ROOT
-from models.topics import Topics
 
+from models.topics import Topics
 from services.kafka_admin import KafkaAdminError, admin_client, ensure_topics, rapport_topics
 from services.kafka_cluster import KafkaClusterError, die_with_parent, find_java, read_classpath
 
