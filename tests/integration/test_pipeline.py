@@ -60,6 +60,34 @@ def test_run_writes_reports_equal_to_rapport_analyze(tmp_path: Path) -> None:
     assert len(got) == 50
 
 
+@pytest.mark.parametrize("shape", ["segments", "voice", "levels", "mixed"])
+def test_run_takes_every_shape_platforms_send(tmp_path: Path, shape: str) -> None:
+    """Issue 14: whole segments sent when they end (long ones included), speaking-state
+    changes, level samples in the six scales, and a mix per participant: nothing is rejected
+    and the pipeline's reports equal rapport analyze's."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(simulate_lines(
+        "--sessions", "8", "--minutes", "3", "--seed", "5", "--style", "mixed",
+        "--shape", shape, "--jitter-ms", "2000", "--duplicate-rate", "0.05",
+        "--session-stagger-ms", "30000",
+    )) + b"\n")
+    out, dead = tmp_path / "reports.jsonl", tmp_path / "dead.jsonl"
+    run = subprocess.run(
+        [sys.executable, "-m", "services.cli", "run", "--events", str(events), "--reports",
+         str(out), "--dead-letters", str(dead), "--exit-when-done", "--end-grace-ms", "1000",
+         "--partitions", "4"],
+        cwd=ROOT, capture_output=True, timeout=300)
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    analyze = subprocess.run(
+        [sys.executable, "-m", "services.cli", "analyze", "--json", str(events)],
+        cwd=ROOT, capture_output=True, check=True)
+    assert b" 0 rejected" in analyze.stderr, analyze.stderr.decode()[-2000:]
+    expected = {r["session_id"]: r for r in map(orjson.loads, analyze.stdout.splitlines())}
+    got = {r["session_id"]: r for r in map(orjson.loads, out.read_bytes().splitlines())}
+    assert len(expected) == 8 and got == expected
+    assert not dead.exists() or dead.read_bytes().strip() == b""
+
+
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_a_killed_worker_is_replaced_without_changing_or_repeating_a_report(
         tmp_path: Path, store: str) -> None:
