@@ -11,10 +11,19 @@
    by the quantile samples (METRICS.md §10 keeps every one). Targets: under 48 KiB at 50 min,
    and a mean over a 50-minute session's ages under 24 KiB.
 5. ``rapport analyze`` wall time on one 50-minute session. Target: < 1 s.
+6. Live lag per input shape (METRICS.md §9 "Final and live"): simulated 20-minute sessions
+   sent as each shape platforms send (``rapport simulate --shape``), fed in arrival order with
+   a quality update every 5 s of session time, as the workers do; for each update, how far
+   the live numbers (``event_time_ms``) and the final ones (``final_through_ms``) trail the
+   newest known input. The final lag is ``allowed_lateness_ms + max_segment_ms`` plus the
+   rules' look-ahead; a ``session.start`` declaring a small ``max_segment_ms`` shortens it.
+   Also how long after a speech onset the source makes it known ("onset known"): a segment
+   source tells of an onset only when the segment ends, so its live numbers miss the speech
+   in progress by that much more.
 
 Usage: ``.venv/bin/python bench/engine.py [--quick] [--memory-only]`` (``--quick``: smaller
-sizes, for a smoke run; ``--memory-only``: sections 3 and 4 only; the README figures come from
-a full run).
+sizes, for a smoke run; ``--memory-only``: sections 3 and 4 only; ``--lag-only``: section 6
+only; the README figures come from a full run).
 """
 
 from __future__ import annotations
@@ -40,7 +49,9 @@ sys.path.insert(0, str(ROOT))
 from models import checkpoint  # noqa: E402
 from models import events as wire  # noqa: E402
 from models.analyzer import Analyzer  # noqa: E402
+from models.event_order import known_time  # noqa: E402
 from models.events import parse_json  # noqa: E402
+from models.quantiles import percentile  # noqa: E402
 from models.session import SessionEngine  # noqa: E402
 from models.simulation import SimulationConfig, simulate  # noqa: E402
 
@@ -193,6 +204,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--memory-only", action="store_true",
                         help="only the memory measures (sections 3 and 4)")
+    parser.add_argument("--lag-only", action="store_true", help="only the live lag (section 6)")
     parser.add_argument("--age-probe", type=float, metavar="MIN", help=argparse.SUPPRESS)
     parser.add_argument("--sessions", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -203,9 +215,84 @@ def main() -> None:
     machine = platform.processor() or platform.machine()
     print(f"# bench/engine.py  {time.strftime('%Y-%m-%d')}  {machine}  {os.cpu_count()} cores"
           f"  Python {platform.python_version()}")
+    if args.lag_only:
+        live_lag(quick)
+        return
     if not args.memory_only:
         speed(quick)
     memory(quick)
+    if not args.memory_only:
+        live_lag(quick)
+
+
+def _onsets_known_after(event: wire.Event, table: bytes) -> list[int]:
+    """For each speech onset ``event`` reports, how long after the onset it is known."""
+    if isinstance(event, wire.Speech):
+        return [event.end_ms - event.start_ms]
+    if isinstance(event, wire.Voice):
+        return [0] if event.speaking else []
+    if isinstance(event, wire.Activity):
+        return [event.end_ms - a for a, _ in event.voiced_runs(table) if a > event.start_ms]
+    if isinstance(event, wire.Levels):
+        times, voiced = event.sample_times(), [level <= 50 for level in event.dbov]
+        return [event.last_ms - times[i] for i in range(1, len(times))
+                if voiced[i] and not voiced[i - 1]]
+    return []
+
+
+def _lags(shape: str, minutes: float, declared_ms: int | None
+          ) -> tuple[list[int], list[int], list[int]]:
+    """(live lags, final lags, onsets known after) in ms over the simulated sessions."""
+    config = SimulationConfig(sessions=4, minutes=minutes, seed=3, style="mixed",
+                              shape=shape, jitter_ms=1000)  # type: ignore[arg-type]
+    engines: dict[str, SessionEngine] = {}
+    newest: dict[str, int] = {}
+    due: dict[str, int] = {}
+    live: list[int] = []
+    final: list[int] = []
+    onsets: list[int] = []
+    table = wire.level_translation(50)
+    for event in simulate(config):
+        if event["type"] == "session.start" and declared_ms is not None:
+            event = {**event, "max_segment_ms": declared_ms}
+        parsed = parse_json(orjson.dumps(event))
+        sid = parsed.session_id
+        engine = engines.get(sid)
+        if engine is None:
+            engine = engines[sid] = SessionEngine(sid)
+        if not engine.ingest(parsed):
+            continue
+        onsets.extend(_onsets_known_after(parsed, table))
+        newest[sid] = max(newest.get(sid, 0), known_time(parsed))
+        if isinstance(parsed, wire.SessionEnd) or engine.start_ms is None:
+            continue
+        if newest[sid] >= due.get(sid, 0):
+            due[sid] = newest[sid] + 5_000
+            engine.snapshot()
+            decided, settled = engine.live_decided_ms, engine.decided_ms
+            if decided is not None and settled is not None and settled > engine.start_ms:
+                live.append(newest[sid] - decided)
+                final.append(newest[sid] - settled)
+    return live, final, onsets
+
+
+def _s(values: list[int]) -> str:
+    if not values:
+        return "     -      -"
+    return f"{percentile(values, 0.5) / 1000:6.1f} {percentile(values, 0.95) / 1000:6.1f}"
+
+
+def live_lag(quick: bool) -> None:
+    """Section 6: live and final lag behind the newest known input, per shape."""
+    minutes = 12.0 if quick else 20.0
+    print(f"\n6. lag behind the newest input per shape (4 sessions x {minutes:g} min, "
+          "a quality update every 5 s; median and p95 in s):")
+    cases = [(shape, None) for shape in ("frames", "segments", "voice", "levels", "mixed")]
+    cases += [("frames", 1_000), ("voice", 1_000)]
+    for shape, declared in cases:
+        live, final, onsets = _lags(shape, minutes, declared)
+        label = shape + (f", max_segment_ms={declared}" if declared else "")
+        print(f"   {label:30s} live {_s(live)}   final {_s(final)}   onset known {_s(onsets)}")
 
 
 def speed(quick: bool) -> None:
