@@ -292,7 +292,17 @@ class SessionEngine:
             if self._end_ts is not None:
                 raise SessionStateError("session.end.ts_ms", f"session ended at {self._end_ts}")
             self._end_ts = t
-        self._hold(event, key, known, tag)
+        if isinstance(event, SessionStart) and self._start_ts is None:
+            # Applied on arrival, not when the final horizon passes it (L + M later, 10 min
+            # by default): nothing before a session's start can be applied anyway, and its
+            # participants being declared lets their frames and speech go to the IPU builders
+            # as compact intervals instead of waiting as whole events (memory). Only two
+            # *different* session.start events for one session (invalid input) could then
+            # depend on order: the first to arrive wins.
+            self._seen[key] = known
+            self._apply(tag, event)
+        else:
+            self._hold(event, key, known, tag)
         if known > self._known_max:
             self._known_max = known
         live = self._live
@@ -316,16 +326,18 @@ class SessionEngine:
     def _hold(self, event: Event, key: tuple[Any, ...], known: int, tag: Any) -> None:
         """Keep an accepted event until the horizon passes its start, as compactly as is safe.
 
-        Once a participant is declared (its session.start or join applied), everything
-        accepted for it starts at or after the horizon that applied the declaration (see the
-        module docstring), so its speech and frames can go straight to its IPU builder (which
-        consumes intervals in start order below the horizon only: arrival order still cannot
-        matter), and its other events can no longer be rejected when applied (no ``tag``).
+        Once a participant is declared (by session.start, applied on arrival, or by a join
+        the horizon applied), an event of it that starts at or after the session's start can
+        no longer be rejected when applied, so its speech and frames go straight to its IPU
+        builder (which consumes intervals in start order below the horizon only: arrival
+        order still cannot matter), and its other events wait without a ``tag``. An earlier
+        one waits as it is, to be rejected in canonical order.
         """
+        started = self._start_ts is not None and event_time(event) >= self._start_ts
         if isinstance(event, Activity):
             add_to_ranges(self._seq_ranges(event.participant_id), event.seq)
             member = self._members.get(event.participant_id)
-            if member is not None:
+            if member is not None and started:
                 self._add_frames(member, event)
             else:
                 heapq.heappush(self._pending, (*key, tag, event))
@@ -333,7 +345,7 @@ class SessionEngine:
         self._seen[key] = known
         if isinstance(event, Speech | Network | ParticipantState):
             member = self._members.get(event.participant_id)
-            if member is not None:
+            if member is not None and started:
                 if isinstance(event, Speech):
                     member.segments = True
                     member.builder.add([(event.start_ms, event.end_ms)])

@@ -356,7 +356,7 @@ def test_live_updates_trail_the_newest_known_time_by_lateness_and_look_ahead() -
             assert engine.live_decided_ms == newest - LATENESS - LOOKAHEAD
             snapshot = engine.snapshot()
             assert round(snapshot["duration_s"] * 1000) == newest - LATENESS - LOOKAHEAD
-    assert engine.decided_ms is None  # nothing final yet: 10 minutes of hold by default
+    assert engine.decided_ms == 0  # nothing final past the start: 10 minutes of hold by default
     assert engine.snapshot()["roles"]["therapist"]["talk_s"] == round(60 - 7.3, 3)
 
 
