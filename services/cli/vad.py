@@ -4,6 +4,7 @@ would publish for it (services/cli/audio_files.py), as JSONL on stdout."""
 from __future__ import annotations
 
 import argparse
+import heapq
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,7 +49,8 @@ def register(subparsers: Any) -> None:
             "WebRTC audio mode would publish for each FILE, one participant per file (or, with "
             "--channels, per channel of each file). Participant ids are the file names' stems "
             "(stem-ch1, stem-ch2... with --channels); times are ms from the start of the "
-            "files, which all start at session time 0. By default the speech events are framed "
+            "files, which all start at session time 0, in order of their end (the files are "
+            "read side by side). By default the speech events are framed "
             "by a session.start (roles: first participant therapist, the others client, or "
             "--roles) and a session.end at the end of the longest file, so the output is a "
             "complete session: rapport vad a.wav b.wav | rapport analyze -. --segments-only "
@@ -109,8 +111,11 @@ def audio_events(args: argparse.Namespace, files: list[str], *,
     max_segment_ms = args.config.engine.max_segment_ms
     if with_session:
         yield session_start(session_id, args.clinic, tracks, roles)
-    for track in tracks:
-        yield from speech_events(session_id, track, backend, max_segment_ms)
+    # In order of end (the known time, METRICS.md §9), files read side by side: a streaming
+    # worker (rapport run --events, analyze --as-stream) would reject a second file's
+    # segments as late if they came after the whole first file.
+    yield from heapq.merge(*(speech_events(session_id, track, backend, max_segment_ms)
+                             for track in tracks), key=lambda event: int(event["end_ms"]))
     if with_session:
         yield session_end(session_id, tracks)
 

@@ -220,6 +220,20 @@ def test_analyze_audio_equals_vad_piped_into_analyze(
     assert capsys.readouterr().out == piped
 
 
+def test_segments_come_in_order_of_end_so_a_stream_takes_them_all(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(AUDIO / f"{n}.flac") for n in ("m_gb_slow_quiet", "f_scot_mid")]
+    events = vad_events(["--segments-only", *files], capsys)
+    ends = [e.end_ms for e in events]
+    assert ends == sorted(ends)
+    assert {e.participant_id for e in events} == {"m_gb_slow_quiet", "f_scot_mid"}
+    assert main(["analyze", "--json", "--audio", *files]) == 0
+    whole = capsys.readouterr().out
+    code, out, err = run_cli(["analyze", "--json", "--as-stream", "--audio", *files], capsys)
+    assert code == 0 and "0 rejected" in err
+    assert out == whole
+
+
 def test_analyze_audio_of_one_stereo_file_with_channels(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (a, rate), (b, _) = (sf.read(AUDIO / f"{n}.flac", dtype="float32")
