@@ -8,7 +8,7 @@ resampling, VAD backend, ``batch_ms`` chunking and frame grid as a WebRTC partic
 first packet arrived at session time 0), and consecutive voiced frames become one segment
 (§1: "consecutive voiced frames form a segment"; §2's bridging and dropping are the engine's).
 
-Samples are read as signed 16-bit PCM, what the ingest's Opus decoder hands the VAD, in blocks
+Samples become signed 16-bit PCM, what the ingest's Opus decoder hands the VAD, in blocks
 (:func:`soundfile.blocks`), so hours of audio never sit in memory at once; a file's channels
 are averaged into one participant as the ingest averages a stereo track, unless each channel is
 its own participant (``channels=True``). The audio is read and discarded; nothing is written.
@@ -132,13 +132,15 @@ def voiced_batches(track: Track, backend: VadBackend) -> Iterator[FrameBatch]:
     framer = AudioVadFramer(0, batch_ms=BATCH_MS, vad=backend.create())
     pts = 0
     try:
+        # Read as floats, converted here: libsndfile reads a float file (WAV FLOAT, for
+        # one) as integers without scaling, every sample 0.
         blocks = sf.blocks(str(track.path), blocksize=track.sample_rate * BLOCK_S,
-                           dtype="int16", always_2d=True)
+                           dtype="float32", always_2d=True)
         for block in blocks:
-            if track.channel is None:
-                pcm, channels = block.reshape(-1), track.channels
-            else:
-                pcm, channels = np.ascontiguousarray(block[:, track.channel]), 1
+            if track.channel is not None:
+                block = block[:, track.channel : track.channel + 1]
+            channels = block.shape[1]
+            pcm = np.clip(np.rint(block.reshape(-1) * 32768.0), -32768, 32767).astype(np.int16)
             yield from framer.frame(pcm, channels, track.sample_rate, pts)
             pts += len(block)
     except (sf.LibsndfileError, RuntimeError) as error:

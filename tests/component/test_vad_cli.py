@@ -128,6 +128,10 @@ def resampled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         path = directory / f"clip_{new_rate}.{ext}"
         sf.write(path, soxr.resample(audio, rate, new_rate), new_rate, subtype="PCM_16")
         files[f"{new_rate}.{ext}"] = path
+    # 32-bit float samples (libsndfile reads those as integers unscaled: all zero).
+    path = directory / "clip_float.wav"
+    sf.write(path, audio, rate, subtype="FLOAT")
+    files["16000_float.wav"] = path
     silence = np.zeros_like(audio)
     for ext in ("wav", "flac"):
         path = directory / f"stereo.{ext}"
@@ -136,7 +140,8 @@ def resampled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return files
 
 
-@pytest.mark.parametrize("key", ["8000.wav", "8000.flac", "44100.flac", "48000.wav"])
+@pytest.mark.parametrize("key", ["8000.wav", "8000.flac", "44100.flac", "48000.wav",
+                                 "16000_float.wav"])
 def test_any_sample_rate_and_format_gives_the_same_segments(
         key: str, resampled: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     base_events = vad_events([str(resampled["16000.flac"])], capsys)
