@@ -22,10 +22,11 @@ from services.cli import reports as reports
 from services.cli import run as run
 from services.cli import simulate as simulate
 from services.cli import tokens as tokens
+from services.cli import vad as vad
 from services.cli import worker as worker
 from services.settings import load_settings
 
-_SUBCOMMANDS = (run, analyze, simulate, broker, kafka, worker, tokens, reports, ingest)
+_SUBCOMMANDS = (run, analyze, vad, simulate, broker, kafka, worker, tokens, reports, ingest)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""``rapport analyze``: offline analysis of a JSONL file of wire-v1 events."""
+"""``rapport analyze``: offline analysis of a JSONL file of wire-v1 events, or (``--audio``)
+of per-participant recordings through the ingest's audio mode (services/cli/audio_files.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import orjson
 
 from models.analyzer import Analyzer, Ordering
 from models.config import EngineConfig
-from models.errors import ValidationError
+from models.errors import ConfigError, ValidationError
 from models.events import decode_json, parse_event
 from services.cli.summary import format_summary
+from services.cli.vad import VAD_HELP, add_audio_options, audio_events
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,19 @@ def register(subparsers: Any) -> None:
             "bounded memory. "
             "Invalid lines are reported on stderr with line number and reason and counted; "
             "the rest is still analyzed. Exit status: 0 when the input was usable (even with "
-            "rejected lines), 1 when nothing valid was found, 2 when the file cannot be read."
+            "rejected lines), 1 when nothing valid was found, 2 when the file cannot be read. "
+            "--audio FILE... analyzes recordings instead, one participant per file (research "
+            "use; the first therapist and the others client unless --roles, or one per "
+            "channel of each file with --channels): the same events as rapport vad FILE... "
+            "| rapport analyze -, without the intermediate file. " + VAD_HELP
         ),
     )
-    parser.add_argument("file", help="JSONL file of wire events, or - for standard input")
+    parser.add_argument("file", nargs="?",
+                        help="JSONL file of wire events, or - for standard input")
+    parser.add_argument("--audio", nargs="+", metavar="FILE", default=None,
+                        help="analyze these audio files (WAV, FLAC...) instead of events: "
+                             "one participant per file, e.g. --audio therapist.wav client.wav")
+    add_audio_options(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -68,15 +79,32 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    ordering: Ordering = "stream" if args.as_stream else "whole"
+    if (args.file is None) == (args.audio is None):
+        print("rapport analyze: give either a JSONL FILE or --audio FILE...", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if args.audio is not None:
+        try:
+            events = (orjson.dumps(e) for e in audio_events(args, args.audio))
+            analyzer, lines = analyze_lines(events, args.config.engine, ordering=ordering)
+        except (ValidationError, ConfigError) as error:
+            print(f"rapport analyze: {error}", file=sys.stderr)
+            return EXIT_UNREADABLE
+        reports = list(analyzer.finish_all())
+        return _print_reports(args, analyzer, reports, lines, started)
     try:
         stream: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as error:
         print(f"rapport analyze: cannot read {args.file}: {error.strerror}", file=sys.stderr)
         return EXIT_UNREADABLE
     with stream:
-        ordering: Ordering = "stream" if args.as_stream else "whole"
         analyzer, lines = analyze_lines(stream, args.config.engine, ordering=ordering)
         reports = list(analyzer.finish_all())
+    return _print_reports(args, analyzer, reports, lines, started)
+
+
+def _print_reports(args: argparse.Namespace, analyzer: Analyzer, reports: list[Any],
+                   lines: int, started: float) -> int:
     out = sys.stdout
     if args.json:
         out.buffer.write(b"".join(orjson.dumps(r) + b"\n" for r in reports))

@@ -1,0 +1,192 @@
+"""Recorded audio -> wire-v1.1 events, through the WebRTC ingest's own audio mode.
+
+``rapport vad`` and ``rapport analyze --audio`` read per-participant recordings (WAV, FLAC or
+anything else libsndfile reads; any sample rate; mono or multi-channel) and produce the
+``speech`` events the ingest's audio mode would publish for the same audio (METRICS.md §1, §9):
+each track runs through :class:`services.ingest.audio.AudioVadFramer` (the same 16 kHz
+resampling, VAD backend, ``batch_ms`` chunking and frame grid as a WebRTC participant whose
+first packet arrived at session time 0), and consecutive voiced frames become one segment
+(§1: "consecutive voiced frames form a segment"; §2's bridging and dropping are the engine's).
+
+Samples become signed 16-bit PCM, what the ingest's Opus decoder hands the VAD, in blocks
+(:func:`soundfile.blocks`), so hours of audio never sit in memory at once; a file's channels
+are averaged into one participant as the ingest averages a stereo track, unless each channel is
+its own participant (``channels=True``). The audio is read and discarded; nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from models.errors import ValidationError
+from models.events import MAX_ID_LENGTH, ROLES, Role
+from services.ingest.audio import AudioVadFramer
+from services.ingest.frames import FrameBatch
+from services.ingest.vad_backend import VadBackend
+
+log = logging.getLogger(__name__)
+
+BATCH_MS = 1000  # IngestConfig.batch_ms: the VAD runs once per batch, as in the ingest
+BLOCK_S = 10  # seconds of audio read per block
+_NOT_ID = re.compile(r"[^\x21-\x7e]+")  # wire ids are printable ASCII without spaces (§9)
+_VOICED_RUN = re.compile(rb"1+")
+
+
+class AudioFileError(ValidationError):
+    """A file given as audio cannot be read as audio; ``field`` is the file's path."""
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """One participant's audio: a file, and one of its channels or (``None``) all averaged."""
+
+    path: Path
+    participant_id: str
+    channel: int | None
+    channels: int  # of the file
+    sample_rate: int
+    frames: int  # samples per channel
+
+    @property
+    def duration_ms(self) -> int:
+        return math.ceil(self.frames * 1000 / self.sample_rate)
+
+
+def identifier(text: str) -> str:
+    """``text`` as a wire id (§9: 1..128 printable ASCII characters, no spaces)."""
+    return (_NOT_ID.sub("_", text) or "_")[:MAX_ID_LENGTH]
+
+
+def open_tracks(paths: Sequence[str], *, per_channel: bool = False) -> list[Track]:
+    """Check every file before any is processed (so a bad last file fails at once, naming
+    it) and name one participant per file, or per channel with ``per_channel``: the file's
+    stem, plus ``-ch1``, ``-ch2``… per channel. A repeated name gets ``-2``, ``-3``…"""
+    tracks: list[Track] = []
+    used: set[str] = set()
+    for name in paths:
+        info = probe(name)
+        stem = identifier(Path(name).stem)[: MAX_ID_LENGTH - 8]
+        channels: list[int | None] = (
+            list(range(info.channels)) if per_channel else [None])
+        for channel in channels:
+            base = stem if channel is None else f"{stem}-ch{channel + 1}"
+            participant, n = base, 1
+            while participant in used:
+                n += 1
+                participant = f"{base}-{n}"
+            used.add(participant)
+            tracks.append(Track(Path(name), participant, channel, info.channels,
+                                info.samplerate, info.frames))
+    return tracks
+
+
+def probe(name: str) -> Any:
+    """libsndfile's header of ``name`` (``soundfile.info``), or :class:`AudioFileError`."""
+    path = Path(name)
+    if not path.exists():
+        raise AudioFileError(name, "no such file")
+    if path.is_dir():
+        raise AudioFileError(name, "is a directory, not an audio file")
+    try:
+        info = sf.info(name)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        reason = getattr(error, "error_string", None) or str(error)
+        raise AudioFileError(name, f"not an audio file libsndfile can read ({reason})") from None
+    except OSError as error:
+        raise AudioFileError(name, f"cannot read: {error.strerror}") from None
+    if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
+        raise AudioFileError(name, "holds no audio")
+    return info
+
+
+def assign_roles(tracks: Sequence[Track], roles: Sequence[str] | None) -> list[Role]:
+    """Each track's role: ``roles`` in track order, or by default the first one therapist and
+    the others client."""
+    if roles is None:
+        first: list[Role] = ["therapist"]
+        return first + ["client"] * (len(tracks) - 1)
+    if len(roles) != len(tracks):
+        names = ", ".join(t.participant_id for t in tracks)
+        raise ValidationError("roles", f"{len(roles)} roles given for {len(tracks)} "
+                                       f"participants ({names})")
+    out: list[Role] = []
+    for name in roles:
+        role = next((r for r in ROLES if r == name), None)
+        if role is None:
+            raise ValidationError("roles", f"{name!r} is not one of {', '.join(ROLES)}")
+        out.append(role)
+    return out
+
+
+def voiced_batches(track: Track, backend: VadBackend) -> Iterator[FrameBatch]:
+    """The track's ``voiced`` frame batches from the ingest's audio mode, frame 0 at ms 0."""
+    framer = AudioVadFramer(0, batch_ms=BATCH_MS, vad=backend.create())
+    pts = 0
+    try:
+        # Read as floats, converted here: libsndfile reads a float file (WAV FLOAT, for
+        # one) as integers without scaling, every sample 0.
+        blocks = sf.blocks(str(track.path), blocksize=track.sample_rate * BLOCK_S,
+                           dtype="float32", always_2d=True)
+        for block in blocks:
+            if track.channel is not None:
+                block = block[:, track.channel : track.channel + 1]
+            channels = block.shape[1]
+            pcm = np.clip(np.rint(block.reshape(-1) * 32768.0), -32768, 32767).astype(np.int16)
+            yield from framer.frame(pcm, channels, track.sample_rate, pts)
+            pts += len(block)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioFileError(str(track.path), f"unreadable after {pts} samples "
+                                              f"({error})") from None
+    yield from framer.finish()
+
+
+def segments(batches: Iterable[FrameBatch], max_segment_ms: int) -> Iterator[tuple[int, int]]:
+    """Runs of consecutive voiced frames across batches, as ``[start_ms, end_ms)`` (§1), cut
+    into pieces of at most ``max_segment_ms`` (longer ones would be rejected; touching
+    segments merge again in §2.1)."""
+    start = end = -1
+    for batch in batches:
+        for run in _VOICED_RUN.finditer(batch.data):
+            run_start = batch.start_ms + run.start() * batch.frame_ms
+            run_end = batch.start_ms + run.end() * batch.frame_ms
+            if run_start != end:
+                if start >= 0:
+                    yield start, end
+                start = run_start
+            end = run_end
+            while end - start > max_segment_ms:
+                yield start, start + max_segment_ms
+                start += max_segment_ms
+    if start >= 0:
+        yield start, end
+
+
+def session_start(session_id: str, clinic_id: str, tracks: Sequence[Track],
+                  roles: Sequence[Role]) -> dict[str, Any]:
+    return {"type": "session.start", "session_id": session_id, "ts_ms": 0,
+            "clinic_id": clinic_id,
+            "participants": [{"participant_id": t.participant_id, "role": role}
+                             for t, role in zip(tracks, roles, strict=True)]}
+
+
+def session_end(session_id: str, tracks: Sequence[Track]) -> dict[str, Any]:
+    """At the end of the longest recording (every recording starts at session time 0)."""
+    return {"type": "session.end", "session_id": session_id,
+            "ts_ms": max(t.duration_ms for t in tracks)}
+
+
+def speech_events(session_id: str, track: Track, backend: VadBackend,
+                  max_segment_ms: int) -> Iterator[dict[str, Any]]:
+    """The track's ``speech`` events, in time order, as its audio is read."""
+    for start, end in segments(voiced_batches(track, backend), max_segment_ms):
+        yield {"type": "speech", "session_id": session_id,
+               "participant_id": track.participant_id, "start_ms": start, "end_ms": end}

@@ -1,0 +1,135 @@
+"""``rapport vad``: recorded audio -> the ``speech`` events the WebRTC ingest's audio mode
+would publish for it (services/cli/audio_files.py), as JSONL on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from models.errors import ConfigError, ValidationError
+from services.cli.audio_files import (
+    assign_roles,
+    identifier,
+    open_tracks,
+    session_end,
+    session_start,
+    speech_events,
+)
+from services.ingest.vad_backend import VadBackend
+from services.settings import VAD_BACKENDS
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+VAD_HELP = (
+    "The VAD is that of the WebRTC ingest's audio mode (docs/ingest.md), chosen by --backend "
+    "(default: $RAPPORT_VAD_BACKEND, else rapport): rapport (models/vad.py: spectral noise "
+    "floor and band SNR, numpy and librosa, always available) or silero (the Silero VAD ONNX "
+    "model, models/vad_silero.py; needs pip install 'rapport[silero]' && pip install "
+    "--no-deps silero-vad). There is no silent fallback: with silero and onnxruntime or the "
+    "silero-vad wheel missing, the command stops (exit 2) and says what to install. Audio is "
+    "read as 16-bit PCM in blocks of a few seconds (WAV, FLAC or any format libsndfile reads; "
+    "any sample rate, resampled to 16 kHz as the ingest does), decided in 20 ms frames and "
+    "1 s batches, then discarded: nothing is stored."
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "vad",
+        help="voice activity of recorded audio files as wire speech events (JSONL)",
+        description=(
+            "Print, as wire-v1.1 JSONL on stdout (METRICS.md §9), the speech segments the "
+            "WebRTC audio mode would publish for each FILE, one participant per file (or, with "
+            "--channels, per channel of each file). Participant ids are the file names' stems "
+            "(stem-ch1, stem-ch2... with --channels); times are ms from the start of the "
+            "files, which all start at session time 0, in order of their end (the files are "
+            "read side by side). By default the speech events are framed "
+            "by a session.start (roles: first participant therapist, the others client, or "
+            "--roles) and a session.end at the end of the longest file, so the output is a "
+            "complete session: rapport vad a.wav b.wav | rapport analyze -. --segments-only "
+            "prints the speech events alone (to merge into another session's events). "
+            + VAD_HELP + " Exit status: 0 on success, 2 when a file is missing or not audio "
+            "(named on stderr), or an option is wrong."
+        ),
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="audio file (WAV, FLAC...)")
+    add_audio_options(parser)
+    framing = parser.add_mutually_exclusive_group()
+    framing.add_argument("--with-session", dest="with_session", action="store_true",
+                         default=True,
+                         help="frame the speech events with session.start and session.end "
+                              "(the default)")
+    framing.add_argument("--segments-only", dest="with_session", action="store_false",
+                         help="print only the speech events")
+    parser.set_defaults(handler=run)
+
+
+def add_audio_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``rapport vad`` and ``rapport analyze --audio``."""
+    parser.add_argument("--backend", "--vad-backend", dest="vad_backend", choices=VAD_BACKENDS,
+                        default=None,
+                        help="VAD backend: rapport or silero (default: $RAPPORT_VAD_BACKEND, "
+                             "else rapport)")
+    parser.add_argument("--channels", action="store_true",
+                        help="one participant per channel of each file (stem-ch1, stem-ch2...) "
+                             "instead of one per file with its channels averaged")
+    parser.add_argument("--roles", type=_roles, default=None, metavar="ROLE,ROLE...",
+                        help="roles of the participants in order, e.g. therapist,client "
+                             "(default: the first therapist, the others client)")
+    parser.add_argument("--session", default=None, metavar="ID",
+                        help="session id (default: the first file's stem)")
+    parser.add_argument("--clinic", default="local", metavar="ID",
+                        help="clinic id of the session.start (default: %(default)s)")
+
+
+def _roles(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def audio_events(args: argparse.Namespace, files: list[str], *,
+                 with_session: bool = True) -> Iterator[dict[str, Any]]:
+    """The session's wire events from ``files`` (see :func:`register`'s description).
+
+    Raises :class:`~models.errors.ValidationError` (a file that is not audio, a bad role or
+    id) or :class:`~models.errors.ConfigError` (the backend cannot load) before the first
+    event, except a file that turns out unreadable half-way.
+    """
+    tracks = open_tracks(files, per_channel=args.channels)
+    roles = assign_roles(tracks, args.roles)
+    session_id = args.session or identifier(Path(files[0]).stem)
+    for name, value in (("session", session_id), ("clinic", args.clinic)):
+        if value != identifier(value):
+            raise ValidationError(name, "must be 1..128 printable ASCII characters, no spaces")
+    backend = VadBackend(args.config.vad_backend)
+    max_segment_ms = args.config.engine.max_segment_ms
+    if with_session:
+        yield session_start(session_id, args.clinic, tracks, roles)
+    # In order of end (the known time, METRICS.md §9), files read side by side: a streaming
+    # worker (rapport run --events, analyze --as-stream) would reject a second file's
+    # segments as late if they came after the whole first file.
+    yield from heapq.merge(*(speech_events(session_id, track, backend, max_segment_ms)
+                             for track in tracks), key=lambda event: int(event["end_ms"]))
+    if with_session:
+        yield session_end(session_id, tracks)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer
+    try:
+        for event in audio_events(args, args.files, with_session=args.with_session):
+            out.write(orjson.dumps(event) + b"\n")
+            if event["type"] != "speech":
+                out.flush()
+    except (ValidationError, ConfigError) as error:
+        out.flush()
+        print(f"rapport vad: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out.flush()
+    return EXIT_OK
