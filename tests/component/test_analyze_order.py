@@ -100,5 +100,5 @@ def test_whole_file_reading_keeps_rejecting_invalid_events(
     reports, err = _analyze(path, capsys)
     assert reports["s1"]["roles"]["therapist"]["talk_s"] == 3.0
     assert "line 2: session s1: speech.start_ms" in err and "session.end" in err
-    assert "line 5: session s1: speech.session_id: no session.start precedes this event" in err
+    assert "line 5: session s1: speech.start_ms: 100 is before session.start (500)" in err
     assert " 2 rejected" in err
