@@ -11,6 +11,11 @@ changelog-backed table, one entry per session, keyed by ``session_id``:
 - :class:`ClosedSession` once the final report is published: a small marker so a redelivered
   event neither reopens the session nor publishes its report twice.
 
+A persisted entry that cannot be restored (:class:`~models.checkpoint.CheckpointError`: not a
+checkpoint, another format version, corrupt bytes) is handed to the processor as an
+:class:`UnreadableState`: the session is dead-lettered and closed as ``unreportable``, so one
+bad entry never stops a worker from taking its partition over (issue 15, point 4).
+
 The marker is written right after the report is on the broker, so a worker that dies between
 the two leaves an open state behind whose report is already published. Each report record
 therefore carries the input position it covers (header :data:`REPORT_POSITION_HEADER`), and a
@@ -21,6 +26,7 @@ worker taking a partition over reads the reports published since the table's las
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
@@ -77,6 +83,22 @@ SessionState = StreamSession | ClosedSession
 def load_state(data: bytes) -> SessionState:
     """Restore a persisted session state (raises ``CheckpointError`` on anything else)."""
     return cast(SessionState, checkpoint.load(data, (StreamSession, ClosedSession)))
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableState:
+    """A session's persisted entry that :func:`load_state` refused: its key, the partition
+    it was persisted for, the bytes as found and why they cannot be read."""
+
+    session_id: str
+    partition: int
+    data: bytes
+    error: str
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the bytes (hex): names the entry in logs and the dead-letter record."""
+        return hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
