@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast, get_args
+from typing import Any, ClassVar, Literal, cast, get_args
 
 import orjson
 
@@ -53,9 +53,21 @@ class StreamSession:
     next_snapshot_ms: int | None = None  # session clock: next periodic quality update
     next_n: int = 0  # ordinal of the next classified event published for this session
 
+    CHECKPOINT_KIND: ClassVar[str] = "open"
+
     @property
     def session_id(self) -> str:
         return self.engine.session_id
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/checkpoint.py)."""
+        return [self.engine.to_state(), self.partition, self.last_offset, self.last_index,
+                self.last_record_ms, self.end_record_ms, self.next_snapshot_ms, self.next_n]
+
+    @classmethod
+    def from_state(cls, state: Any) -> StreamSession:
+        engine, *rest = state
+        return cls(SessionEngine.from_state(engine), *rest)
 
     def replayed(self, partition: int, offset: int, index: int = 0) -> bool:
         """Whether this input was already applied (a redelivery after a restart)."""
@@ -71,6 +83,20 @@ class ClosedSession:
     last_index: int
     closed_record_ms: int  # stream time the report was published at (retention)
     ended_by: EndedBy
+
+    CHECKPOINT_KIND: ClassVar[str] = "closed"
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/checkpoint.py)."""
+        return [self.session_id, self.partition, self.last_offset, self.last_index,
+                self.closed_record_ms, self.ended_by]
+
+    @classmethod
+    def from_state(cls, state: Any) -> ClosedSession:
+        closed = cls(*state)
+        if closed.ended_by not in get_args(EndedBy):
+            raise ValueError(f"ended_by {closed.ended_by!r}")
+        return closed
 
     def replayed(self, partition: int, offset: int, index: int = 0) -> bool:
         return partition == self.partition and (offset, index) <= (self.last_offset,
