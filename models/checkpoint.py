@@ -32,10 +32,11 @@ checkpoints loses those sessions' reports, visibly, instead of crash-looping.
 Versions: 1 and 2 were pickles (2: known-time lateness, voice and levels tracks, exact quantile
 series); both are refused. 3: this codec.
 
-Size: a quarter to a third of the version-2 pickle (a 50-minute simulated session near its
-end: frames 10 KB against 39 KB, segments 8 against 31, voice 10 against 46, levels 82 against
-270), at 1-3 ms to encode or decode on the development machine, about twice pickle's time;
-``tests/unit/test_checkpoint.py`` checks the ratio.
+Size and time against the version-2 pickle (simulated sessions; ``tests/unit/test_checkpoint.py``
+checks the size ratio): 50 minutes in, frames 10 KB against 39 KB, segments 8 against 31,
+voice 10 against 46, levels 82 against 270; 3 minutes in, a fifth to a third of the pickle's
+size at 1.3-1.6 times its encoding time (levels: half the size, 5 times the time, spent
+mostly compressing the buffered samples).
 """
 
 from __future__ import annotations
