@@ -2,11 +2,12 @@
 
     PYTHONPATH=. .venv/bin/python scripts/make_checkpoint_goldens.py
 
-writes ``tests/data/checkpoints/v<FORMAT_VERSION>/<name>.bin`` and, next to each, ``<name>.json``
-(the report the session ends with, or a closed marker's fields) and ``<name>.rest.jsonl`` (the
-events still to come after the checkpoint, one per line). ``tests/unit/test_checkpoint_goldens.py`` loads every version's
-files. Run it once per format version, when the version is bumped: the files of earlier
-versions are never rewritten (they are what a deployed worker may still hold).
+writes ``tests/data/checkpoints/v<FORMAT_VERSION>/<name>.bin`` and, next to each,
+``<name>.json`` (the report the session ends with, or a closed marker's fields) and
+``<name>.rest.jsonl`` (the events still to come after the checkpoint, one per line).
+``tests/unit/test_checkpoint_goldens.py`` loads every version's files. Run it once per format
+version, when the version is bumped: the files of earlier versions are never rewritten (they
+are what a deployed worker may still hold).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ version no longer read is refused with CheckpointError (models/checkpoint.py, "T
 from __future__ import annotations
 
 from pathlib import Path
+
 import orjson
 import pytest
 
@@ -41,7 +42,7 @@ def test_a_golden_checkpoint_loads_and_finishes_with_its_report(path: Path) -> N
         return
     meta = orjson.loads(path.with_suffix(".json").read_bytes())
     state = checkpoint.load(data, (SessionEngine, StreamSession, ClosedSession))
-    assert state.CHECKPOINT_KIND == meta["kind"]
+    assert meta["kind"] == state.CHECKPOINT_KIND
     if isinstance(state, ClosedSession):
         fields = {k: v for k, v in meta.items() if k != "kind"}
         assert state == ClosedSession(**fields)
