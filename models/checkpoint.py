@@ -34,9 +34,10 @@ series); both are refused. 3: this codec.
 
 Size and time against the version-2 pickle (simulated sessions; ``tests/unit/test_checkpoint.py``
 checks the size ratio): 50 minutes in, frames 10 KB against 39 KB, segments 8 against 31,
-voice 10 against 46, levels 82 against 270; 3 minutes in, a fifth to a third of the pickle's
-size at 1.3-1.6 times its encoding time (levels: half the size, 5 times the time, spent
-mostly compressing the buffered samples).
+voice 10 against 46, levels 82 against 270; ``bench/engine.py`` section 3 (300 sessions 3
+minutes in): 7.2 KiB against 46 KiB, about twice pickle's time to encode (1.6-2.1 ms against
+0.86 on a loaded machine), 1.3-1.6 times to decode (level-sample sources: half the size, 5
+times the time, spent mostly compressing the buffered samples).
 """
 
 from __future__ import annotations
