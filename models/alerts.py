@@ -13,6 +13,7 @@ from typing import Any
 from models.classified import AlertEvent, AlertType
 from models.config import AlertRules
 from models.quantiles import percentile
+from models.state_codec import ints_from_state, ints_to_state
 
 
 class AlertTracker:
@@ -57,6 +58,26 @@ class AlertTracker:
         # lie up to the whole clock range apart (2**53 - 1 ms, METRICS.md §9), and 2**31 ms is
         # only 25 days (issue 14: a reading 2**31 ms after the first overflowed "i").
         self._net: dict[str, tuple[int, array[int]]] = {}
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/state_codec.py); rules, limit and ``out`` are the engine's."""
+        return [self.log, self.dropped,
+                [[alert, key, index] for (alert, key), index in self._active.items()],
+                ints_to_state(self._dom_therapist), ints_to_state(self._dom_speech),
+                self._sum_therapist, self._sum_speech, self._bucket, self._recent_bursts,
+                [[pid, base, ints_to_state(window)] for pid, (base, window) in self._net.items()]]
+
+    @classmethod
+    def from_state(cls, state: Any, rules: AlertRules, out: list[Any],
+                   max_log: int) -> AlertTracker:
+        tracker = cls(rules, out, max_log)
+        (tracker.log, tracker.dropped, active, therapist, speech, tracker._sum_therapist,
+         tracker._sum_speech, tracker._bucket, tracker._recent_bursts, net) = state
+        tracker._active = {(alert, key): index for alert, key, index in active}
+        tracker._dom_therapist = ints_from_state(therapist)
+        tracker._dom_speech = ints_from_state(speech)
+        tracker._net = {pid: (base, ints_from_state(window)) for pid, base, window in net}
+        return tracker
 
     # --- raising / clearing ---------------------------------------------------------------
 

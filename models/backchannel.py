@@ -15,6 +15,7 @@ to the floor sweep with its backchannel flag.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 # push(time_ms, is_onset, participant_id, is_backchannel)
 Push = Callable[[int, bool, str, bool], None]
@@ -35,6 +36,23 @@ class BackchannelClassifier:
         self._pending: list[tuple[int, int, str]] = []
         # Start of each participant's open IPU whose onset already went out (as non-backchannel).
         self._onset_pushed: dict[str, int] = {}
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/state_codec.py); thresholds and ``push`` are the engine's."""
+        return [[[pid, [x for ipu in ipus for x in ipu]] for pid, ipus in self._recent.items()],
+                [list(entry) for entry in self._pending],
+                [[pid, start] for pid, start in self._onset_pushed.items()]]
+
+    @classmethod
+    def from_state(cls, state: Any, bc_max_ms: int, bc_context_ms: int,
+                   push: Push) -> BackchannelClassifier:
+        classifier = cls(bc_max_ms, bc_context_ms, push)
+        recent, pending, onset_pushed = state
+        classifier._recent = {pid: list(zip(flat[::2], flat[1::2], strict=True))
+                              for pid, flat in recent}
+        classifier._pending = [(start, end, pid) for start, end, pid in pending]
+        classifier._onset_pushed = dict(onset_pushed)
+        return classifier
 
     def add_participant(self, participant_id: str) -> None:
         self._recent.setdefault(participant_id, [])

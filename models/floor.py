@@ -37,6 +37,17 @@ class _Speaker:
         self.rtt_at_onset = 0
         self.available = False  # present and unmuted (§2.4)
 
+    def to_state(self) -> list[Any]:
+        return [self.role, self.speaking, self.ipu_start, self.ipu_bc, self.rtt,
+                self.rtt_at_onset, self.available]
+
+    @classmethod
+    def from_state(cls, state: Any) -> _Speaker:
+        speaker = cls(state[0])
+        (_, speaker.speaking, speaker.ipu_start, speaker.ipu_bc, speaker.rtt,
+         speaker.rtt_at_onset, speaker.available) = state
+        return speaker
+
 
 class FloorSweep:
     """Consumes onsets/offsets/control changes in time order; updates tallies, emits events."""
@@ -97,6 +108,40 @@ class FloorSweep:
         self._turn_start = -1
         self._mono_start = -1
         self._candidates: list[tuple[str, str, int]] = []  # (X, Y, onset of Y) §5
+
+    # --- checkpoints -------------------------------------------------------------------------
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/state_codec.py); config, tallies, alerts and ``out`` are
+        the engine's. The heap is kept as it is (a valid heap, entries as lists)."""
+        return [self.t, [list(entry) for entry in self._heap],
+                [[pid, speaker.to_state()] for pid, speaker in self._speakers.items()],
+                self._raw, self._floor, self._silence_start, self._spoken,
+                self._last_offset_pid, self.last_offset_ms, self._last_solo,
+                self._last_solo_end, self._last_solo_offset, self._between_overlap,
+                self._max_silence_between, self._turn_pid, self._turn_start, self._mono_start,
+                [list(candidate) for candidate in self._candidates]]
+
+    @classmethod
+    def from_state(cls, state: Any, config: EngineConfig, tally: SessionTally,
+                   alerts: AlertTracker, out: list[Any]) -> FloorSweep:
+        (t, heap, speakers, raw, floor, silence_start, spoken, last_offset_pid,
+         last_offset_ms, last_solo, last_solo_end, last_solo_offset, between_overlap,
+         max_silence_between, turn_pid, turn_start, mono_start, candidates) = state
+        sweep = cls(config, t, tally, alerts, out)
+        sweep._heap = [tuple(entry) for entry in heap]
+        sweep._speakers = {pid: _Speaker.from_state(value) for pid, value in speakers}
+        sweep._raw, sweep._floor, sweep._silence_start = raw, list(floor), silence_start
+        sweep._spoken, sweep._last_offset_pid, sweep.last_offset_ms = (
+            spoken, last_offset_pid, last_offset_ms)
+        sweep._last_solo, sweep._last_solo_end, sweep._last_solo_offset = (
+            last_solo, last_solo_end, last_solo_offset)
+        sweep._between_overlap, sweep._max_silence_between = (
+            between_overlap, max_silence_between)
+        sweep._turn_pid, sweep._turn_start, sweep._mono_start = (
+            turn_pid, turn_start, mono_start)
+        sweep._candidates = [(x, y, onset) for x, y, onset in candidates]
+        return sweep
 
     # --- input -----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 from models.config import EngineConfig
 from models.events import Role
 from models.quantiles import QuantileSeries
-from models.sources import LevelTrack, VoiceTrack
+from models.sources import LevelTrack, VoiceTrack, track_from_state
 from models.speech import IpuBuilder
 
 LOSS_UNIT = 1e-9  # percent
@@ -40,6 +40,28 @@ class Member:
         # depend on the order readings are added in (float addition does, in the last bit).
         self.loss_sum = 0
         self.loss_n = 0
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/state_codec.py)."""
+        return [self.role, self.builder.to_state(), self.present_since, self.muted_since,
+                self.present_ms, self.muted_ms, self.covered_ms, self.frames, self.segments,
+                None if self.track is None else self.track.to_state(), self.rtt.to_state(),
+                self.loss_sum, self.loss_n]
+
+    @classmethod
+    def from_state(cls, state: Any, config: EngineConfig) -> Member:
+        (role, builder, present_since, muted_since, present_ms, muted_ms, covered_ms, frames,
+         segments, track, rtt, loss_sum, loss_n) = state
+        member = cls(role, config)
+        member.builder = IpuBuilder.from_state(builder, config.min_pause_ms,
+                                               config.min_speech_ms)
+        member.present_since, member.muted_since = present_since, muted_since
+        member.present_ms, member.muted_ms, member.covered_ms = present_ms, muted_ms, covered_ms
+        member.frames, member.segments = frames, segments
+        member.track = track_from_state(track, config.level_hold_ms, config.level_voiced_dbov)
+        member.rtt = QuantileSeries.from_state(rtt)
+        member.loss_sum, member.loss_n = loss_sum, loss_n
+        return member
 
     @property
     def available(self) -> bool:

@@ -41,6 +41,7 @@ from models.stream_session import (
     EndedBy,
     SessionState,
     StreamSession,
+    UnreadableState,
     report_position,
 )
 
@@ -75,16 +76,21 @@ class BatchResult:
     quality_updates: int = 0
     # Per quality record: the timestamp (ms) of the input that triggered it (latency).
     update_sources: list[int] = field(default_factory=list)
+    unreadable: int = 0  # persisted states that could not be restored (dead-lettered)
 
 
-Restore = Callable[[int], Iterable[SessionState]]
+Restore = Callable[[int], Iterable[SessionState | UnreadableState]]
+# Source topic named by the dead-letter record of an unreadable persisted state.
+CHECKPOINT_SOURCE = "checkpoint"
 
 
 class BatchProcessor:
     """Per-worker state: the open sessions of the partitions this worker owns.
 
     ``restore(partition)`` is called the first time a partition shows up (after an
-    assignment) and must yield every persisted session of that partition.
+    assignment) and must yield every persisted session of that partition; an entry that
+    cannot be read comes as an :class:`UnreadableState`, and its session is closed as
+    ``unreportable`` with a dead-letter record (:meth:`_unreadable`).
     """
 
     def __init__(self, engine: EngineConfig | None = None,
@@ -125,8 +131,11 @@ class BatchProcessor:
             partition = record.partition
             sessions = self._sessions.get(partition)
             if sessions is None:
-                sessions = self._sessions[partition] = {
-                    s.session_id: s for s in restore(partition)}
+                sessions = self._sessions[partition] = {}
+                for state in restore(partition):
+                    sessions[state.session_id] = state if not isinstance(
+                        state, UnreadableState) else self._unreadable(
+                        state, record.timestamp_ms, result)
             if record.timestamp_ms > self._stream_ms.get(partition, -1):
                 self._stream_ms[partition] = record.timestamp_ms
             partitions.add(partition)
@@ -303,6 +312,24 @@ class BatchProcessor:
         closed = ClosedSession(session_id, session.partition, session.last_offset,
                                session.last_index, now, ended_by)
         result.writes[session_id] = (session.partition, closed)
+        return closed
+
+    def _unreadable(self, state: UnreadableState, now: int,
+                    result: BatchResult) -> ClosedSession:
+        """Close a session whose persisted state cannot be restored: its events so far are
+        lost to this worker, so no report can be made. The entry goes to the dead-letter
+        topic (bytes base64, truncated like any raw input) and a closed marker replaces it,
+        so later events of the session are rejected as ``session_state``, not applied to a
+        session started afresh half-way (which would publish a wrong report)."""
+        result.unreadable += 1
+        source = Source(CHECKPOINT_SOURCE, state.partition, -1, now, state.data)
+        error = ValidationError("checkpoint", f"session state unreadable: {state.error} "
+                                f"({len(state.data)} bytes, sha256 {state.digest})")
+        self._reject(result, RejectReason.UNREPORTABLE, error, source,
+                     session_id=state.session_id)
+        result.closed["unreportable"] += 1
+        closed = ClosedSession(state.session_id, state.partition, -1, -1, now, "unreportable")
+        result.writes[state.session_id] = (state.partition, closed)
         return closed
 
     # --- output helpers ---------------------------------------------------------------------

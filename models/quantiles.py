@@ -13,8 +13,10 @@ import math
 from array import array
 from bisect import insort
 from collections.abc import Sequence
+from typing import Any
 
 from models.errors import ValidationError
+from models.state_codec import ints_from_state, ints_to_state
 
 # Item widths tried in order. Nearly every sample (latencies, pauses, gaps, RTT) is within
 # ±32.7 s, so most series stay at 2 bytes a sample; "i" holds ±24.8 days; "q" (64 bits) holds
@@ -71,6 +73,17 @@ class QuantileSeries:
         if not -_LIMITS[samples.typecode] <= value < _LIMITS[samples.typecode]:
             samples = self._samples = _widened(samples, value)
         insort(samples, value)
+
+    def to_state(self) -> list[Any] | None:
+        """Checkpoint form (models/state_codec.py): the samples as a typed array."""
+        return None if self._samples is None else ints_to_state(self._samples)
+
+    @classmethod
+    def from_state(cls, state: Any) -> QuantileSeries:
+        series = cls()
+        if state is not None:
+            series._samples = ints_from_state(state)
+        return series
 
     def quantile(self, q: float) -> float | None:
         """The ``q``-quantile (0..1) as ``numpy.quantile(samples, q)`` computes it, or ``None``

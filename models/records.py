@@ -38,7 +38,9 @@ class RejectReason(str, Enum):
     LATE = "late"  # known time more than allowed_lateness_ms behind its session's newest
     SESSION_STATE = "session_state"  # contradicts the session: after its end, closed, ...
     INCONSISTENT = "inconsistent"  # valid alone, but not in context (undeclared participant)
-    UNREPORTABLE = "unreportable"  # a session closed without ever receiving session.start
+    # A session closed without ever receiving session.start, or whose persisted state could
+    # not be restored (field "checkpoint"; models/processor.py).
+    UNREPORTABLE = "unreportable"
 
     @classmethod
     def of(cls, error: ValidationError) -> RejectReason:

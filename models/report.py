@@ -12,6 +12,7 @@ from typing import Any
 
 from models.events import Role
 from models.quantiles import QuantileSeries
+from models.state_codec import StateError
 
 SCHEMA_VERSION = 1
 
@@ -58,6 +59,28 @@ class RoleTally:
         self.unsuccessful = 0
         self.interrupted = 0
 
+    _COUNTS = ("talk_ms", "turns", "turn_ms", "completed_turns", "lapses_preceded",
+               "lapses_broken", "longest_monologue_ms", "backchannels", "exposure_ms",
+               "successful", "unsuccessful", "interrupted")
+    _SERIES = ("latency", "corrected_latency", "pauses", "gaps")
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/state_codec.py): the counters, then the series."""
+        return [*(getattr(self, name) for name in self._COUNTS),
+                *(getattr(self, name).to_state() for name in self._SERIES)]
+
+    @classmethod
+    def from_state(cls, state: Any) -> RoleTally:
+        tally = cls()
+        counts, series = state[:len(cls._COUNTS)], state[len(cls._COUNTS):]
+        if len(series) != len(cls._SERIES):
+            raise StateError("role tally: wrong number of fields")
+        for name, value in zip(cls._COUNTS, counts, strict=True):
+            setattr(tally, name, value)
+        for name, value in zip(cls._SERIES, series, strict=True):
+            setattr(tally, name, QuantileSeries.from_state(value))
+        return tally
+
 
 class SessionTally:
     """Session-level accumulators."""
@@ -87,6 +110,22 @@ class SessionTally:
         self.longest_lapse_ms = 0
         # (by_role, of_role) -> [successful, unsuccessful]
         self.interruptions: dict[tuple[str, str], list[int]] = {}
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/state_codec.py); roles in their order of creation."""
+        return [[[role, tally.to_state()] for role, tally in self.roles.items()],
+                self.speaker_changes, self.overlap_ms, self.speech_union_ms, self.collisions,
+                self.lapses, self.longest_lapse_ms,
+                [[by, of, counts] for (by, of), counts in self.interruptions.items()]]
+
+    @classmethod
+    def from_state(cls, state: Any) -> SessionTally:
+        tally = cls()
+        (roles, tally.speaker_changes, tally.overlap_ms, tally.speech_union_ms,
+         tally.collisions, tally.lapses, tally.longest_lapse_ms, interruptions) = state
+        tally.roles = {role: RoleTally.from_state(value) for role, value in roles}
+        tally.interruptions = {(by, of): list(counts) for by, of, counts in interruptions}
+        return tally
 
 
 def _s(ms: float) -> float:

@@ -33,7 +33,7 @@ import heapq
 import pickle
 from array import array
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from models.alerts import AlertTracker
 from models.backchannel import BackchannelClassifier
@@ -68,6 +68,17 @@ from models.floor import FloorSweep
 from models.participants import LOSS_UNIT, Member, close_presence, quality_block, source_of
 from models.report import SessionTally, build_report
 from models.sources import LevelTrack, VoiceTrack
+from models.state_codec import (
+    config_from_state,
+    config_to_state,
+    event_from_state,
+    event_to_state,
+    output_from_state,
+    output_to_state,
+    tag_from_state,
+    tag_to_state,
+    tuples,
+)
 
 __all__ = ["SessionEngine", "event_time", "known_time"]
 
@@ -117,6 +128,8 @@ class SessionEngine:
         "session_id",
     )
 
+    CHECKPOINT_KIND: ClassVar[str] = "engine"  # models/checkpoint.py
+
     def __init__(
         self, session_id: str, config: EngineConfig | None = None, *, advance_step_ms: int = 0
     ) -> None:
@@ -154,7 +167,88 @@ class SessionEngine:
         self.duplicates = 0
         self.rejected = 0
 
-    # The live copy is a cache: never part of a checkpoint (nor of the copy itself).
+    # --- checkpoints (models/checkpoint.py, models/state_codec.py) -----------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """The engine's complete state as plain data, the live copy excluded (a cache, rebuilt
+        on demand). Buffered events keep their canonical order; their keys are recomputed."""
+        if self._speculative:
+            raise TypeError("a live copy is never checkpointed")
+        return {
+            "session_id": self.session_id,
+            "config": config_to_state(self._config),
+            "step": self._step,
+            "out": [output_to_state(output) for output in self._out],
+            # The heap's own order: a valid heap again once keys are recomputed.
+            "pending": [[tag_to_state(entry[-2]), event_to_state(entry[-1])]
+                        for entry in self._pending],
+            "seen": [[list(key), known] for key, known in self._seen.items()],
+            "seqs": [[pid, ranges.tobytes()] for pid, ranges in self._seqs.items()],
+            "known_max": self._known_max,
+            "segment_ms": self._segment_ms,
+            "horizon": self._horizon,
+            "advanced": self._advanced,
+            "start_ts": self._start_ts,
+            "start_key": None if self._start_key is None else list(self._start_key),
+            "end_ts": self._end_ts,
+            "end_applied": self._end_applied,
+            "finished": self._finished,
+            "final_end": self._final_end,
+            "clinic_id": self.clinic_id,
+            "members": [[pid, member.to_state()] for pid, member in self._members.items()],
+            "exclusive": self._exclusive,
+            "tally": self._tally.to_state(),
+            "alerts": self._alerts.to_state(),
+            "sweep": None if self._sweep is None else self._sweep.to_state(),
+            "classifier": self._classifier.to_state(),
+            "last_ipu_end": self._last_ipu_end,
+            "applying_tag": tag_to_state(self._applying_tag),
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SessionEngine:
+        """The engine :meth:`to_state` described (raises ``StateError`` or a ``KeyError``,
+        ``TypeError`` or ``ValueError`` on a tree of another shape)."""
+        config = config_from_state(state["config"])
+        engine = cls(state["session_id"], config, advance_step_ms=state["step"])
+        engine._out = out = [output_from_state(output) for output in state["out"]]
+        engine._pending = [(*canonical_key(event), tag_from_state(tag), event)
+                           for tag, event in ((tag, event_from_state(value))
+                                              for tag, value in state["pending"])]
+        engine._seen = {tuples(key): known for key, known in state["seen"]}
+        for pid, ranges in state["seqs"]:
+            engine._seq_ranges(pid).frombytes(ranges)
+        engine._known_max = state["known_max"]
+        engine._segment_ms = state["segment_ms"]
+        engine._horizon = state["horizon"]
+        engine._advanced = state["advanced"]
+        engine._start_ts = state["start_ts"]
+        engine._start_key = tuples(state["start_key"])
+        engine._end_ts = state["end_ts"]
+        engine._end_applied = state["end_applied"]
+        engine._finished = state["finished"]
+        engine._final_end = state["final_end"]
+        engine.clinic_id = state["clinic_id"]
+        engine._members = {pid: Member.from_state(value, config)
+                           for pid, value in state["members"]}
+        engine._exclusive = state["exclusive"]
+        engine._tally = tally = SessionTally.from_state(state["tally"])
+        engine._alerts = alerts = AlertTracker.from_state(
+            state["alerts"], config.alerts, out, config.max_report_alerts)
+        sweep = state["sweep"]
+        engine._sweep = None if sweep is None else FloorSweep.from_state(
+            sweep, config, tally, alerts, out)
+        engine._classifier = BackchannelClassifier.from_state(
+            state["classifier"], config.bc_max_ms, config.bc_context_ms, engine._push_ipu)
+        engine._last_ipu_end = state["last_ipu_end"]
+        engine._applying_tag = tag_from_state(state["applying_tag"])
+        engine.duplicates = state["duplicates"]
+        engine.rejected = state["rejected"]
+        return engine
+
+    # The live copy is a cache: never part of a copy of the engine.
     def __getstate__(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _STATE_SLOTS}
 

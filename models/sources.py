@@ -22,7 +22,10 @@ them into the same IPU however often the engine advanced. The result depends onl
 
 from __future__ import annotations
 
+from typing import Any
+
 from models.events import Levels
+from models.state_codec import StateError
 
 Interval = tuple[int, int]
 _NONE = -1
@@ -39,6 +42,10 @@ class VoiceTrack:
     @property
     def speaking(self) -> bool:
         return self.open_from != _NONE
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/state_codec.py): ``["voice", open_from]``."""
+        return ["voice", self.open_from]
 
     def change(self, ts: int, speaking: bool) -> list[Interval]:
         """Apply a state change at ``ts``; returns the interval it closes, if any."""
@@ -81,6 +88,11 @@ class LevelTrack:
         self.pending_until = _NONE
         self.pending_voiced = False
         self.covered_ms = 0  # time covered by samples so far (quality coverage, §6)
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/state_codec.py); hold and threshold come from the config."""
+        return ["levels", self.last_ts, self.pending_from, self.pending_until,
+                self.pending_voiced, self.covered_ms]
 
     def add(self, batch: Levels) -> list[Interval]:
         """Apply a batch (its samples increase in time and follow every earlier sample);
@@ -137,3 +149,21 @@ def _merged(intervals: list[Interval]) -> list[Interval]:
         else:
             merged.append((start, end))
     return merged
+
+
+def track_from_state(state: Any, level_hold_ms: int,
+                     level_voiced_dbov: int) -> VoiceTrack | LevelTrack | None:
+    """A track from its ``to_state()`` form (``None`` for none)."""
+    if state is None:
+        return None
+    kind, *values = state
+    if kind == "voice":
+        voice = VoiceTrack()
+        (voice.open_from,) = values
+        return voice
+    if kind == "levels":
+        levels = LevelTrack(level_hold_ms, level_voiced_dbov)
+        (levels.last_ts, levels.pending_from, levels.pending_until, levels.pending_voiced,
+         levels.covered_ms) = values
+        return levels
+    raise StateError(f"unknown track kind {kind!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable
+from typing import Any
 
 
 class IpuBuilder:
@@ -31,6 +32,17 @@ class IpuBuilder:
         self._start = -1  # open IPU, or -1 when none
         self._end = -1
         self.dropped = 0  # IPUs dropped as shorter than min_speech_ms
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/state_codec.py); the thresholds come from the config."""
+        return [self._buffer.tobytes(), self._sorted, self._start, self._end, self.dropped]
+
+    @classmethod
+    def from_state(cls, state: Any, min_pause_ms: int, min_speech_ms: int) -> IpuBuilder:
+        builder = cls(min_pause_ms, min_speech_ms)
+        buffer, builder._sorted, builder._start, builder._end, builder.dropped = state
+        builder._buffer.frombytes(buffer)
+        return builder
 
     def add(self, intervals: list[tuple[int, int]]) -> None:
         buffer = self._buffer

@@ -11,6 +11,11 @@ changelog-backed table, one entry per session, keyed by ``session_id``:
 - :class:`ClosedSession` once the final report is published: a small marker so a redelivered
   event neither reopens the session nor publishes its report twice.
 
+A persisted entry that cannot be restored (:class:`~models.checkpoint.CheckpointError`: not a
+checkpoint, another format version, corrupt bytes) is handed to the processor as an
+:class:`UnreadableState`: the session is dead-lettered and closed as ``unreportable``, so one
+bad entry never stops a worker from taking its partition over (issue 15, point 4).
+
 The marker is written right after the report is on the broker, so a worker that dies between
 the two leaves an open state behind whose report is already published. Each report record
 therefore carries the input position it covers (header :data:`REPORT_POSITION_HEADER`), and a
@@ -21,9 +26,10 @@ worker taking a partition over reads the reports published since the table's las
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast, get_args
+from typing import Any, ClassVar, Literal, cast, get_args
 
 import orjson
 
@@ -47,9 +53,21 @@ class StreamSession:
     next_snapshot_ms: int | None = None  # session clock: next periodic quality update
     next_n: int = 0  # ordinal of the next classified event published for this session
 
+    CHECKPOINT_KIND: ClassVar[str] = "open"
+
     @property
     def session_id(self) -> str:
         return self.engine.session_id
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/checkpoint.py)."""
+        return [self.engine.to_state(), self.partition, self.last_offset, self.last_index,
+                self.last_record_ms, self.end_record_ms, self.next_snapshot_ms, self.next_n]
+
+    @classmethod
+    def from_state(cls, state: Any) -> StreamSession:
+        engine, *rest = state
+        return cls(SessionEngine.from_state(engine), *rest)
 
     def replayed(self, partition: int, offset: int, index: int = 0) -> bool:
         """Whether this input was already applied (a redelivery after a restart)."""
@@ -66,6 +84,20 @@ class ClosedSession:
     closed_record_ms: int  # stream time the report was published at (retention)
     ended_by: EndedBy
 
+    CHECKPOINT_KIND: ClassVar[str] = "closed"
+
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/checkpoint.py)."""
+        return [self.session_id, self.partition, self.last_offset, self.last_index,
+                self.closed_record_ms, self.ended_by]
+
+    @classmethod
+    def from_state(cls, state: Any) -> ClosedSession:
+        closed = cls(*state)
+        if closed.ended_by not in get_args(EndedBy):
+            raise ValueError(f"ended_by {closed.ended_by!r}")
+        return closed
+
     def replayed(self, partition: int, offset: int, index: int = 0) -> bool:
         return partition == self.partition and (offset, index) <= (self.last_offset,
                                                                      self.last_index)
@@ -77,6 +109,22 @@ SessionState = StreamSession | ClosedSession
 def load_state(data: bytes) -> SessionState:
     """Restore a persisted session state (raises ``CheckpointError`` on anything else)."""
     return cast(SessionState, checkpoint.load(data, (StreamSession, ClosedSession)))
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableState:
+    """A session's persisted entry that :func:`load_state` refused: its key, the partition
+    it was persisted for, the bytes as found and why they cannot be read."""
+
+    session_id: str
+    partition: int
+    data: bytes
+    error: str
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the bytes (hex): names the entry in logs and the dead-letter record."""
+        return hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,13 @@ from models.dirty_sessions import DirtySessions
 from models.log_context import context
 from models.processor import BatchProcessor
 from models.records import InputRecord
-from models.stream_session import ClosedSession, SessionState, load_state, reconcile
+from models.stream_session import (
+    ClosedSession,
+    SessionState,
+    UnreadableState,
+    load_state,
+    reconcile,
+)
 from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
 from streams import full_collections, kafka, metrics
 from streams.broker_probe import BrokerProbe
@@ -127,7 +133,7 @@ class Pipeline:
         self.report_log = ReportLog(config.broker, config.topics.reports,
                                     config.fetch_max_wait_ms)
         # States of partitions taken over, from the table, for the processor's first batch.
-        self._restored: dict[int, list[SessionState]] = {}
+        self._restored: dict[int, list[SessionState | UnreadableState]] = {}
         # Per owned partition, the reports watermark (streams/report_log.py): as known now,
         # and as last written to the table.
         self._watermarks: dict[int, int] = {}
@@ -337,6 +343,7 @@ class Pipeline:
         sessions from the table, reconciled with the reports already published (a report
         whose closed marker a dying worker did not write; streams/report_log.py)."""
         states: dict[int, list[SessionState]] = {p: [] for p in partitions}
+        unreadable: dict[int, list[UnreadableState]] = {p: [] for p in partitions}
         watermarks: dict[int, int] = {}
         for key, value in self.table.items():
             marked = watermark_partition(key)
@@ -344,7 +351,20 @@ class Pipeline:
                 if marked in partitions:
                     watermarks[marked] = int(value)
                 continue
-            state = load_state(value)
+            try:
+                state = load_state(value)
+            except checkpoint.CheckpointError as error:
+                # The processor dead-letters it and closes its session (models/processor.py);
+                # raising here would fail every batch of the worker, again after each restart.
+                partition = stored_partition(self.table, key)
+                if partition is None:
+                    metrics.CHECKPOINTS_UNREADABLE.inc()
+                    log.error("session %r: persisted state unreadable (%s) and its partition "
+                              "unknown; skipped", key, error)
+                elif partition in partitions:
+                    unreadable[partition].append(UnreadableState(
+                        key.decode(errors="replace"), partition, value, str(error)))
+                continue
             if state.partition in partitions:
                 states[state.partition].append(state)
         markers = 0
@@ -359,7 +379,13 @@ class Pipeline:
                             "closed marker); closed without publishing again",
                             marker.session_id, extra=where)
             markers += len(closed)
-            self._restored[partition] = kept
+            # An unreadable entry of a session already reported is replaced by its marker.
+            bad = [u for u in unreadable[partition] if u.session_id not in published]
+            self._restored[partition] = [*kept, *bad]
+            for entry in bad:
+                log.error("session %s: persisted state unreadable (%s; %d bytes, sha256 %s): "
+                          "dead-lettered and closed as unreportable", entry.session_id,
+                          entry.error, len(entry.data), entry.digest, extra=where)
             self._watermarks[partition] = end
             if watermarks.get(partition) is not None:
                 self._written_watermarks[partition] = watermarks[partition]
@@ -370,7 +396,7 @@ class Pipeline:
             await self._flush()
             metrics.CLOSED_FROM_REPORTS.inc(markers)
 
-    def _restore(self, partition: int) -> list[SessionState]:
+    def _restore(self, partition: int) -> list[SessionState | UnreadableState]:
         return self._restored.pop(partition, [])
 
     async def revoke(self, revoked: set[TP]) -> None:
@@ -432,6 +458,27 @@ class Pipeline:
         for tp in self.app.consumer.assignment():
             if tp.topic == self.config.topics.events:
                 yield tp.partition
+
+
+def stored_partition(table: Any, key: bytes) -> int | None:
+    """The changelog partition a table entry was recovered from, or ``None`` when its store
+    does not say (an entry this process wrote itself, on the memory store).
+
+    Reads private attributes of Faust's two stores (faust-streaming 0.15, pinned in
+    pyproject.toml): the memory store records each recovered key's partition, the RocksDB
+    store keeps one database per partition. Needed only for an entry that cannot be read,
+    whose state would otherwise say it."""
+    store = table.data
+    recovered = getattr(store, "_key_partition", None)
+    if isinstance(recovered, Mapping):
+        partition = recovered.get(key)
+        return partition if isinstance(partition, int) else None
+    databases = getattr(store, "_dbs", None)
+    if isinstance(databases, Mapping):
+        for partition, db in databases.items():
+            if db.get(key) is not None:
+                return int(partition)
+    return None
 
 
 def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:

@@ -41,6 +41,10 @@ BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
 CHECKPOINTS = Counter(
     "rapport_checkpoints_total", "Session checkpoints written to the changelog table.")
+CHECKPOINTS_UNREADABLE = Counter(
+    "rapport_checkpoints_unreadable_total", "Persisted session states that could not be "
+    "restored (not a checkpoint, another format version, corrupt): each session was "
+    "dead-lettered and closed as unreportable, or skipped when its partition was unknown.")
 CLOSED_FROM_REPORTS = Counter(
     "rapport_sessions_closed_from_reports_total", "Sessions a worker taking a partition over "
     "found reported but not marked closed (their worker died in between), closed without "
@@ -70,6 +74,7 @@ def observe(result: BatchResult, published_ms: int, open_sessions: int) -> None:
     for alert, count in result.alerts.items():
         ALERTS.labels(alert).inc(count)
     QUALITY_UPDATES.inc(result.quality_updates)
+    CHECKPOINTS_UNREADABLE.inc(result.unreadable)
     for source_ms in result.update_sources:
         UPDATE_LATENCY.observe(max(published_ms - source_ms, 0) / 1000)
     SESSIONS_ACTIVE.set(open_sessions)

@@ -5,12 +5,14 @@ letters for malformed input. Run alone: ``.venv/bin/pytest tests/integration -m 
 from __future__ import annotations
 
 import asyncio
+import base64
 import subprocess
 import sys
 from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from harness import (
     PARTITIONS,
     ROOT,
@@ -26,6 +28,8 @@ from harness import (
     wait_until,
 )
 
+from models.stream_session import StreamSession, load_state
+from models.topics import changelog_topic
 from services.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.slow
@@ -298,3 +302,96 @@ def test_run_rejects_a_10_mb_event_at_the_edge_and_keeps_every_dead_letter(
     source = too_large["source"]
     assert (source["topic"], source["partition"], source["offset"]) == (str(events), -1,
                                                                         third + 4)
+
+
+async def _changelog(bootstrap: str) -> dict[bytes, tuple[int, bytes | None]]:
+    """The sessions table as its changelog holds it: per key, partition and newest value."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                max_partition_fetch_bytes=16 * 1024 * 1024)
+    await consumer.start()
+    try:
+        topic = changelog_topic()
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        table: dict[bytes, tuple[int, bytes | None]] = {}
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
+            for tp, messages in (await consumer.getmany(timeout_ms=200)).items():
+                for message in messages:
+                    table[message.key] = (tp.partition, message.value)
+        return table
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_an_unreadable_checkpoint_is_dead_lettered_and_the_worker_keeps_going(
+        tmp_path: Path, store: str) -> None:
+    """Issue 15 point 4: a session's entry in the changelog is corrupted while no worker
+    runs. The worker taking the partitions over dead-letters it, closes that session as
+    unreportable and counts it, rejects its later events, and reports every other session
+    exactly as `rapport analyze` does (it used to fail every batch, again after each restart)."""
+    lines = simulate_lines("--sessions", "6", "--minutes", "1", "--seed", "8",
+                           "--style", "mixed", "--session-stagger-ms", "5000")
+    expected = offline_reports(lines)
+    half = len(lines) // 2
+
+    async def scenario(bootstrap: str) -> None:
+        extra = ("--store", store, "--checkpoint-interval-s", "0.5")
+        first = Worker(bootstrap, tmp_path / "first.log", *extra, "--data-dir",
+                       str(tmp_path / "first"))
+        second = None
+        try:
+            async with Producer(bootstrap) as producer, Outputs(bootstrap) as outputs:
+                await wait_until(lambda: first.assigned() == PARTITIONS, 60, "assignment",
+                                 [first])
+                await producer.send(lines[:half])
+                await wait_until(lambda: first.metrics().get(
+                    "rapport_checkpoints_total", 0) >= len(expected), 60, "checkpoints",
+                    [first])
+                first.kill()
+                await outputs.poll()
+                table = await _changelog(bootstrap)
+                victim, (partition, value) = next(
+                    (key, entry) for key, entry in sorted(table.items())
+                    if entry[1] is not None and not key.startswith(b"\0")
+                    and isinstance(load_state(entry[1]), StreamSession)
+                    and key.decode() not in outputs.reported_sessions())
+                assert value is not None
+                corrupt = bytearray(value)
+                corrupt[len(corrupt) // 2] ^= 0xFF
+                async with AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all") as raw:
+                    await raw.send_and_wait(changelog_topic(), bytes(corrupt), key=victim,
+                                            partition=partition)
+                await producer.send(lines[half:])
+                second = Worker(bootstrap, tmp_path / "second.log", *extra, "--data-dir",
+                                str(tmp_path / "second"))
+                others = set(expected) - {victim.decode()}
+                await outputs.until(lambda o: o.reported_sessions() >= others, 120,
+                                    "every other report", [second])
+                await wait_until(lambda: second is not None and caught_up(second), 60,
+                                 "the second worker catching up", [second])
+                await asyncio.sleep(1)
+                await outputs.poll()
+                del expected[victim.decode()]
+                assert_reports_match(outputs, expected)
+                dead = [d for d in outputs.dead_letters if d["session_id"] == victim.decode()]
+                assert dead and len(dead) == len(outputs.dead_letters)
+                assert (dead[0]["reason"], dead[0]["field"]) == ("unreportable", "checkpoint")
+                assert base64.b64decode(dead[0]["raw"]) == bytes(corrupt)
+                assert dead[0]["source"]["partition"] == partition
+                assert {d["reason"] for d in dead[1:]} <= {"session_state"}
+                metrics = second.metrics()
+                assert metrics["rapport_checkpoints_unreadable_total"] == 1
+                assert metrics['rapport_sessions_closed_total{ended_by="unreportable"}'] == 1
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+
+    with EmbeddedBroker() as broker:
+        asyncio.run(scenario(_topics(broker)))

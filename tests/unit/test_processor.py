@@ -25,6 +25,7 @@ from models.stream_session import (
     ClosedSession,
     PublishedReport,
     SessionState,
+    UnreadableState,
     load_state,
     reconcile,
 )
@@ -420,3 +421,58 @@ def test_a_bad_line_in_a_multi_event_record_is_rejected_alone_with_its_index() -
     assert [(d["reason"], d["source"]["index"]) for d in dead] == [("malformed_json", 1)]
     assert base64.b64decode(dead[0]["raw"]) == b"{oops"
     assert result.consumed == 3 and result.opened == 1
+
+
+def test_an_unreadable_persisted_state_is_dead_lettered_and_closed_not_crashed_on() -> None:
+    """Issue 15, point 4: a persisted state that cannot be restored closes its session as
+    ``unreportable`` with a dead-letter record of the bytes; later events of it are rejected,
+    and every other session of the partition carries on to its report."""
+    events = simulated(sessions=4, minutes=2, seed=5)
+    log = Log()
+    log.events(events)
+    log.ticks(PipelineConfig().end_grace_ms)
+    half = len(log.records) // 2
+    persisted = Persisted()
+    outputs = run(BatchProcessor(), log.records[:half], persisted)
+    victim = sorted(persisted.table)[0]
+    partition = load_state(persisted.table[victim]).partition
+    corrupt = persisted.table[victim][:5] + b"\x00garbage"
+    persisted.table[victim] = corrupt
+
+    def restore(p: int) -> list[SessionState | UnreadableState]:
+        states: list[SessionState | UnreadableState] = []
+        for session_id, data in persisted.table.items():
+            try:
+                state = load_state(data)
+            except checkpoint.CheckpointError as error:
+                if p == partition:
+                    states.append(UnreadableState(session_id, p, data, str(error)))
+                continue
+            if state.partition == p:
+                states.append(state)
+        return states
+
+    second = BatchProcessor()  # a new worker takes every partition over
+    rest = log.records[half:]
+    results = [second.process(rest[i : i + 100], restore) for i in range(0, len(rest), 100)]
+    for result in results:
+        persisted.apply(result)
+        outputs.extend(result.outputs)
+    assert sum(r.unreadable for r in results) == 1
+    assert sum(r.closed["unreportable"] for r in results) == 1
+    dead = [d for d in values(outputs, "dlq") if d["session_id"] == victim]
+    first, *later = dead
+    assert (first["reason"], first["field"]) == ("unreportable", "checkpoint")
+    assert "corrupt checkpoint" in first["error"] and str(len(corrupt)) in first["error"]
+    assert base64.b64decode(first["raw"]) == corrupt
+    assert first["source"]["partition"] == partition
+    assert later and {(d["reason"], d["error"].split(": ", 1)[1]) for d in later} == {
+        ("session_state", "session already closed (unreportable)")}
+    # The corrupt entry is replaced by a closed marker; every other session is reported.
+    assert load_state(persisted.table[victim]) == ClosedSession(
+        victim, partition, -1, -1,
+        next(r.timestamp_ms for r in rest if r.partition == partition), "unreportable")
+    reports = {r["session_id"]: r["report"] for r in values(outputs, "reports")}
+    expected = offline(events)
+    del expected[victim]
+    assert reports == expected
