@@ -26,6 +26,7 @@ from services.health import Check, database_problem
 from services.ingest import IngestConfig, KafkaPublisher, PublishError, create_app
 from services.settings import VAD_BACKENDS
 from services.store import ReportStore, StoreError
+from services.web import server_options
 from streams.broker_probe import BrokerProbe, bootstrap_servers
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,22 @@ def register(subparsers: Any) -> None:
                              "networks or overloaded senders (default: %(default)s)")
     parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
                         help="STUN/TURN server for WebRTC (repeatable; default: none)")
+    limits = parser.add_argument_group(
+        "per-token limits (429 with Retry-After beyond them; docs/ingest.md)")
+    limits.add_argument("--max-open-sessions-per-token", type=int, default=200, metavar="N",
+                        help="sessions a token may have started and not ended (idle ones "
+                             "stop counting after --session-idle-s) (default: %(default)s)")
+    limits.add_argument("--events-per-s-per-token", type=float, default=2000.0, metavar="R",
+                        help="sustained events per second per token (default: %(default)s)")
+    limits.add_argument("--event-burst-per-token", type=int, default=10_000, metavar="N",
+                        help="events a token may send at once above the rate; at least the "
+                             "10000 events of one request (default: %(default)s)")
+    limits.add_argument("--session-idle-s", type=float, default=300.0, metavar="S",
+                        help="an open session without events this long stops counting "
+                             "(default: %(default)s, the workers' idle timeout)")
+    parser.add_argument("--body-timeout-s", type=float, default=30.0, metavar="S",
+                        help="a request body must arrive within this, else 408; request "
+                             "headers have the same time (default: %(default)s)")
     add_vad_backend(parser)
     add_db_url(parser)
     parser.set_defaults(handler=run)
@@ -75,13 +92,18 @@ async def serve(store: ReportStore, args: argparse.Namespace) -> None:
                           max_message_bytes=args.max_body_bytes, batch_ms=args.batch_ms,
                           hold_ms=args.jitter_hold_ms,
                           ice_servers=tuple(args.ice_server),
-                          vad_backend=args.config.vad_backend)
+                          vad_backend=args.config.vad_backend,
+                          max_open_sessions_per_token=args.max_open_sessions_per_token,
+                          events_per_s_per_token=args.events_per_s_per_token,
+                          event_burst_per_token=args.event_burst_per_token,
+                          session_idle_s=args.session_idle_s,
+                          body_timeout_s=args.body_timeout_s)
     publisher = KafkaPublisher(bootstrap_servers(args.broker))
     probe = BrokerProbe(bootstrap_servers(args.broker))
     checks: list[tuple[str, Check]] = [("database", partial(database_problem, store)),
                                        ("broker", probe.check)]
     runner = web.AppRunner(create_app(publisher, store, config, checks=checks),
-                           access_log=None)
+                           access_log=None, **server_options())
     await runner.setup()
     try:
         site = web.TCPSite(runner, args.host, args.port)

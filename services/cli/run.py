@@ -42,7 +42,7 @@ from services.kafka_admin import KafkaAdminError, ensure_topics, rapport_topics
 from services.reports import LiveConsumer, LiveHub
 from services.reports.consumer import StoreConsumer
 from services.store import ReportStore
-from services.web import JobHealth, WorkerEndpoint
+from services.web import JobHealth, WorkerEndpoint, server_options
 from services.web import build_app as web_app
 from streams.broker_probe import BrokerProbe, bootstrap_servers, faust_broker
 
@@ -264,7 +264,7 @@ async def _web(args: argparse.Namespace, bootstrap: str,
                   ingest=IngestConfig(vad_backend=args.config.vad_backend))
     consumer = StoreConsumer(store, bootstrap)
     live = LiveConsumer(hub, bootstrap)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, **server_options())
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()
