@@ -261,7 +261,8 @@ async def _web(args: argparse.Namespace, bootstrap: str,
     health = JobHealth(store, endpoints, broker_check=probe.check)
     hub = LiveHub(hide=store.pseudonymize.apply)
     app = web_app(store, KafkaPublisher(bootstrap), health, live=hub,
-                  ingest=IngestConfig(vad_backend=args.config.vad_backend))
+                  ingest=IngestConfig(vad_backend=args.config.vad_backend,
+                                      **args.config.ingest_overrides))
     consumer = StoreConsumer(store, bootstrap)
     live = LiveConsumer(hub, bootstrap)
     runner = web.AppRunner(app, access_log=None, **server_options())

@@ -135,3 +135,20 @@ def test_invalid_json_over_the_websocket_is_counted_and_dead_lettered() -> None:
             assert len(sink.dlq) == 1
 
     run(scenario())
+
+
+def test_rapport_ingest_flags_beat_the_environment_which_beats_the_defaults(
+        monkeypatch: Any) -> None:
+    from services.cli import build_parser
+    from services.cli.ingest import ingest_limits
+    from services.settings import load_settings
+
+    monkeypatch.setenv("RAPPORT_INGEST_MAX_OPEN_SESSIONS_PER_TOKEN", "50")
+    monkeypatch.setenv("RAPPORT_INGEST_BODY_TIMEOUT_S", "5")
+    args = build_parser().parse_args(["ingest", "--broker", "x:9092",
+                                      "--max-open-sessions-per-token", "70"])
+    args.config = load_settings()
+    limits = ingest_limits(args)
+    assert limits == {"max_open_sessions_per_token": 70, "body_timeout_s": 5.0}
+    config = IngestConfig(**limits)
+    assert config.events_per_s_per_token == 2000.0 and config.body_timeout_s == 5.0
