@@ -206,6 +206,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return _error_response(request, error.status,
                                f"{request.path}: {error.reason.lower()}")
+    except ConnectionResetError as error:
+        # The client went away mid-request (reading its body, or writing a streamed answer;
+        # aiohttp's ClientConnectionResetError is one): routine on the internet, not a server
+        # error, so no ERROR traceback (issue 16 finding 7). A reset of some other connection
+        # (a backend's) while the client is still there is still an error.
+        transport = request.transport
+        if transport is not None and not transport.is_closing():
+            raise
+        log.info("client went away during %s %s (%s)", request.method, request.path,
+                 error or type(error).__name__)
+        return web.Response(status=499)  # nginx's "client closed request"; never sent
 
 
 # How often an open stream (ingest WebSocket, live SSE) checks that its token is still valid:

@@ -14,6 +14,11 @@ creates the directory and the key file when it opens (services/store).
 The ingest adds ``RAPPORT_VAD_BACKEND``: the VAD of WebRTC audio mode, ``rapport`` (default)
 or ``silero`` (the optional extra; services/ingest/vad_backend.py).
 
+The ingest's per-token limits and body timeout (issue 16; services/ingest/limits.py) have
+variables ``RAPPORT_INGEST_<FIELD>`` for the :class:`services.ingest.IngestConfig` fields in
+:data:`INGEST_VARIABLES` (e.g. ``RAPPORT_INGEST_MAX_OPEN_SESSIONS_PER_TOKEN``), read by
+``rapport ingest`` (whose flags beat them) and ``rapport run --port``.
+
 ``RAPPORT_FAILPOINT`` is for crash tests only: ``after-report`` makes a streaming worker exit
 the moment a final report is on the broker, before its closed marker is written.
 """
@@ -36,6 +41,16 @@ _FALSE = {"0", "false", "no", "off"}
 DB_FILE = "rapport.db"
 VAD_BACKENDS = ("rapport", "silero")  # services/ingest/vad_backend.py
 FAILPOINTS = ("after-report",)  # streams/app.py
+INGEST_PREFIX = "RAPPORT_INGEST_"
+# IngestConfig fields settable from the environment, with their type (services/ingest/service.py
+# holds the defaults; importing it here would load aiortc into every command).
+INGEST_VARIABLES: dict[str, type[int] | type[float]] = {
+    "max_open_sessions_per_token": int,
+    "events_per_s_per_token": float,
+    "event_burst_per_token": int,
+    "session_idle_s": float,
+    "body_timeout_s": float,
+}
 
 
 def data_dir_from(env: Mapping[str, str]) -> Path:
@@ -64,6 +79,13 @@ class Settings:
     pseudonym_key: str | None = field(default=None, repr=False)  # None: key file in data_dir
     vad_backend: str = "rapport"  # VAD of the ingest's audio mode
     failpoint: str | None = None  # crash tests only (RAPPORT_FAILPOINT)
+    # IngestConfig fields set by RAPPORT_INGEST_* (only those set), as (field, value)
+    ingest: tuple[tuple[str, int | float], ...] = ()
+
+    @property
+    def ingest_overrides(self) -> dict[str, Any]:
+        """Keyword arguments for IngestConfig from the environment."""
+        return dict(self.ingest)
 
     @property
     def database_url(self) -> str:
@@ -150,6 +172,14 @@ def load_settings(
     if failpoint is not None and failpoint not in FAILPOINTS:
         raise ConfigError("RAPPORT_FAILPOINT", f"must be {' or '.join(FAILPOINTS)} (crash "
                                                f"tests only), got {failpoint!r}")
+    ingest: list[tuple[str, int | float]] = []
+    for name, kind in INGEST_VARIABLES.items():
+        variable = f"{INGEST_PREFIX}{name.upper()}"
+        if env.get(variable, "").strip():
+            value = _convert(variable, env[variable], kind(0))
+            if value <= 0:
+                raise ConfigError(variable, f"must be greater than 0, got {value}")
+            ingest.append((name, value))
     return Settings(engine=engine, log_level=level, data_dir=directory, db_url=url,
                     pseudonym_key=key.strip() if key else None, vad_backend=backend,
-                    failpoint=failpoint)
+                    failpoint=failpoint, ingest=tuple(ingest))

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -28,6 +29,25 @@ from services.reports import LiveHub, add_live_routes, add_report_routes
 from services.store import ReportStore
 
 log = logging.getLogger(__name__)
+
+# Issue 16 finding 11: aiohttp waits 3630 s by default for a request's headers (a new
+# connection's first, or a keep-alive connection's next), so slow-header clients could hold
+# connections for an hour. Every server of ours (rapport run --port, rapport ingest, rapport
+# reports) passes these to its AppRunner; request bodies have their own timeout
+# (IngestConfig.body_timeout_s, services/ingest/batches.py read_body).
+HEADER_TIMEOUT_S = 30.0
+# After answering a request whose body it did not read (408, 413, 429), aiohttp keeps
+# reading and discarding the rest for up to this long so the client sees the answer, then
+# closes the connection (aiohttp's default is 10 s).
+LINGER_S = 5.0
+
+
+def server_options(header_timeout_s: float = HEADER_TIMEOUT_S,
+                   linger_s: float = LINGER_S) -> dict[str, Any]:
+    """AppRunner keyword arguments: a connection that has not sent a complete request head
+    within ``header_timeout_s`` (idle keep-alive included) is closed; an unread body is
+    drained for at most ``linger_s``."""
+    return {"keepalive_timeout": header_timeout_s, "lingering_time": linger_s}
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,9 @@ from models.errors import ConfigError, ValidationError
 from services.cli.tokens import add_db_url, open_store
 from services.health import Check, database_problem
 from services.ingest import IngestConfig, KafkaPublisher, PublishError, create_app
-from services.settings import VAD_BACKENDS
+from services.settings import INGEST_VARIABLES, VAD_BACKENDS
 from services.store import ReportStore, StoreError
+from services.web import server_options
 from streams.broker_probe import BrokerProbe, bootstrap_servers
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,26 @@ def register(subparsers: Any) -> None:
                              "networks or overloaded senders (default: %(default)s)")
     parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
                         help="STUN/TURN server for WebRTC (repeatable; default: none)")
+    limits = parser.add_argument_group(
+        "per-token limits (429 with Retry-After beyond them; docs/ingest.md)")
+    env = "(default: $RAPPORT_INGEST_{}, else {})"
+    limits.add_argument("--max-open-sessions-per-token", type=int, metavar="N",
+                        help="sessions a token may have started and not ended (idle ones "
+                             "stop counting after --session-idle-s) "
+                        + env.format("MAX_OPEN_SESSIONS_PER_TOKEN", 200))
+    limits.add_argument("--events-per-s-per-token", type=float, metavar="R",
+                        help="sustained events per second per token "
+                        + env.format("EVENTS_PER_S_PER_TOKEN", 2000))
+    limits.add_argument("--event-burst-per-token", type=int, metavar="N",
+                        help="events a token may send at once above the rate; at least the "
+                             "10000 events of one request "
+                        + env.format("EVENT_BURST_PER_TOKEN", 10000))
+    limits.add_argument("--session-idle-s", type=float, metavar="S",
+                        help="an open session without events this long stops counting "
+                        + env.format("SESSION_IDLE_S", "300, the workers' idle timeout"))
+    parser.add_argument("--body-timeout-s", type=float, metavar="S",
+                        help="a request body must arrive within this, else 408 "
+                        + env.format("BODY_TIMEOUT_S", 30))
     add_vad_backend(parser)
     add_db_url(parser)
     parser.set_defaults(handler=run)
@@ -70,18 +91,28 @@ def add_vad_backend(parser: argparse.ArgumentParser) -> None:
                              "silero-vad) (default: $RAPPORT_VAD_BACKEND, else rapport)")
 
 
+def ingest_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """The per-token limits and body timeout: flag > ``RAPPORT_INGEST_*`` > default."""
+    limits: dict[str, Any] = args.config.ingest_overrides
+    for name in INGEST_VARIABLES:
+        if getattr(args, name, None) is not None:
+            limits[name] = getattr(args, name)
+    return limits
+
+
 async def serve(store: ReportStore, args: argparse.Namespace) -> None:
     config = IngestConfig(max_body_bytes=args.max_body_bytes,
                           max_message_bytes=args.max_body_bytes, batch_ms=args.batch_ms,
                           hold_ms=args.jitter_hold_ms,
                           ice_servers=tuple(args.ice_server),
-                          vad_backend=args.config.vad_backend)
+                          vad_backend=args.config.vad_backend,
+                          **ingest_limits(args))
     publisher = KafkaPublisher(bootstrap_servers(args.broker))
     probe = BrokerProbe(bootstrap_servers(args.broker))
     checks: list[tuple[str, Check]] = [("database", partial(database_problem, store)),
                                        ("broker", probe.check)]
     runner = web.AppRunner(create_app(publisher, store, config, checks=checks),
-                           access_log=None)
+                           access_log=None, **server_options())
     await runner.setup()
     try:
         site = web.TCPSite(runner, args.host, args.port)

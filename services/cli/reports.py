@@ -27,6 +27,7 @@ from services.health import Check, add_health_routes, database_problem
 from services.reports import LiveConsumer, LiveHub, add_live_routes, create_app
 from services.reports.consumer import GROUP_ID, StoreConsumer
 from services.store import ReportStore, StoreError
+from services.web import server_options
 from streams.broker_probe import BrokerProbe, bootstrap_servers
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ async def serve(store: ReportStore, host: str, port: int, broker: str | None = N
     hub = LiveHub(hide=store.pseudonymize.apply)
     add_live_routes(app, hub)
     probe = add_health(app, store, broker)
-    runner = web.AppRunner(app, access_log=log)
+    runner = web.AppRunner(app, access_log=log, **server_options())
     await runner.setup()
     consumer = StoreConsumer(store, broker) if broker else None
     live = LiveConsumer(hub, broker) if broker else None

@@ -42,7 +42,7 @@ from services.kafka_admin import KafkaAdminError, ensure_topics, rapport_topics
 from services.reports import LiveConsumer, LiveHub
 from services.reports.consumer import StoreConsumer
 from services.store import ReportStore
-from services.web import JobHealth, WorkerEndpoint
+from services.web import JobHealth, WorkerEndpoint, server_options
 from services.web import build_app as web_app
 from streams.broker_probe import BrokerProbe, bootstrap_servers, faust_broker
 
@@ -261,10 +261,11 @@ async def _web(args: argparse.Namespace, bootstrap: str,
     health = JobHealth(store, endpoints, broker_check=probe.check)
     hub = LiveHub(hide=store.pseudonymize.apply)
     app = web_app(store, KafkaPublisher(bootstrap), health, live=hub,
-                  ingest=IngestConfig(vad_backend=args.config.vad_backend))
+                  ingest=IngestConfig(vad_backend=args.config.vad_backend,
+                                      **args.config.ingest_overrides))
     consumer = StoreConsumer(store, bootstrap)
     live = LiveConsumer(hub, bootstrap)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, **server_options())
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()

@@ -9,21 +9,27 @@ Answers, always JSON:
   none were valid; the valid ones are published, each invalid one is on the dead-letter topic;
 - ``400`` a JSON array body that is not valid JSON (dead-lettered as one record);
 - ``401`` / ``403`` see services/ingest/access.py; ``413`` body too large;
+- ``408`` the body did not arrive within ``body_timeout_s`` (a slow or stalled client);
+- ``429`` a per-token limit (services/ingest/limits.py): ``field`` names it
+  (``events_per_s_per_token`` or ``max_open_sessions_per_token``); nothing of the request was
+  accepted; retry after ``Retry-After`` seconds;
 - ``503`` the broker could not store the events in time or the ingest buffer is full: nothing
   of the request was accepted; retry after ``Retry-After`` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 import orjson
 from aiohttp import web
 
+from models.errors import ValidationError
 from models.records import RejectReason, Source, rejected_record
 from services.auth import requires
-from services.ingest.access import AccessDenied, authenticate_request
+from services.ingest.access import AccessDenied, Caller, authenticate_request
 from services.ingest.intake import (
     BodyLimitError,
     Checked,
@@ -31,10 +37,13 @@ from services.ingest.intake import (
     remember_starts,
     split_body,
 )
+from services.ingest.limits import LimitExceeded
 from services.ingest.publisher import Outgoing, PublishError
 from services.ingest.service import INGEST, IngestService
 
 log = logging.getLogger(__name__)
+
+BODY_TIMEOUT_S = 30.0  # IngestConfig.body_timeout_s; a request body must arrive within this
 
 
 def error_response(status: int, field: str, message: str,
@@ -43,17 +52,38 @@ def error_response(status: int, field: str, message: str,
                              headers=headers)
 
 
-async def read_body(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None when it exceeds ``limit`` bytes (read no further than that)."""
+class BodyTimeout(ValidationError):
+    """The body did not arrive in time (issue 16 finding 11: a client that sends half a body
+    and stops held a handler and its buffer forever). Answered 408, connection closed."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__("body", f"not received within {timeout_s:g} s; send it faster")
+
+    def response(self) -> web.Response:
+        answer = error_response(408, self.field, self.reason)
+        answer.force_close()  # the rest of the body may never come: do not wait for it
+        return answer
+
+
+async def read_body(request: web.Request, limit: int,
+                    timeout_s: float = BODY_TIMEOUT_S) -> bytes | None:
+    """The body, or None when it exceeds ``limit`` bytes (read no further than that);
+    :class:`BodyTimeout` when all of it has not arrived within ``timeout_s``."""
     if request.content_length is not None and request.content_length > limit:
         return None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(65_536):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.content.iter_chunked(65_536):
+                size += len(chunk)
+                if size > limit:
+                    return None
+                chunks.append(chunk)
+    except TimeoutError:
+        log.info("%s %s: body not received within %g s (%d bytes came)", request.method,
+                 request.path, timeout_s, size)
+        raise BodyTimeout(timeout_s) from None
     return b"".join(chunks)
 
 
@@ -68,7 +98,11 @@ async def post_events(request: web.Request) -> web.Response:
         caller = await authenticate_request(service.tokens, request)
     except AccessDenied as denied:
         return denied.response()
-    body = await read_body(request, service.config.max_body_bytes)
+    try:
+        body = await read_body(request, service.config.max_body_bytes,
+                               service.config.body_timeout_s)
+    except BodyTimeout as timeout:
+        return timeout.response()
     if body is None:
         service.count(0, 1, {RejectReason.TOO_LARGE.value: 1})
         return too_large(service.config.max_body_bytes)
@@ -85,20 +119,34 @@ async def post_events(request: web.Request) -> web.Response:
         except PublishError as error:
             log.warning("dead letter not stored: %s", error)
         return error_response(status, items.field, items.reason)
+    limited = service.take_events(caller.token_id, len(items))
+    if limited is not None:
+        return too_many(limited)
     try:
         checked = check_events(items, caller, service.clinics, "http:/v1/events")
     except AccessDenied as denied:
         return denied.response()
-    return await publish_checked(service, checked)
+    return await publish_checked(service, caller, checked)
 
 
-async def publish_checked(service: IngestService, checked: Checked) -> web.Response:
-    """Publish a checked body; the HTTP answer (202/207/422, or 503)."""
+def too_many(limited: LimitExceeded) -> web.Response:
+    return error_response(429, limited.limit, limited.message,
+                          {"Retry-After": str(limited.retry_after_s)})
+
+
+async def publish_checked(service: IngestService, caller: Caller,
+                          checked: Checked) -> web.Response:
+    """Publish a checked body; the HTTP answer (202/207/422, or 429, 503)."""
+    reserved = service.reserve_sessions(caller.token_id, checked)
+    if isinstance(reserved, LimitExceeded):
+        return too_many(reserved)
     try:
         await service.publisher.publish(checked.records)
     except PublishError as error:
+        service.limits.release(caller.token_id, reserved)
         log.warning("events not accepted: %s", error)
         return error_response(503, "broker", str(error), {"Retry-After": "5"})
+    service.limits.commit(caller.token_id, checked.ends, checked.sessions)
     remember_starts(checked, service.clinics)
     service.count(checked.accepted, len(checked.rejections), checked.reasons)
     return web.json_response(checked.body(), status=checked.status)

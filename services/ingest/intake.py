@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from models.errors import ValidationError
-from models.events import SessionStart, decode_json, parse_event
+from models.events import SessionEnd, SessionStart, decode_json, parse_event
 from models.records import RejectReason, Source, rejected_record
 from services.ingest.access import AccessDenied, Caller
 from services.ingest.publisher import Outgoing
@@ -49,6 +49,8 @@ class Checked:
     accepted: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     starts: list[tuple[str, str]] = field(default_factory=list)  # (session_id, clinic_id)
+    ends: list[str] = field(default_factory=list)  # session ids of accepted session.end
+    sessions: set[str] = field(default_factory=set)  # session ids of every accepted event
     reasons: dict[str, int] = field(default_factory=dict)  # rejections by reason
 
     @property
@@ -186,6 +188,9 @@ def check_events(items: list[tuple[int, bytes, Any]], caller: Caller, clinics: S
             if known is not None and caller.clinic is not None and known != caller.clinic:
                 raise AccessDenied(403, "clinic_id", f"session {event.session_id!r} belongs "
                                    "to another clinic than this token's")
+        if isinstance(event, SessionEnd):
+            checked.ends.append(event.session_id)
+        checked.sessions.add(event.session_id)
         checked.records.append(Outgoing("events", event.session_id.encode(), raw))
         checked.accepted += 1
     checked.records.extend(dead)

@@ -15,6 +15,10 @@ INGEST_REJECTED = Counter(
     "rapport_ingest_rejected_total",
     "Events refused by the ingest, by reason (malformed_json, invalid, too_large).",
     ["reason"])
+LIMITED = Counter(
+    "rapport_ingest_limited_total",
+    "Requests and WebSocket messages refused with 429 by a per-token limit, by limit "
+    "(max_open_sessions_per_token, events_per_s_per_token; docs/ingest.md).", ["limit"])
 WEBRTC_PEERS = Gauge(
     "rapport_webrtc_peers",
     "Open WebRTC peer connections, by connection state (new, connecting, connected, "

@@ -4,6 +4,7 @@ clinic of each session seen starting, the live WebRTC sessions, counters."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,10 +15,13 @@ from models.errors import ConfigError
 from models.vad import VadConfig
 from services.auth import TokenVerifier
 from services.ingest import metrics
-from services.ingest.intake import MAX_EVENTS_PER_REQUEST, SessionClinics
+from services.ingest.intake import MAX_EVENTS_PER_REQUEST, Checked, SessionClinics
+from services.ingest.limits import LimitExceeded, TokenLimits
 from services.ingest.publisher import LiveEmitter, Publisher
 from services.ingest.sessions import LiveSessions
 from services.ingest.vad_backend import BACKENDS, VadBackend
+
+log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 
@@ -37,10 +41,27 @@ class IngestConfig:
     ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs; none by default
     rtt_probe: bool = True  # send silence back when the offer allows, to measure RTT (RTCP)
     auth_timeout_s: float = 10.0  # a socket must authenticate within this
+    body_timeout_s: float = 30.0  # a POST body must arrive within this; slower is 408
+    # Per-token limits (services/ingest/limits.py; issue 16): more is 429 with Retry-After.
+    max_open_sessions_per_token: int = 200  # started, not ended, not idle for session_idle_s
+    events_per_s_per_token: float = 2000.0  # sustained rate ...
+    event_burst_per_token: int = MAX_EVENTS_PER_REQUEST  # ... and burst (>= events/request)
+    session_idle_s: float = 300.0  # an open session without events this long stops counting
     vad: VadConfig = field(default_factory=VadConfig)
     vad_backend: str = "rapport"  # VAD of audio mode: rapport or silero (vad_backend.py)
 
     def __post_init__(self) -> None:
+        if self.max_open_sessions_per_token < 1:
+            raise ConfigError("max_open_sessions_per_token", "must be at least 1")
+        if self.events_per_s_per_token <= 0:
+            raise ConfigError("events_per_s_per_token", "must be greater than 0")
+        if self.event_burst_per_token < self.max_events_per_request:
+            raise ConfigError("event_burst_per_token", "must be at least max_events_per_"
+                              f"request ({self.max_events_per_request}), or a full request "
+                              "could never pass")
+        if self.session_idle_s <= 0 or self.body_timeout_s <= 0:
+            raise ConfigError("session_idle_s" if self.session_idle_s <= 0
+                              else "body_timeout_s", "must be greater than 0")
         if self.vad_backend not in BACKENDS:
             raise ConfigError("vad_backend", f"must be one of {', '.join(BACKENDS)}, "
                                              f"got {self.vad_backend!r}")
@@ -66,6 +87,10 @@ class IngestService:
         self.emitter = LiveEmitter(publisher)
         self.sessions = LiveSessions(self.emitter, self.now_ms)
         self.counters = IngestCounters()
+        self.limits = TokenLimits(max_open_sessions=self.config.max_open_sessions_per_token,
+                                  events_per_s=self.config.events_per_s_per_token,
+                                  burst=self.config.event_burst_per_token,
+                                  idle_s=self.config.session_idle_s, clock=time.monotonic)
         # One VAD backend per process (silero: one onnxruntime session for everyone).
         self.vad = VadBackend(self.config.vad_backend, self.config.vad)
         # Set once the VAD is warm (app.py): audio readers wait for it before their first
@@ -83,6 +108,26 @@ class IngestService:
         self.counters.accepted += accepted
         self.counters.rejected += rejected
         metrics.count_events(accepted, rejected, reasons)
+
+
+    def take_events(self, token_id: str, count: int) -> LimitExceeded | None:
+        """The token's event rate limit for a request of ``count`` events (counted when
+        refused)."""
+        refused = self.limits.take_events(token_id, count)
+        if refused is not None:
+            self.refused(token_id, refused)
+        return refused
+
+    def reserve_sessions(self, token_id: str, checked: Checked) -> LimitExceeded | frozenset[str]:
+        """The token's open-session limit for a checked request (counted when refused)."""
+        reserved = self.limits.reserve(token_id, (s for s, _ in checked.starts), checked.ends)
+        if isinstance(reserved, LimitExceeded):
+            self.refused(token_id, reserved)
+        return reserved
+
+    def refused(self, token_id: str, refused: LimitExceeded) -> None:
+        metrics.LIMITED.labels(refused.limit).inc()
+        log.info("token %s over its limit %s: %s", token_id, refused.limit, refused.message)
 
 
 INGEST = web.AppKey("ingest", IngestService)

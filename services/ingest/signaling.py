@@ -28,7 +28,7 @@ from models.errors import ValidationError
 from models.events import ROLES, Role, SessionEnd, parse_event
 from services.auth import requires
 from services.ingest.access import AccessDenied, Caller, authenticate_request
-from services.ingest.batches import error_response, read_body
+from services.ingest.batches import BodyTimeout, error_response, read_body
 from services.ingest.peer import Mode, ParticipantPeer, offers_audio_level
 from services.ingest.publisher import Outgoing, PublishError
 from services.ingest.service import INGEST, IngestService
@@ -51,7 +51,7 @@ async def _caller(service: IngestService, request: web.Request) -> Caller:
 
 
 async def _offer_body(request: web.Request) -> dict[str, Any]:
-    body = await read_body(request, MAX_OFFER_BYTES)
+    body = await read_body(request, MAX_OFFER_BYTES, request.app[INGEST].config.body_timeout_s)
     if body is None:
         raise ValidationError("body", f"larger than {MAX_OFFER_BYTES} bytes")
     try:
@@ -106,6 +106,8 @@ async def post_offer(request: web.Request) -> web.Response:
         service.clinics.remember(session_id, clinic)
     except AccessDenied as denied:
         return denied.response()
+    except BodyTimeout as timeout:
+        return timeout.response()
     except ValidationError as error:
         return error_response(422, error.field, error.reason)
     except SessionError as error:
@@ -191,6 +193,8 @@ async def post_end(request: web.Request) -> web.Response:
             [Outgoing("events", session_id.encode(), orjson.dumps(event_dict(event)))])
     except AccessDenied as denied:
         return denied.response()
+    except BodyTimeout as timeout:
+        return timeout.response()
     except ValidationError as error:
         return error_response(422, error.field, error.reason)
     except PublishError as error:

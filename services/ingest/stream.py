@@ -9,10 +9,11 @@ or 4403).
 Every later message (text or binary) is one event, a JSON array of events or JSON Lines, at
 most ``max_message_bytes`` (a larger one closes the socket with 1009). Each is validated and
 published like a ``POST /v1/events`` body and answered, in order, with
-``{"type": "ack", "message": n, "status": 202|207|422|403|503, "accepted", ...}`` where ``n``
-counts the messages from 0 and the rest is the HTTP body. Backpressure: the next message is
-not read until the previous one is stored by the broker, so a fast sender is slowed by TCP
-flow control instead of filling memory.
+``{"type": "ack", "message": n, "status": 202|207|422|403|429|503, "accepted", ...}`` where
+``n`` counts the messages from 0 and the rest is the HTTP body; a 429 (a per-token limit,
+services/ingest/limits.py) adds ``field`` naming the limit and ``retry_after_s``.
+Backpressure: the next message is not read until the previous one is stored by the broker,
+so a fast sender is slowed by TCP flow control instead of filling memory.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from models.records import RejectReason, Source, rejected_record
 from services.auth import Revalidation, public
 from services.ingest.access import AccessDenied, Caller, authenticate, bearer_token
 from services.ingest.intake import BodyLimitError, check_events, remember_starts, split_body
+from services.ingest.limits import LimitExceeded
 from services.ingest.publisher import Outgoing, PublishError
 from services.ingest.service import INGEST, IngestService
 
@@ -90,21 +92,35 @@ async def _handle(service: IngestService, caller: Caller, data: bytes,
             log.warning("dead letter not stored: %s", error)
         reply.update(status=status, accepted=0, error=str(items), field=items.field)
         return reply
+    limited = service.take_events(caller.token_id, len(items))
+    if limited is not None:
+        return _limited(reply, limited)
     try:
         checked = check_events(items, caller, service.clinics, ORIGIN)
     except AccessDenied as denied:
         reply.update(status=denied.status, accepted=0,
                      error=f"{denied.field}: {denied.message}")
         return reply
+    reserved = service.reserve_sessions(caller.token_id, checked)
+    if isinstance(reserved, LimitExceeded):
+        return _limited(reply, reserved)
     try:
         await service.publisher.publish(checked.records)
     except PublishError as error:
+        service.limits.release(caller.token_id, reserved)
         reply.update(status=503, accepted=0, error=f"broker: {error}")
         return reply
+    service.limits.commit(caller.token_id, checked.ends, checked.sessions)
     remember_starts(checked, service.clinics)
     service.count(checked.accepted, len(checked.rejections), checked.reasons)
     reply["status"] = checked.status
     reply.update(checked.body())
+    return reply
+
+
+def _limited(reply: dict[str, Any], limited: LimitExceeded) -> dict[str, Any]:
+    reply.update(status=429, accepted=0, error=f"{limited.limit}: {limited.message}",
+                 field=limited.limit, retry_after_s=limited.retry_after_s)
     return reply
 
 

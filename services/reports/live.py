@@ -117,12 +117,13 @@ class LiveSession:
 class LiveEvent:
     """One Server-Sent Event: ``kind`` is ``session`` (a session's new state; ``data`` is
     :meth:`LiveSession.to_dict`) or ``ended`` (``session_id``, ``clinic_id``, ``reason``:
-    ``report`` or ``idle``); ``seq`` numbers the hub's events."""
+    ``report`` or ``idle``). Events carry no hub-wide number: each stream numbers the events
+    it sends itself (services/reports/live_pages.py), so a clinic learns nothing of how busy
+    the others are (issue 16 finding 9)."""
 
     kind: str
     clinic_id: str
     data: dict[str, Any]
-    seq: int
 
 
 class Subscription:
@@ -168,7 +169,6 @@ class LiveHub:
         self._sessions: dict[str, LiveSession] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._subscribers: set[Subscription] = set()
-        self._seq = 0
         self.closed = False
 
     # --- records in ------------------------------------------------------------------------
@@ -243,10 +243,6 @@ class LiveHub:
                 if clinic is None or s.clinic_id == clinic]
 
     @property
-    def seq(self) -> int:
-        return self._seq
-
-    @property
     def subscribers(self) -> int:
         return len(self._subscribers)
 
@@ -269,8 +265,7 @@ class LiveHub:
             subscription.offer(None)
 
     def _publish(self, kind: str, clinic: str, data: dict[str, Any]) -> None:
-        self._seq += 1
-        event = LiveEvent(kind, clinic, data, self._seq)
+        event = LiveEvent(kind, clinic, data)
         for subscription in list(self._subscribers):
             if subscription.wants(event) and not subscription.offer(event):
                 log.info("live subscriber fell %d events behind; its stream ends",

@@ -4,11 +4,18 @@ page ``GET /live``.
 
 Both streams need a ``reports`` or ``admin`` token; a clinic's token sees only its clinic's
 sessions (an admin's, every clinic's), exactly as the report API. A stream starts with one
-``snapshot`` event (``{"sessions": [...], "seq": N, "at": epoch_s}``, the sessions active
+``snapshot`` event (``{"sessions": [...], "seq": 0, "at": epoch_s}``, the sessions active
 now), then sends ``session`` events (a session's new state, each :meth:`LiveSession.to_dict`)
-and ``ended`` events (``{"session_id", "clinic_id", "reason": "report" | "idle"}``), each
-with ``id:`` the hub's event number; a comment line every ``keepalive_s`` keeps proxies from
-closing a quiet stream. All data is JSON.
+and ``ended`` events (``{"session_id", "clinic_id", "reason": "report" | "idle"}``); a
+comment line every ``keepalive_s`` keeps proxies from closing a quiet stream. All data is
+JSON.
+
+Event ids count this connection's events: the snapshot is ``id: 0``, the next event 1, and
+so on without gaps. (They used to be one counter for the whole hub, so a clinic saw the other
+clinics' activity as gaps; issue 16 finding 9.) A reconnecting ``EventSource`` sends the
+last id it saw as ``Last-Event-ID``; the server ignores it: there is no replay, every
+connection starts again from a fresh snapshot, which holds the whole current state, so a
+client misses nothing that is still live and ids start again from 0.
 
 The page is rendered on the server with the sessions active when it loads, then a small
 inline script (no library, no CDN; allowed by its hash in the page's Content-Security-Policy,
@@ -163,9 +170,10 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     wait_s = min(keepalive, revalidation.interval_s) if revalidation else keepalive
     with hub.subscribe(clinic) as subscription:
         try:
-            start = {"sessions": hub.sessions(clinic), "seq": hub.seq, "at": time.time()}
+            sent = 0  # this stream's event ids: no gaps, nothing of other clinics
+            start = {"sessions": hub.sessions(clinic), "seq": sent, "at": time.time()}
             await response.write(f"retry: {RETRY_MS}\n\n".encode() + sse("snapshot", start,
-                                                                          hub.seq))
+                                                                          sent))
             quiet_since = time.monotonic()
             while True:
                 timed_out = False
@@ -187,7 +195,8 @@ async def _stream(request: web.Request) -> web.StreamResponse:
                 if event is None:  # the hub closes
                     break
                 quiet_since = time.monotonic()
-                await response.write(sse(event.kind, event.data, event.seq))
+                sent += 1
+                await response.write(sse(event.kind, event.data, sent))
         except (ConnectionResetError, ConnectionError):
             log.debug("live stream client went away")
     return response

@@ -255,7 +255,9 @@ def test_revoking_a_token_ends_its_open_live_stream(store: ReportStore) -> None:
     other, _ = store.create_token("c1", "reports")
 
     async def scenario() -> None:
-        async with served(store, LiveHub(), keepalive_s=0.2, revalidate_s=0.2) as client:
+        # keepalive comments (skipped by next_event) must not come within the 0.8 s below,
+        # or next_event(kept) would never time out
+        async with served(store, LiveHub(), keepalive_s=5.0, revalidate_s=0.2) as client:
             revoked = await client.get("/v1/live", headers=bearer(token))
             kept = await client.get("/v1/live", headers=bearer(other))
             assert (await next_event(revoked))[0] == "snapshot"
@@ -267,5 +269,52 @@ def test_revoking_a_token_ends_its_open_live_stream(store: ReportStore) -> None:
             with pytest.raises(asyncio.TimeoutError):  # the other token's stream stays open
                 await next_event(kept, timeout=0.8)
             assert not kept.content.at_eof()
+            kept.close()
+            revoked.close()
+
+    asyncio.run(scenario())
+
+
+async def next_id(response: ClientResponse, timeout: float = 5.0) -> tuple[str, int]:
+    """The next event of an SSE stream as (event name, its ``id:``); comments skipped."""
+    kind, ident = "message", -1
+    while True:
+        line = (await asyncio.wait_for(response.content.readline(), timeout)).rstrip(b"\r\n")
+        if not line and ident >= 0:
+            return kind, ident
+        name, _, value = line.partition(b": ")
+        if name == b"event":
+            kind = value.decode()
+        elif name == b"id":
+            ident = int(value)
+
+
+def test_a_clinic_sees_consecutive_ids_while_other_clinics_are_busy(
+        store: ReportStore, records: dict[str, list[dict[str, Any]]]) -> None:
+    """Issue 16 finding 9: one hub-wide counter made clinic B's ids skip A's activity."""
+    c1, c2 = of(records["c1"], "quality"), of(records["c2"], "quality")
+    own, _ = store.create_token("c1", "reports")
+    admin, _ = store.create_token("ops", "admin")
+
+    async def scenario() -> None:
+        hub = LiveHub(hide=store.pseudonymize.apply)
+        async with served(store, hub) as client:
+            clinic = await client.get("/v1/live", headers=bearer(own))
+            everyone = await client.get("/v1/live", headers=bearer(admin))
+            assert await next_id(clinic) == ("snapshot", 0)
+            assert await next_id(everyone) == ("snapshot", 0)
+            for k in range(3):  # c2 is busier than c1
+                hub.apply(c2[2 * k])
+                hub.apply(c2[2 * k + 1])
+                hub.apply(c1[k])
+            assert [await next_id(clinic) for _ in range(3)] == [("session", 1),
+                                                                 ("session", 2),
+                                                                 ("session", 3)]
+            assert [i for _, i in [await next_id(everyone) for _ in range(9)]] == list(
+                range(1, 10))
+            # a reconnection (Last-Event-ID) starts again from a snapshot with id 0
+            again = await client.get("/v1/live", headers={**bearer(own),
+                                                          "Last-Event-ID": "3"})
+            assert await next_id(again) == ("snapshot", 0)
 
     asyncio.run(scenario())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.errors import ConfigError
-from services.settings import engine_variables, load_settings
+from services.settings import INGEST_VARIABLES, engine_variables, load_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -93,7 +93,9 @@ def test_every_process_variable_is_documented() -> None:
     source = (Path(__file__).resolve().parents[2] / "services" / "settings.py").read_text()
     documented = {line.split("`")[1] for line in DOCS.read_text().splitlines()
                   if line.startswith("| `RAPPORT_")}
-    used = set(re.findall(r'"(RAPPORT_[A-Z_]+)"', source)) - {"RAPPORT_", "RAPPORT_ALERT_"}
+    used = set(re.findall(r'"(RAPPORT_[A-Z_]+)"', source)) - {"RAPPORT_", "RAPPORT_ALERT_",
+                                                               "RAPPORT_INGEST_"}
+    used |= {f"RAPPORT_INGEST_{name.upper()}" for name in INGEST_VARIABLES}
     assert used <= documented, f"undocumented: {sorted(used - documented)}"
     assert {"RAPPORT_DATA_DIR", "RAPPORT_DB_URL", "RAPPORT_PSEUDONYM_KEY"} <= used
 
@@ -108,3 +110,16 @@ def test_vad_backend_argument_beats_environment_beats_default() -> None:
         with pytest.raises(ConfigError) as raised:
             load_settings(env=env, vad_backend=explicit)
         assert raised.value.field == field
+
+
+def test_ingest_limits_come_from_the_environment_and_are_checked() -> None:
+    load = load_settings
+    settings = load(env={"RAPPORT_INGEST_MAX_OPEN_SESSIONS_PER_TOKEN": "50",
+                         "RAPPORT_INGEST_EVENTS_PER_S_PER_TOKEN": "120.5"})
+    assert settings.ingest_overrides == {"max_open_sessions_per_token": 50,
+                                         "events_per_s_per_token": 120.5}
+    assert load(env={}).ingest_overrides == {}
+    with pytest.raises(ConfigError, match="RAPPORT_INGEST_SESSION_IDLE_S"):
+        load(env={"RAPPORT_INGEST_SESSION_IDLE_S": "0"})
+    with pytest.raises(ConfigError, match="RAPPORT_INGEST_EVENT_BURST_PER_TOKEN"):
+        load(env={"RAPPORT_INGEST_EVENT_BURST_PER_TOKEN": "lots"})

@@ -1,0 +1,75 @@
+"""A client that goes away mid-request is routine, not a server error (issue 16, finding 7):
+it is logged at INFO without a traceback, never as an ERROR. Served by a real AppRunner with
+the production options (aiohttp's test server cancels handlers on disconnect instead, which
+hides the problem), on the ingest and on the report service's sign-in form."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from ingestkit import INGEST_C1, Tokens
+from reportkit import KEY
+
+from services.ingest import IngestConfig, MemoryPublisher
+from services.ingest import create_app as ingest_app
+from services.reports import create_app as reports_app
+from services.store import ReportStore
+from services.web import server_options
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def abort_mid_body(app: web.Application, head: bytes) -> None:
+    """Send ``head`` (a request line, headers announcing 1000 bytes, a few of them), then
+    reset the connection; wait until the server has handled it."""
+    runner = web.AppRunner(app, access_log=None, **server_options())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head)
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the handler is reading the body
+        writer.transport.abort()
+        await asyncio.sleep(0.5)
+    finally:
+        await runner.cleanup()
+
+
+def assert_quiet(caplog: pytest.LogCaptureFixture, path: str) -> None:
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+    went = [r for r in caplog.records if "client went away" in r.getMessage()]
+    assert len(went) == 1 and path in went[0].getMessage()
+    assert went[0].levelno == logging.INFO and went[0].exc_info is None
+
+
+def test_ingest_client_gone_mid_body_is_logged_at_info(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    app = ingest_app(MemoryPublisher(), Tokens(), IngestConfig(), warm_vad=False)
+    run(abort_mid_body(app, b"POST /v1/events HTTP/1.1\r\nHost: x\r\n"
+                            b"Authorization: Bearer " + INGEST_C1.encode() + b"\r\n"
+                            b"Content-Length: 1000\r\n\r\n[{"))
+    assert_quiet(caplog, "/v1/events")
+
+
+def test_report_sign_in_client_gone_mid_form_is_logged_at_info(
+        caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    caplog.set_level(logging.DEBUG)
+    with ReportStore(f"sqlite:///{tmp_path / 'reports.db'}", KEY) as store:
+        run(abort_mid_body(reports_app(store),
+                           b"POST /signin HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\n"
+                           b"Content-Type: application/x-www-form-urlencoded\r\n"
+                           b"Content-Length: 1000\r\n\r\ntoken=rpt_"))
+    assert_quiet(caplog, "/signin")
