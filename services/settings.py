@@ -19,6 +19,11 @@ variables ``RAPPORT_INGEST_<FIELD>`` for the :class:`services.ingest.IngestConfi
 :data:`INGEST_VARIABLES` (e.g. ``RAPPORT_INGEST_MAX_OPEN_SESSIONS_PER_TOKEN``), read by
 ``rapport ingest`` (whose flags beat them) and ``rapport run --port``.
 
+Kafka clients' TLS and SASL (a managed Kafka; issue 15) come from ``RAPPORT_KAFKA_*``
+(:mod:`streams.kafka_security`): ``RAPPORT_KAFKA_SECURITY_PROTOCOL``, ``..._SASL_MECHANISM``,
+``..._SASL_USERNAME``, ``..._SASL_PASSWORD``, ``..._SSL_CAFILE``, ``..._SSL_CERTFILE``,
+``..._SSL_KEYFILE``; every process of a deployment needs the same.
+
 ``RAPPORT_FAILPOINT`` is for crash tests only: ``after-report`` makes a streaming worker exit
 the moment a final report is on the broker, before its closed marker is written.
 """
@@ -33,6 +38,7 @@ from typing import Any
 
 from models.config import AlertRules, EngineConfig
 from models.errors import ConfigError
+from streams.kafka_security import KafkaSecurity
 
 ENGINE_PREFIX = "RAPPORT_"
 ALERT_PREFIX = "RAPPORT_ALERT_"
@@ -81,6 +87,7 @@ class Settings:
     failpoint: str | None = None  # crash tests only (RAPPORT_FAILPOINT)
     # IngestConfig fields set by RAPPORT_INGEST_* (only those set), as (field, value)
     ingest: tuple[tuple[str, int | float], ...] = ()
+    kafka: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS/SASL of Kafka clients
 
     @property
     def ingest_overrides(self) -> dict[str, Any]:
@@ -182,4 +189,5 @@ def load_settings(
             ingest.append((name, value))
     return Settings(engine=engine, log_level=level, data_dir=directory, db_url=url,
                     pseudonym_key=key.strip() if key else None, vad_backend=backend,
-                    failpoint=failpoint, ingest=tuple(ingest))
+                    failpoint=failpoint, ingest=tuple(ingest),
+                    kafka=KafkaSecurity.from_env(dict(env)))
