@@ -17,6 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from models.topics import Topics
+from streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ class Collector:
 
     def __init__(self, bootstrap: str, topics: Topics,
                  on_report: Callable[[dict[str, Any]], None],
-                 on_dead_letter: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_dead_letter: Callable[[dict[str, Any]], None] | None = None, *,
+                 security: KafkaSecurity | None = None) -> None:
         self.topics = topics
         self.stats = CollectStats()
         self.done: set[str] = set()  # sessions with a report or reported unreportable
@@ -46,7 +48,8 @@ class Collector:
             topics.reports, topics.alerts, topics.dlq, topics.quality,
             bootstrap_servers=bootstrap, auto_offset_reset="earliest",
             enable_auto_commit=False, group_id=None, fetch_max_wait_ms=50,
-            max_partition_fetch_bytes=16 * 1024 * 1024)
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            **(security or KafkaSecurity()).client_kwargs())
 
     async def start(self) -> None:
         await self._consumer.start()

@@ -30,6 +30,7 @@ from aiokafka.structs import TopicPartition
 
 from models.errors import RapportError, ValidationError
 from models.records import RejectReason, Source, rejected_record
+from streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Feeder:
     def __init__(self, bootstrap: str, topic: str, group_id: str, dlq_topic: str, *,
                  max_event_bytes: int = 1_048_576, batch_events: int = 64,
                  batch_bytes: int = 256 * 1024, max_backlog_bytes: int = 2 * 1024 * 1024,
-                 check_every: int = 200) -> None:
+                 check_every: int = 200, security: KafkaSecurity | None = None) -> None:
         self.topic = topic
         self.dlq_topic = dlq_topic
         self.group_id = group_id
@@ -97,10 +98,11 @@ class Feeder:
         self.check_every = check_every
         self.stats = FeedStats()
         self._bootstrap = bootstrap
+        auth = (security or KafkaSecurity()).client_kwargs()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-            max_request_size=MAX_REQUEST_BYTES)
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+            max_request_size=MAX_REQUEST_BYTES, **auth)
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth)
         self._written: dict[int, _Written] = {}
         self._groups: dict[bytes, list[bytes]] = {}
         self._group_bytes: dict[bytes, int] = {}

@@ -21,6 +21,7 @@ from confluent_kafka.cimpl import NewTopic
 from models.errors import RapportError
 from models.topics import DEFAULT_APP_ID, Topics, TopicSpec, changelog_topic
 from streams.broker_probe import bootstrap_servers
+from streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,16 @@ def rapport_topics(partitions: int, replication: int = CLUSTER_DEFAULT_REPLICATI
     return plans
 
 
-def admin_client(broker: str) -> Any:
-    """An admin client for any broker address form (``kafka://h:p``, ``h:p,h2:p``)."""
+def admin_client(broker: str, security: KafkaSecurity | None = None,
+                 errors: list[str] | None = None) -> Any:
+    """An admin client for any broker address form (``kafka://h:p``, ``h:p,h2:p``);
+    ``errors`` collects the client's connection errors (a refused password, a certificate
+    not trusted), which its requests' own errors do not name."""
+    extra: dict[str, Any] = {}
+    if errors is not None:
+        extra["error_cb"] = lambda error: errors.append(str(error.str()))
     return AdminClient({"bootstrap.servers": bootstrap_servers(broker),
+                        **(security or KafkaSecurity()).librdkafka_config(), **extra,
                         "socket.connection.setup.timeout.ms": 3000,
                         # Its connection retries are not the user's news: failures reach
                         # the caller as exceptions or timeouts.
@@ -69,10 +77,11 @@ def admin_client(broker: str) -> Any:
 
 
 def wait_for_brokers(broker: str, count: int, timeout_s: float,
-                     alive: Callable[[], str | None] = lambda: None) -> list[int]:
+                     alive: Callable[[], str | None] = lambda: None,
+                     security: KafkaSecurity | None = None) -> list[int]:
     """Poll the cluster's metadata until ``count`` brokers are registered; returns their
     ids. ``alive`` returns a reason to give up early (a broker process exited)."""
-    client = admin_client(broker)
+    client = admin_client(broker, security)
     deadline = time.monotonic() + timeout_s
     seen: list[int] = []
     while True:
@@ -93,23 +102,38 @@ def wait_for_brokers(broker: str, count: int, timeout_s: float,
         time.sleep(0.2)
 
 
-def existing_partitions(broker: str, timeout_s: float = REQUEST_TIMEOUT_S) -> dict[str, int]:
+def existing_partitions(broker: str, timeout_s: float = REQUEST_TIMEOUT_S,
+                        security: KafkaSecurity | None = None) -> dict[str, int]:
     """Topic name -> partition count, for every topic on the cluster."""
+    errors: list[str] = []
+    client = admin_client(broker, security, errors)
     try:
-        metadata = admin_client(broker).list_topics(timeout=timeout_s)
+        metadata = client.list_topics(timeout=timeout_s)
     except KafkaException as error:
-        raise KafkaAdminError(f"cannot reach Kafka at {bootstrap_servers(broker)}: "
-                              f"{error.args[0]}") from None
+        client.poll(0.2)  # serves error_cb: the connection errors that say why
+        raise KafkaAdminError(_unreachable(broker, error, errors, security)) from None
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
 
+def _unreachable(broker: str, error: KafkaException, errors: list[str],
+                 security: KafkaSecurity | None) -> str:
+    cause = next((e.split(": ", 1)[-1] for e in errors
+                  if any(word in e for word in ("SASL", "SSL", "certificate", "handshake"))),
+                 None)
+    message = f"cannot reach Kafka at {bootstrap_servers(broker)}: {cause or error.args[0]}"
+    protocol = (security or KafkaSecurity()).security_protocol
+    return message + (f" (security protocol {protocol}; a cluster that needs TLS or SASL "
+                      "takes the RAPPORT_KAFKA_* settings, docs/configuration.md)")
+
+
 def ensure_topics(broker: str, plans: Sequence[TopicPlan],
-                  timeout_s: float = REQUEST_TIMEOUT_S) -> list[str]:
+                  timeout_s: float = REQUEST_TIMEOUT_S,
+                  security: KafkaSecurity | None = None) -> list[str]:
     """Create each planned topic that does not exist; returns the names created. A topic
     that exists with another partition count is an error: Rapport keys every topic by
     session and needs them co-partitioned (models/topics.py), and Faust refuses a
     changelog whose partition count differs from its source topic's."""
-    present = existing_partitions(broker, timeout_s)
+    present = existing_partitions(broker, timeout_s, security)
     mismatched = [f"{plan.spec.name} has {present[plan.spec.name]} partition(s), not "
                   f"{plan.spec.partitions}" for plan in plans
                   if plan.spec.name in present
@@ -120,14 +144,16 @@ def ensure_topics(broker: str, plans: Sequence[TopicPlan],
     missing = [plan for plan in plans if plan.spec.name not in present]
     if not missing:
         return []
-    created = _create(broker, missing, timeout_s)
+    created = _create(broker, missing, timeout_s, security)
     wait_for_topics(broker, {plan.spec.name: plan.spec.partitions for plan in plans},
-                    timeout_s)
+                    timeout_s, security)
     return created
 
 
-def _create(broker: str, missing: Sequence[TopicPlan], timeout_s: float) -> list[str]:
-    client = admin_client(broker)  # kept referenced: its futures fail once it is collected
+def _create(broker: str, missing: Sequence[TopicPlan], timeout_s: float,
+            security: KafkaSecurity | None) -> list[str]:
+    # Kept referenced: its futures fail once it is collected.
+    client = admin_client(broker, security)
     futures = client.create_topics(
         [NewTopic(plan.spec.name, plan.spec.partitions, plan.replication, config=plan.config)
          for plan in missing], operation_timeout=timeout_s, request_timeout=timeout_s)
@@ -145,7 +171,8 @@ def _create(broker: str, missing: Sequence[TopicPlan], timeout_s: float) -> list
     return sorted(created)
 
 
-def wait_for_topics(broker: str, partitions: dict[str, int], timeout_s: float) -> None:
+def wait_for_topics(broker: str, partitions: dict[str, int], timeout_s: float,
+                    security: KafkaSecurity | None = None) -> None:
     """Until every broker of the cluster, asked on its own, lists each topic with its
     partitions and their leaders. Creation returns once the controller has the topic; each
     broker learns it a moment later, and a worker whose group forms in that moment is
@@ -153,14 +180,14 @@ def wait_for_topics(broker: str, partitions: dict[str, int], timeout_s: float) -
     metadata, and the group does not rebalance when the topic appears)."""
     deadline = time.monotonic() + timeout_s
     try:
-        metadata = admin_client(broker).list_topics(timeout=timeout_s)
+        metadata = admin_client(broker, security).list_topics(timeout=timeout_s)
     except KafkaException as error:
         raise KafkaAdminError(f"cannot reach Kafka at {bootstrap_servers(broker)}: "
                               f"{error.args[0]}") from None
     pending = {f"{b.host}:{b.port}" for b in metadata.brokers.values()}
     while pending:
         for address in sorted(pending):
-            if _lists(address, partitions):
+            if _lists(address, partitions, security):
                 pending.discard(address)
         if pending and time.monotonic() > deadline:
             raise KafkaAdminError(f"brokers {', '.join(sorted(pending))} do not list the "
@@ -169,11 +196,12 @@ def wait_for_topics(broker: str, partitions: dict[str, int], timeout_s: float) -
             time.sleep(0.1)
 
 
-def _lists(address: str, partitions: dict[str, int]) -> bool:
+def _lists(address: str, partitions: dict[str, int],
+           security: KafkaSecurity | None = None) -> bool:
     """Whether the broker at ``address`` lists every topic with all partitions led. A new
     client each time: its first request goes to its only known broker, this one."""
     try:
-        topics = admin_client(address).list_topics(timeout=2.0).topics
+        topics = admin_client(address, security).list_topics(timeout=2.0).topics
     except KafkaException:
         return False
     for name, count in partitions.items():

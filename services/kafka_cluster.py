@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.errors import RapportError
+from services.kafka_secure import SecureCluster, prepare
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Node:
     controller: bool
     port: int
     controller_port: int | None
+    client_port: int | None = None  # the SASL_SSL listener of a --secure cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,19 +131,28 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def plan_nodes(brokers: int, ports: Sequence[int]) -> list[Node]:
+def ports_needed(brokers: int, secure: bool = False) -> int:
+    return brokers * (2 if secure else 1) + min(MAX_CONTROLLERS, brokers)
+
+
+def plan_nodes(brokers: int, ports: Sequence[int], secure: bool = False) -> list[Node]:
     """Node ids 1..N; the first ``min(3, N)`` are broker+controller nodes, which need a
-    second port each. ``ports`` holds N listener ports, then the controller ports."""
+    second port each. ``ports`` holds N listener ports, then the controller ports, then
+    (``secure``) N client listener ports."""
     if brokers < 1:
         raise KafkaClusterError("brokers must be >= 1")
     controllers = min(MAX_CONTROLLERS, brokers)
-    if len(ports) < brokers + controllers:
-        raise KafkaClusterError(f"{brokers + controllers} ports needed, {len(ports)} given")
+    if len(ports) < ports_needed(brokers, secure):
+        raise KafkaClusterError(f"{ports_needed(brokers, secure)} ports needed, "
+                                f"{len(ports)} given")
     return [Node(k + 1, k < controllers, ports[k],
-                 ports[brokers + k] if k < controllers else None) for k in range(brokers)]
+                 ports[brokers + k] if k < controllers else None,
+                 ports[brokers + controllers + k] if secure else None)
+            for k in range(brokers)]
 
 
-def server_properties(node: Node, nodes: Sequence[Node], data: Path) -> str:
+def server_properties(node: Node, nodes: Sequence[Node], data: Path,
+                      secure: SecureCluster | None = None) -> str:
     """One node's server.properties; replication of internal topics follows the cluster
     size (3 copies, 2 in sync, on 3 brokers or more)."""
     voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes
@@ -149,6 +160,12 @@ def server_properties(node: Node, nodes: Sequence[Node], data: Path) -> str:
     replication = min(3, len(nodes))
     in_sync = min(2, len(nodes))
     listeners = f"PLAINTEXT://127.0.0.1:{node.port}"
+    advertised = listeners
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if secure is not None and node.client_port is not None:
+        listeners += f",CLIENT://127.0.0.1:{node.client_port}"
+        advertised = listeners
+        protocols += ",CLIENT:SASL_SSL"
     if node.controller:
         listeners += f",CONTROLLER://127.0.0.1:{node.controller_port}"
     lines = {
@@ -156,10 +173,10 @@ def server_properties(node: Node, nodes: Sequence[Node], data: Path) -> str:
         "node.id": node.node_id,
         "controller.quorum.voters": voters,
         "listeners": listeners,
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": protocols,
         "log.dirs": data,
         "default.replication.factor": replication,
         "min.insync.replicas": in_sync,
@@ -175,6 +192,7 @@ def server_properties(node: Node, nodes: Sequence[Node], data: Path) -> str:
         "num.network.threads": 2,
         "num.io.threads": 4,
         "num.partitions": 1,
+        **(secure.listener_properties() if secure is not None else {}),
     }
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 
@@ -198,11 +216,15 @@ class KafkaCluster:
     SIGKILL after a timeout)."""
 
     def __init__(self, brokers: int, data: Path, classpath: str | None = None,
-                 java: str | None = None) -> None:
+                 java: str | None = None, secure: bool = False) -> None:
         if brokers < 1:
             raise KafkaClusterError("brokers must be >= 1")
         self.brokers = brokers
         self.data = data.resolve()
+        # --secure: clients connect over TLS with a password (services/kafka_secure.py);
+        # ``bootstrap`` is then the CLIENT listeners and ``internal`` the PLAINTEXT ones.
+        self.secure = prepare(self.data) if secure else None
+        self.internal = ""
         self.java = java or find_java()
         self.classpath = classpath or read_classpath()
         self.nodes: list[RunningNode] = []
@@ -211,7 +233,9 @@ class KafkaCluster:
     def start(self) -> str:
         self.data.mkdir(parents=True, exist_ok=True)
         self._check_size()
-        nodes = plan_nodes(self.brokers, free_ports(self.brokers + min(3, self.brokers)))
+        secure = self.secure is not None
+        nodes = plan_nodes(self.brokers, free_ports(ports_needed(self.brokers, secure)),
+                           secure)
         log4j = self.data / "log4j2.properties"
         log4j.write_text(_LOG4J2)
         cluster_id = self._cluster_id()
@@ -219,13 +243,15 @@ class KafkaCluster:
             directory = self.data / f"node-{node.node_id}"
             directory.mkdir(exist_ok=True)
             (directory / "server.properties").write_text(
-                server_properties(node, nodes, directory / "data"))
+                server_properties(node, nodes, directory / "data", self.secure))
         self._format([n for n in nodes
                       if not (self.data / f"node-{n.node_id}" / "data" / "meta.properties")
                       .exists()], cluster_id)
         for node in nodes:
             self.nodes.append(self._launch(node))
-        self.bootstrap = ",".join(f"127.0.0.1:{n.port}" for n in nodes)
+        self.internal = ",".join(f"127.0.0.1:{n.port}" for n in nodes)
+        self.bootstrap = (",".join(f"127.0.0.1:{n.client_port}" for n in nodes) if secure
+                          else self.internal)
         log.info("kafka: %d node(s) starting, bootstrap %s", len(nodes), self.bootstrap)
         return self.bootstrap
 

@@ -24,6 +24,11 @@ origins allowed to call the ingest and read the coach stream; default none: same
 ``RAPPORT_SDK_DIR`` (the directory ``/sdk/`` serves; default the repository's ``clients/js``)
 and ``RAPPORT_COACH`` (``on`` or ``off``: the therapist's private coach stream; default on).
 
+Kafka clients' TLS and SASL (a managed Kafka; issue 15) come from ``RAPPORT_KAFKA_*``
+(:mod:`streams.kafka_security`): ``RAPPORT_KAFKA_SECURITY_PROTOCOL``, ``..._SASL_MECHANISM``,
+``..._SASL_USERNAME``, ``..._SASL_PASSWORD``, ``..._SSL_CAFILE``, ``..._SSL_CERTFILE``,
+``..._SSL_KEYFILE``; every process of a deployment needs the same.
+
 ``RAPPORT_FAILPOINT`` is for crash tests only: ``after-report`` makes a streaming worker exit
 the moment a final report is on the broker, before its closed marker is written.
 """
@@ -39,6 +44,7 @@ from urllib.parse import urlsplit
 
 from models.config import AlertRules, EngineConfig
 from models.errors import ConfigError
+from streams.kafka_security import KafkaSecurity
 
 ENGINE_PREFIX = "RAPPORT_"
 ALERT_PREFIX = "RAPPORT_ALERT_"
@@ -90,6 +96,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # RAPPORT_CORS_ORIGINS (services/cors.py)
     sdk_dir: Path | None = None  # RAPPORT_SDK_DIR; None: the repository's clients/js
     coach: bool = True  # RAPPORT_COACH
+    kafka: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS/SASL of Kafka clients
 
     @property
     def ingest_overrides(self) -> dict[str, Any]:
@@ -226,4 +233,5 @@ def load_settings(
                     pseudonym_key=key.strip() if key else None, vad_backend=backend,
                     failpoint=failpoint, ingest=tuple(ingest), cors_origins=origins,
                     sdk_dir=Path(sdk_dir).expanduser() if sdk_dir else None,
-                    coach=coach == "on")
+                    coach=coach == "on",
+                    kafka=KafkaSecurity.from_env(dict(env)))

@@ -54,6 +54,7 @@ from models.stream_session import (
 from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
 from streams import full_collections, kafka, metrics
 from streams.broker_probe import BrokerProbe
+from streams.kafka_security import KafkaSecurity
 from streams.report_log import ReportLog, watermark_key, watermark_partition
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class WorkerConfig:
     """Everything a worker process needs; built once at the entry point (``rapport worker``)."""
 
     broker: str = "kafka://localhost:9092"
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS/SASL (managed Kafka)
     app_id: str = DEFAULT_APP_ID
     topics: Topics = field(default_factory=Topics)
     partitions: int = DEFAULT_PARTITIONS
@@ -131,7 +133,7 @@ class Pipeline:
         self.outputs = outputs
         self.processor = BatchProcessor(config.engine, config.pipeline)
         self.report_log = ReportLog(config.broker, config.topics.reports,
-                                    config.fetch_max_wait_ms)
+                                    config.fetch_max_wait_ms, config.security)
         # States of partitions taken over, from the table, for the processor's first batch.
         self._restored: dict[int, list[SessionState | UnreadableState]] = {}
         # Per owned partition, the reports watermark (streams/report_log.py): as known now,
@@ -486,6 +488,7 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     app = _App(
         config.app_id,
         broker=config.broker,
+        broker_credentials=config.security.faust_credentials(),
         store=config.store,
         datadir=config.data_dir,
         topic_partitions=config.partitions,
@@ -561,7 +564,7 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
         return web.bytes(generate_latest(),
                          content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    probe = BrokerProbe(config.broker)
+    probe = BrokerProbe(config.broker, config.security)
 
     @app.page("/healthz")
     async def healthz(web: Any, _request: Any) -> Any:

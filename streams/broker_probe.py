@@ -11,6 +11,8 @@ import asyncio
 
 from aiokafka.client import AIOKafkaClient
 
+from streams.kafka_security import KafkaSecurity
+
 
 def _addresses(broker: str) -> list[str]:
     """``host:port`` items of a broker address in any of the forms users pass: Faust's
@@ -34,15 +36,17 @@ def faust_broker(broker: str) -> str:
 class BrokerProbe:
     """Whether the broker answers a metadata request (readiness), with a short timeout."""
 
-    def __init__(self, broker: str) -> None:
+    def __init__(self, broker: str, security: KafkaSecurity | None = None) -> None:
         self._bootstrap = bootstrap_servers(broker)
+        self._security = security or KafkaSecurity()
         self._client: AIOKafkaClient | None = None
 
     async def check(self) -> str | None:
         try:
             if self._client is None:
                 self._client = AIOKafkaClient(bootstrap_servers=self._bootstrap,
-                                              request_timeout_ms=2000)
+                                              request_timeout_ms=2000,
+                                              **self._security.client_kwargs())
                 await asyncio.wait_for(self._client.bootstrap(), 3)
             await asyncio.wait_for(self._client.fetch_all_metadata(), 3)
         except Exception as error:  # any failure means "not reachable now"

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.stream_session import PublishedReport
 from streams.broker_probe import bootstrap_servers
+from streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ class ReportLog:
 
     One consumer without a group (nothing is committed), started on first use."""
 
-    def __init__(self, broker: str, topic: str, fetch_max_wait_ms: int) -> None:
+    def __init__(self, broker: str, topic: str, fetch_max_wait_ms: int,
+                 security: KafkaSecurity | None = None) -> None:
         self._bootstrap = bootstrap_servers(broker)
+        self._auth = (security or KafkaSecurity()).client_kwargs()
         self._topic = topic
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
@@ -84,7 +87,7 @@ class ReportLog:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
                 auto_offset_reset="earliest", fetch_max_wait_ms=self._fetch_max_wait_ms,
-                isolation_level="read_uncommitted")
+                isolation_level="read_uncommitted", **self._auth)
             await consumer.start()
             self._consumer = consumer
         return self._consumer

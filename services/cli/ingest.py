@@ -128,8 +128,8 @@ async def serve(store: ReportStore, args: argparse.Namespace) -> None:
                           ice_servers=tuple(args.ice_server),
                           vad_backend=args.config.vad_backend,
                           **ingest_limits(args), **sdk_options(args))
-    publisher = KafkaPublisher(bootstrap_servers(args.broker))
-    probe = BrokerProbe(bootstrap_servers(args.broker))
+    publisher = KafkaPublisher(bootstrap_servers(args.broker), security=args.config.kafka)
+    probe = BrokerProbe(bootstrap_servers(args.broker), args.config.kafka)
     checks: list[tuple[str, Check]] = [("database", partial(database_problem, store)),
                                        ("broker", probe.check)]
     runner = web.AppRunner(create_app(publisher, store, config, checks=checks),

@@ -41,6 +41,12 @@ def register(subparsers: Any) -> None:
                              "server.log); starting again on the same DIR keeps the data")
     parser.add_argument("--partitions", type=bounded_int(1), default=DEFAULT_PARTITIONS,
                         metavar="P", help="partitions per topic (default: %(default)s)")
+    parser.add_argument("--secure", action="store_true",
+                        help="clients connect over TLS with a SASL/PLAIN password, as to a "
+                             "managed Kafka: a certificate authority, the brokers' certificate "
+                             "and a password are made once under DIR/tls; prints the "
+                             "RAPPORT_KAFKA_* lines the other commands need (also in "
+                             "DIR/tls/client.env)")
     parser.add_argument("--start-timeout-s", type=positive_float, default=120.0, metavar="S",
                         help="give up if the cluster does not answer within S seconds "
                              "(default: %(default)s)")
@@ -49,7 +55,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        cluster = KafkaCluster(args.brokers, Path(args.data))
+        cluster = KafkaCluster(args.brokers, Path(args.data), secure=args.secure)
     except KafkaClusterError as error:
         print(f"rapport kafka: {error}", file=sys.stderr)
         return 1
@@ -59,16 +65,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         started = time.monotonic()
         bootstrap = cluster.start()
+        # Through the clients' listener, with the clients' settings: --secure proves its
+        # TLS and password work before it says it is ready.
+        security = cluster.secure.client_security() if cluster.secure else None
         wait_for_brokers(bootstrap, args.brokers, args.start_timeout_s,
-                         lambda: INTERRUPTED if stop.is_set() else cluster.exited())
+                         lambda: INTERRUPTED if stop.is_set() else cluster.exited(),
+                         security=security)
         created = ensure_topics(bootstrap, rapport_topics(
-            args.partitions, min(3, args.brokers), min(2, args.brokers)))
+            args.partitions, min(3, args.brokers), min(2, args.brokers)),
+            security=security)
         print(f"rapport kafka: {args.brokers} broker(s) up in "
               f"{time.monotonic() - started:.1f} s; topics created: "
               f"{', '.join(created) or 'none (all present)'}; logs in {cluster.data}",
               file=sys.stderr)
         for running in cluster.nodes:
             print(f"broker {running.node.node_id} pid {running.pid} port {running.node.port}")
+        if cluster.secure is not None:
+            for name, value in cluster.secure.environment().items():
+                print(f"{name}={value}")
         # Last on stdout, for scripts: the cluster is ready once this line is out.
         print(f"bootstrap: {bootstrap}", flush=True)
         reported: set[int] = set()

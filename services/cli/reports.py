@@ -29,6 +29,7 @@ from services.reports.consumer import GROUP_ID, StoreConsumer
 from services.store import ReportStore, StoreError
 from services.web import server_options, start_site
 from streams.broker_probe import BrokerProbe, bootstrap_servers
+from streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,11 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def add_health(app: web.Application, store: ReportStore,
-               broker: str | None) -> BrokerProbe | None:
+def add_health(app: web.Application, store: ReportStore, broker: str | None,
+               security: KafkaSecurity | None = None) -> BrokerProbe | None:
     """``/healthz``, ``/metrics`` and ``/readyz`` (database reachable; with ``broker``, the
     broker answers too) on ``app``; returns the broker probe to close, if any."""
-    probe = BrokerProbe(bootstrap_servers(broker)) if broker else None
+    probe = BrokerProbe(bootstrap_servers(broker), security) if broker else None
     checks: list[tuple[str, Check]] = [("database", partial(database_problem, store))]
     if probe is not None:
         checks.append(("broker", probe.check))
@@ -66,15 +67,16 @@ def add_health(app: web.Application, store: ReportStore,
     return probe
 
 
-async def serve(store: ReportStore, host: str, port: int, broker: str | None = None) -> None:
+async def serve(store: ReportStore, host: str, port: int, broker: str | None = None,
+                security: KafkaSecurity | None = None) -> None:
     app = create_app(store)
     hub = LiveHub(hide=store.pseudonymize.apply)
     add_live_routes(app, hub)
-    probe = add_health(app, store, broker)
+    probe = add_health(app, store, broker, security)
     runner = web.AppRunner(app, access_log=log, **server_options())
     await runner.setup()
-    consumer = StoreConsumer(store, broker) if broker else None
-    live = LiveConsumer(hub, broker) if broker else None
+    consumer = StoreConsumer(store, broker, security=security) if broker else None
+    live = LiveConsumer(hub, broker, security=security) if broker else None
     consuming: asyncio.Task[None] | None = None
     tailing: asyncio.Task[None] | None = None
     try:
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rapport reports: {error}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(serve(store, args.host, args.port, args.broker))
+        asyncio.run(serve(store, args.host, args.port, args.broker, args.config.kafka))
     except OSError as error:
         print(f"rapport reports: cannot listen on {args.host}:{args.port}: {error.strerror}",
               file=sys.stderr)

@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.broker:
             bootstrap = bootstrap_servers(args.broker)
-            created = ensure_topics(bootstrap, rapport_topics(args.partitions, topics=topics))
+            created = ensure_topics(bootstrap, rapport_topics(args.partitions, topics=topics),
+                                    security=args.config.kafka)
             print(f"rapport run: Kafka at {bootstrap}; topics created: "
                   f"{', '.join(created) or 'none (all present)'}", file=sys.stderr)
         else:
@@ -258,15 +259,16 @@ async def _web(args: argparse.Namespace, bootstrap: str,
     store = ReportStore.from_settings(args.config)
     endpoints = [WorkerEndpoint(k, port, functools.partial(_alive, worker))
                  for k, (worker, port) in enumerate(zip(workers, ports, strict=True))]
-    probe = BrokerProbe(bootstrap)
+    security = args.config.kafka
+    probe = BrokerProbe(bootstrap, security)
     health = JobHealth(store, endpoints, broker_check=probe.check)
     hub = LiveHub(hide=store.pseudonymize.apply)
-    app = web_app(store, KafkaPublisher(bootstrap), health, live=hub,
+    app = web_app(store, KafkaPublisher(bootstrap, security=security), health, live=hub,
                   ingest=IngestConfig(vad_backend=args.config.vad_backend,
                                       **args.config.ingest_overrides,
                                       **sdk_options(args)))
-    consumer = StoreConsumer(store, bootstrap)
-    live = LiveConsumer(hub, bootstrap)
+    consumer = StoreConsumer(store, bootstrap, security=security)
+    live = LiveConsumer(hub, bootstrap, security=security)
     runner = web.AppRunner(app, access_log=None, **server_options())
     await runner.setup()
     try:
@@ -302,8 +304,10 @@ async def _run(args: argparse.Namespace, bootstrap: str, topics: Topics,
                write_report: Callable[[dict[str, Any]], None],
                write_dead_letter: Callable[[dict[str, Any]], None]) -> int:
     feeder = Feeder(bootstrap, topics.events, DEFAULT_APP_ID, topics.dlq,
-                    max_event_bytes=PipelineConfig().max_record_bytes)
-    collector = Collector(bootstrap, topics, write_report, write_dead_letter)
+                    max_event_bytes=PipelineConfig().max_record_bytes,
+                    security=args.config.kafka)
+    collector = Collector(bootstrap, topics, write_report, write_dead_letter,
+                          security=args.config.kafka)
     await feeder.start()
     await collector.start()
     sessions: set[str] = set()

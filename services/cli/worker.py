@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     declare = {"yes": True, "no": False, "auto": not embedded}[args.declare_topics]
     config = WorkerConfig(
         broker=broker,
+        security=args.config.kafka,
         app_id=args.app_id or DEFAULT_APP_ID,
         partitions=args.partitions or DEFAULT_PARTITIONS,
         declare_topics=declare,

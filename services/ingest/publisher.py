@@ -35,6 +35,7 @@ from aiokafka.errors import KafkaError
 
 from models.errors import RapportError
 from models.topics import Topics
+from streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,8 @@ class KafkaPublisher:
     """aiokafka producer, idempotent, bounded: see the module docstring."""
 
     def __init__(self, bootstrap: str, topics: Topics | None = None, *,
-                 max_pending: int = 50_000, delivery_timeout_s: float = 30.0) -> None:
+                 max_pending: int = 50_000, delivery_timeout_s: float = 30.0,
+                 security: KafkaSecurity | None = None) -> None:
         self.topics = topics or Topics()
         self.bootstrap = bootstrap
         self.max_pending = max_pending
@@ -144,7 +146,8 @@ class KafkaPublisher:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5,
             max_request_size=MAX_RECORD_BYTES,
-            request_timeout_ms=int(delivery_timeout_s * 1000))
+            request_timeout_ms=int(delivery_timeout_s * 1000),
+            **(security or KafkaSecurity()).client_kwargs())
 
     async def start(self) -> None:
         try:

@@ -40,6 +40,7 @@ from models.topics import Topics
 from services.reports import metrics
 from services.store import ReportStore, StoreError
 from streams.broker_probe import bootstrap_servers
+from streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class StoreConsumer:
     def __init__(self, store: ReportStore, bootstrap: str, topics: Topics | None = None, *,
                  group_id: str = GROUP_ID, max_records: int = 500,
                  retry_initial_s: float = 0.5, retry_max_s: float = 30.0,
-                 poll_timeout_ms: int = 500, **consumer_options: Any) -> None:
+                 poll_timeout_ms: int = 500, security: KafkaSecurity | None = None,
+                 **consumer_options: Any) -> None:
         self.store = store
         self.topics = topics or Topics()
         self.group_id = group_id
@@ -77,7 +79,7 @@ class StoreConsumer:
         self._max_records = max_records
         self._retry = (retry_initial_s, retry_max_s)
         self._poll_timeout_ms = poll_timeout_ms
-        self._options = consumer_options
+        self._options = {**(security or KafkaSecurity()).client_kwargs(), **consumer_options}
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
         self._running = False

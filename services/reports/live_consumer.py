@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 from models.topics import Topics
 from services.reports.live import LiveHub
 from streams.broker_probe import bootstrap_servers
+from streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class LiveConsumer:
 
     def __init__(self, hub: LiveHub, bootstrap: str, topics: Topics | None = None, *,
                  poll_timeout_ms: int = 500, expire_every_s: float = 5.0,
-                 **consumer_options: Any) -> None:
+                 security: KafkaSecurity | None = None, **consumer_options: Any) -> None:
         self.hub = hub
         self.topics = topics or Topics()
         self.consumed = 0
@@ -43,7 +44,7 @@ class LiveConsumer:
         self._bootstrap = bootstrap_servers(bootstrap)
         self._poll_timeout_ms = poll_timeout_ms
         self._expire_every_s = expire_every_s
-        self._options = consumer_options
+        self._options = {**(security or KafkaSecurity()).client_kwargs(), **consumer_options}
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
         self._idle = asyncio.Event()

@@ -59,15 +59,15 @@ def requirements() -> str | None:
     return None
 
 
-def start(size: int, data: Path) -> Cluster:
+def start(size: int, data: Path, *options: str) -> Cluster:
+    """``rapport kafka --brokers size [options]`` as a user runs it; returns once it printed
+    the bootstrap line (the brokers' lines before it)."""
     data.mkdir(parents=True, exist_ok=True)
-    """``rapport kafka --brokers size`` as a user runs it; returns once it printed the
-    bootstrap line (the brokers' lines before it)."""
     with (data / "rapport-kafka.out").open("wb") as out, \
             (data / "rapport-kafka.err").open("wb") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "kafka", "--brokers", str(size), "--data",
-             str(data / "cluster"), "--partitions", str(PARTITIONS)],
+             str(data / "cluster"), "--partitions", str(PARTITIONS), *options],
             cwd=ROOT, stdout=out, stderr=err, preexec_fn=die_with_parent)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
