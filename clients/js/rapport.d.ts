@@ -21,6 +21,8 @@ export interface AttachOptions {
   /** Rapport's base URL, e.g. "https://rapport.example" (the WebSocket is ENDPOINT/v1/stream). */
   endpoint: string;
   /** A session token (POST /v1/session-tokens), never a long-lived ingest token. */
+  /** Base URL of the coach stream when it is not endpoint (rapport ingest apart from the reports). */
+  coachEndpoint?: string;
   token: string;
   session: string;
   /** Required when startSession is true (the session.start event carries it). */

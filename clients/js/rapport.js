@@ -126,6 +126,9 @@ class Tap {
   constructor(options) {
     if (!options || typeof options !== "object") throw new TypeError("attach: options required");
     this.endpoint = required(options, "endpoint").replace(/\/$/, "");
+    // The coach stream is served with the reports (rapport run's port); when the ingest runs
+    // apart (rapport ingest), give its base URL here. Default: endpoint.
+    this.coachEndpoint = (options.coachEndpoint || this.endpoint).replace(/\/$/, "");
     this.token = required(options, "token");
     this.session = required(options, "session");
     this.clinic = options.clinic;
@@ -306,7 +309,11 @@ class Tap {
   _toSession(clientMs) { return Math.round(clientMs + this.offset.offsetMs); }
 
   _probeClock(count) {
-    if (!this.ws || this.state !== "open" || this.probing) return;
+    if (!this.ws || this.state !== "open" || this.probing || this.clockUnsupported) return;
+    // One thing in flight on the socket at a time: a probe never waits behind a message being
+    // stored (that would inflate its RTT), and every answer is unambiguous.
+    if (this.inFlight) { this.probeWanted = count; return; }
+    this.probeWanted = 0;
     this.probing = { left: count, best: null, id: (this.probeId || 0) };
     this._sendProbe();
   }
@@ -536,6 +543,11 @@ class Tap {
       this._pump();
     } else if (message.type === "clock") {
       this._onClock(message);
+    } else if (message.type === "ack" && this.probing && !this.inFlight) {
+      // An ingest without the clock message took the probe for events: no clock there.
+      this.g.clearTimeout(this.probing.timer);
+      this.clockUnsupported = true; // and every probe would be dead-lettered there
+      this._clockDone(this.probing, true);
     } else if (message.type === "ack") {
       this._onAck(message);
     } else if (message.type === "error") {
@@ -563,6 +575,7 @@ class Tap {
       this.retryAt = this._perfNow() + wait;
       this.g.setTimeout(() => this._pump(), wait);
       this._emit("error", { status, field: ack.field, error: ack.error, retryInMs: wait });
+      if (this.probeWanted) this._probeClock(this.probeWanted);
       return;
     } else {
       // 400/403/413: the ingest refused the whole message; resending gets the same answer.
@@ -570,13 +583,15 @@ class Tap {
       this._emit("rejected", { status, error: ack.error, field: ack.field,
         events: flight.entries.map((e) => JSON.parse(e.json)) });
     }
-    this._pump();
+    if (this.probeWanted) this._probeClock(this.probeWanted);
+    else this._pump();
   }
 
   _onClose(ws, event) {
     if (ws !== this.ws) return;
     this.ws = null;
     if (this.probing) { this.g.clearTimeout(this.probing.timer); this.probing = null; }
+    this.probeWanted = 0;
     if (this.inFlight) {
       // Unacknowledged: back to the front of the buffer, resent on the next connection.
       this.stats.resentEvents += this.inFlight.entries.length;
@@ -615,7 +630,8 @@ class Tap {
 
   /** Send the next message when none is in flight (the ingest answers in order, one by one). */
   _pump() {
-    if (!this.ws || this.state !== "open" || this.inFlight || !this.buffer.length || !this.offset) return;
+    if (!this.ws || this.state !== "open" || this.inFlight || this.probing || !this.buffer.length
+      || !this.offset) return;
     if (this._perfNow() < this.retryAt) return;
     const entries = [];
     let bytes = 2;
@@ -784,7 +800,7 @@ class CoachStream {
 
   async start() {
     const { g } = this.tap;
-    const url = `${this.tap.endpoint}/v1/sessions/${encodeURIComponent(this.tap.session)}/coach`;
+    const url = `${this.tap.coachEndpoint}/v1/sessions/${encodeURIComponent(this.tap.session)}/coach`;
     while (!this.stopped) {
       this.abort = typeof AbortController === "function" ? new AbortController() : null;
       try {

@@ -83,6 +83,12 @@ export class FakeIngest {
     }
     if (!Array.isArray(message) && message.type === "clock") {
       this.clockSamples += 1;
+      if (this.answerClock === "ack") { // an ingest from before the clock message
+        const number = ws.count++;
+        this.clock.setTimeout(() => ws.reply({ type: "ack", message: number, status: 422, accepted: 0,
+          errors: [{ index: 0, field: "type", error: "not an array of events" }] }), 2);
+        return;
+      }
       if (!this.answerClock) return;
       // The server reads its clock when the probe arrives, `up` ms after it left.
       const upMs = this.up();
@@ -121,10 +127,15 @@ export class FakeWebSocket {
   send(text) {
     if (this.readyState !== 1) throw new Error("not open");
     this.sent.push(text);
+    if (!text.includes('"type":"auth"')) {
+      this.pending = (this.pending || 0) + 1; // probes and messages not yet answered
+      this.maxPending = Math.max(this.maxPending || 0, this.pending);
+    }
     this.ingest.deliver(this, text);
   }
 
   reply(value) {
+    if (value.type === "ack" || value.type === "clock") this.pending -= 1;
     if (this.readyState === 1 && this.onmessage) this.onmessage({ data: JSON.stringify(value) });
   }
 

@@ -125,6 +125,36 @@ test("a server that does not answer clock messages: page clock used, and said", 
   assert.ok(errors.some((e) => e.field === "clock"));
 });
 
+test("an ingest that acks the clock probe as events: page clock, no probe again, acks in step", async () => {
+  const errors = [];
+  const { clock, ingest, tap } = setup({ ingest: { answerClock: "ack" }, onError: (e) => errors.push(e) });
+  FakeAudioContext.level = () => 0.2;
+  await clock.advance(100);
+  tap.local({}, { participant: "t1", role: "therapist" });
+  await clock.advance(65_000); // two clock refreshes
+  assert.equal(ingest.clockSamples, 1);
+  assert.ok(errors.some((e) => e.field === "clock"));
+  const status = tap.status();
+  assert.equal(status.eventsRejected, 0);
+  assert.equal(status.eventsDelivered, ingest.accepted.length);
+  assert.equal(status.offsetMs, 0);
+});
+
+test("clock refreshes wait for the message in flight and never interleave with it", async () => {
+  const { clock, ingest, tap } = setup({ ingest: { up: () => 3, down: () => 3 } });
+  FakeAudioContext.level = () => 0.2;
+  await clock.advance(100);
+  tap.local({}, { participant: "t1", role: "therapist" });
+  await clock.advance(95_000);
+  assert.ok(ingest.clockSamples >= 5 * 4, `${ingest.clockSamples} probes`);
+  for (const ws of ingest.sockets) {
+    // Each socket: after auth, a probe or a message goes out only once the previous is answered.
+    assert.equal(ws.maxPending, 1);
+  }
+  assert.equal(tap.status().eventsDelivered, ingest.accepted.length);
+  assert.equal(tap.status().eventsRejected, 0);
+});
+
 test("reconnects after the ingest dies and resends the unacknowledged events byte for byte", async () => {
   let dead = false;
   const { clock, ingest, tap } = setup({ ingest: { up: () => 1, down: () => 1,
