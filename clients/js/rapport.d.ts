@@ -104,6 +104,13 @@ export interface CoachUpdate {
   nudges: Nudge[];
 }
 
+/** An RTCRtpReceiver, or any object giving its sources the same way (platform adapters). */
+export interface ReceiverLike {
+  getSynchronizationSources(): { source: number; timestamp: number; audioLevel?: number }[];
+  getContributingSources?(): { source: number; timestamp: number; audioLevel?: number }[];
+  getStats?(): Promise<RTCStatsReport | Map<string, any>>;
+}
+
 export interface Participant {
   participant: string;
   role: "therapist" | "client" | "other" | string;
@@ -133,9 +140,9 @@ export interface Tap {
   /** The local microphone: WebAudio AnalyserNode RMS, linear 0..1. */
   local(track: MediaStreamTrack, participant: Participant): Tap;
   /** A remote participant's receiver: getSynchronizationSources() (or getContributingSources()). */
-  remote(receiver: RTCRtpReceiver, participant: Participant & { contributing?: boolean }): Tap;
+  remote(receiver: ReceiverLike, participant: Participant & { contributing?: boolean; source?: number }): Tap;
   /** RTT, jitter and loss of the remote participants' receivers of this connection. */
-  network(pc: RTCPeerConnection): Tap;
+  network(pc: { getReceivers(): ReceiverLike[] }): Tap;
   /** Render the private coach (therapist's session token only) into element. */
   coach(element: HTMLElement | null, options?: { onUpdate?: (update: CoachUpdate) => void }): CoachHandle;
   on(type: "drop", listener: (d: DropDetail) => void): () => void;

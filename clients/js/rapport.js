@@ -211,8 +211,13 @@ class Tap {
     return this;
   }
 
-  /** A remote participant's RTCRtpReceiver: getSynchronizationSources() polled. */
-  remote(receiver, { participant, role, contributing = false } = {}) {
+  /**
+   * A remote participant's RTCRtpReceiver: getSynchronizationSources() polled (or, for a
+   * mixer's stream, getContributingSources() with `contributing: true`, narrowed to that
+   * participant's CSRC with `source`). Any object with those methods will do (docs/sdk.md,
+   * "Platforms": adapters for SDKs that give levels but no receiver).
+   */
+  remote(receiver, { participant, role, contributing = false, source } = {}) {
     const p = this._join(participant, role, "remote");
     p.receiver = receiver;
     const seen = new Map(); // source -> last timestamp
@@ -222,6 +227,7 @@ class Tap {
       let best = null;
       for (const s of sources || []) {
         if (typeof s.audioLevel !== "number" || typeof s.timestamp !== "number") continue;
+        if (source !== undefined && s.source !== source) continue;
         if (seen.get(s.source) === s.timestamp) continue; // no new packet since the last poll
         seen.set(s.source, s.timestamp);
         const at = this._sourceTime(s.timestamp);

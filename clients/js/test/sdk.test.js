@@ -332,3 +332,19 @@ test("never audio: every message is wire-format events of the allowed types", as
   for (const text of ingest.received) for (const e of JSON.parse(text)) assert.ok(allowed.has(e.type), e.type);
   assert.ok(rms(new Float32Array([1, -1, 1, -1])) === 1);
 });
+
+test("mixed audio: contributing sources narrowed to one participant's CSRC", async () => {
+  const { clock, ingest, tap } = setup({ ingest: { up: () => 0, down: () => 0 } });
+  const mixer = {
+    getSynchronizationSources: () => [{ source: 1, timestamp: clock.now, audioLevel: 0.9 }],
+    getContributingSources: () => [
+      { source: 11, timestamp: Math.floor(clock.now / 20) * 20, audioLevel: 0.1 },
+      { source: 12, timestamp: Math.floor(clock.now / 20) * 20, audioLevel: 0.6 }],
+  };
+  await clock.advance(100);
+  tap.remote(mixer, { participant: "c1", role: "client", contributing: true, source: 11 });
+  await clock.advance(1100);
+  const levels = eventsOf(ingest, "levels").flatMap((b) => b.samples.map(([, l]) => l));
+  assert.ok(levels.length >= 40);
+  assert.ok(levels.every((l) => l === 0.1));
+});
