@@ -70,7 +70,7 @@ class Access:
 
 
 PUBLIC = Access(None)
-ANY_TOKEN = Access(frozenset({"ingest", "reports", "admin"}))
+ANY_TOKEN = Access(frozenset({"ingest", "reports", "admin", "session"}))
 
 
 def requires(*scopes: str, page: bool = False) -> Callable[[H], H]:
@@ -101,15 +101,21 @@ def access_of(request: web.Request) -> Access:
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who is asking: ``clinic`` is None for an admin token (every clinic)."""
+    """Who is asking: ``clinic`` is None for an admin token (every clinic). A session token
+    (issue 18) also names its ``session_id`` and ``role``, and ``parent_id``, the token it
+    was minted from."""
 
     token_id: str
     clinic: str | None
     scope: str
+    session_id: str | None = None
+    role: str | None = None
+    parent_id: str | None = None
 
     @classmethod
     def of(cls, token: TokenInfo) -> Viewer:
-        return cls(token.id, None if token.scope == "admin" else token.clinic_id, token.scope)
+        return cls(token.id, None if token.scope == "admin" else token.clinic_id, token.scope,
+                   token.session_id, token.role, token.parent_id)
 
 
 VIEWER = web.RequestKey("viewer", Viewer)

@@ -19,6 +19,11 @@ variables ``RAPPORT_INGEST_<FIELD>`` for the :class:`services.ingest.IngestConfi
 :data:`INGEST_VARIABLES` (e.g. ``RAPPORT_INGEST_MAX_OPEN_SESSIONS_PER_TOKEN``), read by
 ``rapport ingest`` (whose flags beat them) and ``rapport run --port``.
 
+The browser SDK (issue 18; docs/sdk.md) adds ``RAPPORT_CORS_ORIGINS`` (a comma list of page
+origins allowed to call the ingest and read the coach stream; default none: same origin only),
+``RAPPORT_SDK_DIR`` (the directory ``/sdk/`` serves; default the repository's ``clients/js``)
+and ``RAPPORT_COACH`` (``on`` or ``off``: the therapist's private coach stream; default on).
+
 ``RAPPORT_FAILPOINT`` is for crash tests only: ``after-report`` makes a streaming worker exit
 the moment a final report is on the broker, before its closed marker is written.
 """
@@ -30,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from models.config import AlertRules, EngineConfig
 from models.errors import ConfigError
@@ -81,11 +87,20 @@ class Settings:
     failpoint: str | None = None  # crash tests only (RAPPORT_FAILPOINT)
     # IngestConfig fields set by RAPPORT_INGEST_* (only those set), as (field, value)
     ingest: tuple[tuple[str, int | float], ...] = ()
+    cors_origins: tuple[str, ...] = ()  # RAPPORT_CORS_ORIGINS (services/cors.py)
+    sdk_dir: Path | None = None  # RAPPORT_SDK_DIR; None: the repository's clients/js
+    coach: bool = True  # RAPPORT_COACH
 
     @property
     def ingest_overrides(self) -> dict[str, Any]:
         """Keyword arguments for IngestConfig from the environment."""
         return dict(self.ingest)
+
+    @property
+    def sdk_overrides(self) -> dict[str, Any]:
+        """Keyword arguments for IngestConfig of the browser SDK (issue 18)."""
+        return {"cors_origins": self.cors_origins, "sdk_dir": self.sdk_dir,
+                "coach": self.coach}
 
     @property
     def database_url(self) -> str:
@@ -121,6 +136,28 @@ def engine_variables() -> list[tuple[str, str, Any]]:
         for f in fields(AlertRules)
     ]
     return rows
+
+
+def parse_origins(text: str | Iterable[str], name: str = "RAPPORT_CORS_ORIGINS"
+                  ) -> tuple[str, ...]:
+    """Origins from a comma list (or several lists): each ``scheme://host[:port]``, no path;
+    ``ConfigError`` naming ``name`` otherwise."""
+    items = [text] if isinstance(text, str) else list(text)
+    origins: list[str] = []
+    for item in items:
+        for part in item.split(","):
+            origin = part.strip().rstrip("/").lower()
+            if not origin:
+                continue
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path \
+                    or parts.query or parts.fragment:
+                raise ConfigError(name, f"{part.strip()!r} is not an origin such as "
+                                        "https://app.example.com (scheme, host, optional "
+                                        "port; no path)")
+            if origin not in origins:
+                origins.append(origin)
+    return tuple(origins)
 
 
 def load_settings(
@@ -180,6 +217,13 @@ def load_settings(
             if value <= 0:
                 raise ConfigError(variable, f"must be greater than 0, got {value}")
             ingest.append((name, value))
+    origins = parse_origins(env.get("RAPPORT_CORS_ORIGINS", ""))
+    sdk_dir = env.get("RAPPORT_SDK_DIR", "").strip()
+    coach = env.get("RAPPORT_COACH", "on").strip().lower() or "on"
+    if coach not in ("on", "off"):
+        raise ConfigError("RAPPORT_COACH", f"must be on or off, got {coach!r}")
     return Settings(engine=engine, log_level=level, data_dir=directory, db_url=url,
                     pseudonym_key=key.strip() if key else None, vad_backend=backend,
-                    failpoint=failpoint, ingest=tuple(ingest))
+                    failpoint=failpoint, ingest=tuple(ingest), cors_origins=origins,
+                    sdk_dir=Path(sdk_dir).expanduser() if sdk_dir else None,
+                    coach=coach == "on")

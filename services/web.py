@@ -26,6 +26,7 @@ from services.health import PROBE_TIMEOUT_S, add_health_routes, database_problem
 from services.ingest import IngestConfig, add_ingest_routes
 from services.ingest.publisher import Publisher
 from services.reports import LiveHub, add_live_routes, add_report_routes
+from services.reports.coach_stream import add_coach_routes
 from services.store import ReportStore
 
 log = logging.getLogger(__name__)
@@ -158,11 +159,14 @@ def build_app(store: ReportStore, publisher: Publisher, health: JobHealth, *,
               own_publisher: bool = True, live: LiveHub | None = None,
               ingest: IngestConfig | None = None) -> web.Application:
     """The combined application: report routes and pages, ingest routes (configured by
-    ``ingest``), health, metrics; and the live dashboard over ``live`` when given."""
+    ``ingest``), health, metrics; and the live dashboard over ``live`` when given, with the
+    therapist's coach stream over it unless ``ingest.coach`` is off (issue 18)."""
     app = web.Application(client_max_size=2 * 1024 * 1024)
     add_report_routes(app, store)
     if live is not None:
         add_live_routes(app, live)
+        if (ingest or IngestConfig()).coach:  # RAPPORT_COACH (issue 18)
+            add_coach_routes(app, live)
     add_ingest_routes(app, publisher, store, ingest, own_publisher=own_publisher)
 
     async def metrics() -> bytes:

@@ -24,7 +24,7 @@ from models.errors import ConfigError, ValidationError
 from services.cli.tokens import add_db_url, open_store
 from services.health import Check, database_problem
 from services.ingest import IngestConfig, KafkaPublisher, PublishError, create_app
-from services.settings import INGEST_VARIABLES, VAD_BACKENDS
+from services.settings import INGEST_VARIABLES, VAD_BACKENDS, parse_origins
 from services.store import ReportStore, StoreError
 from services.web import server_options
 from streams.broker_probe import BrokerProbe, bootstrap_servers
@@ -78,8 +78,29 @@ def register(subparsers: Any) -> None:
                         help="a request body must arrive within this, else 408 "
                         + env.format("BODY_TIMEOUT_S", 30))
     add_vad_backend(parser)
+    add_cors_origin(parser)
     add_db_url(parser)
     parser.set_defaults(handler=run)
+
+
+def add_cors_origin(parser: argparse.ArgumentParser) -> None:
+    """``--cors-origin``: page origins allowed to use the SDK's routes (services/cors.py);
+    the flags replace ``RAPPORT_CORS_ORIGINS``."""
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="a page origin (https://app.example.com) allowed to load the "
+                             "SDK, post events and read the coach stream; repeat or give a "
+                             "comma list (default: $RAPPORT_CORS_ORIGINS, else none: same "
+                             "origin only)")
+
+
+def sdk_options(args: argparse.Namespace) -> dict[str, Any]:
+    """IngestConfig's SDK fields (issue 18): ``RAPPORT_CORS_ORIGINS``, ``RAPPORT_SDK_DIR``,
+    ``RAPPORT_COACH``; ``--cors-origin`` beats the environment."""
+    options: dict[str, Any] = args.config.sdk_overrides
+    flags = getattr(args, "cors_origin", None) or []
+    if flags:
+        options["cors_origins"] = parse_origins(flags, "--cors-origin")
+    return options
 
 
 def add_vad_backend(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +127,7 @@ async def serve(store: ReportStore, args: argparse.Namespace) -> None:
                           hold_ms=args.jitter_hold_ms,
                           ice_servers=tuple(args.ice_server),
                           vad_backend=args.config.vad_backend,
-                          **ingest_limits(args))
+                          **ingest_limits(args), **sdk_options(args))
     publisher = KafkaPublisher(bootstrap_servers(args.broker))
     probe = BrokerProbe(bootstrap_servers(args.broker))
     checks: list[tuple[str, Check]] = [("database", partial(database_problem, store)),

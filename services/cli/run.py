@@ -32,7 +32,7 @@ from models.events import parse_json
 from models.simulation import SimulationConfig, simulate_timed
 from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
 from services.broker import BrokerError, EmbeddedBroker, announce, withdraw
-from services.cli.ingest import add_vad_backend
+from services.cli.ingest import add_cors_origin, add_vad_backend, sdk_options
 from services.cli.summary import format_summary
 from services.collector import Collector
 from services.feeder import Feeder, FeedError, session_key
@@ -107,6 +107,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address of the --port server (default: %(default)s)")
     add_vad_backend(parser)  # audio mode of the --port server's WebRTC ingest
+    add_cors_origin(parser)  # pages allowed to use the --port server's SDK routes
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="worker processes in the consumer group (default: %(default)s)")
     parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS, metavar="N",
@@ -262,7 +263,8 @@ async def _web(args: argparse.Namespace, bootstrap: str,
     hub = LiveHub(hide=store.pseudonymize.apply)
     app = web_app(store, KafkaPublisher(bootstrap), health, live=hub,
                   ingest=IngestConfig(vad_backend=args.config.vad_backend,
-                                      **args.config.ingest_overrides))
+                                      **args.config.ingest_overrides,
+                                      **sdk_options(args)))
     consumer = StoreConsumer(store, bootstrap)
     live = LiveConsumer(hub, bootstrap)
     runner = web.AppRunner(app, access_log=None, **server_options())

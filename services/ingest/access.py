@@ -9,7 +9,11 @@ its own token: revoking it cuts off that platform only, and its clinic bounds wh
 
 Rules: no token, or an unknown or revoked one, is ``401``; a ``reports`` token is ``403``; an
 ``ingest`` token may post only sessions of its own clinic (``403`` naming ``clinic_id``
-otherwise); an ``admin`` token may post for any clinic.
+otherwise); an ``admin`` token may post for any clinic. A ``session`` token (issue 18, minted
+by ``POST /v1/session-tokens``) may post only events of its own session: an event of another
+``session_id`` makes its request or message ``403`` naming ``session_id``, like the clinic
+rule. Its events count against its parent token's limits (services/ingest/limits.py), so
+minting many session tokens gives a platform no more room than its own token.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from services.auth import VIEWER, TokenVerifier
 
 log = logging.getLogger(__name__)
 
-INGEST_SCOPES = frozenset({"ingest", "admin"})
+INGEST_SCOPES = frozenset({"ingest", "admin", "session"})
 
 
 class AccessDenied(Exception):
@@ -46,14 +50,29 @@ class AccessDenied(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated ingest client: ``clinic`` is None for an admin token (any clinic)."""
+    """An authenticated ingest client: ``clinic`` is None for an admin token (any clinic);
+    ``session`` is the one session a session token may post (None: any). ``token_id`` is
+    what per-token limits count against: a session token's parent."""
 
     token_id: str
     clinic: str | None
+    session: str | None = None
 
     def check_clinic(self, clinic_id: str, field: str = "clinic_id") -> None:
         if self.clinic is not None and clinic_id != self.clinic:
             raise AccessDenied(403, field, f"{clinic_id!r} is not the clinic of this token")
+
+    def check_session(self, session_id: str) -> None:
+        if self.session is not None and session_id != self.session:
+            raise AccessDenied(403, "session_id", f"{session_id!r} is not the session of "
+                                                  "this session token")
+
+    @classmethod
+    def of(cls, token_id: str, clinic: str | None, scope: str, session: str | None,
+           parent_id: str | None) -> Caller:
+        if scope == "session":
+            return cls(parent_id or token_id, clinic, session)
+        return cls(token_id, None if scope == "admin" else clinic)
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -74,7 +93,7 @@ async def authenticate(tokens: TokenVerifier, token: str | None) -> Caller:
     if info.scope not in INGEST_SCOPES:
         raise AccessDenied(403, "authorization",
                            f"a token of scope {info.scope} cannot post events")
-    return Caller(info.id, None if info.scope == "admin" else info.clinic_id)
+    return Caller.of(info.id, info.clinic_id, info.scope, info.session_id, info.parent_id)
 
 
 async def authenticate_request(tokens: TokenVerifier, request: web.Request) -> Caller:
@@ -85,5 +104,6 @@ async def authenticate_request(tokens: TokenVerifier, request: web.Request) -> C
         if viewer.scope not in INGEST_SCOPES:
             raise AccessDenied(403, "authorization",
                                f"a token of scope {viewer.scope} cannot post events")
-        return Caller(viewer.token_id, viewer.clinic)
+        return Caller.of(viewer.token_id, viewer.clinic, viewer.scope, viewer.session_id,
+                         viewer.parent_id)
     return await authenticate(tokens, bearer_token(request.headers.get("Authorization")))

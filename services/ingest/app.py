@@ -4,11 +4,12 @@ application (``rapport ingest`` alone, or the combined server of ``rapport run``
 ``/metrics`` (services/health.py).
 
 Routes: ``POST /v1/events`` (services/ingest/batches.py), ``GET /v1/stream`` (WebSocket,
-stream.py), the WebRTC signaling under ``/v1/sessions/…`` (signaling.py) and ``GET /join``
-(join.py). The application's start-up starts the publisher (unless ``own_publisher`` is
-False) and warms the VAD in a thread (audio-mode participants wait for it); its shutdown makes
-every WebRTC participant leave (their last frames published), then drains and closes the
-publisher.
+stream.py), ``POST /v1/session-tokens`` (session_tokens.py), ``GET /sdk/…`` (sdk.py; CORS
+for the SDK's routes: services/cors.py), the WebRTC signaling under ``/v1/sessions/…``
+(signaling.py) and ``GET /join`` (join.py). The application's start-up starts the publisher
+(unless ``own_publisher`` is False) and warms the VAD in a thread (audio-mode participants
+wait for it); its shutdown makes every WebRTC participant leave (their last frames
+published), then drains and closes the publisher.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from services.auth import TokenVerifier, install
+from services.cors import install_cors
 from services.health import Check, add_health_routes
-from services.ingest import batches, join, signaling, stream
+from services.ingest import batches, join, sdk, session_tokens, signaling, stream
 from services.ingest.publisher import Publisher
 from services.ingest.service import INGEST, IngestConfig, IngestService
 from services.ingest.vad_backend import VadBackend
@@ -52,7 +54,10 @@ def add_ingest_routes(app: web.Application, publisher: Publisher, tokens: TokenV
     service = IngestService(publisher, tokens, config)
     app[INGEST] = service
     install(app, tokens)  # services/auth.py: error and token middlewares (once per app)
+    install_cors(app, service.config.cors_origins)  # services/cors.py (issue 18)
     batches.add_routes(app)
+    session_tokens.add_routes(app)
+    sdk.add_routes(app)
     stream.add_routes(app)
     signaling.add_routes(app)
     join.add_routes(app)

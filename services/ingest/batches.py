@@ -91,7 +91,7 @@ def too_large(limit: int) -> web.Response:
     return error_response(413, "body", f"larger than {limit} bytes; send smaller batches")
 
 
-@requires("ingest", "admin")
+@requires("ingest", "admin", "session")
 async def post_events(request: web.Request) -> web.Response:
     service = request.app[INGEST]
     try:

@@ -180,6 +180,7 @@ def check_events(items: list[tuple[int, bytes, Any]], caller: Caller, clinics: S
             checked.rejections.append(Rejection(index, error.field, str(error)))
             checked.reasons[reason.value] = checked.reasons.get(reason.value, 0) + 1
             continue
+        caller.check_session(event.session_id)  # session tokens: their own session only
         if isinstance(event, SessionStart):
             caller.check_clinic(event.clinic_id, "session.start.clinic_id")
             checked.starts.append((event.session_id, event.clinic_id))

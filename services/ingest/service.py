@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
@@ -49,6 +50,11 @@ class IngestConfig:
     session_idle_s: float = 300.0  # an open session without events this long stops counting
     vad: VadConfig = field(default_factory=VadConfig)
     vad_backend: str = "rapport"  # VAD of audio mode: rapport or silero (vad_backend.py)
+    # Browser SDK (issue 18; docs/sdk.md): origins allowed to call (services/cors.py), the
+    # directory /sdk/ serves (None: the repository's clients/js), the coach stream switch.
+    cors_origins: tuple[str, ...] = ()
+    sdk_dir: Path | None = None
+    coach: bool = True
 
     def __post_init__(self) -> None:
         if self.max_open_sessions_per_token < 1:

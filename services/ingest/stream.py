@@ -14,6 +14,16 @@ published like a ``POST /v1/events`` body and answered, in order, with
 services/ingest/limits.py) adds ``field`` naming the limit and ``retry_after_s``.
 Backpressure: the next message is not read until the previous one is stored by the broker,
 so a fast sender is slowed by TCP flow control instead of filling memory.
+
+Clock (issue 18, for the browser SDK): a message ``{"type": "clock", "id": n, "client_ms": C0}``
+is answered at once with the same fields plus ``"server_ms": S``, the ingest's receive clock
+(epoch ms, the session clock of METRICS.md §1) when the message arrived. It is not an event
+message: it gets no ack and takes no message number. The SDK keeps the sample of least round
+trip to map its own clock to the session clock (docs/sdk.md "Clock").
+
+Origin: a browser names its page's origin on the upgrade request; an ``Origin`` that is
+neither Rapport's own nor configured (``RAPPORT_CORS_ORIGINS``, services/cors.py) is refused
+``403`` before the upgrade. Clients without the header (servers, bots) are not affected.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from models.records import RejectReason, Source, rejected_record
 from services.auth import Revalidation, public
+from services.cors import origin_allowed
 from services.ingest.access import AccessDenied, Caller, authenticate, bearer_token
 from services.ingest.intake import BodyLimitError, check_events, remember_starts, split_body
 from services.ingest.limits import LimitExceeded
@@ -73,6 +84,27 @@ async def _first_message_auth(service: IngestService, ws: web.WebSocketResponse
     await _send(ws, {"type": "auth", "ok": True})
     assert token is not None  # authenticate refuses None
     return caller, token
+
+
+CLOCK_MAX_BYTES = 200  # a clock message is about 50 bytes; events are never looked at here
+
+
+def clock_reply(data: bytes, received_ms: int) -> dict[str, Any] | None:
+    """The answer to a clock message, or None when ``data`` is not one (an event message)."""
+    if len(data) > CLOCK_MAX_BYTES or b'"clock"' not in data:
+        return None
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or value.get("type") != "clock":
+        return None
+    ident, client_ms = value.get("id"), value.get("client_ms")
+    if isinstance(ident, bool) or not isinstance(ident, int):
+        return {"type": "error", "status": 400, "error": "clock.id: must be an integer"}
+    if isinstance(client_ms, bool) or not isinstance(client_ms, int | float):
+        return {"type": "error", "status": 400, "error": "clock.client_ms: must be a number"}
+    return {"type": "clock", "id": ident, "client_ms": client_ms, "server_ms": received_ms}
 
 
 async def _handle(service: IngestService, caller: Caller, data: bytes,
@@ -127,6 +159,11 @@ def _limited(reply: dict[str, Any], limited: LimitExceeded) -> dict[str, Any]:
 @public
 async def stream(request: web.Request) -> web.StreamResponse:
     service = request.app[INGEST]
+    origin = request.headers.get("Origin")
+    if origin is not None and not origin_allowed(request, origin):
+        log.info("refused a stream from origin %r", origin)
+        return AccessDenied(403, "origin", "not an allowed origin (RAPPORT_CORS_ORIGINS)"
+                            ).response()
     caller: Caller | None = None
     header = bearer_token(request.headers.get("Authorization"))
     if header is not None:
@@ -149,6 +186,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
             message = await ws.receive(timeout=revalidation.interval_s)
         except asyncio.TimeoutError:
             message = None
+        received_ms = int(time.time() * 1000)
+        if message is not None and message.type == WSMsgType.TEXT \
+                and len(message.data) <= CLOCK_MAX_BYTES:
+            clock = clock_reply(message.data.encode(), received_ms)
+            if clock is not None:  # answered before anything else, for the least delay
+                await _send(ws, clock)
+                message = None
         if await revalidation.revoked():
             log.info("stream closed: token %s was revoked", caller.token_id)
             await _send(ws, {"type": "error", "status": 401,

@@ -19,6 +19,9 @@ Only the summary is kept and sent, never the raw snapshot: participant ids (whic
 snapshot's quality block is keyed by) never leave the hub, and the alerts' participant ids
 are replaced by the store's pseudonyms (``hide``), as everywhere else in the report service.
 
+Taps (:meth:`LiveHub.add_tap`; the therapist's coach, services/reports/coach.py) get every
+``quality`` and ``alert`` record the hub takes, raw, and hear of every session it ends.
+
 Subscribers (:meth:`LiveHub.subscribe`) see the sessions of one clinic (``None``: every
 clinic, for admin tokens). Each gets its own bounded queue of :class:`LiveEvent`; a
 subscriber that falls :data:`QUEUE_LIMIT` events behind is dropped (its stream ends, and an
@@ -35,7 +38,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +156,14 @@ class Subscription:
         return await self._queue.get()
 
 
+class RecordTap(Protocol):
+    """Something fed the hub's accepted records (before ``hide``: never to be sent as is)."""
+
+    def apply(self, record: dict[str, Any]) -> None: ...
+
+    def end(self, session_id: str, reason: str) -> None: ...
+
+
 class LiveHub:
     """Active sessions and their subscribers (see the module docstring). Not thread-safe:
     use it from one event loop."""
@@ -169,7 +180,11 @@ class LiveHub:
         self._sessions: dict[str, LiveSession] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._subscribers: set[Subscription] = set()
+        self._taps: list[RecordTap] = []
         self.closed = False
+
+    def add_tap(self, tap: RecordTap) -> None:
+        self._taps.append(tap)
 
     # --- records in ------------------------------------------------------------------------
 
@@ -183,6 +198,8 @@ class LiveHub:
             return self.end(session_id, "report")
         if kind not in ("quality", "alert") or session_id in self._ended:
             return False
+        for tap in self._taps:
+            tap.apply(record)
         live = self._sessions.get(session_id)
         if live is None:
             live = self._sessions[session_id] = LiveSession(session_id, clinic)
@@ -220,6 +237,8 @@ class LiveHub:
             self._ended.move_to_end(session_id)
             if len(self._ended) > ENDED_MEMORY:
                 self._ended.popitem(last=False)
+        for tap in self._taps:
+            tap.end(session_id, reason)
         live = self._sessions.pop(session_id, None)
         if live is None:
             return False

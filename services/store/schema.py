@@ -112,3 +112,10 @@ class TokenRow(Base):
     scope: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Session tokens only (scope "session", issue 18; migration 0002): the parent token it
+    # dies with, its session, participant pseudonym, role and expiry. Null for other tokens.
+    parent_hash: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    session_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    participant: Mapped[str | None] = mapped_column(String(PSEUDONYM_LENGTH), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

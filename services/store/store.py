@@ -159,6 +159,19 @@ class ReportStore:
         log.info("token %s created for clinic %s, scope %s", info.id, clinic_id, scope)
         return token, info
 
+    def create_session_token(self, parent_token: str, *, clinic_id: str, session_id: str,
+                             participant_id: str, role: str, ttl_s: int
+                             ) -> tuple[str, TokenInfo]:
+        """A session token (issue 18) minted from ``parent_token``; the participant id is
+        stored as its pseudonym, like every participant id in the store."""
+        with self.db.transaction("create session token") as session:
+            token, info = tokens_.create_session_token(
+                session, parent_token, clinic_id=clinic_id, session_id=session_id,
+                participant=self.pseudonymize(participant_id), role=role, ttl_s=ttl_s)
+        log.info("session token %s created from token %s for a %s of session %s",
+                 info.id, info.parent_id, role, session_id)
+        return token, info
+
     def verify_token(self, token: str) -> TokenInfo | None:
         with self.db.transaction("verify token") as session:
             return tokens_.verify_token(session, token)

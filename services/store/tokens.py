@@ -6,7 +6,12 @@ once, when created. Scopes:
 
 - ``ingest``: may post events for its clinic (the ingest service, issue 4);
 - ``reports``: may read its clinic's sessions, reports, timelines and trends;
-- ``admin``: operations; may read every clinic.
+- ``admin``: operations; may read every clinic;
+- ``session`` (issue 18): a short-lived token for one session and participant, minted from an
+  ``ingest`` or ``admin`` token by ``POST /v1/session-tokens`` (never by the CLI) so that no
+  long-lived secret reaches a browser. It is valid only while its parent token is valid and
+  until ``expires_at`` (:func:`verify_token` checks both), and it may post only its session's
+  events (services/ingest/access.py) and, for a therapist, read that session's coach stream.
 
 A token is named in listings by the first :data:`ID_LENGTH` hex digits of its hash (its id);
 ``revoke`` takes any unambiguous prefix of that id, or the token itself.
@@ -17,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,7 +30,11 @@ from sqlalchemy.orm import Session
 from models.errors import ValidationError
 from services.store.schema import TokenRow
 
-SCOPES = ("ingest", "reports", "admin")
+SCOPES = ("ingest", "reports", "admin")  # what the CLI creates
+SESSION_SCOPE = "session"
+PARENT_SCOPES = ("ingest", "admin")  # may mint session tokens
+SESSION_TTL_S = 4 * 3600  # default life of a session token
+MAX_SESSION_TTL_S = 24 * 3600
 TOKEN_PREFIX = "rpt_"
 ID_LENGTH = 12
 MIN_REVOKE_PREFIX = 6
@@ -38,6 +47,13 @@ class TokenInfo:
     scope: str
     created_at: datetime
     revoked_at: datetime | None
+    # Session tokens only (scope "session"): their session, participant pseudonym, role,
+    # expiry and the id of the parent token they were minted from.
+    session_id: str | None = None
+    participant: str | None = None
+    role: str | None = None
+    expires_at: datetime | None = None
+    parent_id: str | None = None
 
     @property
     def active(self) -> bool:
@@ -57,8 +73,10 @@ def _utc(moment: datetime | None) -> datetime | None:
 def _info(row: TokenRow) -> TokenInfo:
     created = _utc(row.created_at)
     assert created is not None
+    parent = row.parent_hash[:ID_LENGTH] if row.parent_hash else None
     return TokenInfo(row.token_hash[:ID_LENGTH], row.clinic_id, row.scope, created,
-                     _utc(row.revoked_at))
+                     _utc(row.revoked_at), row.session_id, row.participant, row.role,
+                     _utc(row.expires_at), parent)
 
 
 def create_token(session: Session, clinic_id: str, scope: str) -> tuple[str, TokenInfo]:
@@ -76,13 +94,45 @@ def create_token(session: Session, clinic_id: str, scope: str) -> tuple[str, Tok
     return token, _info(row)
 
 
-def verify_token(session: Session, token: str) -> TokenInfo | None:
-    """The token's record if it exists and is not revoked."""
+def create_session_token(session: Session, parent_token: str, *, clinic_id: str,
+                         session_id: str, participant: str, role: str, ttl_s: int,
+                         now: datetime | None = None) -> tuple[str, TokenInfo]:
+    """A session token minted from ``parent_token`` (which must be a valid ``ingest`` or
+    ``admin`` token; the caller checked the clinic), for ``participant`` (a pseudonym) of
+    ``session_id``, valid ``ttl_s`` seconds."""
+    parent = session.get(TokenRow, hash_token(parent_token))
+    if parent is None or parent.revoked_at is not None or parent.scope not in PARENT_SCOPES:
+        raise ValidationError("authorization", "only a valid ingest or admin token may mint "
+                                               "session tokens")
+    if not 1 <= ttl_s <= MAX_SESSION_TTL_S:
+        raise ValidationError("ttl_s", f"must be between 1 and {MAX_SESSION_TTL_S} seconds")
+    moment = now or datetime.now(timezone.utc)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = TokenRow(token_hash=hash_token(token), clinic_id=clinic_id, scope=SESSION_SCOPE,
+                   created_at=moment, revoked_at=None, parent_hash=parent.token_hash,
+                   session_id=session_id, participant=participant, role=role,
+                   expires_at=moment + timedelta(seconds=ttl_s))
+    session.add(row)
+    session.flush()
+    return token, _info(row)
+
+
+def verify_token(session: Session, token: str,
+                 now: datetime | None = None) -> TokenInfo | None:
+    """The token's record if it exists and is not revoked; a session token also must not
+    have expired, and its parent must exist and not be revoked (it dies with its parent)."""
     if not token or len(token) > 200:
         return None
     row = session.get(TokenRow, hash_token(token))
     if row is None or row.revoked_at is not None:
         return None
+    if row.scope == SESSION_SCOPE:
+        expires = _utc(row.expires_at)
+        if expires is None or expires <= (now or datetime.now(timezone.utc)):
+            return None
+        parent = session.get(TokenRow, row.parent_hash) if row.parent_hash else None
+        if parent is None or parent.revoked_at is not None:
+            return None
     return _info(row)
 
 
