@@ -713,7 +713,9 @@ export function coachLines(update) {
     ["monologue", update.monologue_s > 0
       ? `You have been speaking for ${duration(update.monologue_s)}`
       : "You are not speaking"],
-    ["interruptions", `Times you talked over your client: ${count}`],
+    ["interruptions", made === null
+      ? "Times you talked over your client: not visible from this call's data"
+      : `Times you talked over your client: ${count}`],
     ["client_longest", `Your client's longest uninterrupted stretch: ${duration(update.client_longest_uninterrupted_s)}`],
   ];
 }

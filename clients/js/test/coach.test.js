@@ -38,7 +38,9 @@ test("plain-language lines", () => {
   assert.equal(lines.monologue, "You are not speaking");
   assert.match(lines.interruptions, /: 3$/);
   assert.match(lines.client_longest, /1 min 35 s/);
-  assert.match(Object.fromEntries(coachLines({ talk_share_10min: null }))["talk_share"], /not enough speech/);
+  const empty = Object.fromEntries(coachLines({ talk_share_10min: null, interruptions_made: null }));
+  assert.match(empty.talk_share, /not enough speech/);
+  assert.match(empty.interruptions, /not visible/); // an exclusive source cannot see overlaps
   assert.equal(nudgeText({ kind: "long_monologue", state: "started", text: "Server text." }), "Server text.");
   assert.match(nudgeText({ kind: "long_silence", state: "started" }), /therapeutic/);
 });
