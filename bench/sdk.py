@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -152,7 +154,6 @@ async def measure(tab: Tab, url: str, seconds: float, ingest: Ingest) -> dict[st
     sent = ingest.bytes
     result = {"main": (after["ThreadTime"] - before["ThreadTime"]) / wall,
               "process": (after["ProcessTime"] - before["ProcessTime"]) / wall,
-              "script": (after["ScriptDuration"] - before["ScriptDuration"]) / wall,
               "bytes_per_min": sent / wall * 60, "messages_per_min": ingest.messages / wall * 60,
               "events": dict(ingest.events), "wall": wall}
     await tab.navigate("about:blank")
@@ -176,7 +177,7 @@ async def main(seconds: float) -> int:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     base = f"http://127.0.0.1:{port}/bench.html"
-    profile = ROOT / "build" / "bench-sdk-profile"
+    profile = Path(tempfile.mkdtemp(prefix="rapport-bench-sdk-"))  # fresh: no stale port file
     browser = FakeMicChromium(binary, profile)
     try:
         tab = await browser.tab()
@@ -188,7 +189,7 @@ async def main(seconds: float) -> int:
             result = await measure(tab, url, seconds, ingest)
             results.append((name, ms, result))
             print(f"{name:>22}: main thread {result['main']:.2%} of a core, renderer "
-                  f"{result['process']:.2%}, script {result['script']:.2%}"
+                  f"{result['process']:.2%}"
                   + (f"; sent {result['bytes_per_min'] / 1024:.1f} KiB/min in "
                      f"{result['messages_per_min']:.0f} messages/min {result['events']}"
                      if ms else ""), flush=True)
@@ -205,6 +206,7 @@ async def main(seconds: float) -> int:
     finally:
         await browser.close()
         await runner.cleanup()
+        shutil.rmtree(profile, ignore_errors=True)
     return 0
 
 
