@@ -15,6 +15,8 @@ export interface Globals {
   clearTimeout(id: unknown): void;
   /** 0 <= r < 1, for the reconnection jitter. */
   random(): number;
+  /** Where to listen for the first user gesture when the AudioContext starts suspended. */
+  document: { addEventListener(type: string, fn: () => void, options?: object): void } | undefined;
 }
 
 export interface AttachOptions {
@@ -56,6 +58,8 @@ export interface AttachOptions {
   onState?: (state: { state: TapState }) => void;
   onRejected?: (rejected: RejectedDetail) => void;
   onCoach?: (update: CoachUpdate) => void;
+  /** An AudioContext of the page's to analyse the local microphone in (else the SDK makes one). */
+  audioContext?: AudioContext;
   globals?: Partial<Globals>;
 }
 

@@ -89,6 +89,7 @@ function defaultGlobals() {
     setTimeout: g.setTimeout.bind(g),
     clearTimeout: g.clearTimeout.bind(g),
     random: Math.random,
+    document: g.document,
   };
 }
 
@@ -144,6 +145,7 @@ class Tap {
       throw new TypeError("attach: clinic must be a non-empty string when startSession is true");
     }
     this.g = { ...defaultGlobals(), ...(options.globals || {}) };
+    this.ownAudioContext = options.audioContext || null; // the platform's running context
     this.listeners = new Map();
     for (const [name, key] of [["drop", "onDrop"], ["error", "onError"], ["state", "onState"],
       ["rejected", "onRejected"], ["coach", "onCoach"]]) {
@@ -191,8 +193,20 @@ class Tap {
   /** The local microphone (a MediaStreamTrack): WebAudio analyser RMS, linear 0..1. */
   local(track, { participant, role } = {}) {
     const p = this._join(participant, role, "local");
-    const ctx = this.audioContext || (this.audioContext = new this.g.AudioContext());
-    if (ctx.state === "suspended" && typeof ctx.resume === "function") ctx.resume().catch(() => {});
+    const ctx = this.audioContext || (this.audioContext = this.ownAudioContext || new this.g.AudioContext());
+    if (ctx.state === "suspended" && typeof ctx.resume === "function") {
+      // Browsers start an AudioContext suspended until the page had a user gesture: the
+      // analyser would read silence. Say so; resume at the first gesture.
+      ctx.resume().catch(() => {});
+      const doc = this.g.document;
+      if (ctx.state === "suspended") {
+        this._emit("error", { field: "local", error: "AudioContext suspended until a user gesture: the microphone reads as silence until then (call tap.local from a click, or pass audioContext)" });
+        if (doc && typeof doc.addEventListener === "function") {
+          const resume = () => ctx.resume().catch(() => {});
+          for (const type of ["pointerdown", "keydown"]) doc.addEventListener(type, resume, { once: true });
+        }
+      }
+    }
     const source = ctx.createMediaStreamSource(new this.g.MediaStream([track]));
     const analyser = ctx.createAnalyser();
     // A window of about one sampling period: each sample measures its own stretch of audio.
@@ -292,7 +306,7 @@ class Tap {
     for (const coach of this.coaches) coach.stop();
     if (this.reconnectTimer) this.g.clearTimeout(this.reconnectTimer);
     if (this.ws) { try { this.ws.close(1000); } catch { /* already closed */ } }
-    if (this.audioContext && typeof this.audioContext.close === "function") {
+    if (this.audioContext && !this.ownAudioContext && typeof this.audioContext.close === "function") {
       this.audioContext.close().catch(() => {});
     }
     this._setState("closed");
@@ -830,6 +844,12 @@ class CoachStream {
           const { value, done } = await reader.read();
           if (done || this.stopped) break;
           for (const message of parser.feed(decoder.decode(value, { stream: true }))) {
+            if (message.event === "revoked") { // the token expired or was revoked: final
+              this.stopped = true;
+              if (this.view) this.view.state("off-revoked", "The coach has ended for this session.");
+              this.tap._emit("error", { field: "coach", error: "coach token revoked or expired" });
+              return;
+            }
             if (message.event !== "coach") continue;
             let update;
             try { update = JSON.parse(message.data); } catch { continue; }

@@ -213,6 +213,14 @@ class Rapport:
         assert body["session_id"] == session and body["role"] == role
         return str(body["token"])
 
+    def reports_token(self) -> str:
+        """A reports token of the same clinic (it reads reports, not the coach)."""
+        created = subprocess.run(
+            [sys.executable, "-m", "services.cli", "tokens", "create", "--clinic", CLINIC,
+             "--scope", "reports"], cwd=ROOT, env=self.env, capture_output=True, text=True,
+            check=True)
+        return created.stdout.strip().splitlines()[-1]
+
     def tail(self) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
 
@@ -331,6 +339,7 @@ def test_sdk_in_the_therapists_page_reports_both_sides(
     assert "Your share of the talking" in run["coach"]["text"]
     coach_url = f"{rapport.url}/v1/sessions/{session}/coach"
     assert _request(coach_url, token=client_token)[0] in (403, 404)
+    assert _request(coach_url, token=rapport.reports_token())[0] in (403, 404)
     assert _request(coach_url)[0] == 401
 
     deadline = time.monotonic() + 90

@@ -107,3 +107,18 @@ test("network event: RTT from the candidate pair, jitter, loss and jitter-buffer
   assert.equal(second.loss_pct, 5); // 5 lost of 100 in this interval
   assert.equal(second.jitter_buffer_ms, 50);
 });
+
+test("coach: event revoked ends the stream for good", async () => {
+  const clock = new Clock();
+  const ingest = new FakeIngest(clock);
+  let calls = 0;
+  const fetch = async () => { calls += 1; return { status: 200, ok: true, body: streamOf(["event: revoked\ndata: {}\n\n"]) }; };
+  const tap = attach({ endpoint: "http://r.test", token: "good", session: "s1", clinic: "c1",
+    globals: globals(clock, ingest, { fetch }) });
+  const element = new Node("div");
+  tap.coach(element);
+  await settle(); await settle();
+  await clock.advance(60_000);
+  assert.equal(calls, 1);
+  assert.equal(element.dataset.rapportCoach, "off-revoked");
+});

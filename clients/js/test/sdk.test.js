@@ -348,3 +348,20 @@ test("mixed audio: contributing sources narrowed to one participant's CSRC", asy
   assert.ok(levels.length >= 40);
   assert.ok(levels.every((l) => l === 0.1));
 });
+
+test("a suspended AudioContext is said, and resumed at the first user gesture", async () => {
+  const listeners = {};
+  const document = { addEventListener: (type, fn) => { listeners[type] = fn; } };
+  let resumed = 0;
+  class Suspended extends FakeAudioContext {
+    constructor() { super(); this.state = "suspended"; }
+    async resume() { resumed += 1; }
+  }
+  const errors = [];
+  const { tap } = setup({ extra: { AudioContext: Suspended, document }, onError: (e) => errors.push(e) });
+  tap.local({}, { participant: "t1", role: "therapist" });
+  assert.ok(errors.some((e) => e.field === "local" && /suspended/.test(e.error)));
+  const before = resumed;
+  listeners.pointerdown();
+  assert.equal(resumed, before + 1);
+});
