@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps kafka run test sdk-test lint bench bench-sdk bench-engine bench-pipeline bench-reports bench-vad clean
+.PHONY: setup system-deps kafka run test sdk-test lint api-fuzz bench bench-sdk bench-engine bench-pipeline bench-reports bench-vad clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ sdk-test:
 lint: $(STAMP)
 	$(BIN)/ruff check models streams services tests bench
 	$(BIN)/mypy
+
+# schemathesis against a running job's /openapi.json, longer than the test suite's run (25
+# examples per operation and phase): no 5xx, no answer outside the description, and every
+# schema-valid request accepted (tests/integration/test_api_schema_fuzz.py).
+api-fuzz: $(STAMP)
+	RAPPORT_API_FUZZ_EXAMPLES=$${RAPPORT_API_FUZZ_EXAMPLES:-1000} $(BIN)/python -m pytest -q \
+		-p no:cacheprovider tests/integration/test_api_schema_fuzz.py
 
 # Each benchmark prints its figures and targets in one run; README "Performance" records them.
 bench: bench-engine bench-pipeline bench-reports bench-vad

@@ -210,8 +210,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return _error_response(request, error.status,
-                               f"{request.path}: {error.reason.lower()}")
+        response = _error_response(request, error.status,
+                                   f"{request.path}: {error.reason.lower()}")
+        # RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
+        if "Allow" in error.headers:
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
     except ConnectionResetError as error:
         # The client went away mid-request (reading its body, or writing a streamed answer;
         # aiohttp's ClientConnectionResetError is one): routine on the internet, not a server

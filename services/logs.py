@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import IO, Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from models.errors import ConfigError
 from models.log_context import CONTEXT_FIELDS
 
@@ -217,6 +219,23 @@ class _RapportHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler :func:`configure` installs (so a second call replaces it)."""
 
 
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp's server logs a request it cannot parse (a NUL in a header, a broken request
+    line) as ERROR with a traceback, after answering it 400. That is the client's error, not
+    the server's (issue 16 finding 7): the record becomes one INFO line naming the problem,
+    shown only when the logger is enabled for INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        reason = " ".join(str(error.message).split())[:200]
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "malformed HTTP request answered %s: %s", (error.code, reason), None, None)
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
 def configure(level: str = "WARNING", fmt: str = DEFAULT_FORMAT,
               stream: IO[str] | None = None, force: bool = False) -> logging.Handler | None:
     """Install one stderr handler in format ``fmt``, with the redaction filter, on the root
@@ -234,4 +253,7 @@ def configure(level: str = "WARNING", fmt: str = DEFAULT_FORMAT,
     handler.addFilter(RedactionFilter())
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper()))
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server.filters):
+        server.addFilter(MalformedRequestFilter())
     return handler

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Metric, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY, Collector
 
+from models.errors import ConfigError
 from services.health import PROBE_TIMEOUT_S, add_health_routes, database_problem
 from services.ingest import IngestConfig, add_ingest_routes
 from services.ingest.publisher import Publisher
@@ -49,6 +50,22 @@ def server_options(header_timeout_s: float = HEADER_TIMEOUT_S,
     within ``header_timeout_s`` (idle keep-alive included) is closed; an unread body is
     drained for at most ``linger_s``."""
     return {"keepalive_timeout": header_timeout_s, "lingering_time": linger_s}
+
+
+async def start_site(runner: web.AppRunner, host: str, port: int) -> int:
+    """Listen on ``host:port`` (0: a free port) and return the bound port. A port in use or an
+    address this machine does not have is the user's to fix: a :class:`ConfigError` naming
+    ``--port``, which the CLI prints as one line (no traceback)."""
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as error:
+        raise ConfigError("--port", f"cannot listen on {host}:{port}: "
+                                    f"{error.strerror or error}") from None
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return port
 
 
 @dataclass(frozen=True, slots=True)

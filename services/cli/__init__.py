@@ -86,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = args.handler
     try:
         return int(handler(args))
+    except ConfigError as error:
+        # A setting only found wrong while running (a --port already in use): one line, exit 2.
+        print(f"rapport {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # `rapport analyze big.jsonl | head` must not print a traceback.
         sys.stderr.close()

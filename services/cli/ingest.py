@@ -26,7 +26,7 @@ from services.health import Check, database_problem
 from services.ingest import IngestConfig, KafkaPublisher, PublishError, create_app
 from services.settings import INGEST_VARIABLES, VAD_BACKENDS, parse_origins
 from services.store import ReportStore, StoreError
-from services.web import server_options
+from services.web import server_options, start_site
 from streams.broker_probe import BrokerProbe, bootstrap_servers
 
 log = logging.getLogger(__name__)
@@ -136,11 +136,7 @@ async def serve(store: ReportStore, args: argparse.Namespace) -> None:
                            access_log=None, **server_options())
     await runner.setup()
     try:
-        site = web.TCPSite(runner, args.host, args.port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        bound = sockets[0].getsockname()[1] if sockets else args.port
+        bound = await start_site(runner, args.host, args.port)
         print(f"ingest: http://{args.host}:{bound}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -27,7 +27,7 @@ from services.health import Check, add_health_routes, database_problem
 from services.reports import LiveConsumer, LiveHub, add_live_routes, create_app
 from services.reports.consumer import GROUP_ID, StoreConsumer
 from services.store import ReportStore, StoreError
-from services.web import server_options
+from services.web import server_options, start_site
 from streams.broker_probe import BrokerProbe, bootstrap_servers
 
 log = logging.getLogger(__name__)
@@ -83,11 +83,7 @@ async def serve(store: ReportStore, host: str, port: int, broker: str | None = N
             consuming = asyncio.create_task(consumer.run())
             await live.start()
             tailing = asyncio.create_task(live.run())
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        bound = sockets[0].getsockname()[1] if sockets else port
+        bound = await start_site(runner, host, port)
         print(f"reports: http://{host}:{bound}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -27,7 +27,7 @@ import orjson
 from aiohttp import web
 
 from models.config import PipelineConfig
-from models.errors import ValidationError
+from models.errors import ConfigError, ValidationError
 from models.events import parse_json
 from models.simulation import SimulationConfig, simulate_timed
 from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
@@ -42,7 +42,7 @@ from services.kafka_admin import KafkaAdminError, ensure_topics, rapport_topics
 from services.reports import LiveConsumer, LiveHub
 from services.reports.consumer import StoreConsumer
 from services.store import ReportStore
-from services.web import JobHealth, WorkerEndpoint, server_options
+from services.web import JobHealth, WorkerEndpoint, server_options, start_site
 from services.web import build_app as web_app
 from streams.broker_probe import BrokerProbe, bootstrap_servers, faust_broker
 
@@ -269,8 +269,11 @@ async def _web(args: argparse.Namespace, bootstrap: str,
     live = LiveConsumer(hub, bootstrap)
     runner = web.AppRunner(app, access_log=None, **server_options())
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
-    await site.start()
+    try:
+        await start_site(runner, args.host, args.port)
+    except ConfigError:
+        await runner.cleanup()
+        raise
     await consumer.start()
     consuming = asyncio.create_task(consumer.run())
     await live.start()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime, timezone
 from typing import Any
 
 from models.errors import ValidationError
 from services.store import SCOPES, ReportStore, StoreError
+from services.store.tokens import SESSION_SCOPE
 
 
 def add_db_url(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +46,9 @@ def register(subparsers: Any) -> None:
     add_db_url(create)
     create.set_defaults(handler=run_create)
     listing = actions.add_parser("list", help="list tokens (id, clinic, scope, state)")
+    listing.add_argument("--sessions", action="store_true",
+                         help="also list session tokens (minted by POST /v1/session-tokens; "
+                              "hidden by default: there are two per session)")
     add_db_url(listing)
     listing.set_defaults(handler=run_list)
     revoke = actions.add_parser("revoke", help="revoke a token by id prefix (or the token)")
@@ -77,9 +82,17 @@ def run_list(args: argparse.Namespace) -> int:
     except (StoreError, ValidationError) as error:
         return _fail(error)
     print(f"{'id':<14}{'clinic':<24}{'scope':<9}{'created':<22}state")
+    now = datetime.now(timezone.utc)
     for info in tokens:
+        if info.scope == SESSION_SCOPE and not getattr(args, "sessions", False):
+            continue
         state = "active" if info.active else \
             f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "revoked"
+        if info.active and info.expires_at is not None:
+            state = f"expired {info.expires_at:%Y-%m-%d %H:%M}" if info.expires_at <= now \
+                else f"active until {info.expires_at:%Y-%m-%d %H:%M}"
+        if info.scope == SESSION_SCOPE:
+            state += f" ({info.role} of session {info.session_id}, from {info.parent_id})"
         print(f"{info.id:<14}{info.clinic_id:<24}{info.scope:<9}"
               f"{info.created_at:%Y-%m-%d %H:%M:%S}   {state}")
     return 0

@@ -12,7 +12,8 @@ is the ``coach`` event ``{"session_id", "at_ms", "talk_share_10min", "monologue_
   ``therapist_dominance``. The snapshot carries cumulative ``talk_s`` per role; the coach keeps
   them per update, and the share is ``ΔT / Δall`` between the newest update and the newest one
   at least 10 min older (the session start while the session is shorter than that); ``null``
-  when nobody spoke in the window. Exact to one snapshot interval.
+  when nobody spoke in the window. The history keeps one update per :data:`STEP_MS` (5 s, the
+  workers' default snapshot interval), so the window's start is exact to 5 s.
 - ``monologue_s``: the length of the therapist's current monologue (§4: a turn, split at mutual
   silences >= ``lapse_ms``), 0 when there is none. From the final ``ipu`` events (backchannels
   left out): a therapist IPU starts a new monologue unless it follows the therapist's previous
@@ -47,6 +48,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 WINDOW_MS = 600_000  # §7 therapist_dominance: the last 10 minutes
+STEP_MS = 5_000  # talk history kept at most one entry per this much session time
 LAPSE_MS = 3_000  # §4 lapse_ms default: a mutual silence this long ends a monologue
 QUEUE_LIMIT = 100
 
@@ -133,7 +135,10 @@ class CoachView:
         if therapist > self.therapist_talk_s:
             self.talk_grew_ms = moment
         self.therapist_talk_s = therapist
-        self.talk.append((moment, therapist, everyone))
+        if len(self.talk) >= 2 and moment - self.talk[-2][0] < STEP_MS:
+            self.talk[-1] = (moment, therapist, everyone)  # bounded: one per STEP_MS
+        else:
+            self.talk.append((moment, therapist, everyone))
         while len(self.talk) > 1 and self.talk[1][0] <= moment - self.window_ms:
             self.talk.popleft()  # keep one update at least a window old, as the baseline
         made = _dig(roles, "therapist", "interruptions_made")

@@ -16,6 +16,7 @@ from typing import get_args
 
 from models.classified import AlertType
 from models.errors import ValidationError
+from services.auth import ApiError
 from services.store.sessions import DEFAULT_PAGE, MAX_PAGE, Cursor, SessionQuery
 from services.store.timeline import DEFAULT_TIMELINE_PAGE, MAX_TIMELINE_PAGE
 
@@ -95,8 +96,8 @@ def parse_id(name: str, text: str) -> str:
 def date_range(params: Mapping[str, str]) -> tuple[int | None, int | None]:
     from_ms = parse_time("from", params["from"]) if "from" in params else None
     until_ms = parse_time("to", params["to"], end=True) if "to" in params else None
-    if from_ms is not None and until_ms is not None and until_ms <= from_ms:
-        raise ValidationError("to", "must be after from")
+    # ``to`` at or before ``from`` is an empty range: it selects nothing (like SQL's BETWEEN
+    # with its bounds swapped), which is a valid question, not an error.
     return from_ms, until_ms
 
 
@@ -108,8 +109,9 @@ def parse_session_query(params: Mapping[str, str], viewer_clinic: str | None) ->
     if "clinic" in params:
         asked = parse_id("clinic", params["clinic"])
         if viewer_clinic is not None and asked != viewer_clinic:
-            raise ValidationError("clinic", "only an admin token may choose the clinic; "
-                                            "a clinic token reads its own clinic")
+            # Forbidden, not malformed: the request is well-formed, the token may not ask it.
+            raise ApiError(403, "clinic: only an admin token may choose the clinic; "
+                                "a clinic token reads its own clinic")
         clinic = asked
     from_ms, until_ms = date_range(params)
     return SessionQuery(

@@ -13,14 +13,22 @@ from typing import Any
 from services.reports.filters import (
     ALERT_TYPES,
     DEFAULT_TREND,
+    MAX_ID_LENGTH,
     MAX_TREND,
     TIMELINE_KINDS,
 )
 from services.store.sessions import DEFAULT_PAGE, MAX_PAGE, SUMMARY_FIELDS
 from services.store.timeline import DEFAULT_TIMELINE_PAGE, MAX_TIMELINE_PAGE
 
-_DATE = ("ISO 8601 date (YYYY-MM-DD: the whole UTC day) or date-time "
-         "(YYYY-MM-DDTHH:MM:SSZ; UTC without an offset)")
+_DATE = ("ISO 8601 date (YYYY-MM-DD: the whole UTC day) or RFC 3339 date-time "
+         "(YYYY-MM-DDTHH:MM:SSZ, or with an offset; UTC when it has none), years 1 to 9999")
+# What services/reports/filters.py accepts, so that every schema-valid request is answered
+# 2xx (schemathesis checks that; `make api-fuzz`).
+_TIME_SCHEMA: dict[str, Any] = {"type": "string",
+                                "anyOf": [{"format": "date"}, {"format": "date-time"}]}
+_ID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}
+_KIND = "|".join(TIMELINE_KINDS)
+_KINDS_PATTERN = f"^[ ,]*(?:{_KIND})(?:[ ]*,[ ,]*(?:{_KIND}))*[ ,]*$"
 
 
 def _param(name: str, where: str, description: str, schema: dict[str, Any],
@@ -42,18 +50,20 @@ def _ok(ref: str) -> dict[str, Any]:
 _ERRORS = {
     "400": _error("a parameter is invalid; the message names it"),
     "401": _error("no bearer token, or an unknown or revoked one"),
-    "403": _error("the token's scope cannot read reports (ingest)"),
+    "403": _error("the token's scope cannot read reports (ingest), or a clinic token asked "
+                  "for another clinic"),
     "503": _error("the report database is unavailable"),
 }
 _NOT_FOUND = _error("unknown, or belongs to another clinic")
 
 _LIST_FILTERS = [
     _param("clinic", "query", "clinic id (admin tokens only; a clinic token reads its own)",
-           {"type": "string"}),
+           _ID_SCHEMA),
     _param("therapist", "query", "therapist pseudonym: hex HMAC-SHA256 of the participant id",
            {"type": "string", "pattern": "^[0-9a-f]{64}$"}),
-    _param("from", "query", f"sessions started at or after: {_DATE}", {"type": "string"}),
-    _param("to", "query", f"sessions started before the end of: {_DATE}", {"type": "string"}),
+    _param("from", "query", f"sessions started at or after: {_DATE}", _TIME_SCHEMA),
+    _param("to", "query", f"sessions started before the end of: {_DATE}; an empty range "
+                          "(to before from) selects nothing", _TIME_SCHEMA),
     _param("alert", "query", "sessions with at least one alert of this type (METRICS.md §7)",
            {"type": "string", "enum": list(ALERT_TYPES)}),
 ]
@@ -191,9 +201,10 @@ _DOCUMENT: dict[str, Any] = {
             "parameters": [
                 _param("session_id", "path", "session id", {"type": "string"}, True),
                 _param("kind", "query", "comma-separated kinds to keep",
-                       {"type": "string", "examples": [",".join(TIMELINE_KINDS[:2])]}),
+                       {"type": "string", "pattern": _KINDS_PATTERN,
+                        "examples": [",".join(TIMELINE_KINDS[:2])]}),
                 _param("after", "query", "only items with n greater than this (paging)",
-                       {"type": "integer", "minimum": -1}),
+                       {"type": "integer", "minimum": -1, "maximum": 2**31 - 1}),
                 _param("limit", "query", f"page size (default {DEFAULT_TIMELINE_PAGE})",
                        {"type": "integer", "minimum": 1, "maximum": MAX_TIMELINE_PAGE}),
             ],
@@ -204,8 +215,8 @@ _DOCUMENT: dict[str, Any] = {
             "parameters": [
                 _param("therapist_id", "path", "therapist pseudonym",
                        {"type": "string", "pattern": "^[0-9a-f]{64}$"}, True),
-                _param("from", "query", _DATE, {"type": "string"}),
-                _param("to", "query", _DATE, {"type": "string"}),
+                _param("from", "query", _DATE, _TIME_SCHEMA),
+                _param("to", "query", f"{_DATE}; to before from selects nothing", _TIME_SCHEMA),
                 _param("limit", "query", f"most recent sessions (default {DEFAULT_TREND})",
                        {"type": "integer", "minimum": 1, "maximum": MAX_TREND}),
             ],

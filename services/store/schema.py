@@ -118,4 +118,5 @@ class TokenRow(Base):
     session_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
     participant: Mapped[str | None] = mapped_column(String(PSEUDONYM_LENGTH), nullable=True)
     role: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True,
+                                                        nullable=True)

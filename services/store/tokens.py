@@ -24,7 +24,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from models.errors import ValidationError
@@ -35,6 +35,10 @@ SESSION_SCOPE = "session"
 PARENT_SCOPES = ("ingest", "admin")  # may mint session tokens
 SESSION_TTL_S = 4 * 3600  # default life of a session token
 MAX_SESSION_TTL_S = 24 * 3600
+# Session tokens are kept this long after they expire (so `rapport tokens list --sessions`
+# can still show them), then deleted when new ones are minted: two per session would
+# otherwise pile up forever.
+EXPIRED_KEPT = timedelta(days=7)
 TOKEN_PREFIX = "rpt_"
 ID_LENGTH = 12
 MIN_REVOKE_PREFIX = 6
@@ -107,6 +111,8 @@ def create_session_token(session: Session, parent_token: str, *, clinic_id: str,
     if not 1 <= ttl_s <= MAX_SESSION_TTL_S:
         raise ValidationError("ttl_s", f"must be between 1 and {MAX_SESSION_TTL_S} seconds")
     moment = now or datetime.now(timezone.utc)
+    session.execute(delete(TokenRow).where(TokenRow.scope == SESSION_SCOPE,
+                                           TokenRow.expires_at < moment - EXPIRED_KEPT))
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = TokenRow(token_hash=hash_token(token), clinic_id=clinic_id, scope=SESSION_SCOPE,
                    created_at=moment, revoked_at=None, parent_hash=parent.token_hash,

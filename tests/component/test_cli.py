@@ -125,3 +125,25 @@ def test_help_is_available(command: list[str], capsys: pytest.CaptureFixture[str
         main([*command, "--help"])
     assert exited.value.code == 0
     assert "usage: rapport" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["reports", "run"])
+def test_a_port_in_use_is_one_error_line_naming_it(command: str, tmp_path: Path) -> None:
+    """A second `rapport run --port 8000` on a machine must say the port is taken (exit 2),
+    not print an OSError traceback."""
+    import os
+    import socket
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        extra = ["--sessions", "1", "--minutes", "1"] if command == "run" else []
+        done = subprocess.run(
+            [sys.executable, "-m", "services.cli", command, "--port", str(port), *extra],
+            capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2],
+            env={**os.environ, "RAPPORT_DATA_DIR": str(tmp_path)}, check=False)
+    assert done.returncode == 2, done.stderr
+    assert f"rapport {command}: error: --port: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -73,3 +73,46 @@ def test_report_sign_in_client_gone_mid_form_is_logged_at_info(
                            b"Content-Type: application/x-www-form-urlencoded\r\n"
                            b"Content-Length: 1000\r\n\r\ntoken=rpt_"))
     assert_quiet(caplog, "/signin")
+
+
+def test_a_malformed_request_is_answered_400_and_logged_as_one_info_line() -> None:
+    """schemathesis's probe header ``X-Probe: \\x00``: aiohttp answers 400 and logs the parse
+    error as an ERROR traceback unless the entry point's logging configuration
+    (services/logs.py) turns it into one INFO line."""
+    import io
+
+    from services.logs import configure
+
+    async def probe() -> bytes:
+        app = web.Application()
+        app.router.add_get("/", lambda _: web.Response(text="ok"))
+        runner = web.AppRunner(app, access_log=None, **server_options())
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", runner.addresses[0][1])
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n")
+            await writer.drain()
+            answer = await reader.read(200)
+            writer.close()
+            return answer
+        finally:
+            await runner.cleanup()
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    out = io.StringIO()
+    try:
+        for level, shown in (("WARNING", False), ("INFO", True)):
+            configure(level, "text", stream=out, force=True)
+            answer = run(probe())
+            assert answer.split(b" ")[1] == b"400", answer
+            text = out.getvalue()
+            assert "Traceback" not in text and "ERROR" not in text, text
+            assert ("malformed HTTP request answered 400" in text) is shown, text
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for f in list(logging.getLogger("aiohttp.server").filters):
+            logging.getLogger("aiohttp.server").removeFilter(f)

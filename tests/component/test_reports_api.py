@@ -81,7 +81,7 @@ def test_another_clinics_token_gets_404_and_lists_only_its_own(store: ReportStor
         "sessions"] == []
     for path in LISTS:
         refused = client.get(path, token, clinic="c1")
-        assert refused.status == 400 and refused.json()["error"].startswith("clinic: ")
+        assert refused.status == 403 and refused.json()["error"].startswith("clinic: ")
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer rpt_wrong", "Basic dXNlcjpwdw==",

@@ -243,3 +243,21 @@ def test_session_tokens_never_reach_the_logs(store: ReportStore,
     assert any("session token" in r.getMessage() for r in caplog.records)  # logging ran
     assert all(token not in r.getMessage() and token[4:20] not in r.getMessage()
                for r in caplog.records)
+
+
+def test_an_open_socket_ends_when_its_session_token_expires(store: ReportStore) -> None:
+    ingest, _ = store.create_token("c1", "ingest")
+
+    async def scenario() -> None:
+        async with served(store, revalidate_s=0.2) as (client, _):
+            _, minted = await mint(client, ingest, ttl_s=1)
+            async with client.ws_connect("/v1/stream") as ws:
+                await ws.send_str(orjson.dumps({"type": "auth",
+                                                "token": minted["token"]}).decode())
+                assert (await ws.receive_json())["ok"] is True
+                error = await asyncio.wait_for(ws.receive_json(), 4.0)
+                assert error["status"] == 401
+                await asyncio.wait_for(ws.receive(), 3.0)
+                assert ws.close_code == 4401
+
+    run(scenario())

@@ -57,3 +57,33 @@ def test_db_url_option_and_errors(data: Path, tmp_path: Path,
     assert "no token matches" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["tokens", "create", "--clinic", "c1", "--scope", "root"])
+
+
+def test_session_tokens_are_listed_only_on_request_and_purged_long_after_expiry(
+        data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from services.store import tokens as tokens_
+
+    assert main(["tokens", "create", "--clinic", "c1", "--scope", "ingest"]) == 0
+    parent = capsys.readouterr().out.strip().splitlines()[-1]
+    with ReportStore(f"sqlite:///{data / 'rapport.db'}", KEY) as store:
+        _, live = store.create_session_token(parent, clinic_id="c1", session_id="s1",
+                                             participant_id="t1", role="therapist", ttl_s=600)
+        long_ago = datetime.now(timezone.utc) - timedelta(days=8)
+        with store.db.transaction("mint in the past") as session:
+            _, old = tokens_.create_session_token(session, parent, clinic_id="c1",
+                                                  session_id="s0", participant="x",
+                                                  role="client", ttl_s=60, now=long_ago)
+    assert main(["tokens", "list"]) == 0
+    assert live.id not in capsys.readouterr().out
+    assert main(["tokens", "list", "--sessions"]) == 0
+    listing = capsys.readouterr().out
+    assert live.id in listing and "therapist of session s1" in listing
+    assert old.id in listing and "expired" in listing
+    with ReportStore(f"sqlite:///{data / 'rapport.db'}", KEY) as store:
+        store.create_session_token(parent, clinic_id="c1", session_id="s2",
+                                   participant_id="t1", role="therapist", ttl_s=600)
+    assert main(["tokens", "list", "--sessions"]) == 0
+    listing = capsys.readouterr().out
+    assert old.id not in listing and live.id in listing  # expired a week ago: deleted

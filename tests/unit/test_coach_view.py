@@ -121,3 +121,11 @@ def test_nudges_once_per_episode_and_only_for_the_therapists_monologues() -> Non
     assert all("t1" not in str(e) and "p1" not in str(e) for e in sent)  # no ids sent
     hub.end("s1", "report")
     assert hub.view("c1", "s1")["nudges"] == []
+
+
+def test_frequent_updates_keep_a_bounded_history() -> None:
+    view = CoachView("s1", "c1")
+    for n in range(0, 12_000):  # 20 minutes of updates every 100 ms
+        view.quality(quality(n * 100, snapshot(n * 0.05, n * 0.05)))
+    assert len(view.talk) <= 130  # about one per 5 s over the window, not 6,000
+    assert view.talk_share_10min() == pytest.approx(0.5)

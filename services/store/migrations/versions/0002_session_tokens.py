@@ -3,7 +3,8 @@ session and participant (services/store/tokens.py).
 
 A session token is a row of ``tokens`` with scope ``session`` and these columns set: its parent
 token's hash (it dies with the parent), the session, the participant's pseudonym (never the id
-in clear), the role and the expiry. Other tokens leave them null.
+in clear), the role and the expiry. Other tokens leave them null. Session tokens expired for
+more than a week are deleted as new ones are minted (indexed by expiry).
 
 Revision ID: 0002
 Revises: 0001
@@ -29,10 +30,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("role", sa.String(16), nullable=True))
         batch.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
         batch.create_index("ix_tokens_parent_hash", ["parent_hash"])
+        batch.create_index("ix_tokens_expires_at", ["expires_at"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tokens") as batch:
+        batch.drop_index("ix_tokens_expires_at")
         batch.drop_index("ix_tokens_parent_hash")
         batch.drop_column("expires_at")
         batch.drop_column("role")
