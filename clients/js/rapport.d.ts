@@ -126,12 +126,14 @@ export interface Status {
   offsetMs: number | null;
   /** Bound on the offset's error: half the best probe's round trip (ms). */
   offsetErrorMs: number | null;
+  /** Events not yet acknowledged (waiting, unstamped or in flight). */
   pendingEvents: number;
   messagesSent: number;
   bytesSent: number;
   eventsDelivered: number;
   eventsRejected: number;
   eventsDropped: number;
+  /** Reconnection attempts (each backoff step counts). */
   reconnects: number;
   resentEvents: number;
 }

@@ -273,7 +273,8 @@ class Tap {
       state: this.state,
       offsetMs: this.offset ? this.offset.offsetMs : null,
       offsetErrorMs: this.offset ? this.offset.errorMs : null,
-      pendingEvents: this.buffer.length + this.drafts.length,
+      pendingEvents: this.buffer.length + this.drafts.length
+        + (this.inFlight ? this.inFlight.entries.length : 0),
       ...this.stats,
     };
   }
