@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps kafka run test lint api-fuzz bench bench-engine bench-pipeline bench-reports bench-vad clean
+.PHONY: setup system-deps kafka run test sdk-test lint api-fuzz bench bench-sdk bench-engine bench-pipeline bench-reports bench-vad clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ kafka:
 test: $(STAMP) system-deps kafka
 	$(BIN)/python -m pytest -q
 
+# The browser SDK's unit tests (clients/js/test, Node's built-in runner; `make test` runs them
+# too, through tests/unit/test_sdk_js.py).
+sdk-test:
+	cd clients/js && node --test test/*.test.js
+
 lint: $(STAMP)
 	$(BIN)/ruff check models streams services tests bench
 	$(BIN)/mypy
@@ -79,6 +84,10 @@ bench-reports: $(STAMP)
 
 bench-vad: $(STAMP)
 	$(BIN)/python bench/vad.py
+
+# The SDK's cost in a headless Chromium page: CPU at 20 ms sampling and bytes sent per minute.
+bench-sdk: $(STAMP)
+	$(BIN)/python bench/sdk.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
