@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from typing import Any
 
 import orjson
@@ -48,6 +49,9 @@ from services.ingest.service import INGEST, IngestService
 log = logging.getLogger(__name__)
 
 ORIGIN = "ws:/v1/stream"
+# The open sockets, closed with 1001 (going away) when the application shuts down: aiohttp
+# otherwise waits for their handlers, so SIGTERM took a minute while a client was connected.
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("ingest_sockets")
 
 
 async def _send(ws: web.WebSocketResponse, value: dict[str, Any]) -> None:
@@ -173,6 +177,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             return denied.response()
     ws = web.WebSocketResponse(max_msg_size=service.config.max_message_bytes, heartbeat=30.0)
     await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
     if caller is None:
         authenticated = await _first_message_auth(service, ws)
         if authenticated is None:
@@ -217,5 +222,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def _close_sockets(app: web.Application) -> None:
+    sockets: list[web.WebSocketResponse] = [*app[SOCKETS]]
+    if sockets:
+        log.info("closing %d ingest stream(s): shutting down", len(sockets))
+    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
+                           for ws in sockets), return_exceptions=True)
+
+
 def add_routes(app: web.Application) -> None:
+    app[SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
+    app.on_shutdown.append(_close_sockets)
     app.router.add_get("/v1/stream", stream)

@@ -116,3 +116,34 @@ def test_a_malformed_request_is_answered_400_and_logged_as_one_info_line() -> No
         root.setLevel(saved[1])
         for f in list(logging.getLogger("aiohttp.server").filters):
             logging.getLogger("aiohttp.server").removeFilter(f)
+
+
+def test_shutting_down_closes_open_ingest_streams_at_once() -> None:
+    """SIGTERM of `rapport ingest` with a platform's WebSocket open: the socket is closed
+    with 1001 (going away, so the SDK reconnects elsewhere) and the server stops in
+    moments, not after aiohttp's 60 s wait for the socket's handler."""
+
+    async def scenario() -> tuple[float, int | None]:
+        app = ingest_app(MemoryPublisher(), Tokens(), IngestConfig(), warm_vad=False)
+        runner = web.AppRunner(app, access_log=None, **server_options())
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(f"http://127.0.0.1:{port}/v1/stream",
+                                          headers={"Authorization": f"Bearer {INGEST_C1}"})
+            await ws.send_str("[]")
+            assert (await ws.receive_json())["type"] == "ack"
+            closing = asyncio.ensure_future(ws.receive())  # the client, listening
+            started = asyncio.get_running_loop().time()
+            await runner.cleanup()
+            took = asyncio.get_running_loop().time() - started
+            message = await closing
+            return took, message.data if message.type == aiohttp.WSMsgType.CLOSE else None
+
+    took, code = run(scenario())
+    assert code == 1001
+    assert took < 10, f"shutdown took {took:.1f} s"
