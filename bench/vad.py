@@ -118,10 +118,10 @@ def webrtc_detector(mode: int) -> Detector | None:
         import webrtcvad
     except ImportError:
         return None
-    vad = webrtcvad.Vad(mode)
     frame = SR // 50
 
     def detect(audio: np.ndarray) -> str:
+        vad = webrtcvad.Vad(mode)  # a fresh one per clip: its noise estimate is state
         pcm = np.clip(audio * 32768, -32768, 32767).astype(np.int16)
         count = len(pcm) // frame
         return "".join("1" if vad.is_speech(pcm[i * frame:(i + 1) * frame].tobytes(), SR)
