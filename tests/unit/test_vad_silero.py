@@ -117,20 +117,28 @@ def test_probabilities_match_the_model_file_run_window_by_window(model: SileroMo
         assert probabilities.max() > 0.9 and probabilities.min() < 0.1  # speech and pauses
 
 
-def test_decisions_follow_the_model_files_probabilities(model: SileroModel) -> None:
+@pytest.mark.parametrize(("threshold", "release", "lookahead"),
+                         [(0.6, 0.35, 2), (0.5, 0.35, 0)])
+def test_decisions_follow_the_model_files_probabilities(
+        model: SileroModel, threshold: float, release: float, lookahead: int) -> None:
     """End to end: frames decided from the file's own probabilities with the documented
-    hysteresis are what the backend decides."""
+    rule (the highest of the frame's window and the ``lookahead`` after it, hysteresis from
+    ``threshold`` to ``release``) are what the backend decides: Rapport's defaults and
+    Silero's own rule."""
     from models.vad_silero import StreamingSileroVad
     for audio in clean_clips():
         probabilities, _ = reference_run(audio)
         expected, speaking = [], False
-        for frame in range(len(probabilities) * 512 // 320):
-            probability = probabilities[((frame + 1) * 320 - 1) // 512]
-            speaking = probability >= (0.35 if speaking else 0.5)
+        for frame in range((len(probabilities) - lookahead) * 512 // 320):
+            at = ((frame + 1) * 320 - 1) // 512
+            probability = max(probabilities[at:at + lookahead + 1])
+            speaking = probability >= (release if speaking else threshold)
             expected.append("1" if speaking else "0")
-        vad = StreamingSileroVad(model=model)
+        vad = StreamingSileroVad(model=model, threshold=threshold, release=release,
+                                 lookahead=lookahead)
         got = "".join(vad.push(audio[at:at + 1600]) for at in range(0, len(audio), 1600))
         assert got == "".join(expected)
+        assert "1" in got and "0" in got
 
 
 def test_a_model_file_laid_out_otherwise_is_refused(model: SileroModel,
@@ -164,8 +172,9 @@ def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
         out.append(vad.push(audio[at:at + size]))
         at += size
     assert "".join(out) == whole
-    # every frame whose last sample lies in a complete 512-sample window
-    assert vad.frames_decided == len(whole) == len(audio) // 512 * 512 // 320
+    # every frame whose last sample lies in a complete 512-sample window followed by the
+    # two windows of lookahead
+    assert vad.frames_decided == len(whole) == (len(audio) // 512 - 2) * 512 // 320
     truth = np.frombuffer(labels.encode(), dtype=np.uint8) == ord("1")
     predicted = np.frombuffer(whole.encode(), dtype=np.uint8) == ord("1")
     n = min(len(truth), len(predicted))
@@ -198,8 +207,10 @@ def test_batched_streams_decide_as_each_alone(model: SileroModel) -> None:
 
 def test_bad_settings_name_the_field(model: SileroModel) -> None:
     from models.vad_silero import SileroBatchVad
-    for kwargs, field in (({"frame_ms": 0}, "vad.frame_ms"), ({"threshold": 0.1},
-                                                               "vad.threshold")):
+    for kwargs, field in (({"frame_ms": 0}, "vad.frame_ms"), ({"threshold": 1.0},
+                                                               "vad.threshold"),
+                          ({"release": 0.7}, "vad.release"), ({"lookahead": -1},
+                                                              "vad.lookahead")):
         with pytest.raises(ConfigError) as raised:
             SileroBatchVad(2, model=model, **kwargs)  # type: ignore[arg-type]
         assert raised.value.field == field
