@@ -223,7 +223,52 @@ def test_the_ingest_backend_is_chosen_and_shares_one_session(model: SileroModel)
     first, second = backend.create(), backend.create()
     assert first._batch.model is second._batch.model  # type: ignore[attr-defined]
     assert first.frame_samples == 320
-    assert type(VadBackend().create()).__name__ == "StreamingVad"
+    assert type(VadBackend("rapport").create()).__name__ == "StreamingVad"
+    default = VadBackend()  # auto: the Silero model where its extra is installed
+    assert (default.name, default.running) == ("auto", "silero")
+    assert type(default.create()).__name__ == "StreamingSileroVad"
     with pytest.raises(ConfigError) as raised:
         IngestConfig(vad_backend="webrtc")
     assert raised.value.field == "vad_backend"
+
+
+def _missing_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if onnxruntime were not installed: every model load fails the way it then does."""
+    from models import vad_silero
+
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise ConfigError("vad.backend", "silero needs onnxruntime: pip install "
+                                         "'rapport[silero]'")
+
+    monkeypatch.setattr(vad_silero, "load_model", missing)
+
+
+def test_the_default_backend_falls_back_to_rapport_with_a_warning(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from services.ingest.vad_backend import VadBackend
+    _missing_onnxruntime(monkeypatch)
+    with caplog.at_level("WARNING", logger="services.ingest.vad_backend"):
+        backend = VadBackend()
+    assert (backend.name, backend.running) == ("auto", "rapport")
+    assert type(backend.create()).__name__ == "StreamingVad"
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert "running Rapport's own VAD" in record.getMessage()
+    assert "onnxruntime" in record.getMessage()
+
+
+def test_silero_asked_for_explicitly_does_not_fall_back(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        ) -> None:
+    from services.cli import main
+    from services.ingest.vad_backend import VadBackend
+    _missing_onnxruntime(monkeypatch)
+    with pytest.raises(ConfigError, match="onnxruntime"):
+        VadBackend("silero")
+    audio = tmp_path / "a.wav"
+    sf.write(audio, np.zeros(16_000, dtype=np.float32), 16_000)
+    assert main(["vad", "--backend", "silero", str(audio)]) == 2
+    assert "onnxruntime" in capsys.readouterr().err
+    assert main(["vad", str(audio)]) == 0  # the default falls back and runs
+    assert '"session.end"' in capsys.readouterr().out
