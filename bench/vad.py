@@ -1,4 +1,5 @@
-"""Benchmark of voice activity detectors on the labelled set (issue 4). Prints, in one run:
+"""Benchmark of voice activity detectors on real and generated labelled speech (issues 4, 17).
+Prints, in one run:
 
 1. Real-time factor (CPU seconds per second of audio, one core, ``time.process_time``; how many
    times faster than real time in brackets) of :class:`models.vad.StreamingVad` for one
@@ -6,24 +7,31 @@
    ``AudioVadFramer``, one ``batch_ms`` batch), of the 48 -> 16 kHz :class:`models.vad.Resampler`,
    of webrtcvad (each mode), of silero-vad itself (one stream) and of Rapport's ``silero``
    backend (:class:`models.vad_silero.SileroBatchVad`) across 8 streams batched (onnxruntime
-   on one thread).
-2. Frame F1 against the labels on the generated set (clean, and white / pink / babble noise at
-   20 / 10 / 5 dB SNR), pooled per condition, for every detector: after METRICS.md §2
-   (segments bridged under ``min_pause_ms``, IPUs under ``min_speech_ms`` dropped, by the
-   engine's own :class:`models.speech.IpuBuilder`; the labels are IPUs, so this is the
-   like-for-like figure) and raw; then whether Rapport's VAD beats webrtcvad's best mode on
-   each noisy condition (the issue's target).
+   on one thread), at 100 ms and 1 s chunks (the ingest's batch).
+2. Frame F1 on **real speech** (bench/real_speech.py): the committed pyannote.audio sample
+   (the silero backend's decision rule was tuned on it) and any extra recordings with RTTM in
+   ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech`` (validation; none are
+   downloaded: absent, a note says so), clean and with white / pink / babble (the
+   recording's own voices) noise at 20 / 10 / 5 dB; then whether the default backend is at
+   least the best of silero-vad and webrtcvad (any mode) in each condition (issue 17's target).
+3. The same on the **generated set** (espeak-ng voices; Rapport's own VAD was tuned on it, the
+   silero rule validated on it), pooled per condition, after §2 and raw.
 
-Detectors: ``rapport`` (models/vad.py, default), ``rapport-silero`` (models/vad_silero.py,
-streaming, causal), ``webrtcvad-0`` .. ``webrtcvad-3`` (``webrtcvad-wheels``; 20 ms frames of
-16-bit PCM), ``silero-vad`` (the model as its authors use it, offline: window probabilities
-through ``get_speech_timestamps``' rules, threshold 0.5, 250 ms minimum speech, 100 ms minimum
-silence, 30 ms padding; ported here because the ``silero_vad`` package imports torch).
-Install the comparison with ``pip install -e '.[bench]'`` and ``pip install --no-deps
-silero-vad`` (its metadata asks for torch, never needed here); missing ones are skipped
-with a note.
+F1 is per 20 ms frame after METRICS.md §2 (segments bridged under ``min_pause_ms``, IPUs under
+``min_speech_ms`` dropped, by the engine's own :class:`models.speech.IpuBuilder`): what the
+engine makes of a VAD's frames.
 
-The labelled set comes from ``scripts/make_test_audio.py --set bench`` (generated into
+Detectors: ``default`` (the ``auto`` backend: Rapport's silero backend, models/vad_silero.py,
+when installed, else ``rapport``; the line above the tables says which), ``rapport``
+(models/vad.py), ``webrtcvad-0`` .. ``webrtcvad-3`` (``webrtcvad-wheels``; 20 ms frames of
+16-bit PCM, a fresh instance per clip), ``silero-vad`` (the model as its authors use it,
+offline: window probabilities through ``get_speech_timestamps``' rules, threshold 0.5, 250 ms
+minimum speech, 100 ms minimum silence, 30 ms padding; ported here because the ``silero_vad``
+package imports torch). Install the comparison with ``pip install -e '.[bench]'`` and ``pip
+install --no-deps silero-vad`` (its metadata asks for torch, never needed here); missing ones
+are skipped with a note. Rapport's VADs run as the ingest runs them, one 1 s batch per call.
+
+The generated set comes from ``scripts/make_test_audio.py --set bench`` (generated into
 ``build/vad-audio`` on first use; espeak-ng and sox needed).
 
 Usage: ``.venv/bin/python bench/vad.py [--audio DIR] [--quick]``.
@@ -50,9 +58,11 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import real_speech  # noqa: E402
 from models.config import EngineConfig  # noqa: E402
 from models.speech import IpuBuilder  # noqa: E402
 from models.vad import Resampler, StreamingVad, VadConfig  # noqa: E402
+from services.ingest.vad_backend import VadBackend  # noqa: E402
 
 SR = 16_000
 
@@ -118,10 +128,10 @@ def webrtc_detector(mode: int) -> Detector | None:
         import webrtcvad
     except ImportError:
         return None
-    vad = webrtcvad.Vad(mode)
     frame = SR // 50
 
     def detect(audio: np.ndarray) -> str:
+        vad = webrtcvad.Vad(mode)  # a fresh one per clip: its noise estimate is state
         pcm = np.clip(audio * 32768, -32768, 32767).astype(np.int16)
         count = len(pcm) // frame
         return "".join("1" if vad.is_speech(pcm[i * frame:(i + 1) * frame].tobytes(), SR)
@@ -182,32 +192,30 @@ def silero_upstream_detector() -> Detector | None:
     return detect
 
 
-def rapport_silero_detector() -> Detector | None:
-    try:
-        from models.vad_silero import StreamingSileroVad, load_model
-        model = load_model()
-    except Exception:
-        return None
+def backend_detector(backend: VadBackend) -> Detector:
+    """A backend's VAD as the ingest runs it: a fresh one per clip, one 1 s batch per call."""
 
     def detect(audio: np.ndarray) -> str:
-        vad = StreamingSileroVad(model=model)
-        return "".join(vad.push(audio[i:i + SR // 10]) for i in range(0, len(audio), SR // 10))
+        vad = backend.create()
+        return "".join(vad.push(audio[i:i + SR]) for i in range(0, len(audio), SR))
 
     return detect
 
 
 def detectors() -> tuple[dict[str, Detector], list[str]]:
     """Every detector available here, and notes on those that are not."""
-    found: dict[str, Detector] = {"rapport": run_vad}
+    default = VadBackend()  # auto: logs a WARNING when it falls back
+    found: dict[str, Detector] = {"default": backend_detector(default), "rapport": run_vad}
     missing = []
-    for name, make in (("rapport-silero", rapport_silero_detector),
-                       ("silero-vad", silero_upstream_detector)):
-        detect = make()
-        if detect is None:
-            missing.append(f"{name}: pip install -e '.[silero]' && pip install --no-deps "
-                                   "silero-vad")
-        else:
-            found[name] = detect
+    if default.running != "silero":
+        missing.append("default = rapport (silero extra missing): pip install -e "
+                       "'.[silero]' && pip install --no-deps silero-vad")
+    detect = silero_upstream_detector()
+    if detect is None:
+        missing.append("silero-vad: pip install -e '.[silero]' && pip install --no-deps "
+                       "silero-vad")
+    else:
+        found["silero-vad"] = detect
     for mode in range(4):
         webrtc = webrtc_detector(mode)
         if webrtc is None:
@@ -253,7 +261,7 @@ def detector_rtf(detect: Detector, audio: np.ndarray) -> float:
     return (time.process_time() - started) / (len(audio) / SR)
 
 
-def silero_batch_rtf(audio: np.ndarray, streams: int = 8, chunk_ms: int = 100) -> float | None:
+def silero_batch_rtf(audio: np.ndarray, streams: int = 8, chunk_ms: int = 1000) -> float | None:
     """CPU s per s of audio of :class:`SileroBatchVad` on ``streams`` streams fed together."""
     try:
         from models.vad_silero import SileroBatchVad
@@ -285,10 +293,63 @@ def rtf_line(label: str, rtf: float) -> str:
     return f"{label:<44} RTF {rtf:.5f}  ({1 / rtf:,.0f}x real time)"
 
 
+def f1_table(title: str, results: dict[str, dict[str, dict[str, float]]],
+             order: list[str], suffix: str = "+§2") -> None:
+    names = list(results)
+    print(f"\n## {title}")
+    print(f"{'condition':<10}" + "".join(f"{n:>13}" for n in names))
+    for condition in order:
+        print(f"{condition:<10}" + "".join(
+            f"{results[n][condition + suffix]['f1']:>13.3f}" for n in names))
+
+
+def verdicts(results: dict[str, dict[str, dict[str, float]]], order: list[str]) -> None:
+    """The default against the best of silero-vad and webrtcvad, per condition (issue 17)."""
+    rivals = [n for n in results if n.startswith(("webrtcvad", "silero-vad"))]
+    if not rivals:
+        return
+    print("default vs the best of silero-vad and webrtcvad (F1 after §2):")
+    for condition in order:
+        best = max(rivals, key=lambda n: results[n][condition + "+§2"]["f1"])
+        ours = results["default"][condition + "+§2"]["f1"]
+        theirs = results[best][condition + "+§2"]["f1"]
+        verdict = "at least" if ours >= theirs else "UNDER"
+        print(f"  {condition:<10} default {ours:.3f} vs {best} {theirs:.3f}: {verdict} "
+              f"({ours - theirs:+.3f})")
+
+
+def real_clips(recordings: list[real_speech.Recording], seed: int = 0) -> list[Clip]:
+    return [Clip(recording.name, condition, audio, recording.labels)
+            for recording in recordings
+            for condition, audio in real_speech.noisy(recording, seed).items()]
+
+
+def other_seeds(recordings: list[real_speech.Recording], found: dict[str, Detector],
+                order: list[str], seeds: int) -> None:
+    """The verdicts again with other noise samples (seeds 10, 20...): how much of the margin
+    is the particular noise."""
+    rivals = [n for n in found if n.startswith(("webrtcvad", "silero-vad"))]
+    if seeds < 2 or not rivals:
+        return
+    print("\ndefault vs the best of silero-vad and webrtcvad with other noise samples "
+          "(conditions where it is under marked !):")
+    for seed in range(10, 10 * seeds, 10):
+        results = {name: evaluate(real_clips(recordings, seed), detect)
+                   for name, detect in found.items() if name == "default" or name in rivals}
+        marks = []
+        for condition in order:
+            ours = results["default"][condition + "+§2"]["f1"]
+            best = max(results[n][condition + "+§2"]["f1"] for n in rivals)
+            marks.append(f"{condition} {ours:.3f}/{best:.3f}" + ("" if ours >= best else "!"))
+        print(f"  seed {seed}: " + ", ".join(marks))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--audio", type=Path, default=ROOT / "build" / "vad-audio")
     parser.add_argument("--quick", action="store_true", help="fewer timing repeats")
+    parser.add_argument("--seeds", type=int, default=1, metavar="N",
+                        help="real speech: also N-1 other noise samples (verdicts only)")
     args = parser.parse_args()
     if not any(args.audio.glob("*.json")):
         subprocess.run(
@@ -305,8 +366,15 @@ def main() -> None:
     print(f"# VAD benchmark — {cpu}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")
     clean = [c for c in clips if c.condition == "clean"]
-    print(f"labelled set: {args.audio} — {len(clean)} clean clips, {len(clips)} clips in all, "
+    print(f"generated set: {args.audio} — {len(clean)} clean clips, {len(clips)} clips in all, "
           f"{sum(len(c.audio) for c in clean) / SR:.0f} s clean audio per condition")
+    tuning, validation = real_speech.committed(), real_speech.extra()
+    for recording in tuning + validation:
+        print(f"real speech ({recording.use}): {recording.name}, "
+              f"{len(recording.audio) / SR:.0f} s, {recording.labels.mean():.0%} speech")
+    if not validation:
+        print(f"real speech (validation): none in {real_speech.extra_dir()} (NAME.flac or "
+              f"NAME.wav with NAME.rttm; nothing is downloaded)")
     found, missing = detectors()
     for note in missing:
         print(f"skipped {note}")
@@ -325,30 +393,33 @@ def main() -> None:
     sample = audio[: SR * 120]  # two minutes for the slower detectors
     for name, detect in found.items():
         if name != "rapport":
-            print(rtf_line(f"{name}, one stream", detector_rtf(detect, sample)))
-    batch = silero_batch_rtf(sample)
-    if batch is not None:
-        print(rtf_line("rapport-silero, 8 streams batched, 100 ms", batch))
+            print(rtf_line(f"{name}, one stream" + (", 1 s chunks" if name == "default" else ""),
+                           detector_rtf(detect, sample)))
+    for chunk_ms in (100, 1000):
+        batch = silero_batch_rtf(sample, chunk_ms=chunk_ms)
+        if batch is not None:
+            print(rtf_line(f"silero backend, 8 streams batched, {chunk_ms} ms", batch))
+
+    order = ["clean"] + [f"{n}{s}" for n in ("white", "pink", "babble") for s in (20, 10, 5)]
+    for recording in tuning + validation:
+        results = {name: evaluate(real_clips([recording]), detect)
+                   for name, detect in found.items()}
+        f1_table(f"Real speech, {recording.name} ({recording.use}): frame F1 after "
+                 f"METRICS.md §2", results, order)
+        verdicts(results, order)
+        other_seeds([recording], found, order, args.seeds)
+    if len(tuning + validation) > 1:
+        results = {name: evaluate(real_clips(tuning + validation), detect)
+                   for name, detect in found.items()}
+        f1_table("Real speech, every recording pooled: frame F1 after §2", results, order)
+        verdicts(results, order)
 
     results = {name: evaluate(clips, detect) for name, detect in found.items()}
-    order = ["clean"] + [f"{n}{s}" for n in ("white", "pink", "babble") for s in (20, 10, 5)]
-    order = [c for c in order if c in results["rapport"]]
-    names = list(results)
-    for title, suffix in (("after METRICS.md §2", "+§2"), ("raw frames", "")):
-        print(f"\n## Frame F1 vs labels, {title} (20 ms frames, pooled per condition)")
-        print(f"{'condition':<10}" + "".join(f"{n:>15}" for n in names))
-        for condition in order:
-            print(f"{condition:<10}" + "".join(
-                f"{results[n][condition + suffix]['f1']:>15.3f}" for n in names))
-    webrtc = [n for n in names if n.startswith("webrtcvad")]
-    if webrtc:
-        print("\n## rapport vs webrtcvad's best mode (F1 after §2), noisy conditions")
-        for condition in order[1:]:
-            best = max(webrtc, key=lambda n: results[n][condition + "+§2"]["f1"])
-            ours = results["rapport"][condition + "+§2"]["f1"]
-            theirs = results[best][condition + "+§2"]["f1"]
-            verdict = "above" if ours > theirs else "NOT above"
-            print(f"{condition:<10} rapport {ours:.3f} vs {best} {theirs:.3f}: {verdict}")
+    order = [c for c in order if c + "+§2" in results["rapport"]]
+    f1_table("Generated set (espeak-ng): frame F1 after METRICS.md §2, pooled per condition",
+             results, order)
+    verdicts(results, order)
+    f1_table("Generated set: frame F1 of the raw frames", results, order, suffix="")
 
 
 if __name__ == "__main__":

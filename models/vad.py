@@ -30,12 +30,19 @@ How a frame is decided (all levels in dB; "dBFS": a full-scale square wave is 0 
    the detector found at most ``learn_max_speech`` of the frames to be speech, as the G.729
    Annex B and AMR VADs update their noise statistics only in non-speech frames: otherwise a
    talker who speaks for seconds without a pause becomes their own noise, and the weak ends
-   of their words fall under the raised thresholds. While there is nothing to learn from, the
-   statistics hold, for ``noise_window_ms`` at most (then the next sub-window is learnt
-   whatever it holds, so they can never lock onto an early sample). A learnt sub-window's
-   noise score is measured against the floor known when it closes, not the one still forming
-   while it ran. The band floors themselves are never gated, so rising noise is still
-   followed within ``noise_window_ms``.
+   of their words fall under the raised thresholds. The band floors learn the same way (a
+   speech sub-window counts as the floor last learnt): before issue 17 they learnt every
+   sub-window, and a phrase spoken for over ``noise_window_ms`` without a pause became its
+   own floor and was cut at about 5 s. While there is nothing to learn from, floors and
+   statistics hold, for ``noise_hold_ms`` at most (then the next sub-window is learnt
+   whatever it holds, so they can never lock onto an early sample); the statistics already
+   after ``noise_window_ms`` from a sub-window whose broadband median lies within
+   ``relearn_max_db`` of the broadband floor (babble taken for speech, not a talker over the
+   noise). A learnt sub-window's noise score is measured against the floor known when it
+   closes, not the one still forming while it ran. Falling noise lowers the floors at once
+   (the current sub-window's running minimum); rising noise that is not taken for speech is
+   followed within ``noise_window_ms``, rising noise taken for speech within
+   ``noise_hold_ms``.
 3. **Band score.** Per band, the SNR over that band's floor in dB, clipped to
    ``[0, snr_cap_db]``; the frame's score is their mean (a cheap relative of Sohn et al.'s 1999
    likelihood-ratio test). It must reach ``speech_snr_db`` plus ``adapt_gain`` times what noise
@@ -152,8 +159,14 @@ class VadConfig:
     noise_stats_window_ms: int = 3_000
     noise_bias_db: float = 8.0  # floor <= the window's minimum + this...
     median_bias_db: float = 0.0  # ...and <= the quietest sub-window's median + this
-    learn_max_speech: float = 0.1  # noise statistics learn from sub-windows with at most this
-    # fraction (0..1) of speech frames (1: from every sub-window)
+    learn_max_speech: float = 0.1  # noise statistics and band floors learn from sub-windows
+    # with at most this fraction (0..1) of speech frames (1: from every sub-window)...
+    # ...and hold while none qualifies, for this long at most (then the next sub-window is
+    # learnt whatever it holds). Longer than any phrase spoken without a pause (issue 17: at
+    # the 5 s of noise_window_ms, a phrase of over 5 s became its own floor and was cut).
+    noise_hold_ms: int = 20_000
+    relearn_max_db: float = 6.0  # but see _close_subwindow: after noise_window_ms, a
+    # sub-window within this of the broadband floor (dB) is learnt anyway
     noise_floor_dbfs: float = -100.0  # lowest noise estimate per band (digital silence)
     snr_cap_db: float = 30.0  # band SNRs are clipped to [0, this] before averaging
     speech_snr_db: float = 3.0  # score (mean band SNR over the floor, dB) for speech...
@@ -190,6 +203,8 @@ class VadConfig:
             raise ConfigError(
                 "vad.noise_subwindow_ms", "must be between frame_ms and noise_window_ms"
             )
+        if not self.noise_subwindow_ms <= self.noise_hold_ms:
+            raise ConfigError("vad.noise_hold_ms", "must be >= noise_subwindow_ms")
         if not self.noise_subwindow_ms <= self.noise_stats_window_ms:
             raise ConfigError("vad.noise_stats_window_ms", "must be >= noise_subwindow_ms")
         if not 0 < self.band_low_hz < self.band_high_hz:
@@ -249,6 +264,8 @@ class StreamingVad:
         self._stats_subwindows = max(config.noise_stats_window_ms // config.noise_subwindow_ms, 1)
         self._talker_subwindows = max(config.talker_window_ms // config.noise_subwindow_ms, 1)
         self._learn_frames = config.learn_max_speech * self._subwindow
+        self._hold_subwindows = max(config.noise_hold_ms // config.noise_subwindow_ms, 1)
+        self._relearn = 10 ** (config.relearn_max_db / 10)
         self._burst_frames = max(config.frames(config.hangover_after_ms), 1)
         self.reset()
 
@@ -269,7 +286,8 @@ class StreamingVad:
         self._sub_band = np.zeros((self._subwindow, bands))
         self._sub_broadband = np.zeros(self._subwindow)
         self._sub_speech = 0  # raw speech frames in the current sub-window
-        self._unlearnt = 0  # sub-windows closed since the last one learnt
+        self._unlearnt = 0  # sub-windows closed since the last one learnt (statistics)
+        self._unheld = 0  # the same for the band floors
         self._noise_scores: deque[float] = deque(maxlen=self._stats_subwindows)
         self._wide_medians: deque[float] = deque(maxlen=self._stats_subwindows)
         self._wide_spreads: deque[float] = deque(maxlen=self._stats_subwindows)
@@ -397,8 +415,39 @@ class StreamingVad:
         slot = self._closed % self._subwindows
         self._closed += 1
         middle = self._subwindow // 2  # the upper median (odd or even count alike)
-        self._minima[slot] = self._current_min
-        self._medians[slot] = np.sort(self._sub_rows, axis=0)[middle] * self._median_bias
+        # Noise statistics and band floors learn only from sub-windows (nearly) free of speech
+        # (step 2). A talker who speaks longer than the window without a pause leaves no quiet
+        # sub-window, and their own speech would become the "noise": the band floors and the
+        # broadband floor climbing to the speech, the score threshold rising by up to
+        # adapt_gain x adapt_max_db, which cut the phrase (issue 17: at about 5 s). A speech
+        # sub-window's floors are recorded as the noise last learnt (the window's, held), its
+        # statistics as "no information" (inf). The stream's first sub-window is always
+        # learnt: it is never speech (see Streaming). And once noise_hold_ms has gone by with
+        # nothing learnt, the next sub-window is learnt anyway: the floors may trail the noise
+        # by that much at most, never lock onto one early sample while the detector keeps
+        # firing (babble's own bursts counted as speech would otherwise keep babble from ever
+        # being learnt). Falling noise is still followed at once: the current sub-window's
+        # running minimum lowers the floor whatever it holds (_decide).
+        ordered = sorted(self._sub_broadband.tolist())
+        median = ordered[middle]
+        # After noise_window_ms without a quiet sub-window, one that lies within
+        # relearn_max_db of the broadband floor last learnt is learnt anyway (babble taken
+        # for speech); one further over it is a talker over that noise, learnt only once
+        # noise_hold_ms has gone by.
+        quiet = self._closed == 1 or self._sub_speech <= self._learn_frames
+        near = median <= self._wide_floor * self._relearn
+        learn = (quiet or (near and self._unlearnt >= self._subwindows - 1)
+                 or self._unlearnt >= self._hold_subwindows - 1)
+        self._unlearnt = 0 if learn else self._unlearnt + 1
+        learn_floor = quiet or self._unheld >= self._hold_subwindows - 1
+        self._unheld = 0 if learn_floor else self._unheld + 1
+        self._sub_speech = 0
+        if learn_floor:
+            self._minima[slot] = self._current_min
+            self._medians[slot] = np.sort(self._sub_rows, axis=0)[middle] * self._median_bias
+        else:
+            self._minima[slot] = np.minimum(self._window_min, self._current_min)
+            self._medians[slot] = self._window_median
         self._talker_peaks.append(self._current_peak)
         self._window_min = self._minima.min(axis=0)
         self._window_median = self._medians.min(axis=0)
@@ -406,22 +455,6 @@ class StreamingVad:
         self._current_wide_min = np.inf
         self._current_min = np.full(config.bands, np.inf)
         self._current_peak = 0.0
-        # Noise statistics learn only from sub-windows (nearly) free of speech (step 2). A
-        # talker who speaks longer than the window without a pause leaves no quiet sub-window,
-        # and their own speech would become the "noise": the score threshold rising by up to
-        # adapt_gain x adapt_max_db and the broadband floor climbing to the speech, which cut
-        # the weak ends of words. A speech sub-window is recorded as "no information" (inf).
-        # The stream's first sub-window is always learnt: it is never speech (see Streaming).
-        # And once noise_window_ms has gone by with nothing learnt, the next sub-window is
-        # learnt anyway: the statistics may trail the noise by that much at most, never lock
-        # onto one early sample while the detector keeps firing (babble's own bursts counted
-        # as speech would otherwise keep babble from ever being learnt).
-        learn = (self._closed == 1 or self._sub_speech <= self._learn_frames
-                 or self._unlearnt >= self._subwindows - 1)
-        self._unlearnt = 0 if learn else self._unlearnt + 1
-        self._sub_speech = 0
-        ordered = sorted(self._sub_broadband.tolist())
-        median = ordered[middle]
         if learn:
             # The sub-window's score, measured again against the floor as it stands now that
             # the sub-window is complete: while it ran, the floor was still forming (at the

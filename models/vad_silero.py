@@ -29,12 +29,24 @@ Deciding frames (:class:`SileroBatchVad`)
 -----------------------------------------
 :class:`SileroBatchVad` decides many participant streams at once, the way an ingest process
 would run it: every window that is complete in any stream joins one call with its stream's
-recurrent state. Each 20 ms frame of a stream gets the speech probability of the window
-holding the frame's last sample (so a decision may wait up to 32 ms for the window to fill),
-turned into ``0``/``1`` with Silero's own hysteresis: speech starts at ``threshold`` and ends
-below ``threshold - 0.15``. As with :class:`models.vad.StreamingVad`, decisions depend only on
-the audio, never on how it was cut into chunks, and the output is a ``0``/``1`` string per
-completed frame, ready for wire ``activity`` events (METRICS.md §1/§9).
+recurrent state. Each 20 ms frame of a stream gets the highest speech probability of the
+window holding the frame's last sample and the ``lookahead`` windows after it (so a decision
+waits up to 32 ms for its window to fill, plus ``lookahead`` x 32 ms), turned into ``0``/``1``
+with a hysteresis: speech starts at ``threshold`` and ends below ``release``.
+
+The defaults (:data:`THRESHOLD` 0.6, :data:`RELEASE` 0.35, :data:`LOOKAHEAD` 2 windows,
+64 ms) are Rapport's, not Silero's (0.5, 0.35, none; its offline ``get_speech_timestamps``
+pads each segment by 30 ms instead): on real two-speaker speech with reference timing (the
+pyannote.audio sample, clean and with white, pink and babble noise at 20/10/5 dB; README,
+"Voice activity detection") they gave the best worst-case frame F1 after METRICS.md §2 of
+the settings tried (thresholds 0.4-0.6, release 0.15-0.25 under them, lookahead 0-3 windows,
+hangover 0-8 frames). Labelled speech starts before the model is sure of it: looking 64 ms
+ahead starts units on time, which the higher threshold then pays for in noise. The 64 ms
+cost no latency in audio mode, which publishes per 1 s batch.
+
+As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, never on how it
+was cut into chunks, and the output is a ``0``/``1`` string per completed frame, ready for
+wire ``activity`` events (METRICS.md §1/§9).
 
 Pure code apart from loading the model file once; no audio is kept beyond one window.
 """
@@ -82,6 +94,10 @@ PARAMETERS = {
 # probability and state: the two differ only by float32 rounding (about 1e-6 on the check's
 # audio, at most 4e-5 in probability over bench/vad.py's 35 minutes).
 SELF_CHECK_TOLERANCE = 1e-4
+# Frame decisions (see the module docstring, "Deciding frames").
+THRESHOLD = 0.6  # speech probability at which a unit starts...
+RELEASE = 0.35  # ...and under which it ends
+LOOKAHEAD = 2  # windows after a frame's own whose probability counts for it
 
 
 def silero_model_path() -> Path:
@@ -345,8 +361,9 @@ class SileroBatchVad:
     """Silero VAD over ``streams`` participant streams, batched (see the module docstring).
 
     ``frame_ms`` must give whole samples at 16 kHz; ``threshold`` is the speech probability
-    at which speech starts (Silero's default 0.5); ``model`` may be shared between instances
-    (one is loaded by default).
+    at which speech starts, ``release`` the one under which it ends, ``lookahead`` the
+    windows after a frame's own that count for it (module docstring; Silero's own rule is
+    0.5, 0.35, 0); ``model`` may be shared between instances (one is loaded by default).
 
     The streams' audio lives in one ``(streams, capacity)`` array, each row the stream's last
     ``CONTEXT`` samples followed by its pending ones, so a window's model input (context and
@@ -355,17 +372,23 @@ class SileroBatchVad:
     only the windows are copied, once.
     """
 
-    def __init__(self, streams: int, *, frame_ms: int = 20, threshold: float = 0.5,
+    def __init__(self, streams: int, *, frame_ms: int = 20, threshold: float = THRESHOLD,
+                 release: float = RELEASE, lookahead: int = LOOKAHEAD,
                  model: SileroModel | None = None) -> None:
         if streams < 1:
             raise ConfigError("streams", "must be >= 1")
         if frame_ms <= 0 or (RATE * frame_ms) % 1000:
             raise ConfigError("vad.frame_ms", "must give whole samples at 16 kHz")
-        if not 0.15 < threshold < 1:
-            raise ConfigError("vad.threshold", "must be in (0.15, 1)")
+        if not 0 < threshold < 1:
+            raise ConfigError("vad.threshold", "must be in (0, 1)")
+        if not 0 < release <= threshold:
+            raise ConfigError("vad.release", "must be in (0, threshold]")
+        if not 0 <= lookahead <= 16:
+            raise ConfigError("vad.lookahead", "must be 0..16 windows")
         self.frame_samples = RATE * frame_ms // 1000
         self.threshold = threshold
-        self.off_threshold = threshold - 0.15
+        self.off_threshold = release
+        self.lookahead = lookahead
         self.model = model if model is not None else load_model()
         self._audio = np.zeros((streams, CONTEXT + 8 * WINDOW), dtype=np.float32)
         self._fill = [CONTEXT] * streams  # samples held per row, context included
@@ -441,8 +464,10 @@ class SileroBatchVad:
         probabilities = self._probabilities[row]
         base = self._base[row]
         n = self.frame_samples
-        # Frames whose last sample lies in a window already run: (frame + 1) * n <= windows.
-        decidable = (base + len(probabilities)) * WINDOW // n
+        ahead = self.lookahead
+        # Frames whose last sample lies in a window already run, and the lookahead windows
+        # after it too: (frame + 1) * n <= (windows - lookahead) * WINDOW.
+        decidable = max(base + len(probabilities) - ahead, 0) * WINDOW // n
         first = self._frames[row]
         if first >= decidable:
             return ""
@@ -450,7 +475,8 @@ class SileroBatchVad:
         on, off = self.threshold, self.off_threshold
         out = []
         for frame in range(first, decidable):
-            probability = probabilities[((frame + 1) * n - 1) // WINDOW - base]
+            at = ((frame + 1) * n - 1) // WINDOW - base
+            probability = max(probabilities[at : at + ahead + 1])
             speaking = probability >= (off if speaking else on)
             out.append("1" if speaking else "0")
         self._frames[row] = decidable
@@ -466,10 +492,11 @@ class SileroBatchVad:
 class StreamingSileroVad:
     """One stream with :class:`models.vad.StreamingVad`'s interface (``push`` -> ``0``/``1``)."""
 
-    def __init__(self, *, frame_ms: int = 20, threshold: float = 0.5,
+    def __init__(self, *, frame_ms: int = 20, threshold: float = THRESHOLD,
+                 release: float = RELEASE, lookahead: int = LOOKAHEAD,
                  model: SileroModel | None = None) -> None:
         self._batch = SileroBatchVad(1, frame_ms=frame_ms, threshold=threshold,
-                                     model=model)
+                                     release=release, lookahead=lookahead, model=model)
 
     @property
     def frame_samples(self) -> int:

@@ -11,8 +11,10 @@ directory) and ``RAPPORT_PSEUDONYM_KEY`` (the HMAC key that pseudonymizes partic
 default a random key kept in the data directory). Resolving them creates nothing: the store
 creates the directory and the key file when it opens (services/store).
 
-The ingest adds ``RAPPORT_VAD_BACKEND``: the VAD of WebRTC audio mode, ``rapport`` (default)
-or ``silero`` (the optional extra; services/ingest/vad_backend.py).
+The ingest adds ``RAPPORT_VAD_BACKEND``: the VAD of WebRTC audio mode (and of ``rapport vad``,
+``rapport analyze --audio``), ``auto`` (default: ``silero`` when its extra is installed, else
+``rapport`` with a WARNING), ``silero`` (the optional extra, no fallback) or ``rapport``
+(services/ingest/vad_backend.py).
 
 The ingest's per-token limits and body timeout (issue 16; services/ingest/limits.py) have
 variables ``RAPPORT_INGEST_<FIELD>`` for the :class:`services.ingest.IngestConfig` fields in
@@ -51,7 +53,7 @@ ALERT_PREFIX = "RAPPORT_ALERT_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 DB_FILE = "rapport.db"
-VAD_BACKENDS = ("rapport", "silero")  # services/ingest/vad_backend.py
+VAD_BACKENDS = ("auto", "silero", "rapport")  # services/ingest/vad_backend.py
 FAILPOINTS = ("after-report",)  # streams/app.py
 INGEST_PREFIX = "RAPPORT_INGEST_"
 # IngestConfig fields settable from the environment, with their type (services/ingest/service.py
@@ -89,7 +91,7 @@ class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     db_url: str = ""  # "" means the default SQLite file in data_dir (see database_url)
     pseudonym_key: str | None = field(default=None, repr=False)  # None: key file in data_dir
-    vad_backend: str = "rapport"  # VAD of the ingest's audio mode
+    vad_backend: str = "auto"  # VAD of the ingest's audio mode
     failpoint: str | None = None  # crash tests only (RAPPORT_FAILPOINT)
     # IngestConfig fields set by RAPPORT_INGEST_* (only those set), as (field, value)
     ingest: tuple[tuple[str, int | float], ...] = ()
@@ -208,10 +210,10 @@ def load_settings(
     key = env.get("RAPPORT_PSEUDONYM_KEY") or None
     if key is not None and len(key.strip()) < 16:
         raise ConfigError("RAPPORT_PSEUDONYM_KEY", "must be at least 16 characters")
-    backend = (vad_backend or env.get("RAPPORT_VAD_BACKEND", "") or "rapport").strip().lower()
+    backend = (vad_backend or env.get("RAPPORT_VAD_BACKEND", "") or "auto").strip().lower()
     if backend not in VAD_BACKENDS:
         name = "--vad-backend" if vad_backend else "RAPPORT_VAD_BACKEND"
-        raise ConfigError(name, f"must be {' or '.join(VAD_BACKENDS)}, got {backend!r}")
+        raise ConfigError(name, f"must be {', '.join(VAD_BACKENDS)}, got {backend!r}")
     failpoint = env.get("RAPPORT_FAILPOINT", "").strip() or None
     if failpoint is not None and failpoint not in FAILPOINTS:
         raise ConfigError("RAPPORT_FAILPOINT", f"must be {' or '.join(FAILPOINTS)} (crash "

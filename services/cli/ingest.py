@@ -105,11 +105,14 @@ def sdk_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_vad_backend(parser: argparse.ArgumentParser) -> None:
     """``--vad-backend``: read by services/cli/__init__.py into ``args.config.vad_backend``
-    (flag > ``RAPPORT_VAD_BACKEND`` > ``rapport``)."""
+    (flag > ``RAPPORT_VAD_BACKEND`` > ``auto``)."""
     parser.add_argument("--vad-backend", choices=VAD_BACKENDS, default=None,
-                        help="VAD of WebRTC audio mode: rapport, or silero (needs the extra: "
-                             "pip install 'rapport[silero]' && pip install --no-deps "
-                             "silero-vad) (default: $RAPPORT_VAD_BACKEND, else rapport)")
+                        help="VAD of WebRTC audio mode: auto (the default: silero when its "
+                             "extra is installed, else rapport, with a WARNING saying so), "
+                             "silero (the Silero model; needs pip install 'rapport[silero]' "
+                             "&& pip install --no-deps silero-vad; without it the command "
+                             "stops) or rapport (Rapport's own VAD, always available) "
+                             "(default: $RAPPORT_VAD_BACKEND, else auto)")
 
 
 def ingest_limits(args: argparse.Namespace) -> dict[str, Any]:

@@ -29,11 +29,13 @@ EXIT_BAD_INPUT = 2
 
 VAD_HELP = (
     "The VAD is that of the WebRTC ingest's audio mode (docs/ingest.md), chosen by --backend "
-    "(default: $RAPPORT_VAD_BACKEND, else rapport): rapport (models/vad.py: spectral noise "
-    "floor and band SNR, numpy and librosa, always available) or silero (the Silero VAD ONNX "
-    "model, models/vad_silero.py; needs pip install 'rapport[silero]' && pip install "
-    "--no-deps silero-vad). There is no silent fallback: with silero and onnxruntime or the "
-    "silero-vad wheel missing, the command stops (exit 2) and says what to install. Audio is "
+    "(default: $RAPPORT_VAD_BACKEND, else auto): auto runs silero when onnxruntime, onnx and "
+    "the silero-vad wheel are installed (pip install 'rapport[silero]' && pip install "
+    "--no-deps silero-vad; make setup does), else rapport, and then logs a WARNING saying "
+    "so; silero (the Silero VAD ONNX model with Rapport's decision rule, models/vad_silero.py; "
+    "the more accurate on real speech) stops the command (exit 2) when its extra is missing, "
+    "saying what to install; rapport (models/vad.py: spectral noise floor and band SNR, numpy "
+    "and librosa, always available). Audio is "
     "read as 16-bit PCM in blocks of a few seconds (WAV, FLAC or any format libsndfile reads; "
     "any sample rate, resampled to 16 kHz as the ingest does), decided in 20 ms frames and "
     "1 s batches, then discarded: nothing is stored."
@@ -75,8 +77,9 @@ def add_audio_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``rapport vad`` and ``rapport analyze --audio``."""
     parser.add_argument("--backend", "--vad-backend", dest="vad_backend", choices=VAD_BACKENDS,
                         default=None,
-                        help="VAD backend: rapport or silero (default: $RAPPORT_VAD_BACKEND, "
-                             "else rapport)")
+                        help="VAD backend: auto (silero if installed, else rapport with a "
+                             "WARNING), silero or rapport (default: $RAPPORT_VAD_BACKEND, "
+                             "else auto)")
     parser.add_argument("--channels", action="store_true",
                         help="one participant per channel of each file (stem-ch1, stem-ch2...) "
                              "instead of one per file with its channels averaged")

@@ -49,7 +49,7 @@ class IngestConfig:
     event_burst_per_token: int = MAX_EVENTS_PER_REQUEST  # ... and burst (>= events/request)
     session_idle_s: float = 300.0  # an open session without events this long stops counting
     vad: VadConfig = field(default_factory=VadConfig)
-    vad_backend: str = "rapport"  # VAD of audio mode: rapport or silero (vad_backend.py)
+    vad_backend: str = "auto"  # VAD of audio mode: auto, silero or rapport (vad_backend.py)
     # Browser SDK (issue 18; docs/sdk.md): origins allowed to call (services/cors.py), the
     # directory /sdk/ serves (None: the repository's clients/js), the coach stream switch.
     cors_origins: tuple[str, ...] = ()

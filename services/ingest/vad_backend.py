@@ -1,6 +1,14 @@
 """The VAD backend of audio mode (``IngestConfig.vad_backend``, ``RAPPORT_VAD_BACKEND``,
-``--vad-backend``): ``rapport`` (models/vad.py, the default) or ``silero``
-(models/vad_silero.py, the optional extra).
+``--vad-backend``, ``rapport vad --backend``):
+
+- ``auto`` (the default): ``silero`` when onnxruntime, onnx and the silero-vad wheel's model
+  file are there, else ``rapport``, with a WARNING log saying which runs and why (issue 17:
+  on real speech the Silero model, with Rapport's decision rule, is the better detector; see
+  README "Voice activity detection"). :attr:`VadBackend.running` names the one that runs.
+- ``silero`` (models/vad_silero.py, the optional extra): asked for explicitly, a missing
+  extra is a :class:`~models.errors.ConfigError` at start-up (``rapport vad`` exits 2), never
+  a silent fallback.
+- ``rapport`` (models/vad.py): Rapport's own spectral VAD, numpy and librosa only.
 
 :class:`VadBackend` is built once per ingest process and makes one VAD per audio-mode
 participant. With ``silero`` every participant's VAD shares one
@@ -26,7 +34,8 @@ from models.vad import StreamingVad, VadConfig
 
 log = logging.getLogger(__name__)
 
-BACKENDS: Final = ("rapport", "silero")
+BACKENDS: Final = ("auto", "silero", "rapport")
+DEFAULT_BACKEND: Final = "auto"
 VAD_RATE = 16_000
 
 
@@ -46,18 +55,29 @@ class FrameVad(Protocol):
 class VadBackend:
     """Makes each audio-mode participant's VAD (see the module docstring)."""
 
-    def __init__(self, name: str = "rapport", config: VadConfig | None = None) -> None:
+    def __init__(self, name: str = DEFAULT_BACKEND, config: VadConfig | None = None) -> None:
         if name not in BACKENDS:
             raise ConfigError("vad_backend", f"must be one of {', '.join(BACKENDS)}, "
                                              f"got {name!r}")
-        self.name = name
+        self.name = name  # as asked
+        self.running = "rapport"  # the one that runs
         self.config = config or VadConfig()
         self._model: Any = None
-        if name == "silero":
+        if name in ("silero", "auto"):
             from models.vad_silero import load_model
 
-            self._model = load_model()  # ConfigError when the extra is missing
-            log.info("VAD backend silero: one onnxruntime session for every participant")
+            try:
+                self._model = load_model()  # ConfigError when the extra is missing
+            except (ConfigError, ImportError, OSError) as error:
+                if name == "silero":
+                    raise
+                reason = error.reason if isinstance(error, ConfigError) else str(error)
+                log.warning("VAD backend auto: silero unavailable (%s); running Rapport's own "
+                            "VAD (models/vad.py), less accurate on real speech", reason)
+            else:
+                self.running = "silero"
+                log.info("VAD backend %s: silero (one onnxruntime session for every "
+                         "participant)", name)
 
     def create(self) -> FrameVad:
         """A new participant's VAD."""

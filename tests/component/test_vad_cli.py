@@ -33,6 +33,15 @@ FRAME_MS = 20
 SR = 16_000  # of the labelled clips
 
 
+@pytest.fixture(autouse=True)
+def rapport_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the command's path (formats, rates, channels, order, framing) with
+    bounds measured with Rapport's own VAD on the generated clips, so they run that VAD
+    whatever is installed; the default backend (auto: silero when installed) is measured on
+    real speech in tests/unit/test_vad_real.py, and ``--backend silero`` below."""
+    monkeypatch.setenv("RAPPORT_VAD_BACKEND", "rapport")
+
+
 def reference(name: str) -> dict[str, Any]:
     meta: dict[str, Any] = json.loads((AUDIO / f"{name}.json").read_text())
     return meta

@@ -1,7 +1,7 @@
 """The join page in a real browser: two headless Chromium processes stream labelled WAV files
 as their microphones into ``rapport run --port P --sessions 0`` (ingest, embedded broker, a
 worker, the report store), one as the therapist and one as the client, in levels mode (RFC 6464
-levels from RTP headers) and in audio mode (decode, resample, Rapport's VAD). The test ends the
+levels from RTP headers) and in audio mode (decode, resample, the VAD). The test ends the
 session over the API and reads the final report and the speech timeline (``ipu`` items) back
 from the report API with the job's admin token:
 
@@ -12,6 +12,14 @@ from the report API with the job's admin token:
   so each participant gets one constant offset, the median of its boundary differences; that
   offset must itself lie within ``MAX_START_ERROR_MS`` of the moment the page opened the
   microphone (``document.body.dataset.microphoneMs``, read over the DevTools protocol).
+
+Audio mode runs twice: with Rapport's own VAD (``RAPPORT_VAD_BACKEND=rapport``), held to the
+bounds above, and with the default backend (``auto``: the Silero model where installed), held
+to 15 % and 150 ms (see ``BOUNDS``): the clips' labels end each unit where its tail falls
+40 dB under the talker's peak, the convention Rapport's own VAD was tuned to; the Silero
+backend, tuned to human-labelled speech (issue 17), starts units up to about 100 ms before
+those labels (its 64 ms lookahead) and ends them up to about 110 ms after (measured
+2026-12-04: talk time +10.5 % and +5.9 %, residuals within 112 ms).
 
 Chromium (Debian's ``chromium``) runs as the real binary ``/usr/lib/chromium/chromium`` (the
 ``/usr/bin/chromium`` wrapper adds flags), one process group per browser (headless refuses two
@@ -54,6 +62,8 @@ LEAD_MS = 1_500  # silence before the first clip: the microphone opens after neg
 TAIL_S = 180  # silence after the last clip, longer than the test
 TALK_TOLERANCE = 0.03
 BOUNDARY_MS = 60
+# (talk time tolerance, boundary ms) per VAD backend of the job (module docstring).
+BOUNDS = {"rapport": (TALK_TOLERANCE, BOUNDARY_MS), "auto": (0.15, 150)}
 # Where a WAV starts on the session clock (the ingest's receive clock, METRICS.md §1) trails
 # the page's microphone opening by Chromium's capture-to-send latency plus transit: 30-80 ms
 # here usually, once 394 ms for one browser in a loaded CI run (278 ms once locally) with
@@ -116,7 +126,7 @@ def build_wav(parts: list[tuple[str | None, float]], path: Path) -> Wav:
 class Job:
     """``rapport run --port P --sessions 0``: its URL, admin token and an ingest token."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, vad_backend: str = "rapport") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # librosa's numba code is compiled once into a cache that outlives the test (build/
@@ -124,7 +134,9 @@ class Job:
         self.env = {**os.environ, "RAPPORT_DATA_DIR": str(directory / "data"),
                     "RAPPORT_DB_URL": f"sqlite:///{directory / 'reports.db'}",
                     "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR",
-                                                      str(ROOT / "build" / "numba-cache"))}
+                                                      str(ROOT / "build" / "numba-cache")),
+                    "RAPPORT_VAD_BACKEND": vad_backend}
+        self.vad_backend = vad_backend
         self.log = directory / "run.log"
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
@@ -234,9 +246,11 @@ class Browser:
         stop_group(self.process, 10)
 
 
-@pytest.fixture(scope="module")
-def job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Job]:
-    running = Job(tmp_path_factory.mktemp("job"))
+@pytest.fixture(scope="module", params=["rapport", "auto"])
+def job(request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Job]:
+    """The job, with Rapport's own VAD or the default backend in audio mode."""
+    running = Job(tmp_path_factory.mktemp("job"), request.param)
     try:
         yield running
     finally:
@@ -273,6 +287,10 @@ def ipus(timeline: list[dict[str, Any]], role: str) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("mode", ["levels", "audio"])
 def test_two_browsers_stream_their_microphones_into_the_report(
         mode: str, job: Job, wavs: dict[str, Wav], tmp_path: Path) -> None:
+    if mode == "levels" and job.vad_backend != "rapport":
+        pytest.skip("levels mode runs no VAD: once is enough")
+    talk_tolerance, boundary_ms = BOUNDS[job.vad_backend] if mode == "audio" else BOUNDS[
+        "rapport"]
     session = f"browser-{mode}-{uuid.uuid4().hex[:8]}"
     browsers: dict[str, Browser] = {}
     try:
@@ -302,9 +320,9 @@ def test_two_browsers_stream_their_microphones_into_the_report(
         talk_ms = report["roles"][role]["talk_s"] * 1000
         error = talk_ms / wav.talk_ms - 1
         found = ipus(timeline["items"], role)
-        print(f"{mode} {role}: talk {talk_ms:.0f} ms vs truth {wav.talk_ms} ms "
+        print(f"{mode} ({job.vad_backend}) {role}: talk {talk_ms:.0f} ms vs truth {wav.talk_ms} ms "
               f"({error:+.1%}); {len(found)} segments vs {len(wav.speech_ms)}")
-        if abs(error) > TALK_TOLERANCE:
+        if abs(error) > talk_tolerance:
             problems.append(f"{role}: talk time {error:+.1%} off")
         if len(found) != len(wav.speech_ms):
             problems.append(f"{role}: segments {found} vs truth {wav.speech_ms}")
@@ -318,6 +336,6 @@ def test_two_browsers_stream_their_microphones_into_the_report(
         if abs(offset - opened[role]) > MAX_START_ERROR_MS:
             problems.append(f"{role}: WAV placed {offset - opened[role]:+.0f} ms from the "
                             "microphone opening")
-        if max(abs(r) for r in residuals) > BOUNDARY_MS:
+        if max(abs(r) for r in residuals) > boundary_ms:
             problems.append(f"{role}: boundary residuals {residuals} ms")
     assert not problems, problems

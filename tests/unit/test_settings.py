@@ -101,7 +101,7 @@ def test_every_process_variable_is_documented() -> None:
 
 
 def test_vad_backend_argument_beats_environment_beats_default() -> None:
-    assert load_settings(env={}).vad_backend == "rapport"
+    assert load_settings(env={}).vad_backend == "auto"
     env = {"RAPPORT_VAD_BACKEND": "silero"}
     assert load_settings(env=env).vad_backend == "silero"
     assert load_settings(env=env, vad_backend="rapport").vad_backend == "rapport"

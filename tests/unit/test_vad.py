@@ -362,3 +362,19 @@ def test_pcm16_to_mono_averages_channels() -> None:
     mono = pcm16_to_mono(stereo, channels=2)
     assert mono.dtype == np.float32
     assert np.allclose(mono, [-0.5 / 32768, 0.5, 0.0])
+
+
+@pytest.mark.parametrize("snr_db", [20, 10])
+def test_a_phrase_of_twelve_seconds_without_a_pause_is_not_cut(snr_db: int) -> None:
+    # Issue 17: a phrase spoken for over 5 s without a pause (noise_window_ms) became its own
+    # noise floor and was cut at about 5 s (units 1.0-5.9 s, then pieces). Neither the band
+    # floors nor the noise statistics may learn the talker: one unit, ending at the tail.
+    phrase = harmonic_phrase(12.0, -20)
+    clean = np.concatenate((np.zeros(SR), phrase, np.zeros(2 * SR)))
+    power = float(np.mean(phrase[: 3 * SR] ** 2))
+    noise = np.random.default_rng(5).standard_normal(len(clean)) * np.sqrt(power)
+    audio = (clean + noise * 10 ** (-snr_db / 20)).astype(np.float32)
+    units = np.flatnonzero(np.diff(np.concatenate(([0], section2(run(audio)), [0]))))
+    assert len(units) == 2, units * 20
+    assert abs(int(units[0]) * 20 - 1000) <= 60
+    assert abs(int(units[1]) * 20 - sound_end_ms(clean)) <= 60

@@ -117,20 +117,28 @@ def test_probabilities_match_the_model_file_run_window_by_window(model: SileroMo
         assert probabilities.max() > 0.9 and probabilities.min() < 0.1  # speech and pauses
 
 
-def test_decisions_follow_the_model_files_probabilities(model: SileroModel) -> None:
+@pytest.mark.parametrize(("threshold", "release", "lookahead"),
+                         [(0.6, 0.35, 2), (0.5, 0.35, 0)])
+def test_decisions_follow_the_model_files_probabilities(
+        model: SileroModel, threshold: float, release: float, lookahead: int) -> None:
     """End to end: frames decided from the file's own probabilities with the documented
-    hysteresis are what the backend decides."""
+    rule (the highest of the frame's window and the ``lookahead`` after it, hysteresis from
+    ``threshold`` to ``release``) are what the backend decides: Rapport's defaults and
+    Silero's own rule."""
     from models.vad_silero import StreamingSileroVad
     for audio in clean_clips():
         probabilities, _ = reference_run(audio)
         expected, speaking = [], False
-        for frame in range(len(probabilities) * 512 // 320):
-            probability = probabilities[((frame + 1) * 320 - 1) // 512]
-            speaking = probability >= (0.35 if speaking else 0.5)
+        for frame in range((len(probabilities) - lookahead) * 512 // 320):
+            at = ((frame + 1) * 320 - 1) // 512
+            probability = max(probabilities[at:at + lookahead + 1])
+            speaking = probability >= (release if speaking else threshold)
             expected.append("1" if speaking else "0")
-        vad = StreamingSileroVad(model=model)
+        vad = StreamingSileroVad(model=model, threshold=threshold, release=release,
+                                 lookahead=lookahead)
         got = "".join(vad.push(audio[at:at + 1600]) for at in range(0, len(audio), 1600))
         assert got == "".join(expected)
+        assert "1" in got and "0" in got
 
 
 def test_a_model_file_laid_out_otherwise_is_refused(model: SileroModel,
@@ -164,8 +172,9 @@ def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
         out.append(vad.push(audio[at:at + size]))
         at += size
     assert "".join(out) == whole
-    # every frame whose last sample lies in a complete 512-sample window
-    assert vad.frames_decided == len(whole) == len(audio) // 512 * 512 // 320
+    # every frame whose last sample lies in a complete 512-sample window followed by the
+    # two windows of lookahead
+    assert vad.frames_decided == len(whole) == (len(audio) // 512 - 2) * 512 // 320
     truth = np.frombuffer(labels.encode(), dtype=np.uint8) == ord("1")
     predicted = np.frombuffer(whole.encode(), dtype=np.uint8) == ord("1")
     n = min(len(truth), len(predicted))
@@ -198,8 +207,10 @@ def test_batched_streams_decide_as_each_alone(model: SileroModel) -> None:
 
 def test_bad_settings_name_the_field(model: SileroModel) -> None:
     from models.vad_silero import SileroBatchVad
-    for kwargs, field in (({"frame_ms": 0}, "vad.frame_ms"), ({"threshold": 0.1},
-                                                               "vad.threshold")):
+    for kwargs, field in (({"frame_ms": 0}, "vad.frame_ms"), ({"threshold": 1.0},
+                                                               "vad.threshold"),
+                          ({"release": 0.7}, "vad.release"), ({"lookahead": -1},
+                                                              "vad.lookahead")):
         with pytest.raises(ConfigError) as raised:
             SileroBatchVad(2, model=model, **kwargs)  # type: ignore[arg-type]
         assert raised.value.field == field
@@ -212,7 +223,52 @@ def test_the_ingest_backend_is_chosen_and_shares_one_session(model: SileroModel)
     first, second = backend.create(), backend.create()
     assert first._batch.model is second._batch.model  # type: ignore[attr-defined]
     assert first.frame_samples == 320
-    assert type(VadBackend().create()).__name__ == "StreamingVad"
+    assert type(VadBackend("rapport").create()).__name__ == "StreamingVad"
+    default = VadBackend()  # auto: the Silero model where its extra is installed
+    assert (default.name, default.running) == ("auto", "silero")
+    assert type(default.create()).__name__ == "StreamingSileroVad"
     with pytest.raises(ConfigError) as raised:
         IngestConfig(vad_backend="webrtc")
     assert raised.value.field == "vad_backend"
+
+
+def _missing_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if onnxruntime were not installed: every model load fails the way it then does."""
+    from models import vad_silero
+
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise ConfigError("vad.backend", "silero needs onnxruntime: pip install "
+                                         "'rapport[silero]'")
+
+    monkeypatch.setattr(vad_silero, "load_model", missing)
+
+
+def test_the_default_backend_falls_back_to_rapport_with_a_warning(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from services.ingest.vad_backend import VadBackend
+    _missing_onnxruntime(monkeypatch)
+    with caplog.at_level("WARNING", logger="services.ingest.vad_backend"):
+        backend = VadBackend()
+    assert (backend.name, backend.running) == ("auto", "rapport")
+    assert type(backend.create()).__name__ == "StreamingVad"
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert "running Rapport's own VAD" in record.getMessage()
+    assert "onnxruntime" in record.getMessage()
+
+
+def test_silero_asked_for_explicitly_does_not_fall_back(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        ) -> None:
+    from services.cli import main
+    from services.ingest.vad_backend import VadBackend
+    _missing_onnxruntime(monkeypatch)
+    with pytest.raises(ConfigError, match="onnxruntime"):
+        VadBackend("silero")
+    audio = tmp_path / "a.wav"
+    sf.write(audio, np.zeros(16_000, dtype=np.float32), 16_000)
+    assert main(["vad", "--backend", "silero", str(audio)]) == 2
+    assert "onnxruntime" in capsys.readouterr().err
+    assert main(["vad", str(audio)]) == 0  # the default falls back and runs
+    assert '"session.end"' in capsys.readouterr().out

@@ -1,0 +1,149 @@
+"""Real labelled speech for bench/vad.py and tests/unit/test_vad_real.py (issue 17 point 3).
+
+A recording is an audio file (16 kHz or any rate libsndfile reads, resampled to 16 kHz; channels
+averaged) with an RTTM file of the same stem giving its reference speaker turns; speech is the
+union of the turns, per 20 ms frame.
+
+- **Committed** (``tests/data/real``, read by the tests too): the pyannote.audio wheel's
+  two-speaker telephone sample (tests/data/real/README.md: source, MIT licence). The silero
+  backend's decision rule was tuned on it (models/vad_silero.py).
+- **Extra** (never fetched at run time): any ``NAME.flac``/``NAME.wav`` with ``NAME.rttm``
+  in ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech``, e.g. recordings of your own
+  with reference timing; they are validation material (nothing was tuned on them). Absent,
+  bench/vad.py says so and goes on.
+
+Noisy copies (:func:`noisy`): white and pink noise generated here (seeded numpy), babble made
+of the recording's own speech (only its labelled speech, six copies time-shifted against each
+other and against the recording: real voices, not synthesis; no other real speech was found in
+the package registries), each mixed at 20 / 10 / 5 dB SNR, SNR being the power of the labelled
+speech over the noise's.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import soundfile as sf
+import soxr
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "tests" / "data" / "real"
+SR = 16_000
+FRAME = SR // 50  # 20 ms
+NOISES = ("white", "pink", "babble")
+SNRS_DB = (20, 10, 5)
+BABBLE_TALKERS = 6
+
+Audio = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Recording:
+    name: str
+    audio: Audio  # 16 kHz mono float
+    labels: npt.NDArray[np.bool_]  # speech per 20 ms frame
+    use: str  # "tuning" or "validation"
+
+
+def extra_dir() -> Path:
+    """Where extra recordings are looked for."""
+    configured = os.environ.get("RAPPORT_REAL_SPEECH")
+    return Path(configured) if configured else Path.home() / ".cache" / "rapport" / "real-speech"
+
+
+def rttm_turns(path: Path) -> list[tuple[float, float]]:
+    """(start, end) in seconds of every ``SPEAKER`` line of an RTTM file."""
+    turns = []
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[0] == "SPEAKER":
+            start, duration = float(fields[3]), float(fields[4])
+            turns.append((start, start + duration))
+    return turns
+
+
+def load(audio_path: Path, rttm_path: Path, use: str) -> Recording:
+    data, rate = sf.read(audio_path, dtype="float32", always_2d=True)
+    mono = data.mean(axis=1).astype(np.float32)
+    if rate != SR:
+        mono = np.asarray(soxr.resample(mono, rate, SR, quality="HQ"), dtype=np.float32)
+    labels = np.zeros(len(mono) // FRAME, dtype=bool)
+    for start, end in rttm_turns(rttm_path):
+        labels[round(start * 50) : round(end * 50)] = True
+    return Recording(audio_path.stem, mono, labels, use)
+
+
+def _pairs(directory: Path) -> list[tuple[Path, Path]]:
+    out = []
+    for rttm in sorted(directory.glob("*.rttm")):
+        audio = next((p for p in (rttm.with_suffix(".flac"), rttm.with_suffix(".wav"))
+                      if p.exists()), None)
+        if audio is not None:
+            out.append((audio, rttm))
+    return out
+
+
+def committed() -> list[Recording]:
+    return [load(audio, rttm, "tuning") for audio, rttm in _pairs(COMMITTED)]
+
+
+def extra() -> list[Recording]:
+    directory = extra_dir()
+    return [load(audio, rttm, "validation") for audio, rttm in _pairs(directory)] \
+        if directory.is_dir() else []
+
+
+def white(n: int, seed: int) -> npt.NDArray[np.float64]:
+    return np.random.default_rng(seed).standard_normal(n)
+
+
+def pink(n: int, seed: int) -> npt.NDArray[np.float64]:
+    """1/f power noise, by shaping white noise's spectrum."""
+    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / SR)
+    spectrum[1:] /= np.sqrt(freqs[1:])
+    spectrum[0] = 0
+    return np.fft.irfft(spectrum, n)
+
+
+def speech_mask(recording: Recording) -> npt.NDArray[np.bool_]:
+    """Per sample: inside a labelled turn."""
+    mask = np.repeat(recording.labels, FRAME)
+    return np.concatenate((mask, np.zeros(len(recording.audio) - len(mask), dtype=bool)))
+
+
+def babble(recording: Recording, n: int, seed: int) -> npt.NDArray[np.float64]:
+    """:data:`BABBLE_TALKERS` copies of the recording's labelled speech, looped and each
+    shifted by its own random offset, summed."""
+    speech = recording.audio[speech_mask(recording)].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    looped = np.tile(speech, n // len(speech) + 2)
+    out = np.zeros(n)
+    for _ in range(BABBLE_TALKERS):
+        at = int(rng.integers(0, len(speech)))
+        out += looped[at : at + n]
+    return out
+
+
+def mix(recording: Recording, noise: npt.NDArray[np.float64], snr_db: float) -> Audio:
+    """The recording plus ``noise`` scaled so that labelled speech power / noise power is
+    ``snr_db``."""
+    speech = recording.audio[speech_mask(recording)].astype(np.float64)
+    gain = np.sqrt(np.mean(speech**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+    return (recording.audio + gain * noise).astype(np.float32)
+
+
+def noisy(recording: Recording, seed: int = 0) -> dict[str, Audio]:
+    """``{"clean": ..., "white20": ..., ..., "babble5": ...}`` for the recording."""
+    n = len(recording.audio)
+    noises = {"white": white(n, seed), "pink": pink(n, seed + 1),
+              "babble": babble(recording, n, seed + 2)}
+    out = {"clean": recording.audio}
+    for kind in NOISES:
+        for snr in SNRS_DB:
+            out[f"{kind}{snr}"] = mix(recording, noises[kind], snr)
+    return out
