@@ -163,7 +163,8 @@ def build_app(store: ReportStore, publisher: Publisher, health: JobHealth, *,
     add_report_routes(app, store)
     if live is not None:
         add_live_routes(app, live)
-    add_ingest_routes(app, publisher, store, ingest, own_publisher=own_publisher)
+    add_ingest_routes(app, publisher, store, ingest, own_publisher=own_publisher,
+                      pseudonymize=store.pseudonymize)
 
     async def metrics() -> bytes:
         scraped = await health.worker_metrics()

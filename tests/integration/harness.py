@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -21,9 +22,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from models.analyzer import Analyzer
-from models.events import parse_json
+from models.errors import ValidationError
+from models.events import SessionStart, parse_json
 from models.topics import Topics
-from services.feeder import session_key
+from services.feeder import feed_key
 from streams.broker_probe import faust_broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,13 +107,15 @@ async def wait_until(condition: Callable[[], Any], timeout: float, what: str,
 
 
 class Producer:
-    """Events onto the events topic, keyed by session; ``idempotent`` where a broker may die
-    mid-send (a retried batch is then written once)."""
+    """Events onto the events topic, keyed by session key (``clinic_id session_id``, the
+    clinic from the session's ``session.start`` sent before); ``idempotent`` where a broker
+    may die mid-send (a retried batch is then written once)."""
 
     def __init__(self, bootstrap: str, idempotent: bool = False) -> None:
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                           max_request_size=16 * 1024 * 1024, linger_ms=5,
                                           enable_idempotence=idempotent)
+        self.clinics: dict[str, str] = {}
 
     async def __aenter__(self) -> Producer:
         await self._producer.start()
@@ -122,7 +126,12 @@ class Producer:
 
     async def send(self, lines: Iterable[bytes]) -> None:
         for line in lines:
-            await self._producer.send(TOPICS.events, line, key=session_key(line))
+            if b"session.start" in line:
+                with contextlib.suppress(ValidationError):
+                    event = parse_json(line)
+                    if isinstance(event, SessionStart):
+                        self.clinics.setdefault(event.session_id, event.clinic_id)
+            await self._producer.send(TOPICS.events, line, key=feed_key(line, self.clinics))
         await self._producer.flush()
 
 
