@@ -45,10 +45,11 @@ class Worker:
     defaults for real Kafka."""
 
     def __init__(self, bootstrap: str, log: Path, *extra: str,
-                 env: dict[str, str] | None = None, embedded: bool = True) -> None:
+                 env: dict[str, str] | None = None, embedded: bool = True,
+                 log_level: str = "INFO") -> None:
         self.port = free_port()
         self.log = log
-        command = [sys.executable, "-m", "services.cli", "--log-level", "INFO", "worker",
+        command = [sys.executable, "-m", "services.cli", "--log-level", log_level, "worker",
                    "--broker", faust_broker(bootstrap), "--partitions", str(PARTITIONS),
                    "--declare-topics", "no", "--web-port", str(self.port),
                    "--end-grace-ms", "1000", "--idle-timeout-s", "60", *extra]
