@@ -117,23 +117,46 @@ class Producer:
                                           max_request_size=16 * 1024 * 1024, linger_ms=5,
                                           enable_idempotence=idempotent)
         self.clinics: dict[str, str] = {}
+        # Lines of sessions whose start has not come yet (a file's events may precede it):
+        # sent right after it, keyed by clinic; any left at exit are sent keyed by id alone.
+        self._orphans: dict[bytes, list[bytes]] = {}
 
     async def __aenter__(self) -> Producer:
         await self._producer.start()
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        for key, orphans in self._orphans.items():
+            for line in orphans:
+                await self._producer.send(TOPICS.events, line, key=key)
         await self._producer.stop()
 
     async def send(self, lines: Iterable[bytes]) -> None:
         for line in lines:
-            if b"session.start" in line:
-                with contextlib.suppress(ValidationError):
-                    event = parse_json(line)
-                    if isinstance(event, SessionStart):
-                        self.clinics.setdefault(event.session_id, event.clinic_id)
+            session = self._start_of(line)
+            if session is None:
+                key = feed_key(line, self.clinics)
+                if key is not None and b" " not in key:  # its session's start is to come
+                    self._orphans.setdefault(key, []).append(line)
+                    continue
+                await self._producer.send(TOPICS.events, line, key=key)
+                continue
             await self._producer.send(TOPICS.events, line, key=feed_key(line, self.clinics))
+            for orphan in self._orphans.pop(session.encode(), []):
+                await self._producer.send(TOPICS.events, orphan,
+                                          key=feed_key(orphan, self.clinics))
         await self._producer.flush()
+
+    def _start_of(self, line: bytes) -> str | None:
+        """The session a ``session.start`` line starts (its clinic learned), else None."""
+        if b"session.start" not in line:
+            return None
+        with contextlib.suppress(ValidationError):
+            event = parse_json(line)
+            if isinstance(event, SessionStart):
+                self.clinics.setdefault(event.session_id, event.clinic_id)
+                return event.session_id
+        return None
 
 
 class Outputs:
