@@ -23,6 +23,7 @@ from models.events import parse_event
 from models.processor import BatchProcessor
 from models.records import InputRecord
 from services.ingest import MemoryPublisher
+from services.reports import LiveHub
 from services.store import ReportStore
 
 
@@ -183,3 +184,19 @@ def test_finding_9_timeline_404s_cost_the_same_for_missing_and_other_clinics_ids
     assert costs[0] == costs[1]  # the same statement, only the parameters differ
     own, _ = store.create_token("c1", "reports")
     assert client.get("/v1/sessions/s1/timeline", own).status == 200
+
+
+def test_the_live_dashboard_keeps_two_clinics_sessions_of_one_id_apart() -> None:
+    """Finding 1 on the live dashboard: c2's "s1" neither merges into nor ends c1's."""
+    hub = LiveHub()
+
+    def quality(clinic: str) -> dict[str, Any]:
+        return quality_record("s1", clinic, [ipu(0, "t", "therapist", 0, 900)])
+
+    assert hub.apply(quality("c1")) and hub.apply(quality("c2"))
+    assert [(s["clinic_id"], s["session_id"]) for s in hub.sessions(None)] == [
+        ("c1", "s1"), ("c2", "s1")]
+    assert [s["clinic_id"] for s in hub.sessions("c1")] == ["c1"]
+    assert hub.apply(report_record("s1", "c2"))  # c2's report ends c2's session only
+    assert [(s["clinic_id"], s["session_id"]) for s in hub.sessions(None)] == [("c1", "s1")]
+    assert hub.apply(quality("c1"))  # c1's session still takes updates
