@@ -16,6 +16,7 @@ import pytest
 from models import checkpoint
 from models.analyzer import Analyzer
 from models.config import EngineConfig, PipelineConfig
+from models.errors import ValidationError
 from models.events import parse_event
 from models.processor import BatchProcessor, BatchResult, OutputRecord
 from models.records import InputRecord
@@ -29,7 +30,7 @@ from models.stream_session import (
     load_state,
     reconcile,
 )
-from models.topics import session_key
+from models.topics import parse_session_key, session_key
 
 PARTITIONS = 4
 
@@ -535,3 +536,20 @@ def test_a_record_whose_key_lacks_or_contradicts_the_clinic_is_dead_lettered(
     (dead,) = values(result.outputs, "dlq")
     assert (dead["reason"], dead["field"], dead["session_id"]) == ("invalid", field, "s1")
     assert result.opened == 0 and not result.writes
+
+
+@pytest.mark.parametrize(("clinic", "session"), [
+    ("c1", "s1"), ("c:1/x", "=s1"), ("a" * 128, "~" * 128), ("!", "\"")])
+def test_the_session_key_round_trips_every_valid_pair(clinic: str, session: str) -> None:
+    """models/topics.py: ``clinic_id SP session_id`` is unambiguous since ids have no spaces."""
+    key = session_key(clinic, session)
+    assert key.count(b" ") == 1
+    assert parse_session_key(key) == (clinic, session)
+
+
+@pytest.mark.parametrize("key", [None, b"", b"s1", b" s1", b"c1 ", b"c1 s 1",
+                                 "c1 s\u00e9".encode(), b"c1 " + b"s" * 129])
+def test_a_key_that_is_not_a_session_key_names_the_key(key: bytes | None) -> None:
+    with pytest.raises(ValidationError) as raised:
+        parse_session_key(key)
+    assert raised.value.field == "key"
