@@ -42,6 +42,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -51,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.simulation import SimulationConfig, simulate_timed  # noqa: E402
-from models.topics import Topics, TopicSpec  # noqa: E402
+from models.topics import Topics, TopicSpec, session_key  # noqa: E402
 from services.broker import EmbeddedBroker  # noqa: E402
 
 PARTITIONS = 8
@@ -100,13 +101,21 @@ def cpu_seconds(pid: int) -> float:
 Record = tuple[bytes, bytes]  # key, value
 
 
+def _key(event: dict[str, Any], clinics: dict[str, str]) -> bytes:
+    """The session key of a simulated event (a session's start comes first)."""
+    if event["type"] == "session.start":
+        clinics[event["session_id"]] = event["clinic_id"]
+    return session_key(clinics[event["session_id"]], event["session_id"])
+
+
 def workload(count: int, sessions: int) -> list[tuple[int, bytes, bytes]]:
     """``count`` simulated wire events as (delivery ms, key, value), sessions interleaved."""
     out = []
     config = SimulationConfig(sessions=sessions, minutes=5, seed=11, style="mixed",
                               session_stagger_ms=60_000)
+    clinics: dict[str, str] = {}
     for delivery_ms, event in simulate_timed(config):
-        out.append((delivery_ms, event["session_id"].encode(), orjson.dumps(event)))
+        out.append((delivery_ms, _key(event, clinics), orjson.dumps(event)))
         if len(out) == count:
             break
     return out
@@ -199,6 +208,7 @@ def realtime_load(sessions: int, seconds: float) -> list[tuple[float, list[Recor
                               style="mixed", session_stagger_ms=5_000)
     moments: list[tuple[float, list[Record], int]] = []
     group: dict[bytes, list[bytes]] = {}
+    clinics: dict[str, str] = {}
     moment: int | None = None
     first: int | None = None
 
@@ -216,7 +226,7 @@ def realtime_load(sessions: int, seconds: float) -> list[tuple[float, list[Recor
             first = delivery_ms if first is None else first
             if (delivery_ms - first) / 1000 > seconds:
                 break
-        group.setdefault(event["session_id"].encode(), []).append(orjson.dumps(event))
+        group.setdefault(_key(event, clinics), []).append(orjson.dumps(event))
     return moments
 
 

@@ -563,6 +563,11 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+def is_identifier(value: str) -> bool:
+    """Whether ``value`` is a valid wire id (session, clinic, participant)."""
+    return _ID_PATTERN.fullmatch(value) is not None
+
+
 def _ident(v: dict[str, Any], kind: str, name: str) -> str:
     value = v.get(name)
     if type(value) is not str:

@@ -7,9 +7,12 @@ METRICS.md §9), routes each event to its session's engine, and afterwards advan
 touched engine once, turning what became decidable into ``quality``, ``alert`` and dead-letter
 records. Sessions close on the partition's stream clock (record timestamps): ``end_grace_ms``
 after their ``session.end``, or after ``idle_timeout_ms`` without events; closing publishes
-the final report. The caller persists :attr:`BatchResult.writes` (the sessions whose state
-changed) *after* the outputs are durable, so a crash repeats outputs at worst and never loses
-one.
+the final report. Sessions are held by their *session key* (``clinic_id session_id``, the
+records' Kafka key; models/topics.py), so the same session id in two clinics is two sessions; a
+record whose key names no clinic, or another session than its event, or a ``session.start``
+whose ``clinic_id`` is not the key's, is dead-lettered naming the field. The caller persists
+:attr:`BatchResult.writes` (the sessions whose state changed) *after* the outputs are durable,
+so a crash repeats outputs at worst and never loses one.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import orjson
 from models.classified import AlertEvent, Classified, Rejection
 from models.config import EngineConfig, PipelineConfig
 from models.errors import ValidationError
-from models.events import Event, SessionEnd, decode_json, parse_event
+from models.events import Event, SessionEnd, SessionStart, decode_json, parse_event
 from models.records import (
     InputRecord,
     RejectReason,
@@ -44,6 +47,7 @@ from models.stream_session import (
     UnreadableState,
     report_position,
 )
+from models.topics import parse_session_key, session_key
 
 OutputTopic = Literal["quality", "alerts", "reports", "dlq"]
 _NEVER = 2**63  # engines advance once per batch, driven by the processor
@@ -64,7 +68,7 @@ class OutputRecord:
 @dataclass(slots=True)
 class BatchResult:
     outputs: list[OutputRecord] = field(default_factory=list)
-    # session_id -> (partition, state to persist or None to delete the entry).
+    # session key ("clinic_id session_id") -> (partition, state to persist or None to delete).
     writes: dict[str, tuple[int, SessionState | None]] = field(default_factory=dict)
     consumed: int = 0  # input events (lines of records; ticks excluded)
     duplicates: int = 0  # events the engine recognised as already received
@@ -79,7 +83,8 @@ class BatchResult:
     unreadable: int = 0  # persisted states that could not be restored (dead-lettered)
 
 
-Restore = Callable[[int], Iterable[SessionState | UnreadableState]]
+# (session key, persisted state) of every session persisted for a partition.
+Restore = Callable[[int], Iterable[tuple[str, SessionState | UnreadableState]]]
 # Source topic named by the dead-letter record of an unreadable persisted state.
 CHECKPOINT_SOURCE = "checkpoint"
 
@@ -88,7 +93,8 @@ class BatchProcessor:
     """Per-worker state: the open sessions of the partitions this worker owns.
 
     ``restore(partition)`` is called the first time a partition shows up (after an
-    assignment) and must yield every persisted session of that partition; an entry that
+    assignment) and must yield every persisted session of that partition with its session
+    key (models/topics.py); an entry that
     cannot be read comes as an :class:`UnreadableState`, and its session is closed as
     ``unreportable`` with a dead-letter record (:meth:`_unreadable`).
     """
@@ -110,9 +116,10 @@ class BatchProcessor:
         return sum(isinstance(s, StreamSession) for p in self._sessions.values()
                    for s in p.values())
 
-    def session(self, partition: int, session_id: str) -> SessionState | None:
-        """The state this worker holds for a session of ``partition``, if any."""
-        return self._sessions.get(partition, {}).get(session_id)
+    def session(self, partition: int, key: str) -> SessionState | None:
+        """The state this worker holds for the session ``key`` (``clinic_id session_id``)
+        of ``partition``, if any."""
+        return self._sessions.get(partition, {}).get(key)
 
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget partitions now owned by another worker; if one comes back, its sessions
@@ -132,17 +139,17 @@ class BatchProcessor:
             sessions = self._sessions.get(partition)
             if sessions is None:
                 sessions = self._sessions[partition] = {}
-                for state in restore(partition):
-                    sessions[state.session_id] = state if not isinstance(
+                for key, state in restore(partition):
+                    sessions[key] = state if not isinstance(
                         state, UnreadableState) else self._unreadable(
-                        state, record.timestamp_ms, result)
+                        key, state, record.timestamp_ms, result)
             if record.timestamp_ms > self._stream_ms.get(partition, -1):
                 self._stream_ms[partition] = record.timestamp_ms
             partitions.add(partition)
             if not record.control:
                 self._ingest(record, sessions, touched, result)
-        for session, source in touched.values():
-            self._advance(session, source, result)
+        for key, (session, source) in touched.items():
+            self._advance(key, session, source, result)
         for partition in sorted(partitions):
             self._close_due(partition, result)
         return result
@@ -185,7 +192,21 @@ class BatchProcessor:
                          session_id=named if isinstance(named, str) else None)
             return
         session_id = event.session_id
-        state = sessions.get(session_id)
+        try:
+            clinic_id, keyed = parse_session_key(record.key)
+            if keyed != session_id:
+                raise ValidationError("key", f"names session {keyed!r}, the event "
+                                             f"{session_id!r}")
+            if isinstance(event, SessionStart) and event.clinic_id != clinic_id:
+                raise ValidationError("session.start.clinic_id",
+                                      f"{event.clinic_id!r} is not the clinic of the record's "
+                                      f"key ({clinic_id!r})")
+        except ValidationError as error:
+            self._reject(result, RejectReason.INVALID, error, source, session_id=session_id,
+                         event_time_ms=event_time(event))
+            return
+        key = f"{clinic_id} {session_id}"
+        state = sessions.get(key)
         if state is not None and state.replayed(record.partition, record.offset, index):
             result.replayed += 1
             return
@@ -193,33 +214,35 @@ class BatchProcessor:
             closed = ValidationError(f"{event.type}.session_id",
                                      f"session already closed ({state.ended_by})")
             self._reject(result, RejectReason.SESSION_STATE, closed, source,
-                         session_id=session_id, event_time_ms=event_time(event))
+                         session_id=session_id, clinic_id=clinic_id,
+                         event_time_ms=event_time(event))
             return
         if state is None:
             engine = SessionEngine(session_id, self.engine_config, advance_step_ms=_NEVER)
-            state = sessions[session_id] = StreamSession(engine, record.partition)
+            state = sessions[key] = StreamSession(engine, record.partition)
             result.opened += 1
         state.partition = record.partition
         state.last_offset = record.offset
         state.last_index = index
         state.last_record_ms = max(state.last_record_ms, record.timestamp_ms)
-        touched[session_id] = (state, source)
+        touched[key] = (state, source)
         try:
             accepted = state.engine.ingest(event, source)
         except ValidationError as error:
             self._reject(result, RejectReason.of(error), error, source, session_id=session_id,
-                         clinic_id=state.engine.clinic_id, event_time_ms=event_time(event))
+                         clinic_id=clinic_id, event_time_ms=event_time(event))
             return
         if not accepted:
             result.duplicates += 1
         elif isinstance(event, SessionEnd):
             state.end_record_ms = record.timestamp_ms
 
-    def _advance(self, session: StreamSession, source: Source, result: BatchResult) -> None:
+    def _advance(self, key: str, session: StreamSession, source: Source,
+                 result: BatchResult) -> None:
         engine = session.engine
         engine.advance()
-        events = self._collect(session, engine.drain(), source, result)
-        result.writes[session.session_id] = (session.partition, session)
+        events = self._collect(key, session, engine.drain(), source, result)
+        result.writes[key] = (session.partition, session)
         # Live numbers run allowed_lateness_ms + look-ahead behind the newest known time;
         # classified events and alerts are final ones only (METRICS.md §9 "Final and live").
         decided = engine.live_decided_ms
@@ -228,20 +251,21 @@ class BatchProcessor:
         due = session.next_snapshot_ms
         if events or due is None or decided >= due:
             session.next_snapshot_ms = decided + self.config.snapshot_interval_ms
-            self._publish_quality(session, decided, engine.decided_ms, engine.snapshot(),
-                                  events, source, result)
+            self._publish_quality(key, session, decided, engine.decided_ms,
+                                  engine.snapshot(), events, source, result)
 
-    def _publish_quality(self, session: StreamSession, decided: int, final_through: int | None,
-                         snapshot: dict[str, Any], events: list[dict[str, Any]],
-                         source: Source, result: BatchResult) -> None:
+    def _publish_quality(self, key: str, session: StreamSession, decided: int,
+                         final_through: int | None, snapshot: dict[str, Any],
+                         events: list[dict[str, Any]], source: Source,
+                         result: BatchResult) -> None:
         engine = session.engine
-        record = quality_record(engine.session_id, engine.clinic_id, decided, final_through,
+        record = quality_record(engine.session_id, _clinic(key), decided, final_through,
                                 snapshot, events, source)
-        self._emit(result, "quality", engine.session_id, record, session.partition)
+        self._emit(result, "quality", key.encode(), record, session.partition)
         result.quality_updates += 1
         result.update_sources.append(source.timestamp_ms)
 
-    def _collect(self, session: StreamSession, outputs: list[Any], source: Source,
+    def _collect(self, key: str, session: StreamSession, outputs: list[Any], source: Source,
                  result: BatchResult) -> list[dict[str, Any]]:
         """Route drained engine outputs; returns the classified events, numbered."""
         engine = session.engine
@@ -254,12 +278,12 @@ class BatchProcessor:
                 events.append(item)
             elif isinstance(output, AlertEvent):
                 result.alerts[output.kind] += 1
-                record = alert_record(engine.session_id, engine.clinic_id, output, source)
-                self._emit(result, "alerts", engine.session_id, record, session.partition)
+                record = alert_record(engine.session_id, _clinic(key), output, source)
+                self._emit(result, "alerts", key.encode(), record, session.partition)
             elif isinstance(output, Rejection):
                 tag = output.tag if isinstance(output.tag, Source) else source
                 self._reject(result, RejectReason.INCONSISTENT, output.error, tag,
-                             session_id=engine.session_id, clinic_id=engine.clinic_id,
+                             session_id=engine.session_id, clinic_id=_clinic(key),
                              event_time_ms=event_time(output.event))
         return events
 
@@ -269,24 +293,24 @@ class BatchProcessor:
         now = self._stream_ms[partition]
         config = self.config
         sessions = self._sessions[partition]
-        due: list[tuple[StreamSession, EndedBy]] = []
+        due: list[tuple[str, StreamSession, EndedBy]] = []
         expired: list[str] = []
-        for session_id, state in sessions.items():
+        for key, state in sessions.items():
             if isinstance(state, ClosedSession):
                 if now >= state.closed_record_ms + config.closed_retention_ms:
-                    expired.append(session_id)
+                    expired.append(key)
             elif state.end_record_ms is not None and \
                     now >= state.end_record_ms + config.end_grace_ms:
-                due.append((state, "session.end"))
+                due.append((key, state, "session.end"))
             elif now >= state.last_record_ms + config.idle_timeout_ms:
-                due.append((state, "idle_timeout"))
-        for session, ended_by in due:
-            sessions[session.session_id] = self._close(session, ended_by, now, result)
-        for session_id in expired:
-            del sessions[session_id]
-            result.writes[session_id] = (partition, None)
+                due.append((key, state, "idle_timeout"))
+        for key, session, ended_by in due:
+            sessions[key] = self._close(key, session, ended_by, now, result)
+        for key in expired:
+            del sessions[key]
+            result.writes[key] = (partition, None)
 
-    def _close(self, session: StreamSession, ended_by: EndedBy, now: int,
+    def _close(self, key: str, session: StreamSession, ended_by: EndedBy, now: int,
                result: BatchResult) -> ClosedSession:
         engine = session.engine
         session_id = engine.session_id
@@ -295,26 +319,26 @@ class BatchProcessor:
         try:
             report = engine.finish()
         except ValidationError as error:
-            self._collect(session, engine.drain(), source, result)
+            self._collect(key, session, engine.drain(), source, result)
             self._reject(result, RejectReason.UNREPORTABLE, error, source,
-                         session_id=session_id)
+                         session_id=session_id, clinic_id=_clinic(key))
             ended_by = "unreportable"
         else:
-            events = self._collect(session, engine.drain(), source, result)
+            events = self._collect(key, session, engine.drain(), source, result)
             end = engine.final_end_ms or 0
             if events:
-                self._publish_quality(session, end, end, report, events, source, result)
-            record = report_record(session_id, engine.clinic_id, end, engine.start_ms or 0,
+                self._publish_quality(key, session, end, end, report, events, source, result)
+            record = report_record(session_id, _clinic(key), end, engine.start_ms or 0,
                                    ended_by, engine.participants(), report)
-            self._emit(result, "reports", session_id, record, session.partition,
+            self._emit(result, "reports", key.encode(), record, session.partition,
                        ((REPORT_POSITION_HEADER, report_position(session)),))
         result.closed[ended_by] += 1
         closed = ClosedSession(session_id, session.partition, session.last_offset,
                                session.last_index, now, ended_by)
-        result.writes[session_id] = (session.partition, closed)
+        result.writes[key] = (session.partition, closed)
         return closed
 
-    def _unreadable(self, state: UnreadableState, now: int,
+    def _unreadable(self, key: str, state: UnreadableState, now: int,
                     result: BatchResult) -> ClosedSession:
         """Close a session whose persisted state cannot be restored: its events so far are
         lost to this worker, so no report can be made. The entry goes to the dead-letter
@@ -325,11 +349,12 @@ class BatchProcessor:
         source = Source(CHECKPOINT_SOURCE, state.partition, -1, now, state.data)
         error = ValidationError("checkpoint", f"session state unreadable: {state.error} "
                                 f"({len(state.data)} bytes, sha256 {state.digest})")
+        clinic_id, _, session_id = key.partition(" ")
         self._reject(result, RejectReason.UNREPORTABLE, error, source,
-                     session_id=state.session_id)
+                     session_id=session_id, clinic_id=clinic_id)
         result.closed["unreportable"] += 1
-        closed = ClosedSession(state.session_id, state.partition, -1, -1, now, "unreportable")
-        result.writes[state.session_id] = (state.partition, closed)
+        closed = ClosedSession(session_id, state.partition, -1, -1, now, "unreportable")
+        result.writes[key] = (state.partition, closed)
         return closed
 
     # --- output helpers ---------------------------------------------------------------------
@@ -341,15 +366,22 @@ class BatchProcessor:
         record = rejected_record(reason, error, source, session_id=session_id,
                                  clinic_id=clinic_id, event_time_ms=event_time_ms,
                                  max_raw_bytes=self.config.max_dlq_raw_bytes)
-        self._emit(result, "dlq", session_id, record, source.partition)
+        key = session_key(clinic_id, session_id) if session_id is not None \
+            and clinic_id is not None else None
+        self._emit(result, "dlq", key, record, source.partition)
 
     @staticmethod
-    def _emit(result: BatchResult, topic: OutputTopic, session_id: str | None,
+    def _emit(result: BatchResult, topic: OutputTopic, key: bytes | None,
               record: dict[str, Any], partition: int,
               headers: tuple[tuple[str, bytes], ...] = ()) -> None:
-        key = session_id.encode() if session_id is not None else None
         result.outputs.append(OutputRecord(topic, key, orjson.dumps(record), partition,
                                            headers))
+
+
+def _clinic(key: str) -> str:
+    """The clinic of a session key (models/topics.py): the session's clinic on every output,
+    also before its session.start is applied."""
+    return key.partition(" ")[0]
 
 
 def event_of(record: InputRecord) -> Event | None:

@@ -2,7 +2,8 @@
 at-least-once delivery give exactly-once results (issue "Streaming workers").
 
 Both classes are what a worker persists (checkpointed, see :mod:`models.checkpoint`) in its
-changelog-backed table, one entry per session, keyed by ``session_id``:
+changelog-backed table, one entry per session, keyed by its session key (``clinic_id
+session_id``, models/topics.py; the checkpoint itself is unchanged, the key says the clinic):
 
 - :class:`StreamSession` while the session is open. ``(last_offset, last_index)`` is the newest
   input position already applied (record offset, and event index within a multi-event
@@ -34,7 +35,9 @@ from typing import Any, ClassVar, Literal, cast, get_args
 import orjson
 
 from models import checkpoint
+from models.errors import ValidationError
 from models.session import SessionEngine
+from models.topics import parse_session_key
 
 EndedBy = Literal["session.end", "idle_timeout", "unreportable"]
 
@@ -113,10 +116,11 @@ def load_state(data: bytes) -> SessionState:
 
 @dataclass(frozen=True, slots=True)
 class UnreadableState:
-    """A session's persisted entry that :func:`load_state` refused: its key, the partition
-    it was persisted for, the bytes as found and why they cannot be read."""
+    """A session's persisted entry that :func:`load_state` refused: its session key
+    (``clinic_id session_id``), the partition it was persisted for, the bytes as found and why
+    they cannot be read."""
 
-    session_id: str
+    key: str
     partition: int
     data: bytes
     error: str
@@ -130,8 +134,10 @@ class UnreadableState:
 @dataclass(frozen=True, slots=True)
 class PublishedReport:
     """A final report found on the reports topic, as much of it as closing its session takes:
-    the input position it covers and when it was published (record timestamp, ms)."""
+    its session key (the record's key), the input position it covers and when it was
+    published (record timestamp, ms)."""
 
+    key: str
     session_id: str
     partition: int
     last_offset: int
@@ -141,9 +147,10 @@ class PublishedReport:
 
     @classmethod
     def parse(cls, value: bytes, headers: Sequence[tuple[str, bytes]],
-              timestamp_ms: int) -> PublishedReport | None:
+              timestamp_ms: int, key: bytes | None) -> PublishedReport | None:
         """The report in a record of the reports topic, or ``None`` for a record this worker
-        cannot use (published by a version without the position header, or not a report)."""
+        cannot use (published by a version without the position header or the clinic in its
+        key, or not a report)."""
         position = next((v for k, v in headers if k == REPORT_POSITION_HEADER), None)
         if position is None:
             return None
@@ -155,7 +162,14 @@ class PublishedReport:
             return None
         if not isinstance(session_id, str) or ended_by not in get_args(EndedBy):
             return None
-        return cls(session_id, partition, offset, index, timestamp_ms, ended_by)
+        try:
+            clinic_id, keyed = parse_session_key(key)
+        except ValidationError:
+            return None
+        if keyed != session_id:
+            return None
+        return cls(f"{clinic_id} {session_id}", session_id, partition, offset, index,
+                   timestamp_ms, ended_by)
 
 
 def report_position(session: StreamSession) -> bytes:
@@ -163,10 +177,13 @@ def report_position(session: StreamSession) -> bytes:
     return b"%d:%d:%d" % (session.partition, session.last_offset, session.last_index)
 
 
-def reconcile(states: Iterable[SessionState], published: Mapping[str, PublishedReport],
-              ) -> tuple[list[SessionState], list[ClosedSession]]:
+Keyed = tuple[str, SessionState]  # (session key, state)
+
+
+def reconcile(states: Iterable[Keyed], published: Mapping[str, PublishedReport],
+              ) -> tuple[list[Keyed], list[Keyed]]:
     """A partition's restored states with every published report's session closed:
-    ``(states, markers to write)``.
+    ``(states, markers to write)``, each with its session key (``published`` is by key).
 
     An open session whose report is already on the topic (its worker died before writing the
     marker) is closed as if the marker had been written; so is a reported session the table
@@ -174,21 +191,21 @@ def reconcile(states: Iterable[SessionState], published: Mapping[str, PublishedR
     report's input position, so records replayed up to it are recognised as already applied
     and only events after it are rejected for a closed session, exactly as if the worker that
     published the report had not died."""
-    kept: list[SessionState] = []
-    closed: list[ClosedSession] = []
+    kept: list[Keyed] = []
+    closed: list[Keyed] = []
     held: set[str] = set()
-    for state in states:
-        held.add(state.session_id)
-        report = published.get(state.session_id)
+    for key, state in states:
+        held.add(key)
+        report = published.get(key)
         if isinstance(state, StreamSession) and report is not None:
-            marker = _marker(report, state.last_record_ms)
+            marker = (key, _marker(report, state.last_record_ms))
             kept.append(marker)
             closed.append(marker)
         else:
-            kept.append(state)
-    for session_id, report in published.items():
-        if session_id not in held:
-            marker = _marker(report, 0)
+            kept.append((key, state))
+    for key, report in published.items():
+        if key not in held:
+            marker = (key, _marker(report, 0))
             kept.append(marker)
             closed.append(marker)
     return kept, closed

@@ -1,8 +1,15 @@
-"""Topic names and partitioning of the streaming pipeline (issue "Streaming workers").
+"""Topic names, keys and partitioning of the streaming pipeline (issue "Streaming workers").
 
-Every topic is keyed by ``session_id`` and has the same partition count, so a session's
-events, its state and its outputs live on the same partition number; the partition count
-bounds how many workers can share the load. Names are configurable; these are the defaults.
+A session is identified by its clinic *and* its id (issue 16: two clinics may use the same
+session id and never meet). Every topic is keyed by the *session key*
+
+    <clinic_id> SP <session_id>           e.g. b"c1 s1" (ASCII, one space, 0x20)
+
+which is unambiguous for every valid pair: wire ids are 1..128 printable ASCII characters
+without spaces (METRICS.md §9, models/events.py ``_ID_PATTERN``), so the first space is the
+only one and splits the key. Every topic has the same partition count, so a session's events,
+its state and its outputs live on the same partition number; the partition count bounds how
+many workers can share the load. Names are configurable; these are the defaults.
 
 Pure data, below both the Faust adapter (streams/) and the services (ingest, reports, the
 embedded broker), so none of them needs Faust or a Kafka client to know a topic's name.
@@ -11,6 +18,9 @@ embedded broker), so none of them needs Faust or a Kafka client to know a topic'
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from models.errors import ValidationError
+from models.events import MAX_ID_LENGTH, is_identifier
 
 DEFAULT_PARTITIONS = 8
 DEFAULT_APP_ID = "rapport"
@@ -52,3 +62,31 @@ class Topics:
 def changelog_topic(app_id: str = DEFAULT_APP_ID) -> str:
     """Faust's name for the sessions table's changelog."""
     return f"{app_id}-{SESSIONS_TABLE}-changelog"
+
+
+KEY_SEPARATOR = b" "
+
+
+def session_key(clinic_id: str, session_id: str) -> bytes:
+    """The Kafka key (and worker table key) of a session: ``clinic_id SP session_id``."""
+    return f"{clinic_id} {session_id}".encode("ascii")
+
+
+def parse_session_key(key: bytes | None) -> tuple[str, str]:
+    """``(clinic_id, session_id)`` of a session key; ``ValidationError`` naming ``key`` for a
+    missing key, one without a clinic (a bare session id, as keyed before issue 16) or one
+    whose parts are not wire ids."""
+    if not key:
+        raise ValidationError("key", "missing: records are keyed by 'clinic_id session_id'")
+    clinic, separator, session = key.partition(KEY_SEPARATOR)
+    if not separator:
+        raise ValidationError("key", "names no clinic: records are keyed by "
+                                     "'clinic_id session_id' (one space between)")
+    try:
+        clinic_id, session_id = clinic.decode("ascii"), session.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValidationError("key", "must be printable ASCII") from None
+    if not (is_identifier(clinic_id) and is_identifier(session_id)):
+        raise ValidationError("key", f"clinic and session ids must each be 1..{MAX_ID_LENGTH} "
+                                     "printable ASCII characters, no spaces")
+    return clinic_id, session_id

@@ -41,7 +41,8 @@ class Collector:
                  security: KafkaSecurity | None = None) -> None:
         self.topics = topics
         self.stats = CollectStats()
-        self.done: set[str] = set()  # sessions with a report or reported unreportable
+        # Sessions with a report or reported unreportable, by "clinic_id session_id".
+        self.done: set[str] = set()
         self._on_report = on_report
         self._on_dead_letter = on_dead_letter
         self._consumer = AIOKafkaConsumer(
@@ -80,14 +81,14 @@ class Collector:
                 self._on_dead_letter(record)
             if record["reason"] == "unreportable" and record["session_id"]:
                 stats.unreportable += 1
-                self.done.add(record["session_id"])
+                self.done.add(f"{record['clinic_id']} {record['session_id']}")
                 log.warning("session %s closed without a report: %s", record["session_id"],
                             record["error"])
         elif topic == self.topics.reports:
-            session_id = record["session_id"]
-            if session_id in self.done:
+            session = f"{record['clinic_id']} {record['session_id']}"
+            if session in self.done:
                 stats.repeated_reports += 1
                 return
-            self.done.add(session_id)
+            self.done.add(session)
             stats.reports += 1
             self._on_report(record["report"])

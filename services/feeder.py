@@ -3,7 +3,8 @@
 
 Events are grouped per session into multi-event records (JSON lines, at most
 ``batch_events`` events or ``batch_bytes`` bytes; the caller ends a group with :meth:`end_group`
-at each moment of its input, so grouping adds no delay), keyed by ``session_id`` so a session
+at each moment of its input, so grouping adds no delay), keyed by the session key (``clinic_id
+session_id``, models/topics.py) so a session
 stays on one partition and in order. Faust spends about 100 µs per record before any work is
 done (docs/streaming.md, "Performance"), so fewer, fuller records carry several times more
 events. The producer never runs more than ``max_backlog_bytes`` per partition ahead of what
@@ -20,6 +21,7 @@ import asyncio
 import bisect
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -29,7 +31,9 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from models.errors import RapportError, ValidationError
+from models.events import is_identifier
 from models.records import RejectReason, Source, rejected_record
+from models.topics import session_key
 from streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
@@ -41,14 +45,21 @@ class FeedError(RapportError):
     """The events could not be published (broker unreachable, topic missing, ...)."""
 
 
-def session_key(line: bytes) -> bytes | None:
-    """The ``session_id`` of a JSON line as a Kafka key, or ``None`` if it names none."""
+def feed_key(line: bytes, clinics: Mapping[str, str]) -> bytes | None:
+    """The Kafka key of a JSON line that is not a valid event: its session key when it names
+    a session of a known clinic (models/topics.py), else its ``session_id`` or ``None``
+    (the workers dead-letter it either way)."""
     try:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
     session_id = value.get("session_id") if isinstance(value, dict) else None
-    return session_id.encode() if isinstance(session_id, str) and session_id else None
+    if not isinstance(session_id, str) or not session_id:
+        return None
+    clinic = clinics.get(session_id)
+    if clinic is not None and is_identifier(session_id):
+        return session_key(clinic, session_id)
+    return session_id.encode(errors="replace")
 
 
 @dataclass(slots=True)

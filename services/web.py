@@ -184,7 +184,8 @@ def build_app(store: ReportStore, publisher: Publisher, health: JobHealth, *,
         add_live_routes(app, live)
         if (ingest or IngestConfig()).coach:  # RAPPORT_COACH (issue 18)
             add_coach_routes(app, live)
-    add_ingest_routes(app, publisher, store, ingest, own_publisher=own_publisher)
+    add_ingest_routes(app, publisher, store, ingest, own_publisher=own_publisher,
+                      pseudonymize=store.pseudonymize)
 
     async def metrics() -> bytes:
         scraped = await health.worker_metrics()

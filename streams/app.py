@@ -51,7 +51,7 @@ from models.stream_session import (
     load_state,
     reconcile,
 )
-from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, SESSIONS_TABLE, Topics
+from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, KEY_SEPARATOR, SESSIONS_TABLE, Topics
 from streams import full_collections, kafka, metrics
 from streams.broker_probe import BrokerProbe
 from streams.kafka_security import KafkaSecurity
@@ -134,8 +134,9 @@ class Pipeline:
         self.processor = BatchProcessor(config.engine, config.pipeline)
         self.report_log = ReportLog(config.broker, config.topics.reports,
                                     config.fetch_max_wait_ms, config.security)
-        # States of partitions taken over, from the table, for the processor's first batch.
-        self._restored: dict[int, list[SessionState | UnreadableState]] = {}
+        # States of partitions taken over, from the table, for the processor's first batch,
+        # by session key ("clinic_id session_id", models/topics.py).
+        self._restored: dict[int, list[tuple[str, SessionState | UnreadableState]]] = {}
         # Per owned partition, the reports watermark (streams/report_log.py): as known now,
         # and as last written to the table.
         self._watermarks: dict[int, int] = {}
@@ -184,8 +185,8 @@ class Pipeline:
         # (A change without a record of its partition in the batch cannot be dated: 0 holds
         # that partition's commits until the change is written.)
         mark = self.dirty.mark
-        for session_id, (partition, state) in result.writes.items():
-            mark(session_id, partition, state, first.get(partition, 0))
+        for key, (partition, state) in result.writes.items():
+            mark(key, partition, state, first.get(partition, 0))
         reports = []
         for output in result.outputs:
             sent = await self.outputs[output.topic].send(
@@ -344,9 +345,10 @@ class Pipeline:
         """Partitions this worker starts processing (first batch after an assignment): their
         sessions from the table, reconciled with the reports already published (a report
         whose closed marker a dying worker did not write; streams/report_log.py)."""
-        states: dict[int, list[SessionState]] = {p: [] for p in partitions}
+        states: dict[int, list[tuple[str, SessionState]]] = {p: [] for p in partitions}
         unreadable: dict[int, list[UnreadableState]] = {p: [] for p in partitions}
         watermarks: dict[int, int] = {}
+        legacy: list[tuple[bytes, SessionState]] = []
         for key, value in self.table.items():
             marked = watermark_partition(key)
             if marked is not None:
@@ -363,30 +365,43 @@ class Pipeline:
                     metrics.CHECKPOINTS_UNREADABLE.inc()
                     log.error("session %r: persisted state unreadable (%s) and its partition "
                               "unknown; skipped", key, error)
-                elif partition in partitions:
+                elif partition in partitions and KEY_SEPARATOR in key:
                     unreadable[partition].append(UnreadableState(
                         key.decode(errors="replace"), partition, value, str(error)))
                 continue
-            if state.partition in partitions:
-                states[state.partition].append(state)
+            if state.partition not in partitions:
+                continue
+            if KEY_SEPARATOR not in key:
+                legacy.append((key, state))
+            else:
+                states[state.partition].append((key.decode(), state))
+        for key, state in legacy:
+            # Keyed by session id alone (before issue 16): its events now arrive keyed by
+            # clinic too, on another partition, so this entry can never be matched again.
+            # docs/operations.md says to drain sessions before that upgrade.
+            self._write(self._latest[state.partition], key, None)
+            log.warning("session %s: entry keyed without its clinic (written before the "
+                        "clinic was part of session keys) dropped", state.session_id,
+                        extra=context(topic=self.config.topics.events,
+                                      partition=state.partition))
         markers = 0
         for partition in sorted(partitions):
             where = context(topic=self.config.topics.events, partition=partition)
             published, end = await self.report_log.read(partition,
                                                         watermarks.get(partition, 0))
             kept, closed = reconcile(states[partition], published)
-            for marker in closed:
-                self._write(self._latest[partition], marker.session_id.encode(), marker)
+            for key, marker in closed:
+                self._write(self._latest[partition], key.encode(), marker)
                 log.warning("session %s: report already published (worker died before its "
                             "closed marker); closed without publishing again",
-                            marker.session_id, extra=where)
+                            key, extra=where)
             markers += len(closed)
             # An unreadable entry of a session already reported is replaced by its marker.
-            bad = [u for u in unreadable[partition] if u.session_id not in published]
-            self._restored[partition] = [*kept, *bad]
+            bad = [u for u in unreadable[partition] if u.key not in published]
+            self._restored[partition] = [*kept, *((u.key, u) for u in bad)]
             for entry in bad:
                 log.error("session %s: persisted state unreadable (%s; %d bytes, sha256 %s): "
-                          "dead-lettered and closed as unreportable", entry.session_id,
+                          "dead-lettered and closed as unreportable", entry.key,
                           entry.error, len(entry.data), entry.digest, extra=where)
             self._watermarks[partition] = end
             if watermarks.get(partition) is not None:
@@ -398,7 +413,7 @@ class Pipeline:
             await self._flush()
             metrics.CLOSED_FROM_REPORTS.inc(markers)
 
-    def _restore(self, partition: int) -> list[SessionState | UnreadableState]:
+    def _restore(self, partition: int) -> list[tuple[str, SessionState | UnreadableState]]:
         return self._restored.pop(partition, [])
 
     async def revoke(self, revoked: set[TP]) -> None:

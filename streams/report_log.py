@@ -27,8 +27,8 @@ from streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
-# Table keys of the watermarks. Session ids are printable ASCII (wire v1, models/events.py),
-# so no session key starts with a NUL byte.
+# Table keys of the watermarks. Session keys are printable ASCII (models/topics.py), so none
+# starts with a NUL byte.
 WATERMARK_PREFIX = b"\x00reports-watermark:"
 
 
@@ -60,7 +60,7 @@ class ReportLog:
     async def read(self, partition: int, start: int,
                    ) -> tuple[dict[str, PublishedReport], int]:
         """The reports of ``partition`` from offset ``start`` on (records already dropped by
-        retention are skipped), by session id, and the partition's end offset."""
+        retention are skipped), by session key, and the partition's end offset."""
         consumer = await self._started()
         tp = TopicPartition(self._topic, partition)
         consumer.assign([tp])
@@ -75,9 +75,9 @@ class ReportLog:
             for message in batches.get(tp, ()):
                 read += 1
                 report = PublishedReport.parse(message.value or b"", message.headers or (),
-                                               message.timestamp)
+                                               message.timestamp, message.key)
                 if report is not None:
-                    found[report.session_id] = report
+                    found[report.key] = report
         log.info("partition %d: read %d report record(s) from offset %d to %d", partition,
                  read, start, end)
         return found, end

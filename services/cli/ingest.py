@@ -135,7 +135,8 @@ async def serve(store: ReportStore, args: argparse.Namespace) -> None:
     probe = BrokerProbe(bootstrap_servers(args.broker), args.config.kafka)
     checks: list[tuple[str, Check]] = [("database", partial(database_problem, store)),
                                        ("broker", probe.check)]
-    runner = web.AppRunner(create_app(publisher, store, config, checks=checks),
+    runner = web.AppRunner(create_app(publisher, store, config, checks=checks,
+                                      pseudonymize=store.pseudonymize),
                            access_log=None, **server_options())
     await runner.setup()
     try:

@@ -28,20 +28,21 @@ from aiohttp import web
 
 from models.config import PipelineConfig
 from models.errors import ConfigError, ValidationError
-from models.events import parse_json
+from models.events import SessionStart, parse_json
 from models.simulation import SimulationConfig, simulate_timed
-from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics
+from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, Topics, session_key
 from services.broker import BrokerError, EmbeddedBroker, announce, withdraw
 from services.cli.ingest import add_cors_origin, add_vad_backend, sdk_options
 from services.cli.summary import format_summary
 from services.collector import Collector
-from services.feeder import Feeder, FeedError, session_key
+from services.feeder import Feeder, FeedError, feed_key
 from services.ingest import IngestConfig
 from services.ingest.publisher import KafkaPublisher
 from services.kafka_admin import KafkaAdminError, ensure_topics, rapport_topics
 from services.reports import LiveConsumer, LiveHub
 from services.reports.consumer import StoreConsumer
 from services.store import ReportStore
+from services.store.pseudonyms import Pseudonymizer, load_key
 from services.web import JobHealth, WorkerEndpoint, server_options, start_site
 from services.web import build_app as web_app
 from streams.broker_probe import BrokerProbe, bootstrap_servers, faust_broker
@@ -338,7 +339,13 @@ async def _run(args: argparse.Namespace, bootstrap: str, topics: Topics,
 
 
 async def _feed(args: argparse.Namespace, feeder: Feeder, sessions: set[str]) -> None:
+    """Publish the file's or the simulation's events, each keyed by its session key (the
+    clinic from its session's ``session.start``; models/topics.py) with its participant ids
+    pseudonymized (issue 16 finding 5), as the ingest does."""
     origin = args.events or "simulation"
+    hide = Pseudonymizer(load_key(args.config.pseudonym_key, args.config.data_dir))
+    # A file may hold a session's events before its start: its clinics are read first.
+    clinics = _file_clinics(args.events) if args.events and args.events != "-" else {}
     number = 0
     async for number, line in _lines(args):
         if not line:  # a new moment of the input: send the groups of the last one
@@ -349,10 +356,17 @@ async def _feed(args: argparse.Namespace, feeder: Feeder, sessions: set[str]) ->
             event = parse_json(line)
         except ValidationError:
             # Still published: the workers put it on the dead-letter topic with the reason.
-            key = session_key(line)
+            key = feed_key(line, clinics)
         else:
-            key = event.session_id.encode()
-            sessions.add(event.session_id)
+            if isinstance(event, SessionStart):
+                clinics.setdefault(event.session_id, event.clinic_id)
+            clinic = clinics.get(event.session_id)
+            # Without a known clinic the key is the bare id: dead-lettered naming "key".
+            key = session_key(clinic, event.session_id) if clinic is not None \
+                else event.session_id.encode()
+            sessions.add(key.decode())
+        if b"participant" in line:
+            line = _pseudonymized(line, hide)
         await feeder.publish(line, key, origin=origin, number=number)
     await feeder.flush()
     log.info("feed complete: %d events published", feeder.stats.published)
@@ -383,6 +397,29 @@ async def _lines(args: argparse.Namespace) -> AsyncIterator[tuple[int, bytes]]:
             if delay > 0:
                 await asyncio.sleep(delay)
         yield number, orjson.dumps(event)
+
+
+def _pseudonymized(line: bytes, hide: Pseudonymizer) -> bytes:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line
+    return orjson.dumps(hide.apply(value)) if isinstance(value, dict) else line
+
+
+def _file_clinics(path: str) -> dict[str, str]:
+    """Each session's clinic, from the file's ``session.start`` events (first one wins)."""
+    clinics: dict[str, str] = {}
+    for _, line in _file_lines(path):
+        if b"session.start" not in line:
+            continue
+        try:
+            event = parse_json(line)
+        except ValidationError:
+            continue
+        if isinstance(event, SessionStart):
+            clinics.setdefault(event.session_id, event.clinic_id)
+    return clinics
 
 
 def _file_lines(path: str) -> Iterator[tuple[int, bytes]]:

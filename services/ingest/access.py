@@ -8,12 +8,15 @@ reuses the middleware's verdict. Tokens are made by ``rapport tokens create --cl
 its own token: revoking it cuts off that platform only, and its clinic bounds what it may post.
 
 Rules: no token, or an unknown or revoked one, is ``401``; a ``reports`` token is ``403``; an
-``ingest`` token may post only sessions of its own clinic (``403`` naming ``clinic_id``
-otherwise); an ``admin`` token may post for any clinic. A ``session`` token (issue 18, minted
-by ``POST /v1/session-tokens``) may post only events of its own session: an event of another
-``session_id`` makes its request or message ``403`` naming ``session_id``, like the clinic
-rule. Its events count against its parent token's limits (services/ingest/limits.py), so
-minting many session tokens gives a platform no more room than its own token.
+``ingest`` token posts for its own clinic (``403`` naming ``clinic_id`` for a ``session.start``
+or an offer of another clinic); an ``admin`` token may post for any clinic, and names it with
+``?clinic=C`` (``422`` naming ``clinic`` without it): a session is (clinic, session id), so
+what a request posts must say whose it is (issue 16 finding 1).
+A ``session`` token (issue 18, minted by ``POST /v1/session-tokens``) may post only
+events of its own session (of its clinic): an event of another ``session_id`` makes its
+request or message ``403`` naming ``session_id``, like the clinic rule. Its events count
+against its parent token's limits (services/ingest/limits.py), so minting many session tokens
+gives a platform no more room than its own token.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = ["INGEST_SCOPES", "AccessDenied", "Caller", "TokenVerifier", "authenti
 
 from aiohttp import web
 
+from models.events import is_identifier
 from services.auth import VIEWER, TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,20 @@ class Caller:
         if scope == "session":
             return cls(parent_id or token_id, clinic, session)
         return cls(token_id, None if scope == "admin" else clinic)
+
+    def acting_for(self, requested: str | None) -> Caller:
+        """The caller bound to the clinic it posts for: its token's, or for an ``admin``
+        token the ``requested`` one (``?clinic=``), which it must name (``422``)."""
+        if requested is not None:
+            if not is_identifier(requested):
+                raise AccessDenied(422, "clinic", "must be 1..128 printable ASCII "
+                                                  "characters, no spaces")
+            self.check_clinic(requested, "clinic")
+            return Caller(self.token_id, requested, self.session)
+        if self.clinic is None:
+            raise AccessDenied(422, "clinic", "an admin token must name the clinic it posts "
+                                              "for (?clinic=C)")
+        return self
 
 
 def bearer_token(header: str | None) -> str | None:

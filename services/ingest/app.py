@@ -27,6 +27,7 @@ from services.ingest import batches, join, sdk, session_tokens, signaling, strea
 from services.ingest.publisher import Publisher
 from services.ingest.service import INGEST, IngestConfig, IngestService
 from services.ingest.vad_backend import VadBackend
+from services.store.pseudonyms import Pseudonymizer
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,12 @@ async def _warm_up(service: IngestService) -> None:
 
 def add_ingest_routes(app: web.Application, publisher: Publisher, tokens: TokenVerifier,
                       config: IngestConfig | None = None, *,
-                      own_publisher: bool = True, warm_vad: bool = True) -> IngestService:
-    """Add the ingest routes and lifecycle to ``app``; returns the shared service state."""
-    service = IngestService(publisher, tokens, config)
+                      own_publisher: bool = True, warm_vad: bool = True,
+                      pseudonymize: Pseudonymizer | None = None) -> IngestService:
+    """Add the ingest routes and lifecycle to ``app``; returns the shared service state.
+    ``pseudonymize`` must use the store's key (services/store/pseudonyms.py) so that the
+    pseudonyms published match the ones a platform computes."""
+    service = IngestService(publisher, tokens, config, pseudonymize=pseudonymize)
     app[INGEST] = service
     install(app, tokens)  # services/auth.py: error and token middlewares (once per app)
     install_cors(app, service.config.cors_origins)  # services/cors.py (issue 18)
@@ -86,10 +90,12 @@ def add_ingest_routes(app: web.Application, publisher: Publisher, tokens: TokenV
 
 def create_app(publisher: Publisher, tokens: TokenVerifier,
                config: IngestConfig | None = None, *, warm_vad: bool = True,
-               checks: Sequence[tuple[str, Check]] = ()) -> web.Application:
+               checks: Sequence[tuple[str, Check]] = (),
+               pseudonymize: Pseudonymizer | None = None) -> web.Application:
     """A stand-alone ingest application (``rapport ingest``); ``/readyz`` runs ``checks``
     (``(name, check)``: the token database and the broker)."""
     app = web.Application()
-    add_ingest_routes(app, publisher, tokens, config, warm_vad=warm_vad)
+    add_ingest_routes(app, publisher, tokens, config, warm_vad=warm_vad,
+                      pseudonymize=pseudonymize)
     add_health_routes(app, checks)
     return app

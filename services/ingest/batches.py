@@ -34,7 +34,6 @@ from services.ingest.intake import (
     BodyLimitError,
     Checked,
     check_events,
-    remember_starts,
     split_body,
 )
 from services.ingest.limits import LimitExceeded
@@ -95,7 +94,8 @@ def too_large(limit: int) -> web.Response:
 async def post_events(request: web.Request) -> web.Response:
     service = request.app[INGEST]
     try:
-        caller = await authenticate_request(service.tokens, request)
+        caller = (await authenticate_request(service.tokens, request)).acting_for(
+            request.query.get("clinic"))
     except AccessDenied as denied:
         return denied.response()
     try:
@@ -123,7 +123,7 @@ async def post_events(request: web.Request) -> web.Response:
     if limited is not None:
         return too_many(limited)
     try:
-        checked = check_events(items, caller, service.clinics, "http:/v1/events")
+        checked = check_events(items, caller, service.pseudonymize, "http:/v1/events")
     except AccessDenied as denied:
         return denied.response()
     return await publish_checked(service, caller, checked)
@@ -147,7 +147,6 @@ async def publish_checked(service: IngestService, caller: Caller,
         log.warning("events not accepted: %s", error)
         return error_response(503, "broker", str(error), {"Retry-After": "5"})
     service.limits.commit(caller.token_id, checked.ends, checked.sessions)
-    remember_starts(checked, service.clinics)
     service.count(checked.accepted, len(checked.rejections), checked.reasons)
     return web.json_response(checked.body(), status=checked.status)
 

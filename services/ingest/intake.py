@@ -2,20 +2,25 @@
 
 A body (or socket message) is a JSON array of events, or JSON Lines (one event per line).
 Each event is validated with :func:`models.events.parse_event` (METRICS.md §9); the accepted
-ones are published to ``rapport.events`` exactly as received (keyed by ``session_id``), each
-rejected one goes to the dead-letter topic as a :func:`models.records.rejected_record` (raw
-bytes, reason, field) and is reported back as ``{"index", "field", "error"}``. ``index`` is the
-event's position in the array, or its 0-based line number in JSON Lines (blank lines count).
+ones are published to ``rapport.events`` as received but with every participant id replaced by
+its pseudonym (services/store/pseudonyms.py; issue 16 finding 5), keyed by the session key
+``clinic_id session_id`` (models/topics.py); each rejected one goes to the dead-letter topic
+as a :func:`models.records.rejected_record` (raw bytes, its participant ids pseudonymized when
+it is a JSON object; reason, field) and is reported back as ``{"index", "field", "error"}``.
+``index`` is the event's position in the array, or its 0-based line number in JSON Lines
+(blank lines count).
 
-Tenancy: a ``session.start`` must carry the caller's clinic, and an event of a session that
-this process has seen start for another clinic is refused too; either makes the whole request
-``403`` (nothing is published, nothing dead-lettered: the data is not the caller's to post).
+Tenancy (issue 16 finding 1): the caller's clinic comes from its token (an ``admin`` token
+names it, services/ingest/access.py) and is part of every event's key, so a session is
+(clinic, session id) from here on: another clinic's session of the same id is another session,
+and nothing here depends on, or reveals, which ids other clinics use. A ``session.start``
+whose ``clinic_id`` is not the caller's makes the whole request ``403`` (nothing is published,
+nothing dead-lettered: the data is not the caller's to post).
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,12 +28,12 @@ from typing import Any
 import orjson
 
 from models.errors import ValidationError
-from models.events import SessionEnd, SessionStart, decode_json, parse_event
+from models.events import SessionEnd, SessionStart, decode_json, is_identifier, parse_event
 from models.records import RejectReason, Source, rejected_record
+from models.topics import session_key
 from services.ingest.access import AccessDenied, Caller
 from services.ingest.publisher import Outgoing
-
-MAX_TRACKED_SESSIONS = 100_000
+from services.store.pseudonyms import Pseudonymizer
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +53,10 @@ class Checked:
     records: list[Outgoing] = field(default_factory=list)
     accepted: int = 0
     rejections: list[Rejection] = field(default_factory=list)
-    starts: list[tuple[str, str]] = field(default_factory=list)  # (session_id, clinic_id)
-    ends: list[str] = field(default_factory=list)  # session ids of accepted session.end
-    sessions: set[str] = field(default_factory=set)  # session ids of every accepted event
+    # Sessions by session key ("clinic_id session_id"): started, ended, of every accepted event.
+    starts: list[str] = field(default_factory=list)
+    ends: list[str] = field(default_factory=list)
+    sessions: set[str] = field(default_factory=set)
     reasons: dict[str, int] = field(default_factory=dict)  # rejections by reason
 
     @property
@@ -73,23 +79,6 @@ class Checked:
 # second per session; JSON Lines count their non-empty lines.
 MAX_EVENTS_PER_REQUEST = 10_000
 MAX_NESTING = 16
-
-
-class SessionClinics:
-    """The clinic of each session seen starting here (bounded, least recently used out)."""
-
-    def __init__(self, limit: int = MAX_TRACKED_SESSIONS) -> None:
-        self.limit = limit
-        self._clinics: OrderedDict[str, str] = OrderedDict()
-
-    def get(self, session_id: str) -> str | None:
-        return self._clinics.get(session_id)
-
-    def remember(self, session_id: str, clinic_id: str) -> None:
-        self._clinics[session_id] = clinic_id
-        self._clinics.move_to_end(session_id)
-        while len(self._clinics) > self.limit:
-            self._clinics.popitem(last=False)
 
 
 class BodyLimitError(ValidationError):
@@ -157,9 +146,14 @@ def split_body(body: bytes, *, max_events: int = MAX_EVENTS_PER_REQUEST,
     return items
 
 
-def check_events(items: list[tuple[int, bytes, Any]], caller: Caller, clinics: SessionClinics,
+def check_events(items: list[tuple[int, bytes, Any]], caller: Caller, hide: Pseudonymizer,
                  origin: str, clock: Callable[[], float] = time.time) -> Checked:
-    """Validate every item; raise :class:`AccessDenied` (403) on a tenancy violation."""
+    """Validate every item of a caller acting for one clinic (``caller.clinic`` set;
+    services/ingest/access.py); raise :class:`AccessDenied` (403) on a tenancy violation."""
+    clinic = caller.clinic
+    if clinic is None:
+        raise AccessDenied(422, "clinic", "an admin token must name the clinic it posts for "
+                                          "(?clinic=C)")
     checked = Checked()
     now_ms = int(clock() * 1000)
     dead: list[Outgoing] = []
@@ -173,32 +167,33 @@ def check_events(items: list[tuple[int, bytes, Any]], caller: Caller, clinics: S
                 else RejectReason.INVALID
             session_id = value.get("session_id") if isinstance(value, dict) else None
             session_id = session_id if isinstance(session_id, str) else None
+            if isinstance(value, dict):
+                raw = orjson.dumps(hide.apply(value))  # no raw participant id on any topic
             record = rejected_record(reason, error, Source(origin, -1, index, now_ms, raw),
-                                     session_id=session_id, clinic_id=caller.clinic)
-            key = session_id.encode() if session_id else None
+                                     session_id=session_id, clinic_id=clinic)
+            key = _key(clinic, session_id)
             dead.append(Outgoing("dlq", key, orjson.dumps(record)))
             checked.rejections.append(Rejection(index, error.field, str(error)))
             checked.reasons[reason.value] = checked.reasons.get(reason.value, 0) + 1
             continue
         caller.check_session(event.session_id)  # session tokens: their own session only
+        key = session_key(clinic, event.session_id)
+        name = key.decode()
         if isinstance(event, SessionStart):
-            caller.check_clinic(event.clinic_id, "session.start.clinic_id")
-            checked.starts.append((event.session_id, event.clinic_id))
-        else:
-            known = clinics.get(event.session_id)
-            if known is not None and caller.clinic is not None and known != caller.clinic:
-                raise AccessDenied(403, "clinic_id", f"session {event.session_id!r} belongs "
-                                   "to another clinic than this token's")
+            if event.clinic_id != clinic:
+                raise AccessDenied(403, "session.start.clinic_id",
+                                   f"{event.clinic_id!r} is not the clinic of this token")
+            checked.starts.append(name)
         if isinstance(event, SessionEnd):
-            checked.ends.append(event.session_id)
-        checked.sessions.add(event.session_id)
-        checked.records.append(Outgoing("events", event.session_id.encode(), raw))
+            checked.ends.append(name)
+        checked.sessions.add(name)
+        checked.records.append(Outgoing("events", key, orjson.dumps(hide.apply(value))))
         checked.accepted += 1
     checked.records.extend(dead)
     return checked
 
 
-def remember_starts(checked: Checked, clinics: SessionClinics) -> None:
-    """After a successful publish: remember which clinic each started session belongs to."""
-    for session_id, clinic_id in checked.starts:
-        clinics.remember(session_id, clinic_id)
+def _key(clinic: str, session_id: str | None) -> bytes | None:
+    """The dead-letter key of a rejected event: its session key when it names a valid id."""
+    return session_key(clinic, session_id) if session_id and is_identifier(session_id) \
+        else None

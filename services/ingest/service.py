@@ -1,10 +1,11 @@
 """The ingest service's state, shared by its routes: configuration, publisher, tokens, the
-clinic of each session seen starting, the live WebRTC sessions, counters."""
+pseudonymizer of participant ids, the live WebRTC sessions, counters."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,11 +17,12 @@ from models.errors import ConfigError
 from models.vad import VadConfig
 from services.auth import TokenVerifier
 from services.ingest import metrics
-from services.ingest.intake import MAX_EVENTS_PER_REQUEST, Checked, SessionClinics
+from services.ingest.intake import MAX_EVENTS_PER_REQUEST, Checked
 from services.ingest.limits import LimitExceeded, TokenLimits
 from services.ingest.publisher import LiveEmitter, Publisher
 from services.ingest.sessions import LiveSessions
 from services.ingest.vad_backend import BACKENDS, VadBackend
+from services.store.pseudonyms import Pseudonymizer
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +86,18 @@ class IngestService:
 
     def __init__(self, publisher: Publisher, tokens: TokenVerifier,
                  config: IngestConfig | None = None, *,
+                 pseudonymize: Pseudonymizer | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.publisher = publisher
         self.tokens = tokens
         self.config = config or IngestConfig()
         self.clock = clock
-        self.clinics = SessionClinics()
+        if pseudonymize is None:
+            # Tests and embedded uses; the entry points pass the store's key (settings).
+            log.warning("ingest without a configured pseudonym key: participant pseudonyms "
+                        "use a random key of this process and change on restart")
+            pseudonymize = Pseudonymizer(secrets.token_hex(32).encode())
+        self.pseudonymize = pseudonymize
         self.emitter = LiveEmitter(publisher)
         self.sessions = LiveSessions(self.emitter, self.now_ms)
         self.counters = IngestCounters()
@@ -126,7 +134,7 @@ class IngestService:
 
     def reserve_sessions(self, token_id: str, checked: Checked) -> LimitExceeded | frozenset[str]:
         """The token's open-session limit for a checked request (counted when refused)."""
-        reserved = self.limits.reserve(token_id, (s for s, _ in checked.starts), checked.ends)
+        reserved = self.limits.reserve(token_id, checked.starts, checked.ends)
         if isinstance(reserved, LimitExceeded):
             self.refused(token_id, reserved)
         return reserved

@@ -4,8 +4,8 @@
   ``{"sdp", "type": "offer", "role": "therapist"|"client"|"other", "clinic"?, "mode"?}``:
   answers ``200 {"sdp", "type": "answer", "mode"}`` once ICE gathering is complete (aiortc
   takes no trickle candidates: the offer must carry its candidates too). ``clinic`` defaults
-  to the token's; it must be the token's unless the token is ``admin`` (``403`` naming
-  ``clinic_id``). ``mode`` is ``levels`` (RFC 6464 levels from RTP headers; the default when
+  to the token's; it must be the token's (``403`` naming ``clinic``), and an ``admin`` token
+  must give it (``422``). ``mode`` is ``levels`` (RFC 6464 levels from RTP headers; the default when
   the offer proposes ``urn:ietf:params:rtp-hdrext:ssrc-audio-level``) or ``audio`` (decode and
   run the VAD). A participant that posts a new offer replaces its previous connection.
 - ``DELETE /v1/sessions/{session_id}/participants/{participant_id}``: the participant leaves
@@ -13,7 +13,13 @@
 - ``POST /v1/sessions/{session_id}/end``: every participant leaves, ``session.end`` (``204``);
   also for sessions fed over HTTP or the WebSocket (optional body ``{"ts_ms"}``).
 
-All need an ingest token of the session's clinic (services/ingest/access.py).
+All need an ingest token of the session's clinic (services/ingest/access.py); an ``admin``
+token names the clinic with ``?clinic=C`` on the DELETE and end routes.
+
+A session is (clinic, session id) (issue 16 finding 1): an offer for an id another clinic
+uses starts this clinic's own session of that id, and no answer names or reveals another
+clinic. The participant id of the path is pseudonymized on entry (services/store/
+pseudonyms.py, issue 16 finding 5): events, logs and the live session hold the pseudonym.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from aiohttp import web
 
 from models.errors import ValidationError
 from models.events import ROLES, Role, SessionEnd, parse_event
+from models.topics import session_key
 from services.auth import requires
 from services.ingest.access import AccessDenied, Caller, authenticate_request
 from services.ingest.batches import BodyTimeout, error_response, read_body
@@ -82,7 +89,8 @@ async def post_offer(request: web.Request) -> web.Response:
     try:
         caller = await _caller(service, request)
         session_id = _ident(request.match_info["session_id"], "session_id")
-        participant_id = _ident(request.match_info["participant_id"], "participant_id")
+        participant_id = service.pseudonymize(
+            _ident(request.match_info["participant_id"], "participant_id"))
         body = await _offer_body(request)
         sdp, kind = body.get("sdp"), body.get("type", "offer")
         if not isinstance(sdp, str) or not sdp.startswith("v=0"):
@@ -92,18 +100,12 @@ async def post_offer(request: web.Request) -> web.Response:
         role = body.get("role")
         if role not in ROLES:
             raise ValidationError("role", f"must be one of {', '.join(ROLES)}")
-        clinic = body.get("clinic", caller.clinic)
-        if clinic is None:
-            raise ValidationError("clinic", "required with an admin token")
-        clinic = _ident(clinic, "clinic")
-        caller.check_clinic(clinic)
-        live = service.sessions.live.get(session_id)
-        known = live.clinic_id if live is not None else service.clinics.get(session_id)
-        if known is not None:
-            caller.check_clinic(known)
+        clinic = body.get("clinic")
+        if clinic is not None:
+            clinic = _ident(clinic, "clinic")
+        clinic = _clinic_of(caller.acting_for(clinic))
         mode = _mode(body.get("mode"), sdp)
         participant = service.sessions.join(session_id, participant_id, _role(role), clinic)
-        service.clinics.remember(session_id, clinic)
     except AccessDenied as denied:
         return denied.response()
     except BodyTimeout as timeout:
@@ -120,17 +122,17 @@ async def post_offer(request: web.Request) -> web.Response:
 
     async def lost() -> None:
         if peer is not None and participant.peer is peer:
-            await service.sessions.leave(session_id, participant_id)
+            await service.sessions.leave(clinic, session_id, participant_id)
 
     peer = ParticipantPeer(session_id, participant, mode, service.config,
-                           service.sessions.emit, service.now_ms, lost,
+                           service.sessions.emitter_of(clinic), service.now_ms, lost,
                            vad=service.vad, vad_ready=service.vad_ready)
     participant.peer = peer
     try:
         answer = await peer.answer(sdp, "offer")
     except (ValueError, RuntimeError) as error:  # aiortc: malformed or unsupported SDP
         log.info("offer of participant %s refused: %s", participant_id, error)
-        await service.sessions.leave(session_id, participant_id)
+        await service.sessions.leave(clinic, session_id, participant_id)
         return error_response(422, "sdp", f"cannot answer this offer ({error})")
     log.info("participant %s of session %s connected in %s mode", participant_id,
              session_id, mode)
@@ -142,23 +144,29 @@ def _role(value: object) -> Role:
     return value
 
 
-async def _check_session(service: IngestService, request: web.Request) -> str:
+def _clinic_of(caller: Caller) -> str:
+    assert caller.clinic is not None  # acting_for binds a clinic or raises
+    return caller.clinic
+
+
+async def _clinic(service: IngestService, request: web.Request) -> str:
+    """The clinic a request acts for: its token's, or an admin token's ``?clinic=``."""
     caller = await _caller(service, request)
-    session_id = request.match_info["session_id"]
-    session = service.sessions.session(session_id)
-    caller.check_clinic(session.clinic_id)
-    return session_id
+    return _clinic_of(caller.acting_for(request.query.get("clinic")))
 
 
 @requires("ingest", "admin")
 async def delete_participant(request: web.Request) -> web.Response:
     service = request.app[INGEST]
     try:
-        session_id = await _check_session(service, request)
-        participant_id = request.match_info["participant_id"]
-        if not await service.sessions.leave(session_id, participant_id):
+        clinic = await _clinic(service, request)
+        session_id = request.match_info["session_id"]
+        service.sessions.session(clinic, session_id)  # 404 unless this clinic's and live
+        named = request.match_info["participant_id"]
+        participant_id = service.pseudonymize(named)
+        if not await service.sessions.leave(clinic, session_id, participant_id):
             raise SessionError(404, "participant_id",
-                               f"participant {participant_id[:128]!r} is not present")
+                               f"participant {named[:128]!r} is not present")
     except AccessDenied as denied:
         return denied.response()
     except SessionError as error:
@@ -173,14 +181,10 @@ async def post_end(request: web.Request) -> web.Response:
     when the platform's session clock is not epoch milliseconds)."""
     service = request.app[INGEST]
     try:
-        caller = await _caller(service, request)
+        clinic = await _clinic(service, request)
         session_id = _ident(request.match_info["session_id"], "session_id")
-        live = service.sessions.live.get(session_id)
-        known = live.clinic_id if live is not None else service.clinics.get(session_id)
-        if known is not None:
-            caller.check_clinic(known)
-        if live is not None:
-            await service.sessions.end(session_id)
+        if service.sessions.get(clinic, session_id) is not None:
+            await service.sessions.end(clinic, session_id)
             await service.emitter.drain()
             return web.Response(status=204)
         ts_ms = service.now_ms()
@@ -190,7 +194,8 @@ async def post_end(request: web.Request) -> web.Response:
                 ts_ms = body["ts_ms"]
         event = parse_event({"type": "session.end", "session_id": session_id, "ts_ms": ts_ms})
         await service.publisher.publish(
-            [Outgoing("events", session_id.encode(), orjson.dumps(event_dict(event)))])
+            [Outgoing("events", session_key(clinic, session_id),
+                      orjson.dumps(event_dict(event)))])
     except AccessDenied as denied:
         return denied.response()
     except BodyTimeout as timeout:

@@ -4,7 +4,8 @@ Authenticate with ``Authorization: Bearer …`` on the upgrade request (a bad to
 before the upgrade, ``401``/``403``), or, where a client cannot set headers (browsers), with a
 first message ``{"type": "auth", "token": "…"}`` within ``auth_timeout_s``, answered
 ``{"type": "auth", "ok": true}`` (a bad one is answered with the error and closed, code 4401
-or 4403).
+or 4403). An ``admin`` token names the clinic it streams for, ``?clinic=C`` on the upgrade
+request or ``"clinic"`` in the auth message (else 422, close code 4422).
 
 Every later message (text or binary) is one event, a JSON array of events or JSON Lines, at
 most ``max_message_bytes`` (a larger one closes the socket with 1009). Each is validated and
@@ -41,7 +42,7 @@ from models.records import RejectReason, Source, rejected_record
 from services.auth import Revalidation, public
 from services.cors import origin_allowed
 from services.ingest.access import AccessDenied, Caller, authenticate, bearer_token
-from services.ingest.intake import BodyLimitError, check_events, remember_starts, split_body
+from services.ingest.intake import BodyLimitError, check_events, split_body
 from services.ingest.limits import LimitExceeded
 from services.ingest.publisher import Outgoing, PublishError
 from services.ingest.service import INGEST, IngestService
@@ -58,8 +59,8 @@ async def _send(ws: web.WebSocketResponse, value: dict[str, Any]) -> None:
     await ws.send_str(orjson.dumps(value).decode())
 
 
-async def _first_message_auth(service: IngestService, ws: web.WebSocketResponse
-                              ) -> tuple[Caller, str] | None:
+async def _first_message_auth(service: IngestService, ws: web.WebSocketResponse,
+                              clinic: str | None) -> tuple[Caller, str] | None:
     try:
         message = await ws.receive(timeout=service.config.auth_timeout_s)
     except asyncio.TimeoutError:
@@ -76,10 +77,12 @@ async def _first_message_auth(service: IngestService, ws: web.WebSocketResponse
         if isinstance(value, dict) and value.get("type") == "auth" \
                 and isinstance(value.get("token"), str):
             token = value["token"]
+            if isinstance(value.get("clinic"), str):
+                clinic = value["clinic"]
     elif message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
         return None
     try:
-        caller = await authenticate(service.tokens, token)
+        caller = (await authenticate(service.tokens, token)).acting_for(clinic)
     except AccessDenied as denied:
         await _send(ws, {"type": "error", "status": denied.status,
                          "error": f"{denied.field}: {denied.message}"})
@@ -132,7 +135,7 @@ async def _handle(service: IngestService, caller: Caller, data: bytes,
     if limited is not None:
         return _limited(reply, limited)
     try:
-        checked = check_events(items, caller, service.clinics, ORIGIN)
+        checked = check_events(items, caller, service.pseudonymize, ORIGIN)
     except AccessDenied as denied:
         reply.update(status=denied.status, accepted=0,
                      error=f"{denied.field}: {denied.message}")
@@ -147,7 +150,6 @@ async def _handle(service: IngestService, caller: Caller, data: bytes,
         reply.update(status=503, accepted=0, error=f"broker: {error}")
         return reply
     service.limits.commit(caller.token_id, checked.ends, checked.sessions)
-    remember_starts(checked, service.clinics)
     service.count(checked.accepted, len(checked.rejections), checked.reasons)
     reply["status"] = checked.status
     reply.update(checked.body())
@@ -169,17 +171,18 @@ async def stream(request: web.Request) -> web.StreamResponse:
         return AccessDenied(403, "origin", "not an allowed origin (RAPPORT_CORS_ORIGINS)"
                             ).response()
     caller: Caller | None = None
+    clinic = request.query.get("clinic")
     header = bearer_token(request.headers.get("Authorization"))
     if header is not None:
         try:
-            caller = await authenticate(service.tokens, header)
+            caller = (await authenticate(service.tokens, header)).acting_for(clinic)
         except AccessDenied as denied:
             return denied.response()
     ws = web.WebSocketResponse(max_msg_size=service.config.max_message_bytes, heartbeat=30.0)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
     if caller is None:
-        authenticated = await _first_message_auth(service, ws)
+        authenticated = await _first_message_auth(service, ws, clinic)
         if authenticated is None:
             return ws
         caller, header = authenticated

@@ -289,11 +289,12 @@ def balance_gauge(balance: float | None) -> str:
     return "".join(out)
 
 
-def small_multiple(name: str, points: Sequence[tuple[str, str, float | None]]) -> str:
-    """One metric over sessions, oldest first: ``points`` are (session id, date, value);
+def small_multiple(name: str, points: Sequence[tuple[str, str, str, float | None]]) -> str:
+    """One metric over sessions, oldest first: ``points`` are (session id, clinic, date,
+    value);
     each dot links to its session."""
     width, height, pad = 240, 96, 8
-    values = [v for _, _, v in points if v is not None]
+    values = [v for _, _, _, v in points if v is not None]
     out = [f'<svg class="multiple" viewBox="0 0 {width} {height}" width="{width}" role="img" '
            f'aria-label="{esc(name)}" xmlns="http://www.w3.org/2000/svg">']
     if not values:
@@ -306,13 +307,14 @@ def small_multiple(name: str, points: Sequence[tuple[str, str, float | None]]) -
     def y_of(v: float) -> float:
         return pad + 12 + (height - 2 * pad - 24) * (1 - (v - low) / span)
 
-    line = [(pad + k * step, y_of(v)) for k, (_, _, v) in enumerate(points) if v is not None]
+    line = [(pad + k * step, y_of(v)) for k, (_, _, _, v) in enumerate(points)
+            if v is not None]
     out.append('<polyline class="trend" points="'
                + " ".join(f"{x:.1f},{y:.1f}" for x, y in line) + '"/>')
-    for k, (session_id, day, value) in enumerate(points):
+    for k, (session_id, clinic, day, value) in enumerate(points):
         if value is None:
             continue
-        out.append(f'<a href="{esc(session_href(session_id))}"><circle class="dot" '
+        out.append(f'<a href="{esc(session_href(session_id, clinic))}"><circle class="dot" '
                    f'data-session="{esc(session_id)}" cx="{pad + k * step:.1f}" '
                    f'cy="{y_of(value):.1f}" r="3"><title>{esc(session_id)} {esc(day)}: '
                    f'{fmt(value, 3)}</title></circle></a>')

@@ -265,10 +265,9 @@ class CoachHub:
             if moved is not None:
                 self._publish(key, view.to_dict([moved]))
 
-    def end(self, session_id: str, reason: str) -> None:
-        """The hub ended the session (its report, or idle): forget its views."""
-        for key in [k for k in self._views if k[1] == session_id]:
-            del self._views[key]
+    def end(self, clinic: str, session_id: str, reason: str) -> None:
+        """The session's report arrived (or it went idle): its state is dropped."""
+        self._views.pop((clinic, session_id), None)
 
     def view(self, clinic: str, session_id: str) -> dict[str, Any]:
         """The coach event for a new stream: the session's numbers now (empty when it has

@@ -23,7 +23,8 @@ from services.store.timeline import DEFAULT_TIMELINE_PAGE, MAX_TIMELINE_PAGE
 ALERT_TYPES: tuple[str, ...] = get_args(AlertType)  # METRICS.md §7
 TIMELINE_KINDS = ("ipu", "speaker_change", "interruption", "collision", "lapse")  # §2–§6
 SESSION_PARAMETERS = frozenset({"clinic", "therapist", "from", "to", "alert", "limit", "cursor"})
-TIMELINE_PARAMETERS = frozenset({"kind", "after", "limit"})
+TIMELINE_PARAMETERS = frozenset({"clinic", "kind", "after", "limit"})
+REPORT_PARAMETERS = frozenset({"clinic"})
 TREND_PARAMETERS = frozenset({"from", "to", "limit"})
 DEFAULT_TREND = 100
 MAX_TREND = 1000
@@ -99,6 +100,22 @@ def date_range(params: Mapping[str, str]) -> tuple[int | None, int | None]:
     # ``to`` at or before ``from`` is an empty range: it selects nothing (like SQL's BETWEEN
     # with its bounds swapped), which is a valid question, not an error.
     return from_ms, until_ms
+
+
+def session_clinic(params: Mapping[str, str], viewer_clinic: str | None) -> str:
+    """The clinic of a one-session route (``/v1/sessions/{id}/…``, ``/sessions/{id}``): a
+    session is (clinic, session id) (issue 16 finding 1), so an ``admin`` token must name it
+    with ``?clinic=``; a clinic token reads its own clinic (and may repeat it)."""
+    if "clinic" not in params:
+        if viewer_clinic is None:
+            raise ValidationError("clinic", "required with an admin token: a session is "
+                                            "identified by its clinic and its id")
+        return viewer_clinic
+    asked = parse_id("clinic", params["clinic"])
+    if viewer_clinic is not None and asked != viewer_clinic:
+        raise ValidationError("clinic", "only an admin token may choose the clinic; "
+                                        "a clinic token reads its own clinic")
+    return asked
 
 
 def parse_session_query(params: Mapping[str, str], viewer_clinic: str | None) -> SessionQuery:

@@ -19,11 +19,14 @@ from aiohttp import web
 from services.auth import json_response, public
 from services.reports.auth import STORE, ApiError, reads_reports, viewer
 from services.reports.filters import (
+    REPORT_PARAMETERS,
+    check_known,
     parse_id,
     parse_session_query,
     parse_therapist,
     parse_timeline_params,
     parse_trend_params,
+    session_clinic,
 )
 from services.reports.openapi import openapi_document
 from services.store.sessions import SUMMARY_FIELDS
@@ -90,10 +93,9 @@ async def export_sessions(request: web.Request) -> web.Response:
 async def session_report(request: web.Request) -> web.Response:
     """``GET /v1/sessions/{id}/report``: list entry, alert transitions, final report."""
     session_id = parse_id("session_id", request.match_info["session_id"])
-    if request.query:
-        raise ApiError(400, f"{next(iter(request.query))}: unknown parameter")
-    found = await asyncio.to_thread(request.config_dict[STORE].get_report, session_id,
-                                    viewer(request).clinic)
+    check_known(request.query, REPORT_PARAMETERS)
+    clinic = session_clinic(request.query, viewer(request).clinic)
+    found = await asyncio.to_thread(request.config_dict[STORE].get_report, session_id, clinic)
     if found is None:
         raise _not_found("session")
     return json_response(found)
@@ -104,8 +106,9 @@ async def session_timeline(request: web.Request) -> web.Response:
     """``GET /v1/sessions/{id}/timeline``: classified events in decision order."""
     session_id = parse_id("session_id", request.match_info["session_id"])
     kinds, after, limit = parse_timeline_params(request.query)
+    clinic = session_clinic(request.query, viewer(request).clinic)
     page = await asyncio.to_thread(lambda: request.config_dict[STORE].get_timeline(
-        session_id, viewer(request).clinic, kinds=kinds, after=after, limit=limit))
+        session_id, clinic, kinds=kinds, after=after, limit=limit))
     if page is None:
         raise _not_found("session")
     return json_response({"session_id": session_id, "items": page.items, "total": page.total,

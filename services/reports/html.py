@@ -110,8 +110,9 @@ def clock(offset_ms: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def session_href(session_id: str) -> str:
-    return "/sessions/" + quote(session_id, safe="")
+def session_href(session_id: str, clinic_id: str) -> str:
+    """A session's page: the clinic always named, a session being (clinic, id)."""
+    return "/sessions/" + quote(session_id, safe="") + "?" + urlencode({"clinic": clinic_id})
 
 
 def therapist_href(pseudonym: str) -> str:

@@ -161,7 +161,7 @@ class RecordTap(Protocol):
 
     def apply(self, record: dict[str, Any]) -> None: ...
 
-    def end(self, session_id: str, reason: str) -> None: ...
+    def end(self, clinic: str, session_id: str, reason: str) -> None: ...
 
 
 class LiveHub:
@@ -177,8 +177,9 @@ class LiveHub:
         self._hide = hide or (lambda value: value)
         self._queue_limit = queue_limit
         self._clock = clock
-        self._sessions: dict[str, LiveSession] = {}
-        self._ended: OrderedDict[str, None] = OrderedDict()
+        # By (clinic_id, session_id): two clinics' sessions of one id are two (issue 16).
+        self._sessions: dict[tuple[str, str], LiveSession] = {}
+        self._ended: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._subscribers: set[Subscription] = set()
         self._taps: list[RecordTap] = []
         self.closed = False
@@ -194,15 +195,16 @@ class LiveHub:
         clinic = record.get("clinic_id")
         if not isinstance(session_id, str) or not isinstance(clinic, str):
             return False
+        key = (clinic, session_id)
         if kind == "report":
-            return self.end(session_id, "report")
-        if kind not in ("quality", "alert") or session_id in self._ended:
+            return self.end(clinic, session_id, "report")
+        if kind not in ("quality", "alert") or key in self._ended:
             return False
         for tap in self._taps:
             tap.apply(record)
-        live = self._sessions.get(session_id)
+        live = self._sessions.get(key)
         if live is None:
-            live = self._sessions[session_id] = LiveSession(session_id, clinic)
+            live = self._sessions[key] = LiveSession(session_id, clinic)
         if kind == "quality":
             snapshot = record.get("snapshot")
             if isinstance(snapshot, dict):
@@ -229,17 +231,18 @@ class LiveHub:
         live.alerts.appendleft(shown)
         (live.active_alerts.discard if cleared else live.active_alerts.add)(base)
 
-    def end(self, session_id: str, reason: str) -> bool:
+    def end(self, clinic: str, session_id: str, reason: str) -> bool:
         """Drop a session (its report arrived, or it went idle); after its report, later
         records of it are ignored (an idle session may come back)."""
+        key = (clinic, session_id)
         if reason == "report":
-            self._ended[session_id] = None
-            self._ended.move_to_end(session_id)
+            self._ended[key] = None
+            self._ended.move_to_end(key)
             if len(self._ended) > ENDED_MEMORY:
                 self._ended.popitem(last=False)
         for tap in self._taps:
-            tap.end(session_id, reason)
-        live = self._sessions.pop(session_id, None)
+            tap.end(clinic, session_id, reason)
+        live = self._sessions.pop(key, None)
         if live is None:
             return False
         self._publish("ended", live.clinic_id, {"session_id": session_id,
@@ -249,15 +252,16 @@ class LiveHub:
     def expire(self) -> int:
         """End every session without records for ``idle_timeout_s``; how many ended."""
         limit = self._clock() - self.idle_timeout_s
-        idle = [s.session_id for s in self._sessions.values() if s.seen <= limit]
-        for session_id in idle:
-            self.end(session_id, "idle")
+        idle = [key for key, s in self._sessions.items() if s.seen <= limit]
+        for clinic, session_id in idle:
+            self.end(clinic, session_id, "idle")
         return len(idle)
 
     # --- subscribers out -------------------------------------------------------------------
 
     def sessions(self, clinic: str | None) -> list[dict[str, Any]]:
-        """The active sessions ``clinic`` may see (every clinic's for None), by session id."""
+        """The active sessions ``clinic`` may see (every clinic's for None), by clinic and
+        session id."""
         return [s.to_dict() for _, s in sorted(self._sessions.items())
                 if clinic is None or s.clinic_id == clinic]
 

@@ -95,6 +95,10 @@ _SESSION = {
     },
 }
 
+# A session is (clinic, session id) (issue 16): admin tokens name the clinic.
+_SESSION_CLINIC = _param("clinic", "query", "the session's clinic: required with an admin "
+                         "token; a clinic token reads its own", {"type": "string"})
+
 _SESSION_REF = {"$ref": "#/components/schemas/Session"}
 
 _DOCUMENT: dict[str, Any] = {
@@ -192,7 +196,7 @@ _DOCUMENT: dict[str, Any] = {
         "/v1/sessions/{session_id}/report": {"get": {
             "summary": "a session's final report (METRICS.md §10) and alert transitions",
             "parameters": [_param("session_id", "path", "session id", {"type": "string"},
-                                  True)],
+                                  True), _SESSION_CLINIC],
             "responses": {"200": _ok("Report"), "404": _NOT_FOUND, **_ERRORS},
         }},
         "/v1/sessions/{session_id}/timeline": {"get": {
@@ -200,6 +204,7 @@ _DOCUMENT: dict[str, Any] = {
                        "interruptions, collisions, lapses) in decision order",
             "parameters": [
                 _param("session_id", "path", "session id", {"type": "string"}, True),
+                _SESSION_CLINIC,
                 _param("kind", "query", "comma-separated kinds to keep",
                        {"type": "string", "pattern": _KINDS_PATTERN,
                         "examples": [",".join(TIMELINE_KINDS[:2])]}),
@@ -229,6 +234,7 @@ _DOCUMENT: dict[str, Any] = {
         }},
     },
 }
+
 
 
 def openapi_document() -> dict[str, Any]:

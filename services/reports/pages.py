@@ -38,10 +38,13 @@ from services.reports.charts import (
 from services.reports.explain import explanations_html
 from services.reports.filters import (
     ALERT_TYPES,
+    REPORT_PARAMETERS,
+    check_known,
     parse_id,
     parse_session_query,
     parse_therapist,
     parse_trend_params,
+    session_clinic,
 )
 from services.reports.html import (
     clock,
@@ -117,7 +120,7 @@ def _session_row(item: dict[str, Any], admin: bool) -> str:
            f'{esc(_short(therapist))}</a>' if therapist else "—")
     clinic = f"<td>{esc(item['clinic_id'])}</td>" if admin else ""
     return (f"<tr>{clinic}<td>{esc(item['started_at'][:16].replace('T', ' '))}</td>"
-            f'<td><a href="{esc(session_href(item["session_id"]))}">'
+            f'<td><a href="{esc(session_href(item["session_id"], item["clinic_id"]))}">'
             f"{esc(item['session_id'])}</a></td><td>{who}</td>"
             f'<td class="num">{clock(item["duration_s"] * 1000)}</td>'
             f'<td class="num">{percent(m.get("therapist_talk_share"))}</td>'
@@ -156,7 +159,7 @@ async def sessions_page(request: web.Request) -> web.Response:
 # --- one session --------------------------------------------------------------------------
 
 
-def _load_session(store: ReportStore, session_id: str, clinic: str | None
+def _load_session(store: ReportStore, session_id: str, clinic: str
                   ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     found = store.get_report(session_id, clinic)
     if found is None:
@@ -333,8 +336,10 @@ async def session_page(request: web.Request) -> web.Response:
     """``/sessions/{id}``: one session's report."""
     seen = viewer(request)
     session_id = parse_id("session_id", request.match_info["session_id"])
+    check_known(request.query, REPORT_PARAMETERS)
+    clinic = session_clinic(request.query, seen.clinic)
     loaded = await asyncio.to_thread(_load_session, request.config_dict[STORE], session_id,
-                                     seen.clinic)
+                                     clinic)
     if loaded is None:
         raise ApiError(404, "session: not found")
     body = await asyncio.to_thread(session_html, *loaded)
@@ -357,8 +362,8 @@ async def therapist_page(request: web.Request) -> web.Response:
         raise ApiError(404, "therapist: not found")
     multiples = "".join(
         f'<div><strong>{esc(label)}</strong><br>'
-        + small_multiple(label, [(p["session_id"], p["started_at"][:10], p["metrics"].get(name))
-                                 for p in points])
+        + small_multiple(label, [(p["session_id"], p["clinic_id"], p["started_at"][:10],
+                                  p["metrics"].get(name)) for p in points])
         + "</div>" for name, label in TREND_LABELS.items())
     rows = "".join(_session_row(p, False) for p in reversed(points))
     body = (f'<h1>Therapist <span title="{esc(therapist)}">{esc(_short(therapist))}</span></h1>'

@@ -19,6 +19,7 @@ from models.config import PipelineConfig
 from models.processor import BatchProcessor
 from models.records import InputRecord
 from models.simulation import SimulationConfig, simulate
+from models.topics import session_key
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ CLOCK_ORIGIN_MS = 1_000_000
 @dataclass(frozen=True, slots=True)
 class SampleRecord:
     """One output record: ``role`` is ``quality``, ``alerts`` or ``reports`` (the topic's
-    role in models.topics.Topics), ``key`` the session id."""
+    role in models.topics.Topics), ``key`` the session key (``clinic_id session_id``)."""
 
     role: str
     key: bytes | None
@@ -51,9 +52,13 @@ def simulated_records(config: SimulationConfig, batch: int = BATCH) -> Iterator[
             else:
                 log.warning("simulated event rejected: %s", output.value[:200])
 
+    clinics: dict[str, str] = {}  # a simulated session starts before its other events
     for event in simulate(config):
         clock, offset = clock + 1, offset + 1
-        pending.append(InputRecord(orjson.dumps(event), 0, offset, clock))
+        if event["type"] == "session.start":
+            clinics[event["session_id"]] = event["clinic_id"]
+        key = session_key(clinics[event["session_id"]], event["session_id"])
+        pending.append(InputRecord(orjson.dumps(event), 0, offset, clock, key=key))
         if len(pending) >= batch:
             yield from flush(pending)
             pending = []

@@ -1,9 +1,11 @@
-"""Pseudonymization of participant ids at the store's edge (issue 5; METRICS.md §9–§10).
+"""Pseudonymization of participant ids where they enter Rapport (issue 16 finding 5;
+METRICS.md §9–§10).
 
-Records from the workers carry the platform's participant ids (in the roster, in every IPU,
-speaker change, interruption, collision and lapse, in the report's ``quality.participants``
-and in ``network_degraded`` alerts). Nothing that reaches the database keeps them: each id is
-replaced by its pseudonym
+The ingest (HTTP, WebSocket, WebRTC) and ``rapport run``'s feed replace every participant id
+of an event by its pseudonym before the event is published, so the events topic, the
+workers' state, logs and outputs (roster, IPUs, speaker changes, interruptions, collisions,
+lapses, ``quality.participants``, ``network_degraded`` alerts) and the database hold
+pseudonyms only. Each id is replaced by
 
     pseudonym(id) = hex(HMAC-SHA256(key, id as UTF-8))        (64 lowercase hex digits)
 
@@ -12,6 +14,13 @@ random key Rapport generates once and keeps in ``<data dir>/pseudonym.key`` (mod
 restart keeps the same pseudonyms. The mapping back stays with the platform: it holds the ids
 and, given the key, computes the pseudonym of its own therapists (``/v1/therapists/{id}``
 takes the pseudonym). Roles, session ids and clinic ids are not personal and stay as sent.
+
+The store applies the same function to what it receives (for platforms writing straight
+into Kafka), and a value that already is a pseudonym (64 lowercase hex digits) is kept as it
+is: an id is never pseudonymized twice. The HMAC is over the id alone, not the clinic and the
+id: pseudonyms stay what they were before issue 16 (stored rows, therapists' links), and a
+platform computes its therapists' pseudonyms from the id alone; every read is scoped by clinic
+anyway (docs/reports.md).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +41,7 @@ log = logging.getLogger(__name__)
 
 KEY_FILE = "pseudonym.key"
 MIN_KEY_LENGTH = 16
+PSEUDONYM = re.compile(r"[0-9a-f]{64}")  # what __call__ returns: hex of a SHA-256 HMAC
 
 # Fields of classified events and alerts (models/floor.py, models/alerts.py) whose string
 # value is a participant id.
@@ -52,6 +63,8 @@ class Pseudonymizer:
 
     def __call__(self, participant_id: str) -> str:
         found = self._cache.get(participant_id)
+        if found is None and is_pseudonym(participant_id):
+            return participant_id  # pseudonymized where it entered (never twice)
         if found is None:
             found = hmac.new(self._key, participant_id.encode("utf-8"), hashlib.sha256).hexdigest()
             if len(self._cache) < 100_000:
@@ -61,6 +74,11 @@ class Pseudonymizer:
     def apply(self, value: Any) -> Any:
         """A copy of ``value`` (JSON-like) with every participant id replaced."""
         return _rewrite(value, self)
+
+
+def is_pseudonym(value: str) -> bool:
+    """Whether ``value`` has the form of a pseudonym (64 lowercase hex digits)."""
+    return PSEUDONYM.fullmatch(value) is not None
 
 
 def _rewrite(value: Any, hide: Callable[[str], str]) -> Any:

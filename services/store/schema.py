@@ -51,12 +51,13 @@ class Base(DeclarativeBase):
 
 
 class SessionRow(Base):
-    """A finished session and its final report (METRICS.md §10), pseudonymized."""
+    """A finished session and its final report (METRICS.md §10), pseudonymized. A session is
+    (clinic, session id): two clinics may use the same id (issue 16; migration 0002)."""
 
     __tablename__ = "sessions"
 
+    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, index=True)
     session_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
-    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
     therapist: Mapped[str | None] = mapped_column(String(PSEUDONYM_LENGTH), index=True)
     start_ms: Mapped[int] = mapped_column(BigInteger)
     end_ms: Mapped[int] = mapped_column(BigInteger)
@@ -78,14 +79,15 @@ class AlertRow(Base):
     __tablename__ = "alerts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    session_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     alert: Mapped[str] = mapped_column(String(ALERT_LENGTH))
     cleared: Mapped[bool] = mapped_column(Boolean)
     ts_ms: Mapped[int] = mapped_column(BigInteger)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    __table_args__ = (UniqueConstraint("session_id", "alert", "cleared", "ts_ms"),)
+    __table_args__ = (UniqueConstraint("clinic_id", "session_id", "alert", "cleared", "ts_ms"),
+                      Index("ix_alerts_clinic_session", "clinic_id", "session_id"))
 
 
 class TimelineItem(Base):
@@ -94,9 +96,9 @@ class TimelineItem(Base):
 
     __tablename__ = "timeline_items"
 
+    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     session_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     kind: Mapped[str] = mapped_column(String(KIND_LENGTH))
     ts_ms: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)

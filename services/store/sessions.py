@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session, defer
 
@@ -129,27 +130,37 @@ def save_report(db: Database, session: Session, record: ReportRecord,
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Position of the last row of a page (newest-first order)."""
+    """Position of the last row of a page (newest-first order: start, session id, clinic;
+    a cursor made before issue 16 has no clinic, read as "")."""
 
     started_at_ms: int
     session_id: str
+    clinic_id: str = ""
 
     def encode(self) -> str:
-        raw = f"{self.started_at_ms}:{self.session_id}".encode()
+        raw = orjson.dumps([self.started_at_ms, self.session_id, self.clinic_id])
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            started, _, session_id = raw.partition(":")
+            if raw.startswith("["):
+                started, session_id, clinic_id = orjson.loads(raw)
+                if not isinstance(started, int) or not isinstance(session_id, str) \
+                        or not isinstance(clinic_id, str):
+                    raise ValueError(raw)
+                started = str(started)
+            else:  # "started:session_id", made before issue 16
+                started, _, session_id = raw.partition(":")
+                clinic_id = ""
             if not session_id or len(started) > 20:
                 raise ValueError(raw)
             started_ms = int(started)
             # A database integer is 64-bit: a forged cursor must not reach it as anything else.
             if not -(2**63) <= started_ms < 2**63:
                 raise ValueError(raw)
-            return cls(started_ms, session_id)
+            return cls(started_ms, session_id, clinic_id)
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise ValidationError("cursor", "not a cursor returned by this API") from None
 
@@ -196,14 +207,19 @@ def list_sessions(session: Session, query: SessionQuery) -> SessionPage:
         statement = statement.where(or_(
             SessionRow.started_at_ms < c.started_at_ms,
             and_(SessionRow.started_at_ms == c.started_at_ms, SessionRow.session_id < c.session_id),
+            and_(SessionRow.started_at_ms == c.started_at_ms, SessionRow.session_id == c.session_id,
+                 SessionRow.clinic_id < c.clinic_id),
         ))
     limit = max(1, min(query.limit, MAX_PAGE))
-    statement = statement.order_by(SessionRow.started_at_ms.desc(),
-                                   SessionRow.session_id.desc()).limit(limit + 1)
+    statement = statement.order_by(SessionRow.started_at_ms.desc(), SessionRow.session_id.desc(),
+                                   SessionRow.clinic_id.desc()).limit(limit + 1)
     rows = list(session.scalars(statement))
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = Cursor(rows[-1].started_at_ms, rows[-1].session_id).encode() if more else None
+    cursor = None
+    if more:
+        last = rows[-1]
+        cursor = Cursor(last.started_at_ms, last.session_id, last.clinic_id).encode()
     return SessionPage([describe(row) for row in rows], cursor)
 
 
@@ -221,11 +237,10 @@ def iter_sessions(session: Session, query: SessionQuery, batch: int = MAX_PAGE
         cursor = Cursor.decode(page.next_cursor)
 
 
-def get_session(session: Session, session_id: str, clinic: str | None) -> SessionRow | None:
-    row = session.get(SessionRow, session_id)
-    if row is None or (clinic is not None and row.clinic_id != clinic):
-        return None
-    return row
+def get_session(session: Session, clinic: str, session_id: str) -> SessionRow | None:
+    """The session (clinic, session id): one primary-key lookup, whether the id is unknown
+    or another clinic's (the same answer, at the same cost)."""
+    return session.get(SessionRow, (clinic, session_id))
 
 
 def therapist_sessions(session: Session, therapist: str, clinic: str | None,

@@ -122,25 +122,25 @@ class ReportStore:
         with self.db.transaction("export sessions") as session:
             return list(sessions_.iter_sessions(session, query))
 
-    def get_report(self, session_id: str, clinic: str | None) -> dict[str, Any] | None:
-        """The session's list entry, its alert transitions and its final report."""
+    def get_report(self, session_id: str, clinic: str) -> dict[str, Any] | None:
+        """The session's list entry, its alert transitions and its final report; a session
+        is (clinic, session id), so ``clinic`` is always given (issue 16 finding 1)."""
         with self.db.transaction(f"read report {session_id}") as session:
-            row = sessions_.get_session(session, session_id, clinic)
+            row = sessions_.get_session(session, clinic, session_id)
             if row is None:
                 return None
             return {**sessions_.describe(row),
-                    "alerts": timeline_.alerts(session, session_id),
+                    "alerts": timeline_.alerts(session, clinic, session_id),
                     "report": row.report}
 
-    def get_timeline(self, session_id: str, clinic: str | None, *,
+    def get_timeline(self, session_id: str, clinic: str, *,
                      kinds: frozenset[str] | None = None, after: int | None = None,
                      limit: int = timeline_.DEFAULT_TIMELINE_PAGE) -> TimelinePage | None:
-        """A session's timeline page, or None if the session is unknown to ``clinic``."""
+        """A session's timeline page, or None if ``clinic`` has no such session."""
         with self.db.transaction(f"read timeline {session_id}") as session:
-            owner = timeline_.session_clinic(session, session_id)
-            if owner is None or (clinic is not None and owner != clinic):
+            if not timeline_.session_known(session, clinic, session_id):
                 return None
-            return timeline_.timeline(session, session_id, kinds=kinds, after=after,
+            return timeline_.timeline(session, clinic, session_id, kinds=kinds, after=after,
                                       limit=limit)
 
     def therapist_trend(self, therapist: str, clinic: str | None, *,

@@ -6,7 +6,8 @@ interruptions and collisions (§5) and lapses (§6) of ``rapport.quality`` recor
 the ordinal ``n`` their worker gave them: a redelivered record repeats the same ``n`` and
 inserts nothing. Alerts (§7) are stored per transition (raised, cleared), unique per session,
 type, direction and time, whether they come from ``rapport.alerts`` or from the final report.
-Both may arrive before the session's report, so each row carries its clinic for tenancy.
+Both may arrive before the session's report, so each row carries its clinic: a session is
+(clinic, session id) in every key and query (issue 16 finding 1).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.store.database import Database
@@ -35,7 +36,8 @@ def timeline_rows(record: QualityRecord, details: list[dict[str, Any]]) -> list[
 
 
 def add_timeline(db: Database, session: Session, rows: list[dict[str, Any]]) -> int:
-    unique = {row["n"]: row for row in rows}  # a record repeating an n keeps its last copy
+    unique = {(row["clinic_id"], row["session_id"], row["n"]): row for row in rows}
+    # (a record repeating an n keeps its last copy)
     return db.insert_ignoring_duplicates(session, TimelineItem, list(unique.values()))
 
 
@@ -47,17 +49,15 @@ def add_alert(db: Database, session: Session, record: AlertRecord,
     return db.insert_ignoring_duplicates(session, AlertRow, [row]) == 1
 
 
-def session_clinic(session: Session, session_id: str) -> str | None:
-    """The clinic a session belongs to, from its report or, before that, its timeline."""
-    clinic = session.scalar(select(SessionRow.clinic_id).where(
-        SessionRow.session_id == session_id))
-    if clinic is None:
-        clinic = session.scalar(select(TimelineItem.clinic_id).where(
-            TimelineItem.session_id == session_id).limit(1))
-    if clinic is None:
-        clinic = session.scalar(select(AlertRow.clinic_id).where(
-            AlertRow.session_id == session_id).limit(1))
-    return clinic
+def session_known(session: Session, clinic: str, session_id: str) -> bool:
+    """Whether the store holds anything of the session (clinic, session id): its report or,
+    before that, timeline items or alerts. One statement of three indexed lookups whatever
+    the answer, so a missing id and another clinic's cost the same (issue 16 finding 9)."""
+    return bool(session.scalar(select(or_(
+        exists().where(SessionRow.clinic_id == clinic, SessionRow.session_id == session_id),
+        exists().where(TimelineItem.clinic_id == clinic,
+                       TimelineItem.session_id == session_id),
+        exists().where(AlertRow.clinic_id == clinic, AlertRow.session_id == session_id)))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +67,12 @@ class TimelinePage:
     total: int
 
 
-def timeline(session: Session, session_id: str, *, kinds: frozenset[str] | None = None,
-             after: int | None = None, limit: int = DEFAULT_TIMELINE_PAGE) -> TimelinePage:
+def timeline(session: Session, clinic: str, session_id: str, *,
+             kinds: frozenset[str] | None = None, after: int | None = None,
+             limit: int = DEFAULT_TIMELINE_PAGE) -> TimelinePage:
     """Items in ``n`` order (the order their worker decided them)."""
-    statement = select(TimelineItem).where(TimelineItem.session_id == session_id)
+    statement = select(TimelineItem).where(TimelineItem.clinic_id == clinic,
+                                           TimelineItem.session_id == session_id)
     if kinds:
         statement = statement.where(TimelineItem.kind.in_(sorted(kinds)))
     counted = select(func.count()).select_from(statement.subquery())
@@ -84,8 +86,9 @@ def timeline(session: Session, session_id: str, *, kinds: frozenset[str] | None 
     return TimelinePage(items, rows[-1].n if more else None, int(session.scalar(counted) or 0))
 
 
-def alerts(session: Session, session_id: str) -> list[dict[str, Any]]:
+def alerts(session: Session, clinic: str, session_id: str) -> list[dict[str, Any]]:
     """Alert transitions in time order, raised before cleared at the same instant."""
-    rows = session.scalars(select(AlertRow).where(AlertRow.session_id == session_id)
+    rows = session.scalars(select(AlertRow).where(AlertRow.clinic_id == clinic,
+                                                  AlertRow.session_id == session_id)
                            .order_by(AlertRow.ts_ms, AlertRow.cleared, AlertRow.alert))
     return [{**r.detail, "alert": r.alert, "cleared": r.cleared, "ts_ms": r.ts_ms} for r in rows]

@@ -12,7 +12,12 @@ import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.ingest import IngestConfig, MemoryPublisher, create_app
+from services.store.pseudonyms import Pseudonymizer
 from services.store.tokens import TokenInfo
+
+# The ingest pseudonymizes participant ids on entry (issue 16 finding 5) with this key here.
+PSEUDONYM_KEY = b"ingest-component-tests-key"
+HIDE = Pseudonymizer(PSEUDONYM_KEY)
 
 INGEST_C1 = "rpt_ingest_c1"
 INGEST_C2 = "rpt_ingest_c2"
@@ -55,12 +60,17 @@ def values(records: list[Any]) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in records]
 
 
+def hidden(events: Any) -> Any:
+    """``events`` as the ingest publishes them: every participant id a pseudonym."""
+    return HIDE.apply(events)
+
+
 @asynccontextmanager
 async def ingest_client(config: IngestConfig | None = None,
                         publisher: MemoryPublisher | None = None, *, warm: bool = False
                         ) -> AsyncIterator[tuple[TestClient[Any, Any], MemoryPublisher]]:
     sink = publisher or MemoryPublisher()
-    app = create_app(sink, Tokens(), config, warm_vad=warm)
+    app = create_app(sink, Tokens(), config, warm_vad=warm, pseudonymize=HIDE)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:

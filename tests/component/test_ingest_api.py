@@ -21,6 +21,7 @@ from ingestkit import (
     Tokens,
     activity,
     auth,
+    hidden,
     ingest_client,
     start,
     values,
@@ -45,8 +46,8 @@ def test_all_valid_events_are_accepted_and_published_keyed_by_session() -> None:
             reply = await client.post("/v1/events", json=body, headers=auth(INGEST_C1))
             assert reply.status == 202
             assert await reply.json() == {"accepted": 3}
-            assert values(sink.events) == body
-            assert {r.key for r in sink.events} == {b"s1"}
+            assert values(sink.events) == hidden(body)
+            assert {r.key for r in sink.events} == {b"c1 s1"}  # models/topics.py
             assert sink.dlq == []
             # JSON Lines work the same
             reply = await client.post("/v1/events", data=jsonl(activity(2)),
@@ -73,7 +74,9 @@ def test_some_invalid_events_give_207_with_reasons_and_go_to_the_dead_letter_top
             assert [(d["reason"], d["field"]) for d in dead] == [
                 ("invalid", "activity.frame_ms"), ("malformed_json", "json")]
             assert base64.b64decode(dead[1]["raw"]) == b"not json"
-            assert dead[0]["session_id"] == "s1" and sink.dlq[0].key == b"s1"
+            assert dead[0]["session_id"] == "s1" and sink.dlq[0].key == b"c1 s1"
+            # the dead letter's raw event carries the pseudonym too, not the raw id
+            assert orjson.loads(base64.b64decode(dead[0]["raw"])) == hidden(bad)
             assert dead[0]["source"]["offset"] == 1
 
     run(scenario())
@@ -112,15 +115,23 @@ def test_authentication_and_tenancy() -> None:
             assert reply.status == 403
             assert "clinic_id" in (await reply.json())["error"]
             assert sink.events == [] and sink.dlq == []
-            # once s1 started for c1, c2 may not post into it
+            # once s1 started for c1, c2's events for "s1" are c2's own session "s1"
             assert (await client.post("/v1/events", json=body,
                                       headers=auth(INGEST_C1))).status == 202
             reply = await client.post("/v1/events", json=[activity(0)], headers=auth(INGEST_C2))
-            assert reply.status == 403
-            # admin tokens may post for any clinic
+            assert reply.status == 202
+            assert [r.key for r in sink.events] == [b"c1 s1", b"c2 s1"]
+            # admin tokens may post for any clinic, naming it
             reply = await client.post("/v1/events", json=[start("s2", "c9")],
                                       headers=auth(ADMIN))
-            assert reply.status == 202
+            assert reply.status == 422 and (await reply.json())["field"] == "clinic"
+            reply = await client.post("/v1/events?clinic=c9", json=[start("s2", "c9")],
+                                      headers=auth(ADMIN))
+            assert reply.status == 202 and sink.events[-1].key == b"c9 s2"
+            # a clinic token naming another clinic is refused
+            reply = await client.post("/v1/events?clinic=c1", json=[activity(0)],
+                                      headers=auth(INGEST_C2))
+            assert reply.status == 403 and (await reply.json())["field"] == "clinic"
 
     run(scenario())
 
@@ -162,12 +173,13 @@ def test_session_end_for_a_session_fed_over_http() -> None:
     async def scenario() -> None:
         async with ingest_client() as (client, sink):
             await client.post("/v1/events", json=[start()], headers=auth(INGEST_C1))
+            # c2 ending "s1" ends c2's own "s1" (issue 16 finding 1), never c1's
             reply = await client.post("/v1/sessions/s1/end", json={"ts_ms": 600_000},
                                       headers=auth(INGEST_C2))
-            assert reply.status == 403
+            assert reply.status == 204 and sink.events[-1].key == b"c2 s1"
             reply = await client.post("/v1/sessions/s1/end", json={"ts_ms": 600_000},
                                       headers=auth(INGEST_C1))
-            assert reply.status == 204
+            assert reply.status == 204 and sink.events[-1].key == b"c1 s1"
             assert values(sink.events)[-1] == {"type": "session.end", "session_id": "s1",
                                                "ts_ms": 600_000}
 

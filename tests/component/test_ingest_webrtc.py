@@ -29,7 +29,7 @@ import soxr
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 from av import AudioFrame
-from ingestkit import INGEST_C1, INGEST_C2, auth, ingest_client, values
+from ingestkit import HIDE, INGEST_C1, INGEST_C2, auth, ingest_client, values
 
 from models.config import EngineConfig
 from models.events import level_translation
@@ -115,7 +115,8 @@ def section2(voiced: str) -> np.ndarray:
 
 def voiced_of(events: list[dict[str, Any]], participant: str) -> str:
     batches = sorted((e for e in events if e["type"] == "activity"
-                      and e["participant_id"] == participant), key=lambda e: e["seq"])
+                      and e["participant_id"] == HIDE(participant)),  # pseudonymized
+                     key=lambda e: e["seq"])
     table = level_translation(EngineConfig().level_voiced_dbov)
     out = []
     for e in batches:
@@ -161,7 +162,7 @@ def test_a_participant_streams_a_clip_and_its_activity_matches_the_labels(
     events = run(scenario())
     kinds = [e["type"] for e in events]
     assert kinds[0] == "session.start" and events[0]["clinic_id"] == "c1"
-    assert events[0]["participants"] == [{"participant_id": "p1", "role": "client"}]
+    assert events[0]["participants"] == [{"participant_id": HIDE("p1"), "role": "client"}]
     assert kinds[-2:] == ["participant.leave", "session.end"]
     assert "network" in kinds
     network = next(e for e in events if e["type"] == "network")
@@ -223,28 +224,36 @@ def test_join_leave_and_a_dropped_connection() -> None:
             pc1, a1 = await join(client, "s2", "t", "therapist", ClipTrack(silence))
             pc2, a2 = await join(client, "s2", "c", "client", ClipTrack(silence))
             assert a1["status"] == a2["status"] == 200
-            _, other = await join(client, "s2", "x", "client", ClipTrack(silence),
-                                  token=INGEST_C2)
-            assert other["status"] == 403 and "clinic_id" in other["error"]
+            # Issue 16 findings 1, 9: clinic c2's offer for "s2" starts c2's own "s2"; the
+            # answer neither refuses nor names c1, and c1's session never sees "x".
+            pc3, other = await join(client, "s2", "x", "client", ClipTrack(silence),
+                                    token=INGEST_C2)
+            assert other["status"] == 200 and "error" not in other
+            assert [(r.key, e["type"]) for r, e in zip(sink.events, values(sink.events),
+                                                       strict=True)
+                    if r.key == b"c2 s2"][:1] == [(b"c2 s2", "session.start")]
+            await pc3.close()
             await asyncio.sleep(1.5)
             await pc2.close()  # the client's connection drops
             deadline = time.monotonic() + 30
-            while not any(e["type"] == "participant.leave" for e in values(sink.events)):
+            while not any(e["type"] == "participant.leave" for e in values(
+                    [r for r in sink.events if r.key == b"c1 s2"])):
                 assert time.monotonic() < deadline, "no participant.leave after the drop"
                 await asyncio.sleep(0.2)
             await client.post("/v1/sessions/s2/end", headers=auth(INGEST_C1))
             await pc1.close()
             reply = await client.post("/v1/sessions/s2/end", headers=auth(INGEST_C1))
             assert reply.status == 204  # no longer live: published as a plain end
-            return values(sink.events)
+            return values([r for r in sink.events if r.key == b"c1 s2"])
 
     events = run(scenario())
     lifecycle = [(e["type"], e.get("participant_id") or e.get("participants", [{}])[0]
                   .get("participant_id")) for e in events
                  if e["type"] not in ("activity", "network")]
-    assert lifecycle[:4] == [("session.start", "t"), ("participant.join", "c"),
-                             ("participant.leave", "c"), ("participant.leave", "t")]
+    t, c = HIDE("t"), HIDE("c")  # pseudonymized on entry (issue 16 finding 5)
+    assert lifecycle[:4] == [("session.start", t), ("participant.join", c),
+                             ("participant.leave", c), ("participant.leave", t)]
     assert lifecycle[4][0] == "session.end"
     leave_c = next(i for i, e in enumerate(events) if e["type"] == "participant.leave")
-    assert all(e["participant_id"] != "c" for e in events[leave_c + 1:]
+    assert all(e["participant_id"] != c for e in events[leave_c + 1:]
                if e["type"] == "activity")

@@ -49,8 +49,8 @@ def _sessions(store: ReportStore, clinic: str) -> list[str]:
     return [s["session_id"] for s in store.list_sessions(SessionQuery(clinic=clinic)).items]
 
 
-def _therapist(store: ReportStore, session_id: str) -> str:
-    found = store.get_report(session_id, None)
+def _therapist(store: ReportStore, session_id: str, clinic: str = "c1") -> str:
+    found = store.get_report(session_id, clinic)
     assert found is not None and found["therapist"]
     return str(found["therapist"])
 
@@ -62,7 +62,7 @@ def test_pages_render_for_their_clinic(store: ReportStore, client: Api) -> None:
     assert listing.status == 200 and listing.headers["Content-Type"].startswith("text/html")
     assert "script-src" not in listing.headers["Content-Security-Policy"]  # no script at all
     for session_id in own:
-        assert f'href="/sessions/{session_id}"' in listing.text
+        assert f'href="/sessions/{session_id}?clinic=c1"' in listing.text
     for other in _sessions(store, "c2"):
         assert other not in listing.text
     page = client.get(f"/sessions/{own[0]}", token)
@@ -94,7 +94,10 @@ def test_another_clinic_gets_404_and_no_token_401(store: ReportStore, client: Ap
     ingest, _ = store.create_token("c1", "ingest")
     assert client.get(pages[0], ingest).status == 403
     admin, _ = store.create_token("ops", "admin")
-    assert client.get(pages[0], admin).status == 200
+    # a session is (clinic, id): an admin names the clinic (issue 16 finding 1)
+    assert client.get(pages[0], admin).status == 400
+    assert client.get(pages[0] + "?clinic=c1", admin).status == 200
+    assert client.get(pages[0] + "?clinic=c2", admin).status == 404
 
 
 def test_sign_in_sets_a_strict_httponly_cookie(store: ReportStore, client: Api) -> None:
@@ -126,8 +129,8 @@ def test_timeline_has_one_turn_marker_per_turn(store: ReportStore, client: Api) 
     checked = 0
     for clinic in ("c1", "c2"):
         for session_id in _sessions(store, clinic):
-            found = store.get_report(session_id, None)
-            timeline = store.get_timeline(session_id, None, limit=20_000)
+            found = store.get_report(session_id, clinic)
+            timeline = store.get_timeline(session_id, clinic, limit=20_000)
             assert found is not None and timeline is not None
             admin_view = client.get(f"/sessions/{session_id}", token) if clinic == "c1" \
                 else None

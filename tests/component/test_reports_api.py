@@ -115,9 +115,15 @@ def test_ingest_tokens_cannot_read_and_admin_reads_every_clinic(store: ReportSto
     reply = client.get("/v1/sessions", ingest)
     assert reply.status == 403 and reply.json()["error"].startswith("authorization: ")
     admin, _ = store.create_token("ops", "admin")
-    for session, therapist in (("c1-s1", "t1"), ("c2-s1", "t2")):
-        for path in endpoints(store, session, therapist):
-            assert client.get(path, admin).status == 200, path
+    for clinic, session, therapist in (("c1", "c1-s1", "t1"), ("c2", "c2-s1", "t2")):
+        report, timeline, trend = endpoints(store, session, therapist)
+        assert client.get(trend, admin).status == 200, trend
+        for path in (report, timeline):
+            # a session is (clinic, id): an admin names the clinic (issue 16 finding 1)
+            refused = client.get(path, admin)
+            assert refused.status == 400 and refused.json()["field"] == "clinic", path
+            assert client.get(path, admin, clinic=clinic).status == 200, path
+            assert client.get(path, admin, clinic="c9").status == 404, path
     listed = client.get("/v1/sessions", admin).json()["sessions"]
     assert sorted(s["session_id"] for s in listed) == ["c1-s1", "c2-s1"]
     only = client.get("/v1/sessions", admin, clinic="c2").json()["sessions"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -21,9 +22,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from models.analyzer import Analyzer
-from models.events import parse_json
+from models.errors import ValidationError
+from models.events import SessionStart, parse_json
 from models.topics import Topics
-from services.feeder import session_key
+from services.feeder import feed_key
 from streams.broker_probe import faust_broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,10 +45,11 @@ class Worker:
     defaults for real Kafka."""
 
     def __init__(self, bootstrap: str, log: Path, *extra: str,
-                 env: dict[str, str] | None = None, embedded: bool = True) -> None:
+                 env: dict[str, str] | None = None, embedded: bool = True,
+                 log_level: str = "INFO") -> None:
         self.port = free_port()
         self.log = log
-        command = [sys.executable, "-m", "services.cli", "--log-level", "INFO", "worker",
+        command = [sys.executable, "-m", "services.cli", "--log-level", log_level, "worker",
                    "--broker", faust_broker(bootstrap), "--partitions", str(PARTITIONS),
                    "--declare-topics", "no", "--web-port", str(self.port),
                    "--end-grace-ms", "1000", "--idle-timeout-s", "60", *extra]
@@ -105,25 +108,55 @@ async def wait_until(condition: Callable[[], Any], timeout: float, what: str,
 
 
 class Producer:
-    """Events onto the events topic, keyed by session; ``idempotent`` where a broker may die
-    mid-send (a retried batch is then written once)."""
+    """Events onto the events topic, keyed by session key (``clinic_id session_id``, the
+    clinic from the session's ``session.start`` sent before); ``idempotent`` where a broker
+    may die mid-send (a retried batch is then written once)."""
 
     def __init__(self, bootstrap: str, idempotent: bool = False) -> None:
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                           max_request_size=16 * 1024 * 1024, linger_ms=5,
                                           enable_idempotence=idempotent)
+        self.clinics: dict[str, str] = {}
+        # Lines of sessions whose start has not come yet (a file's events may precede it):
+        # sent right after it, keyed by clinic; any left at exit are sent keyed by id alone.
+        self._orphans: dict[bytes, list[bytes]] = {}
 
     async def __aenter__(self) -> Producer:
         await self._producer.start()
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        for key, orphans in self._orphans.items():
+            for line in orphans:
+                await self._producer.send(TOPICS.events, line, key=key)
         await self._producer.stop()
 
     async def send(self, lines: Iterable[bytes]) -> None:
         for line in lines:
-            await self._producer.send(TOPICS.events, line, key=session_key(line))
+            session = self._start_of(line)
+            if session is None:
+                key = feed_key(line, self.clinics)
+                if key is not None and b" " not in key:  # its session's start is to come
+                    self._orphans.setdefault(key, []).append(line)
+                    continue
+                await self._producer.send(TOPICS.events, line, key=key)
+                continue
+            await self._producer.send(TOPICS.events, line, key=feed_key(line, self.clinics))
+            for orphan in self._orphans.pop(session.encode(), []):
+                await self._producer.send(TOPICS.events, orphan,
+                                          key=feed_key(orphan, self.clinics))
         await self._producer.flush()
+
+    def _start_of(self, line: bytes) -> str | None:
+        """The session a ``session.start`` line starts (its clinic learned), else None."""
+        if b"session.start" not in line:
+            return None
+        with contextlib.suppress(ValidationError):
+            event = parse_json(line)
+            if isinstance(event, SessionStart):
+                self.clinics.setdefault(event.session_id, event.clinic_id)
+                return event.session_id
+        return None
 
 
 class Outputs:

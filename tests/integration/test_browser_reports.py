@@ -97,12 +97,12 @@ async def sign_in(tab: Tab, base: str, token: str) -> None:
                        "&& document.getElementById('live') !== null")
 
 
-async def finished(http: aiohttp.ClientSession, base: str, token: str) -> list[str]:
-    """Ids of the sessions whose reports are stored."""
+async def finished(http: aiohttp.ClientSession, base: str, token: str) -> dict[str, str]:
+    """Ids of the sessions whose reports are stored, with their clinics."""
     async with http.get(f"{base}/v1/sessions", headers={"Authorization": f"Bearer {token}"}
                         ) as answer:
         assert answer.status == 200
-        return [s["session_id"] for s in (await answer.json())["sessions"]]
+        return {s["session_id"]: s["clinic_id"] for s in (await answer.json())["sessions"]}
 
 
 async def browse(job: Job, tab: Tab, shots: Path) -> dict[str, Any]:
@@ -131,7 +131,9 @@ async def browse(job: Job, tab: Tab, shots: Path) -> dict[str, Any]:
         assert ended["marker"] and ended["updates"] > later["updates"]
         await tab.screenshot(shots / "live-ended.png")
         session_id = sorted(ids)[0]
+        # The admin token names the session's clinic (issue 16).
         async with http.get(f"{job.base}/v1/sessions/{session_id}/report",
+                            params={"clinic": ids[session_id]},
                             headers={"Authorization": f"Bearer {token}"}) as answer:
             report = (await answer.json())["report"]
 
@@ -141,7 +143,7 @@ async def browse(job: Job, tab: Tab, shots: Path) -> dict[str, Any]:
     assert sorted(listed) == sorted(ids)
     await tab.screenshot(shots / "sessions.png")
 
-    await tab.navigate(f"{job.base}/sessions/{session_id}")
+    await tab.navigate(f"{job.base}/sessions/{session_id}?clinic={ids[session_id]}")
     markers = await tab.evaluate(
         "(() => { const found = {}; document.querySelectorAll('svg.timeline [data-turn]')"
         ".forEach(m => { const r = m.getAttribute('data-turn'); found[r] = (found[r] || 0) "

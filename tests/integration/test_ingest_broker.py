@@ -74,9 +74,10 @@ def test_posted_events_are_on_the_events_topic_keyed_by_session(
 
     published, dead = asyncio.run(asyncio.wait_for(scenario(), 60))
     # One record per session, its events in the order posted (services/ingest/publisher.py).
-    assert sorted(r.key for r in published) == sorted(f"s{i}".encode() for i in range(5))
+    # Keyed by session key, "clinic_id session_id" (models/topics.py; issue 16).
+    assert sorted(r.key for r in published) == sorted(f"c1 s{i}".encode() for i in range(5))
     for record in published:
-        assert [(e["session_id"].encode(), e["type"]) for e in lines(record)] == [
+        assert [(b"c1 " + e["session_id"].encode(), e["type"]) for e in lines(record)] == [
             (record.key, "session.start"), (record.key, "speech")]
     (rejected,) = [orjson.loads(r.value) for r in dead]
     assert rejected["type"] == "rejected" and rejected["field"] == "speech.session_id"

@@ -84,7 +84,7 @@ def test_consumer_stores_everything_once(backend: str, tmp_path: Path, broker: E
            ("alerts", b"bad", b"not json")]
     decoded = [(role, orjson.loads(value)) for role, _, value in records]
     expected_events = sum(len(d["events"]) for role, d in decoded if role == "quality")
-    reports = {d["session_id"] for role, d in decoded if role == "reports"}
+    reports = {(d["clinic_id"], d["session_id"]) for role, d in decoded if role == "reports"}
     # Quality records without new events (snapshot only) write nothing, and an alert may
     # already be stored from its session's report (which lists its alerts) when that came first.
     changing = sum(1 for role, d in decoded if role == "reports"
@@ -128,8 +128,8 @@ def test_consumer_stores_everything_once(backend: str, tmp_path: Path, broker: E
         assert stored["timeline_items"] == expected_events
         listed = store.list_sessions(SessionQuery(clinic="c1")).items
         assert sorted(s["session_id"] for s in listed) == ["c1-0001", "c1-0002"]
-        for session_id in reports:
-            found = store.get_report(session_id, None)
+        for clinic, session_id in reports:
+            found = store.get_report(session_id, clinic)
             assert found is not None and found["report"]["final"] is True
             raised = Counter(a["alert"] for a in found["alerts"] if not a["cleared"])
             assert raised == Counter(a["type"] for a in found["report"]["alerts"])

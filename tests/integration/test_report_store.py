@@ -38,9 +38,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReportStor
         yield opened
 
 
-def _row(store: ReportStore, session_id: str) -> dict[str, Any]:
+def _row(store: ReportStore, session_id: str, clinic: str = "c1") -> dict[str, Any]:
     with store.db.transaction("read") as session:
-        row = session.get(SessionRow, session_id)
+        row = session.get(SessionRow, (clinic, session_id))
         assert row is not None
         return {c.key: getattr(row, c.key) for c in inspect(SessionRow).column_attrs}
 
@@ -89,17 +89,17 @@ def test_timeline_paging_and_kinds(store: ReportStore) -> None:
     events = [ipu(n, "t1", "therapist", n * 1000, n * 1000 + 500) for n in range(0, 10, 2)]
     events += [interruption(n, n * 1000) for n in range(1, 10, 2)]
     store.add_timeline(quality_record("s1", "c1", events))
-    page = store.get_timeline("s1", None, limit=4)
+    page = store.get_timeline("s1", "c1", limit=4)
     assert page is not None
     assert ([i["n"] for i in page.items], page.next_after, page.total) == ([0, 1, 2, 3], 3, 10)
-    rest = store.get_timeline("s1", None, after=3, limit=100)
+    rest = store.get_timeline("s1", "c1", after=3, limit=100)
     assert rest is not None and [i["n"] for i in rest.items] == [4, 5, 6, 7, 8, 9]
     assert rest.next_after is None
     ipus = store.get_timeline("s1", "c1", kinds=frozenset({"ipu"}))
     assert ipus is not None and [i["n"] for i in ipus.items] == [0, 2, 4, 6, 8]
     assert ipus.total == 5
     assert store.get_timeline("s1", "c2") is None  # another clinic: not found
-    assert store.get_timeline("nope", None) is None
+    assert store.get_timeline("nope", "c1") is None
 
 
 def test_alerts_are_idempotent_and_merge_with_the_reports(store: ReportStore) -> None:
@@ -198,7 +198,9 @@ def test_therapist_trend_and_session_reads(store: ReportStore) -> None:
     report = store.get_report("a1", "c1")
     assert report is not None and report["report"]["duration_s"] == 600.0
     assert store.get_report("a1", "c2") is None
-    assert store.get_report("a1", None) is not None  # admin
+    assert [store.get_report(s["session_id"], s["clinic_id"]) is not None
+            for s in store.list_sessions(SessionQuery()).items] == [True] * len(
+        store.list_sessions(SessionQuery()).items)  # admin: each by its clinic
 
 
 def test_no_raw_participant_id_is_stored(store: ReportStore) -> None:
@@ -240,7 +242,7 @@ def test_tokens(store: ReportStore) -> None:
 
 
 # The newest migration (services/store/migrations/versions), which a new store must reach.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

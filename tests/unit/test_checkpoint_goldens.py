@@ -64,13 +64,14 @@ def test_a_corrupted_golden_is_dead_lettered_by_the_worker(path: Path) -> None:
     data[len(data) // 2] ^= 0x5A
     with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
         load_state(bytes(data))
-    entry = UnreadableState("golden", 0, bytes(data), "corrupt checkpoint (CRC mismatch)")
+    entry = UnreadableState("c1 golden", 0, bytes(data), "corrupt checkpoint (CRC mismatch)")
     processor = BatchProcessor()
     tick = InputRecord(b"", 0, 0, 1_000, control=True)
-    result = processor.process([tick], lambda partition: [entry] if partition == 0 else [])
+    result = processor.process([tick], lambda partition: [("c1 golden", entry)]
+                               if partition == 0 else [])
     (dead,) = [orjson.loads(o.value) for o in result.outputs if o.topic == "dlq"]
-    assert (dead["reason"], dead["session_id"], dead["raw_size"]) == (
-        "unreportable", "golden", len(data))
+    assert (dead["reason"], dead["clinic_id"], dead["session_id"], dead["raw_size"]) == (
+        "unreportable", "c1", "golden", len(data))
     assert result.unreadable == 1 and result.closed["unreportable"] == 1
-    assert isinstance(processor.session(0, "golden"), ClosedSession)
+    assert isinstance(processor.session(0, "c1 golden"), ClosedSession)
 

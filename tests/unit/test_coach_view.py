@@ -119,7 +119,9 @@ def test_nudges_once_per_episode_and_only_for_the_therapists_monologues() -> Non
     assert [n["kind"] for n in hub.view("c1", "s1")["nudges"]] == ["long_monologue"]
     assert hub.view("c2", "s1")["at_ms"] is None  # another clinic's session of that id
     assert all("t1" not in str(e) and "p1" not in str(e) for e in sent)  # no ids sent
-    hub.end("s1", "report")
+    hub.end("c2", "s1", "report")  # another clinic's s1 ending leaves c1's
+    assert [n["kind"] for n in hub.view("c1", "s1")["nudges"]] == ["long_monologue"]
+    hub.end("c1", "s1", "report")
     assert hub.view("c1", "s1")["nudges"] == []
 
 

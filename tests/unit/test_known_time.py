@@ -362,7 +362,7 @@ def test_live_updates_trail_the_newest_known_time_by_lateness_and_look_ahead() -
 
 def test_processor_quality_updates_are_timely_and_alerts_equal_the_final_run() -> None:
     events = _frames_session(240)
-    records = [InputRecord(orjson.dumps(e), 0, offset, offset * 10)
+    records = [InputRecord(orjson.dumps(e), 0, offset, offset * 10, key=b"c1 " + SID.encode())
                for offset, e in enumerate(events)]
     processor = BatchProcessor()
     outputs = []

@@ -16,6 +16,7 @@ import pytest
 from models import checkpoint
 from models.analyzer import Analyzer
 from models.config import EngineConfig, PipelineConfig
+from models.errors import ValidationError
 from models.events import parse_event
 from models.processor import BatchProcessor, BatchResult, OutputRecord
 from models.records import InputRecord
@@ -29,6 +30,7 @@ from models.stream_session import (
     load_state,
     reconcile,
 )
+from models.topics import parse_session_key, session_key
 
 PARTITIONS = 4
 
@@ -56,23 +58,34 @@ class Log:
         self.records: list[InputRecord] = []
         self._next: dict[int, int] = {}
         self.clock = 1_000_000
+        # Each session's clinic (from its session.start; "c1" otherwise), for the key.
+        self.clinics: dict[str, str] = {}
 
     def append(self, value: bytes, session_id: str | None, *, control: bool = False,
-               partition: int | None = None) -> None:
+               partition: int | None = None, key: bytes | None = None) -> None:
+        if key is None and session_id:
+            key = session_key(self.clinics.get(session_id, "c1"), session_id)
         if partition is None:
-            partition = zlib.crc32((session_id or "").encode()) % PARTITIONS
+            partition = zlib.crc32(key or b"") % PARTITIONS
         offset = self._next.get(partition, 0)
         self._next[partition] = offset + 1
         self.clock += 1
-        self.records.append(InputRecord(value, partition, offset, self.clock,
-                                        key=session_id.encode() if session_id else None,
+        self.records.append(InputRecord(value, partition, offset, self.clock, key=key,
                                         control=control))
 
+    def learn(self, events: Iterable[dict[str, Any]]) -> None:
+        for event in events:
+            if event.get("type") == "session.start":
+                self.clinics[event["session_id"]] = event["clinic_id"]
+
     def events(self, events: Iterable[dict[str, Any]]) -> None:
+        events = list(events)
+        self.learn(events)
         for event in events:
             self.append(orjson.dumps(event), event.get("session_id"))
 
     def batches(self, events: list[dict[str, Any]], size: int) -> None:
+        self.learn(events)
         for session_id, value in batched(events, size):
             self.append(value, session_id)
 
@@ -96,9 +109,9 @@ class Persisted:
             else:
                 self.table[session_id] = checkpoint.dump(state)
 
-    def restore(self, partition: int) -> list[SessionState]:
-        states = [load_state(data) for data in self.table.values()]
-        return [s for s in states if s.partition == partition]
+    def restore(self, partition: int) -> list[tuple[str, SessionState]]:
+        states = [(key, load_state(data)) for key, data in self.table.items()]
+        return [(k, s) for k, s in states if s.partition == partition]
 
 
 def run(processor: BatchProcessor, records: list[InputRecord], persisted: Persisted,
@@ -202,11 +215,12 @@ def _crash_right_after_a_report(reconciled: bool) -> tuple[list[OutputRecord],
     published: dict[str, PublishedReport] = {}
     for output in outputs:
         if output.topic == "reports":
-            report = PublishedReport.parse(output.value, output.headers, log.clock)
+            report = PublishedReport.parse(output.value, output.headers, log.clock,
+                                           output.key)
             assert report is not None
-            published[report.session_id] = report
+            published[report.key] = report
 
-    def restore(partition: int) -> list[SessionState]:
+    def restore(partition: int) -> list[tuple[str, SessionState]]:
         states = persisted.restore(partition)
         if not reconciled:
             return states
@@ -250,25 +264,29 @@ def test_reconcile_closes_open_and_unknown_sessions_at_the_reports_position() ->
     events = simulated(sessions=1, minutes=1.0, seed=2)
     log.events(events[:40])
     result = session.process(log.records, lambda _: [])
-    (state,) = [s for _, s in result.writes.values() if s is not None]
-    partition = state.partition
+    ((key, (partition, state)),) = [w for w in result.writes.items() if w[1][1] is not None]
+    assert state is not None
     header = ((REPORT_POSITION_HEADER, b"%d:%d:%d" % (partition, 77, 2)),)
     value = orjson.dumps({"session_id": state.session_id, "ended_by": "session.end"})
-    report = PublishedReport.parse(value, header, 123_456_789)
+    report = PublishedReport.parse(value, header, 123_456_789, key.encode())
     other = PublishedReport.parse(orjson.dumps({"session_id": "gone", "ended_by":
-                                                "idle_timeout"}), header, 5)
+                                                "idle_timeout"}), header, 5, b"c9 gone")
     assert report is not None and other is not None
-    kept, closed = reconcile([state], {state.session_id: report, "gone": other})
+    kept, closed = reconcile([(key, state)], {key: report, "c9 gone": other})
     assert kept == closed
-    assert closed[0] == ClosedSession(state.session_id, partition, 77, 2, 123_456_789,
-                                      "session.end")
-    assert closed[1].session_id == "gone" and closed[1].ended_by == "idle_timeout"
-    assert closed[0].replayed(partition, 77, 2) and not closed[0].replayed(partition, 77, 3)
-    # Records without the header (an older worker) or not reports are ignored, not fatal.
-    assert PublishedReport.parse(value, (), 1) is None
-    assert PublishedReport.parse(b"{not json", header, 1) is None
+    assert closed[0] == (key, ClosedSession(state.session_id, partition, 77, 2, 123_456_789,
+                                            "session.end"))
+    assert closed[1][0] == "c9 gone" and closed[1][1].session_id == "gone"
+    assert closed[1][1].ended_by == "idle_timeout"
+    marker = closed[0][1]
+    assert marker.replayed(partition, 77, 2) and not marker.replayed(partition, 77, 3)
+    # Records without the header (an older worker), without the clinic in their key (keyed
+    # before issue 16) or not reports are ignored, not fatal.
+    assert PublishedReport.parse(value, (), 1, key.encode()) is None
+    assert PublishedReport.parse(value, header, 1, state.session_id.encode()) is None
+    assert PublishedReport.parse(b"{not json", header, 1, key.encode()) is None
     assert PublishedReport.parse(orjson.dumps({"session_id": 3, "ended_by": "x"}), header,
-                                 1) is None
+                                 1, key.encode()) is None
 
 
 def test_malformed_records_go_to_the_dead_letter_topic_with_field_and_reason() -> None:
@@ -439,17 +457,17 @@ def test_an_unreadable_persisted_state_is_dead_lettered_and_closed_not_crashed_o
     corrupt = persisted.table[victim][:5] + b"\x00garbage"
     persisted.table[victim] = corrupt
 
-    def restore(p: int) -> list[SessionState | UnreadableState]:
-        states: list[SessionState | UnreadableState] = []
-        for session_id, data in persisted.table.items():
+    def restore(p: int) -> list[tuple[str, SessionState | UnreadableState]]:
+        states: list[tuple[str, SessionState | UnreadableState]] = []
+        for key, data in persisted.table.items():
             try:
                 state = load_state(data)
             except checkpoint.CheckpointError as error:
                 if p == partition:
-                    states.append(UnreadableState(session_id, p, data, str(error)))
+                    states.append((key, UnreadableState(key, p, data, str(error))))
                 continue
             if state.partition == p:
-                states.append(state)
+                states.append((key, state))
         return states
 
     second = BatchProcessor()  # a new worker takes every partition over
@@ -460,7 +478,9 @@ def test_an_unreadable_persisted_state_is_dead_lettered_and_closed_not_crashed_o
         outputs.extend(result.outputs)
     assert sum(r.unreadable for r in results) == 1
     assert sum(r.closed["unreportable"] for r in results) == 1
-    dead = [d for d in values(outputs, "dlq") if d["session_id"] == victim]
+    victim_clinic, victim_id = victim.split(" ")
+    dead = [d for d in values(outputs, "dlq") if d["session_id"] == victim_id]
+    assert {d["clinic_id"] for d in dead} == {victim_clinic}
     first, *later = dead
     assert (first["reason"], first["field"]) == ("unreportable", "checkpoint")
     assert "corrupt checkpoint" in first["error"] and str(len(corrupt)) in first["error"]
@@ -470,9 +490,66 @@ def test_an_unreadable_persisted_state_is_dead_lettered_and_closed_not_crashed_o
         ("session_state", "session already closed (unreportable)")}
     # The corrupt entry is replaced by a closed marker; every other session is reported.
     assert load_state(persisted.table[victim]) == ClosedSession(
-        victim, partition, -1, -1,
+        victim_id, partition, -1, -1,
         next(r.timestamp_ms for r in rest if r.partition == partition), "unreportable")
     reports = {r["session_id"]: r["report"] for r in values(outputs, "reports")}
     expected = offline(events)
-    del expected[victim]
+    del expected[victim_id]
     assert reports == expected
+
+
+def _clinic_session(clinic: str, talk: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
+    return [{**START, "clinic_id": clinic}, *(speech(p, a, b) for p, a, b in talk),
+            {"type": "session.end", "session_id": "s1", "ts_ms": 20_000}]
+
+
+def test_the_same_session_id_in_two_clinics_is_two_sessions() -> None:
+    """Issue 16 finding 1: a session is (clinic, session id) on the worker too; clinic B's
+    events for "s1" neither reach nor close clinic A's "s1", and each report is its own."""
+    a = _clinic_session("A", [("t", 1000, 4000), ("c", 4500, 9000)])
+    b = _clinic_session("B", [("t", 2000, 3000)])
+    log = Log()
+    for event in a:
+        log.append(orjson.dumps(event), "s1", key=b"A s1")
+    for event in b:
+        log.append(orjson.dumps(event), "s1", key=b"B s1")
+    log.ticks(PipelineConfig().end_grace_ms)
+    outputs = run(BatchProcessor(), log.records, Persisted())
+    assert not values(outputs, "dlq")
+    reports = {(r["clinic_id"], r["session_id"]): r for r in values(outputs, "reports")}
+    assert reports.keys() == {("A", "s1"), ("B", "s1")}
+    assert reports["A", "s1"]["report"] == offline(a)["s1"]
+    assert reports["B", "s1"]["report"] == offline(b)["s1"]
+    assert {o.key for o in outputs if o.topic == "reports"} == {b"A s1", b"B s1"}
+
+
+@pytest.mark.parametrize(("key", "field"), [
+    (None, "key"), (b"s1", "key"), (b"A s2", "key"), (b"A  s1", "key"),
+    (b"B s1", "session.start.clinic_id")])
+def test_a_record_whose_key_lacks_or_contradicts_the_clinic_is_dead_lettered(
+        key: bytes | None, field: str) -> None:
+    """Platforms writing straight into Kafka key records by ``clinic_id session_id``
+    (models/topics.py); a record keyed without a clinic, for another session, or whose
+    session.start names another clinic than its key, is rejected naming the field."""
+    record = InputRecord(orjson.dumps({**START, "clinic_id": "A"}), 0, 0, 1_000, key=key)
+    result = BatchProcessor().process([record], Persisted().restore)
+    (dead,) = values(result.outputs, "dlq")
+    assert (dead["reason"], dead["field"], dead["session_id"]) == ("invalid", field, "s1")
+    assert result.opened == 0 and not result.writes
+
+
+@pytest.mark.parametrize(("clinic", "session"), [
+    ("c1", "s1"), ("c:1/x", "=s1"), ("a" * 128, "~" * 128), ("!", "\"")])
+def test_the_session_key_round_trips_every_valid_pair(clinic: str, session: str) -> None:
+    """models/topics.py: ``clinic_id SP session_id`` is unambiguous since ids have no spaces."""
+    key = session_key(clinic, session)
+    assert key.count(b" ") == 1
+    assert parse_session_key(key) == (clinic, session)
+
+
+@pytest.mark.parametrize("key", [None, b"", b"s1", b" s1", b"c1 ", b"c1 s 1",
+                                 "c1 s\u00e9".encode(), b"c1 " + b"s" * 129])
+def test_a_key_that_is_not_a_session_key_names_the_key(key: bytes | None) -> None:
+    with pytest.raises(ValidationError) as raised:
+        parse_session_key(key)
+    assert raised.value.field == "key"

@@ -280,7 +280,7 @@ def test_streaming_pipeline_publishes_the_report_of_a_session_spanning_2_pow_31_
     late = 5000 + 2**31
     events = [start(), network("c", 5000, 400), speech("c", 10_000, 610_001),
               network("c", late, 100), network("c", 2**53, 100), end(late + 1000)]
-    records = [InputRecord(orjson.dumps(e), 0, i, 1_000 + i, key=SID.encode())
+    records = [InputRecord(orjson.dumps(e), 0, i, 1_000 + i, key=b"c1 " + SID.encode())
                for i, e in enumerate(events)]
     records.append(InputRecord(b"", 0, len(records), 100_000, control=True))  # stream time
     result = BatchProcessor().process(records, lambda partition: [])
