@@ -24,7 +24,8 @@ variables ``RAPPORT_INGEST_<FIELD>`` for the :class:`services.ingest.IngestConfi
 The browser SDK (issue 18; docs/sdk.md) adds ``RAPPORT_CORS_ORIGINS`` (a comma list of page
 origins allowed to call the ingest and read the coach stream; default none: same origin only),
 ``RAPPORT_SDK_DIR`` (the directory ``/sdk/`` serves; default the repository's ``clients/js``)
-and ``RAPPORT_COACH`` (``on`` or ``off``: the therapist's private coach stream; default on).
+and ``RAPPORT_COACH`` (``on`` or ``off``: the therapist's private coach stream; default on),
+with ``RAPPORT_COACH_OFF_CLINICS`` (a comma list of clinics for which it is off).
 
 Kafka clients' TLS and SASL (a managed Kafka; issue 15) come from ``RAPPORT_KAFKA_*``
 (:mod:`streams.kafka_security`): ``RAPPORT_KAFKA_SECURITY_PROTOCOL``, ``..._SASL_MECHANISM``,
@@ -98,6 +99,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # RAPPORT_CORS_ORIGINS (services/cors.py)
     sdk_dir: Path | None = None  # RAPPORT_SDK_DIR; None: the repository's clients/js
     coach: bool = True  # RAPPORT_COACH
+    coach_off_clinics: frozenset[str] = frozenset()  # RAPPORT_COACH_OFF_CLINICS
     kafka: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS/SASL of Kafka clients
 
     @property
@@ -109,7 +111,7 @@ class Settings:
     def sdk_overrides(self) -> dict[str, Any]:
         """Keyword arguments for IngestConfig of the browser SDK (issue 18)."""
         return {"cors_origins": self.cors_origins, "sdk_dir": self.sdk_dir,
-                "coach": self.coach}
+                "coach": self.coach, "coach_off_clinics": self.coach_off_clinics}
 
     @property
     def database_url(self) -> str:
@@ -231,9 +233,11 @@ def load_settings(
     coach = env.get("RAPPORT_COACH", "on").strip().lower() or "on"
     if coach not in ("on", "off"):
         raise ConfigError("RAPPORT_COACH", f"must be on or off, got {coach!r}")
+    off_clinics = frozenset(c.strip() for c in env.get("RAPPORT_COACH_OFF_CLINICS", "").split(",")
+                            if c.strip())
     return Settings(engine=engine, log_level=level, data_dir=directory, db_url=url,
                     pseudonym_key=key.strip() if key else None, vad_backend=backend,
                     failpoint=failpoint, ingest=tuple(ingest), cors_origins=origins,
                     sdk_dir=Path(sdk_dir).expanduser() if sdk_dir else None,
-                    coach=coach == "on",
+                    coach=coach == "on", coach_off_clinics=off_clinics,
                     kafka=KafkaSecurity.from_env(dict(env)))

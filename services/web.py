@@ -183,7 +183,7 @@ def build_app(store: ReportStore, publisher: Publisher, health: JobHealth, *,
     if live is not None:
         add_live_routes(app, live)
         if (ingest or IngestConfig()).coach:  # RAPPORT_COACH (issue 18)
-            add_coach_routes(app, live)
+            add_coach_routes(app, live, off_clinics=(ingest or IngestConfig()).coach_off_clinics)
     add_ingest_routes(app, publisher, store, ingest, own_publisher=own_publisher,
                       pseudonymize=store.pseudonymize)
 

@@ -57,6 +57,7 @@ class IngestConfig:
     cors_origins: tuple[str, ...] = ()
     sdk_dir: Path | None = None
     coach: bool = True
+    coach_off_clinics: frozenset[str] = frozenset()  # clinics that switched the coach off
 
     def __post_init__(self) -> None:
         if self.max_open_sessions_per_token < 1:

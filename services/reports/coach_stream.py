@@ -8,7 +8,8 @@ minted for a ``therapist`` of this very session may read it:
 - no token, or an unknown, revoked or expired one (or one whose parent was revoked): ``401``;
 - a token of another scope (ingest, reports, admin): ``403``; a session token of another role
   (the client's page): ``403``; a session token of another session: ``404``;
-- the coach switched off (``RAPPORT_COACH=off``): the route does not exist, ``404``.
+- the coach switched off (``RAPPORT_COACH=off``): the route does not exist, ``404``; switched
+  off for the token's clinic (``RAPPORT_COACH_OFF_CLINICS``): ``404`` as well.
 
 The stream starts with one ``coach`` event (the numbers now, the active alerts as nudges),
 then sends one per live update of the session and one per alert that starts or ends; a
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 COACH = web.AppKey("coach_hub", CoachHub)
 COACH_KEEPALIVE = web.AppKey("coach_keepalive_s", float)
+COACH_OFF: web.AppKey[frozenset[str]] = web.AppKey("coach_off_clinics")
 
 
 @requires("session")
@@ -42,6 +44,8 @@ async def coach_stream(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["session_id"]
     if who.session_id != session_id or who.clinic is None:
         raise ApiError(404, f"session_id: no session {session_id!r} for this token")
+    if who.clinic in request.config_dict.get(COACH_OFF, frozenset()):
+        raise ApiError(404, "coach: switched off for this clinic")
     if who.role != "therapist":
         raise ApiError(403, "role: only the therapist's session token may read the coach")
     coach = request.config_dict[COACH]
@@ -87,13 +91,15 @@ async def coach_stream(request: web.Request) -> web.StreamResponse:
 
 
 def add_coach_routes(app: web.Application, hub: LiveHub, *,
-                     keepalive_s: float = DEFAULT_KEEPALIVE_S) -> CoachHub:
+                     keepalive_s: float = DEFAULT_KEEPALIVE_S,
+                     off_clinics: frozenset[str] = frozenset()) -> CoachHub:
     """Mount the coach stream over ``hub``'s records on ``app`` (which has the auth
     middlewares); returns the coach's state."""
     coach = CoachHub()
     hub.add_tap(coach)
     app[COACH] = coach
     app[COACH_KEEPALIVE] = keepalive_s
+    app[COACH_OFF] = off_clinics
     app.router.add_get("/v1/sessions/{session_id}/coach", coach_stream)
 
     async def close_streams(_app: web.Application) -> None:

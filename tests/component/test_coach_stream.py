@@ -38,11 +38,13 @@ def store(tmp_path: Path) -> ReportStore:
 
 
 @asynccontextmanager
-async def served(store: ReportStore, *, coach: bool = True
+async def served(store: ReportStore, *, coach: bool = True,
+                 off_clinics: frozenset[str] = frozenset()
                  ) -> AsyncIterator[tuple[Client, LiveHub]]:
     hub = LiveHub(hide=store.pseudonymize.apply)
     app = build_app(store, MemoryPublisher(), JobHealth(store, []), live=hub,
-                    ingest=IngestConfig(coach=coach, cors_origins=(PAGE,)))
+                    ingest=IngestConfig(coach=coach, cors_origins=(PAGE,),
+                                        coach_off_clinics=off_clinics))
     app[REVALIDATE_S] = 0.2
     client: Client = TestClient(TestServer(app))
     await client.start_server()
@@ -161,5 +163,22 @@ def test_the_coach_can_be_switched_off(store: ReportStore) -> None:
             reply = await client.get("/v1/sessions/s1/coach",
                                      headers={"Authorization": f"Bearer {token}"})
             assert reply.status == 404
+
+    run(scenario())
+
+
+def test_a_clinic_can_switch_its_coach_off(store: ReportStore) -> None:
+    """RAPPORT_COACH_OFF_CLINICS: the clinics listed get 404, the others their coach."""
+    off, _ = store.create_token("c1", "ingest")
+    on, _ = store.create_token("c2", "ingest")
+
+    async def scenario() -> None:
+        async with served(store, off_clinics=frozenset({"c1"})) as (client, _):
+            for parent, status in ((off, 404), (on, 200)):
+                token = await mint(client, parent, "therapist")
+                reply = await client.get("/v1/sessions/s1/coach",
+                                         headers={"Authorization": f"Bearer {token}"})
+                assert reply.status == status
+                reply.close()
 
     run(scenario())
