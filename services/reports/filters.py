@@ -113,8 +113,8 @@ def session_clinic(params: Mapping[str, str], viewer_clinic: str | None) -> str:
         return viewer_clinic
     asked = parse_id("clinic", params["clinic"])
     if viewer_clinic is not None and asked != viewer_clinic:
-        raise ValidationError("clinic", "only an admin token may choose the clinic; "
-                                        "a clinic token reads its own clinic")
+        raise ApiError(403, "clinic: only an admin token may choose the clinic; "
+                            "a clinic token reads its own clinic")
     return asked
 
 

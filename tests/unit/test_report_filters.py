@@ -119,3 +119,19 @@ def test_trend_parameters() -> None:
     with pytest.raises(ValidationError) as raised:
         parse_trend_params({"alert": "long_silence"})
     assert raised.value.field == "alert"
+
+
+def test_the_clinic_of_a_one_session_route() -> None:
+    """A session is (clinic, id): a clinic token reads its own (and may repeat it), asking
+    for another is forbidden; an admin token must name one."""
+    from services.reports.filters import session_clinic
+
+    assert session_clinic({}, "c1") == "c1"
+    assert session_clinic({"clinic": "c1"}, "c1") == "c1"
+    assert session_clinic({"clinic": "c2"}, None) == "c2"
+    with pytest.raises(ApiError) as forbidden:
+        session_clinic({"clinic": "c2"}, "c1")
+    assert forbidden.value.status == 403
+    with pytest.raises(ValidationError) as missing:
+        session_clinic({}, None)
+    assert missing.value.field == "clinic"
