@@ -32,6 +32,8 @@ from services.broker import EmbeddedBroker
 from services.store import ReportStore
 from services.store.pseudonyms import Pseudonymizer
 
+pytestmark = pytest.mark.slow  # about 40 s: two ingest processes and a worker
+
 KEY = "tenancy-test-pseudonym-key-0123"
 HIDE = Pseudonymizer(KEY.encode())
 # Raw participant ids: none of them may be found on any topic or in any log.
