@@ -102,20 +102,27 @@ def date_range(params: Mapping[str, str]) -> tuple[int | None, int | None]:
     return from_ms, until_ms
 
 
-def session_clinic(params: Mapping[str, str], viewer_clinic: str | None) -> str:
+def session_clinic(params: Mapping[str, str], viewer_clinic: str | None) -> str | None:
     """The clinic of a one-session route (``/v1/sessions/{id}/…``, ``/sessions/{id}``): a
-    session is (clinic, session id) (issue 16 finding 1), so an ``admin`` token must name it
-    with ``?clinic=``; a clinic token reads its own clinic (and may repeat it)."""
+    session is (clinic, session id) (issue 16 finding 1). A clinic token reads its own clinic
+    (and may repeat it); an ``admin`` token names one with ``?clinic=``, or gets None: the
+    handler then looks the id up in every clinic (:func:`resolve_clinic`)."""
     if "clinic" not in params:
-        if viewer_clinic is None:
-            raise ValidationError("clinic", "required with an admin token: a session is "
-                                            "identified by its clinic and its id")
         return viewer_clinic
     asked = parse_id("clinic", params["clinic"])
     if viewer_clinic is not None and asked != viewer_clinic:
         raise ApiError(403, "clinic: only an admin token may choose the clinic; "
                             "a clinic token reads its own clinic")
     return asked
+
+
+def resolve_clinic(session_id: str, clinics: list[str]) -> str | None:
+    """For an admin who named no clinic: the one clinic with this session id, None when
+    none has it (404), and a ``409`` naming ``clinic`` when several do."""
+    if len(clinics) > 1:
+        raise ApiError(409, f"clinic: several clinics have a session {session_id!r}; name "
+                            "one with ?clinic=")
+    return clinics[0] if clinics else None
 
 
 def parse_session_query(params: Mapping[str, str], viewer_clinic: str | None) -> SessionQuery:

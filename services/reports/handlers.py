@@ -26,6 +26,7 @@ from services.reports.filters import (
     parse_therapist,
     parse_timeline_params,
     parse_trend_params,
+    resolve_clinic,
     session_clinic,
 )
 from services.reports.openapi import openapi_document
@@ -89,13 +90,24 @@ async def export_sessions(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": 'attachment; filename="sessions.csv"'})
 
 
+async def _clinic(request: web.Request, session_id: str) -> str | None:
+    """The session's clinic: the token's, the one an admin named, or for an admin who named
+    none the one clinic that has the id (None: no clinic has it)."""
+    clinic = session_clinic(request.query, viewer(request).clinic)
+    if clinic is not None:
+        return clinic
+    store = request.config_dict[STORE]
+    return resolve_clinic(session_id, await asyncio.to_thread(store.clinics_of, session_id))
+
+
 @reads_reports
 async def session_report(request: web.Request) -> web.Response:
     """``GET /v1/sessions/{id}/report``: list entry, alert transitions, final report."""
     session_id = parse_id("session_id", request.match_info["session_id"])
     check_known(request.query, REPORT_PARAMETERS)
-    clinic = session_clinic(request.query, viewer(request).clinic)
-    found = await asyncio.to_thread(request.config_dict[STORE].get_report, session_id, clinic)
+    clinic = await _clinic(request, session_id)
+    found = None if clinic is None else await asyncio.to_thread(
+        request.config_dict[STORE].get_report, session_id, clinic)
     if found is None:
         raise _not_found("session")
     return json_response(found)
@@ -106,9 +118,10 @@ async def session_timeline(request: web.Request) -> web.Response:
     """``GET /v1/sessions/{id}/timeline``: classified events in decision order."""
     session_id = parse_id("session_id", request.match_info["session_id"])
     kinds, after, limit = parse_timeline_params(request.query)
-    clinic = session_clinic(request.query, viewer(request).clinic)
-    page = await asyncio.to_thread(lambda: request.config_dict[STORE].get_timeline(
-        session_id, clinic, kinds=kinds, after=after, limit=limit))
+    clinic = await _clinic(request, session_id)
+    page = None if clinic is None else await asyncio.to_thread(
+        lambda: request.config_dict[STORE].get_timeline(session_id, clinic, kinds=kinds,
+                                                        after=after, limit=limit))
     if page is None:
         raise _not_found("session")
     return json_response({"session_id": session_id, "items": page.items, "total": page.total,

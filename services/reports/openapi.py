@@ -55,6 +55,7 @@ _ERRORS = {
     "503": _error("the report database is unavailable"),
 }
 _NOT_FOUND = _error("unknown, or belongs to another clinic")
+_AMBIGUOUS = _error("admin tokens: several clinics have this session id; name one (clinic)")
 
 _LIST_FILTERS = [
     _param("clinic", "query", "clinic id (admin tokens only; a clinic token reads its own)",
@@ -96,8 +97,9 @@ _SESSION = {
 }
 
 # A session is (clinic, session id) (issue 16): admin tokens name the clinic.
-_SESSION_CLINIC = _param("clinic", "query", "the session's clinic: required with an admin "
-                         "token; a clinic token reads its own", {"type": "string"})
+_SESSION_CLINIC = _param("clinic", "query", "the session's clinic: a clinic token reads its "
+                         "own (another is 403); an admin token names one, or gets the one "
+                         "clinic that has the id (409 when several have it)", _ID_SCHEMA)
 
 _SESSION_REF = {"$ref": "#/components/schemas/Session"}
 
@@ -197,7 +199,7 @@ _DOCUMENT: dict[str, Any] = {
             "summary": "a session's final report (METRICS.md §10) and alert transitions",
             "parameters": [_param("session_id", "path", "session id", {"type": "string"},
                                   True), _SESSION_CLINIC],
-            "responses": {"200": _ok("Report"), "404": _NOT_FOUND, **_ERRORS},
+            "responses": {"200": _ok("Report"), "404": _NOT_FOUND, "409": _AMBIGUOUS, **_ERRORS},
         }},
         "/v1/sessions/{session_id}/timeline": {"get": {
             "summary": "a session's classified events (speech units, speaker changes, "
@@ -213,7 +215,7 @@ _DOCUMENT: dict[str, Any] = {
                 _param("limit", "query", f"page size (default {DEFAULT_TIMELINE_PAGE})",
                        {"type": "integer", "minimum": 1, "maximum": MAX_TIMELINE_PAGE}),
             ],
-            "responses": {"200": _ok("Timeline"), "404": _NOT_FOUND, **_ERRORS},
+            "responses": {"200": _ok("Timeline"), "404": _NOT_FOUND, "409": _AMBIGUOUS, **_ERRORS},
         }},
         "/v1/therapists/{therapist_id}/trend": {"get": {
             "summary": "headline metrics over a therapist's latest sessions, oldest first",

@@ -44,6 +44,7 @@ from services.reports.filters import (
     parse_session_query,
     parse_therapist,
     parse_trend_params,
+    resolve_clinic,
     session_clinic,
 )
 from services.reports.html import (
@@ -337,9 +338,13 @@ async def session_page(request: web.Request) -> web.Response:
     seen = viewer(request)
     session_id = parse_id("session_id", request.match_info["session_id"])
     check_known(request.query, REPORT_PARAMETERS)
+    store = request.config_dict[STORE]
     clinic = session_clinic(request.query, seen.clinic)
-    loaded = await asyncio.to_thread(_load_session, request.config_dict[STORE], session_id,
-                                     clinic)
+    if clinic is None:  # an admin who named no clinic: the one that has the id
+        clinic = resolve_clinic(session_id, await asyncio.to_thread(store.clinics_of,
+                                                                     session_id))
+    loaded = None if clinic is None else await asyncio.to_thread(
+        _load_session, store, session_id, clinic)
     if loaded is None:
         raise ApiError(404, "session: not found")
     body = await asyncio.to_thread(session_html, *loaded)

@@ -243,6 +243,14 @@ def get_session(session: Session, clinic: str, session_id: str) -> SessionRow | 
     return session.get(SessionRow, (clinic, session_id))
 
 
+def clinics_of(session: Session, session_id: str, limit: int = 2) -> list[str]:
+    """Up to ``limit`` clinics that have a stored session of this id (for an admin who did
+    not name the clinic: one is the session, several are ambiguous)."""
+    return list(session.scalars(select(SessionRow.clinic_id)
+                                .where(SessionRow.session_id == session_id)
+                                .order_by(SessionRow.clinic_id).limit(limit)))
+
+
 def therapist_sessions(session: Session, therapist: str, clinic: str | None,
                        from_ms: int | None, until_ms: int | None, limit: int
                        ) -> list[dict[str, Any]]:

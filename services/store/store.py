@@ -133,6 +133,11 @@ class ReportStore:
                     "alerts": timeline_.alerts(session, clinic, session_id),
                     "report": row.report}
 
+    def clinics_of(self, session_id: str) -> list[str]:
+        """At most two clinics with a stored session of this id (admin lookups)."""
+        with self.db.transaction(f"clinics of {session_id}") as session:
+            return sessions_.clinics_of(session, session_id)
+
     def get_timeline(self, session_id: str, clinic: str, *,
                      kinds: frozenset[str] | None = None, after: int | None = None,
                      limit: int = timeline_.DEFAULT_TIMELINE_PAGE) -> TimelinePage | None:

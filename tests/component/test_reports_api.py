@@ -119,15 +119,22 @@ def test_ingest_tokens_cannot_read_and_admin_reads_every_clinic(store: ReportSto
         report, timeline, trend = endpoints(store, session, therapist)
         assert client.get(trend, admin).status == 200, trend
         for path in (report, timeline):
-            # a session is (clinic, id): an admin names the clinic (issue 16 finding 1)
-            refused = client.get(path, admin)
-            assert refused.status == 400 and refused.json()["field"] == "clinic", path
+            # a session is (clinic, id) (issue 16 finding 1): an admin names the clinic, or
+            # gets the only clinic that has the id
+            assert client.get(path, admin).status == 200, path
             assert client.get(path, admin, clinic=clinic).status == 200, path
             assert client.get(path, admin, clinic="c9").status == 404, path
     listed = client.get("/v1/sessions", admin).json()["sessions"]
     assert sorted(s["session_id"] for s in listed) == ["c1-s1", "c2-s1"]
     only = client.get("/v1/sessions", admin, clinic="c2").json()["sessions"]
     assert [s["session_id"] for s in only] == ["c2-s1"]
+    # the same id in two clinics: an admin must say which
+    store.add_record(report_record("c1-s1", "c2"))
+    for path in endpoints(store, "c1-s1", "t1")[:2]:
+        ambiguous = client.get(path, admin)
+        assert ambiguous.status == 409 and ambiguous.json()["error"].startswith("clinic: ")
+        assert client.get(path, admin, clinic="c2").status == 200
+    assert client.get("/v1/sessions/nowhere/report", admin).status == 404
 
 
 def test_errors_are_json_naming_the_field(store: ReportStore, client: Api) -> None:
