@@ -71,7 +71,7 @@ api-fuzz: $(STAMP)
 		-p no:cacheprovider tests/integration/test_api_schema_fuzz.py
 
 # Each benchmark prints its figures and targets in one run; README "Performance" records them.
-bench: bench-engine bench-pipeline bench-reports bench-vad
+bench: bench-engine bench-pipeline bench-reports bench-vad bench-sdk
 
 bench-engine: $(STAMP)
 	$(BIN)/python bench/engine.py
