@@ -113,6 +113,7 @@ class SessionEngine:
         "_members",
         "_out",
         "_pending",
+        "_recent_net",
         "_seen",
         "_segment_ms",
         "_seqs",
@@ -139,6 +140,9 @@ class SessionEngine:
         self._level_table = level_translation(config.level_voiced_dbov)
         self._out: list[Output] = []
         self._pending: list[tuple[Any, ...]] = []
+        # Network readings of declared participants not yet allowed_lateness_ms old, as heap
+        # entries: only a session.end still to come could reject them (see _settle_network).
+        self._recent_net: list[tuple[Any, ...]] = []
         self._seen: dict[tuple[Any, ...], int] = {}  # non-activity keys -> known time
         self._seqs: dict[str, array[int]] = {}  # activity seq ranges per participant
         self._known_max = -_FAR  # the session's newest known time (N)
@@ -179,9 +183,11 @@ class SessionEngine:
             "config": config_to_state(self._config),
             "step": self._step,
             "out": [output_to_state(output) for output in self._out],
-            # The heap's own order: a valid heap again once keys are recomputed.
+            # Sorted by key (unique per event), so a valid heap again once keys are
+            # recomputed; recent network readings are held events like the others.
             "pending": [[tag_to_state(entry[-2]), event_to_state(entry[-1])]
-                        for entry in self._pending],
+                        for entry in sorted([*self._pending, *self._recent_net],
+                                            key=lambda entry: entry[:-2])],
             "seen": [[list(key), known] for key, known in self._seen.items()],
             "seqs": [[pid, ranges.tobytes()] for pid, ranges in self._seqs.items()],
             "known_max": self._known_max,
@@ -214,9 +220,9 @@ class SessionEngine:
         config = config_from_state(state["config"])
         engine = cls(state["session_id"], config, advance_step_ms=state["step"])
         engine._out = out = [output_from_state(output) for output in state["out"]]
-        engine._pending = [(*canonical_key(event), tag_from_state(tag), event)
-                           for tag, event in ((tag, event_from_state(value))
-                                              for tag, value in state["pending"])]
+        pending = [(*canonical_key(event), tag_from_state(tag), event)
+                   for tag, event in ((tag, event_from_state(value))
+                                      for tag, value in state["pending"])]
         engine._seen = {tuples(key): known for key, known in state["seen"]}
         for pid, ranges in state["seqs"]:
             engine._seq_ranges(pid).frombytes(ranges)
@@ -246,6 +252,17 @@ class SessionEngine:
         engine._applying_tag = tag_from_state(state["applying_tag"])
         engine.duplicates = state["duplicates"]
         engine.rejected = state["rejected"]
+        for entry in pending:
+            event = entry[-1]
+            if (isinstance(event, Network) and entry[-2] is None
+                    and event.participant_id in engine._members
+                    and engine._start_ts is not None and event.ts_ms >= engine._start_ts
+                    and (engine._end_ts is None or event.ts_ms <= engine._end_ts)):
+                engine._recent_net.append(entry)
+            else:
+                engine._pending.append(entry)
+        heapq.heapify(engine._pending)
+        engine._settle_network()
         return engine
 
     # The live copy is a cache: never part of a copy of the engine.
@@ -386,6 +403,10 @@ class SessionEngine:
             if self._end_ts is not None:
                 raise SessionStateError("session.end.ts_ms", f"session ended at {self._end_ts}")
             self._end_ts = t
+            # A recent reading after the end is rejected when applied in canonical order.
+            for entry in [entry for entry in self._recent_net if entry[0] > t]:
+                self._recent_net.remove(entry)
+                heapq.heappush(self._pending, entry)
         if isinstance(event, SessionStart) and self._start_ts is None:
             # Applied on arrival, not when the final horizon passes it (L + M later, 10 min
             # by default): nothing before a session's start can be applied anyway, and its
@@ -399,6 +420,7 @@ class SessionEngine:
             self._hold(event, key, known, tag)
         if known > self._known_max:
             self._known_max = known
+            self._settle_network()
         live = self._live
         if live is not None:
             # The live copy has consumed what starts before its frontier: an event starting
@@ -444,8 +466,37 @@ class SessionEngine:
                     member.segments = True
                     member.builder.add([(event.start_ms, event.end_ms)])
                     return
+                if isinstance(event, Network):
+                    self._recent_net.append((*key, None, event))
+                    return
                 tag = None
         heapq.heappush(self._pending, (*key, tag, event))
+
+    def _settle_network(self) -> None:
+        """Apply the recent network readings that are now ``allowed_lateness_ms`` old.
+
+        A reading of a declared participant, at or after the session's start, can only be
+        rejected by a ``session.end`` before it (§9: applied in canonical order). One still to
+        come is known at ``>= N - L``, so a reading before ``N - L`` is accepted for good: its
+        RTT and loss go to the participant's (order-free) figures and to the floor sweep,
+        which keeps it in compact columns and applies it in time order when it gets there.
+        Until then it waits here as an event (about one per participant). The live copy
+        (horizon ``N - L``) would apply exactly these readings, so live numbers do not move.
+        """
+        recent = self._recent_net
+        if not recent:
+            return
+        before = self._known_max - self._config.allowed_lateness_ms
+        if all(entry[0] >= before for entry in recent):
+            return
+        keep = []
+        for entry in recent:
+            if entry[0] < before:
+                event = entry[-1]
+                self._add_network(self._members[event.participant_id], event)
+            else:
+                keep.append(entry)
+        self._recent_net = keep
 
     def _seq_ranges(self, participant_id: str) -> array[int]:
         ranges = self._seqs.get(participant_id)
@@ -528,6 +579,9 @@ class SessionEngine:
         if self._finished:
             raise SessionStateError("session.end", "session already closed")
         self._live = None
+        for entry in self._recent_net:
+            heapq.heappush(self._pending, entry)
+        self._recent_net = []
         while self._pending:
             self._apply(*heapq.heappop(self._pending)[-2:])
         self._finished = True
