@@ -522,7 +522,7 @@ class SessionEngine:
         for pid, member in self._members.items():
             member.builder.advance(horizon, partial(self._ipu_closed, pid))
         known = horizon - config.min_pause_ms - config.min_speech_ms
-        self._classifier.advance(known, self._open_ipus())
+        self._classifier.advance(known, self._open_ipus(horizon))
         self._sweep.advance(known - config.bc_max_ms - config.bc_context_ms)
         # A copy arriving now of an event known before this would be late anyway.
         self._prune_seen(self._known_max - 2 * config.allowed_lateness_ms)
@@ -615,12 +615,17 @@ class SessionEngine:
             self._last_ipu_end = end
         self._classifier.closed(pid, start, end)
 
-    def _open_ipus(self) -> dict[str, tuple[int, int]]:
+    def _open_ipus(self, horizon: int) -> dict[str, tuple[int, int]]:
+        """Open IPUs as ``(start, end so far)``, the end capped at ``horizon``: what lies
+        beyond it could still be cut by a ``session.end`` arriving later (at or after
+        ``N - L``), so the classifier's early decision that an IPU is longer than
+        ``bc_max_ms`` (§3) rests on final speech only, whatever the arrival order."""
         result = {}
         for pid, member in self._members.items():
             open_ipu = member.builder.open_ipu
             if open_ipu is not None:
-                result[pid] = open_ipu
+                start, end = open_ipu
+                result[pid] = (start, min(end, horizon))
         return result
 
     def _prune_seen(self, before: int) -> None:

@@ -47,14 +47,24 @@ class IpuBuilder:
     def add(self, intervals: list[tuple[int, int]]) -> None:
         buffer = self._buffer
         for start, end in intervals:
-            if buffer and start < buffer[-2]:
-                self._sorted = False
+            if buffer:
+                if start < buffer[-2]:
+                    self._sorted = False
+                elif start <= buffer[-1]:
+                    # Touches or overlaps the last interval (a voiced run continuing across
+                    # two frame batches): their union is one interval, and it makes the same
+                    # IPUs whatever else arrives, clipped at any session end alike. Less than
+                    # half the intervals a frame source sends are left to hold.
+                    if end > buffer[-1]:
+                        buffer[-1] = end
+                    continue
             buffer.append(start)
             buffer.append(end)
 
     @property
     def open_ipu(self) -> tuple[int, int] | None:
-        """The IPU still growing, as ``(start_ms, end_so_far_ms)``."""
+        """The IPU still growing, as ``(start_ms, end_so_far_ms)``. Its end may lie past the
+        horizon it was consumed up to (a segment, or merged runs, reaching beyond it)."""
         return (self._start, self._end) if self._start >= 0 else None
 
     def advance(self, horizon_ms: int, emit: Callable[[int, int], None]) -> None:

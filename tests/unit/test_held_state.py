@@ -132,3 +132,23 @@ def test_shuffled_readings_give_the_same_report_and_alerts() -> None:
     keyed.sort(key=lambda pair: pair[0])
     shuffled, _, _ = run([events[0], *(raw for _, raw in keyed), events[-1]])
     assert shuffled == reference
+
+
+def test_touching_segments_merged_early_are_still_cut_by_a_later_arriving_end() -> None:
+    """A source declaring ``max_segment_ms`` 50 sends 50 ms segments back to back from 1 s
+    to 6.05 s; the builder holds them as one interval, which the final horizon (newest known
+    6051 - 5000 - 50 = 1001) reaches at its start. Then session.end at 1051 arrives (not late:
+    6051 - 5000). The client spoke [1000, 1051): 51 ms, a click below min_speech_ms (§2), as
+    when the end arrives first. Deciding the IPU is long from the merged interval, past the
+    horizon, would have sent its onset to the floor sweep with no offset ever to come."""
+    def session(end_first: bool) -> dict[str, Any]:
+        chain = [speech("c", a, a + 50) for a in range(1_000, 6_050, 50)]
+        chain.append(speech("c", 6_050, 6_051))
+        head = [{**start(), "max_segment_ms": 50}, speech("t", 0, 50)]
+        events = [*head, end(1_051), *chain] if end_first else [*head, *chain, end(1_051)]
+        return run(events)[0]
+
+    report = session(end_first=False)
+    assert report == session(end_first=True)
+    assert report["roles"]["client"]["talk_s"] == 0.0
+    assert report["quality"]["participants"]["c"]["dropped_ipus"] == 1
