@@ -66,6 +66,7 @@ class FloorSweep:
         "_last_solo_offset",
         "_max_silence_between",
         "_mono_start",
+        "_net_base",
         "_net_loss",
         "_net_pid",
         "_net_rt",
@@ -101,13 +102,16 @@ class FloorSweep:
         self._heap: list[tuple[Any, ...]] = []
         self._speakers: dict[str, _Speaker] = {}
         self._pids: list[str] = []  # participants in order of addition: _net_pid indexes it
-        # Network readings not yet reached, as columns sorted by time (memory: ~24 bytes a
-        # reading instead of ~170 as a heap tuple; a session holds up to max_segment_ms of
-        # them, 10 min by default). They enter the heap only when the sweep reaches them.
-        self._net_ts = array("q")
-        self._net_pid = array("i")
-        self._net_rt = array("i")  # RTT + jitter buffer, ms
-        self._net_rtt = array("i")  # RTT alone, ms
+        # Network readings not yet reached, as columns sorted by time: 13 bytes a reading
+        # instead of ~170 as a heap tuple (a session holds up to max_segment_ms of them, 10
+        # minutes by default). A column is widened to 64 bits when a value does not fit
+        # (times are offsets from _net_base, the session's start). They enter the heap only
+        # when the sweep reaches them.
+        self._net_base = start_ms
+        self._net_ts = array("I")
+        self._net_pid = array("B")  # index into _pids
+        self._net_rt = array("H")  # RTT + jitter buffer, ms
+        self._net_rtt = array("H")  # RTT alone, ms
         self._net_loss = array("i")  # loss_pct in 1/1000 %, or -1 when not reported
         self._raw = 0  # number of participants in an IPU (backchannels included)
         self._floor: list[str] = []  # participants holding non-backchannel IPUs, onset order
@@ -132,8 +136,9 @@ class FloorSweep:
         """Checkpoint form (models/state_codec.py); config, tallies, alerts and ``out`` are
         the engine's. The heap is kept as it is (a valid heap, entries as lists)."""
         heap = [list(entry) for entry in self._heap]
+        base = self._net_base
         for i in range(len(self._net_ts)):
-            heap.append([self._net_ts[i], CONTROL, self._pids[self._net_pid[i]], "net",
+            heap.append([self._net_ts[i] + base, CONTROL, self._pids[self._net_pid[i]], "net",
                          self._net_rt[i], self._net_rtt[i], self._net_loss[i]])
         for entry in heap:
             if entry[3] == "net":  # checkpoint format 3 holds loss_pct as a float
@@ -205,24 +210,31 @@ class FloorSweep:
 
     def _queue_network(self, time_ms: int, participant_id: str, round_trip_ms: int,
                        rtt_ms: int, loss_milli: int) -> None:
+        offset = time_ms - self._net_base
         times = self._net_ts
         # Mostly in time order: an append; otherwise an insertion (arrays of a few KiB).
-        i = len(times) if not times or times[-1] <= time_ms else bisect_right(times, time_ms)
-        times.insert(i, time_ms)
-        self._net_pid.insert(i, self._pids.index(participant_id))
-        self._net_rt.insert(i, round_trip_ms)
-        self._net_rtt.insert(i, rtt_ms)
-        self._net_loss.insert(i, loss_milli)
+        i = len(times) if not times or times[-1] <= offset else bisect_right(times, offset)
+        for name, value in (("_net_ts", offset), ("_net_pid", self._pids.index(participant_id)),
+                            ("_net_rt", round_trip_ms), ("_net_rtt", rtt_ms),
+                            ("_net_loss", loss_milli)):
+            column = getattr(self, name)
+            try:
+                column.insert(i, value)
+            except OverflowError:
+                column = array("q", column)
+                column.insert(i, value)
+                setattr(self, name, column)
 
     def _release_network(self, frontier_ms: int) -> None:
         """Move the readings before ``frontier_ms`` onto the heap (their order is the heap's)."""
-        times = self._net_ts
-        n = bisect_right(times, frontier_ms - 1) if times and times[0] < frontier_ms else 0
+        times, base = self._net_ts, self._net_base
+        limit = frontier_ms - base
+        n = bisect_right(times, limit - 1) if times and times[0] < limit else 0
         if not n:
             return
         pids, heap = self._pids, self._heap
         for i in range(n):
-            heapq.heappush(heap, (times[i], CONTROL, pids[self._net_pid[i]], "net",
+            heapq.heappush(heap, (times[i] + base, CONTROL, pids[self._net_pid[i]], "net",
                                   self._net_rt[i], self._net_rtt[i], self._net_loss[i]))
         for column in (times, self._net_pid, self._net_rt, self._net_rtt, self._net_loss):
             del column[:n]
