@@ -141,7 +141,7 @@ class FloorSweep:
             heap.append([self._net_ts[i] + base, CONTROL, self._pids[self._net_pid[i]], "net",
                          self._net_rt[i], self._net_rtt[i], self._net_loss[i]])
         for entry in heap:
-            if entry[3] == "net":  # checkpoint format 3 holds loss_pct as a float
+            if entry[3] == "net":  # the checkpoint holds loss_pct as a float (format 3)
                 entry[6] = entry[6] / 1000 if entry[6] >= 0 else -1.0
         heap.sort()  # a sorted list is a valid heap
         return [self.t, heap,

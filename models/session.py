@@ -100,6 +100,7 @@ class SessionEngine:
         "_applying_tag",
         "_classifier",
         "_config",
+        "_declared_at",
         "_end_applied",
         "_end_ts",
         "_exclusive",
@@ -113,7 +114,7 @@ class SessionEngine:
         "_members",
         "_out",
         "_pending",
-        "_recent_net",
+        "_recent",
         "_seen",
         "_segment_ms",
         "_seqs",
@@ -140,9 +141,13 @@ class SessionEngine:
         self._level_table = level_translation(config.level_voiced_dbov)
         self._out: list[Output] = []
         self._pending: list[tuple[Any, ...]] = []
-        # Network readings of declared participants not yet allowed_lateness_ms old, as heap
-        # entries: only a session.end still to come could reject them (see _settle_network).
-        self._recent_net: list[tuple[Any, ...]] = []
+        # Network readings of declared participants and joins, not yet allowed_lateness_ms
+        # old, as heap entries: only a session.end still to come could reject them, or an
+        # earlier join precede them (see _settle).
+        self._recent: list[tuple[Any, ...]] = []
+        # When each participant was declared (session.start or its first join): events of
+        # theirs before it are rejected, as in canonical order (joins are applied early).
+        self._declared_at: dict[str, int] = {}
         self._seen: dict[tuple[Any, ...], int] = {}  # non-activity keys -> known time
         self._seqs: dict[str, array[int]] = {}  # activity seq ranges per participant
         self._known_max = -_FAR  # the session's newest known time (N)
@@ -186,7 +191,7 @@ class SessionEngine:
             # Sorted by key (unique per event), so a valid heap again once keys are
             # recomputed; recent network readings are held events like the others.
             "pending": [[tag_to_state(entry[-2]), event_to_state(entry[-1])]
-                        for entry in sorted([*self._pending, *self._recent_net],
+                        for entry in sorted([*self._pending, *self._recent],
                                             key=lambda entry: entry[:-2])],
             "seen": [[list(key), known] for key, known in self._seen.items()],
             "seqs": [[pid, ranges.tobytes()] for pid, ranges in self._seqs.items()],
@@ -202,6 +207,7 @@ class SessionEngine:
             "final_end": self._final_end,
             "clinic_id": self.clinic_id,
             "members": [[pid, member.to_state()] for pid, member in self._members.items()],
+            "declared_at": [[pid, ts] for pid, ts in self._declared_at.items()],
             "exclusive": self._exclusive,
             "tally": self._tally.to_state(),
             "alerts": self._alerts.to_state(),
@@ -239,6 +245,9 @@ class SessionEngine:
         engine.clinic_id = state["clinic_id"]
         engine._members = {pid: Member.from_state(value, config)
                            for pid, value in state["members"]}
+        # Format 3 has no declared_at: its joins were applied at the final horizon, before
+        # any event still to come, so no check is needed for its members.
+        engine._declared_at = dict(state.get("declared_at", []))
         engine._exclusive = state["exclusive"]
         engine._tally = tally = SessionTally.from_state(state["tally"])
         engine._alerts = alerts = AlertTracker.from_state(
@@ -254,15 +263,17 @@ class SessionEngine:
         engine.rejected = state["rejected"]
         for entry in pending:
             event = entry[-1]
-            if (isinstance(event, Network) and entry[-2] is None
-                    and event.participant_id in engine._members
-                    and engine._start_ts is not None and event.ts_ms >= engine._start_ts
-                    and (engine._end_ts is None or event.ts_ms <= engine._end_ts)):
-                engine._recent_net.append(entry)
+            start_ts, end_ts = engine._start_ts, engine._end_ts
+            if (start_ts is not None and entry[0] >= start_ts
+                    and (end_ts is None or entry[0] <= end_ts)
+                    and (isinstance(event, ParticipantJoin)
+                         or (isinstance(event, Network) and entry[-2] is None
+                             and engine._member(event.participant_id, entry[0]) is not None))):
+                engine._recent.append(entry)
             else:
                 engine._pending.append(entry)
         heapq.heapify(engine._pending)
-        engine._settle_network()
+        engine._settle()
         return engine
 
     # The live copy is a cache: never part of a copy of the engine.
@@ -404,8 +415,8 @@ class SessionEngine:
                 raise SessionStateError("session.end.ts_ms", f"session ended at {self._end_ts}")
             self._end_ts = t
             # A recent reading after the end is rejected when applied in canonical order.
-            for entry in [entry for entry in self._recent_net if entry[0] > t]:
-                self._recent_net.remove(entry)
+            for entry in [entry for entry in self._recent if entry[0] > t]:
+                self._recent.remove(entry)
                 heapq.heappush(self._pending, entry)
         if isinstance(event, SessionStart) and self._start_ts is None:
             # Applied on arrival, not when the final horizon passes it (L + M later, 10 min
@@ -416,11 +427,17 @@ class SessionEngine:
             # depend on order: the first to arrive wins.
             self._seen[key] = known
             self._apply(tag, event)
+            joins = [entry for entry in self._pending if isinstance(entry[-1], ParticipantJoin)
+                     and entry[0] >= event.ts_ms]
+            if joins:  # held before the start arrived: now they may settle early too
+                self._pending = [entry for entry in self._pending if entry not in joins]
+                heapq.heapify(self._pending)
+                self._recent += joins
         else:
             self._hold(event, key, known, tag)
         if known > self._known_max:
             self._known_max = known
-            self._settle_network()
+            self._settle()
         live = self._live
         if live is not None:
             # The live copy has consumed what starts before its frontier: an event starting
@@ -449,54 +466,74 @@ class SessionEngine:
         order still cannot matter), and its other events wait without a ``tag``. An earlier
         one waits as it is, to be rejected in canonical order.
         """
-        started = self._start_ts is not None and event_time(event) >= self._start_ts
+        t = event_time(event)
+        started = self._start_ts is not None and t >= self._start_ts
         if isinstance(event, Activity):
             add_to_ranges(self._seq_ranges(event.participant_id), event.seq)
-            member = self._members.get(event.participant_id)
+            member = self._member(event.participant_id, t)
             if member is not None and started:
                 self._add_frames(member, event)
             else:
                 heapq.heappush(self._pending, (*key, tag, event))
             return
         self._seen[key] = known
+        if isinstance(event, ParticipantJoin) and started:
+            self._recent.append((*key, tag, event))
+            return
         if isinstance(event, Speech | Network | ParticipantState):
-            member = self._members.get(event.participant_id)
+            member = self._member(event.participant_id, t)
             if member is not None and started:
                 if isinstance(event, Speech):
                     member.segments = True
                     member.builder.add([(event.start_ms, event.end_ms)])
                     return
                 if isinstance(event, Network):
-                    self._recent_net.append((*key, None, event))
+                    self._recent.append((*key, None, event))
                     return
                 tag = None
         heapq.heappush(self._pending, (*key, tag, event))
 
-    def _settle_network(self) -> None:
-        """Apply the recent network readings that are now ``allowed_lateness_ms`` old.
+    def _member(self, pid: str, t: int) -> Member | None:
+        """The participant, if declared at ``t`` (in canonical order, §9)."""
+        member = self._members.get(pid)
+        if member is None or t < self._declared_at.get(pid, t):
+            return None
+        return member
 
-        A reading of a declared participant, at or after the session's start, can only be
-        rejected by a ``session.end`` before it (§9: applied in canonical order). One still to
-        come is known at ``>= N - L``, so a reading before ``N - L`` is accepted for good: its
-        RTT and loss go to the participant's (order-free) figures and to the floor sweep,
-        which keeps it in compact columns and applies it in time order when it gets there.
-        Until then it waits here as an event (about one per participant). The live copy
-        (horizon ``N - L``) would apply exactly these readings, so live numbers do not move.
+    def _settle(self) -> None:
+        """Apply the recent network readings and joins that are now ``allowed_lateness_ms``
+        old (both span nothing: known time = ``ts_ms``).
+
+        One still to come is known at ``>= N - L`` (§9), so nothing can precede an event
+        before ``N - L`` any more but long events (segments, batches), and none of those can
+        reject it: only a ``session.end`` before it could, and one still to come ends at
+        ``>= N - L``. So a reading of a declared participant is accepted for good: its RTT
+        and loss go to the participant's (order-free) figures and to the floor sweep, which
+        keeps it in compact columns and applies it in time order when it gets there. A
+        participant's first join declares it now, ``max_segment_ms`` earlier than the final
+        horizon would, so its frames and segments go to its IPU builder as intervals instead
+        of waiting as events; events of its before the join are rejected as in canonical
+        order (:meth:`_member`). Later joins (a rejoin, a conflicting role) wait in the hold
+        with the leaves they follow. The live copy (horizon ``N - L``) would apply exactly
+        these events, so live numbers do not move.
         """
-        recent = self._recent_net
+        recent = self._recent
         if not recent:
             return
         before = self._known_max - self._config.allowed_lateness_ms
         if all(entry[0] >= before for entry in recent):
             return
-        keep = []
-        for entry in recent:
-            if entry[0] < before:
-                event = entry[-1]
-                self._add_network(self._members[event.participant_id], event)
+        self._recent = [entry for entry in recent if entry[0] >= before]
+        for entry in sorted((entry for entry in recent if entry[0] < before),
+                            key=lambda entry: entry[:-2]):
+            event = entry[-1]
+            if isinstance(event, ParticipantJoin):
+                if event.participant_id in self._members:
+                    heapq.heappush(self._pending, entry)
+                else:
+                    self._apply(entry[-2], event)
             else:
-                keep.append(entry)
-        self._recent_net = keep
+                self._add_network(self._members[event.participant_id], event)
 
     def _seq_ranges(self, participant_id: str) -> array[int]:
         ranges = self._seqs.get(participant_id)
@@ -579,9 +616,9 @@ class SessionEngine:
         if self._finished:
             raise SessionStateError("session.end", "session already closed")
         self._live = None
-        for entry in self._recent_net:
+        for entry in self._recent:
             heapq.heappush(self._pending, entry)
-        self._recent_net = []
+        self._recent = []
         while self._pending:
             self._apply(*heapq.heappop(self._pending)[-2:])
         self._finished = True
@@ -668,7 +705,7 @@ class SessionEngine:
         if isinstance(event, ParticipantJoin):
             self._apply_join(event)
             return
-        member = self._members.get(event.participant_id)
+        member = self._member(event.participant_id, t)
         if member is None:
             self._reject(event, "participant_id", "not declared by session.start or "
                          "participant.join")
@@ -769,6 +806,7 @@ class SessionEngine:
         member = Member(role, self._config)
         member.present_since = ts
         self._members[pid] = member
+        self._declared_at[pid] = ts
         self._classifier.add_participant(pid)
         assert self._sweep is not None
         self._sweep.add_participant(pid, role)

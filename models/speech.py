@@ -39,7 +39,7 @@ class IpuBuilder:
 
     def to_state(self) -> list[Any]:
         """Checkpoint form (models/state_codec.py); the thresholds come from the config.
-        Intervals are written as absolute 64-bit times (checkpoint format 3)."""
+        Intervals are written as absolute 64-bit times (as in checkpoint format 3)."""
         base = self._base or 0
         absolute = array("q", (value + base for value in self._buffer))
         return [absolute.tobytes(), self._sorted, self._start, self._end, self.dropped]
