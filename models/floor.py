@@ -214,16 +214,23 @@ class FloorSweep:
         times = self._net_ts
         # Mostly in time order: an append; otherwise an insertion (arrays of a few KiB).
         i = len(times) if not times or times[-1] <= offset else bisect_right(times, offset)
-        for name, value in (("_net_ts", offset), ("_net_pid", self._pids.index(participant_id)),
-                            ("_net_rt", round_trip_ms), ("_net_rtt", rtt_ms),
-                            ("_net_loss", loss_milli)):
-            column = getattr(self, name)
-            try:
+        pid = self._pids.index(participant_id)
+        try:
+            times.insert(i, offset)
+            self._net_pid.insert(i, pid)
+            self._net_rt.insert(i, round_trip_ms)
+            self._net_rtt.insert(i, rtt_ms)
+            self._net_loss.insert(i, loss_milli)
+        except OverflowError:  # rare: undo what went in, widen every column, insert again
+            for name in ("_net_ts", "_net_pid", "_net_rt", "_net_rtt", "_net_loss"):
+                column = getattr(self, name)
+                if len(column) > len(self._net_loss):
+                    del column[i]
+                setattr(self, name, array("q", column))
+            for column, value in ((self._net_ts, offset), (self._net_pid, pid),
+                                  (self._net_rt, round_trip_ms), (self._net_rtt, rtt_ms),
+                                  (self._net_loss, loss_milli)):
                 column.insert(i, value)
-            except OverflowError:
-                column = array("q", column)
-                column.insert(i, value)
-                setattr(self, name, column)
 
     def _release_network(self, frontier_ms: int) -> None:
         """Move the readings before ``frontier_ms`` onto the heap (their order is the heap's)."""

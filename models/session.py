@@ -469,9 +469,10 @@ class SessionEngine:
         t = event_time(event)
         started = self._start_ts is not None and t >= self._start_ts
         if isinstance(event, Activity):
-            add_to_ranges(self._seq_ranges(event.participant_id), event.seq)
-            member = self._member(event.participant_id, t)
-            if member is not None and started:
+            pid = event.participant_id
+            add_to_ranges(self._seq_ranges(pid), event.seq)
+            member = self._members.get(pid)  # _member inlined: the path of every batch
+            if member is not None and started and t >= self._declared_at.get(pid, t):
                 self._add_frames(member, event)
             else:
                 heapq.heappush(self._pending, (*key, tag, event))
@@ -521,7 +522,10 @@ class SessionEngine:
         if not recent:
             return
         before = self._known_max - self._config.allowed_lateness_ms
-        if all(entry[0] >= before for entry in recent):
+        for entry in recent:  # a plain loop: this runs for most events, on a short list
+            if entry[0] < before:
+                break
+        else:
             return
         self._recent = [entry for entry in recent if entry[0] >= before]
         for entry in sorted((entry for entry in recent if entry[0] < before),
