@@ -115,6 +115,7 @@ class SessionEngine:
         "_out",
         "_pending",
         "_recent",
+        "_recent_min",
         "_seen",
         "_segment_ms",
         "_seqs",
@@ -145,6 +146,7 @@ class SessionEngine:
         # old, as heap entries: only a session.end still to come could reject them, or an
         # earlier join precede them (see _settle).
         self._recent: list[tuple[Any, ...]] = []
+        self._recent_min = _FAR  # earliest ts_ms in _recent (_FAR when empty)
         # When each participant was declared (session.start or its first join): events of
         # theirs before it are rejected, as in canonical order (joins are applied early).
         self._declared_at: dict[str, int] = {}
@@ -269,7 +271,7 @@ class SessionEngine:
                     and (isinstance(event, ParticipantJoin)
                          or (isinstance(event, Network) and entry[-2] is None
                              and engine._member(event.participant_id, entry[0]) is not None))):
-                engine._recent.append(entry)
+                engine._keep_recent(entry)
             else:
                 engine._pending.append(entry)
         heapq.heapify(engine._pending)
@@ -418,6 +420,7 @@ class SessionEngine:
             for entry in [entry for entry in self._recent if entry[0] > t]:
                 self._recent.remove(entry)
                 heapq.heappush(self._pending, entry)
+            self._recent_min = min((entry[0] for entry in self._recent), default=_FAR)
         if isinstance(event, SessionStart) and self._start_ts is None:
             # Applied on arrival, not when the final horizon passes it (L + M later, 10 min
             # by default): nothing before a session's start can be applied anyway, and its
@@ -432,7 +435,8 @@ class SessionEngine:
             if joins:  # held before the start arrived: now they may settle early too
                 self._pending = [entry for entry in self._pending if entry not in joins]
                 heapq.heapify(self._pending)
-                self._recent += joins
+                for entry in joins:
+                    self._keep_recent(entry)
         else:
             self._hold(event, key, known, tag)
         if known > self._known_max:
@@ -479,7 +483,7 @@ class SessionEngine:
             return
         self._seen[key] = known
         if isinstance(event, ParticipantJoin) and started:
-            self._recent.append((*key, tag, event))
+            self._keep_recent((*key, tag, event))
             return
         if isinstance(event, Speech | Network | ParticipantState):
             member = self._member(event.participant_id, t)
@@ -489,10 +493,15 @@ class SessionEngine:
                     member.builder.add([(event.start_ms, event.end_ms)])
                     return
                 if isinstance(event, Network):
-                    self._recent.append((*key, None, event))
+                    self._keep_recent((*key, None, event))
                     return
                 tag = None
         heapq.heappush(self._pending, (*key, tag, event))
+
+    def _keep_recent(self, entry: tuple[Any, ...]) -> None:
+        self._recent.append(entry)
+        if entry[0] < self._recent_min:
+            self._recent_min = entry[0]
 
     def _member(self, pid: str, t: int) -> Member | None:
         """The participant, if declared at ``t`` (in canonical order, §9)."""
@@ -518,16 +527,12 @@ class SessionEngine:
         with the leaves they follow. The live copy (horizon ``N - L``) would apply exactly
         these events, so live numbers do not move.
         """
-        recent = self._recent
-        if not recent:
-            return
         before = self._known_max - self._config.allowed_lateness_ms
-        for entry in recent:  # a plain loop: this runs for most events, on a short list
-            if entry[0] < before:
-                break
-        else:
+        if self._recent_min >= before:  # nothing due (checked for most events)
             return
+        recent = self._recent
         self._recent = [entry for entry in recent if entry[0] >= before]
+        self._recent_min = min((entry[0] for entry in self._recent), default=_FAR)
         for entry in sorted((entry for entry in recent if entry[0] < before),
                             key=lambda entry: entry[:-2]):
             event = entry[-1]
@@ -623,6 +628,7 @@ class SessionEngine:
         for entry in self._recent:
             heapq.heappush(self._pending, entry)
         self._recent = []
+        self._recent_min = _FAR
         while self._pending:
             self._apply(*heapq.heappop(self._pending)[-2:])
         self._finished = True

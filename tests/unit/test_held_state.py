@@ -54,6 +54,7 @@ class HeldAsEvents(SessionEngine):
         for entry in self._recent:
             heapq.heappush(self._pending, entry)
         self._recent = []
+        self._recent_min = 2**62
 
 
 def run(events: list[dict[str, Any]], *, snapshots: bool = False,
