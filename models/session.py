@@ -463,8 +463,9 @@ class SessionEngine:
     def _hold(self, event: Event, key: tuple[Any, ...], known: int, tag: Any) -> None:
         """Keep an accepted event until the horizon passes its start, as compactly as is safe.
 
-        Once a participant is declared (by session.start, applied on arrival, or by a join
-        the horizon applied), an event of it that starts at or after the session's start can
+        Once a participant is declared (by session.start, applied on arrival, or by its first
+        join, applied ``allowed_lateness_ms`` after its time by :meth:`_settle`), an event of
+        it that starts at or after the session's start and its declaration can
         no longer be rejected when applied, so its speech and frames go straight to its IPU
         builder (which consumes intervals in start order below the horizon only: arrival
         order still cannot matter), and its other events wait without a ``tag``. An earlier
