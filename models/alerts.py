@@ -242,7 +242,8 @@ class AlertTracker:
         if self.is_active("long_silence"):
             self._clear("long_silence", end_ms)
 
-    def network(self, participant_id: str, ts: int, rtt_ms: int, loss_pct: float) -> None:
+    def network(self, participant_id: str, ts: int, rtt_ms: int, loss_milli: int) -> None:
+        """A reading: RTT (ms) and ``loss_pct`` in 1/1000 % (-1 when not reported)."""
         rules = self._rules
         if not rules.network_enabled:
             return
@@ -250,7 +251,7 @@ class AlertTracker:
         if entry is None:
             entry = self._net[participant_id] = (ts, array("q"))
         base, window = entry
-        window.extend((ts - base, rtt_ms, round(loss_pct * 1000) if loss_pct >= 0 else -1))
+        window.extend((ts - base, rtt_ms, loss_milli))
         expired = 0
         while expired < len(window) and window[expired] <= ts - base - rules.network_window_ms:
             expired += 3

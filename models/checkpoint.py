@@ -30,7 +30,10 @@ closes its session as ``unreportable`` (models/processor.py), so an upgrade that
 checkpoints loses those sessions' reports, visibly, instead of crash-looping.
 
 Versions: 1 and 2 were pickles (2: known-time lateness, voice and levels tracks, exact quantile
-series); both are refused. 3: this codec.
+series); both are refused. 3: this codec. 4 (issue 14 point 4): the engine's state adds
+``declared_at`` (when each participant was declared: joins now apply ``allowed_lateness_ms``
+after their time instead of at the final horizon); version 3 is still read (:data:`READS`),
+its members needing no such time (their joins were applied before any event still to come).
 
 Size and time against the version-2 pickle (simulated sessions; ``tests/unit/test_checkpoint.py``
 checks the size ratio): 50 minutes in, frames 10 KB against 39 KB, segments 8 against 31,
@@ -51,7 +54,8 @@ from models.errors import RapportError
 from models.session import SessionEngine
 
 MAGIC = b"RPT"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+READS = frozenset({3, 4})  # versions this code restores
 _COMPRESSED = 1
 _HEADER = 9
 # Bodies shorter than this are stored as they are: zlib gains nothing on a closed marker.
@@ -87,10 +91,10 @@ def load(data: bytes, expected: type[T] | tuple[type[T], ...] = SessionEngine) -
     Raises :class:`CheckpointError` for anything else, whatever is wrong with the bytes."""
     if len(data) < 5 or data[:3] != MAGIC:
         raise CheckpointError("not a Rapport session checkpoint")
-    if data[3] != FORMAT_VERSION:
+    if data[3] not in READS:
         raise CheckpointError(
             f"checkpoint format {data[3]} cannot be read by this version (reads "
-            f"{FORMAT_VERSION})"
+            f"{', '.join(map(str, sorted(READS)))})"
         )
     flags = data[4]
     if flags & ~_COMPRESSED:

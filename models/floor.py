@@ -14,6 +14,8 @@ stops the stretch between is a silence of 0 ms: a gap of 0 ms (§4).
 from __future__ import annotations
 
 import heapq
+from array import array
+from bisect import bisect_right
 from typing import Any
 
 from models.alerts import AlertTracker
@@ -64,7 +66,14 @@ class FloorSweep:
         "_last_solo_offset",
         "_max_silence_between",
         "_mono_start",
+        "_net_base",
+        "_net_loss",
+        "_net_pid",
+        "_net_rt",
+        "_net_rtt",
+        "_net_ts",
         "_out",
+        "_pids",
         "_raw",
         "_silence_start",
         "_speakers",
@@ -92,6 +101,18 @@ class FloorSweep:
         self.t = start_ms  # everything before t is integrated
         self._heap: list[tuple[Any, ...]] = []
         self._speakers: dict[str, _Speaker] = {}
+        self._pids: list[str] = []  # participants in order of addition: _net_pid indexes it
+        # Network readings not yet reached, as columns sorted by time: 13 bytes a reading
+        # instead of ~170 as a heap tuple (a session holds up to max_segment_ms of them, 10
+        # minutes by default). A column is widened to 64 bits when a value does not fit
+        # (times are offsets from _net_base, the session's start). They enter the heap only
+        # when the sweep reaches them.
+        self._net_base = start_ms
+        self._net_ts = array("I")
+        self._net_pid = array("B")  # index into _pids
+        self._net_rt = array("H")  # RTT + jitter buffer, ms
+        self._net_rtt = array("H")  # RTT alone, ms
+        self._net_loss = array("i")  # loss_pct in 1/1000 %, or -1 when not reported
         self._raw = 0  # number of participants in an IPU (backchannels included)
         self._floor: list[str] = []  # participants holding non-backchannel IPUs, onset order
         self._silence_start = start_ms  # start of the current raw mutual silence, or -1
@@ -114,7 +135,16 @@ class FloorSweep:
     def to_state(self) -> list[Any]:
         """Checkpoint form (models/state_codec.py); config, tallies, alerts and ``out`` are
         the engine's. The heap is kept as it is (a valid heap, entries as lists)."""
-        return [self.t, [list(entry) for entry in self._heap],
+        heap = [list(entry) for entry in self._heap]
+        base = self._net_base
+        for i in range(len(self._net_ts)):
+            heap.append([self._net_ts[i] + base, CONTROL, self._pids[self._net_pid[i]], "net",
+                         self._net_rt[i], self._net_rtt[i], self._net_loss[i]])
+        for entry in heap:
+            if entry[3] == "net":  # the checkpoint holds loss_pct as a float (format 3)
+                entry[6] = entry[6] / 1000 if entry[6] >= 0 else -1.0
+        heap.sort()  # a sorted list is a valid heap
+        return [self.t, heap,
                 [[pid, speaker.to_state()] for pid, speaker in self._speakers.items()],
                 self._raw, self._floor, self._silence_start, self._spoken,
                 self._last_offset_pid, self.last_offset_ms, self._last_solo,
@@ -129,8 +159,16 @@ class FloorSweep:
          last_offset_ms, last_solo, last_solo_end, last_solo_offset, between_overlap,
          max_silence_between, turn_pid, turn_start, mono_start, candidates) = state
         sweep = cls(config, t, tally, alerts, out)
-        sweep._heap = [tuple(entry) for entry in heap]
         sweep._speakers = {pid: _Speaker.from_state(value) for pid, value in speakers}
+        sweep._pids = list(sweep._speakers)
+        for entry in heap:
+            if entry[3] == "net":
+                time_ms, _, pid, _, round_trip, rtt, loss = entry
+                sweep._queue_network(time_ms, pid, round_trip, rtt,
+                                     round(loss * 1000) if loss >= 0 else -1)
+            else:
+                sweep._heap.append(tuple(entry))
+        heapq.heapify(sweep._heap)
         sweep._raw, sweep._floor, sweep._silence_start = raw, list(floor), silence_start
         sweep._spoken, sweep._last_offset_pid, sweep.last_offset_ms = (
             spoken, last_offset_pid, last_offset_ms)
@@ -148,6 +186,7 @@ class FloorSweep:
     def add_participant(self, participant_id: str, role: Role) -> None:
         if participant_id not in self._speakers:
             self._speakers[participant_id] = _Speaker(role)
+            self._pids.append(participant_id)
             if role not in self.tally.roles:
                 self.tally.roles[role] = RoleTally()
 
@@ -160,10 +199,52 @@ class FloorSweep:
         self, time_ms: int, participant_id: str, round_trip_ms: int, rtt_ms: int, loss: float
     ) -> None:
         """``round_trip_ms`` (RTT + jitter buffer) corrects latencies and decides collisions
-        (§4, §5); ``rtt_ms`` alone feeds the network alert (§7)."""
-        heapq.heappush(
-            self._heap, (time_ms, CONTROL, participant_id, "net", round_trip_ms, rtt_ms, loss)
-        )
+        (§4, §5); ``rtt_ms`` alone feeds the network alert (§7) with ``loss`` (``loss_pct``,
+        or -1 when not reported), which the alert judges in 1/1000 % (models/alerts.py).
+
+        A reading may come any time before the sweep reaches ``time_ms``, in any order: it
+        waits in compact columns and is applied in the same order as if it had been pushed
+        onto the heap (time, then participant, then values)."""
+        self._queue_network(time_ms, participant_id, round_trip_ms, rtt_ms,
+                            round(loss * 1000) if loss >= 0 else -1)
+
+    def _queue_network(self, time_ms: int, participant_id: str, round_trip_ms: int,
+                       rtt_ms: int, loss_milli: int) -> None:
+        offset = time_ms - self._net_base
+        times = self._net_ts
+        # Mostly in time order: an append; otherwise an insertion (arrays of a few KiB).
+        i = len(times) if not times or times[-1] <= offset else bisect_right(times, offset)
+        pid = self._pids.index(participant_id)
+        try:
+            times.insert(i, offset)
+            self._net_pid.insert(i, pid)
+            self._net_rt.insert(i, round_trip_ms)
+            self._net_rtt.insert(i, rtt_ms)
+            self._net_loss.insert(i, loss_milli)
+        except OverflowError:  # rare: undo what went in, widen every column, insert again
+            for name in ("_net_ts", "_net_pid", "_net_rt", "_net_rtt", "_net_loss"):
+                column = getattr(self, name)
+                if len(column) > len(self._net_loss):
+                    del column[i]
+                setattr(self, name, array("q", column))
+            for column, value in ((self._net_ts, offset), (self._net_pid, pid),
+                                  (self._net_rt, round_trip_ms), (self._net_rtt, rtt_ms),
+                                  (self._net_loss, loss_milli)):
+                column.insert(i, value)
+
+    def _release_network(self, frontier_ms: int) -> None:
+        """Move the readings before ``frontier_ms`` onto the heap (their order is the heap's)."""
+        times, base = self._net_ts, self._net_base
+        limit = frontier_ms - base
+        n = bisect_right(times, limit - 1) if times and times[0] < limit else 0
+        if not n:
+            return
+        pids, heap = self._pids, self._heap
+        for i in range(n):
+            heapq.heappush(heap, (times[i] + base, CONTROL, pids[self._net_pid[i]], "net",
+                                  self._net_rt[i], self._net_rtt[i], self._net_loss[i]))
+        for column in (times, self._net_pid, self._net_rt, self._net_rtt, self._net_loss):
+            del column[:n]
 
     def push_available(self, time_ms: int, participant_id: str, available: bool) -> None:
         heapq.heappush(self._heap, (time_ms, CONTROL, participant_id, "avail", available))
@@ -176,6 +257,7 @@ class FloorSweep:
         All changes at one millisecond are applied together and judged as one transition of
         the floor: a set that holds for 0 ms is not a stretch (§4 stretches are maximal).
         """
+        self._release_network(frontier_ms)
         heap = self._heap
         while heap and heap[0][0] < frontier_ms:
             t = heap[0][0]

@@ -100,6 +100,7 @@ class SessionEngine:
         "_applying_tag",
         "_classifier",
         "_config",
+        "_declared_at",
         "_end_applied",
         "_end_ts",
         "_exclusive",
@@ -113,6 +114,8 @@ class SessionEngine:
         "_members",
         "_out",
         "_pending",
+        "_recent",
+        "_recent_min",
         "_seen",
         "_segment_ms",
         "_seqs",
@@ -139,6 +142,14 @@ class SessionEngine:
         self._level_table = level_translation(config.level_voiced_dbov)
         self._out: list[Output] = []
         self._pending: list[tuple[Any, ...]] = []
+        # Network readings of declared participants and joins, not yet allowed_lateness_ms
+        # old, as heap entries: only a session.end still to come could reject them, or an
+        # earlier join precede them (see _settle).
+        self._recent: list[tuple[Any, ...]] = []
+        self._recent_min = _FAR  # earliest ts_ms in _recent (_FAR when empty)
+        # When each participant was declared (session.start or its first join): events of
+        # theirs before it are rejected, as in canonical order (joins are applied early).
+        self._declared_at: dict[str, int] = {}
         self._seen: dict[tuple[Any, ...], int] = {}  # non-activity keys -> known time
         self._seqs: dict[str, array[int]] = {}  # activity seq ranges per participant
         self._known_max = -_FAR  # the session's newest known time (N)
@@ -179,9 +190,11 @@ class SessionEngine:
             "config": config_to_state(self._config),
             "step": self._step,
             "out": [output_to_state(output) for output in self._out],
-            # The heap's own order: a valid heap again once keys are recomputed.
+            # Sorted by key (unique per event), so a valid heap again once keys are
+            # recomputed; recent network readings are held events like the others.
             "pending": [[tag_to_state(entry[-2]), event_to_state(entry[-1])]
-                        for entry in self._pending],
+                        for entry in sorted([*self._pending, *self._recent],
+                                            key=lambda entry: entry[:-2])],
             "seen": [[list(key), known] for key, known in self._seen.items()],
             "seqs": [[pid, ranges.tobytes()] for pid, ranges in self._seqs.items()],
             "known_max": self._known_max,
@@ -196,6 +209,7 @@ class SessionEngine:
             "final_end": self._final_end,
             "clinic_id": self.clinic_id,
             "members": [[pid, member.to_state()] for pid, member in self._members.items()],
+            "declared_at": [[pid, ts] for pid, ts in self._declared_at.items()],
             "exclusive": self._exclusive,
             "tally": self._tally.to_state(),
             "alerts": self._alerts.to_state(),
@@ -214,9 +228,9 @@ class SessionEngine:
         config = config_from_state(state["config"])
         engine = cls(state["session_id"], config, advance_step_ms=state["step"])
         engine._out = out = [output_from_state(output) for output in state["out"]]
-        engine._pending = [(*canonical_key(event), tag_from_state(tag), event)
-                           for tag, event in ((tag, event_from_state(value))
-                                              for tag, value in state["pending"])]
+        pending = [(*canonical_key(event), tag_from_state(tag), event)
+                   for tag, event in ((tag, event_from_state(value))
+                                      for tag, value in state["pending"])]
         engine._seen = {tuples(key): known for key, known in state["seen"]}
         for pid, ranges in state["seqs"]:
             engine._seq_ranges(pid).frombytes(ranges)
@@ -233,6 +247,9 @@ class SessionEngine:
         engine.clinic_id = state["clinic_id"]
         engine._members = {pid: Member.from_state(value, config)
                            for pid, value in state["members"]}
+        # Format 3 has no declared_at: its joins were applied at the final horizon, before
+        # any event still to come, so no check is needed for its members.
+        engine._declared_at = dict(state.get("declared_at", []))
         engine._exclusive = state["exclusive"]
         engine._tally = tally = SessionTally.from_state(state["tally"])
         engine._alerts = alerts = AlertTracker.from_state(
@@ -246,6 +263,19 @@ class SessionEngine:
         engine._applying_tag = tag_from_state(state["applying_tag"])
         engine.duplicates = state["duplicates"]
         engine.rejected = state["rejected"]
+        for entry in pending:
+            event = entry[-1]
+            start_ts, end_ts = engine._start_ts, engine._end_ts
+            if (start_ts is not None and entry[0] >= start_ts
+                    and (end_ts is None or entry[0] <= end_ts)
+                    and (isinstance(event, ParticipantJoin)
+                         or (isinstance(event, Network) and entry[-2] is None
+                             and engine._member(event.participant_id, entry[0]) is not None))):
+                engine._keep_recent(entry)
+            else:
+                engine._pending.append(entry)
+        heapq.heapify(engine._pending)
+        engine._settle()
         return engine
 
     # The live copy is a cache: never part of a copy of the engine.
@@ -386,6 +416,11 @@ class SessionEngine:
             if self._end_ts is not None:
                 raise SessionStateError("session.end.ts_ms", f"session ended at {self._end_ts}")
             self._end_ts = t
+            # A recent reading after the end is rejected when applied in canonical order.
+            for entry in [entry for entry in self._recent if entry[0] > t]:
+                self._recent.remove(entry)
+                heapq.heappush(self._pending, entry)
+            self._recent_min = min((entry[0] for entry in self._recent), default=_FAR)
         if isinstance(event, SessionStart) and self._start_ts is None:
             # Applied on arrival, not when the final horizon passes it (L + M later, 10 min
             # by default): nothing before a session's start can be applied anyway, and its
@@ -395,10 +430,18 @@ class SessionEngine:
             # depend on order: the first to arrive wins.
             self._seen[key] = known
             self._apply(tag, event)
+            joins = [entry for entry in self._pending if isinstance(entry[-1], ParticipantJoin)
+                     and entry[0] >= event.ts_ms]
+            if joins:  # held before the start arrived: now they may settle early too
+                self._pending = [entry for entry in self._pending if entry not in joins]
+                heapq.heapify(self._pending)
+                for entry in joins:
+                    self._keep_recent(entry)
         else:
             self._hold(event, key, known, tag)
         if known > self._known_max:
             self._known_max = known
+            self._settle()
         live = self._live
         if live is not None:
             # The live copy has consumed what starts before its frontier: an event starting
@@ -420,32 +463,87 @@ class SessionEngine:
     def _hold(self, event: Event, key: tuple[Any, ...], known: int, tag: Any) -> None:
         """Keep an accepted event until the horizon passes its start, as compactly as is safe.
 
-        Once a participant is declared (by session.start, applied on arrival, or by a join
-        the horizon applied), an event of it that starts at or after the session's start can
+        Once a participant is declared (by session.start, applied on arrival, or by its first
+        join, applied ``allowed_lateness_ms`` after its time by :meth:`_settle`), an event of
+        it that starts at or after the session's start and its declaration can
         no longer be rejected when applied, so its speech and frames go straight to its IPU
         builder (which consumes intervals in start order below the horizon only: arrival
         order still cannot matter), and its other events wait without a ``tag``. An earlier
         one waits as it is, to be rejected in canonical order.
         """
-        started = self._start_ts is not None and event_time(event) >= self._start_ts
+        t = event_time(event)
+        started = self._start_ts is not None and t >= self._start_ts
         if isinstance(event, Activity):
-            add_to_ranges(self._seq_ranges(event.participant_id), event.seq)
-            member = self._members.get(event.participant_id)
-            if member is not None and started:
+            pid = event.participant_id
+            add_to_ranges(self._seq_ranges(pid), event.seq)
+            member = self._members.get(pid)  # _member inlined: the path of every batch
+            if member is not None and started and t >= self._declared_at.get(pid, t):
                 self._add_frames(member, event)
             else:
                 heapq.heappush(self._pending, (*key, tag, event))
             return
         self._seen[key] = known
+        if isinstance(event, ParticipantJoin) and started:
+            self._keep_recent((*key, tag, event))
+            return
         if isinstance(event, Speech | Network | ParticipantState):
-            member = self._members.get(event.participant_id)
+            member = self._member(event.participant_id, t)
             if member is not None and started:
                 if isinstance(event, Speech):
                     member.segments = True
                     member.builder.add([(event.start_ms, event.end_ms)])
                     return
+                if isinstance(event, Network):
+                    self._keep_recent((*key, None, event))
+                    return
                 tag = None
         heapq.heappush(self._pending, (*key, tag, event))
+
+    def _keep_recent(self, entry: tuple[Any, ...]) -> None:
+        self._recent.append(entry)
+        if entry[0] < self._recent_min:
+            self._recent_min = entry[0]
+
+    def _member(self, pid: str, t: int) -> Member | None:
+        """The participant, if declared at ``t`` (in canonical order, §9)."""
+        member = self._members.get(pid)
+        if member is None or t < self._declared_at.get(pid, t):
+            return None
+        return member
+
+    def _settle(self) -> None:
+        """Apply the recent network readings and joins that are now ``allowed_lateness_ms``
+        old (both span nothing: known time = ``ts_ms``).
+
+        One still to come is known at ``>= N - L`` (§9), so nothing can precede an event
+        before ``N - L`` any more but long events (segments, batches), and none of those can
+        reject it: only a ``session.end`` before it could, and one still to come ends at
+        ``>= N - L``. So a reading of a declared participant is accepted for good: its RTT
+        and loss go to the participant's (order-free) figures and to the floor sweep, which
+        keeps it in compact columns and applies it in time order when it gets there. A
+        participant's first join declares it now, ``max_segment_ms`` earlier than the final
+        horizon would, so its frames and segments go to its IPU builder as intervals instead
+        of waiting as events; events of its before the join are rejected as in canonical
+        order (:meth:`_member`). Later joins (a rejoin, a conflicting role) wait in the hold
+        with the leaves they follow. The live copy (horizon ``N - L``) would apply exactly
+        these events, so live numbers do not move.
+        """
+        before = self._known_max - self._config.allowed_lateness_ms
+        if self._recent_min >= before:  # nothing due (checked for most events)
+            return
+        recent = self._recent
+        self._recent = [entry for entry in recent if entry[0] >= before]
+        self._recent_min = min((entry[0] for entry in self._recent), default=_FAR)
+        for entry in sorted((entry for entry in recent if entry[0] < before),
+                            key=lambda entry: entry[:-2]):
+            event = entry[-1]
+            if isinstance(event, ParticipantJoin):
+                if event.participant_id in self._members:
+                    heapq.heappush(self._pending, entry)
+                else:
+                    self._apply(entry[-2], event)
+            else:
+                self._add_network(self._members[event.participant_id], event)
 
     def _seq_ranges(self, participant_id: str) -> array[int]:
         ranges = self._seqs.get(participant_id)
@@ -471,7 +569,7 @@ class SessionEngine:
         for pid, member in self._members.items():
             member.builder.advance(horizon, partial(self._ipu_closed, pid))
         known = horizon - config.min_pause_ms - config.min_speech_ms
-        self._classifier.advance(known, self._open_ipus())
+        self._classifier.advance(known, self._open_ipus(horizon))
         self._sweep.advance(known - config.bc_max_ms - config.bc_context_ms)
         # A copy arriving now of an event known before this would be late anyway.
         self._prune_seen(self._known_max - 2 * config.allowed_lateness_ms)
@@ -528,6 +626,10 @@ class SessionEngine:
         if self._finished:
             raise SessionStateError("session.end", "session already closed")
         self._live = None
+        for entry in self._recent:
+            heapq.heappush(self._pending, entry)
+        self._recent = []
+        self._recent_min = _FAR
         while self._pending:
             self._apply(*heapq.heappop(self._pending)[-2:])
         self._finished = True
@@ -561,12 +663,17 @@ class SessionEngine:
             self._last_ipu_end = end
         self._classifier.closed(pid, start, end)
 
-    def _open_ipus(self) -> dict[str, tuple[int, int]]:
+    def _open_ipus(self, horizon: int) -> dict[str, tuple[int, int]]:
+        """Open IPUs as ``(start, end so far)``, the end capped at ``horizon``: what lies
+        beyond it could still be cut by a ``session.end`` arriving later (at or after
+        ``N - L``), so the classifier's early decision that an IPU is longer than
+        ``bc_max_ms`` (§3) rests on final speech only, whatever the arrival order."""
         result = {}
         for pid, member in self._members.items():
             open_ipu = member.builder.open_ipu
             if open_ipu is not None:
-                result[pid] = open_ipu
+                start, end = open_ipu
+                result[pid] = (start, min(end, horizon))
         return result
 
     def _prune_seen(self, before: int) -> None:
@@ -609,7 +716,7 @@ class SessionEngine:
         if isinstance(event, ParticipantJoin):
             self._apply_join(event)
             return
-        member = self._members.get(event.participant_id)
+        member = self._member(event.participant_id, t)
         if member is None:
             self._reject(event, "participant_id", "not declared by session.start or "
                          "participant.join")
@@ -710,6 +817,7 @@ class SessionEngine:
         member = Member(role, self._config)
         member.present_since = ts
         self._members[pid] = member
+        self._declared_at[pid] = ts
         self._classifier.add_participant(pid)
         assert self._sweep is not None
         self._sweep.add_participant(pid, role)

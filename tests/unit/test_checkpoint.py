@@ -101,10 +101,13 @@ def _fifty_minutes(shape: str) -> SessionEngine:
 
 
 @pytest.mark.parametrize("shape", ["frames", "levels"])
-def test_a_fifty_minute_session_checkpoints_in_under_a_third_of_its_pickle(shape: str) -> None:
+def test_a_fifty_minute_session_checkpoints_in_under_half_its_pickle(shape: str) -> None:
+    """Under a third of the pickle until the engine itself held network readings and voiced
+    runs compactly (issue 14 point 4): the pickle shrank more than the checkpoint did
+    (frames 39 -> 23 KB pickled, 10.2 -> 7.9 KB checkpointed)."""
     engine = _fifty_minutes(shape)
     data = checkpoint.dump(engine)
-    assert len(data) < len(pickle.dumps(engine, 5)) / 3
+    assert len(data) < len(pickle.dumps(engine, 5)) / 2
     restored = checkpoint.load(data)
     assert restored.finish() == engine.finish()
 

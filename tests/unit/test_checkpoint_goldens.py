@@ -18,7 +18,7 @@ from models.stream_session import ClosedSession, StreamSession, UnreadableState,
 
 GOLDENS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
 # Versions this code still reads; every other directory's files must be refused.
-READ = {checkpoint.FORMAT_VERSION}
+READ = set(checkpoint.READS)
 FILES = sorted(GOLDENS.glob("v*/*.bin"))
 
 
