@@ -27,9 +27,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.errors import RapportError
-from services.kafka_secure import SecureCluster, prepare
+
+if TYPE_CHECKING:
+    from services.kafka_secure import SecureCluster
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +226,11 @@ class KafkaCluster:
         self.data = data.resolve()
         # --secure: clients connect over TLS with a password (services/kafka_secure.py);
         # ``bootstrap`` is then the CLIENT listeners and ``internal`` the PLAINTEXT ones.
-        self.secure = prepare(self.data) if secure else None
+        self.secure: SecureCluster | None = None
+        if secure:
+            from services.kafka_secure import prepare  # cryptography, only when asked
+
+            self.secure = prepare(self.data)
         self.internal = ""
         self.java = java or find_java()
         self.classpath = classpath or read_classpath()

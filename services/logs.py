@@ -35,8 +35,6 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from aiohttp.http_exceptions import HttpProcessingError
-
 from models.errors import ConfigError
 from models.log_context import CONTEXT_FIELDS
 
@@ -227,6 +225,12 @@ class MalformedRequestFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
+        if error is None:
+            return True
+        # Imported here: aiohttp is loaded whenever its server logs, and every other
+        # command (rapport analyze) need not import it.
+        from aiohttp.http_exceptions import HttpProcessingError
+
         if not isinstance(error, HttpProcessingError):
             return True
         reason = " ".join(str(error.message).split())[:200]

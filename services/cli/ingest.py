@@ -16,18 +16,14 @@ import signal
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from models.errors import ConfigError, ValidationError
 from services.cli.tokens import add_db_url, open_store
-from services.health import Check, database_problem
-from services.ingest import IngestConfig, KafkaPublisher, PublishError, create_app
 from services.settings import INGEST_VARIABLES, VAD_BACKENDS, parse_origins
-from services.store import ReportStore, StoreError
-from services.web import server_options, start_site
-from streams.broker_probe import BrokerProbe, bootstrap_servers
+
+if TYPE_CHECKING:
+    from services.store import ReportStore
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +121,15 @@ def ingest_limits(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def serve(store: ReportStore, args: argparse.Namespace) -> None:
+    # The server's imports (aiohttp, aiortc, the VAD) are here, not at module level: every
+    # `rapport` command imports this module to register its arguments.
+    from aiohttp import web
+
+    from services.health import Check, database_problem
+    from services.ingest import IngestConfig, KafkaPublisher, create_app
+    from services.web import server_options, start_site
+    from streams.broker_probe import BrokerProbe, bootstrap_servers
+
     config = IngestConfig(max_body_bytes=args.max_body_bytes,
                           max_message_bytes=args.max_body_bytes, batch_ms=args.batch_ms,
                           hold_ms=args.jitter_hold_ms,
@@ -153,6 +158,9 @@ async def serve(store: ReportStore, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from services.ingest import PublishError
+    from services.store import StoreError
+
     if not 0 <= args.port <= 65535:
         print("rapport ingest: --port must be 0..65535", file=sys.stderr)
         return 2

@@ -13,8 +13,6 @@ from typing import Any
 
 from models.topics import DEFAULT_PARTITIONS
 from services.cli.arguments import bounded_int, positive_float
-from services.kafka_admin import KafkaAdminError, ensure_topics, rapport_topics, wait_for_brokers
-from services.kafka_cluster import KafkaCluster, KafkaClusterError
 
 WATCH_EVERY_S = 1.0
 INTERRUPTED = "interrupted while starting"
@@ -54,6 +52,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from services.kafka_admin import (
+        KafkaAdminError,
+        ensure_topics,
+        rapport_topics,
+        wait_for_brokers,
+    )
+    from services.kafka_cluster import KafkaCluster, KafkaClusterError
+
     try:
         cluster = KafkaCluster(args.brokers, Path(args.data), secure=args.secure)
     except KafkaClusterError as error:

@@ -11,27 +11,15 @@ the live dashboard (``/live``, ``/v1/live``; services/reports/live*.py) tailing 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import signal
 import sys
-from functools import partial
 from typing import Any
-
-from aiohttp import web
-from aiokafka.errors import KafkaError
 
 from models.errors import ValidationError
 from services.cli.tokens import add_db_url, open_store
-from services.health import Check, add_health_routes, database_problem
-from services.reports import LiveConsumer, LiveHub, add_live_routes, create_app
-from services.reports.consumer import GROUP_ID, StoreConsumer
-from services.store import ReportStore, StoreError
-from services.web import server_options, start_site
-from streams.broker_probe import BrokerProbe, bootstrap_servers
-from streams.kafka_security import KafkaSecurity
 
-log = logging.getLogger(__name__)
+# services/reports/consumer.py's GROUP_ID (a unit test keeps them equal), for the help text
+# without importing the consumer.
+GROUP_ID = "rapport-reports"
 
 
 def register(subparsers: Any) -> None:
@@ -55,62 +43,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def add_health(app: web.Application, store: ReportStore, broker: str | None,
-               security: KafkaSecurity | None = None) -> BrokerProbe | None:
-    """``/healthz``, ``/metrics`` and ``/readyz`` (database reachable; with ``broker``, the
-    broker answers too) on ``app``; returns the broker probe to close, if any."""
-    probe = BrokerProbe(bootstrap_servers(broker), security) if broker else None
-    checks: list[tuple[str, Check]] = [("database", partial(database_problem, store))]
-    if probe is not None:
-        checks.append(("broker", probe.check))
-    add_health_routes(app, checks)
-    return probe
-
-
-async def serve(store: ReportStore, host: str, port: int, broker: str | None = None,
-                security: KafkaSecurity | None = None) -> None:
-    app = create_app(store)
-    hub = LiveHub(hide=store.pseudonymize.apply)
-    add_live_routes(app, hub)
-    probe = add_health(app, store, broker, security)
-    runner = web.AppRunner(app, access_log=log, **server_options())
-    await runner.setup()
-    consumer = StoreConsumer(store, broker, security=security) if broker else None
-    live = LiveConsumer(hub, broker, security=security) if broker else None
-    consuming: asyncio.Task[None] | None = None
-    tailing: asyncio.Task[None] | None = None
-    try:
-        if consumer is not None and live is not None:
-            await consumer.start()
-            consuming = asyncio.create_task(consumer.run())
-            await live.start()
-            tailing = asyncio.create_task(live.run())
-        bound = await start_site(runner, host, port)
-        print(f"reports: http://{host}:{bound}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        if consuming is not None:
-            await asyncio.wait([consuming, asyncio.create_task(stop.wait())],
-                               return_when=asyncio.FIRST_COMPLETED)
-            if consuming.done():
-                consuming.result()  # re-raise a consumer failure
-        else:
-            await stop.wait()
-    finally:
-        if live is not None:
-            await live.stop()
-        if tailing is not None:
-            await tailing
-        if consumer is not None:
-            await consumer.stop()
-        await runner.cleanup()
-        if probe is not None:
-            await probe.close()
-
-
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from services.cli.report_server import serve
+    from services.store import StoreError
+
     if not 0 <= args.port <= 65535:
         print("rapport reports: --port must be 0..65535", file=sys.stderr)
         return 2

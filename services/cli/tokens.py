@@ -11,11 +11,17 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.errors import ValidationError
-from services.store import SCOPES, ReportStore, StoreError
-from services.store.tokens import SESSION_SCOPE
+
+if TYPE_CHECKING:
+    from services.store import ReportStore
+
+# services/store/tokens.py's SCOPES and SESSION_SCOPE (a unit test keeps them equal): the
+# store (SQLAlchemy, Alembic) is imported when a command needs it, not for every command.
+SCOPES = ("ingest", "reports", "admin")
+SESSION_SCOPE = "session"
 
 
 def add_db_url(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +32,8 @@ def add_db_url(parser: argparse.ArgumentParser) -> None:
 
 
 def open_store(args: argparse.Namespace) -> ReportStore:
+    from services.store import ReportStore
+
     return ReportStore.from_settings(args.config, args.db_url)
 
 
@@ -60,10 +68,14 @@ def register(subparsers: Any) -> None:
 
 def _fail(error: Exception) -> int:
     print(f"rapport tokens: {error}", file=sys.stderr)
+    from services.store import StoreError
+
     return 1 if isinstance(error, StoreError) else 2
 
 
 def run_create(args: argparse.Namespace) -> int:
+    from services.store import StoreError
+
     try:
         with open_store(args) as store:
             token, info = store.create_token(args.clinic, args.scope)
@@ -76,6 +88,8 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from services.store import StoreError
+
     try:
         with open_store(args) as store:
             tokens = store.list_tokens()
@@ -99,6 +113,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
+    from services.store import StoreError
+
     try:
         with open_store(args) as store:
             info = store.revoke_token(args.prefix)

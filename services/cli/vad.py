@@ -13,15 +13,6 @@ from typing import Any
 import orjson
 
 from models.errors import ConfigError, ValidationError
-from services.cli.audio_files import (
-    assign_roles,
-    identifier,
-    open_tracks,
-    session_end,
-    session_start,
-    speech_events,
-)
-from services.ingest.vad_backend import VadBackend
 from services.settings import VAD_BACKENDS
 
 EXIT_OK = 0
@@ -104,6 +95,18 @@ def audio_events(args: argparse.Namespace, files: list[str], *,
     id) or :class:`~models.errors.ConfigError` (the backend cannot load) before the first
     event, except a file that turns out unreadable half-way.
     """
+    # Here, not at module level: the audio path (numpy, soundfile, the ingest's framer and
+    # VAD) costs about a second to import, which `rapport analyze FILE.jsonl` must not pay.
+    from services.cli.audio_files import (
+        assign_roles,
+        identifier,
+        open_tracks,
+        session_end,
+        session_start,
+        speech_events,
+    )
+    from services.ingest.vad_backend import VadBackend
+
     tracks = open_tracks(files, per_channel=args.channels)
     roles = assign_roles(tracks, args.roles)
     session_id = args.session or identifier(Path(files[0]).stem)

@@ -24,7 +24,7 @@ from reportkit import KEY, engine_records
 
 from models.topics import Topics
 from services.broker import EmbeddedBroker
-from services.cli.reports import add_health
+from services.cli.report_server import add_health
 from services.health import Check, database_problem
 from services.ingest import MemoryPublisher, create_app
 from services.ingest import metrics as ingest_metrics
