@@ -5,6 +5,7 @@ SIGKILL replaced without a changed or repeated report, and ``rapport run --broke
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ from harness import (
     wait_until,
 )
 from kafkakit import Cluster, fresh_topics
+
+from services.store.pseudonyms import Pseudonymizer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -143,11 +146,19 @@ def test_rapport_run_on_a_real_cluster_gives_rapport_analyze_reports(
         "--sessions", "20", "--minutes", "2", "--seed", "9", "--style", "mixed",
         "--jitter-ms", "3000", "--duplicate-rate", "0.05", "--session-stagger-ms", "60000"))
     out = tmp_path / "reports.jsonl"
+    # rapport run pseudonymizes participant ids as they enter (issue 16 finding 5): its
+    # reports equal the analysis of the events as it feeds them, with the key it is given.
+    key = "kafka-test-pseudonym-key"
+    hide = Pseudonymizer(key.encode())
+    hidden = write(tmp_path / "hidden.jsonl", [orjson.dumps(hide.apply(orjson.loads(line)))
+                                               for line in events.read_bytes().splitlines()])
     run = subprocess.run(
         [sys.executable, "-m", "services.cli", "run", "--broker", cluster.bootstrap,
          "--events", str(events), "--reports", str(out), "--exit-when-done",
          "--end-grace-ms", "1000", "--partitions", str(PARTITIONS)],
-        cwd=ROOT, capture_output=True, timeout=300)
+        cwd=ROOT, capture_output=True, timeout=300,
+        env={**os.environ, "RAPPORT_PSEUDONYM_KEY": key,
+             "RAPPORT_DATA_DIR": str(tmp_path / "data")})
     stderr = run.stderr.decode(errors="replace")
     assert run.returncode == 0, stderr[-3000:]
     assert "embedded broker" not in stderr
@@ -155,7 +166,7 @@ def test_rapport_run_on_a_real_cluster_gives_rapport_analyze_reports(
     assert "20 closed" in stderr
     got = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert len(got) == 20
-    assert {r["session_id"]: r for r in got} == analyze(events)
+    assert {r["session_id"]: r for r in got} == analyze(hidden)
 
 
 def test_rapport_run_refuses_topics_with_another_partition_count(
