@@ -101,14 +101,18 @@ def test_three_workers_join_and_one_leaves_under_load(kafka_cluster: Any,
 
 def _relaunch(pid: int) -> subprocess.Popen[bytes]:
     """Start a killed broker again, as it was started (command line, directory)."""
-    command = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    command = [part.decode() for part in
+               Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")]
     directory = os.readlink(f"/proc/{pid}/cwd")
+    # The node's own directory (where rapport kafka keeps its server.log), for its output.
+    logs = next(Path(part.split("=", 1)[1]) for part in command
+                if part.startswith("-Dkafka.logs.dir="))
     os.kill(pid, signal.SIGKILL)
     while alive(pid):
         time.sleep(0.05)
-    log = open(Path(directory) / "restarted.log", "ab")  # noqa: SIM115  # the broker's
-    return subprocess.Popen([part.decode() for part in command], cwd=directory,
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log = open(logs / "restarted.log", "ab")  # noqa: SIM115  # the broker's, kept open
+    return subprocess.Popen(command, cwd=directory, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture
