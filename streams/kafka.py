@@ -1,4 +1,4 @@
-"""Faust's aiokafka transport with two hooks Faust does not offer.
+"""Faust's aiokafka transport with the hooks Faust does not offer.
 
 1. The consumer's fetch wait. Faust builds its worker consumer with ``fetch_max_wait_ms=1500``.
    Real Kafka answers a fetch as soon as data arrives, so that is only an idle-poll interval;
@@ -57,6 +57,14 @@
    full batch, half its time. The input topics (``unpaused_topics``) are never taken out:
    delivering into a full buffer waits until the agent takes a batch, which is backpressure
    enough (aiokafka fetches a partition again only once its last fetch is read).
+8. An idempotent producer. Outside exactly-once processing Faust builds its aiokafka producer
+   without ``enable_idempotence``, so a batch the broker stored but could not acknowledge (the
+   broker died with the request in flight) is sent again when the producer retries, and the
+   topic holds it twice: tests/kafka/test_kafka_operations.py saw a final report published
+   twice after the only broker was killed and restarted. This producer is always idempotent
+   (with ``acks=all``, which idempotence requires and the worker sets anyway), so the broker
+   drops such a retry. Faust offers no setting for it; the override is
+   ``Producer._settings_extra``.
 
 The hooks and settings named above (``fetch_max_wait_ms``, ``before_commit``, ...) are the
 fields of one :class:`TransportHooks` per worker, built by ``streams.app`` and carried by the
@@ -323,7 +331,16 @@ async def _resume(delivery: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
             return finished.value
 
 
+class _Producer(faust_aiokafka.Producer):
+    """Faust's producer, always idempotent (8)."""
+
+    def _settings_extra(self) -> Any:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 class Transport(faust_aiokafka.Transport):
-    """``kafka://`` transport whose consumer honours the app's :class:`TransportHooks`."""
+    """``kafka://`` transport whose consumer honours the app's :class:`TransportHooks` and
+    whose producer is idempotent."""
 
     Consumer = _Consumer
+    Producer = _Producer
