@@ -122,3 +122,87 @@ class TokenRow(Base):
     role: Mapped[str | None] = mapped_column(String(16), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True,
                                                         nullable=True)
+
+
+# --- the clinic's own records (issue 19; migration 0004) -----------------------------------
+LABEL_LENGTH = 1000  # a sealed label: base64 of nonce, ciphertext and tag
+TOKEN_ID_LENGTH = 16
+ROLE_LENGTH = 16
+
+
+class SessionParticipant(Base):
+    """Who took part in a stored session, by pseudonym and role (METRICS.md §1 roster): what
+    follows a client over time, scopes a therapist's token, and finds what to erase. Written
+    with the session's report; rows of sessions stored before 0004 hold only the therapist."""
+
+    __tablename__ = "session_participants"
+
+    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    participant: Mapped[str] = mapped_column(String(PSEUDONYM_LENGTH), primary_key=True)
+    role: Mapped[str] = mapped_column(String(ROLE_LENGTH))
+
+    __table_args__ = (Index("ix_session_participants_clinic_participant",
+                            "clinic_id", "participant"),)
+
+
+class DirectoryEntry(Base):
+    """A clinic's display label for one of its participants (by pseudonym). ``label`` is
+    sealed (encrypted and authenticated) with the label key; it is never stored in clear."""
+
+    __tablename__ = "directory"
+
+    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    participant: Mapped[str] = mapped_column(String(PSEUDONYM_LENGTH), primary_key=True)
+    role: Mapped[str] = mapped_column(String(ROLE_LENGTH))
+    label: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(TOKEN_ID_LENGTH))
+
+
+class Consent(Base):
+    """A client's consent to analysis as the clinic recorded it last (its history is in the
+    audit log): who recorded it (token id) and when."""
+
+    __tablename__ = "consents"
+
+    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    participant: Mapped[str] = mapped_column(String(PSEUDONYM_LENGTH), primary_key=True)
+    analysis: Mapped[bool] = mapped_column(Boolean)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_by: Mapped[str] = mapped_column(String(TOKEN_ID_LENGTH))
+
+
+class ClinicPolicy(Base):
+    """A clinic's settings; a clinic without a row has the defaults (services/settings.py):
+    reports kept ``retention_days``, the audit log ``audit_retention_days``, and whether a
+    client's consent is required before their sessions are analysed."""
+
+    __tablename__ = "clinic_policies"
+
+    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    retention_days: Mapped[int] = mapped_column(Integer)
+    audit_retention_days: Mapped[int] = mapped_column(Integer)
+    require_consent: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(TOKEN_ID_LENGTH))
+
+
+class AuditEntry(Base):
+    """One audited access or change: when, by which token (its id, never the token), in which
+    clinic, what was done to what. Append-only: no API updates or deletes a row; only the
+    audit retention purge removes old ones."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    clinic_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    token_id: Mapped[str] = mapped_column(String(TOKEN_ID_LENGTH))
+    scope: Mapped[str] = mapped_column(String(ROLE_LENGTH))
+    action: Mapped[str] = mapped_column(String(ALERT_LENGTH))
+    target: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_audit_log_clinic_at", "clinic_id", "at"),)

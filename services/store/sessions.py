@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, defer
 from models.errors import ValidationError
 from services.store.database import Database
 from services.store.records import ReportRecord
-from services.store.schema import AlertRow, SessionRow
+from services.store.schema import AlertRow, SessionParticipant, SessionRow
 
 # A session clock at or after 2000-01-01 is taken to be Unix epoch milliseconds (an ingest
 # point's wall clock, METRICS.md §1); earlier values are a relative clock (simulations).
@@ -102,8 +102,10 @@ def report_alert_rows(record: ReportRecord, report: dict[str, Any]) -> list[dict
 
 
 def save_report(db: Database, session: Session, record: ReportRecord,
-                report: dict[str, Any], therapist: str | None, received: datetime) -> bool:
-    """Insert the session's row unless it exists; ``report`` is already pseudonymized."""
+                report: dict[str, Any], therapist: str | None, received: datetime,
+                roster: Sequence[tuple[str, str]] = ()) -> bool:
+    """Insert the session's row unless it exists; ``report`` is already pseudonymized, and so
+    is ``roster``, the (participant, role) pairs of its participants (issue 19)."""
     duration = float(report["duration_s"])
     row = {
         "session_id": record.session_id,
@@ -122,6 +124,12 @@ def save_report(db: Database, session: Session, record: ReportRecord,
     if not db.insert_ignoring_duplicates(session, SessionRow, [row]):
         return False
     db.insert_ignoring_duplicates(session, AlertRow, report_alert_rows(record, report))
+    people = {participant: role for participant, role in roster}
+    if therapist is not None:
+        people.setdefault(therapist, "therapist")
+    db.insert_ignoring_duplicates(session, SessionParticipant, [
+        {"clinic_id": record.clinic_id, "session_id": record.session_id,
+         "participant": participant, "role": role} for participant, role in people.items()])
     return True
 
 

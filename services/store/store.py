@@ -79,8 +79,10 @@ class ReportStore:
         therapist = next((self.pseudonymize(p.participant_id) for p in record.participants
                           if p.role == "therapist"), None)
         with self.db.transaction(f"save report {record.session_id}") as session:
+            roster = [(self.pseudonymize(p.participant_id), p.role)
+                      for p in record.participants]
             saved = sessions_.save_report(self.db, session, record, report, therapist,
-                                          self._clock())
+                                          self._clock(), roster)
         if not saved:
             log.info("report for session %s already stored; redelivery ignored",
                      record.session_id)

@@ -47,7 +47,7 @@ def test_rows_written_at_0001_survive_and_ids_become_per_clinic(backend: str,
         with ReportStore(url, KEY) as store:  # opening migrates to the newest revision
             with store.db.engine.connect() as connection:
                 version = connection.execute(text("SELECT version_num FROM alembic_version"))
-                assert [row[0] for row in version] == ["0003"]
+                assert [row[0] for row in version] == ["0004"]
             old = store.get_report("s1", "c1")
             assert old is not None and old["report"] == {"duration_s": 600.0}
             assert [a["alert"] for a in old["alerts"]] == ["long_silence"]
