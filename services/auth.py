@@ -70,7 +70,8 @@ class Access:
 
 
 PUBLIC = Access(None)
-ANY_TOKEN = Access(frozenset({"ingest", "reports", "admin", "session"}))
+ANY_TOKEN = Access(frozenset({"ingest", "reports", "admin", "session", "clinic-admin",
+                              "therapist"}))
 
 
 def requires(*scopes: str, page: bool = False) -> Callable[[H], H]:
@@ -103,7 +104,8 @@ def access_of(request: web.Request) -> Access:
 class Viewer:
     """Who is asking: ``clinic`` is None for an admin token (every clinic). A session token
     (issue 18) also names its ``session_id`` and ``role``, and ``parent_id``, the token it
-    was minted from."""
+    was minted from. A session or ``therapist`` token (issue 19) names its ``participant``
+    (pseudonym): a therapist token sees only that therapist's sessions."""
 
     token_id: str
     clinic: str | None
@@ -111,11 +113,12 @@ class Viewer:
     session_id: str | None = None
     role: str | None = None
     parent_id: str | None = None
+    participant: str | None = None
 
     @classmethod
     def of(cls, token: TokenInfo) -> Viewer:
         return cls(token.id, None if token.scope == "admin" else token.clinic_id, token.scope,
-                   token.session_id, token.role, token.parent_id)
+                   token.session_id, token.role, token.parent_id, token.participant)
 
 
 VIEWER = web.RequestKey("viewer", Viewer)

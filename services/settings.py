@@ -92,6 +92,12 @@ class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     db_url: str = ""  # "" means the default SQLite file in data_dir (see database_url)
     pseudonym_key: str | None = field(default=None, repr=False)  # None: key file in data_dir
+    label_key: str | None = field(default=None, repr=False)  # RAPPORT_LABEL_KEY (issue 19)
+    # Defaults of a clinic without its own policy (issue 19): reports kept this many days,
+    # the audit log this many (6 years), and how often the reports service purges.
+    retention_days: int = 365  # RAPPORT_RETENTION_DAYS
+    audit_retention_days: int = 2192  # RAPPORT_AUDIT_RETENTION_DAYS
+    purge_interval_s: float = 3600.0  # RAPPORT_PURGE_INTERVAL_S
     vad_backend: str = "auto"  # VAD of the ingest's audio mode
     failpoint: str | None = None  # crash tests only (RAPPORT_FAILPOINT)
     # IngestConfig fields set by RAPPORT_INGEST_* (only those set), as (field, value)
@@ -212,6 +218,19 @@ def load_settings(
     key = env.get("RAPPORT_PSEUDONYM_KEY") or None
     if key is not None and len(key.strip()) < 16:
         raise ConfigError("RAPPORT_PSEUDONYM_KEY", "must be at least 16 characters")
+    label_key = env.get("RAPPORT_LABEL_KEY") or None
+    if label_key is not None and len(label_key.strip()) < 16:
+        raise ConfigError("RAPPORT_LABEL_KEY", "must be at least 16 characters")
+    retention: dict[str, Any] = {}
+    for variable, name, default in (("RAPPORT_RETENTION_DAYS", "retention_days", 365),
+                                    ("RAPPORT_AUDIT_RETENTION_DAYS", "audit_retention_days",
+                                     2192),
+                                    ("RAPPORT_PURGE_INTERVAL_S", "purge_interval_s", 3600.0)):
+        if env.get(variable, "").strip():
+            value = _convert(variable, env[variable], default)
+            if value <= 0:
+                raise ConfigError(variable, f"must be greater than 0, got {value}")
+            retention[name] = value
     backend = (vad_backend or env.get("RAPPORT_VAD_BACKEND", "") or "auto").strip().lower()
     if backend not in VAD_BACKENDS:
         name = "--vad-backend" if vad_backend else "RAPPORT_VAD_BACKEND"
@@ -236,7 +255,9 @@ def load_settings(
     off_clinics = frozenset(c.strip() for c in env.get("RAPPORT_COACH_OFF_CLINICS", "").split(",")
                             if c.strip())
     return Settings(engine=engine, log_level=level, data_dir=directory, db_url=url,
-                    pseudonym_key=key.strip() if key else None, vad_backend=backend,
+                    pseudonym_key=key.strip() if key else None,
+                    label_key=label_key.strip() if label_key else None, **retention,
+                    vad_backend=backend,
                     failpoint=failpoint, ingest=tuple(ingest), cors_origins=origins,
                     sdk_dir=Path(sdk_dir).expanduser() if sdk_dir else None,
                     coach=coach == "on", coach_off_clinics=off_clinics,

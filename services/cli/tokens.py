@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # services/store/tokens.py's SCOPES and SESSION_SCOPE (a unit test keeps them equal): the
 # store (SQLAlchemy, Alembic) is imported when a command needs it, not for every command.
-SCOPES = ("ingest", "reports", "admin")
+SCOPES = ("ingest", "reports", "admin", "clinic-admin", "therapist")
 SESSION_SCOPE = "session"
 
 
@@ -48,9 +48,15 @@ def register(subparsers: Any) -> None:
     create = actions.add_parser(
         "create", help="create a token; prints it as the last line of stdout",
         description="Create a token for one clinic. Scopes: ingest (post events), reports "
-                    "(read the clinic's reports), admin (operations; reads every clinic).")
+                    "(read the clinic's reports: supervisors), clinic-admin (the clinic's "
+                    "directory, consent, retention, erasure and audit log, and its reports), "
+                    "therapist (one therapist's own sessions and trends; needs "
+                    "--participant), admin (operations; reads every clinic).")
     create.add_argument("--clinic", required=True, help="clinic id the token is scoped to")
     create.add_argument("--scope", required=True, choices=SCOPES, help="what the token may do")
+    create.add_argument("--participant", metavar="PARTICIPANT_ID",
+                        help="therapist scope only: the platform's participant id of the "
+                             "therapist the token belongs to (stored as its pseudonym)")
     add_db_url(create)
     create.set_defaults(handler=run_create)
     listing = actions.add_parser("list", help="list tokens (id, clinic, scope, state)")
@@ -78,7 +84,7 @@ def run_create(args: argparse.Namespace) -> int:
 
     try:
         with open_store(args) as store:
-            token, info = store.create_token(args.clinic, args.scope)
+            token, info = store.create_token(args.clinic, args.scope, args.participant)
     except (StoreError, ValidationError) as error:
         return _fail(error)
     print(f"created token {info.id} for clinic {info.clinic_id}, scope {info.scope} "

@@ -97,24 +97,26 @@ def _rewrite(value: Any, hide: Callable[[str], str]) -> Any:
     return value
 
 
-def load_key(configured: str | None, data_dir: Path) -> bytes:
-    """The configured key, else the key file in ``data_dir`` (created once, mode 0600)."""
+def load_key(configured: str | None, data_dir: Path, *, file: str = KEY_FILE,
+             variable: str = "RAPPORT_PSEUDONYM_KEY") -> bytes:
+    """The configured key, else the key ``file`` in ``data_dir`` (created once, mode 0600);
+    ``variable`` names the setting in the warning when the file is created."""
     if configured:
         return configured.encode("utf-8")
-    path = data_dir / KEY_FILE
+    path = data_dir / file
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if path.exists():
         return _read_key(path)
     # Written to a private temporary file, then linked into place: a concurrent process
     # either wins the link or reads the complete key of the one that did.
-    temporary = data_dir / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    temporary = data_dir / f".{file}.{os.getpid()}.{secrets.token_hex(4)}"
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(secrets.token_hex(32) + "\n")
     try:
         os.link(temporary, path)
-        log.warning("generated a new pseudonym key in %s; keep it (and back it up) so "
-                    "pseudonyms stay stable, or set RAPPORT_PSEUDONYM_KEY", path)
+        log.warning("generated a new key in %s; keep it (and back it up): without it what "
+                    "it protects cannot be read back; or set %s", path, variable)
     except FileExistsError:
         pass
     finally:
@@ -128,5 +130,5 @@ def _read_key(path: Path) -> bytes:
         log.warning("%s is readable by others (mode %o); it should be 0600", path, mode)
     key = path.read_text(encoding="utf-8").strip()
     if len(key) < MIN_KEY_LENGTH:
-        raise ConfigError(str(path), "pseudonym key file is empty or too short")
+        raise ConfigError(str(path), "key file is empty or too short")
     return key.encode("utf-8")

@@ -25,10 +25,15 @@ from types import TracebackType
 from typing import Any
 
 from services.settings import Settings
+from services.store import audit as audit_
 from services.store import sessions as sessions_
 from services.store import timeline as timeline_
 from services.store import tokens as tokens_
+from services.store.audit import AuditRecord
 from services.store.database import Database
+from services.store.labels import KEY_FILE as LABEL_KEY_FILE
+from services.store.labels import KEY_VARIABLE as LABEL_KEY_VARIABLE
+from services.store.labels import LabelSealer
 from services.store.pseudonyms import Pseudonymizer, load_key
 from services.store.records import (
     AlertRecord,
@@ -57,8 +62,12 @@ class ReportStore:
     """Sessions, timelines, alerts and tokens in one SQL database (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str, pseudonym_key: bytes, *,
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Callable[[], datetime] = _utcnow,
+                 label_key: bytes | None = None) -> None:
         self.pseudonymize = Pseudonymizer(pseudonym_key)
+        # Display labels (issue 19) are sealed with their own key; a store opened without
+        # one (tests, tools that never touch labels) derives it from the pseudonym key.
+        self.labels = LabelSealer(label_key or b"labels:" + pseudonym_key)
         self.db = Database(url)
         self._clock = clock
         log.info("report store open at %s", self.db.url)
@@ -68,7 +77,9 @@ class ReportStore:
         """Open the database ``url`` (default: the settings' database URL) with the settings'
         pseudonym key, creating the data directory and the key file when needed."""
         key = load_key(settings.pseudonym_key, settings.data_dir)
-        return cls(url or settings.database_url, key)
+        label_key = load_key(settings.label_key, settings.data_dir, file=LABEL_KEY_FILE,
+                             variable=LABEL_KEY_VARIABLE)
+        return cls(url or settings.database_url, key, label_key=label_key)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -112,6 +123,11 @@ class ReportStore:
         if isinstance(record, QualityRecord):
             return self.add_timeline(record)
         return self.add_alert(record)
+
+    def audit(self, record: AuditRecord) -> None:
+        """Append ``record`` to the audit log (issue 19), stamped with the store's clock."""
+        with self.db.transaction(f"audit {record.action}") as session:
+            audit_.append(session, record, self._clock())
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -160,9 +176,13 @@ class ReportStore:
 
     # --- tokens ---------------------------------------------------------------------------
 
-    def create_token(self, clinic_id: str, scope: str) -> tuple[str, TokenInfo]:
+    def create_token(self, clinic_id: str, scope: str,
+                     participant_id: str | None = None) -> tuple[str, TokenInfo]:
+        """A new token; a ``therapist`` token is bound to ``participant_id`` (the platform's
+        id of the therapist, kept as its pseudonym)."""
+        participant = None if participant_id is None else self.pseudonymize(participant_id)
         with self.db.transaction("create token") as session:
-            token, info = tokens_.create_token(session, clinic_id, scope)
+            token, info = tokens_.create_token(session, clinic_id, scope, participant)
         log.info("token %s created for clinic %s, scope %s", info.id, clinic_id, scope)
         return token, info
 

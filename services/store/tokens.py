@@ -7,6 +7,10 @@ once, when created. Scopes:
 - ``ingest``: may post events for its clinic (the ingest service, issue 4);
 - ``reports``: may read its clinic's sessions, reports, timelines and trends;
 - ``admin``: operations; may read every clinic;
+- ``clinic-admin`` (issue 19): administers one clinic: its directory, consent records,
+  retention policy, erasure and audit log, and reads its reports like ``reports``;
+- ``therapist`` (issue 19): one therapist of one clinic (``participant``: their pseudonym);
+  sees only that therapist's own sessions and trends;
 - ``session`` (issue 18): a short-lived token for one session and participant, minted from an
   ``ingest`` or ``admin`` token by ``POST /v1/session-tokens`` (never by the CLI) so that no
   long-lived secret reaches a browser. It is valid only while its parent token is valid and
@@ -30,7 +34,8 @@ from sqlalchemy.orm import Session
 from models.errors import ValidationError
 from services.store.schema import TokenRow
 
-SCOPES = ("ingest", "reports", "admin")  # what the CLI creates
+SCOPES = ("ingest", "reports", "admin", "clinic-admin", "therapist")  # what the CLI creates
+THERAPIST_SCOPE = "therapist"
 SESSION_SCOPE = "session"
 PARENT_SCOPES = ("ingest", "admin")  # may mint session tokens
 SESSION_TTL_S = 4 * 3600  # default life of a session token
@@ -83,16 +88,25 @@ def _info(row: TokenRow) -> TokenInfo:
                      _utc(row.expires_at), parent)
 
 
-def create_token(session: Session, clinic_id: str, scope: str) -> tuple[str, TokenInfo]:
+def create_token(session: Session, clinic_id: str, scope: str,
+                 participant: str | None = None) -> tuple[str, TokenInfo]:
     """A new token for ``clinic_id`` with ``scope``; returns the token (shown once) and its
-    record."""
+    record. A ``therapist`` token needs ``participant`` (the therapist's pseudonym); no other
+    scope takes one."""
     if scope not in SCOPES:
         raise ValidationError("scope", f"must be one of {', '.join(SCOPES)}")
     if not clinic_id or len(clinic_id) > 200:
         raise ValidationError("clinic", "must be a non-empty id of at most 200 characters")
+    if scope == THERAPIST_SCOPE and not participant:
+        raise ValidationError("participant", "a therapist token is bound to one therapist: "
+                                             "give their participant id")
+    if scope != THERAPIST_SCOPE and participant is not None:
+        raise ValidationError("participant", "only a therapist token names a participant")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = TokenRow(token_hash=hash_token(token), clinic_id=clinic_id, scope=scope,
-                   created_at=datetime.now(timezone.utc), revoked_at=None)
+                   created_at=datetime.now(timezone.utc), revoked_at=None,
+                   participant=participant,
+                   role="therapist" if scope == THERAPIST_SCOPE else None)
     session.add(row)
     session.flush()
     return token, _info(row)
