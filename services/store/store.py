@@ -26,6 +26,8 @@ from typing import Any
 
 from services.settings import Settings
 from services.store import audit as audit_
+from services.store import directory as directory_
+from services.store import policies as policies_
 from services.store import sessions as sessions_
 from services.store import timeline as timeline_
 from services.store import tokens as tokens_
@@ -34,6 +36,7 @@ from services.store.database import Database
 from services.store.labels import KEY_FILE as LABEL_KEY_FILE
 from services.store.labels import KEY_VARIABLE as LABEL_KEY_VARIABLE
 from services.store.labels import LabelSealer
+from services.store.policies import PolicyDefaults
 from services.store.pseudonyms import Pseudonymizer, load_key
 from services.store.records import (
     AlertRecord,
@@ -63,13 +66,15 @@ class ReportStore:
 
     def __init__(self, url: str, pseudonym_key: bytes, *,
                  clock: Callable[[], datetime] = _utcnow,
-                 label_key: bytes | None = None) -> None:
+                 label_key: bytes | None = None,
+                 policy_defaults: PolicyDefaults | None = None) -> None:
         self.pseudonymize = Pseudonymizer(pseudonym_key)
         # Display labels (issue 19) are sealed with their own key; a store opened without
         # one (tests, tools that never touch labels) derives it from the pseudonym key.
         self.labels = LabelSealer(label_key or b"labels:" + pseudonym_key)
         self.db = Database(url)
         self._clock = clock
+        self.policy_defaults = policy_defaults or PolicyDefaults()
         log.info("report store open at %s", self.db.url)
 
     @classmethod
@@ -79,7 +84,9 @@ class ReportStore:
         key = load_key(settings.pseudonym_key, settings.data_dir)
         label_key = load_key(settings.label_key, settings.data_dir, file=LABEL_KEY_FILE,
                              variable=LABEL_KEY_VARIABLE)
-        return cls(url or settings.database_url, key, label_key=label_key)
+        defaults = PolicyDefaults(settings.retention_days, settings.audit_retention_days)
+        return cls(url or settings.database_url, key, label_key=label_key,
+                   policy_defaults=defaults)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -128,6 +135,62 @@ class ReportStore:
         """Append ``record`` to the audit log (issue 19), stamped with the store's clock."""
         with self.db.transaction(f"audit {record.action}") as session:
             audit_.append(session, record, self._clock())
+
+    # --- the clinic's records: directory, consent, policy (issue 19) -----------------------
+    # Participants are given as the platform's ids (or pseudonyms) and kept as pseudonyms;
+    # ``by`` is the id of the token making the change.
+
+    def set_label(self, clinic_id: str, participant_id: str, role: str, label: str,
+                  by: str) -> bool:
+        """Give a participant a display label (sealed); True when the entry is new."""
+        checked = directory_.check_role(role)
+        with self.db.transaction("set label") as session:
+            return directory_.set_label(session, self.labels, clinic_id,
+                                        self.pseudonymize(participant_id), checked, label, by,
+                                        self._clock())
+
+    def list_labels(self, clinic_id: str) -> list[directory_.Label]:
+        with self.db.transaction("list directory") as session:
+            return directory_.list_labels(session, self.labels, clinic_id)
+
+    def labels_for(self, clinic_id: str) -> dict[str, str]:
+        """Pseudonym → display label, for the clinic's own pages."""
+        with self.db.transaction("read labels") as session:
+            return directory_.labels_for(session, self.labels, clinic_id)
+
+    def delete_label(self, clinic_id: str, participant_id: str) -> bool:
+        with self.db.transaction("delete label") as session:
+            return directory_.delete_label(session, clinic_id,
+                                           self.pseudonymize(participant_id))
+
+    def set_consent(self, clinic_id: str, participant_id: str, analysis: bool,
+                    by: str) -> directory_.ConsentRecord:
+        with self.db.transaction("set consent") as session:
+            return directory_.set_consent(session, clinic_id, self.pseudonymize(participant_id),
+                                          analysis, by, self._clock())
+
+    def consent_of(self, clinic_id: str, participant_id: str) -> directory_.ConsentRecord | None:
+        with self.db.transaction("read consent") as session:
+            return directory_.consent_of(session, clinic_id, self.pseudonymize(participant_id))
+
+    def consented(self, clinic_id: str, participant_ids: list[str]) -> set[str]:
+        """The pseudonyms among ``participant_ids`` whose consent to analysis is recorded."""
+        with self.db.transaction("read consents") as session:
+            return directory_.consented(session, clinic_id,
+                                        [self.pseudonymize(p) for p in participant_ids])
+
+    def get_policy(self, clinic_id: str) -> policies_.Policy:
+        with self.db.transaction("read policy") as session:
+            return policies_.get_policy(session, clinic_id, self.policy_defaults)
+
+    def set_policy(self, clinic_id: str, by: str, *, retention_days: int | None = None,
+                   audit_retention_days: int | None = None,
+                   require_consent: bool | None = None) -> policies_.Policy:
+        with self.db.transaction("set policy") as session:
+            return policies_.set_policy(session, clinic_id, self.policy_defaults, by=by,
+                                        at=self._clock(), retention_days=retention_days,
+                                        audit_retention_days=audit_retention_days,
+                                        require_consent=require_consent)
 
     # --- reads ----------------------------------------------------------------------------
 
