@@ -42,7 +42,7 @@ from services.reports.filters import (
     parse_int,
 )
 from services.reports.html import clock, esc, fmt, page, percent, session_href, therapist_href
-from services.reports.pages import name_html, page_labels
+from services.reports.names import name_html, page_labels
 from services.store.context import CLIENT_FIELDS
 
 CLIENT_LABELS = {
