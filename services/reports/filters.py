@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from typing import get_args
 
 from models.classified import AlertType
+from models.context import DEFAULT_CONTEXT_N, MAX_CONTEXT_N
 from models.errors import ValidationError
 from services.auth import ApiError
 from services.store.sessions import DEFAULT_PAGE, MAX_PAGE, Cursor, SessionQuery
@@ -24,8 +26,9 @@ ALERT_TYPES: tuple[str, ...] = get_args(AlertType)  # METRICS.md §7
 TIMELINE_KINDS = ("ipu", "speaker_change", "interruption", "collision", "lapse")  # §2–§6
 SESSION_PARAMETERS = frozenset({"clinic", "therapist", "from", "to", "alert", "limit", "cursor"})
 TIMELINE_PARAMETERS = frozenset({"clinic", "kind", "after", "limit"})
-REPORT_PARAMETERS = frozenset({"clinic"})
-TREND_PARAMETERS = frozenset({"from", "to", "limit"})
+REPORT_PARAMETERS = frozenset({"clinic", "context_n"})
+TREND_PARAMETERS = frozenset({"from", "to", "limit", "context_n"})
+CLIENT_PARAMETERS = frozenset({"clinic", "from", "to", "limit"})
 DEFAULT_TREND = 100
 MAX_TREND = 1000
 MAX_ID_LENGTH = 200
@@ -151,6 +154,18 @@ def parse_session_query(params: Mapping[str, str], viewer_clinic: str | None) ->
     )
 
 
+def scope_query(query: SessionQuery, own: str | None) -> SessionQuery | None:
+    """A session query narrowed to a ``therapist`` token's own sessions (issue 19): ``own``
+    is its pseudonym (None: any other scope, unchanged). Asking for another therapist
+    selects nothing (None: the caller answers an empty list, as for a therapist with no
+    sessions, so colleagues cannot be probed)."""
+    if own is None:
+        return query
+    if query.therapist is not None and query.therapist != own:
+        return None
+    return replace(query, therapist=own)
+
+
 def parse_timeline_params(params: Mapping[str, str]
                           ) -> tuple[frozenset[str] | None, int | None, int]:
     """(kinds, after, limit) of ``GET /v1/sessions/{id}/timeline``."""
@@ -167,6 +182,23 @@ def parse_timeline_params(params: Mapping[str, str]
     limit = parse_int("limit", params["limit"], lowest=1, highest=MAX_TIMELINE_PAGE) \
         if "limit" in params else DEFAULT_TIMELINE_PAGE
     return kinds, after, limit
+
+
+def parse_context_n(params: Mapping[str, str]) -> int:
+    """``context_n``: how many of each therapist's latest sessions numbers in context use
+    (issue 19; default :data:`models.context.DEFAULT_CONTEXT_N`)."""
+    if "context_n" not in params:
+        return DEFAULT_CONTEXT_N
+    return parse_int("context_n", params["context_n"], lowest=1, highest=MAX_CONTEXT_N)
+
+
+def client_clinic(params: Mapping[str, str], viewer_clinic: str | None) -> str:
+    """The clinic of ``/v1/clients/{id}/…``: the token's; an admin must name it (``400``
+    naming ``clinic``: a client is a clinic's, never looked up across clinics)."""
+    clinic = session_clinic(params, viewer_clinic)
+    if clinic is None:
+        raise ValidationError("clinic", "an admin token must name the clinic (?clinic=)")
+    return clinic
 
 
 def parse_trend_params(params: Mapping[str, str]) -> tuple[int | None, int | None, int]:

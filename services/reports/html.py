@@ -83,6 +83,30 @@ rect.track { fill: #e4e7ec; }
 rect.fill { fill: var(--t); }
 polyline.trend { fill: none; stroke: var(--t); stroke-width: 1.5; }
 circle.dot { fill: var(--t); }
+/* numbers in context (issue 19): clinic band, own median, this session */
+rect.band, i.band { fill: #c7d7ea; background: #c7d7ea; }
+line.own-median { stroke: var(--ink); stroke-width: 2; }
+i.own-median { width: 3px; background: var(--ink); }
+circle.value, i.value { fill: var(--c); background: var(--c); border-radius: 50%; }
+table.context td { vertical-align: middle; }
+.label-pseudonym { color: var(--mute); font-size: .85em; }
+/* print (issue 19): A4 and Letter, no navigation or forms, charts kept, a section a page */
+@page { margin: 15mm 14mm; }
+@media print {
+  header, nav, form, button, .filters, a[rel="next"], #live-status { display: none !important; }
+  body { background: #fff; font-size: 10.5pt; }
+  main, footer { max-width: none; width: auto; margin: 0; padding: 0; }
+  a { color: inherit; text-decoration: none; }
+  section.card { border: 1px solid #999; break-inside: avoid; page-break-inside: avoid; }
+  h2 { break-before: page; page-break-before: always; break-after: avoid;
+       page-break-after: avoid; }
+  h2.keep, h1 + h2 { break-before: auto; page-break-before: auto; }
+  svg { max-width: 100%; height: auto; }
+  svg.timeline { break-inside: auto; }
+  .grid { gap: .4rem; }
+  .grid > div { break-inside: avoid; }
+  table { font-size: 9pt; }
+}
 """
 
 

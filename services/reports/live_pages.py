@@ -2,7 +2,8 @@
 token), ``GET /live/events`` (the same stream for the page, with the sign-in cookie) and the
 page ``GET /live``.
 
-Both streams need a ``reports`` or ``admin`` token; a clinic's token sees only its clinic's
+Both streams need a ``reports``, ``clinic-admin`` or ``admin`` token (a ``therapist``
+token: ``403``, see services/reports/auth.py); a clinic's token sees only its clinic's
 sessions (an admin's, every clinic's), exactly as the report API. A stream starts with one
 ``snapshot`` event (``{"sessions": [...], "seq": 0, "at": epoch_s}``, the sessions active
 now), then sends ``session`` events (a session's new state, each :meth:`LiveSession.to_dict`)
@@ -39,7 +40,7 @@ import orjson
 from aiohttp import web
 
 from services.auth import Revalidation, Viewer, access_of, request_token, viewer
-from services.reports.auth import reads_reports, reads_reports_page
+from services.reports.auth import reads_live, reads_live_page
 from services.reports.html import CSP, esc, fmt, page, percent
 from services.reports.live import LiveHub
 
@@ -202,13 +203,13 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@reads_reports
+@reads_live
 async def live_api(request: web.Request) -> web.StreamResponse:
     """``GET /v1/live``: the stream, for tools (bearer token)."""
     return await _stream(request)
 
 
-@reads_reports_page
+@reads_live_page
 async def live_page_events(request: web.Request) -> web.StreamResponse:
     """``GET /live/events``: the stream, for the page (cookie or bearer token)."""
     return await _stream(request)
@@ -273,7 +274,7 @@ def live_html(sessions: list[dict[str, Any]], seen: Viewer, feed: str | None) ->
         f"</section><script>{SCRIPT}</script>")
 
 
-@reads_reports_page
+@reads_live_page
 async def live_page(request: web.Request) -> web.Response:
     """``GET /live``: the dashboard page."""
     seen = viewer(request)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from models.context import CONTEXT_METRICS, DEFAULT_CONTEXT_N, MAX_CONTEXT_N
 from services.reports.filters import (
     ALERT_TYPES,
     DEFAULT_TREND,
@@ -17,6 +18,7 @@ from services.reports.filters import (
     MAX_TREND,
     TIMELINE_KINDS,
 )
+from services.store.context import CLIENT_FIELDS
 from services.store.sessions import DEFAULT_PAGE, MAX_PAGE, SUMMARY_FIELDS
 from services.store.timeline import DEFAULT_TIMELINE_PAGE, MAX_TIMELINE_PAGE
 
@@ -237,6 +239,81 @@ _DOCUMENT: dict[str, Any] = {
     },
 }
 
+# --- issue 19 (i19-ctx): numbers in context, clients over time, therapist scope -------------
+
+_CONTEXT_N = _param("context_n", "query", "numbers in context: each therapist's latest "
+                    f"sessions counted (default {DEFAULT_CONTEXT_N})",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_CONTEXT_N})
+_METRIC_CONTEXT = {
+    "type": "object",
+    "properties": {
+        "value": {"type": ["number", "null"], "description": "this session's (null on a trend)"},
+        "own_median": {"type": ["number", "null"],
+                       "description": "the therapist's median over own_sessions sessions"},
+        "own_sessions": {"type": "integer"},
+        "band": {"type": ["object", "null"],
+                 "description": "25th-75th percentile (linear) of the clinic's per-therapist "
+                                "medians; null when fewer than 5 therapists contribute",
+                 "properties": {"p25": {"type": "number"}, "p75": {"type": "number"}}},
+        "band_therapists": {"type": "integer"},
+        "band_reason": {"type": "string"},
+    },
+}
+_schemas = _DOCUMENT["components"]["schemas"]
+_schemas["Context"] = {
+    "type": "object",
+    "description": "metrics beside the therapist's own median and the clinic band (issue 19)",
+    "properties": {
+        "n": {"type": "integer"}, "therapist": {"type": ["string", "null"]},
+        "clinic_id": {"type": "string"},
+        "before": {"type": ["string", "null"], "format": "date-time"},
+        "min_band_therapists": {"type": "integer"},
+        "metrics": {"type": "object", "properties": {name: _METRIC_CONTEXT
+                                                     for name in CONTEXT_METRICS}},
+    },
+}
+_schemas["Report"]["allOf"][1]["properties"]["context"] = {
+    "anyOf": [{"$ref": "#/components/schemas/Context"}, {"type": "null"}]}
+_schemas["Trend"]["properties"]["context"] = {
+    "anyOf": [{"$ref": "#/components/schemas/Context"}, {"type": "null"}]}
+_schemas["ClientSessions"] = {
+    "type": "object",
+    "properties": {
+        "client": {"type": "string", "description": "the client's pseudonym"},
+        "clinic_id": {"type": "string"},
+        "count": {"type": "integer"},
+        "sessions": {"type": "array", "items": {
+            "type": "object",
+            "properties": {
+                "session_id": {"type": "string"}, "clinic_id": {"type": "string"},
+                "therapist": {"type": ["string", "null"]},
+                "started_at": {"type": "string", "format": "date-time"},
+                "duration_s": {"type": "number"},
+                "client": {"type": "object", "properties": {
+                    name: {"type": ["number", "null"]} for name in CLIENT_FIELDS}},
+            }}},
+        "series": {"type": "object", "description": "metric name -> values, oldest first"},
+    },
+}
+_paths = _DOCUMENT["paths"]
+_paths["/v1/sessions/{session_id}/report"]["get"]["parameters"].append(_CONTEXT_N)
+_paths["/v1/therapists/{therapist_id}/trend"]["get"]["parameters"].append(_CONTEXT_N)
+_paths["/v1/clients/{participant_id}/sessions"] = {"get": {
+    "summary": "a client's sessions over time, oldest first: the client's talk share, longest "
+               "uninterrupted stretch, interruptions suffered, response latency (issue 19); a "
+               "therapist token sees only its own sessions with the client",
+    "parameters": [
+        _param("participant_id", "path", "the platform's participant id of the client (or its "
+               "pseudonym)", _ID_SCHEMA, True),
+        _param("clinic", "query", "the client's clinic: required for admin tokens (400 "
+               "without); a clinic token reads its own (another is 403)", _ID_SCHEMA),
+        _param("from", "query", _DATE, _TIME_SCHEMA),
+        _param("to", "query", f"{_DATE}; to before from selects nothing", _TIME_SCHEMA),
+        _param("limit", "query", f"most recent sessions (default {DEFAULT_TREND})",
+               {"type": "integer", "minimum": 1, "maximum": MAX_TREND}),
+    ],
+    "responses": {"200": _ok("ClientSessions"), "404": _NOT_FOUND, **_ERRORS},
+}}
 
 
 def openapi_document() -> dict[str, Any]:

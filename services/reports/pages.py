@@ -27,7 +27,13 @@ from services.auth import (
     verify,
     viewer,
 )
-from services.reports.auth import READ_SCOPES, STORE, reads_reports_page
+from services.reports.auth import (
+    READ_SCOPES,
+    STORE,
+    check_own_session,
+    own_therapist,
+    reads_reports_page,
+)
 from services.reports.charts import (
     balance_gauge,
     latency_histogram,
@@ -35,16 +41,19 @@ from services.reports.charts import (
     small_multiple,
     speech_timeline,
 )
+from services.reports.context_view import context_table
 from services.reports.explain import explanations_html
 from services.reports.filters import (
     ALERT_TYPES,
     REPORT_PARAMETERS,
     check_known,
+    parse_context_n,
     parse_id,
     parse_session_query,
     parse_therapist,
     parse_trend_params,
     resolve_clinic,
+    scope_query,
     session_clinic,
 )
 from services.reports.html import (
@@ -60,7 +69,9 @@ from services.reports.html import (
     signin_form,
     therapist_href,
 )
+from services.reports.names import name_html, page_labels
 from services.store import ReportStore
+from services.store.sessions import SessionPage
 from services.store.timeline import MAX_TIMELINE_PAGE
 
 log = logging.getLogger(__name__)
@@ -114,11 +125,12 @@ def _filters_form(params: dict[str, str], admin: bool) -> str:
             '<a href="/sessions">clear</a></form>')
 
 
-def _session_row(item: dict[str, Any], admin: bool) -> str:
+def _session_row(item: dict[str, Any], admin: bool,
+                 labels: dict[str, str] | None = None) -> str:
     m = item["metrics"]
     therapist = item.get("therapist")
-    who = (f'<a href="{esc(therapist_href(therapist))}" title="{esc(therapist)}">'
-           f'{esc(_short(therapist))}</a>' if therapist else "—")
+    who = (f'<a href="{esc(therapist_href(therapist))}">{name_html(therapist, labels)}</a>'
+           if therapist else "—")
     clinic = f"<td>{esc(item['clinic_id'])}</td>" if admin else ""
     return (f"<tr>{clinic}<td>{esc(item['started_at'][:16].replace('T', ' '))}</td>"
             f'<td><a href="{esc(session_href(item["session_id"], item["clinic_id"]))}">'
@@ -136,10 +148,13 @@ async def sessions_page(request: web.Request) -> web.Response:
     """``/sessions``: the clinic's sessions, newest first, with the API's filters."""
     seen = viewer(request)
     params = {k: v for k, v in request.query.items() if v != ""}
-    query = parse_session_query(params, seen.clinic)
-    result = await asyncio.to_thread(request.config_dict[STORE].list_sessions, query)
+    query = scope_query(parse_session_query(params, seen.clinic), own_therapist(seen))
+    store = request.config_dict[STORE]
+    result = SessionPage([], None) if query is None else await asyncio.to_thread(
+        store.list_sessions, query)
     admin = seen.clinic is None
-    rows = "".join(_session_row(item, admin) for item in result.items)
+    labels = await page_labels(store, seen, seen.clinic)
+    rows = "".join(_session_row(item, admin, labels) for item in result.items)
     more = ""
     if result.next_cursor is not None:
         following = {k: v for k, v in params.items() if k != "cursor"}
@@ -248,10 +263,10 @@ def _alerts_table(alerts: list[dict[str, Any]], start_ms: int) -> str:
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
-def _quality_table(quality: dict[str, Any]) -> str:
+def _quality_table(quality: dict[str, Any], labels: dict[str, str] | None = None) -> str:
     people = quality.get("participants") or {}
     rows = "".join(
-        f'<tr><td title="{esc(pid)}">{esc(_short(pid))}</td><td>{esc(q.get("role"))}</td>'
+        f'<tr><td>{name_html(pid, labels)}</td><td>{esc(q.get("role"))}</td>'
         f'<td class="num">{percent(q.get("coverage"))}</td>'
         f'<td class="num">{fmt(q.get("muted_s"), 1)}</td>'
         f'<td class="num">{fmt(q.get("rtt_p95_ms"), 0)}</td>'
@@ -270,8 +285,11 @@ LEGEND = ('<p class="legend"><span><i class="role-therapist"></i>therapist</span
           '</span></p>')
 
 
-def session_html(found: dict[str, Any], items: list[dict[str, Any]]) -> str:
-    """The body of a session's report page."""
+def session_html(found: dict[str, Any], items: list[dict[str, Any]],
+                 context: dict[str, Any] | None = None,
+                 labels: dict[str, str] | None = None) -> str:
+    """The body of a session's report page (``context``: its metrics beside the therapist's
+    median and the clinic band; ``labels``: the clinic's display labels)."""
     report = found["report"]
     roles, session = report.get("roles") or {}, report.get("session") or {}
     quality = report.get("quality") or {}
@@ -282,8 +300,8 @@ def session_html(found: dict[str, Any], items: list[dict[str, Any]]) -> str:
             f"{clock(end - start)} · clinic {esc(found['clinic_id'])} · ended by "
             f"{esc(found['ended_by'])}")
     if therapist:
-        meta += (f' · therapist <a href="{esc(therapist_href(therapist))}" '
-                 f'title="{esc(therapist)}">{esc(_short(therapist))}</a>')
+        meta += (f' · therapist <a class="therapist" href="{esc(therapist_href(therapist))}">'
+                 f"{name_html(therapist, labels)}</a>")
     warning = ('<p class="note">Network quality was poor (RTT p95 over 300 ms): latency and '
                "interruption figures are low confidence.</p>"
                if quality.get("low_confidence") else "")
@@ -308,6 +326,8 @@ def session_html(found: dict[str, Any], items: list[dict[str, Any]]) -> str:
     return (
         f'<h1>Session {esc(found["session_id"])}</h1><p class="muted">{meta}</p>{warning}'
         f'<section class="card"><div class="figures">{figures}</div></section>'
+        f'<h2 class="keep">In context</h2><section class="card" id="context">'
+        f'{context_table(context, session=True)}</section>'
         f'<h2>Talk share and balance</h2><section class="card">{share_bar(shares)}'
         f'<p>Balance index {fmt(session.get("balance_index"))}</p>'
         f'{balance_gauge(session.get("balance_index"))}</section>'
@@ -319,7 +339,7 @@ def session_html(found: dict[str, Any], items: list[dict[str, Any]]) -> str:
         f'{histograms or "<p class=muted>No speaker changes.</p>"}</div></section>'
         f'<h2>Per role</h2><section class="card">{_roles_table(roles)}</section>'
         f'<h2>Session</h2><section class="card">{_session_table(session)}</section>'
-        f'<h2>Quality</h2><section class="card">{_quality_table(quality)}</section>'
+        f'<h2>Quality</h2><section class="card">{_quality_table(quality, labels)}</section>'
         f'<h2>What these numbers mean</h2><section class="card">{explanations_html()}'
         "</section>")
 
@@ -338,6 +358,7 @@ async def session_page(request: web.Request) -> web.Response:
     seen = viewer(request)
     session_id = parse_id("session_id", request.match_info["session_id"])
     check_known(request.query, REPORT_PARAMETERS)
+    n = parse_context_n(request.query)
     store = request.config_dict[STORE]
     clinic = session_clinic(request.query, seen.clinic)
     if clinic is None:  # an admin who named no clinic: the one that has the id
@@ -345,9 +366,12 @@ async def session_page(request: web.Request) -> web.Response:
                                                                      session_id))
     loaded = None if clinic is None else await asyncio.to_thread(
         _load_session, store, session_id, clinic)
-    if loaded is None:
+    if loaded is None or clinic is None:
         raise ApiError(404, "session: not found")
-    body = await asyncio.to_thread(session_html, *loaded)
+    check_own_session(seen, loaded[0].get("therapist"))
+    context = await asyncio.to_thread(store.session_context, session_id, clinic, n)
+    labels = await page_labels(store, seen, clinic)
+    body = await asyncio.to_thread(session_html, *loaded, context, labels)
     return page(f"Session {session_id}", body, who=_who(seen))
 
 
@@ -360,21 +384,30 @@ async def therapist_page(request: web.Request) -> web.Response:
     seen = viewer(request)
     therapist = parse_therapist("therapist_id", request.match_info["therapist_id"])
     from_ms, until_ms, limit = parse_trend_params(request.query)
+    n = parse_context_n(request.query)
+    own = own_therapist(seen)
+    if own is not None and therapist != own:
+        raise ApiError(404, "therapist: not found")
     store = request.config_dict[STORE]
     points = await asyncio.to_thread(lambda: store.therapist_trend(
         therapist, seen.clinic, from_ms=from_ms, until_ms=until_ms, limit=limit))
     if not points:
         raise ApiError(404, "therapist: not found")
+    clinic = seen.clinic or points[-1]["clinic_id"]
+    context = await asyncio.to_thread(store.therapist_context, therapist, clinic, n, until_ms)
+    labels = await page_labels(store, seen, clinic)
     multiples = "".join(
         f'<div><strong>{esc(label)}</strong><br>'
         + small_multiple(label, [(p["session_id"], p["clinic_id"], p["started_at"][:10],
                                   p["metrics"].get(name)) for p in points])
         + "</div>" for name, label in TREND_LABELS.items())
-    rows = "".join(_session_row(p, False) for p in reversed(points))
-    body = (f'<h1>Therapist <span title="{esc(therapist)}">{esc(_short(therapist))}</span></h1>'
+    rows = "".join(_session_row(p, False, labels) for p in reversed(points))
+    body = (f"<h1>Therapist {name_html(therapist, labels)}</h1>"
             f'<p class="muted">{len(points)} sessions, oldest first in each plot; each dot '
             "links to its session. Trends show change, not quality: see a session's page for "
             "what each metric means and its limits.</p>"
+            f'<h2 class="keep">In context</h2><section class="card" id="context">'
+            f"{context_table(context, session=False)}</section>"
             f'<div class="grid">{multiples}</div><h2>Sessions</h2><section class="card">'
             "<table><thead><tr><th>started (UTC)</th><th>session</th><th>therapist</th>"
             '<th class="num">length</th><th class="num">therapist share</th>'

@@ -24,8 +24,10 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
+from models.context import DEFAULT_CONTEXT_N, MIN_BAND_THERAPISTS, check_n, context_of
 from services.settings import Settings
 from services.store import audit as audit_
+from services.store import context as context_
 from services.store import directory as directory_
 from services.store import policies as policies_
 from services.store import sessions as sessions_
@@ -236,6 +238,60 @@ class ReportStore:
         with self.db.transaction(f"read trend of {therapist}") as session:
             return sessions_.therapist_sessions(session, therapist, clinic, from_ms, until_ms,
                                                 limit)
+
+    # --- issue 19: numbers in context, clients over time, therapist scope (i19-ctx) ---------
+
+    def session_therapist(self, session_id: str, clinic: str) -> tuple[bool, str | None]:
+        """(stored, therapist pseudonym) of the session (clinic, session id)."""
+        with self.db.transaction(f"therapist of {session_id}") as session:
+            found = context_.session_position(session, clinic, session_id)
+        return (False, None) if found is None else (True, found[1])
+
+    def session_context(self, session_id: str, clinic: str, n: int = DEFAULT_CONTEXT_N
+                        ) -> dict[str, Any] | None:
+        """A stored session's metrics in context (models/context.py): the therapist's median
+        over their latest ``n`` sessions before this one, and the clinic's band over the same
+        window of every therapist. None when ``clinic`` has no such session."""
+        check_n(n)
+        with self.db.transaction(f"context of {session_id}") as session:
+            found = context_.session_position(session, clinic, session_id)
+            if found is None:
+                return None
+            position, therapist = found
+            row = sessions_.get_session(session, clinic, session_id)
+            summary = dict(row.summary) if row is not None else {}
+            clinic_rows = context_.latest_summaries(session, clinic, n, position)
+        return {"n": n, "therapist": therapist, "before": sessions_.iso_ms(
+                    position.started_at_ms),
+                "min_band_therapists": MIN_BAND_THERAPISTS,
+                "metrics": context_of(therapist, clinic_rows, summary)}
+
+    def therapist_context(self, therapist: str, clinic: str, n: int = DEFAULT_CONTEXT_N,
+                          until_ms: int | None = None) -> dict[str, Any]:
+        """A therapist's medians over their latest ``n`` sessions (started before
+        ``until_ms`` if given) and the clinic's band over the same window."""
+        check_n(n)
+        before = None if until_ms is None else context_.Position(until_ms)
+        with self.db.transaction(f"context of therapist {therapist}") as session:
+            clinic_rows = context_.latest_summaries(session, clinic, n, before)
+        return {"n": n, "therapist": therapist, "clinic_id": clinic,
+                "before": None if until_ms is None else sessions_.iso_ms(until_ms),
+                "min_band_therapists": MIN_BAND_THERAPISTS,
+                "metrics": context_of(therapist, clinic_rows)}
+
+    def client_sessions(self, participant_id: str, clinic: str, *,
+                        therapist: str | None = None, from_ms: int | None = None,
+                        until_ms: int | None = None, limit: int = 100
+                        ) -> list[dict[str, Any]] | None:
+        """A client's sessions in ``clinic`` over time (oldest first), by the platform's
+        participant id (or its pseudonym); None when the clinic has no session with them.
+        ``therapist`` keeps only that therapist's sessions (a therapist token)."""
+        client = self.pseudonymize(participant_id)
+        with self.db.transaction("read client sessions") as session:
+            if not context_.client_known(session, clinic, client):
+                return None
+            return context_.client_sessions(session, clinic, client, therapist=therapist,
+                                            from_ms=from_ms, until_ms=until_ms, limit=limit)
 
     # --- tokens ---------------------------------------------------------------------------
 

@@ -318,3 +318,22 @@ def test_a_clinic_sees_consecutive_ids_while_other_clinics_are_busy(
             assert await next_id(again) == ("snapshot", 0)
 
     asyncio.run(scenario())
+
+
+def test_live_views_are_for_supervisors_not_therapists(store: ReportStore) -> None:
+    """Issue 19: a therapist token is refused the live views (a live session names no stored
+    therapist, so they could not be scoped to its own); a clinic-admin reads them."""
+    therapist, _ = store.create_token("c1", "therapist", participant_id="t1")
+    supervisor, _ = store.create_token("c1", "clinic-admin")
+
+    async def scenario() -> None:
+        async with served(store, LiveHub()) as client:
+            for path in ("/v1/live", "/live/events", "/live"):
+                assert (await client.get(path, headers=bearer(therapist))).status == 403, path
+            assert (await client.get("/live", headers=bearer(supervisor))).status == 200
+            stream = await client.get("/v1/live", headers=bearer(supervisor))
+            assert stream.status == 200
+            assert (await next_event(stream))[0] == "snapshot"
+            stream.close()
+
+    asyncio.run(scenario())
