@@ -192,6 +192,22 @@ class ReportStore:
                                         audit_retention_days=audit_retention_days,
                                         require_consent=require_consent)
 
+    # --- the audit log: reading, redacting (issue 19, point 6) ----------------------------
+
+    def audit_entries(self, query: audit_.AuditQuery) -> audit_.AuditPage:
+        """A page of one clinic's audit log, newest first (services/store/audit.py)."""
+        with self.db.transaction("list audit entries") as session:
+            return audit_.list_entries(session, query)
+
+    def redact_audit(self, clinic_id: str, participant_id: str,
+                     replacement: str = "erased") -> int:
+        """Replace a participant's pseudonym (``participant_id`` may be the platform's id or
+        the pseudonym itself) in the targets of ``clinic_id``'s audit entries; erasure calls
+        this. Returns how many entries changed."""
+        pseudonym = self.pseudonymize(participant_id)
+        with self.db.transaction("redact audit log") as session:
+            return audit_.redact(session, clinic_id, pseudonym, replacement)
+
     # --- reads ----------------------------------------------------------------------------
 
     def list_sessions(self, query: SessionQuery) -> SessionPage:
