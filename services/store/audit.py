@@ -135,6 +135,21 @@ def list_entries(session: Session, query: AuditQuery) -> AuditPage:
     return AuditPage([describe(row) for row in rows], cursor)
 
 
+def export_entries(session: Session, query: AuditQuery, cap: int) -> AuditPage:
+    """Up to ``cap`` entries from ``query``'s cursor on, newest first, read a page at a time;
+    ``next_cursor`` continues when more remain (a CSV export of a long window)."""
+    items: list[dict[str, Any]] = []
+    cursor = query.cursor
+    while len(items) < cap:
+        page = list_entries(session, AuditQuery(query.clinic, query.from_at, query.to_at,
+                                                min(MAX_AUDIT_PAGE, cap - len(items)), cursor))
+        items += page.items
+        if page.next_cursor is None:
+            return AuditPage(items, None)
+        cursor = AuditCursor.decode(page.next_cursor)
+    return AuditPage(items, cursor.encode() if cursor is not None else None)
+
+
 def redact(session: Session, clinic: str, pseudonym: str, replacement: str) -> int:
     """Replace ``pseudonym`` by ``replacement`` inside the ``target`` of ``clinic``'s entries
     (an erasure: the audit log keeps that something was read, no longer whose it was); returns

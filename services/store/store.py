@@ -199,6 +199,11 @@ class ReportStore:
         with self.db.transaction("list audit entries") as session:
             return audit_.list_entries(session, query)
 
+    def export_audit(self, query: audit_.AuditQuery, cap: int) -> audit_.AuditPage:
+        """Up to ``cap`` entries of one clinic's audit log, newest first (CSV export)."""
+        with self.db.transaction("export audit entries") as session:
+            return audit_.export_entries(session, query, cap)
+
     def redact_audit(self, clinic_id: str, participant_id: str,
                      replacement: str = "erased") -> int:
         """Replace a participant's pseudonym (``participant_id`` may be the platform's id or
