@@ -28,6 +28,7 @@ from services.settings import Settings
 from services.store import audit as audit_
 from services.store import directory as directory_
 from services.store import policies as policies_
+from services.store import retention as retention_
 from services.store import sessions as sessions_
 from services.store import timeline as timeline_
 from services.store import tokens as tokens_
@@ -212,6 +213,30 @@ class ReportStore:
         pseudonym = self.pseudonymize(participant_id)
         with self.db.transaction("redact audit log") as session:
             return audit_.redact(session, clinic_id, pseudonym, replacement)
+
+    # --- the retention purge (issue 19, point 5) ------------------------------------------
+
+    def purge(self, now: datetime | None = None, *, token_id: str = audit_.SERVICE_TOKEN_ID,
+              dry_run: bool = False) -> list[retention_.PurgeCounts]:
+        """Delete every clinic's sessions older than its retention and audit entries older
+        than its audit retention (services/store/retention.py), one transaction per clinic;
+        ``now`` defaults to the store's clock. Returns the counts of the clinics where
+        something was (with ``dry_run``: would be) deleted; each such clinic gets one
+        ``purge`` audit entry by ``token_id`` (``service`` or ``cli``)."""
+        moment = self._clock() if now is None else now
+        with self.db.transaction("list clinics to purge") as session:
+            clinics = retention_.clinics(session)
+        purged = []
+        for clinic in clinics:
+            with self.db.transaction(f"purge clinic {clinic}") as session:
+                policy = policies_.get_policy(session, clinic, self.policy_defaults)
+                counts = retention_.purge_clinic(session, policy, moment, token_id=token_id,
+                                                 dry_run=dry_run)
+            if counts.total:
+                purged.append(counts)
+                log.info("purge%s: clinic %s: %s", " (dry run)" if dry_run else "", clinic,
+                         counts.as_dict())
+        return purged
 
     # --- reads ----------------------------------------------------------------------------
 
