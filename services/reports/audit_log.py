@@ -15,7 +15,8 @@ failed request touched nothing): ``token_id`` (never the token), ``scope``, ``cl
 ``?clinic=``, else the one clinic holding the ``{session_id}`` touched, else ``*``),
 ``action`` (``read``/``change``/``erase`` and the route, e.g.
 ``read GET /v1/sessions/{session_id}/report``), ``target`` (the path with its parameters
-filled in, a ``{participant_id}`` as its pseudonym, and the query's filters) and ``detail``
+filled in, a ``{participant_id}`` as its pseudonym (``erased`` in an erasure's own entry), and
+the query's filters) and ``detail``
 (method, status, format, route; never a pseudonym, label, token or body). Streams (the live
 SSE routes) are written when they start, before their first byte is sent (when that write
 fails, the connection is closed before any byte of the stream).
@@ -35,6 +36,7 @@ from aiohttp import web
 from services.auth import VIEWER, Access, ApiError, Handler, Viewer, access_of, auth_middleware
 from services.reports.auth import STORE
 from services.store import AuditRecord, ReportStore, StoreError
+from services.store.audit import ERASED
 from services.store.schema import ALERT_LENGTH, ID_LENGTH
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ ANY_CLINIC = "*"
 
 # A handler that resolved the clinic it touched for an admin may record it here.
 AUDIT_CLINIC = web.RequestKey("audit_clinic", str)
+# A handler that erased a participant (e.g. revoking consent) records their pseudonym here:
+# the request's own entry then names them as ``erased`` like every earlier entry.
+AUDIT_ERASED = web.RequestKey("audit_erased", str)
 _PENDING = web.RequestKey("audit_pending", bool)
 
 
@@ -75,14 +80,22 @@ def _canonical(request: web.Request) -> str:
 
 
 def _target(request: web.Request, store: ReportStore) -> str:
+    """The path with its parameters and filters; participants as pseudonyms, except that a
+    ``DELETE`` (an erasure) names the participant of its path as ``erased``, and so does any
+    request whose handler recorded an erased pseudonym (:data:`AUDIT_ERASED`): an erasure's
+    own entry must not keep whom it erased."""
     path = _canonical(request)
     for name, value in request.match_info.items():
-        shown = store.pseudonymize(value) if name in PARTICIPANT_PARAMETERS else value
+        shown = value
+        if name in PARTICIPANT_PARAMETERS:
+            shown = ERASED if request.method == "DELETE" else store.pseudonymize(value)
         path = path.replace("{" + name + "}", shown)
     filters = sorted(
         (name, store.pseudonymize(value) if name in PARTICIPANT_PARAMETERS else value)
         for name, value in request.query.items() if name not in NOT_FILTERS)
-    return f"{path}?{urlencode(filters)}" if filters else path
+    target = f"{path}?{urlencode(filters)}" if filters else path
+    erased = request.get(AUDIT_ERASED)
+    return target.replace(erased, ERASED) if erased else target
 
 
 def _format(request: web.Request, response: web.StreamResponse) -> str:

@@ -24,6 +24,7 @@ from models.errors import ValidationError
 from services.store.schema import AuditEntry
 
 CLI_TOKEN_ID = "cli"  # the token id of actions taken with the command line
+ERASED = "erased"  # what an erased participant's pseudonym becomes in audit targets
 SERVICE_TOKEN_ID = "service"  # the token id of the reports service's own scheduled purge
 MAX_TARGET_LENGTH = 1000
 DEFAULT_AUDIT_PAGE = 100

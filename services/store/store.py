@@ -206,7 +206,7 @@ class ReportStore:
             return audit_.export_entries(session, query, cap)
 
     def redact_audit(self, clinic_id: str, participant_id: str,
-                     replacement: str = "erased") -> int:
+                     replacement: str = audit_.ERASED) -> int:
         """Replace a participant's pseudonym (``participant_id`` may be the platform's id or
         the pseudonym itself) in the targets of ``clinic_id``'s audit entries; erasure calls
         this. Returns how many entries changed."""

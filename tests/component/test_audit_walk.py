@@ -320,3 +320,57 @@ def test_a_failing_audit_write_fails_the_request(store: ReportStore,
             assert status == 200
 
     run(scenario())
+
+
+def test_a_route_added_later_is_audited_and_an_erasure_does_not_name_whom_it_erased(
+        store: ReportStore) -> None:
+    """Routes like the other helpers' (issue 19 points 1, 4, 5) with nothing audit-specific
+    in them: each writes its entry; an erasure's entry and one whose handler recorded an
+    erased pseudonym (consent revoked) say ``erased``, not the pseudonym."""
+    from services.auth import json_response, requires
+    from services.reports import create_app
+    from services.reports.audit_log import AUDIT_ERASED
+
+    @requires("clinic-admin", "admin")
+    async def put_label(request: web.Request) -> web.Response:
+        return json_response({"ok": True})
+
+    @requires("clinic-admin", "admin")
+    async def put_consent(request: web.Request) -> web.Response:
+        request[AUDIT_ERASED] = store.pseudonymize(request.match_info["participant_id"])
+        return json_response({"erased": True})
+
+    @requires("clinic-admin", "admin")
+    async def erase(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    clinic_admin, info = store.create_token(CLINIC, "clinic-admin")
+
+    async def scenario() -> None:
+        app = create_app(store)
+        app.router.add_put("/v1/directory/{participant_id}", put_label)
+        app.router.add_put("/v1/clients/{participant_id}/consent", put_consent)
+        app.router.add_delete("/v1/clients/{participant_id}", erase)
+        client: Client = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            pseudonym = store.pseudonymize("p1")
+            expected = [
+                ("PUT", "/v1/directory/p1", "change PUT /v1/directory/{participant_id}",
+                 f"/v1/directory/{pseudonym}"),
+                ("PUT", "/v1/clients/p1/consent",
+                 "change PUT /v1/clients/{participant_id}/consent",
+                 "/v1/clients/erased/consent"),
+                ("DELETE", "/v1/clients/p1", "erase DELETE /v1/clients/{participant_id}",
+                 "/v1/clients/erased"),
+            ]
+            for method, path, action, target in expected:
+                status, _ = await call(client, method, path, clinic_admin, {"x": 1})
+                assert status < 400
+                entry = last_entry(store)
+                assert (entry["action"], entry["target"], entry["token_id"]) == (
+                    action, target, info.id)
+        finally:
+            await client.close()
+
+    run(scenario())
