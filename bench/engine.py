@@ -40,6 +40,7 @@ import time
 import tracemalloc
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -157,26 +158,31 @@ def memory_per_session(sessions: int, minutes: float, tmp: Path) -> tuple[float,
     return per_session_rss, size, fed
 
 
-def memory_by_age(sessions: int, ages: list[float]) -> list[tuple[float, float]]:
+def memory_by_age(sessions: int, ages: list[float], shape: str = "frames",
+                  declared_ms: int | None = None) -> list[tuple[float, float]]:
     """tracemalloc KiB per session for sessions of each age (minutes), each age probed in a
     fresh process: interpreter-wide tables (interned strings, caches) that a previous run
     grew would otherwise be charged to whichever sessions trigger their next resize."""
     rows = []
     for minutes in ages:
-        probe = subprocess.run(
-            [sys.executable, __file__, "--age-probe", str(minutes), "--sessions", str(sessions)],
-            cwd=ROOT, check=True, capture_output=True, text=True,
-        )
+        command = [sys.executable, __file__, "--age-probe", str(minutes), "--sessions",
+                   str(sessions), "--probe-shape", shape]
+        if declared_ms is not None:
+            command += ["--probe-max-segment-ms", str(declared_ms)]
+        probe = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
         rows.append((minutes, float(probe.stdout)))
     return rows
 
 
-def probe_age(sessions: int, minutes: float) -> float:
-    """KiB per session for ``sessions`` engines fed ``minutes`` each (see memory_by_age).
+def probe_age(sessions: int, minutes: float, shape: str = "frames",
+              declared_ms: int | None = None) -> float:
+    """KiB per session for ``sessions`` engines fed ``minutes`` each (see memory_by_age), of
+    one input ``shape``, their ``session.start`` declaring ``declared_ms`` as max_segment_ms.
     Parsing happens while tracing, so events in the lateness buffer count as session memory."""
     config = SimulationConfig(sessions=sessions, minutes=minutes, seed=5, style="mixed",
-                              session_stagger_ms=0)
-    lines = [orjson.dumps(e) for e in simulate(config) if e["type"] != "session.end"]
+                              session_stagger_ms=0, shape=shape)  # type: ignore[arg-type]
+    lines = [orjson.dumps(_declared(e, declared_ms)) for e in simulate(config)
+             if e["type"] != "session.end"]
     gc.collect()
     tracemalloc.start()
     live, _ = open_sessions(lines)  # kept alive until the snapshot: that is what we measure
@@ -194,6 +200,12 @@ def probe_age(sessions: int, minutes: float) -> float:
     return sum(stat.size for stat in kept.statistics("filename")) / sessions / 1024
 
 
+def _declared(event: dict[str, Any], declared_ms: int | None) -> dict[str, Any]:
+    if declared_ms is not None and event["type"] == "session.start":
+        return {**event, "max_segment_ms": declared_ms}
+    return event
+
+
 def _intern_call_line() -> int:
     source = Path(wire.__file__).read_text().splitlines()
     return next(i for i, line in enumerate(source, 1) if "sys.intern(" in line)
@@ -207,9 +219,14 @@ def main() -> None:
     parser.add_argument("--lag-only", action="store_true", help="only the live lag (section 6)")
     parser.add_argument("--age-probe", type=float, metavar="MIN", help=argparse.SUPPRESS)
     parser.add_argument("--sessions", type=int, default=100, help=argparse.SUPPRESS)
+    parser.add_argument("--probe-shape", default="frames", help=argparse.SUPPRESS)
+    parser.add_argument("--probe-max-segment-ms", type=int, default=None,
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.age_probe is not None:
-        print(f"{probe_age(args.sessions, args.age_probe):.2f}")
+        kib = probe_age(args.sessions, args.age_probe, args.probe_shape,
+                        args.probe_max_segment_ms)
+        print(f"{kib:.2f}")
         return
     quick = args.quick
     machine = platform.processor() or platform.machine()
@@ -348,6 +365,17 @@ def memory(quick: bool) -> None:
     area = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in itertools.pairwise(rows))
     print(f"   steady state (sessions spread over {rows[0][0]:g}-{rows[-1][0]:g} min): "
           f"{area / (rows[-1][0] - rows[0][0]):.1f} KiB per session (target < 24 KiB)")
+    # Sources that report levels or speaking-state changes (the browser SDK, Daily, Agora,
+    # LiveKit...) hold the look-ahead their session allows: max_segment_ms (600 s by default,
+    # as a platform's VAD segment may be that long) unless session.start declares less, as the
+    # browser SDK does (its events span at most one 500 ms batch; METRICS.md §9).
+    probes = [15.0] if quick else [15.0, 50.0]
+    print(f"\n4b. other input shapes, memory per session by age ({probes} min):")
+    for shape, declared in (("levels", None), ("levels", 10_000), ("voice", None),
+                            ("voice", 10_000)):
+        found = memory_by_age(50 if quick else 100, probes, shape, declared)
+        label = shape + (f", max_segment_ms={declared}" if declared else ", default")
+        print(f"   {label:32s} " + "  ".join(f"{m:3.0f} min {k:6.1f} KiB" for m, k in found))
 
 
 if __name__ == "__main__":

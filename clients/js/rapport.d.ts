@@ -31,6 +31,9 @@ export interface AttachOptions {
   clinic?: string;
   /** Send session.start (default true: the therapist's page starts the session). */
   startSession?: boolean;
+  /** max_segment_ms declared on session.start (default 10000; null: the engine's 600000).
+   * Set null when another source sends speech segments longer than this into the session. */
+  maxSegmentMs?: number | null;
   /** Levels sampling period, 20..50 ms (default 20). */
   sampleMs?: number;
   /** One levels batch per participant this often (default 500 ms). */

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import alert_events, network, run, speech
+from enginekit import alert_events, network, run, speech
 
 
 def _of(out: list[Any], alert: str) -> list[tuple[str, int]]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import classified, ipus, role, run, speech, state
+from enginekit import classified, ipus, role, run, speech, state
 
 TCO = (("t", "therapist"), ("c", "client"), ("o", "other"))
 

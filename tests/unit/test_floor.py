@@ -4,7 +4,7 @@ response latency (observed and corrected for the network)."""
 from __future__ import annotations
 
 import pytest
-from conftest import classified, ipus, network, role, run, speech
+from enginekit import classified, ipus, network, role, run, speech
 
 # Two offsets (or two onsets) at one millisecond are one change of the floor: no 0 ms solo
 # stretch may appear between them, whatever order the participant ids sort in.

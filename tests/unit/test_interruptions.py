@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import classified, ipus, network, role, run, speech
+from enginekit import classified, ipus, network, role, run, speech
 
 TCO = (("t", "therapist"), ("c", "client"), ("o", "other"))
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import (
+from enginekit import (
     Event,
     Report,
     activity,

@@ -19,7 +19,7 @@ import random
 from typing import Any
 
 import pytest
-from conftest import classified, ipus, network, role, run_session, session, speech
+from enginekit import classified, ipus, network, role, run_session, session, speech
 
 END = 20_000
 ROSTERS = (

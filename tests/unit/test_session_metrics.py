@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import classified, network, role, run, run_session, session, speech
+from enginekit import classified, network, role, run, run_session, session, speech
 
 TCO = (("t", "therapist"), ("c", "client"), ("o", "other"))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import levels, rejections, role, run, speech, start, state, voice
+from enginekit import levels, rejections, role, run, speech, start, state, voice
 
 from models.errors import ValidationError
 from models.events import Levels, parse_event, to_dbov
@@ -154,7 +154,7 @@ def test_an_exclusive_onset_ends_the_other_speaker_and_overlap_fields_are_null()
     events = [exclusive_start(), voice("t", 1000, True), voice("c", 4000, True),
               voice("c", 9000, False),
               {"type": "session.end", "session_id": "s1", "ts_ms": 60_000}]
-    from conftest import run_session
+    from enginekit import run_session
     report, outputs = run_session(events)
     assert not rejections(outputs)
     assert role(report, "therapist")["talk_s"] == 3.0

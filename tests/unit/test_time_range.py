@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import SID, activity, end, network, run, run_session, session, speech, start, state
+from enginekit import SID, activity, end, network, run, run_session, session, speech, start, state
 
 from models.alerts import AlertTracker
 from models.config import AlertRules, EngineConfig

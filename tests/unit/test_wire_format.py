@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import (
+from enginekit import (
     SID,
     activity,
     end,

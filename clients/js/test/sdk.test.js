@@ -114,7 +114,16 @@ test("events made before the clock is known are stamped with it, once", async ()
   assert.equal(session.ts_ms, start + 10_000);
   assert.equal(session.clinic_id, "c1");
   assert.deepEqual(session.participants, []);
+  assert.equal(session.max_segment_ms, 10_000); // the SDK's events span one batch at most
   assert.ok(tap.status().offsetMs === 10_000);
+});
+
+test("maxSegmentMs: null leaves the engine's default; shorter than a batch is refused", async () => {
+  const { clock, ingest } = setup({ maxSegmentMs: null });
+  await clock.advance(500);
+  const [session] = eventsOf(ingest, "session.start");
+  assert.equal("max_segment_ms" in session, false);
+  assert.throws(() => setup({ maxSegmentMs: 100 }), /maxSegmentMs/);
 });
 
 test("a server that does not answer clock messages: page clock used, and said", async () => {
