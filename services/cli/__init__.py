@@ -18,6 +18,7 @@ from services.cli import analyze as analyze
 from services.cli import broker as broker
 from services.cli import ingest as ingest
 from services.cli import kafka as kafka
+from services.cli import purge as purge
 from services.cli import reports as reports
 from services.cli import run as run
 from services.cli import simulate as simulate
@@ -26,7 +27,8 @@ from services.cli import vad as vad
 from services.cli import worker as worker
 from services.settings import load_settings
 
-_SUBCOMMANDS = (run, analyze, vad, simulate, broker, kafka, worker, tokens, reports, ingest)
+_SUBCOMMANDS = (run, analyze, vad, simulate, broker, kafka, worker, tokens, reports, ingest,
+               purge)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,8 @@ import logging
 from aiohttp import web
 
 from services import auth
+from services.reports.audit_api import add_audit_routes
+from services.reports.audit_log import install_audit
 from services.reports.auth import STORE
 from services.reports.clients import add_client_routes
 from services.reports.handlers import add_routes
@@ -33,9 +35,11 @@ def add_report_routes(app: web.Application, store: ReportStore, *, pages: bool =
     installing the shared error and auth middlewares if the app has none yet. ``store`` also
     verifies tokens unless the app already has a verifier (:data:`services.auth.TOKENS`)."""
     auth.install(app, store)
+    install_audit(app)  # issue 19: every read and change of a clinic's records is audited
     app[STORE] = store
     add_routes(app)
     add_client_routes(app, pages=pages)
+    add_audit_routes(app, pages=pages)
     if pages:
         add_page_routes(app)
 

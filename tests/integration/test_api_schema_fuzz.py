@@ -47,14 +47,14 @@ def _sessions(port: int, token: str) -> list[dict[str, object]]:
         return sessions
 
 
-def _fuzz(st: str, port: int, token: str, tmp_path: Path, name: str) -> None:
+def _fuzz(st: str, port: int, token: str, tmp_path: Path, name: str, *extra: str) -> None:
     report = tmp_path / f"{name}.txt"
     with report.open("w") as out:
         done = subprocess.run(
             [st, "--config-file", str(CONFIG), "run", f"http://127.0.0.1:{port}/openapi.json",
              "-H", f"Authorization: Bearer {token}", "--checks", "all",
              "--max-examples", str(EXAMPLES), "--generation-deterministic",
-             "--request-timeout", "20", "--no-color"],
+             "--request-timeout", "20", "--no-color", *extra],
             cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, timeout=600, check=False)
     text = report.read_text()
     assert done.returncode == 0, f"schemathesis ({name} token) found failures:\n{text[-6000:]}"
@@ -93,7 +93,10 @@ def test_report_api_matches_its_openapi_description(tmp_path: Path) -> None:
              "--scope", "reports"], cwd=ROOT, env=env, capture_output=True, text=True,
             check=True).stdout.strip().splitlines()[-1]
         _fuzz(st, port, admin, tmp_path, "admin")
-        _fuzz(st, port, clinic_token, tmp_path, "clinic")
+        # The audit log (issue 19) is for clinic-admin and admin tokens: a reports token is
+        # refused there by design (403), which schemathesis would report as failed
+        # authentication; the admin pass covers it.
+        _fuzz(st, port, clinic_token, tmp_path, "clinic", "--exclude-path", "/v1/audit")
         assert "Traceback" not in log_path.read_text()
     finally:
         run.terminate()
