@@ -58,6 +58,9 @@ async def coach_stream(request: web.Request) -> web.StreamResponse:
                                            "X-Accel-Buffering": "no"})
     response.content_type = "text/event-stream"
     response.charset = "utf-8"
+    if request.method == "HEAD":  # headers only (see services/reports/live_pages.py)
+        await response.prepare(request)
+        return response
     with coach.subscribe(who.clinic, session_id) as subscription:
         await response.prepare(request)
         try:

@@ -166,6 +166,10 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     response.content_type = "text/event-stream"
     response.charset = "utf-8"
     await response.prepare(request)
+    if request.method == "HEAD":
+        # The stream's headers only: a body after a HEAD answer would be read as the next
+        # answer on a kept-alive connection (aiohttp adds HEAD to every GET route).
+        return response
     token = request_token(request, access_of(request))
     revalidation = Revalidation.of(request, token) if token else None
     wait_s = min(keepalive, revalidation.interval_s) if revalidation else keepalive

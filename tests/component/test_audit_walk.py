@@ -167,8 +167,8 @@ async def call(client: Client, method: str, path: str, token: str | None,
 
 async def raw_head(client: Client, path: str, token: str | None,
                    params: dict[str, str]) -> int:
-    """HEAD on a socket of its own: the live streams answer HEAD with their stream's bytes
-    (a body after a HEAD answer), which aiohttp's client refuses; only the status matters."""
+    """HEAD on a socket of its own, read up to the status line (only the status matters;
+    tests/component/test_live_dashboard.py checks that a stream's HEAD sends no body)."""
     query = ("?" + "&".join(f"{k}={v}" for k, v in params.items())) if params else ""
     reader, writer = await asyncio.open_connection(client.host, client.port)
     auth = f"Authorization: Bearer {token}\r\n" if token else ""

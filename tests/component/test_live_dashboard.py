@@ -337,3 +337,26 @@ def test_live_views_are_for_supervisors_not_therapists(store: ReportStore) -> No
             stream.close()
 
     asyncio.run(scenario())
+
+
+def test_head_of_a_stream_answers_its_headers_and_nothing_else(store: ReportStore) -> None:
+    """HEAD /v1/live and /live/events (aiohttp adds HEAD to every GET route) answered the
+    stream's bytes after the headers, which a kept-alive connection then read as the next
+    answer. Now: headers only, and the next request on the same socket gets its own answer."""
+    token, _ = store.create_token("c1", "reports")
+
+    async def scenario() -> None:
+        async with served(store, LiveHub()) as client:
+            for path in ("/v1/live", "/live/events"):
+                reader, writer = await asyncio.open_connection(client.host, client.port)
+                writer.write(f"HEAD {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                             f"{token}\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n"
+                             "Connection: close\r\n\r\n".encode())
+                await writer.drain()
+                answer = await asyncio.wait_for(reader.read(), 10)
+                writer.close()
+                head, _, rest = answer.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head, head
+                assert rest.startswith(b"HTTP/1.1 "), (path, rest[:80])  # no stream bytes
+
+    asyncio.run(scenario())
