@@ -27,6 +27,7 @@ from typing import Any
 from services.settings import Settings
 from services.store import audit as audit_
 from services.store import directory as directory_
+from services.store import erasure as erasure_
 from services.store import policies as policies_
 from services.store import sessions as sessions_
 from services.store import timeline as timeline_
@@ -191,6 +192,36 @@ class ReportStore:
                                         at=self._clock(), retention_days=retention_days,
                                         audit_retention_days=audit_retention_days,
                                         require_consent=require_consent)
+
+    # --- erasure (issue 19, point 5) -------------------------------------------------------
+
+    def erase(self, clinic_id: str, participant_id: str, role: erasure_.ErasedRole, *,
+              token_id: str, scope: str) -> erasure_.Erasure:
+        """Erase a client or therapist of ``clinic_id`` (services/store/erasure.py): every
+        session of theirs in that role, their directory entry, consent record and tokens;
+        their pseudonym redacted in the audit log; one audit record naming the receipt."""
+        if role not in ("client", "therapist"):
+            raise ValueError(f"role: cannot erase a {role!r}")
+        with self.db.transaction(f"erase a {role}") as session:
+            return erasure_.erase(session, clinic_id, self.pseudonymize(participant_id), role,
+                                  token_id=token_id, scope=scope, at=self._clock())
+
+    def record_consent(self, clinic_id: str, participant_id: str, analysis: bool, *,
+                       token_id: str, scope: str
+                       ) -> tuple[directory_.ConsentRecord, erasure_.Erasure | None]:
+        """Record a client's consent; revoking it (``analysis`` False) also erases the
+        client's data in the same transaction, keeping the consent row (now false) as the
+        record of the refusal the ingest enforces."""
+        pseudonym = self.pseudonymize(participant_id)
+        with self.db.transaction("record consent") as session:
+            record = directory_.set_consent(session, clinic_id, pseudonym, analysis, token_id,
+                                            self._clock())
+            erased = None
+            if not analysis:
+                erased = erasure_.erase(session, clinic_id, pseudonym, "client",
+                                        token_id=token_id, scope=scope, at=self._clock(),
+                                        keep_consent=True, action="consent.revoke")
+            return record, erased
 
     # --- reads ----------------------------------------------------------------------------
 
