@@ -20,6 +20,7 @@ from aiohttp import web
 
 from services import auth
 from services.reports.auth import STORE
+from services.reports.governance import add_governance_routes
 from services.reports.handlers import add_routes
 from services.reports.pages import add_page_routes
 from services.store import ReportStore
@@ -34,6 +35,7 @@ def add_report_routes(app: web.Application, store: ReportStore, *, pages: bool =
     auth.install(app, store)
     app[STORE] = store
     add_routes(app)
+    add_governance_routes(app)  # issue 19: directory, consent, policy, erasure
     if pages:
         add_page_routes(app)
 

@@ -32,6 +32,7 @@ from typing import Literal
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from models.errors import RapportError
 from services.store.audit import AuditRecord, append
 from services.store.schema import (
     AlertRow,
@@ -45,6 +46,14 @@ from services.store.schema import (
 )
 
 log = logging.getLogger(__name__)
+
+
+
+class NothingToErase(RapportError, LookupError):
+    """The clinic holds nothing of this participant in this role (the API answers ``404``,
+    exactly as for another clinic's participant; nothing is written, not even an audit
+    record, so the answer reveals nothing and changes nothing)."""
+
 
 ErasedRole = Literal["client", "therapist"]
 ALL_CLINICS = "*"  # the audit clinic of an admin's reads across every clinic
@@ -108,9 +117,11 @@ def redact_audit(session: Session, clinic_id: str, pseudonym: str, replacement: 
 
 def erase(session: Session, clinic_id: str, participant: str, role: ErasedRole, *,
           token_id: str, scope: str, at: datetime, keep_consent: bool = False,
-          action: str | None = None) -> Erasure:
+          action: str | None = None, missing_ok: bool = True) -> Erasure:
     """Erase ``participant`` (a pseudonym) as ``role`` from ``clinic_id``; audited as done by
-    ``token_id`` of ``scope``. The caller commits (one transaction)."""
+    ``token_id`` of ``scope``. The caller commits (one transaction). When nothing was found
+    and not ``missing_ok``, raise :class:`NothingToErase` (the caller's transaction then
+    rolls back)."""
     receipt = new_receipt()
     ids = _sessions_of(session, clinic_id, participant, role)
     timeline = alerts = members = sessions = 0
@@ -141,6 +152,8 @@ def erase(session: Session, clinic_id: str, participant: str, role: ErasedRole, 
     redacted = redact_audit(session, clinic_id, participant, f"erased {receipt}")
     erasure = Erasure(receipt, role, sessions, timeline, alerts, members, directory, consents,
                       tokens, redacted)
+    if not missing_ok and not any(erasure.counts().values()):
+        raise NothingToErase(f"{role}: not found")
     append(session, AuditRecord(clinic_id, token_id, scope, action or f"erase.{role}",
                                 f"erasure {receipt}", erasure.counts()), at)
     session.flush()

@@ -196,15 +196,18 @@ class ReportStore:
     # --- erasure (issue 19, point 5) -------------------------------------------------------
 
     def erase(self, clinic_id: str, participant_id: str, role: erasure_.ErasedRole, *,
-              token_id: str, scope: str) -> erasure_.Erasure:
+              token_id: str, scope: str, missing_ok: bool = True) -> erasure_.Erasure:
         """Erase a client or therapist of ``clinic_id`` (services/store/erasure.py): every
         session of theirs in that role, their directory entry, consent record and tokens;
-        their pseudonym redacted in the audit log; one audit record naming the receipt."""
+        their pseudonym redacted in the audit log; one audit record naming the receipt.
+        Unless ``missing_ok``, :class:`~services.store.erasure.NothingToErase` when the clinic
+        holds nothing of theirs (and nothing is written)."""
         if role not in ("client", "therapist"):
             raise ValueError(f"role: cannot erase a {role!r}")
         with self.db.transaction(f"erase a {role}") as session:
             return erasure_.erase(session, clinic_id, self.pseudonymize(participant_id), role,
-                                  token_id=token_id, scope=scope, at=self._clock())
+                                  token_id=token_id, scope=scope, at=self._clock(),
+                                  missing_ok=missing_ok)
 
     def record_consent(self, clinic_id: str, participant_id: str, analysis: bool, *,
                        token_id: str, scope: str

@@ -131,3 +131,14 @@ def test_revoking_consent_erases_but_keeps_the_refusal(store: ReportStore) -> No
     assert refusal is not None and refusal.analysis is False
     rows = [line for line in dump(store).splitlines() if ann in line and "'c2'" not in line]
     assert len(rows) == 1 and rows[0].startswith("consents:")
+
+
+def test_erasing_someone_unknown_can_be_refused_without_a_trace(store: ReportStore) -> None:
+    from services.store.erasure import NothingToErase
+
+    _populate(store)
+    before = dump(store)
+    with pytest.raises(NothingToErase):
+        store.erase("c2", OTHER, "client", token_id="tokZ", scope="clinic-admin",
+                    missing_ok=False)
+    assert dump(store) == before
