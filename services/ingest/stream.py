@@ -135,7 +135,10 @@ async def _handle(service: IngestService, caller: Caller, data: bytes,
     if limited is not None:
         return _limited(reply, limited)
     try:
-        checked = check_events(items, caller, service.pseudonymize, ORIGIN)
+        consent = None if caller.clinic is None else await service.consent.check(
+            caller.clinic, items, service.pseudonymize)
+        checked = check_events(items, caller, service.pseudonymize, ORIGIN,
+                               consent=consent)
     except AccessDenied as denied:
         reply.update(status=denied.status, accepted=0,
                      error=f"{denied.field}: {denied.message}")
