@@ -16,6 +16,7 @@ Functions take the caller's SQLAlchemy session and pseudonyms (the facade,
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from models.errors import ValidationError
 from services.store.labels import LabelError, LabelSealer
+from services.store.policies import PolicyDefaults, get_policy
 from services.store.schema import Consent, DirectoryEntry
 
 log = logging.getLogger(__name__)
@@ -135,3 +137,26 @@ def consented(session: Session, clinic_id: str, participants: list[str]) -> set[
         Consent.clinic_id == clinic_id, Consent.participant.in_(participants),
         Consent.analysis.is_(True)))
     return set(rows)
+
+
+class ConsentMissing(ValidationError):
+    """A worker record of a session whose client has no recorded consent to analysis, in a
+    clinic that requires it: refused by the store (issue 19, point 4), so a platform writing
+    straight into Kafka cannot bypass the ingest's check. ``clients`` are pseudonyms."""
+
+    def __init__(self, session_id: str, clients: list[str]) -> None:
+        super().__init__("participants", f"session {session_id}: client(s) "
+                                         f"{', '.join(clients)} have no recorded consent to "
+                                         "analysis (clinic requires it)")
+        self.session_id = session_id
+        self.clients = clients
+
+
+def missing_consent(session: Session, clinic_id: str, defaults: PolicyDefaults,
+                    clients: Iterable[str]) -> list[str]:
+    """The client pseudonyms without consent to analysis, when the clinic requires it."""
+    wanted = sorted(set(clients))
+    if not wanted or not get_policy(session, clinic_id, defaults).require_consent:
+        return []
+    given = consented(session, clinic_id, wanted)
+    return [p for p in wanted if p not in given]

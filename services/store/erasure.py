@@ -103,6 +103,14 @@ def _sessions_of(session: Session, clinic_id: str, participant: str,
     return sorted(ids)
 
 
+def forget_session(session: Session, clinic_id: str, session_id: str) -> None:
+    """Delete whatever the store holds of one session (a session refused for want of
+    consent: its timeline and alerts arrive before its report)."""
+    for table in (TimelineItem, AlertRow, SessionParticipant, SessionRow):
+        session.execute(delete(table).where(table.clinic_id == clinic_id,
+                                            table.session_id == session_id))
+
+
 def redact_audit(session: Session, clinic_id: str, pseudonym: str, replacement: str) -> int:
     """Replace ``pseudonym`` in the ``target`` of the clinic's audit entries (and of admins'
     every-clinic entries); returns how many entries changed."""

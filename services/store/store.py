@@ -100,8 +100,19 @@ class ReportStore:
         with self.db.transaction(f"save report {record.session_id}") as session:
             roster = [(self.pseudonymize(p.participant_id), p.role)
                       for p in record.participants]
-            saved = sessions_.save_report(self.db, session, record, report, therapist,
-                                          self._clock(), roster)
+            # Issue 19: a clinic requiring consent stores nothing of a session whose client
+            # has none recorded (also what the session left before its report).
+            refused = directory_.missing_consent(
+                session, record.clinic_id, self.policy_defaults,
+                [who for who, role in roster if role == "client"])
+            if refused:
+                erasure_.forget_session(session, record.clinic_id, record.session_id)
+                saved = False
+            else:
+                saved = sessions_.save_report(self.db, session, record, report, therapist,
+                                              self._clock(), roster)
+        if refused:
+            raise directory_.ConsentMissing(record.session_id, refused)
         if not saved:
             log.info("report for session %s already stored; redelivery ignored",
                      record.session_id)
@@ -112,8 +123,14 @@ class ReportStore:
         record = raw if isinstance(raw, QualityRecord) else parse_quality(raw)
         details = [self.pseudonymize.apply(event.detail) for event in record.events]
         rows = timeline_.timeline_rows(record, details)
+        clients = [str(d["participant_id"]) for d in details
+                   if d.get("role") == "client" and isinstance(d.get("participant_id"), str)]
         with self.db.transaction(f"add timeline of {record.session_id}") as session:
-            return timeline_.add_timeline(self.db, session, rows)
+            refused = directory_.missing_consent(session, record.clinic_id,
+                                                 self.policy_defaults, clients)
+            if not refused:
+                return timeline_.add_timeline(self.db, session, rows)
+        raise directory_.ConsentMissing(record.session_id, refused)
 
     def add_alert(self, raw: RawRecord | AlertRecord) -> bool:
         """Store an alert transition; False if it was already stored."""
