@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from services.reports import openapi_clinic
 from services.reports.filters import (
     ALERT_TYPES,
     DEFAULT_TREND,
@@ -237,6 +238,9 @@ _DOCUMENT: dict[str, Any] = {
     },
 }
 
+# --- issue 19: the clinic's records (directory, consent, policy, erasure) ----------------------
+_DOCUMENT["components"]["schemas"].update(openapi_clinic.SCHEMAS)
+_DOCUMENT["paths"].update(openapi_clinic.PATHS)
 
 
 def openapi_document() -> dict[str, Any]:
