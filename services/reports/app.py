@@ -20,6 +20,7 @@ from aiohttp import web
 
 from services import auth
 from services.reports.auth import STORE
+from services.reports.directory_page import add_directory_page
 from services.reports.governance import add_governance_routes
 from services.reports.handlers import add_routes
 from services.reports.pages import add_page_routes
@@ -38,6 +39,7 @@ def add_report_routes(app: web.Application, store: ReportStore, *, pages: bool =
     add_governance_routes(app)  # issue 19: directory, consent, policy, erasure
     if pages:
         add_page_routes(app)
+        add_directory_page(app)  # issue 19: the clinic admin's page
 
 
 def create_app(store: ReportStore, *, pages: bool = True) -> web.Application:

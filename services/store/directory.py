@@ -129,6 +129,14 @@ def consent_of(session: Session, clinic_id: str, participant: str) -> ConsentRec
     return ConsentRecord(row.participant, row.analysis, row.recorded_at, row.recorded_by)
 
 
+def list_consents(session: Session, clinic_id: str) -> list[ConsentRecord]:
+    """The clinic's consent records, newest first."""
+    rows = session.scalars(select(Consent).where(Consent.clinic_id == clinic_id)
+                           .order_by(Consent.recorded_at.desc(), Consent.participant))
+    return [ConsentRecord(r.participant, r.analysis, r.recorded_at, r.recorded_by)
+            for r in rows]
+
+
 def consented(session: Session, clinic_id: str, participants: list[str]) -> set[str]:
     """Which of ``participants`` have consent to analysis recorded (``analysis: true``)."""
     if not participants:

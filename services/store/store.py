@@ -191,6 +191,10 @@ class ReportStore:
         with self.db.transaction("read consent") as session:
             return directory_.consent_of(session, clinic_id, self.pseudonymize(participant_id))
 
+    def list_consents(self, clinic_id: str) -> list[directory_.ConsentRecord]:
+        with self.db.transaction("list consents") as session:
+            return directory_.list_consents(session, clinic_id)
+
     def consented(self, clinic_id: str, participant_ids: list[str]) -> set[str]:
         """The pseudonyms among ``participant_ids`` whose consent to analysis is recorded."""
         with self.db.transaction("read consents") as session:
