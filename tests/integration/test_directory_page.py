@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reportkit import BACKENDS, Api, api, open_store, report_record
+from reportkit import BACKENDS, Api, Reply, api, open_store, report_record
 
 from services.store import ReportStore
 
@@ -25,7 +25,7 @@ def client(store: ReportStore) -> Iterator[Api]:
         yield opened
 
 
-def post(client: Api, token: str, origin: str | None = None, **form: str):  # noqa: ANN201
+def post(client: Api, token: str, origin: str | None = None, **form: str) -> Reply:
     headers = {"Origin": origin} if origin else {}
     return client.request("POST", "/directory", token=token, data=form, headers=headers,
                           allow_redirects=False)

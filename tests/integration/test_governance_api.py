@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from reportkit import BACKENDS, Api, api, open_store, report_record
+from reportkit import BACKENDS, Api, Reply, api, open_store, report_record
 
 from services.store import ReportStore
 
@@ -28,7 +28,7 @@ def client(store: ReportStore) -> Iterator[Api]:
         yield opened
 
 
-def put(client: Api, path: str, token: str | None, body: object, **params: str):
+def put(client: Api, path: str, token: str | None, body: object, **params: str) -> Reply:
     return client.request("PUT", path, token=token, params=params,
                           data=body if isinstance(body, bytes) else orjson.dumps(body),
                           headers={"Content-Type": "application/json"})
@@ -139,7 +139,7 @@ ROUTES = [
 
 
 def _call(client: Api, method: str, path: str, token: str | None, body: object,
-          **params: str):
+          **params: str) -> Reply:
     data = None if body is None else orjson.dumps(body)
     return client.request(method, path, token=token, params=params, data=data)
 
