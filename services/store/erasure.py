@@ -4,7 +4,9 @@
 participant (by pseudonym) in one clinic:
 
 - every session they took part in *in that role* (``session_participants``; for a therapist
-  also ``sessions.therapist``, which covers sessions stored before migration 0004): its
+  also ``sessions.therapist``), and every session whose report, timeline or alerts name their
+  pseudonym (sessions stored before migration 0004, whose roster holds the therapist only, and
+  unfinished sessions, which have no roster yet): its
   ``sessions`` row (report and summary, hence every trend point), ``timeline_items``,
   ``alerts`` and ``session_participants`` rows. The whole session goes, other participants'
   part of it included: a session's numbers are joint numbers and cannot be split;
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.errors import RapportError
@@ -100,6 +102,14 @@ def _sessions_of(session: Session, clinic_id: str, participant: str,
     if role == "therapist":
         ids.update(session.scalars(select(SessionRow.session_id).where(
             SessionRow.clinic_id == clinic_id, SessionRow.therapist == participant)))
+    # Sessions the roster does not show: stored before migration 0004 (rosters then held the
+    # therapist only), or not finished (a timeline and alerts, no report yet). Their records
+    # name the pseudonym in their JSON; a scan, but erasures are rare and must be complete.
+    for table, column in ((SessionRow, SessionRow.report), (TimelineItem, TimelineItem.payload),
+                          (AlertRow, AlertRow.detail)):
+        ids.update(session.scalars(select(table.session_id).distinct().where(
+            table.clinic_id == clinic_id,
+            cast(column, Text).contains(participant, autoescape=True))))
     return sorted(ids)
 
 

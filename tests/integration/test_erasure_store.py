@@ -142,3 +142,21 @@ def test_erasing_someone_unknown_can_be_refused_without_a_trace(store: ReportSto
         store.erase("c2", OTHER, "client", token_id="tokZ", scope="clinic-admin",
                     missing_ok=False)
     assert dump(store) == before
+
+
+def test_sessions_missing_from_the_roster_are_erased_too(store: ReportStore) -> None:
+    from sqlalchemy import delete
+
+    from services.store.schema import SessionParticipant
+
+    ann = store.pseudonymize(CLIENT)
+    store.save_report(report_record("old", "c1", therapist=THERAPIST, client=CLIENT))
+    with store.db.transaction("as before 0004") as session:  # rosters held the therapist only
+        session.execute(delete(SessionParticipant).where(SessionParticipant.participant == ann))
+    store.add_timeline(quality_record("live", "c1", [ipu(1, CLIENT, "client", 0, 900)]))
+    store.add_alert(alert_record("live2", "c1", "network_degraded", 10, participant_id=CLIENT))
+    store.save_report(report_record("other", "c1", therapist=THERAPIST, client=OTHER))
+    erased = store.erase("c1", CLIENT, "client", token_id="tokZ", scope="clinic-admin")
+    assert (erased.sessions, erased.timeline_items, erased.alerts) == (1, 1, 1)
+    assert ann not in dump(store)
+    assert store.get_report("other", "c1") is not None
