@@ -38,6 +38,7 @@ from services.ingest.publisher import KafkaPublisher
 from services.kafka_admin import KafkaAdminError, ensure_topics, rapport_topics
 from services.reports import LiveConsumer, LiveHub
 from services.reports.consumer import StoreConsumer
+from services.reports.purge_schedule import add_purge_schedule
 from services.store import ReportStore
 from services.store.pseudonyms import Pseudonymizer, load_key
 from services.web import JobHealth, WorkerEndpoint, server_options, start_site
@@ -199,6 +200,7 @@ async def _web(args: argparse.Namespace, bootstrap: str,
                   ingest=IngestConfig(vad_backend=args.config.vad_backend,
                                       **args.config.ingest_overrides,
                                       **sdk_options(args)))
+    add_purge_schedule(app, store, args.config.purge_interval_s)  # retention (issue 19)
     consumer = StoreConsumer(store, bootstrap, security=security)
     live = LiveConsumer(hub, bootstrap, security=security)
     runner = web.AppRunner(app, access_log=None, **server_options())

@@ -14,6 +14,7 @@ from aiohttp import web
 from services.health import Check, add_health_routes, database_problem
 from services.reports import LiveConsumer, LiveHub, add_live_routes, create_app
 from services.reports.consumer import StoreConsumer
+from services.reports.purge_schedule import add_purge_schedule
 from services.store import ReportStore
 from services.web import server_options, start_site
 from streams.broker_probe import BrokerProbe, bootstrap_servers
@@ -35,8 +36,11 @@ def add_health(app: web.Application, store: ReportStore, broker: str | None,
 
 
 async def serve(store: ReportStore, host: str, port: int, broker: str | None = None,
-                security: KafkaSecurity | None = None) -> None:
+                security: KafkaSecurity | None = None,
+                purge_interval_s: float | None = None) -> None:
     app = create_app(store)
+    if purge_interval_s is not None:  # the retention purge (issue 19)
+        add_purge_schedule(app, store, purge_interval_s)
     hub = LiveHub(hide=store.pseudonymize.apply)
     add_live_routes(app, hub)
     probe = add_health(app, store, broker, security)

@@ -5,7 +5,9 @@ Prints ``reports: http://HOST:PORT`` as the last line of standard output once li
 (``--port 0`` picks a free port). Uses the database of ``--db-url``, else ``RAPPORT_DB_URL``,
 else the default SQLite file in the data directory. With ``--broker`` it also runs the store
 consumer (services/reports/consumer.py), filling the database from the workers' topics, and
-the live dashboard (``/live``, ``/v1/live``; services/reports/live*.py) tailing them.
+the live dashboard (``/live``, ``/v1/live``; services/reports/live*.py) tailing them. Every
+``RAPPORT_PURGE_INTERVAL_S`` seconds it runs the retention purge (services/reports/
+purge_schedule.py; ``rapport purge`` runs it once).
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"rapport reports: {error}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(serve(store, args.host, args.port, args.broker, args.config.kafka))
+        asyncio.run(serve(store, args.host, args.port, args.broker, args.config.kafka,
+                          purge_interval_s=args.config.purge_interval_s))
     except OSError as error:
         print(f"rapport reports: cannot listen on {args.host}:{args.port}: {error.strerror}",
               file=sys.stderr)

@@ -19,6 +19,8 @@ import logging
 from aiohttp import web
 
 from services import auth
+from services.reports.audit_api import add_audit_routes
+from services.reports.audit_log import install_audit
 from services.reports.auth import STORE
 from services.reports.directory_page import add_directory_page
 from services.reports.governance import add_governance_routes
@@ -34,9 +36,11 @@ def add_report_routes(app: web.Application, store: ReportStore, *, pages: bool =
     installing the shared error and auth middlewares if the app has none yet. ``store`` also
     verifies tokens unless the app already has a verifier (:data:`services.auth.TOKENS`)."""
     auth.install(app, store)
+    install_audit(app)  # issue 19: every read and change of a clinic's records is audited
     app[STORE] = store
     add_routes(app)
     add_governance_routes(app)  # issue 19: directory, consent, policy, erasure
+    add_audit_routes(app, pages=pages)
     if pages:
         add_page_routes(app)
         add_directory_page(app)  # issue 19: the clinic admin's page

@@ -15,7 +15,8 @@ Routes (JSON; scope ``clinic-admin`` for its own clinic, ``admin`` naming the cl
 
 Participants are the platform's ids in the URL; answers name them by pseudonym only. Another
 clinic's participant is simply unknown here (``404``), like a missing one. These routes do
-not audit themselves: the audit middleware (services/reports/audit) records every token route.
+not audit themselves: the audit middleware (services/reports/audit_log.py) records every token
+route (a revocation of consent marks the pseudonym it erased, :data:`AUDIT_ERASED`).
 Display labels are answered to the clinic's own admins and never logged.
 """
 
@@ -31,6 +32,7 @@ from aiohttp import web
 
 from models.errors import ValidationError
 from services.auth import ApiError, json_response, requires, viewer
+from services.reports.audit_log import AUDIT_ERASED
 from services.reports.auth import STORE
 from services.reports.filters import parse_id
 from services.store.directory import ConsentRecord, Label, check_role
@@ -188,6 +190,8 @@ async def put_consent(request: web.Request) -> web.Response:
                                 scope=seen.scope)
     answer = consent_json(record)
     answer["erasure"] = None if erased is None else erasure_json(erased)
+    if erased is not None:  # this request's own audit entry must not name whom it erased
+        request[AUDIT_ERASED] = record.participant
     return json_response(answer)
 
 

@@ -18,6 +18,7 @@ from services.reports.filters import (
     MAX_TREND,
     TIMELINE_KINDS,
 )
+from services.store.audit import DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE
 from services.store.sessions import DEFAULT_PAGE, MAX_PAGE, SUMMARY_FIELDS
 from services.store.timeline import DEFAULT_TIMELINE_PAGE, MAX_TIMELINE_PAGE
 
@@ -166,6 +167,37 @@ _DOCUMENT: dict[str, Any] = {
                     "next_after": {"type": ["integer", "null"]},
                 },
             },
+            # --- the audit log (issue 19, point 6) ---
+            "AuditEntry": {
+                "type": "object",
+                "required": ["id", "at", "clinic_id", "token_id", "scope", "action",
+                             "target", "detail"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "clinic_id": {"type": "string"},
+                    "token_id": {"type": "string", "description": "the token's id, never "
+                                                                  "the token"},
+                    "scope": {"type": "string"},
+                    "action": {"type": "string", "description": "read, change, erase or "
+                                                                "purge, and the route"},
+                    "target": {"type": "string", "description": "what was touched: the path "
+                               "with its parameters (participants as pseudonyms) and filters"},
+                    "detail": {"type": "object", "description": "method, status, format"},
+                },
+            },
+            "AuditPage": {
+                "type": "object",
+                "properties": {
+                    "clinic_id": {"type": "string"},
+                    "entries": {"type": "array",
+                                "items": {"$ref": "#/components/schemas/AuditEntry"}},
+                    "count": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                    "next_cursor": {"type": ["string", "null"]},
+                    "next": {"type": ["string", "null"]},
+                },
+            },
             "Trend": {
                 "type": "object",
                 "properties": {
@@ -229,6 +261,27 @@ _DOCUMENT: dict[str, Any] = {
                        {"type": "integer", "minimum": 1, "maximum": MAX_TREND}),
             ],
             "responses": {"200": _ok("Trend"), "404": _NOT_FOUND, **_ERRORS},
+        }},
+        # --- the audit log (issue 19, point 6; services/reports/audit_api.py) ---
+        "/v1/audit": {"get": {
+            "summary": "one clinic's audit log, newest first (clinic-admin and admin tokens)",
+            "parameters": [
+                _param("clinic", "query", "the clinic: an admin token must name it (400 "
+                       "without); a clinic-admin token reads its own (another is 403)",
+                       _ID_SCHEMA, True),
+                _param("from", "query", f"entries at or after: {_DATE}", _TIME_SCHEMA),
+                _param("to", "query", f"entries before the end of: {_DATE}", _TIME_SCHEMA),
+                _param("limit", "query", f"page size (default {DEFAULT_AUDIT_PAGE}; JSON only)",
+                       {"type": "integer", "minimum": 1, "maximum": MAX_AUDIT_PAGE}),
+                _param("cursor", "query", "next_cursor of the previous page (or the CSV's "
+                                          "X-Next-Cursor header)", {"type": "string"}),
+                _param("format", "query", "json (default) or csv (every entry of the window "
+                                          "with a header row, at most 100000)",
+                       {"type": "string", "enum": ["json", "csv"]}),
+            ],
+            "responses": {"200": {"description": "OK", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/AuditPage"}},
+                "text/csv": {"schema": {"type": "string"}}}}, **_ERRORS},
         }},
         "/openapi.json": {"get": {
             "summary": "this document", "security": [],

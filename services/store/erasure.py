@@ -16,7 +16,7 @@ participant (by pseudonym) in one clinic:
 - their tokens: ``therapist`` tokens bound to them and session tokens minted for them (the
   rows, since the ``participant`` column holds the pseudonym);
 - their pseudonym in the audit log's ``target`` column (the only audit column that may name a
-  participant), replaced by ``erased <receipt>``.
+  participant), replaced by ``erased``.
 
 Then it appends one audit record of the erasure naming the receipt, not the pseudonym, with
 the counts in ``detail``. The receipt is a random id returned to the caller, so the clinic can
@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Text, cast, delete, func, or_, select, update
+from sqlalchemy import Text, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
 from models.errors import RapportError
+from services.store import audit as audit_
 from services.store.audit import AuditRecord, append
 from services.store.schema import (
     AlertRow,
-    AuditEntry,
     Consent,
     DirectoryEntry,
     SessionParticipant,
@@ -121,16 +121,12 @@ def forget_session(session: Session, clinic_id: str, session_id: str) -> None:
                                             table.session_id == session_id))
 
 
-def redact_audit(session: Session, clinic_id: str, pseudonym: str, replacement: str) -> int:
-    """Replace ``pseudonym`` in the ``target`` of the clinic's audit entries (and of admins'
-    every-clinic entries); returns how many entries changed."""
-    result = session.execute(
-        update(AuditEntry)
-        .where(AuditEntry.clinic_id.in_((clinic_id, ALL_CLINICS)),
-               AuditEntry.target.contains(pseudonym, autoescape=True))
-        .values(target=func.replace(AuditEntry.target, pseudonym, replacement))
-        .execution_options(synchronize_session=False))
-    return _rowcount(result)
+def redact_audit(session: Session, clinic_id: str, pseudonym: str) -> int:
+    """Replace ``pseudonym`` by ``erased`` in the targets of the clinic's audit entries and
+    of admins' every-clinic entries (services/store/audit.py ``redact``); returns how many
+    entries changed."""
+    return sum(audit_.redact(session, clinic, pseudonym, audit_.ERASED)
+               for clinic in (clinic_id, ALL_CLINICS))
 
 
 def erase(session: Session, clinic_id: str, participant: str, role: ErasedRole, *,
@@ -167,7 +163,7 @@ def erase(session: Session, clinic_id: str, participant: str, role: ErasedRole, 
     tokens = _rowcount(session.execute(delete(TokenRow).where(
         TokenRow.clinic_id == clinic_id, TokenRow.participant == participant,
         or_(TokenRow.scope == "therapist", TokenRow.scope == "session"))))
-    redacted = redact_audit(session, clinic_id, participant, f"erased {receipt}")
+    redacted = redact_audit(session, clinic_id, participant)
     erasure = Erasure(receipt, role, sessions, timeline, alerts, members, directory, consents,
                       tokens, redacted)
     if not missing_ok and not any(erasure.counts().values()):

@@ -29,6 +29,7 @@ from services.store import audit as audit_
 from services.store import directory as directory_
 from services.store import erasure as erasure_
 from services.store import policies as policies_
+from services.store import retention as retention_
 from services.store import sessions as sessions_
 from services.store import timeline as timeline_
 from services.store import tokens as tokens_
@@ -246,6 +247,51 @@ class ReportStore:
                                         token_id=token_id, scope=scope, at=self._clock(),
                                         keep_consent=True, action="consent.revoke")
             return record, erased
+
+    # --- the audit log: reading, redacting (issue 19, point 6) ----------------------------
+
+    def audit_entries(self, query: audit_.AuditQuery) -> audit_.AuditPage:
+        """A page of one clinic's audit log, newest first (services/store/audit.py)."""
+        with self.db.transaction("list audit entries") as session:
+            return audit_.list_entries(session, query)
+
+    def export_audit(self, query: audit_.AuditQuery, cap: int) -> audit_.AuditPage:
+        """Up to ``cap`` entries of one clinic's audit log, newest first (CSV export)."""
+        with self.db.transaction("export audit entries") as session:
+            return audit_.export_entries(session, query, cap)
+
+    def redact_audit(self, clinic_id: str, participant_id: str,
+                     replacement: str = audit_.ERASED) -> int:
+        """Replace a participant's pseudonym (``participant_id`` may be the platform's id or
+        the pseudonym itself) in the targets of ``clinic_id``'s audit entries; erasure calls
+        this. Returns how many entries changed."""
+        pseudonym = self.pseudonymize(participant_id)
+        with self.db.transaction("redact audit log") as session:
+            return audit_.redact(session, clinic_id, pseudonym, replacement)
+
+    # --- the retention purge (issue 19, point 5) ------------------------------------------
+
+    def purge(self, now: datetime | None = None, *, token_id: str = audit_.SERVICE_TOKEN_ID,
+              dry_run: bool = False) -> list[retention_.PurgeCounts]:
+        """Delete every clinic's sessions older than its retention and audit entries older
+        than its audit retention (services/store/retention.py), one transaction per clinic;
+        ``now`` defaults to the store's clock. Returns the counts of the clinics where
+        something was (with ``dry_run``: would be) deleted; each such clinic gets one
+        ``purge`` audit entry by ``token_id`` (``service`` or ``cli``)."""
+        moment = self._clock() if now is None else now
+        with self.db.transaction("list clinics to purge") as session:
+            clinics = retention_.clinics(session)
+        purged = []
+        for clinic in clinics:
+            with self.db.transaction(f"purge clinic {clinic}") as session:
+                policy = policies_.get_policy(session, clinic, self.policy_defaults)
+                counts = retention_.purge_clinic(session, policy, moment, token_id=token_id,
+                                                 dry_run=dry_run)
+            if counts.total:
+                purged.append(counts)
+                log.info("purge%s: clinic %s: %s", " (dry run)" if dry_run else "", clinic,
+                         counts.as_dict())
+        return purged
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ def test_consent_policy_and_erase(data: Path, capsys: pytest.CaptureFixture[str]
     with _store() as store:
         assert store.get_policy("c1").require_consent is True
         assert store.consented("c1", ["ann-id"]) == {store.pseudonymize("ann-id")}
+        store.set_consent("c1", "bob-id", True, by="tok")
         store.save_report(report_record("s1", "c1", client="ann-id"))
         store.save_report(report_record("s2", "c1", client="bob-id"))
     capsys.readouterr()
