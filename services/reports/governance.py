@@ -140,10 +140,10 @@ async def put_directory(request: web.Request) -> web.Response:
     role, label = check_role(body["role"]), check_label(body["label"])
     store, token = request.config_dict[STORE], viewer(request).token_id
     new = await _run(request, store.set_label, clinic, participant, role, label, token)
-    pseudonym = store.pseudonymize(participant)
-    entries = await _run(request, store.list_labels, clinic)
-    entry = next(e for e in entries if e.participant == pseudonym)
-    log.info("directory entry of %s set in clinic %s by token %s", pseudonym, clinic, token)
+    entry = await _run(request, store.label_of, clinic, participant)
+    assert entry is not None  # just written
+    log.info("directory entry of %s set in clinic %s by token %s", entry.participant, clinic,
+             token)
     return json_response(entry_json(entry), status=201 if new else 200)
 
 

@@ -93,6 +93,15 @@ def list_labels(session: Session, sealer: LabelSealer, clinic_id: str) -> list[L
                                           e.participant))
 
 
+def label_of(session: Session, sealer: LabelSealer, clinic_id: str,
+             participant: str) -> Label | None:
+    row = session.get(DirectoryEntry, (clinic_id, participant))
+    if row is None:
+        return None
+    return Label(row.participant, check_role(row.role), _open(sealer, row), row.updated_at,
+                 row.updated_by)
+
+
 def labels_for(session: Session, sealer: LabelSealer, clinic_id: str) -> dict[str, str]:
     """Pseudonym → display label of one clinic (labels that do not open are left out)."""
     return {entry.participant: entry.label for entry in list_labels(session, sealer, clinic_id)

@@ -172,6 +172,11 @@ class ReportStore:
         with self.db.transaction("list directory") as session:
             return directory_.list_labels(session, self.labels, clinic_id)
 
+    def label_of(self, clinic_id: str, participant_id: str) -> directory_.Label | None:
+        with self.db.transaction("read label") as session:
+            return directory_.label_of(session, self.labels, clinic_id,
+                                       self.pseudonymize(participant_id))
+
     def labels_for(self, clinic_id: str) -> dict[str, str]:
         """Pseudonym → display label, for the clinic's own pages."""
         with self.db.transaction("read labels") as session:

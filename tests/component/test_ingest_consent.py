@@ -153,3 +153,39 @@ def test_the_policy_is_cached_for_seconds_only(store: ReportStore) -> None:
             assert reply.status == 422
 
     run(scenario())
+
+
+def test_an_unavailable_database_accepts_nothing(store: ReportStore) -> None:
+    from services.store import StoreError
+
+    ingest, _ = store.create_token("c1", "ingest")
+
+    class Down:
+        """Tokens verify; the consent lookup fails like a database that went away."""
+
+        def verify_token(self, token: str) -> Any:
+            return store.verify_token(token)
+
+        def get_policy(self, clinic_id: str) -> Any:
+            raise StoreError("read policy: connection refused")
+
+        def consented(self, clinic_id: str, participant_ids: list[str]) -> set[str]:
+            raise StoreError("read consents: connection refused")
+
+    async def scenario() -> None:
+        sink = MemoryPublisher()
+        app = create_app(sink, Down(), warm_vad=False, pseudonymize=store.pseudonymize)
+        client: Client = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            reply = await client.post("/v1/events", json=[start()], headers=auth(ingest))
+            assert reply.status == 503
+            async with client.ws_connect("/v1/stream", headers=auth(ingest)) as ws:
+                await ws.send_bytes(orjson.dumps([start()]))
+                ack = await ws.receive_json()
+                assert (ack["status"], ack["accepted"]) == (503, 0)
+            assert sink.events == []
+        finally:
+            await client.close()
+
+    run(scenario())
