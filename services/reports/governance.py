@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -91,21 +92,28 @@ async def _run(request: web.Request, call: Any, *args: Any, **kwargs: Any) -> An
     return await asyncio.to_thread(lambda: call(*args, **kwargs))
 
 
+def iso(moment: datetime) -> str:
+    """RFC 3339 UTC (SQLite hands back naive datetimes: they are UTC, as the store wrote)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def entry_json(entry: Label) -> dict[str, Any]:
     return {"pseudonym": entry.participant, "role": entry.role, "label": entry.label,
-            "updated_at": entry.updated_at.isoformat(), "updated_by": entry.updated_by}
+            "updated_at": iso(entry.updated_at), "updated_by": entry.updated_by}
 
 
 def consent_json(record: ConsentRecord) -> dict[str, Any]:
     return {"pseudonym": record.participant, "analysis": record.analysis,
-            "recorded_at": record.recorded_at.isoformat(), "recorded_by": record.recorded_by}
+            "recorded_at": iso(record.recorded_at), "recorded_by": record.recorded_by}
 
 
 def policy_json(policy: Policy) -> dict[str, Any]:
     return {"clinic_id": policy.clinic_id, "retention_days": policy.retention_days,
             "audit_retention_days": policy.audit_retention_days,
             "require_consent": policy.require_consent, "explicit": policy.explicit,
-            "updated_at": policy.updated_at.isoformat() if policy.updated_at else None,
+            "updated_at": iso(policy.updated_at) if policy.updated_at else None,
             "updated_by": policy.updated_by}
 
 

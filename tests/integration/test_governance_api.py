@@ -82,6 +82,7 @@ def test_consent_recorded_and_revocation_erases(store: ReportStore, client: Api)
     assert reply.status == 200, reply.text
     assert (reply.json()["analysis"], reply.json()["recorded_by"]) == (True, info.id)
     assert reply.json()["erasure"] is None
+    assert reply.json()["recorded_at"].endswith("Z")  # RFC 3339 UTC on both backends
     assert client.get(path, admin).json()["analysis"] is True
     store.save_report(report_record("s1", "c1", therapist=THERAPIST, client=CLIENT))
     reply = put(client, path, admin, {"analysis": False})
