@@ -174,3 +174,37 @@ def test_tenancy_of_every_route(store: ReportStore, client: Api, method: str, pa
     reply = _call(client, method, path, root, body)
     assert reply.status == 400 and reply.json()["field"] == "clinic"
     assert _call(client, method, path, root, body, clinic="c1").status in (200, 201, 204)
+
+
+def test_labels_and_participant_ids_never_reach_the_logs(
+        store: ReportStore, caplog: pytest.LogCaptureFixture) -> None:
+    """Handlers log pseudonyms only; the access log (as ``rapport reports`` serves it,
+    services/reports/access_log.py) names routes, not paths holding participant ids."""
+    import asyncio
+    import logging
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from services.reports import create_app
+    from services.reports.access_log import RouteAccessLogger
+
+    admin, _ = store.create_token("c1", "clinic-admin")
+    headers = {"Authorization": f"Bearer {admin}"}
+
+    async def scenario() -> None:
+        server = TestServer(create_app(store))
+        await server.start_server(access_log_class=RouteAccessLogger,
+                                  access_log=logging.getLogger("services.cli.reports"))
+        async with TestClient(server) as http:
+            reply = await http.put(f"/v1/directory/{THERAPIST}", headers=headers,
+                                   json={"role": "therapist", "label": "Dr. Secret Name"})
+            assert reply.status == 201
+            await http.get("/v1/directory", headers=headers)
+            await http.get("/directory", headers=headers)
+            await http.delete(f"/v1/directory/{THERAPIST}", headers=headers)
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(scenario())
+    assert store.pseudonymize(THERAPIST) in caplog.text  # it does log, by pseudonym
+    assert "PUT /v1/directory/{participant_id} 201" in caplog.text
+    assert "Secret" not in caplog.text and THERAPIST not in caplog.text
