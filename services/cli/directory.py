@@ -44,7 +44,8 @@ def register(subparsers: Any) -> None:
     setting = actions.add_parser("set", help="set (or replace) a participant's label")
     setting.add_argument("participant", metavar="PARTICIPANT_ID",
                          help="the platform's participant id (stored as its pseudonym)")
-    setting.add_argument("--role", required=True, choices=ROLES)
+    setting.add_argument("--role", required=True, choices=ROLES,
+                         help="whether the participant is a therapist or a client")
     setting.add_argument("--label", required=True, help='the display label, e.g. "Dr. Lee"')
     _clinic(setting)
     setting.set_defaults(handler=run_directory_set)
@@ -66,7 +67,8 @@ def register(subparsers: Any) -> None:
     setting = actions.add_parser("set", help="record consent (yes) or its revocation (no)")
     setting.add_argument("participant", metavar="PARTICIPANT_ID",
                          help="the client's participant id on the platform")
-    setting.add_argument("--analysis", required=True, choices=tuple(YES_NO))
+    setting.add_argument("--analysis", required=True, choices=tuple(YES_NO),
+                         help="yes: consent recorded; no: revoked (erases their sessions)")
     _clinic(setting)
     setting.set_defaults(handler=run_consent_set)
     show = actions.add_parser("show", help="show the recorded consent")
@@ -85,9 +87,13 @@ def register(subparsers: Any) -> None:
     _clinic(show)
     show.set_defaults(handler=run_policy_show)
     setting = actions.add_parser("set", help="change the options given")
-    setting.add_argument("--retention-days", type=int, metavar="N")
-    setting.add_argument("--audit-retention-days", type=int, metavar="N")
-    setting.add_argument("--require-consent", choices=tuple(YES_NO))
+    setting.add_argument("--retention-days", type=int, metavar="N",
+                         help="keep the clinic's reports N days (rapport purge)")
+    setting.add_argument("--audit-retention-days", type=int, metavar="N",
+                         help="keep the clinic's audit log N days")
+    setting.add_argument("--require-consent", choices=tuple(YES_NO),
+                         help="yes: the ingest refuses sessions of clients without recorded "
+                              "consent to analysis")
     _clinic(setting)
     setting.set_defaults(handler=run_policy_set)
 
@@ -98,8 +104,10 @@ def register(subparsers: Any) -> None:
                     "tokens, and their pseudonym in the audit log; in one transaction. "
                     "Prints the erasure receipt (named by the audit log) and the counts.")
     who = erase.add_mutually_exclusive_group(required=True)
-    who.add_argument("--client", metavar="PARTICIPANT_ID")
-    who.add_argument("--therapist", metavar="PARTICIPANT_ID")
+    who.add_argument("--client", metavar="PARTICIPANT_ID",
+                     help="the client's participant id on the platform")
+    who.add_argument("--therapist", metavar="PARTICIPANT_ID",
+                     help="the therapist's participant id on the platform")
     _clinic(erase)
     erase.set_defaults(handler=run_erase)
 
