@@ -105,12 +105,20 @@ def _sessions_of(session: Session, clinic_id: str, participant: str,
     # Sessions the roster does not show: stored before migration 0004 (rosters then held the
     # therapist only), or not finished (a timeline and alerts, no report yet). Their records
     # name the pseudonym in their JSON; a scan, but erasures are rare and must be complete.
+    named: set[str] = set()
     for table, column in ((SessionRow, SessionRow.report), (TimelineItem, TimelineItem.payload),
                           (AlertRow, AlertRow.detail)):
-        ids.update(session.scalars(select(table.session_id).distinct().where(
+        named.update(session.scalars(select(table.session_id).distinct().where(
             table.clinic_id == clinic_id,
             cast(column, Text).contains(participant, autoescape=True))))
-    return sorted(ids)
+    # ... except those where the roster shows them in the other role ("in that role").
+    other = set(session.scalars(select(SessionParticipant.session_id).where(
+        SessionParticipant.clinic_id == clinic_id, SessionParticipant.participant == participant,
+        SessionParticipant.role != role)))
+    if role == "client":
+        other.update(session.scalars(select(SessionRow.session_id).where(
+            SessionRow.clinic_id == clinic_id, SessionRow.therapist == participant)))
+    return sorted(ids | (named - other))
 
 
 def forget_session(session: Session, clinic_id: str, session_id: str) -> None:

@@ -159,3 +159,13 @@ def test_sessions_missing_from_the_roster_are_erased_too(store: ReportStore) -> 
     assert (erased.sessions, erased.timeline_items, erased.alerts) == (1, 1, 1)
     assert ann not in dump(store)
     assert store.get_report("other", "c1") is not None
+
+
+def test_only_sessions_in_that_role_are_erased(store: ReportStore) -> None:
+    # the same platform id led one session as therapist and sat in another as client
+    store.save_report(report_record("as-therapist", "c1", therapist=CLIENT, client=OTHER))
+    store.save_report(report_record("as-client", "c1", therapist=THERAPIST, client=CLIENT))
+    erased = store.erase("c1", CLIENT, "client", token_id="tokZ", scope="clinic-admin")
+    assert erased.sessions == 1
+    assert store.get_report("as-client", "c1") is None
+    assert store.get_report("as-therapist", "c1") is not None
