@@ -125,7 +125,9 @@ async def directory_page(request: web.Request) -> web.Response:
     if done and _RECEIPT.fullmatch(receipt):
         done += f" Erasure receipt: {receipt}."
     notice = f'<p class="note">{esc(done)}</p>' if done else ""
+    audit = "/audit" + (f"?{urlencode({'clinic': clinic})}" if admin else "")
     body = (f"<h1>Clinic {esc(clinic)}</h1>{notice}"
+            f'<p><a href="{esc(audit)}">Audit log</a> · <a href="/sessions">Sessions</a></p>'
             f"{_directory_html(entries, {c.participant: c for c in consents}, clinic, admin)}"
             f"{_consent_html(consents, clinic, admin)}{_policy_html(policy, clinic, admin)}")
     return page("Directory", body, who=f"clinic admin of {clinic}")
