@@ -130,7 +130,8 @@ async def directory_page(request: web.Request) -> web.Response:
             f'<p><a href="{esc(audit)}">Audit log</a> · <a href="/sessions">Sessions</a></p>'
             f"{_directory_html(entries, {c.participant: c for c in consents}, clinic, admin)}"
             f"{_consent_html(consents, clinic, admin)}{_policy_html(policy, clinic, admin)}")
-    return page("Directory", body, who=f"clinic admin of {clinic}")
+    who = f"admin, clinic {clinic}" if admin else f"clinic admin of {clinic}"
+    return page("Directory", body, who=who)
 
 
 def _days(form: Any, name: str) -> int:
