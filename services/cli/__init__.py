@@ -16,6 +16,7 @@ from models.errors import ConfigError
 from services import logs
 from services.cli import analyze as analyze
 from services.cli import broker as broker
+from services.cli import directory as directory
 from services.cli import ingest as ingest
 from services.cli import kafka as kafka
 from services.cli import purge as purge
@@ -28,7 +29,7 @@ from services.cli import worker as worker
 from services.settings import load_settings
 
 _SUBCOMMANDS = (run, analyze, vad, simulate, broker, kafka, worker, tokens, reports, ingest,
-               purge)
+                directory, purge)  # issue 19: directory, consent, policy, erase; purge
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from services.health import Check, add_health_routes, database_problem
 from services.reports import LiveConsumer, LiveHub, add_live_routes, create_app
+from services.reports.access_log import RouteAccessLogger
 from services.reports.consumer import StoreConsumer
 from services.reports.purge_schedule import add_purge_schedule
 from services.store import ReportStore
@@ -44,7 +45,9 @@ async def serve(store: ReportStore, host: str, port: int, broker: str | None = N
     hub = LiveHub(hide=store.pseudonymize.apply)
     add_live_routes(app, hub)
     probe = add_health(app, store, broker, security)
-    runner = web.AppRunner(app, access_log=log, **server_options())
+    # Paths carry participant ids (issue 19): the access log names the route, not the path.
+    runner = web.AppRunner(app, access_log=log, access_log_class=RouteAccessLogger,
+                           **server_options())
     await runner.setup()
     consumer = StoreConsumer(store, broker, security=security) if broker else None
     live = LiveConsumer(hub, broker, security=security) if broker else None

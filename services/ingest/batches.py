@@ -123,7 +123,10 @@ async def post_events(request: web.Request) -> web.Response:
     if limited is not None:
         return too_many(limited)
     try:
-        checked = check_events(items, caller, service.pseudonymize, "http:/v1/events")
+        consent = None if caller.clinic is None else await service.consent.check(
+            caller.clinic, items, service.pseudonymize)
+        checked = check_events(items, caller, service.pseudonymize, "http:/v1/events",
+                               consent=consent)
     except AccessDenied as denied:
         return denied.response()
     return await publish_checked(service, caller, checked)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -34,6 +34,9 @@ from models.topics import session_key
 from services.ingest.access import AccessDenied, Caller
 from services.ingest.publisher import Outgoing
 from services.store.pseudonyms import Pseudonymizer
+
+if TYPE_CHECKING:
+    from services.ingest.consent import ConsentCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +150,13 @@ def split_body(body: bytes, *, max_events: int = MAX_EVENTS_PER_REQUEST,
 
 
 def check_events(items: list[tuple[int, bytes, Any]], caller: Caller, hide: Pseudonymizer,
-                 origin: str, clock: Callable[[], float] = time.time) -> Checked:
+                 origin: str, clock: Callable[[], float] = time.time,
+                 consent: ConsentCheck | None = None) -> Checked:
     """Validate every item of a caller acting for one clinic (``caller.clinic`` set;
-    services/ingest/access.py); raise :class:`AccessDenied` (403) on a tenancy violation."""
+    services/ingest/access.py); raise :class:`AccessDenied` (403) on a tenancy violation.
+    ``consent`` (services/ingest/consent.py) refuses the events of sessions whose client has
+    no recorded consent when the clinic requires it: reported back and counted under the
+    reason ``consent``, neither published nor dead-lettered."""
     clinic = caller.clinic
     if clinic is None:
         raise AccessDenied(422, "clinic", "an admin token must name the clinic it posts for "
@@ -179,10 +186,15 @@ def check_events(items: list[tuple[int, bytes, Any]], caller: Caller, hide: Pseu
         caller.check_session(event.session_id)  # session tokens: their own session only
         key = session_key(clinic, event.session_id)
         name = key.decode()
+        if isinstance(event, SessionStart) and event.clinic_id != clinic:
+            raise AccessDenied(403, "session.start.clinic_id",
+                               f"{event.clinic_id!r} is not the clinic of this token")
+        refusal = consent.refusal(event) if consent is not None else None
+        if refusal is not None:
+            checked.rejections.append(Rejection(index, refusal.field, str(refusal)))
+            checked.reasons["consent"] = checked.reasons.get("consent", 0) + 1
+            continue
         if isinstance(event, SessionStart):
-            if event.clinic_id != clinic:
-                raise AccessDenied(403, "session.start.clinic_id",
-                                   f"{event.clinic_id!r} is not the clinic of this token")
             checked.starts.append(name)
         if isinstance(event, SessionEnd):
             checked.ends.append(name)

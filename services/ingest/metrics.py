@@ -13,7 +13,8 @@ INGEST_EVENTS = Counter(
     "topic; rejected: refused, dead-lettered when possible).", ["result"])
 INGEST_REJECTED = Counter(
     "rapport_ingest_rejected_total",
-    "Events refused by the ingest, by reason (malformed_json, invalid, too_large).",
+    "Events refused by the ingest, by reason (malformed_json, invalid, too_large; consent: "
+    "a session of a client without recorded consent when the clinic requires it).",
     ["reason"])
 LIMITED = Counter(
     "rapport_ingest_limited_total",

@@ -17,6 +17,7 @@ from models.errors import ConfigError
 from models.vad import VadConfig
 from services.auth import TokenVerifier
 from services.ingest import metrics
+from services.ingest.consent import ConsentGate
 from services.ingest.intake import MAX_EVENTS_PER_REQUEST, Checked
 from services.ingest.limits import LimitExceeded, TokenLimits
 from services.ingest.publisher import LiveEmitter, Publisher
@@ -100,7 +101,10 @@ class IngestService:
             pseudonymize = Pseudonymizer(secrets.token_hex(32).encode())
         self.pseudonymize = pseudonymize
         self.emitter = LiveEmitter(publisher)
-        self.sessions = LiveSessions(self.emitter, self.now_ms)
+        # Issue 19: sessions of clients without recorded consent, when the clinic requires
+        # it, are refused (services/ingest/consent.py); the token store knows the consents.
+        self.consent = ConsentGate(tokens)
+        self.sessions = LiveSessions(self.emitter, self.now_ms, refused=self.consent.refused)
         self.counters = IngestCounters()
         self.limits = TokenLimits(max_open_sessions=self.config.max_open_sessions_per_token,
                                   events_per_s=self.config.events_per_s_per_token,

@@ -94,6 +94,13 @@ async def post_session_token(request: web.Request) -> web.Response:
             raise ApiError(403, f"clinic_id: {clinic_id!r} is not the clinic of this token")
         clinic_id = who.clinic
     assert clinic_id is not None and session_id is not None and participant_id is not None
+    service = request.app[INGEST]
+    if role == "client" and await service.consent.missing(
+            clinic_id, [service.pseudonymize(participant_id)]):
+        # Issue 19: the clinic requires consent and this client has none recorded; its
+        # events would be refused anyway (services/ingest/consent.py), so say so now.
+        raise ValidationError("participant_id", "client has no recorded consent to analysis "
+                                                "(clinic requires it)")
     parent = bearer_token(request)
     assert parent is not None  # the auth middleware verified it
     token, info = await asyncio.to_thread(

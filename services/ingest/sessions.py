@@ -69,9 +69,13 @@ Key = tuple[str, str]  # (clinic_id, session_id)
 
 
 class LiveSessions:
-    def __init__(self, emitter: LiveEmitter, now_ms: Callable[[], int]) -> None:
+    def __init__(self, emitter: LiveEmitter, now_ms: Callable[[], int], *,
+                 refused: Callable[[str, str], bool] = lambda clinic, session: False) -> None:
         self.emitter = emitter
         self.now_ms = now_ms
+        # (clinic, session) → whether the session was refused for want of a client's consent
+        # (issue 19; services/ingest/consent.py): nothing more of it is published.
+        self.refused = refused
         self.live: dict[Key, LiveSession] = {}
         self._ended: OrderedDict[Key, None] = OrderedDict()
 
@@ -79,6 +83,8 @@ class LiveSessions:
         """Publish one wire-v1 event of ours, of a session of ``clinic_id`` (validated like
         anyone's: a bug here must not reach the workers as an invalid event)."""
         parse_event(event)
+        if self.refused(clinic_id, str(event["session_id"])):
+            return
         self.emitter.emit(Outgoing("events", session_key(clinic_id, str(event["session_id"])),
                                    orjson.dumps(event)))
 

@@ -105,6 +105,7 @@ async def post_offer(request: web.Request) -> web.Response:
             clinic = _ident(clinic, "clinic")
         clinic = _clinic_of(caller.acting_for(clinic))
         mode = _mode(body.get("mode"), sdp)
+        await _check_consent(service, clinic, session_id, participant_id, role)
         participant = service.sessions.join(session_id, participant_id, _role(role), clinic)
     except AccessDenied as denied:
         return denied.response()
@@ -137,6 +138,22 @@ async def post_offer(request: web.Request) -> web.Response:
     log.info("participant %s of session %s connected in %s mode", participant_id,
              session_id, mode)
     return web.json_response({"sdp": answer.sdp, "type": answer.type, "mode": mode})
+
+
+async def _check_consent(service: IngestService, clinic: str, session_id: str,
+                         participant_id: str, role: object) -> None:
+    """Refuse (422 naming the field, counted under ``consent``) an offer to a session refused
+    for want of consent, and a client's offer without recorded consent when the clinic
+    requires it; the session is then refused (services/ingest/consent.py)."""
+    gate = service.consent
+    refusal = None
+    if gate.refused(clinic, session_id):
+        refusal = gate.later_event(clinic, session_id)
+    elif role == "client" and await gate.missing(clinic, [participant_id]):
+        refusal = gate.refuse(clinic, session_id, "participant_id")
+    if refusal is not None:
+        service.count(0, 1, {"consent": 1})
+        raise refusal
 
 
 def _role(value: object) -> Role:

@@ -46,6 +46,7 @@ from services.ingest.intake import BodyLimitError, check_events, split_body
 from services.ingest.limits import LimitExceeded
 from services.ingest.publisher import Outgoing, PublishError
 from services.ingest.service import INGEST, IngestService
+from services.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +136,19 @@ async def _handle(service: IngestService, caller: Caller, data: bytes,
     if limited is not None:
         return _limited(reply, limited)
     try:
-        checked = check_events(items, caller, service.pseudonymize, ORIGIN)
+        consent = None if caller.clinic is None else await service.consent.check(
+            caller.clinic, items, service.pseudonymize)
+        checked = check_events(items, caller, service.pseudonymize, ORIGIN,
+                               consent=consent)
     except AccessDenied as denied:
         reply.update(status=denied.status, accepted=0,
                      error=f"{denied.field}: {denied.message}")
+        return reply
+    except StoreError:  # consent could not be checked: nothing accepted, the client retries
+        log.warning("consent of clinic %s could not be checked: report database unavailable",
+                    caller.clinic)
+        reply.update(status=503, accepted=0, error="store: the report database is "
+                                                   "unavailable (consent check)")
         return reply
     reserved = service.reserve_sessions(caller.token_id, checked)
     if isinstance(reserved, LimitExceeded):

@@ -23,6 +23,8 @@ from services.reports.audit_api import add_audit_routes
 from services.reports.audit_log import install_audit
 from services.reports.auth import STORE
 from services.reports.clients import add_client_routes
+from services.reports.directory_page import add_directory_page
+from services.reports.governance import add_governance_routes
 from services.reports.handlers import add_routes
 from services.reports.pages import add_page_routes
 from services.store import ReportStore
@@ -39,9 +41,11 @@ def add_report_routes(app: web.Application, store: ReportStore, *, pages: bool =
     app[STORE] = store
     add_routes(app)
     add_client_routes(app, pages=pages)
+    add_governance_routes(app)  # issue 19: directory, consent, policy, erasure
     add_audit_routes(app, pages=pages)
     if pages:
         add_page_routes(app)
+        add_directory_page(app)  # issue 19: the clinic admin's page
 
 
 def create_app(store: ReportStore, *, pages: bool = True) -> web.Application:

@@ -12,6 +12,10 @@ effectively-once storage).
 - A record the store rejects as invalid (:class:`~models.errors.ValidationError`, naming the
   field) is logged with its topic, partition and offset, counted in :attr:`stats`, and
   skipped: it would fail the same way forever.
+- A record of a session whose client has no recorded consent to analysis, in a clinic that
+  requires it (:class:`~services.store.directory.ConsentMissing`; issue 19, point 4), is
+  dropped (what the session already left is deleted), counted (``no_consent``) and logged with
+  pseudonyms only: platforms writing straight into Kafka bypass the ingest's check, not this.
 - A :class:`~services.store.StoreError` (database down, locked) is retried with exponential
   backoff (``retry_initial_s`` doubling to ``retry_max_s``) without committing, so nothing is
   lost; :attr:`ConsumerStats.store_down` says so for readiness checks (issue 6).
@@ -39,6 +43,7 @@ from models.log_context import context
 from models.topics import Topics
 from services.reports import metrics
 from services.store import ReportStore, StoreError
+from services.store.directory import ConsentMissing
 from streams.broker_probe import bootstrap_servers
 from streams.kafka_security import KafkaSecurity
 
@@ -63,6 +68,7 @@ class ConsumerStats:
     written: int = 0  # records that changed the store
     unchanged: int = 0  # redeliveries: already stored, nothing changed
     invalid: Counter[str] = field(default_factory=Counter)  # by topic
+    no_consent: int = 0  # records dropped: a client without consent (issue 19)
     store_failures: int = 0  # StoreErrors, each followed by a retry
     commits: int = 0
     store_down: bool = False
@@ -197,11 +203,14 @@ class StoreConsumer:
             if self.stats.store_down:
                 log.info("report store is back")
             self.stats.store_down = False
-            changed, unchanged = outcomes
+            changed, unchanged, refused = outcomes
             self.stats.written += changed
             self.stats.unchanged += unchanged
+            self.stats.no_consent += refused
+            if refused:
+                metrics.STORE_WRITES.labels(self._kind(tp.topic), "no_consent").inc(refused)
             metrics.count_writes(self._kind(tp.topic), changed, unchanged,
-                                 len(messages) - changed - unchanged)
+                                 len(messages) - changed - unchanged - refused)
             self.stats.consumed[tp.topic] += len(messages)
             return True
 
@@ -212,15 +221,23 @@ class StoreConsumer:
                 return metrics.KINDS.get(role, role)
         return topic
 
-    def _write_batch(self, tp: TopicPartition, messages: Sequence[Any]) -> tuple[int, int]:
+    def _write_batch(self, tp: TopicPartition, messages: Sequence[Any]
+                     ) -> tuple[int, int, int]:
         """In a worker thread: store every record; invalid ones are logged and skipped.
         A StoreError aborts the batch (the caller retries it; writes are idempotent)."""
-        changed = unchanged = 0
+        changed = unchanged = refused = 0
         for message in messages:
             try:
                 outcome = self.store.add_record(message.value)
             except StoreError:
                 raise
+            except ConsentMissing as error:
+                refused += 1
+                log.warning("record at %s[%d]@%d dropped: %s", tp.topic, tp.partition,
+                            message.offset, error, extra=context(
+                                topic=tp.topic, partition=tp.partition, offset=message.offset,
+                                session=error.session_id))
+                continue
             except ValidationError as error:
                 self.stats.invalid[tp.topic] += 1
                 log.warning("invalid record at %s[%d]@%d skipped: %s", tp.topic, tp.partition,
@@ -239,7 +256,7 @@ class StoreConsumer:
                 changed += 1
             else:
                 unchanged += 1
-        return changed, unchanged
+        return changed, unchanged, refused
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition,
                       offset: int) -> None:

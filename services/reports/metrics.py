@@ -8,7 +8,8 @@ from prometheus_client import Counter
 STORE_WRITES = Counter(
     "rapport_store_writes_total",
     "Worker output records handled by the store consumer, by kind (report, quality, alert) "
-    "and result (stored: changed the store; duplicate: already stored; invalid: skipped).",
+    "and result (stored: changed the store; duplicate: already stored; invalid: skipped; "
+    "no_consent: a session of a client without recorded consent, in a clinic requiring it).",
     ["kind", "result"])
 STORE_FAILURES = Counter(
     "rapport_store_failures_total",

@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from models.context import CONTEXT_METRICS, DEFAULT_CONTEXT_N, MAX_CONTEXT_N
+from services.reports import openapi_clinic
 from services.reports.filters import (
     ALERT_TYPES,
     DEFAULT_TREND,
@@ -367,6 +368,10 @@ _paths["/v1/clients/{participant_id}/sessions"] = {"get": {
     ],
     "responses": {"200": _ok("ClientSessions"), "404": _NOT_FOUND, **_ERRORS},
 }}
+
+# --- issue 19: the clinic's records (directory, consent, policy, erasure) ----------------------
+_DOCUMENT["components"]["schemas"].update(openapi_clinic.SCHEMAS)
+_DOCUMENT["paths"].update(openapi_clinic.PATHS)
 
 
 def openapi_document() -> dict[str, Any]:

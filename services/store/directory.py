@@ -16,6 +16,7 @@ Functions take the caller's SQLAlchemy session and pseudonyms (the facade,
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from models.errors import ValidationError
 from services.store.labels import LabelError, LabelSealer
+from services.store.policies import PolicyDefaults, get_policy
 from services.store.schema import Consent, DirectoryEntry
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,15 @@ def list_labels(session: Session, sealer: LabelSealer, clinic_id: str) -> list[L
                                           e.participant))
 
 
+def label_of(session: Session, sealer: LabelSealer, clinic_id: str,
+             participant: str) -> Label | None:
+    row = session.get(DirectoryEntry, (clinic_id, participant))
+    if row is None:
+        return None
+    return Label(row.participant, check_role(row.role), _open(sealer, row), row.updated_at,
+                 row.updated_by)
+
+
 def labels_for(session: Session, sealer: LabelSealer, clinic_id: str) -> dict[str, str]:
     """Pseudonym → display label of one clinic (labels that do not open are left out)."""
     return {entry.participant: entry.label for entry in list_labels(session, sealer, clinic_id)
@@ -127,6 +138,14 @@ def consent_of(session: Session, clinic_id: str, participant: str) -> ConsentRec
     return ConsentRecord(row.participant, row.analysis, row.recorded_at, row.recorded_by)
 
 
+def list_consents(session: Session, clinic_id: str) -> list[ConsentRecord]:
+    """The clinic's consent records, newest first."""
+    rows = session.scalars(select(Consent).where(Consent.clinic_id == clinic_id)
+                           .order_by(Consent.recorded_at.desc(), Consent.participant))
+    return [ConsentRecord(r.participant, r.analysis, r.recorded_at, r.recorded_by)
+            for r in rows]
+
+
 def consented(session: Session, clinic_id: str, participants: list[str]) -> set[str]:
     """Which of ``participants`` have consent to analysis recorded (``analysis: true``)."""
     if not participants:
@@ -135,3 +154,26 @@ def consented(session: Session, clinic_id: str, participants: list[str]) -> set[
         Consent.clinic_id == clinic_id, Consent.participant.in_(participants),
         Consent.analysis.is_(True)))
     return set(rows)
+
+
+class ConsentMissing(ValidationError):
+    """A worker record of a session whose client has no recorded consent to analysis, in a
+    clinic that requires it: refused by the store (issue 19, point 4), so a platform writing
+    straight into Kafka cannot bypass the ingest's check. ``clients`` are pseudonyms."""
+
+    def __init__(self, session_id: str, clients: list[str]) -> None:
+        super().__init__("participants", f"session {session_id}: client(s) "
+                                         f"{', '.join(clients)} have no recorded consent to "
+                                         "analysis (clinic requires it)")
+        self.session_id = session_id
+        self.clients = clients
+
+
+def missing_consent(session: Session, clinic_id: str, defaults: PolicyDefaults,
+                    clients: Iterable[str]) -> list[str]:
+    """The client pseudonyms without consent to analysis, when the clinic requires it."""
+    wanted = sorted(set(clients))
+    if not wanted or not get_policy(session, clinic_id, defaults).require_consent:
+        return []
+    given = consented(session, clinic_id, wanted)
+    return [p for p in wanted if p not in given]

@@ -29,6 +29,7 @@ from services.settings import Settings
 from services.store import audit as audit_
 from services.store import context as context_
 from services.store import directory as directory_
+from services.store import erasure as erasure_
 from services.store import policies as policies_
 from services.store import retention as retention_
 from services.store import sessions as sessions_
@@ -102,8 +103,19 @@ class ReportStore:
         with self.db.transaction(f"save report {record.session_id}") as session:
             roster = [(self.pseudonymize(p.participant_id), p.role)
                       for p in record.participants]
-            saved = sessions_.save_report(self.db, session, record, report, therapist,
-                                          self._clock(), roster)
+            # Issue 19: a clinic requiring consent stores nothing of a session whose client
+            # has none recorded (also what the session left before its report).
+            refused = directory_.missing_consent(
+                session, record.clinic_id, self.policy_defaults,
+                [who for who, role in roster if role == "client"])
+            if refused:
+                erasure_.forget_session(session, record.clinic_id, record.session_id)
+                saved = False
+            else:
+                saved = sessions_.save_report(self.db, session, record, report, therapist,
+                                              self._clock(), roster)
+        if refused:
+            raise directory_.ConsentMissing(record.session_id, refused)
         if not saved:
             log.info("report for session %s already stored; redelivery ignored",
                      record.session_id)
@@ -114,8 +126,14 @@ class ReportStore:
         record = raw if isinstance(raw, QualityRecord) else parse_quality(raw)
         details = [self.pseudonymize.apply(event.detail) for event in record.events]
         rows = timeline_.timeline_rows(record, details)
+        clients = [str(d["participant_id"]) for d in details
+                   if d.get("role") == "client" and isinstance(d.get("participant_id"), str)]
         with self.db.transaction(f"add timeline of {record.session_id}") as session:
-            return timeline_.add_timeline(self.db, session, rows)
+            refused = directory_.missing_consent(session, record.clinic_id,
+                                                 self.policy_defaults, clients)
+            if not refused:
+                return timeline_.add_timeline(self.db, session, rows)
+        raise directory_.ConsentMissing(record.session_id, refused)
 
     def add_alert(self, raw: RawRecord | AlertRecord) -> bool:
         """Store an alert transition; False if it was already stored."""
@@ -156,6 +174,11 @@ class ReportStore:
         with self.db.transaction("list directory") as session:
             return directory_.list_labels(session, self.labels, clinic_id)
 
+    def label_of(self, clinic_id: str, participant_id: str) -> directory_.Label | None:
+        with self.db.transaction("read label") as session:
+            return directory_.label_of(session, self.labels, clinic_id,
+                                       self.pseudonymize(participant_id))
+
     def labels_for(self, clinic_id: str) -> dict[str, str]:
         """Pseudonym → display label, for the clinic's own pages."""
         with self.db.transaction("read labels") as session:
@@ -176,6 +199,10 @@ class ReportStore:
         with self.db.transaction("read consent") as session:
             return directory_.consent_of(session, clinic_id, self.pseudonymize(participant_id))
 
+    def list_consents(self, clinic_id: str) -> list[directory_.ConsentRecord]:
+        with self.db.transaction("list consents") as session:
+            return directory_.list_consents(session, clinic_id)
+
     def consented(self, clinic_id: str, participant_ids: list[str]) -> set[str]:
         """The pseudonyms among ``participant_ids`` whose consent to analysis is recorded."""
         with self.db.transaction("read consents") as session:
@@ -194,6 +221,39 @@ class ReportStore:
                                         at=self._clock(), retention_days=retention_days,
                                         audit_retention_days=audit_retention_days,
                                         require_consent=require_consent)
+
+    # --- erasure (issue 19, point 5) -------------------------------------------------------
+
+    def erase(self, clinic_id: str, participant_id: str, role: erasure_.ErasedRole, *,
+              token_id: str, scope: str, missing_ok: bool = True) -> erasure_.Erasure:
+        """Erase a client or therapist of ``clinic_id`` (services/store/erasure.py): every
+        session of theirs in that role, their directory entry, consent record and tokens;
+        their pseudonym redacted in the audit log; one audit record naming the receipt.
+        Unless ``missing_ok``, :class:`~services.store.erasure.NothingToErase` when the clinic
+        holds nothing of theirs (and nothing is written)."""
+        if role not in ("client", "therapist"):
+            raise ValueError(f"role: cannot erase a {role!r}")
+        with self.db.transaction(f"erase a {role}") as session:
+            return erasure_.erase(session, clinic_id, self.pseudonymize(participant_id), role,
+                                  token_id=token_id, scope=scope, at=self._clock(),
+                                  missing_ok=missing_ok)
+
+    def record_consent(self, clinic_id: str, participant_id: str, analysis: bool, *,
+                       token_id: str, scope: str
+                       ) -> tuple[directory_.ConsentRecord, erasure_.Erasure | None]:
+        """Record a client's consent; revoking it (``analysis`` False) also erases the
+        client's data in the same transaction, keeping the consent row (now false) as the
+        record of the refusal the ingest enforces."""
+        pseudonym = self.pseudonymize(participant_id)
+        with self.db.transaction("record consent") as session:
+            record = directory_.set_consent(session, clinic_id, pseudonym, analysis, token_id,
+                                            self._clock())
+            erased = None
+            if not analysis:
+                erased = erasure_.erase(session, clinic_id, pseudonym, "client",
+                                        token_id=token_id, scope=scope, at=self._clock(),
+                                        keep_consent=True, action="consent.revoke")
+            return record, erased
 
     # --- the audit log: reading, redacting (issue 19, point 6) ----------------------------
 

@@ -177,13 +177,16 @@ def test_openapi_describes_exactly_the_routes(client: Api) -> None:
     assert document["openapi"].startswith("3.1")
     assert document == openapi_document()
     app_routes = {
-        re.sub(r"\{(\w+)\}", r"{\1}", r.resource.canonical)
+        (re.sub(r"\{(\w+)\}", r"{\1}", r.resource.canonical), r.method.lower())
         for r in client._client.server.app.router.routes()  # type: ignore[union-attr]
-        if r.method == "GET" and (r.resource.canonical.startswith("/v1/")
-                                  or r.resource.canonical == "/openapi.json")
+        if r.method != "HEAD" and (r.resource.canonical.startswith("/v1/")
+                                   or r.resource.canonical == "/openapi.json")
     }  # the HTML pages (/sessions, /signin, ...) are not part of the JSON API
-    assert set(document["paths"]) == app_routes
+    documented = {(path, method) for path, item in document["paths"].items()
+                  for method in item}
+    assert documented == app_routes
     for path, item in document["paths"].items():
         for name in re.findall(r"\{(\w+)\}", path):
-            declared = [p["name"] for p in item["get"]["parameters"] if p["in"] == "path"]
-            assert name in declared, (path, name)
+            for operation in item.values():
+                declared = [p["name"] for p in operation["parameters"] if p["in"] == "path"]
+                assert name in declared, (path, name)

@@ -29,3 +29,10 @@ def test_constants_copied_to_keep_registration_light_match_their_sources() -> No
 
     assert tokens.SCOPES == SCOPES and tokens.SESSION_SCOPE == SESSION_SCOPE
     assert reports.GROUP_ID == GROUP_ID
+
+
+def test_cli_token_id_copied_to_keep_registration_light_matches_its_source() -> None:
+    from services.cli import directory
+    from services.store.audit import CLI_TOKEN_ID
+
+    assert directory.CLI_TOKEN_ID == CLI_TOKEN_ID
