@@ -399,18 +399,18 @@ def print_targets(profile: BrokerProfile, per_event: dict[str, float] | None,
     if per_event is not None:
         ratio = per_event["ours"] / per_event["naive"]
         print(f"  - Rapport's worker >= 3x the naive agent, one event per record: "
-              f"{ratio:.1f}x: {verdict(ratio >= 3)}")
+              f"{ratio:.2f}x: {verdict(ratio >= 3)}")
     if framed is not None:
         share = framed["ours"] / framed["ceiling"]
         print(f"  - Rapport's framing >= 25 % of the raw ceiling in events/s: "
               f"{framed['ours']:,.0f} / {framed['ceiling']:,.0f} = {share:.0%}: "
               f"{verdict(share >= 0.25)}")
     if live is not None:
-        scale = "" if sessions == 2_000 else f" (run at {sessions:,} sessions, not 2,000)"
-        kept_up = live["lag"] <= 0
-        print(f"  - 2,000 live sessions on one worker process, p99 < 500 ms: p99 "
-              f"{live['p99_ms']:.0f} ms, lag at end {live['lag']:,.0f}{scale}: "
-              f"{verdict(live['p99_ms'] < 500 and kept_up and not scale)}")
+        held = verdict(live["p99_ms"] < 500 and live["lag"] <= 0)
+        if sessions != 2_000:
+            held = f"not checked: run at {sessions:,} sessions (p99 < 500 ms there: {held})"
+        print(f"  - 2,000 live sessions on one worker process, p99 < 500 ms, keeping up: p99 "
+              f"{live['p99_ms']:.0f} ms, lag at end {live['lag']:,.0f} events: {held}")
 
 
 def load_average() -> str:
