@@ -63,7 +63,12 @@ sys.path.insert(0, str(ROOT))
 from bench.brokers import PROFILES, BrokerProfile, running_broker  # noqa: E402
 from models.simulation import SimulationConfig, simulate_timed  # noqa: E402
 from models.topics import Topics, TopicSpec, session_key  # noqa: E402
-from services.kafka_cluster import die_with_parent  # noqa: E402
+from services.kafka_cluster import (  # noqa: E402
+    KafkaClusterError,
+    die_with_parent,
+    find_java,
+    read_classpath,
+)
 
 PARTITIONS = 8
 # How often phases 2-4 read a worker's consumed count from its /metrics page: rendering the page
@@ -470,6 +475,13 @@ def main() -> None:
           f"load averages")
     stamp("start")
     kinds = ("embedded", "kafka") if args.broker == "both" else (args.broker,)
+    if "kafka" in kinds:
+        try:  # before minutes on the embedded broker, not after
+            find_java()
+            read_classpath()
+        except KafkaClusterError as error:
+            raise SystemExit(f"bench/pipeline.py: no real Kafka here ({error}); run `make "
+                             f"kafka`, or measure with --broker embedded only") from None
     # Built once, before any clock starts: every broker gets the same records.
     work = [] if args.realtime_only else workload(args.events, max(args.events // 700, 1))
     load = [] if args.throughput_only else realtime_load(args.sessions, args.seconds)
