@@ -480,8 +480,8 @@ def main() -> None:
             find_java()
             read_classpath()
         except KafkaClusterError as error:
-            raise SystemExit(f"bench/pipeline.py: no real Kafka here ({error}); run `make "
-                             f"kafka`, or measure with --broker embedded only") from None
+            raise SystemExit(f"bench/pipeline.py: no real Kafka here: {error}; or measure "
+                             "with --broker embedded") from None
     # Built once, before any clock starts: every broker gets the same records.
     work = [] if args.realtime_only else workload(args.events, max(args.events // 700, 1))
     load = [] if args.throughput_only else realtime_load(args.sessions, args.seconds)
