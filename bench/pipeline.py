@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import os
 import platform
@@ -50,6 +51,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +150,18 @@ def per_moment(work: list[tuple[int, bytes, bytes]]) -> list[Record]:
     return out
 
 
+@contextlib.asynccontextmanager
+async def running(*clients: Any) -> AsyncIterator[None]:
+    """The aiokafka clients started, and stopped however the block ends (Ctrl-C too)."""
+    try:
+        for client in clients:
+            await client.start()
+        yield
+    finally:
+        for client in reversed(clients):
+            await client.stop()
+
+
 def fetch_wait(milliseconds: int | None) -> dict[str, int]:
     """An aiokafka consumer's fetch wait, or its default (None)."""
     return {} if milliseconds is None else {"fetch_max_wait_ms": milliseconds}
@@ -158,25 +172,22 @@ async def ceiling(bootstrap: str, events: list[Record], profile: BrokerProfile) 
                                 auto_offset_reset="earliest",
                                 **fetch_wait(profile.ceiling_fetch_max_wait_ms))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await consumer.start()
-    await producer.start()
-    got = 0
+    async with running(consumer, producer):
+        got = 0
 
-    async def consume() -> None:
-        nonlocal got
-        while got < len(events):
-            batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
-            got += sum(len(m) for m in batches.values())
+        async def consume() -> None:
+            nonlocal got
+            while got < len(events):
+                batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
+                got += sum(len(m) for m in batches.values())
 
-    started = time.perf_counter()
-    reader = asyncio.create_task(consume())
-    for key, value in events:
-        await producer.send(TOPICS.events, value, key=key)
-    await producer.flush()
-    await reader
-    elapsed = time.perf_counter() - started
-    await producer.stop()
-    await consumer.stop()
+        started = time.perf_counter()
+        reader = asyncio.create_task(consume())
+        for key, value in events:
+            await producer.send(TOPICS.events, value, key=key)
+        await producer.flush()
+        await reader
+        elapsed = time.perf_counter() - started
     return len(events) / elapsed
 
 
@@ -265,50 +276,48 @@ async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
                                 auto_offset_reset="latest",
                                 max_partition_fetch_bytes=8 * 1024 * 1024,
                                 **fetch_wait(profile.latency_fetch_max_wait_ms))
-    await producer.start()
-    await consumer.start()
-    latencies: list[float] = []
-    trace: list[tuple[float, float]] = []
-    stop = asyncio.Event()
-    started = time.time()
-    measure_from = started + warmup
+    async with running(producer, consumer):
+        latencies: list[float] = []
+        trace: list[tuple[float, float]] = []
+        stop = asyncio.Event()
+        started = time.time()
+        measure_from = started + warmup
 
-    async def read_quality() -> None:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=50, max_records=20_000)
-            now = time.time() * 1000
-            if now < measure_from * 1000:
-                continue
-            for messages in batches.values():
-                for message in messages:
-                    # The source stamp sits in the record's tail; parse it whole anyway.
-                    latencies.append(now - orjson.loads(message.value)["source"]["timestamp_ms"])
-                    trace.append((now, latencies[-1]))
+        async def read_quality() -> None:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=50, max_records=20_000)
+                now = time.time() * 1000
+                if now < measure_from * 1000:
+                    continue
+                for messages in batches.values():
+                    for message in messages:
+                        # The source stamp sits in the record's tail; parse it whole anyway.
+                        source = orjson.loads(message.value)["source"]
+                        latencies.append(now - source["timestamp_ms"])
+                        trace.append((now, latencies[-1]))
 
-    reader = asyncio.create_task(read_quality())
-    produced = produced_at_warmup = 0
-    behind = 0.0
-    cpu_at_warmup: float | None = None
-    for at, records, events in load:
-        delay = started + at - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            behind = max(behind, -delay)
-        if cpu_at_warmup is None and time.time() >= measure_from:
-            cpu_at_warmup, produced_at_warmup = cpu_seconds(pid), produced
-        for key, value in records:
-            await producer.send(TOPICS.events, value, key=key)
-        produced += events
-    await producer.flush()
-    elapsed = time.time() - measure_from
-    cpu = cpu_seconds(pid) - (cpu_at_warmup or 0.0)
-    await asyncio.sleep(2)
-    stop.set()
-    await reader
-    consumed_total = metric(port, "rapport_events_consumed_total")
-    await producer.stop()
-    await consumer.stop()
+        reader = asyncio.create_task(read_quality())
+        produced = produced_at_warmup = 0
+        behind = 0.0
+        cpu_at_warmup: float | None = None
+        for at, records, events in load:
+            delay = started + at - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                behind = max(behind, -delay)
+            if cpu_at_warmup is None and time.time() >= measure_from:
+                cpu_at_warmup, produced_at_warmup = cpu_seconds(pid), produced
+            for key, value in records:
+                await producer.send(TOPICS.events, value, key=key)
+            produced += events
+        await producer.flush()
+        elapsed = time.time() - measure_from
+        cpu = cpu_seconds(pid) - (cpu_at_warmup or 0.0)
+        await asyncio.sleep(2)
+        stop.set()
+        await reader
+        consumed_total = metric(port, "rapport_events_consumed_total")
     values = np.array(latencies)
     if timeline:
         print_timeline(trace)
@@ -488,6 +497,8 @@ def main() -> None:
     try:
         for kind in kinds:
             run_on(PROFILES[kind], args, work, load)
+    except KeyboardInterrupt:
+        raise SystemExit("bench/pipeline.py: interrupted; brokers and workers stopped") from None
     finally:
         print()
         stamp("end")
