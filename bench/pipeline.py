@@ -183,10 +183,13 @@ async def ceiling(bootstrap: str, events: list[Record], profile: BrokerProfile) 
 
         started = time.perf_counter()
         reader = asyncio.create_task(consume())
-        for key, value in events:
-            await producer.send(TOPICS.events, value, key=key)
-        await producer.flush()
-        await reader
+        try:
+            for key, value in events:
+                await producer.send(TOPICS.events, value, key=key)
+            await producer.flush()
+            await reader
+        finally:
+            reader.cancel()  # already done unless interrupted
         elapsed = time.perf_counter() - started
     return len(events) / elapsed
 
@@ -297,26 +300,29 @@ async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
                         trace.append((now, latencies[-1]))
 
         reader = asyncio.create_task(read_quality())
-        produced = produced_at_warmup = 0
-        behind = 0.0
-        cpu_at_warmup: float | None = None
-        for at, records, events in load:
-            delay = started + at - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                behind = max(behind, -delay)
-            if cpu_at_warmup is None and time.time() >= measure_from:
-                cpu_at_warmup, produced_at_warmup = cpu_seconds(pid), produced
-            for key, value in records:
-                await producer.send(TOPICS.events, value, key=key)
-            produced += events
-        await producer.flush()
-        elapsed = time.time() - measure_from
-        cpu = cpu_seconds(pid) - (cpu_at_warmup or 0.0)
-        await asyncio.sleep(2)
-        stop.set()
-        await reader
+        try:
+            produced = produced_at_warmup = 0
+            behind = 0.0
+            cpu_at_warmup: float | None = None
+            for at, records, events in load:
+                delay = started + at - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                else:
+                    behind = max(behind, -delay)
+                if cpu_at_warmup is None and time.time() >= measure_from:
+                    cpu_at_warmup, produced_at_warmup = cpu_seconds(pid), produced
+                for key, value in records:
+                    await producer.send(TOPICS.events, value, key=key)
+                produced += events
+            await producer.flush()
+            elapsed = time.time() - measure_from
+            cpu = cpu_seconds(pid) - (cpu_at_warmup or 0.0)
+            await asyncio.sleep(2)
+            stop.set()
+            await reader
+        finally:
+            reader.cancel()  # already done unless interrupted
         consumed_total = metric(port, "rapport_events_consumed_total")
     values = np.array(latencies)
     if timeline:
