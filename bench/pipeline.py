@@ -489,8 +489,8 @@ def main() -> None:
           f"{platform.python_version()}; the machine may be shared with other jobs: see the "
           f"load averages")
     stamp("start")
-    kinds = ("embedded", "kafka") if args.broker == "both" else (args.broker,)
-    if "kafka" in kinds:
+    profiles = [PROFILES[kind] for kind in PROFILES if args.broker in (kind, "both")]
+    if any(profile.kind == "kafka" for profile in profiles):
         try:  # before minutes on the embedded broker, not after
             find_java()
             read_classpath()
@@ -501,8 +501,8 @@ def main() -> None:
     work = [] if args.realtime_only else workload(args.events, max(args.events // 700, 1))
     load = [] if args.throughput_only else realtime_load(args.sessions, args.seconds)
     try:
-        for kind in kinds:
-            run_on(PROFILES[kind], args, work, load)
+        for profile in profiles:
+            run_on(profile, args, work, load)
     except KeyboardInterrupt:
         raise SystemExit("bench/pipeline.py: interrupted; brokers and workers stopped") from None
     finally:
