@@ -76,7 +76,8 @@ bench: bench-engine bench-pipeline bench-reports bench-vad bench-sdk
 bench-engine: $(STAMP)
 	$(BIN)/python bench/engine.py
 
-bench-pipeline: $(STAMP)
+# On the embedded broker and a real 1-broker Kafka (its jars: `make kafka`).
+bench-pipeline: $(STAMP) kafka
 	$(BIN)/python bench/pipeline.py
 
 bench-reports: $(STAMP)

@@ -3,21 +3,24 @@
 An agent iterates ``rapport.events`` record by record, decodes each event in it (one JSON
 object per line: one, or several when records carry a session's events of one moment) and
 updates a changelog-backed table once per event (a per-session event count). Same broker,
-same partitions, the same consumer fetch wait and the same fix of Faust's fetch loop for a
+same partitions, the same consumer fetch wait (``--fetch-max-wait-ms``: bench/brokers.py gives
+the worker's on each broker) and the same fix of Faust's fetch loop for a
 full stream buffer as Rapport's worker (streams/kafka.py, points 1 and 7; without the fix
 this agent stalls a second whenever its buffer fills), so the difference measured is the
 processing pattern. Messages reach it the stock Faust way (Rapport's worker delivers its
 input inline, streams/kafka.py point 3, part of what is measured). Serves ``/metrics``
 (events consumed).
 
-With a fourth argument ``floor`` it instead measures Faust's own floor: an agent that only
+With ``--floor`` it instead measures Faust's own floor: an agent that only
 takes micro-batches (``take_events``) of records and counts them, with no decoding and no state.
 
-Run by bench/pipeline.py: ``python bench/naive_agent.py BOOTSTRAP PARTITIONS WEB_PORT [floor]``.
+Run by bench/pipeline.py: ``python bench/naive_agent.py BOOTSTRAP PARTITIONS --web-port PORT
+[--fetch-max-wait-ms MS] [--floor]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -44,8 +47,14 @@ class _App(faust.App):
 
 
 def main() -> None:
-    bootstrap, partitions, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    floor = sys.argv[4:] == ["floor"]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("bootstrap")
+    parser.add_argument("partitions", type=int)
+    parser.add_argument("--web-port", type=int, required=True)
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=10)
+    parser.add_argument("--floor", action="store_true")
+    args = parser.parse_args()
+    bootstrap, partitions, port, floor = args.bootstrap, args.partitions, args.web_port, args.floor
     app_id = "bench-floor" if floor else "bench-naive"
     data = tempfile.TemporaryDirectory(prefix="bench-naive-")
     app = _App(app_id, broker=f"kafka://{bootstrap}", store="memory://", datadir=data.name,
@@ -53,7 +62,7 @@ def main() -> None:
                topic_disable_leader=True, consumer_auto_offset_reset="earliest",
                web_port=port, web_bind="127.0.0.1", web_host="127.0.0.1")
     app.transport_hooks = kafka.TransportHooks(
-        fetch_max_wait_ms=10, unpaused_topics=frozenset({"rapport.events"}))
+        fetch_max_wait_ms=args.fetch_max_wait_ms, unpaused_topics=frozenset({"rapport.events"}))
     events = app.topic("rapport.events", key_type=bytes, value_type=bytes,
                        value_serializer="raw", key_serializer="raw", partitions=partitions)
     counts = app.Table("counts", default=int, partitions=partitions)
