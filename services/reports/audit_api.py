@@ -155,7 +155,7 @@ async def audit_page(request: web.Request) -> web.Response:
     who = "admin (every clinic)" if seen.clinic is None else \
         f"clinic {seen.clinic} ({seen.scope})"
     return page("Audit log", audit_html(query, found.items, params, found.next_cursor),
-                who=who)
+                who=who, scope=seen.scope)
 
 
 def add_audit_routes(app: web.Application, *, pages: bool = True) -> None:

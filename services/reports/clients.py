@@ -132,7 +132,7 @@ async def client_page(request: web.Request) -> web.Response:
     params = {k: v for k, v in request.query.items() if v != ""}
     clinic, client, sessions = await _client_sessions(request, params)
     labels = await page_labels(request.config_dict[STORE], seen, clinic)
-    return page("Client", client_html(client, sessions, labels), who=_who(seen))
+    return page("Client", client_html(client, sessions, labels), who=_who(seen), scope=seen.scope)
 
 
 def add_client_routes(app: web.Application, *, pages: bool = True) -> None:

@@ -131,7 +131,7 @@ async def directory_page(request: web.Request) -> web.Response:
             f"{_directory_html(entries, {c.participant: c for c in consents}, clinic, admin)}"
             f"{_consent_html(consents, clinic, admin)}{_policy_html(policy, clinic, admin)}")
     who = f"admin, clinic {clinic}" if admin else f"clinic admin of {clinic}"
-    return page("Directory", body, who=who)
+    return page("Directory", body, who=who, scope=viewer(request).scope)
 
 
 def _days(form: Any, name: str) -> int:

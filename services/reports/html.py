@@ -147,8 +147,25 @@ def query_href(path: str, params: Mapping[str, str]) -> str:
     return f"{path}?{urlencode(params)}" if params else path
 
 
-def page(title: str, body: str, *, who: str | None = None, status: int = 200) -> web.Response:
-    """A whole page in the shared layout; ``who`` describes the signed-in token."""
+# Where each scope's navigation leads (issue 19): the live views are for supervisors, the
+# directory and the audit log for those who administer a clinic.
+_NAV = (("/sessions", "Sessions", None),
+        ("/live", "Live", frozenset({"reports", "admin", "clinic-admin"})),
+        ("/directory", "Directory", frozenset({"admin", "clinic-admin"})),
+        ("/audit", "Audit log", frozenset({"admin", "clinic-admin"})))
+
+
+def _nav(scope: str | None) -> str:
+    """The header links a token of ``scope`` can follow (signed out: Sessions and Live)."""
+    shown = [(href, label) for href, label, scopes in _NAV
+             if scopes is None or (scope in scopes if scope else href == "/live")]
+    return "".join(f'<a href="{href}">{label}</a>' for href, label in shown)
+
+
+def page(title: str, body: str, *, who: str | None = None, status: int = 200,
+         scope: str | None = None) -> web.Response:
+    """A whole page in the shared layout; ``who`` describes the signed-in token, ``scope``
+    (its scope) picks the navigation links."""
     account = ""
     if who is not None:
         account = (f'<span class="who">{esc(who)}</span><form method="post" '
@@ -158,8 +175,7 @@ def page(title: str, body: str, *, who: str | None = None, status: int = 200) ->
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<title>{esc(title)} · Rapport</title><link rel="stylesheet" href="{CSS_PATH}">'
         '</head><body><header><a class="brand" href="/sessions">Rapport</a>'
-        '<a href="/sessions">Sessions</a><a href="/live">Live</a>'
-        f'{account}</header><main>{body}</main>'
+        f'{_nav(scope)}{account}</header><main>{body}</main>'
         '<footer>Rapport measures conversation flow from voice activity only, never from '
         'what is said. Its numbers are proxies for active listening and the balance of '
         'the conversation, not clinical judgements; every threshold is a default to '

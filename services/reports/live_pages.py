@@ -284,7 +284,8 @@ async def live_page(request: web.Request) -> web.Response:
     seen = viewer(request)
     hub = request.config_dict[LIVE]
     who = "admin (every clinic)" if seen.clinic is None else f"clinic {seen.clinic}"
-    response = page("Live", live_html(hub.sessions(seen.clinic), seen, hub.feed), who=who)
+    response = page("Live", live_html(hub.sessions(seen.clinic), seen, hub.feed), who=who,
+                    scope=seen.scope)
     response.headers["Content-Security-Policy"] = LIVE_CSP
     return response
 

@@ -169,7 +169,7 @@ async def sessions_page(request: web.Request) -> web.Response:
              if result.items else '<p class="muted">No sessions match.</p>')
     body = (f"<h1>Sessions</h1>{_filters_form(params, admin)}"
             f'<section class="card">{table}{more}</section>')
-    return page("Sessions", body, who=_who(seen))
+    return page("Sessions", body, who=_who(seen), scope=seen.scope)
 
 
 # --- one session --------------------------------------------------------------------------
@@ -372,7 +372,7 @@ async def session_page(request: web.Request) -> web.Response:
     context = await asyncio.to_thread(store.session_context, session_id, clinic, n)
     labels = await page_labels(store, seen, clinic)
     body = await asyncio.to_thread(session_html, *loaded, context, labels)
-    return page(f"Session {session_id}", body, who=_who(seen))
+    return page(f"Session {session_id}", body, who=_who(seen), scope=seen.scope)
 
 
 # --- a therapist's trend ------------------------------------------------------------------
@@ -413,7 +413,7 @@ async def therapist_page(request: web.Request) -> web.Response:
             '<th class="num">length</th><th class="num">therapist share</th>'
             '<th class="num">balance</th><th class="num">interruptions T / C</th>'
             f"<th>alerts</th></tr></thead><tbody>{rows}</tbody></table></section>")
-    return page("Therapist trend", body, who=_who(seen))
+    return page("Therapist trend", body, who=_who(seen), scope=seen.scope)
 
 
 # --- signing in -----------------------------------------------------------------------------

@@ -172,3 +172,20 @@ def test_hostile_ids_are_escaped(store: ReportStore, client: Api) -> None:
     assert reflected.status == 400 and "<script>" not in reflected.text
     evil_next = client.get('/signin?next=/x"><script>alert(1)</script>')
     assert "<script>" not in evil_next.text
+
+
+def test_the_navigation_offers_what_the_tokens_scope_may_open(store: ReportStore,
+                                                                 client: Api) -> None:
+    """Issue 19: a therapist is not offered the live views (403 there); a clinic admin is
+    offered its directory and audit log; a supervisor neither of those."""
+    links = re.compile(r'<header>.*?</header>', re.S)
+    expected = {"therapist": ["/sessions"], "reports": ["/sessions", "/live"],
+                "clinic-admin": ["/sessions", "/live", "/directory", "/audit"]}
+    for scope, hrefs in expected.items():
+        token, _ = store.create_token("c1", scope, "t1" if scope == "therapist" else None)
+        reply = client.get("/sessions", token)
+        assert reply.status == 200, reply.text
+        header = links.search(reply.text)
+        assert header is not None
+        found = re.findall(r'<a href="(/[a-z]+)">', header.group(0))
+        assert found == hrefs, (scope, found)
