@@ -5,7 +5,7 @@
 #
 #   scripts/newcomer.sh            # several minutes: a fresh virtualenv, then the whole suite
 #   KEEP=1 scripts/newcomer.sh     # keep the clone and the logs afterwards
-#   NEWCOMER_QUICK=1 scripts/newcomer.sh  # the nested suite: its unit and component tiers
+#   NEWCOMER_QUICK=1 scripts/newcomer.sh  # the nested suite: its unit tier
 #
 # The commands are the lines of the README's first ```sh block, so editing the README without
 # keeping them working fails this script. The nested test run gets RAPPORT_NEWCOMER_NESTED=1,
@@ -53,11 +53,11 @@ mkdir -p "$work/data" "$work/runtime"
 export XDG_DATA_HOME="$work/data" RAPPORT_RUNTIME_DIR="$work/runtime"
 export RAPPORT_NEWCOMER_NESTED=1
 # The nested suite is the whole suite, as a newcomer runs it; NEWCOMER_QUICK=1 (what
-# tests/integration/test_newcomer.py uses) runs its unit and component tiers only: the
-# setup, the system parts and the test command are exercised all the same, and the run that
-# started this script (CI's own fresh clone) runs the integration and kafka tiers.
+# tests/integration/test_newcomer.py uses) runs its unit tier only: the setup, the system
+# parts and the test command are exercised all the same, and the run that started this
+# script (CI's own fresh clone) runs the other tiers.
 if [ -n "${NEWCOMER_QUICK:-}" ]; then
-  export PYTEST_ADDOPTS="-m 'not slow' tests/unit tests/component"
+  export PYTEST_ADDOPTS="-m 'not slow' tests/unit"
 else
   unset PYTEST_ADDOPTS
 fi
