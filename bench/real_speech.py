@@ -7,10 +7,24 @@ union of the turns, per 20 ms frame.
 - **Committed** (``tests/data/real``, read by the tests too): the pyannote.audio wheel's
   two-speaker telephone sample (tests/data/real/README.md: source, MIT licence). The silero
   backend's decision rule was tuned on it (models/vad_silero.py).
+- **Validation** (``tests/data/real/validation``, committed, never tuned on;
+  tests/data/real/validation/README.md: sources, licences): three recordings of one speaker
+  from Montreal Forced Aligner's test data (about 25 s each: read and spontaneous speech,
+  fillers, long pauses, a cough, two rooms, one with a cold), with their word alignments
+  (Praat TextGrid, ``words`` tier), and one CMU ARCTIC sentence (3 s, another speaker) with its
+  HTS phone labels (``NAME.lab``: start and end in 100 ns units, then the label; the phone is
+  between ``-`` and ``+``).
 - **Extra** (never fetched at run time): any ``NAME.flac``/``NAME.wav`` with ``NAME.rttm``
   in ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech``, e.g. recordings of your own
-  with reference timing; they are validation material (nothing was tuned on them). Absent,
-  bench/vad.py says so and goes on.
+  with reference timing; validation material too. Absent, bench/vad.py says so and goes on.
+
+Labels from alignments (:func:`alignment_units`): speech is every aligned word (TextGrid) or
+phone (HTS) that is not silence (an empty interval; ``sil``, ``pau``, ``sp``) or a noise mark
+in angle brackets (``<vocnoise>``: a cough is not speech); pauses under ``min_pause_ms`` (200
+ms) between them are bridged and units under ``min_speech_ms`` (100 ms) dropped, as
+METRICS.md §2 builds IPUs from a VAD's frames: the reference is what a perfect VAD would give
+the engine, so a detector is not charged for the stop closures and breaths inside an IPU that
+§2 bridges anyway. RTTM turns (the tuning recording's) are taken as they are.
 
 Noisy copies (:func:`noisy`): white and pink noise generated here (seeded numpy), babble made
 of the recording's own speech (only its labelled speech, six copies time-shifted against each
@@ -22,6 +36,7 @@ speech over the noise's.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +47,15 @@ import soxr
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "tests" / "data" / "real"
+VALIDATION = COMMITTED / "validation"
 SR = 16_000
 FRAME = SR // 50  # 20 ms
 NOISES = ("white", "pink", "babble")
 SNRS_DB = (20, 10, 5)
+# METRICS.md §2 defaults (models.config.EngineConfig), applied to alignments' units.
+MIN_PAUSE_S = 0.2
+MIN_SPEECH_S = 0.1
+SILENCES = frozenset({"", "sil", "pau", "sp", "spn", "#"})
 BABBLE_TALKERS = 6
 
 Audio = npt.NDArray[np.float32]
@@ -66,29 +86,92 @@ def rttm_turns(path: Path) -> list[tuple[float, float]]:
     return turns
 
 
-def load(audio_path: Path, rttm_path: Path, use: str) -> Recording:
+def textgrid_words(path: Path, tier: str = "words") -> list[tuple[float, float, str]]:
+    """(start, end, text) of every interval of ``tier`` in a Praat TextGrid (short or long
+    text format)."""
+    raw = path.read_bytes()  # Praat writes UTF-8, or UTF-16 with a byte-order mark
+    text = raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig")
+    text = re.sub(r"\[\d*\]", "", text)  # the long format's item and interval indices
+    found = re.findall(
+        r'"((?:[^"]|"")*)"|(?<![\w.])(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w.])', text)
+    tokens = [quoted.replace('""', '"') if number == "" else float(number)
+              for quoted, number in found]
+    at = tokens.index("IntervalTier")
+    while at >= 0:
+        name, count = tokens[at + 1], int(tokens[at + 4])
+        if name == tier:
+            rows = tokens[at + 5 : at + 5 + 3 * count]
+            return [(float(rows[k]), float(rows[k + 1]), str(rows[k + 2]))
+                    for k in range(0, len(rows), 3)]
+        at = tokens.index("IntervalTier", at + 5) if "IntervalTier" in tokens[at + 5:] else -1
+    raise ValueError(f"{path}: no interval tier {tier!r}")
+
+
+def hts_phones(path: Path) -> list[tuple[float, float, str]]:
+    """(start, end, phone) of an HTS label file (full-context or mono), times in 100 ns."""
+    out = []
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            label = fields[2]
+            phone = label.split("-", 1)[1].split("+", 1)[0] if "-" in label else label
+            out.append((int(fields[0]) / 1e7, int(fields[1]) / 1e7, phone))
+    return out
+
+
+def alignment_units(intervals: list[tuple[float, float, str]]) -> list[tuple[float, float]]:
+    """Speech units of an alignment, built as METRICS.md §2 builds IPUs (module docstring)."""
+    units: list[list[float]] = []
+    for start, end, text in sorted(intervals):
+        label = text.strip()
+        if label.lower() in SILENCES or (label.startswith("<") and label.endswith(">")):
+            continue
+        if units and start - units[-1][1] < MIN_PAUSE_S:
+            units[-1][1] = max(units[-1][1], end)
+        else:
+            units.append([start, end])
+    return [(a, b) for a, b in units if b - a >= MIN_SPEECH_S]
+
+
+def reference_turns(path: Path) -> list[tuple[float, float]]:
+    """Reference speech of ``path``: RTTM turns, or units of a TextGrid / HTS alignment."""
+    if path.suffix == ".rttm":
+        return rttm_turns(path)
+    if path.suffix == ".TextGrid":
+        return alignment_units(textgrid_words(path))
+    return alignment_units(hts_phones(path))
+
+
+def load(audio_path: Path, reference_path: Path, use: str) -> Recording:
     data, rate = sf.read(audio_path, dtype="float32", always_2d=True)
     mono = data.mean(axis=1).astype(np.float32)
     if rate != SR:
         mono = np.asarray(soxr.resample(mono, rate, SR, quality="HQ"), dtype=np.float32)
     labels = np.zeros(len(mono) // FRAME, dtype=bool)
-    for start, end in rttm_turns(rttm_path):
+    for start, end in reference_turns(reference_path):
         labels[round(start * 50) : round(end * 50)] = True
     return Recording(audio_path.stem, mono, labels, use)
 
 
-def _pairs(directory: Path) -> list[tuple[Path, Path]]:
+def _pairs(directory: Path,
+           references: tuple[str, ...] = (".rttm",)) -> list[tuple[Path, Path]]:
     out = []
-    for rttm in sorted(directory.glob("*.rttm")):
-        audio = next((p for p in (rttm.with_suffix(".flac"), rttm.with_suffix(".wav"))
+    for reference in sorted(p for p in directory.iterdir() if p.suffix in references):
+        audio = next((p for p in (reference.with_suffix(".flac"), reference.with_suffix(".wav"))
                       if p.exists()), None)
         if audio is not None:
-            out.append((audio, rttm))
+            out.append((audio, reference))
     return out
 
 
 def committed() -> list[Recording]:
     return [load(audio, rttm, "tuning") for audio, rttm in _pairs(COMMITTED)]
+
+
+def validation() -> list[Recording]:
+    """The committed validation recordings (never tuned on)."""
+    return [load(audio, reference, "validation")
+            for audio, reference in _pairs(VALIDATION, (".TextGrid", ".lab"))]
 
 
 def extra() -> list[Recording]:
