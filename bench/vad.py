@@ -8,12 +8,15 @@ Prints, in one run:
    of webrtcvad (each mode), of silero-vad itself (one stream) and of Rapport's ``silero``
    backend (:class:`models.vad_silero.SileroBatchVad`) across 8 streams batched (onnxruntime
    on one thread), at 100 ms and 1 s chunks (the ingest's batch).
-2. Frame F1 on **real speech** (bench/real_speech.py): the committed pyannote.audio sample
-   (the silero backend's decision rule was tuned on it) and any extra recordings with RTTM in
-   ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech`` (validation; none are
-   downloaded: absent, a note says so), clean and with white / pink / babble (the
-   recording's own voices) noise at 20 / 10 / 5 dB; then whether the default backend is at
-   least the best of silero-vad and webrtcvad (any mode) in each condition (issue 17's target).
+2. Frame F1 on **real speech** (bench/real_speech.py), clean and with white / pink / babble
+   (the recording's own voices) noise at 20 / 10 / 5 dB: the **tuning** recording (the
+   committed pyannote.audio sample: the silero backend's decision rule was tuned on it), then
+   each **validation** recording (tests/data/real/validation: three Montreal Forced Aligner
+   test recordings and a CMU ARCTIC sentence, with alignments; never tuned on) and any extra
+   ones with RTTM in ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech`` (nothing
+   is downloaded), then the validation recordings pooled; after each table, whether the
+   default backend is at least the best of silero-vad and webrtcvad (any mode) in each
+   condition (issue 17's target).
 3. The same on the **generated set** (espeak-ng voices; Rapport's own VAD was tuned on it, the
    silero rule validated on it), pooled per condition, after §2 and raw.
 
@@ -368,13 +371,14 @@ def main() -> None:
     clean = [c for c in clips if c.condition == "clean"]
     print(f"generated set: {args.audio} — {len(clean)} clean clips, {len(clips)} clips in all, "
           f"{sum(len(c.audio) for c in clean) / SR:.0f} s clean audio per condition")
-    tuning, validation = real_speech.committed(), real_speech.extra()
+    tuning, extra = real_speech.committed(), real_speech.extra()
+    validation = real_speech.validation() + extra
     for recording in tuning + validation:
         print(f"real speech ({recording.use}): {recording.name}, "
-              f"{len(recording.audio) / SR:.0f} s, {recording.labels.mean():.0%} speech")
-    if not validation:
-        print(f"real speech (validation): none in {real_speech.extra_dir()} (NAME.flac or "
-              f"NAME.wav with NAME.rttm; nothing is downloaded)")
+              f"{len(recording.audio) / SR:.1f} s, {recording.labels.mean():.0%} speech")
+    if not extra:
+        print(f"real speech (extra validation): none in {real_speech.extra_dir()} (NAME.flac "
+              f"or NAME.wav with NAME.rttm; nothing is downloaded)")
     found, missing = detectors()
     for note in missing:
         print(f"skipped {note}")
@@ -408,10 +412,11 @@ def main() -> None:
                  f"METRICS.md §2", results, order)
         verdicts(results, order)
         other_seeds([recording], found, order, args.seeds)
-    if len(tuning + validation) > 1:
-        results = {name: evaluate(real_clips(tuning + validation), detect)
+    if len(validation) > 1:
+        results = {name: evaluate(real_clips(validation), detect)
                    for name, detect in found.items()}
-        f1_table("Real speech, every recording pooled: frame F1 after §2", results, order)
+        f1_table("Real speech, validation recordings pooled: frame F1 after §2", results,
+                 order)
         verdicts(results, order)
 
     results = {name: evaluate(clips, detect) for name, detect in found.items()}

@@ -118,7 +118,7 @@ def test_probabilities_match_the_model_file_run_window_by_window(model: SileroMo
 
 
 @pytest.mark.parametrize(("threshold", "release", "lookahead"),
-                         [(0.6, 0.35, 2), (0.5, 0.35, 0)])
+                         [(0.55, 0.3, 2), (0.5, 0.35, 0)])
 def test_decisions_follow_the_model_files_probabilities(
         model: SileroModel, threshold: float, release: float, lookahead: int) -> None:
     """End to end: frames decided from the file's own probabilities with the documented
