@@ -1,10 +1,10 @@
 """Real labelled speech for bench/vad.py and tests/unit/test_vad_real.py (issue 17 point 3).
 
 A recording is an audio file (16 kHz or any rate libsndfile reads, resampled to 16 kHz; channels
-averaged) with an RTTM file of the same stem giving its reference speaker turns; speech is the
-union of the turns, per 20 ms frame.
+averaged) with a reference of the same stem: an RTTM file of speaker turns (speech is the union
+of the turns) or a word / phone alignment (below); speech per 20 ms frame.
 
-- **Committed** (``tests/data/real``, read by the tests too): the pyannote.audio wheel's
+- **Tuning** (``tests/data/real``, read by the tests too): the pyannote.audio wheel's
   two-speaker telephone sample (tests/data/real/README.md: source, MIT licence). The silero
   backend's decision rule was tuned on it (models/vad_silero.py).
 - **Validation** (``tests/data/real/validation``, committed, never tuned on;
@@ -28,8 +28,7 @@ the engine, so a detector is not charged for the stop closures and breaths insid
 
 Noisy copies (:func:`noisy`): white and pink noise generated here (seeded numpy), babble made
 of the recording's own speech (only its labelled speech, six copies time-shifted against each
-other and against the recording: real voices, not synthesis; no other real speech was found in
-the package registries), each mixed at 20 / 10 / 5 dB SNR, SNR being the power of the labelled
+other and against the recording: real voices, not synthesis), each mixed at 20 / 10 / 5 dB SNR, SNR being the power of the labelled
 speech over the noise's.
 """
 
