@@ -28,8 +28,8 @@ the engine, so a detector is not charged for the stop closures and breaths insid
 
 Noisy copies (:func:`noisy`): white and pink noise generated here (seeded numpy), babble made
 of the recording's own speech (only its labelled speech, six copies time-shifted against each
-other and against the recording: real voices, not synthesis), each mixed at 20 / 10 / 5 dB SNR, SNR being the power of the labelled
-speech over the noise's.
+other and against the recording: real voices, not synthesis), each mixed at 20 / 10 / 5 dB
+SNR, SNR being the power of the labelled speech over the noise's.
 """
 
 from __future__ import annotations
