@@ -28,13 +28,14 @@ recordings once (``--validate``), pooled and per recording, with a check on a mi
 alone (a participant listening in a noisy room). Results: README, "Voice activity
 detection", "Tried and not adopted".
 
-Usage: ``.venv/bin/python bench/vad_fusion.py [--validate]`` (a few minutes).
+Usage: ``.venv/bin/python bench/vad_fusion.py [--validate] [--speed]`` (a few minutes).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,12 +49,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench import real_speech  # noqa: E402
 from bench import vad as bench_vad  # noqa: E402
+from models.vad import StreamingVad  # noqa: E402
 from models.vad_silero import (  # noqa: E402
     CONTEXT,
     LOOKAHEAD,
     RELEASE,
     THRESHOLD,
     WINDOW,
+    SileroBatchVad,
     SileroModel,
     load_model,
 )
@@ -280,6 +283,53 @@ def noise_alone(rule: Rule, name: str) -> None:
             print(f"  {kind}{snr}: " + ", ".join(f"{k} {v:.1%}" for k, v in share.items()))
 
 
+def auc(score: npt.NDArray[np.float64], truth: Flags) -> float:
+    """How often a speech frame scores above a non-speech frame (ties count half)."""
+    ranks = np.empty(len(score))
+    order = np.argsort(score, kind="stable")
+    ranks[order] = np.arange(1, len(score) + 1)
+    for value in np.unique(score):  # average ranks over ties
+        tied = score == value
+        ranks[tied] = ranks[tied].mean()
+    positives, negatives = int(truth.sum()), int((~truth).sum())
+    return float((ranks[truth].sum() - positives * (positives + 1) / 2)
+                 / (positives * negatives))
+
+
+def separability(clips: list[Clip]) -> None:
+    """AUC of the model's probability (the frame's own window) and of frame energy against
+    the labels, per condition: whether either carries the speech at all."""
+    for clip in clips:
+        n = min(len(clip.own_p), len(clip.labels))
+        model = auc(clip.own_p[:n].astype(np.float64), clip.labels[:n])
+        energy = auc(clip.energy_db[:n], clip.labels[:n])
+        print(f"  {clip.condition:<9} model {model:.3f}  energy {energy:.3f}")
+
+
+def speed(seconds: int = 120, streams: int = 8) -> None:
+    """CPU time per audio time of the silero backend and of Rapport's VAD, both fed 1 s
+    chunks of ``streams`` streams (what running both as one detector would cost)."""
+    recording = real_speech.committed()[0]
+    audio = np.concatenate(list(real_speech.noisy(recording, 0).values()))[: SR * seconds]
+    offsets = [k * len(audio) // streams for k in range(streams)]
+    looped = np.concatenate((audio, audio))
+    batch = SileroBatchVad(streams, model=MODEL[0])
+    StreamingVad().push(audio[:SR])  # warm librosa
+    own = [StreamingVad() for _ in range(streams)]
+    silero = rapport = 0.0
+    for i in range(0, len(audio), SR):
+        started = time.process_time()
+        batch.push([looped[o + i:o + i + SR] for o in offsets])
+        middle = time.process_time()
+        for vad, o in zip(own, offsets, strict=True):
+            vad.push(looped[o + i:o + i + SR])
+        silero += middle - started
+        rapport += time.process_time() - middle
+    total = streams * len(audio) / SR
+    print(f"{streams} streams, 1 s chunks: silero backend {total / silero:,.0f}x real time, "
+          f"Rapport's VAD {total / rapport:,.0f}x, both {total / (silero + rapport):,.0f}x")
+
+
 FOUND: dict[str, bench_vad.Detector] = {}
 
 
@@ -287,8 +337,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--validate", action="store_true",
                         help="also score the chosen rules on the validation recordings")
+    parser.add_argument("--speed", action="store_true",
+                        help="also time both VADs together on 8 streams")
     args = parser.parse_args()
     MODEL.append(load_model())
+    if args.speed:
+        speed()
     found, missing = bench_vad.detectors()
     if missing or not all(k in found for k in RIVALS):
         sys.exit(f"needs silero and webrtcvad: {missing}")
@@ -331,6 +385,8 @@ def main() -> None:
             print(f"  {condition:<9} " + "; ".join(cells))
         print("Noise alone, share of a minute called speech after §2:")
         noise_alone(chosen, family)
+    print("\n# mfa_cold_corpus: AUC of the model's probability and of frame energy")
+    separability([c for c in validation if c.name == "mfa_cold_corpus"])
 
 
 if __name__ == "__main__":
