@@ -96,8 +96,12 @@ from mode import Service
 FETCH_BACKLOG_RECORDS = 256
 
 log = logging.getLogger(__name__)
+# Errors no rejoin cures (aiokafka logs the last three as "fatal"): they stop the worker (4).
 _FATAL_GROUP_ERRORS = (kafka_errors.GroupAuthorizationFailedError,
-                       kafka_errors.TopicAuthorizationFailedError)
+                       kafka_errors.TopicAuthorizationFailedError,
+                       kafka_errors.InvalidSessionTimeoutError,
+                       kafka_errors.InvalidGroupIdError,
+                       kafka_errors.InconsistentGroupProtocolError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +114,8 @@ class TransportHooks:
     :attr:`rewinds`, which the pipeline fills and the fetch loop empties while the worker
     runs."""
 
-    fetch_max_wait_ms: int = 500  # (1)
+    # The consumer's fetch wait (1); None leaves Faust's (1,500 ms): real Kafka.
+    fetch_max_wait_ms: int | None = None
     # Least time between two fetch requests to one broker (6); 0 fetches as aiokafka does.
     fetch_min_interval_ms: int = 0
     # Runs every offset commit; given the commit itself, so it can hold batches off (2).
@@ -135,13 +140,16 @@ def hooks_of(app: Any) -> TransportHooks:
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        # Private aiokafka attribute: the only hook, read when the fetcher is created.
-        consumer._fetch_max_wait_ms = hooks_of(self.app).fetch_max_wait_ms
+        wait_ms = hooks_of(self.app).fetch_max_wait_ms
+        if wait_ms is not None:  # the embedded broker only (1)
+            # Private aiokafka attribute: the only hook, read when the fetcher is created.
+            consumer._fetch_max_wait_ms = wait_ms
         return consumer
 
     async def on_start(self) -> None:
         await super().on_start()
         interval_ms = hooks_of(self.app).fetch_min_interval_ms
+        # 0 (real Kafka): aiokafka's fetcher is left as it is (6).
         if interval_ms > 0 and self._consumer is not None:
             _pace_fetches(self._consumer._fetcher, interval_ms / 1000)
 

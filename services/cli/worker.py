@@ -71,7 +71,8 @@ def register(subparsers: Any) -> None:
                              "5000)")
     parser.add_argument("--fetch-max-wait-ms", type=int, default=None, metavar="MS",
                         help="longest a fetch may wait for data (default: 10 on the embedded "
-                             "broker, which holds every fetch this long, else 500)")
+                             "broker, which holds every fetch this long; else Faust's own, "
+                             "1500, as real Kafka answers a fetch once data arrives)")
     parser.add_argument("--fetch-min-interval-ms", type=bounded_int(0), default=None, metavar="MS",
                         help="least time between two fetches from one broker (default: "
                              f"{EMBEDDED_FETCH_INTERVAL_MS} on the embedded broker, which "
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         batch_max=args.batch_max,
         batch_window_s=args.batch_window_ms / 1000,
         fetch_max_wait_ms=args.fetch_max_wait_ms if args.fetch_max_wait_ms is not None
-        else EMBEDDED_FETCH_WAIT_MS if embedded else 500,
+        else EMBEDDED_FETCH_WAIT_MS if embedded else None,
         fetch_min_interval_ms=args.fetch_min_interval_ms
         if args.fetch_min_interval_ms is not None
         else EMBEDDED_FETCH_INTERVAL_MS if embedded else 0,
