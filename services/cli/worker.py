@@ -39,6 +39,12 @@ def register(subparsers: Any) -> None:
              "prints it (default: $RAPPORT_BROKER, else the "
              "embedded broker started by `rapport run`/`rapport broker` if one is up, else "
              f"{DEFAULT_BROKER})")
+    parser.add_argument(
+        "--broker-kind", choices=["auto", "embedded", "kafka"], default="auto",
+        help="the broker is the embedded one (librdkafka's mock cluster: the settings and "
+             "overrides for its quirks apply, docs/streaming.md) or Apache Kafka (default: "
+             "auto = embedded if --broker is the embedded broker `rapport run`/`rapport "
+             "broker` started)")
     parser.add_argument("--app-id", default=None,
                         help="consumer group and table namespace (default: rapport)")
     parser.add_argument("--partitions", type=int, default=None, metavar="N",
@@ -114,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS
     from streams.app import WorkerConfig, build_app  # Faust is heavy: import when needed
 
-    broker, embedded = resolve_broker(args.broker)
+    broker, detected = resolve_broker(args.broker)
+    embedded = {"auto": detected, "embedded": True, "kafka": False}[args.broker_kind]
     engine = args.config.engine
     pipeline = PipelineConfig(
         idle_timeout_ms=int((args.idle_timeout_s if args.idle_timeout_s is not None
@@ -128,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         app_id=args.app_id or DEFAULT_APP_ID,
         partitions=args.partitions or DEFAULT_PARTITIONS,
         declare_topics=declare,
+        embedded_broker=embedded,
         store=args.store,
         web_port=args.web_port,
         web_host=args.web_host,
