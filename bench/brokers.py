@@ -48,9 +48,10 @@ class BrokerProfile:
     label: str
     # `rapport worker` flags. The mock cluster holds every fetch for its whole max wait and
     # answers with one producer batch per partition, hence a 10 ms wait and fetches at least
-    # 20 ms apart (what `rapport worker` picks by itself on the embedded broker of `rapport
-    # run`); on real Kafka the worker's defaults (500 ms wait, answered as soon as data
-    # arrives; no pacing).
+    # 20 ms apart, and its overrides (`--broker-kind embedded`: what `rapport worker` picks by
+    # itself on the embedded broker of `rapport run`); on real Kafka the worker's defaults
+    # (Faust's fetch wait, answered as soon as data arrives; no pacing; docs/streaming.md,
+    # "Faust and aiokafka overrides").
     worker_args: tuple[str, ...]
     # The naive agent's fetch wait: the same as Rapport's worker on that broker.
     agent_fetch_max_wait_ms: int
@@ -69,7 +70,8 @@ class BrokerProfile:
 
 EMBEDDED = BrokerProfile(
     kind="embedded", label="embedded broker (librdkafka mock cluster, in the bench's process)",
-    worker_args=("--fetch-max-wait-ms", "10", "--fetch-min-interval-ms", "20"),
+    worker_args=("--broker-kind", "embedded", "--fetch-max-wait-ms", "10",
+                 "--fetch-min-interval-ms", "20"),
     agent_fetch_max_wait_ms=10, ceiling_fetch_max_wait_ms=10, latency_fetch_max_wait_ms=5,
     realtime_linger_ms=50)
 KAFKA = BrokerProfile(

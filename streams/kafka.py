@@ -1,10 +1,16 @@
 """Faust's aiokafka transport with the hooks Faust does not offer.
 
+Each override below is needed on real Kafka (docs/streaming.md, "Faust and aiokafka
+overrides", names the test on real Kafka that fails without it, or the measurement), or exists
+for a quirk of the embedded broker (librdkafka's mock cluster) and applies only there (1, 6,
+7): on real Kafka those private attributes are left untouched.
+
 1. The consumer's fetch wait. Faust builds its worker consumer with ``fetch_max_wait_ms=1500``.
    Real Kafka answers a fetch as soon as data arrives, so that is only an idle-poll interval;
    librdkafka's mock cluster (the embedded broker) holds every fetch for the full wait even
    when data is there, which would add up to 1.5 s to every event's latency. The wait is set
-   from ``fetch_max_wait_ms`` when the consumer is created (aiokafka reads it at ``start()``).
+   from ``fetch_max_wait_ms`` when the consumer is created (aiokafka reads it at ``start()``);
+   embedded broker only: ``None`` (real Kafka) leaves Faust's.
 2. A step before every offset commit (``before_commit``): the pipeline writes its reports
    watermarks and waits until its table writes are acknowledged. The sessions themselves are
    written between commits, each once per checkpoint interval instead of once per batch
@@ -29,7 +35,9 @@
    whose group coordinator answers a follower's SyncGroup with InvalidRequest when the
    leader's arrived first (two workers joining at once on a busy machine). This consumer
    thread looks for such an error every second and logs it, so the coordinator rejoins;
-   authorization errors, which no rejoin cures, stop the worker.
+   errors no rejoin cures (authorization; a session timeout, group id or protocol the broker
+   refuses) stop the worker. Both brokers: aiokafka's waiting does not depend on the broker
+   (tests/kafka/test_group_errors.py: a JoinGroup refused on real Kafka).
 5. What may be committed. Faust commits, per partition, the end of the first run of
    acknowledged offsets, even when that run starts after a record never acknowledged; and
    around a rebalance records were seen delivered twice, out of order or not at all. The
@@ -45,7 +53,8 @@
    worker's CPU. With ``fetch_min_interval_ms`` set, a fetch to a broker waits until that long
    after the previous one, so each carries what accumulated on every partition meanwhile (at
    most that long added to a record's latency). Real Kafka gets the same from
-   ``fetch.min.bytes``; the worker sets the interval on the embedded broker only. A worker
+   ``fetch.min.bytes``; the worker sets the interval on the embedded broker only (0, real
+   Kafka, leaves aiokafka's fetcher untouched). A worker
    that is behind is not paced: when a fetch finds more than ``FETCH_BACKLOG_RECORDS`` records
    waiting on one of its partitions (the response's high watermark minus the fetched offset),
    the next fetch goes out at once, since every fetch then carries a full batch per partition
@@ -56,7 +65,9 @@
    buffer in a fraction of that: a worker catching up stood still for 0.6-0.9 s after every
    full batch, half its time. The input topics (``unpaused_topics``) are never taken out:
    delivering into a full buffer waits until the agent takes a batch, which is backpressure
-   enough (aiokafka fetches a partition again only once its last fetch is read).
+   enough (aiokafka fetches a partition again only once its last fetch is read). Embedded
+   broker only (``unpaused_topics`` empty on real Kafka, where the worker gained 6-11 % from
+   it, within the noise of the measurement: docs/streaming.md).
 8. An idempotent producer. Outside exactly-once processing Faust builds its aiokafka producer
    without ``enable_idempotence``, so a batch the broker stored but could not acknowledge (the
    broker died with the request in flight) is sent again when the producer retries, and the
@@ -73,8 +84,9 @@ app (``app.transport_hooks``), where the consumer and its thread find them (both
 
 All these overrides are private API of faust-streaming, aiokafka and mode-streaming: their
 versions are pinned in constraints.txt (the Makefile installs with it) to those they were
-written against, pyproject.toml keeps them within the compatible minor versions, and
-tests/integration/test_pipeline.py covers them (crash, rebalance).
+written against, pyproject.toml keeps them within the compatible minor versions, and the tests
+docs/streaming.md names (tests/kafka on real Kafka, tests/component, and
+tests/integration/test_pipeline.py on the embedded broker) cover them.
 """
 
 from __future__ import annotations
@@ -96,8 +108,12 @@ from mode import Service
 FETCH_BACKLOG_RECORDS = 256
 
 log = logging.getLogger(__name__)
+# Errors no rejoin cures (aiokafka logs the last three as "fatal"): they stop the worker (4).
 _FATAL_GROUP_ERRORS = (kafka_errors.GroupAuthorizationFailedError,
-                       kafka_errors.TopicAuthorizationFailedError)
+                       kafka_errors.TopicAuthorizationFailedError,
+                       kafka_errors.InvalidSessionTimeoutError,
+                       kafka_errors.InvalidGroupIdError,
+                       kafka_errors.InconsistentGroupProtocolError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +121,13 @@ class TransportHooks:
     """What one worker's consumer needs from the worker (numbers as in the module docstring).
 
     Built once per app (``streams.app.Pipeline``) and set as ``app.transport_hooks`` by
-    ``build_app`` before the worker starts. The defaults are a 500 ms fetch wait and otherwise
-    Faust's behaviour (point 4 always applies). Frozen, except the contents of
+    ``build_app`` before the worker starts. The defaults are Faust's behaviour (point 4 and
+    the idempotent producer, 8, always apply). Frozen, except the contents of
     :attr:`rewinds`, which the pipeline fills and the fetch loop empties while the worker
     runs."""
 
-    fetch_max_wait_ms: int = 500  # (1)
+    # The consumer's fetch wait (1); None leaves Faust's (1,500 ms): real Kafka.
+    fetch_max_wait_ms: int | None = None
     # Least time between two fetch requests to one broker (6); 0 fetches as aiokafka does.
     fetch_min_interval_ms: int = 0
     # Runs every offset commit; given the commit itself, so it can hold batches off (2).
@@ -135,13 +152,16 @@ def hooks_of(app: Any) -> TransportHooks:
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        # Private aiokafka attribute: the only hook, read when the fetcher is created.
-        consumer._fetch_max_wait_ms = hooks_of(self.app).fetch_max_wait_ms
+        wait_ms = hooks_of(self.app).fetch_max_wait_ms
+        if wait_ms is not None:  # the embedded broker only (1)
+            # Private aiokafka attribute: the only hook, read when the fetcher is created.
+            consumer._fetch_max_wait_ms = wait_ms
         return consumer
 
     async def on_start(self) -> None:
         await super().on_start()
         interval_ms = hooks_of(self.app).fetch_min_interval_ms
+        # 0 (real Kafka): aiokafka's fetcher is left as it is (6).
         if interval_ms > 0 and self._consumer is not None:
             _pace_fetches(self._consumer._fetcher, interval_ms / 1000)
 

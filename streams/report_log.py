@@ -49,7 +49,7 @@ class ReportLog:
 
     One consumer without a group (nothing is committed), started on first use."""
 
-    def __init__(self, broker: str, topic: str, fetch_max_wait_ms: int,
+    def __init__(self, broker: str, topic: str, fetch_max_wait_ms: int | None,
                  security: KafkaSecurity | None = None) -> None:
         self._bootstrap = bootstrap_servers(broker)
         self._auth = (security or KafkaSecurity()).client_kwargs()
@@ -86,8 +86,11 @@ class ReportLog:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
-                auto_offset_reset="earliest", fetch_max_wait_ms=self._fetch_max_wait_ms,
-                isolation_level="read_uncommitted", **self._auth)
+                auto_offset_reset="earliest", isolation_level="read_uncommitted",
+                # None: aiokafka's own wait (real Kafka answers as soon as data arrives).
+                **({} if self._fetch_max_wait_ms is None
+                   else {"fetch_max_wait_ms": self._fetch_max_wait_ms}),
+                **self._auth)
             await consumer.start()
             self._consumer = consumer
         return self._consumer

@@ -127,7 +127,8 @@ def _start_worker(args: argparse.Namespace, bootstrap: str, index: int,
                 # per partition of them (services/feeder.py): 10 s would throttle a bulk run.
                 "--checkpoint-interval-s", "2"]
     if embedded:  # its fetches wait out the whole max wait (streams/kafka.py, point 6)
-        command += ["--fetch-max-wait-ms", "10", "--fetch-min-interval-ms", "20"]
+        command += ["--broker-kind", "embedded", "--fetch-max-wait-ms", "10",
+                    "--fetch-min-interval-ms", "20"]
     if args.idle_timeout_s is not None:
         command += ["--idle-timeout-s", str(args.idle_timeout_s)]
     if args.end_grace_ms is not None:

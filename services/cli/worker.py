@@ -39,6 +39,12 @@ def register(subparsers: Any) -> None:
              "prints it (default: $RAPPORT_BROKER, else the "
              "embedded broker started by `rapport run`/`rapport broker` if one is up, else "
              f"{DEFAULT_BROKER})")
+    parser.add_argument(
+        "--broker-kind", choices=["auto", "embedded", "kafka"], default="auto",
+        help="the broker is the embedded one (librdkafka's mock cluster: the settings and "
+             "overrides for its quirks apply, docs/streaming.md) or Apache Kafka (default: "
+             "auto = embedded if --broker is the embedded broker `rapport run`/`rapport "
+             "broker` started)")
     parser.add_argument("--app-id", default=None,
                         help="consumer group and table namespace (default: rapport)")
     parser.add_argument("--partitions", type=int, default=None, metavar="N",
@@ -71,7 +77,8 @@ def register(subparsers: Any) -> None:
                              "5000)")
     parser.add_argument("--fetch-max-wait-ms", type=int, default=None, metavar="MS",
                         help="longest a fetch may wait for data (default: 10 on the embedded "
-                             "broker, which holds every fetch this long, else 500)")
+                             "broker, which holds every fetch this long; else Faust's own, "
+                             "1500, as real Kafka answers a fetch once data arrives)")
     parser.add_argument("--fetch-min-interval-ms", type=bounded_int(0), default=None, metavar="MS",
                         help="least time between two fetches from one broker (default: "
                              f"{EMBEDDED_FETCH_INTERVAL_MS} on the embedded broker, which "
@@ -113,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS
     from streams.app import WorkerConfig, build_app  # Faust is heavy: import when needed
 
-    broker, embedded = resolve_broker(args.broker)
+    broker, detected = resolve_broker(args.broker)
+    embedded = {"auto": detected, "embedded": True, "kafka": False}[args.broker_kind]
     engine = args.config.engine
     pipeline = PipelineConfig(
         idle_timeout_ms=int((args.idle_timeout_s if args.idle_timeout_s is not None
@@ -127,13 +135,14 @@ def run(args: argparse.Namespace) -> int:
         app_id=args.app_id or DEFAULT_APP_ID,
         partitions=args.partitions or DEFAULT_PARTITIONS,
         declare_topics=declare,
+        embedded_broker=embedded,
         store=args.store,
         web_port=args.web_port,
         web_host=args.web_host,
         batch_max=args.batch_max,
         batch_window_s=args.batch_window_ms / 1000,
         fetch_max_wait_ms=args.fetch_max_wait_ms if args.fetch_max_wait_ms is not None
-        else EMBEDDED_FETCH_WAIT_MS if embedded else 500,
+        else EMBEDDED_FETCH_WAIT_MS if embedded else None,
         fetch_min_interval_ms=args.fetch_min_interval_ms
         if args.fetch_min_interval_ms is not None
         else EMBEDDED_FETCH_INTERVAL_MS if embedded else 0,

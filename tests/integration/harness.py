@@ -54,7 +54,8 @@ class Worker:
                    "--declare-topics", "no", "--web-port", str(self.port),
                    "--end-grace-ms", "1000", "--idle-timeout-s", "60", *extra]
         if embedded:
-            command += ["--fetch-max-wait-ms", "10", "--fetch-min-interval-ms", "20"]
+            command += ["--broker-kind", "embedded", "--fetch-max-wait-ms", "10",
+                        "--fetch-min-interval-ms", "20"]
         with open(log, "ab") as out:
             self.process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=out,
                                             env={**os.environ, **(env or {})})
