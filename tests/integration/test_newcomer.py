@@ -1,6 +1,6 @@
 """The newcomer test (issue 6): scripts/newcomer.sh clones the repository (its committed HEAD)
 into a temporary directory, runs the README's two commands exactly as written (``make run``,
-``make test``: a fresh virtualenv, the main job, the unit tier of the suite) and checks that
+``make test``: a fresh virtualenv, the main job, three unit test files) and checks that
 the main job wrote reports and that the tests passed. Several minutes; marked slow.
 
 The nested ``make test`` runs with ``RAPPORT_NEWCOMER_NESTED=1``, where this test skips itself
@@ -42,10 +42,10 @@ def test_the_readme_starts_with_the_two_newcomer_commands() -> None:
 def test_a_newcomer_can_run_the_readme_commands_on_a_fresh_clone() -> None:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs git and a git checkout to clone")
-    # The nested suite runs the unit tier (NEWCOMER_QUICK): the clone's setup, system parts
-    # and test command are exercised as written, and this same run (CI included, itself on
-    # a fresh clone) runs the other tiers; running them twice would double CI time (the
-    # suite must stay under 20 minutes on 2 cores).
+    # The nested suite runs three unit test files (NEWCOMER_QUICK): the clone's setup, system
+    # parts and test command are exercised as written, and this same run (CI included, itself
+    # on a fresh clone) runs every tier; running them twice would cost CI time (the suite
+    # must stay under 20 minutes on 2 cores).
     env = {**os.environ, "NEWCOMER_QUICK": "1"}
     done = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, capture_output=True, text=True,
                           timeout=1750, check=False, env=env)
