@@ -83,9 +83,9 @@ class WorkerConfig:
     batch_max: int = 2_000  # records per micro-batch at most
     batch_window_s: float = 0.05  # a partial batch is processed after this long
     tick_interval_s: float = 1.0
-    # 10 on the embedded broker; None leaves Faust's (1,500 ms; real Kafka answers a fetch as
-    # soon as data arrives): streams/kafka.py, point 1.
-    fetch_max_wait_ms: int | None = None
+    # 10 on the embedded broker; None leaves Faust's 1,500 ms, which on real Kafka makes a
+    # drained partition wait for the fetch in flight (streams/kafka.py, point 1).
+    fetch_max_wait_ms: int | None = 500
     fetch_min_interval_ms: int = 0  # 20 on the embedded broker (streams/kafka.py, point 6)
     # Offsets are committed every commit_interval_s, up to the oldest change not checkpointed;
     # each changed session is checkpointed about once per checkpoint_interval_s, so the

@@ -1,6 +1,7 @@
-"""Overrides for the embedded broker's quirks apply only to it (streams/kafka.py, points 1,
-6, 7; docs/streaming.md, "Faust and aiokafka overrides"): on real Kafka the worker's consumer
-keeps Faust's fetch wait, aiokafka's fetcher and Faust's pause of a full buffer."""
+"""Overrides for the embedded broker's quirks apply only to it (streams/kafka.py, points 6, 7;
+docs/streaming.md, "Faust and aiokafka overrides"): on real Kafka the worker's consumer keeps
+aiokafka's fetcher and Faust's pause of a full buffer. The fetch wait (point 1) is set on both:
+10 ms on the embedded broker, 500 ms on Kafka, Faust's 1,500 ms only when asked (None)."""
 
 from __future__ import annotations
 
@@ -37,9 +38,16 @@ def test_mock_cluster_overrides_apply_only_to_the_embedded_broker(tmp_path: Path
                           embedded_broker=embedded, **settings)
     app, consumer = _consumer_of(config)
     hooks = app.transport_hooks
-    assert consumer._fetch_max_wait_ms == (10 if embedded else FAUST_FETCH_WAIT_MS)
+    assert consumer._fetch_max_wait_ms == (10 if embedded else 500)
     assert hooks.fetch_min_interval_ms == (20 if embedded else 0)
     assert hooks.unpaused_topics == ({config.topics.events} if embedded else frozenset())
     # Kept on both: inline delivery (3), the commit step and ceiling (2, 5).
     assert hooks.inline_topics == {config.topics.events}
     assert hooks.before_commit is not None and hooks.commit_ceiling is not None
+
+
+def test_a_fetch_wait_of_none_leaves_fausts(tmp_path: Path) -> None:
+    config = WorkerConfig(broker="kafka://127.0.0.1:9", data_dir=str(tmp_path),
+                          fetch_max_wait_ms=None)
+    _, consumer = _consumer_of(config)
+    assert consumer._fetch_max_wait_ms == FAUST_FETCH_WAIT_MS
