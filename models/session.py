@@ -51,6 +51,7 @@ from models.event_order import (
     start_field,
 )
 from models.events import (
+    MAX_BATCH_MS,
     Activity,
     Event,
     Levels,
@@ -109,6 +110,7 @@ class SessionEngine:
         "_horizon",
         "_known_max",
         "_last_ipu_end",
+        "_level_holds",
         "_level_table",
         "_live",
         "_members",
@@ -125,6 +127,7 @@ class SessionEngine:
         "_step",
         "_sweep",
         "_tally",
+        "_voiced",
         "clinic_id",
         "duplicates",
         "rejected",
@@ -147,6 +150,10 @@ class SessionEngine:
         # earlier join precede them (see _settle).
         self._recent: list[tuple[Any, ...]] = []
         self._recent_min = _FAR  # earliest ts_ms in _recent (_FAR when empty)
+        # Level batches of each declared participant, as heap entries: applied before the
+        # final horizon once the participant's track is final (see _apply_levels_early).
+        self._level_holds: dict[str, list[tuple[Any, ...]]] = {}
+        self._voiced: set[str] = set()  # participants that sent a voice event (held or not)
         # When each participant was declared (session.start or its first join): events of
         # theirs before it are rejected, as in canonical order (joins are applied early).
         self._declared_at: dict[str, int] = {}
@@ -193,7 +200,8 @@ class SessionEngine:
             # Sorted by key (unique per event), so a valid heap again once keys are
             # recomputed; recent network readings are held events like the others.
             "pending": [[tag_to_state(entry[-2]), event_to_state(entry[-1])]
-                        for entry in sorted([*self._pending, *self._recent],
+                        for entry in sorted([*self._pending, *self._recent,
+                                             *self._held_levels()],
                                             key=lambda entry: entry[:-2])],
             "seen": [[list(key), known] for key, known in self._seen.items()],
             "seqs": [[pid, ranges.tobytes()] for pid, ranges in self._seqs.items()],
@@ -272,9 +280,17 @@ class SessionEngine:
                          or (isinstance(event, Network) and entry[-2] is None
                              and engine._member(event.participant_id, entry[0]) is not None))):
                 engine._keep_recent(entry)
+            elif (isinstance(event, Levels) and start_ts is not None and entry[0] >= start_ts
+                  and engine._member(event.participant_id, entry[0]) is not None):
+                engine._level_hold(event.participant_id).append(entry)
             else:
                 engine._pending.append(entry)
         heapq.heapify(engine._pending)
+        # Not in the format: a voice event that matters (one not applied yet) is held.
+        engine._voiced = {entry[-1].participant_id for entry in engine._pending
+                          if isinstance(entry[-1], Voice)}
+        for hold in engine._level_holds.values():
+            heapq.heapify(hold)
         engine._settle()
         return engine
 
@@ -483,10 +499,16 @@ class SessionEngine:
                 heapq.heappush(self._pending, (*key, tag, event))
             return
         self._seen[key] = known
-        if isinstance(event, ParticipantJoin) and started:
+        if isinstance(event, Voice):
+            self._voiced.add(event.participant_id)
+        elif isinstance(event, Levels):
+            if started and self._member(event.participant_id, t) is not None:
+                heapq.heappush(self._level_hold(event.participant_id), (*key, tag, event))
+                return
+        elif isinstance(event, ParticipantJoin) and started:
             self._keep_recent((*key, tag, event))
             return
-        if isinstance(event, Speech | Network | ParticipantState):
+        elif isinstance(event, Speech | Network | ParticipantState):
             member = self._member(event.participant_id, t)
             if member is not None and started:
                 if isinstance(event, Speech):
@@ -503,6 +525,56 @@ class SessionEngine:
         self._recent.append(entry)
         if entry[0] < self._recent_min:
             self._recent_min = entry[0]
+
+    def _level_hold(self, pid: str) -> list[tuple[Any, ...]]:
+        hold = self._level_holds.get(pid)
+        if hold is None:
+            hold = self._level_holds[pid] = []
+        return hold
+
+    def _held_levels(self) -> list[tuple[Any, ...]]:
+        return [entry for hold in self._level_holds.values() for entry in hold]
+
+    def _release_levels(self, horizon: int) -> None:
+        """Move the held level batches that start before ``horizon`` to the main hold, to be
+        applied in canonical order with every other event there."""
+        pending = self._pending
+        for hold in self._level_holds.values():
+            while hold and hold[0][0] < horizon:
+                heapq.heappush(pending, heapq.heappop(hold))
+
+    def _apply_levels_early(self, horizon: int) -> None:
+        """Apply level batches that start before ``N - L - min(MAX_BATCH_MS, M)``, ahead of
+        the final horizon (memory: a levels source would otherwise hold ``L + M``, 10 minutes
+        by default, of samples).
+
+        A batch spans at most ``MAX_BATCH_MS`` (models/events.py), so one still to come
+        (known at ``>= N - L``, §9) starts at or after that bound: every batch of the
+        participant starting before it has arrived and is applied here in start order, and
+        the newest sample's hold is final up to it. The participant's first batch may create
+        its levels track here only if it never sent a ``voice`` event: one still to come is
+        later than the bound, so none can precede the batch and claim the participant (one
+        state source, §1); otherwise the track is created at the final horizon as before.
+        Level batches interact with nothing else but ``session.end``, whose time caps the bound
+        (a batch at or after it is rejected in canonical order). The live copy applies the
+        same batches, so live numbers do not move.
+        """
+        early = (self._known_max - self._config.allowed_lateness_ms
+                 - min(MAX_BATCH_MS, self._segment_ms))
+        if self._end_ts is not None:
+            early = min(early, self._end_ts)
+        if early <= horizon:
+            return
+        for pid, hold in self._level_holds.items():
+            member = self._members[pid]
+            track = member.track
+            if not (isinstance(track, LevelTrack)
+                    or (track is None and pid not in self._voiced)):
+                continue
+            while hold and hold[0][0] < early:
+                self._apply(*heapq.heappop(hold)[-2:])
+            if isinstance(member.track, LevelTrack):
+                member.builder.add(member.track.extend(early))
 
     def _member(self, pid: str, t: int) -> Member | None:
         """The participant, if declared at ``t`` (in canonical order, §9)."""
@@ -557,11 +629,15 @@ class SessionEngine:
 
     def _advance_to(self, horizon: int) -> None:
         self._advanced = horizon
+        if self._level_holds:
+            self._release_levels(horizon)
         pending = self._pending
         while pending and pending[0][0] < horizon:
             self._apply(*heapq.heappop(pending)[-2:])
         if self._sweep is None:
             return
+        if self._level_holds and not self._speculative:
+            self._apply_levels_early(horizon)
         config = self._config
         for member in self._members.values():
             if member.track is not None:
@@ -630,8 +706,10 @@ class SessionEngine:
             heapq.heappush(self._pending, entry)
         self._recent = []
         self._recent_min = _FAR
+        self._release_levels(_FAR)
         while self._pending:
             self._apply(*heapq.heappop(self._pending)[-2:])
+            self._release_levels(_FAR)  # a participant declared meanwhile takes its own
         self._finished = True
         if self._start_ts is None or self._sweep is None:
             raise SessionStateError("session.start", "never received for this session")
@@ -818,6 +896,20 @@ class SessionEngine:
         member.present_since = ts
         self._members[pid] = member
         self._declared_at[pid] = ts
+        # Its level batches held so far (not declared when they came) join its own hold, so
+        # that every batch it may still apply early is there (see _apply_levels_early).
+        pending = self._pending
+        # Not those already due (declared while the hold is applied up to _advanced).
+        since = max(ts, self._advanced)
+        batches = [entry for entry in pending if isinstance(entry[-1], Levels)
+                   and entry[-1].participant_id == pid and entry[0] >= since]
+        if batches:
+            moved = {id(entry) for entry in batches}
+            pending[:] = [entry for entry in pending if id(entry) not in moved]
+            heapq.heapify(pending)
+            hold = self._level_hold(pid)
+            for entry in batches:
+                heapq.heappush(hold, entry)
         self._classifier.add_participant(pid)
         assert self._sweep is not None
         self._sweep.add_participant(pid, role)
