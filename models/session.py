@@ -109,10 +109,9 @@ class SessionEngine(CanonicalOrder):
         # earlier join precede them (see _settle).
         self._recent: list[tuple[Any, ...]] = []
         self._recent_min = _FAR  # earliest ts_ms in _recent (_FAR when empty)
-        # Level batches of each declared participant, as heap entries: applied before the
-        # final horizon once the participant's track is final (see _apply_levels_early).
-        self._level_holds: dict[str, list[tuple[Any, ...]]] = {}
-        self._voiced: set[str] = set()  # participants that sent a voice event (held or not)
+        # Voice, levels, mute, unmute, leave events and rejoins of declared participants, as
+        # heap entries: applied at the state horizon (see _apply_state_early).
+        self._state_hold: list[tuple[Any, ...]] = []
         # When each participant was declared (session.start or its first join): events of
         # theirs before it are rejected, as in canonical order (joins are applied early).
         self._declared_at: dict[str, int] = {}
@@ -345,15 +344,15 @@ class SessionEngine(CanonicalOrder):
 
     def _advance_to(self, horizon: int) -> None:
         self._advanced = horizon
-        if self._level_holds:
-            self._release_levels(horizon)
+        if self._state_hold:
+            self._release_state(horizon)
         pending = self._pending
         while pending and pending[0][0] < horizon:
             self._apply(*heapq.heappop(pending)[-2:])
         if self._sweep is None:
             return
-        if self._level_holds and not self._speculative:
-            self._apply_levels_early(horizon)
+        if not self._speculative:
+            self._apply_state_early(horizon)
         config = self._config
         for member in self._members.values():
             if member.track is not None:
@@ -422,10 +421,10 @@ class SessionEngine(CanonicalOrder):
             heapq.heappush(self._pending, entry)
         self._recent = []
         self._recent_min = _FAR
-        self._release_levels(_FAR)
+        self._release_state(_FAR)
         while self._pending:
             self._apply(*heapq.heappop(self._pending)[-2:])
-            self._release_levels(_FAR)  # a participant declared meanwhile takes its own
+            self._release_state(_FAR)  # a participant declared meanwhile moved its own
         self._finished = True
         if self._start_ts is None or self._sweep is None:
             raise SessionStateError("session.start", "never received for this session")

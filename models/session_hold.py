@@ -55,7 +55,6 @@ class CanonicalOrder:
         "_end_ts",
         "_exclusive",
         "_known_max",
-        "_level_holds",
         "_level_table",
         "_members",
         "_out",
@@ -66,9 +65,9 @@ class CanonicalOrder:
         "_segment_ms",
         "_seqs",
         "_start_ts",
+        "_state_hold",
         "_sweep",
         "_tally",
-        "_voiced",
         "clinic_id",
         "rejected",
     )
@@ -79,8 +78,7 @@ class CanonicalOrder:
     _pending: list[tuple[Any, ...]]
     _recent: list[tuple[Any, ...]]
     _recent_min: int
-    _level_holds: dict[str, list[tuple[Any, ...]]]
-    _voiced: set[str]
+    _state_hold: list[tuple[Any, ...]]
     _declared_at: dict[str, int]
     _seen: dict[tuple[Any, ...], int]
     _seqs: dict[str, array[int]]
@@ -124,26 +122,24 @@ class CanonicalOrder:
                 heapq.heappush(self._pending, (*key, tag, event))
             return
         self._seen[key] = known
-        if isinstance(event, Voice):
-            self._voiced.add(event.participant_id)
-        elif isinstance(event, Levels):
-            if started and self._member(event.participant_id, t) is not None:
-                heapq.heappush(self._level_hold(event.participant_id), (*key, tag, event))
+        if isinstance(event, ParticipantJoin):
+            if started:
+                self._keep_recent((*key, tag, event))
                 return
-        elif isinstance(event, ParticipantJoin) and started:
-            self._keep_recent((*key, tag, event))
+        elif (isinstance(event, Speech | Network | Voice | Levels | ParticipantState) and started
+              and self._member(event.participant_id, t) is not None):
+            if isinstance(event, Speech):
+                member = self._members[event.participant_id]
+                member.segments = True
+                member.builder.add([(event.start_ms, event.end_ms)])
+                return
+            if isinstance(event, Network):
+                self._keep_recent((*key, None, event))
+                return
+            if isinstance(event, ParticipantState):
+                tag = None  # as before: nothing but a later-arriving session.end rejects it
+            heapq.heappush(self._state_hold, (*key, tag, event))
             return
-        elif isinstance(event, Speech | Network | ParticipantState):
-            member = self._member(event.participant_id, t)
-            if member is not None and started:
-                if isinstance(event, Speech):
-                    member.segments = True
-                    member.builder.add([(event.start_ms, event.end_ms)])
-                    return
-                if isinstance(event, Network):
-                    self._keep_recent((*key, None, event))
-                    return
-                tag = None
         heapq.heappush(self._pending, (*key, tag, event))
 
     def _keep_recent(self, entry: tuple[Any, ...]) -> None:
@@ -151,38 +147,31 @@ class CanonicalOrder:
         if entry[0] < self._recent_min:
             self._recent_min = entry[0]
 
-    def _level_hold(self, pid: str) -> list[tuple[Any, ...]]:
-        hold = self._level_holds.get(pid)
-        if hold is None:
-            hold = self._level_holds[pid] = []
-        return hold
-
-    def _held_levels(self) -> list[tuple[Any, ...]]:
-        return [entry for hold in self._level_holds.values() for entry in hold]
-
-    def _release_levels(self, horizon: int) -> None:
-        """Move the held level batches that start before ``horizon`` to the main hold, to be
+    def _release_state(self, horizon: int) -> None:
+        """Move the held state events that start before ``horizon`` to the main hold, to be
         applied in canonical order with every other event there."""
-        pending = self._pending
-        for hold in self._level_holds.values():
-            while hold and hold[0][0] < horizon:
-                heapq.heappush(pending, heapq.heappop(hold))
+        hold, pending = self._state_hold, self._pending
+        while hold and hold[0][0] < horizon:
+            heapq.heappush(pending, heapq.heappop(hold))
 
-    def _apply_levels_early(self, horizon: int) -> None:
-        """Apply level batches that start before ``N - L - min(MAX_BATCH_MS, M)``, ahead of
-        the final horizon (memory: a levels source would otherwise hold ``L + M``, 10 minutes
-        by default, of samples).
+    def _apply_state_early(self, horizon: int) -> None:
+        """Apply the held state events (``voice``, ``levels``, mutes, unmutes, leaves and
+        rejoins of declared participants) that start before the **state horizon**
+        ``S = N - L - min(MAX_BATCH_MS, M)``, ahead of the final horizon ``H = N - L - M``
+        (memory: a voice or levels source would otherwise hold ``L + M``, 10 minutes by
+        default, of them).
 
-        A batch spans at most ``MAX_BATCH_MS`` (models/events.py), so one still to come
-        (known at ``>= N - L``, §9) starts at or after that bound: every batch of the
-        participant starting before it has arrived and is applied here in start order, and
-        the newest sample's hold is final up to it. The participant's first batch may create
-        its levels track here only if it never sent a ``voice`` event: one still to come is
-        later than the bound, so none can precede the batch and claim the participant (one
-        state source, §1); otherwise the track is created at the final horizon as before.
-        Level batches interact with nothing else but ``session.end``, whose time caps the bound
-        (a batch at or after it is rejected in canonical order). The live copy applies the
-        same batches, so live numbers do not move.
+        Every event still to come is known at ``>= N - L`` (§9). The state events span
+        nothing, and a ``levels`` batch spans at most ``MAX_BATCH_MS`` (models/events.py),
+        so every one of them starting before ``S`` has arrived, and they are applied here in
+        canonical order among themselves. Nothing else decides what they do: segments and
+        frames go to the IPU builders in any order, first joins are applied at ``N - L``
+        already, and the floor sweep orders availability changes by time. Only a
+        ``session.end`` orders against everything, so ``S`` never passes one received (what
+        is at or after it waits for the final horizon, to be rejected in canonical order),
+        and one still to come is later than ``S``. Nothing still to come can cut a speaking
+        state or a sample's hold before ``S`` either, so the tracks hand their intervals
+        over up to it. The live copy applies the same events, so live numbers do not move.
         """
         early = (self._known_max - self._config.allowed_lateness_ms
                  - min(MAX_BATCH_MS, self._segment_ms))
@@ -190,15 +179,11 @@ class CanonicalOrder:
             early = min(early, self._end_ts)
         if early <= horizon:
             return
-        for pid, hold in self._level_holds.items():
-            member = self._members[pid]
-            track = member.track
-            if not (isinstance(track, LevelTrack)
-                    or (track is None and pid not in self._voiced)):
-                continue
-            while hold and hold[0][0] < early:
-                self._apply(*heapq.heappop(hold)[-2:])
-            if isinstance(member.track, LevelTrack):
+        hold = self._state_hold
+        while hold and hold[0][0] < early:
+            self._apply(*heapq.heappop(hold)[-2:])
+        for member in self._members.values():
+            if member.track is not None:
                 member.builder.add(member.track.extend(early))
 
     def _member(self, pid: str, t: int) -> Member | None:
@@ -221,9 +206,9 @@ class CanonicalOrder:
         participant's first join declares it now, ``max_segment_ms`` earlier than the final
         horizon would, so its frames and segments go to its IPU builder as intervals instead
         of waiting as events; events of its before the join are rejected as in canonical
-        order (:meth:`_member`). Later joins (a rejoin, a conflicting role) wait in the hold
-        with the leaves they follow. The live copy (horizon ``N - L``) would apply exactly
-        these events, so live numbers do not move.
+        order (:meth:`_member`). Later joins (a rejoin, a conflicting role) wait with the
+        leaves they follow (:meth:`_apply_state_early`). The live copy (horizon ``N - L``)
+        would apply exactly these events, so live numbers do not move.
         """
         before = self._known_max - self._config.allowed_lateness_ms
         if self._recent_min >= before:  # nothing due (checked for most events)
@@ -236,7 +221,7 @@ class CanonicalOrder:
             event = entry[-1]
             if isinstance(event, ParticipantJoin):
                 if event.participant_id in self._members:
-                    heapq.heappush(self._pending, entry)
+                    heapq.heappush(self._state_hold, entry)
                 else:
                     self._apply(entry[-2], event)
             else:
@@ -384,20 +369,20 @@ class CanonicalOrder:
         member.present_since = ts
         self._members[pid] = member
         self._declared_at[pid] = ts
-        # Its level batches held so far (not declared when they came) join its own hold, so
-        # that every batch it may still apply early is there (see _apply_levels_early).
+        # Its state events held so far (not declared when they came) join the state hold, so
+        # that every one it may apply early is there (see _apply_state_early); not those
+        # already due (declared while the main hold is applied up to _advanced).
         pending = self._pending
-        # Not those already due (declared while the hold is applied up to _advanced).
         since = max(ts, self._advanced)
-        batches = [entry for entry in pending if isinstance(entry[-1], Levels)
-                   and entry[-1].participant_id == pid and entry[0] >= since]
-        if batches:
-            moved = {id(entry) for entry in batches}
+        moving = [entry for entry in pending
+                  if isinstance(entry[-1], Voice | Levels | ParticipantState)
+                  and entry[-1].participant_id == pid and entry[0] >= since]
+        if moving:
+            moved = {id(entry) for entry in moving}
             pending[:] = [entry for entry in pending if id(entry) not in moved]
             heapq.heapify(pending)
-            hold = self._level_hold(pid)
-            for entry in batches:
-                heapq.heappush(hold, entry)
+            for entry in moving:
+                heapq.heappush(self._state_hold, entry)
         self._classifier.add_participant(pid)
         assert self._sweep is not None
         self._sweep.add_participant(pid, role)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from models.alerts import AlertTracker
 from models.backchannel import BackchannelClassifier
 from models.event_order import canonical_key
-from models.events import Levels, Network, ParticipantJoin, Voice
+from models.events import Levels, Network, ParticipantJoin, ParticipantState, Voice
 from models.floor import FloorSweep
 from models.participants import Member
 from models.report import SessionTally
@@ -54,7 +54,7 @@ def engine_to_state(engine: SessionEngine) -> dict[str, Any]:
         # recomputed; recent network readings are held events like the others.
         "pending": [[tag_to_state(entry[-2]), event_to_state(entry[-1])]
                     for entry in sorted([*engine._pending, *engine._recent,
-                                         *engine._held_levels()],
+                                         *engine._state_hold],
                                         key=lambda entry: entry[:-2])],
         "seen": [[list(key), known] for key, known in engine._seen.items()],
         "seqs": [[pid, ranges.tobytes()] for pid, ranges in engine._seqs.items()],
@@ -132,16 +132,13 @@ def engine_from_state(cls: type[SessionEngine], state: dict[str, Any]) -> Sessio
                      or (isinstance(event, Network) and entry[-2] is None
                          and engine._member(event.participant_id, entry[0]) is not None))):
             engine._keep_recent(entry)
-        elif (isinstance(event, Levels) and start_ts is not None and entry[0] >= start_ts
+        elif (isinstance(event, Voice | Levels | ParticipantState) and start_ts is not None
+              and entry[0] >= start_ts
               and engine._member(event.participant_id, entry[0]) is not None):
-            engine._level_hold(event.participant_id).append(entry)
+            engine._state_hold.append(entry)
         else:
             engine._pending.append(entry)
     heapq.heapify(engine._pending)
-    # Not in the format: a voice event that matters (one not applied yet) is held.
-    engine._voiced = {entry[-1].participant_id for entry in engine._pending
-                      if isinstance(entry[-1], Voice)}
-    for hold in engine._level_holds.values():
-        heapq.heapify(hold)
+    heapq.heapify(engine._state_hold)
     engine._settle()
     return engine

@@ -1,14 +1,17 @@
-"""Level batches applied before the final horizon (issue 14, memory of ``levels`` sessions).
+"""State events applied before the final horizon (issue 14, memory of ``voice`` and ``levels``
+sessions).
 
-A ``levels`` batch spans at most ``MAX_BATCH_MS`` (60 s), so once a participant's levels track
-exists, its batches that start more than ``allowed_lateness_ms`` + 60 s behind the newest
-known time are applied at once instead of waiting ``L + M`` (10 minutes by default) as events.
-None of it may change a number or a rejection: these tests compare with a reference engine
-that holds every batch until the final horizon (canonical order, METRICS.md §9).
+``voice`` events, mutes, unmutes, leaves and rejoins span nothing and a ``levels`` batch spans
+at most ``MAX_BATCH_MS`` (60 s), so the ones that start more than ``allowed_lateness_ms`` +
+60 s behind the newest known time have all arrived and are applied then, instead of waiting
+``L + M`` (10 minutes by default) as events. None of it may change a number or a rejection:
+these tests compare with a reference engine that holds them until the final horizon
+(canonical order, METRICS.md §9).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 from typing import Any
 
@@ -23,17 +26,18 @@ SID = "s1"  # enginekit's session
 
 
 class HeldUntilFinal(SessionEngine):
-    """The reference: level batches wait for the final horizon, as before."""
+    """The reference: state events (voice, levels, mutes, leaves...) wait for the final
+    horizon, as before."""
 
     __slots__ = ()
 
-    def _apply_levels_early(self, horizon: int) -> None:
+    def _apply_state_early(self, horizon: int) -> None:
         return
 
 
-def _levels_session(seed: int, minutes: float) -> list[dict[str, Any]]:
+def _levels_session(seed: int, minutes: float, shape: str = "levels") -> list[dict[str, Any]]:
     return list(simulate(SimulationConfig(sessions=1, minutes=minutes, seed=seed,
-                                          style="mixed", shape="levels",
+                                          style="mixed", shape=shape,  # type: ignore[arg-type]
                                           jitter_ms=2_000, duplicate_rate=0.05)))
 
 
@@ -170,3 +174,83 @@ def test_batches_after_a_later_arriving_end_are_rejected_however_far_the_input_r
     rejected = [o[0].first_ms for o in outputs if isinstance(o, tuple)]
     # The batch at 120 s itself precedes the end at the same ms in canonical order (§9).
     assert rejected == [121_000, 122_000]
+
+
+def _with_leave_and_rejoin(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The client leaves 100 s into the session, rejoins 20 s later and leaves again at
+    200 s: each event arrives 3 s after its time (within the lateness bound)."""
+    head = next(raw for raw in events if raw["type"] == "session.start")
+    t0, sid = head["ts_ms"], head["session_id"]
+    client = head["participants"][1]
+    moves = [({"type": "participant.leave", "session_id": sid,
+               "participant_id": client["participant_id"], "ts_ms": t0 + 100_000}, 103_000),
+             ({"type": "participant.join", "session_id": sid, "role": client["role"],
+               "participant_id": client["participant_id"], "ts_ms": t0 + 120_000}, 123_000),
+             ({"type": "participant.leave", "session_id": sid,
+               "participant_id": client["participant_id"], "ts_ms": t0 + 200_000}, 203_000)]
+    out = []
+    for raw in events:
+        while moves and raw is not head and _known(raw) >= t0 + moves[0][1]:
+            out.append(moves.pop(0)[0])
+        out.append(raw)
+    return out
+
+
+def _exclusive(events: list[dict[str, Any]], exclusive: bool) -> list[dict[str, Any]]:
+    return [{**raw, "exclusive": exclusive} if raw["type"] == "session.start" else raw
+            for raw in events]
+
+
+def test_voice_applied_early_changes_no_live_number_output_or_report() -> None:
+    """Simulated ``voice`` sessions (speaking-state changes, mutes, network readings, jitter,
+    duplicates), one with a leave and a rejoin, also as an exclusive (dominant-speaker)
+    source: the same live snapshots, outputs and report as the reference; also across a
+    checkpoint restored mid-session."""
+    for seed, exclusive in ((3, False), (9, True)):
+        events = _exclusive(_with_leave_and_rejoin(_levels_session(seed, 4.0, "voice")),
+                            exclusive)
+        assert sum(raw["type"] == "voice" for raw in events) > 150
+        reference = run(events, snapshots=True, engine_class=HeldUntilFinal)
+        assert run(events, snapshots=True) == reference
+        assert run(events, restore_at=len(events) // 2)[:2] == reference[:2]
+    head = next(raw for raw in events if raw["type"] == "session.start")
+    client = head["participants"][1]["participant_id"]
+    quality = reference[0]["quality"]["participants"][client]
+    # Away 100-120 s and from 200 s on (the session's end is 240 s in and some).
+    assert quality["present_s"] < reference[0]["duration_s"] - 59
+
+
+def test_shuffled_voice_events_give_the_same_report() -> None:
+    """Every event of an exclusive voice session with a leave and a rejoin moved within the
+    lateness bound, some repeated: the report equals the reference's in order."""
+    events = _exclusive(_with_leave_and_rejoin(_levels_session(6, 5.0, "voice")), True)
+    reference, _, _ = run(events, engine_class=HeldUntilFinal)
+    rng = random.Random(8)
+    keyed = []
+    for raw in events[1:-1]:
+        keyed.append((_known(raw) + rng.randrange(LATENESS), raw))
+        if rng.random() < 0.05:
+            keyed.append((_known(raw) + rng.randrange(LATENESS), raw))
+    keyed.sort(key=lambda pair: pair[0])
+    shuffled, _, _ = run([events[0], *(raw for _, raw in keyed), events[-1]])
+    assert shuffled == reference
+
+
+def test_a_voice_session_holds_about_a_minute_of_events_not_ten() -> None:
+    """Memory: 8 minutes into a voice session, the state holds the events of the last
+    ``allowed_lateness_ms`` + 60 s or so, where the reference holds every one."""
+    events = [raw for raw in _levels_session(4, 8.0, "voice")
+              if raw["type"] != "session.end"]
+    engine, reference = SessionEngine(events[0]["session_id"]), HeldUntilFinal(
+        events[0]["session_id"])
+    for raw in events:
+        for target in (engine, reference):
+            # The simulated input's own late events are refused by both alike.
+            with contextlib.suppress(ValueError):
+                target.ingest(parse_event(raw))
+    voice = sum(raw["type"] == "voice" for raw in events)
+    held = sum(value[0] == "voice" for _, value in engine.to_state()["pending"])
+    held_by_reference = sum(value[0] == "voice" for _, value in reference.to_state()["pending"])
+    assert held_by_reference > 0.9 * voice
+    assert held < voice * (LATENESS + MAX_BATCH_MS + 10_000) / 480_000
+    assert engine.finish() == reference.finish()
