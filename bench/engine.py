@@ -366,9 +366,10 @@ def memory(quick: bool) -> None:
     print(f"   steady state (sessions spread over {rows[0][0]:g}-{rows[-1][0]:g} min): "
           f"{area / (rows[-1][0] - rows[0][0]):.1f} KiB per session (target < 24 KiB)")
     # Sources that report levels or speaking-state changes (the browser SDK, Daily, Agora,
-    # LiveKit...) hold the look-ahead their session allows: max_segment_ms (600 s by default,
-    # as a platform's VAD segment may be that long) unless session.start declares less, as the
-    # browser SDK does (its events span at most one 500 ms batch; METRICS.md §9).
+    # LiveKit...) hold their events until the state horizon (allowed_lateness_ms + 60 s, the
+    # longest a levels batch may span, behind the input; docs/metrics.md), less when
+    # session.start declares a smaller max_segment_ms, as the browser SDK does (its events
+    # span at most one 500 ms batch; METRICS.md §9).
     probes = [15.0] if quick else [15.0, 50.0]
     print(f"\n4b. other input shapes, memory per session by age ({probes} min):")
     for shape, declared in (("levels", None), ("levels", 10_000), ("voice", None),

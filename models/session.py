@@ -25,6 +25,9 @@ of the engine, advanced to ``N - L`` as if nothing older were still to come; it 
 while new events start after its frontier, and rebuilt from the final engine when one starts
 before it (a long segment sent at its end). It is never checkpointed. :attr:`decided_ms` is
 the final engine's decided time (``final_through_ms`` of a quality update).
+
+How each accepted event waits and what applying it does is in :mod:`models.session_hold`
+(a mixin of this class); the checkpoint form is in :mod:`models.session_state`.
 """
 
 from __future__ import annotations
@@ -37,11 +40,10 @@ from typing import Any, ClassVar
 
 from models.alerts import AlertTracker
 from models.backchannel import BackchannelClassifier
-from models.classified import Output, Rejection
+from models.classified import Output
 from models.config import EngineConfig
 from models.errors import LateEventError, SessionStateError, ValidationError
 from models.event_order import (
-    add_to_ranges,
     canonical_key,
     event_time,
     in_ranges,
@@ -53,39 +55,23 @@ from models.event_order import (
 from models.events import (
     Activity,
     Event,
-    Levels,
-    Network,
     ParticipantJoin,
-    ParticipantState,
-    Role,
     SessionEnd,
     SessionStart,
-    Speech,
-    Voice,
     level_translation,
 )
 from models.floor import FloorSweep
-from models.participants import LOSS_UNIT, Member, close_presence, quality_block, source_of
+from models.participants import Member, close_presence, quality_block
 from models.report import SessionTally, build_report
-from models.sources import LevelTrack, VoiceTrack
-from models.state_codec import (
-    config_from_state,
-    config_to_state,
-    event_from_state,
-    event_to_state,
-    output_from_state,
-    output_to_state,
-    tag_from_state,
-    tag_to_state,
-    tuples,
-)
+from models.session_hold import CanonicalOrder
+from models.session_state import engine_from_state, engine_to_state
 
 __all__ = ["SessionEngine", "event_time", "known_time"]
 
 _FAR = 2**62
 
 
-class SessionEngine:
+class SessionEngine(CanonicalOrder):
     """Incremental analyzer for one session. Pure: time comes only from the events.
 
     ``ingest`` validates order and duplicates and buffers; processing happens when the
@@ -95,39 +81,15 @@ class SessionEngine:
     """
 
     __slots__ = (
-        "_advanced",
-        "_alerts",
-        "_applying_tag",
-        "_classifier",
-        "_config",
-        "_declared_at",
-        "_end_applied",
-        "_end_ts",
-        "_exclusive",
         "_final_end",
         "_finished",
         "_horizon",
-        "_known_max",
         "_last_ipu_end",
-        "_level_table",
         "_live",
-        "_members",
-        "_out",
-        "_pending",
-        "_recent",
-        "_recent_min",
-        "_seen",
-        "_segment_ms",
-        "_seqs",
         "_speculative",
         "_start_key",
-        "_start_ts",
         "_step",
-        "_sweep",
-        "_tally",
-        "clinic_id",
         "duplicates",
-        "rejected",
         "session_id",
     )
 
@@ -147,6 +109,9 @@ class SessionEngine:
         # earlier join precede them (see _settle).
         self._recent: list[tuple[Any, ...]] = []
         self._recent_min = _FAR  # earliest ts_ms in _recent (_FAR when empty)
+        # Voice, levels, mute, unmute, leave events and rejoins of declared participants, as
+        # heap entries: applied at the state horizon (see _apply_state_early).
+        self._state_hold: list[tuple[Any, ...]] = []
         # When each participant was declared (session.start or its first join): events of
         # theirs before it are rejected, as in canonical order (joins are applied early).
         self._declared_at: dict[str, int] = {}
@@ -178,105 +143,18 @@ class SessionEngine:
         self.duplicates = 0
         self.rejected = 0
 
-    # --- checkpoints (models/checkpoint.py, models/state_codec.py) -----------------------------
+    # --- checkpoints (models/session_state.py) ----------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """The engine's complete state as plain data, the live copy excluded (a cache, rebuilt
-        on demand). Buffered events keep their canonical order; their keys are recomputed."""
-        if self._speculative:
-            raise TypeError("a live copy is never checkpointed")
-        return {
-            "session_id": self.session_id,
-            "config": config_to_state(self._config),
-            "step": self._step,
-            "out": [output_to_state(output) for output in self._out],
-            # Sorted by key (unique per event), so a valid heap again once keys are
-            # recomputed; recent network readings are held events like the others.
-            "pending": [[tag_to_state(entry[-2]), event_to_state(entry[-1])]
-                        for entry in sorted([*self._pending, *self._recent],
-                                            key=lambda entry: entry[:-2])],
-            "seen": [[list(key), known] for key, known in self._seen.items()],
-            "seqs": [[pid, ranges.tobytes()] for pid, ranges in self._seqs.items()],
-            "known_max": self._known_max,
-            "segment_ms": self._segment_ms,
-            "horizon": self._horizon,
-            "advanced": self._advanced,
-            "start_ts": self._start_ts,
-            "start_key": None if self._start_key is None else list(self._start_key),
-            "end_ts": self._end_ts,
-            "end_applied": self._end_applied,
-            "finished": self._finished,
-            "final_end": self._final_end,
-            "clinic_id": self.clinic_id,
-            "members": [[pid, member.to_state()] for pid, member in self._members.items()],
-            "declared_at": [[pid, ts] for pid, ts in self._declared_at.items()],
-            "exclusive": self._exclusive,
-            "tally": self._tally.to_state(),
-            "alerts": self._alerts.to_state(),
-            "sweep": None if self._sweep is None else self._sweep.to_state(),
-            "classifier": self._classifier.to_state(),
-            "last_ipu_end": self._last_ipu_end,
-            "applying_tag": tag_to_state(self._applying_tag),
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-        }
+        """The engine's complete state as plain data, the live copy excluded
+        (:func:`models.session_state.engine_to_state`)."""
+        return engine_to_state(self)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SessionEngine:
         """The engine :meth:`to_state` described (raises ``StateError`` or a ``KeyError``,
         ``TypeError`` or ``ValueError`` on a tree of another shape)."""
-        config = config_from_state(state["config"])
-        engine = cls(state["session_id"], config, advance_step_ms=state["step"])
-        engine._out = out = [output_from_state(output) for output in state["out"]]
-        pending = [(*canonical_key(event), tag_from_state(tag), event)
-                   for tag, event in ((tag, event_from_state(value))
-                                      for tag, value in state["pending"])]
-        engine._seen = {tuples(key): known for key, known in state["seen"]}
-        for pid, ranges in state["seqs"]:
-            engine._seq_ranges(pid).frombytes(ranges)
-        engine._known_max = state["known_max"]
-        engine._segment_ms = state["segment_ms"]
-        engine._horizon = state["horizon"]
-        engine._advanced = state["advanced"]
-        engine._start_ts = state["start_ts"]
-        engine._start_key = tuples(state["start_key"])
-        engine._end_ts = state["end_ts"]
-        engine._end_applied = state["end_applied"]
-        engine._finished = state["finished"]
-        engine._final_end = state["final_end"]
-        engine.clinic_id = state["clinic_id"]
-        engine._members = {pid: Member.from_state(value, config)
-                           for pid, value in state["members"]}
-        # Format 3 has no declared_at: its joins were applied at the final horizon, before
-        # any event still to come, so no check is needed for its members.
-        engine._declared_at = dict(state.get("declared_at", []))
-        engine._exclusive = state["exclusive"]
-        engine._tally = tally = SessionTally.from_state(state["tally"])
-        engine._alerts = alerts = AlertTracker.from_state(
-            state["alerts"], config.alerts, out, config.max_report_alerts)
-        sweep = state["sweep"]
-        engine._sweep = None if sweep is None else FloorSweep.from_state(
-            sweep, config, tally, alerts, out)
-        engine._classifier = BackchannelClassifier.from_state(
-            state["classifier"], config.bc_max_ms, config.bc_context_ms, engine._push_ipu)
-        engine._last_ipu_end = state["last_ipu_end"]
-        engine._applying_tag = tag_from_state(state["applying_tag"])
-        engine.duplicates = state["duplicates"]
-        engine.rejected = state["rejected"]
-        for entry in pending:
-            event = entry[-1]
-            start_ts, end_ts = engine._start_ts, engine._end_ts
-            if (start_ts is not None and entry[0] >= start_ts
-                    and (end_ts is None or entry[0] <= end_ts)
-                    and (isinstance(event, ParticipantJoin)
-                         or (isinstance(event, Network) and entry[-2] is None
-                             and engine._member(event.participant_id, entry[0]) is not None))):
-                engine._keep_recent(entry)
-            else:
-                engine._pending.append(entry)
-        heapq.heapify(engine._pending)
-        engine._settle()
-        return engine
+        return engine_from_state(cls, state)
 
     # The live copy is a cache: never part of a copy of the engine.
     def __getstate__(self) -> dict[str, Any]:
@@ -460,108 +338,21 @@ class SessionEngine:
                 self.advance()
         return True
 
-    def _hold(self, event: Event, key: tuple[Any, ...], known: int, tag: Any) -> None:
-        """Keep an accepted event until the horizon passes its start, as compactly as is safe.
-
-        Once a participant is declared (by session.start, applied on arrival, or by its first
-        join, applied ``allowed_lateness_ms`` after its time by :meth:`_settle`), an event of
-        it that starts at or after the session's start and its declaration can
-        no longer be rejected when applied, so its speech and frames go straight to its IPU
-        builder (which consumes intervals in start order below the horizon only: arrival
-        order still cannot matter), and its other events wait without a ``tag``. An earlier
-        one waits as it is, to be rejected in canonical order.
-        """
-        t = event_time(event)
-        started = self._start_ts is not None and t >= self._start_ts
-        if isinstance(event, Activity):
-            pid = event.participant_id
-            add_to_ranges(self._seq_ranges(pid), event.seq)
-            member = self._members.get(pid)  # _member inlined: the path of every batch
-            if member is not None and started and t >= self._declared_at.get(pid, t):
-                self._add_frames(member, event)
-            else:
-                heapq.heappush(self._pending, (*key, tag, event))
-            return
-        self._seen[key] = known
-        if isinstance(event, ParticipantJoin) and started:
-            self._keep_recent((*key, tag, event))
-            return
-        if isinstance(event, Speech | Network | ParticipantState):
-            member = self._member(event.participant_id, t)
-            if member is not None and started:
-                if isinstance(event, Speech):
-                    member.segments = True
-                    member.builder.add([(event.start_ms, event.end_ms)])
-                    return
-                if isinstance(event, Network):
-                    self._keep_recent((*key, None, event))
-                    return
-                tag = None
-        heapq.heappush(self._pending, (*key, tag, event))
-
-    def _keep_recent(self, entry: tuple[Any, ...]) -> None:
-        self._recent.append(entry)
-        if entry[0] < self._recent_min:
-            self._recent_min = entry[0]
-
-    def _member(self, pid: str, t: int) -> Member | None:
-        """The participant, if declared at ``t`` (in canonical order, §9)."""
-        member = self._members.get(pid)
-        if member is None or t < self._declared_at.get(pid, t):
-            return None
-        return member
-
-    def _settle(self) -> None:
-        """Apply the recent network readings and joins that are now ``allowed_lateness_ms``
-        old (both span nothing: known time = ``ts_ms``).
-
-        One still to come is known at ``>= N - L`` (§9), so nothing can precede an event
-        before ``N - L`` any more but long events (segments, batches), and none of those can
-        reject it: only a ``session.end`` before it could, and one still to come ends at
-        ``>= N - L``. So a reading of a declared participant is accepted for good: its RTT
-        and loss go to the participant's (order-free) figures and to the floor sweep, which
-        keeps it in compact columns and applies it in time order when it gets there. A
-        participant's first join declares it now, ``max_segment_ms`` earlier than the final
-        horizon would, so its frames and segments go to its IPU builder as intervals instead
-        of waiting as events; events of its before the join are rejected as in canonical
-        order (:meth:`_member`). Later joins (a rejoin, a conflicting role) wait in the hold
-        with the leaves they follow. The live copy (horizon ``N - L``) would apply exactly
-        these events, so live numbers do not move.
-        """
-        before = self._known_max - self._config.allowed_lateness_ms
-        if self._recent_min >= before:  # nothing due (checked for most events)
-            return
-        recent = self._recent
-        self._recent = [entry for entry in recent if entry[0] >= before]
-        self._recent_min = min((entry[0] for entry in self._recent), default=_FAR)
-        for entry in sorted((entry for entry in recent if entry[0] < before),
-                            key=lambda entry: entry[:-2]):
-            event = entry[-1]
-            if isinstance(event, ParticipantJoin):
-                if event.participant_id in self._members:
-                    heapq.heappush(self._pending, entry)
-                else:
-                    self._apply(entry[-2], event)
-            else:
-                self._add_network(self._members[event.participant_id], event)
-
-    def _seq_ranges(self, participant_id: str) -> array[int]:
-        ranges = self._seqs.get(participant_id)
-        if ranges is None:
-            ranges = self._seqs[participant_id] = array("q")
-        return ranges
-
     def advance(self) -> None:
         """Process everything the current horizon makes final."""
         self._advance_to(self._horizon)
 
     def _advance_to(self, horizon: int) -> None:
         self._advanced = horizon
+        if self._state_hold:
+            self._release_state(horizon)
         pending = self._pending
         while pending and pending[0][0] < horizon:
             self._apply(*heapq.heappop(pending)[-2:])
         if self._sweep is None:
             return
+        if not self._speculative:
+            self._apply_state_early(horizon)
         config = self._config
         for member in self._members.values():
             if member.track is not None:
@@ -630,8 +421,10 @@ class SessionEngine:
             heapq.heappush(self._pending, entry)
         self._recent = []
         self._recent_min = _FAR
+        self._release_state(_FAR)
         while self._pending:
             self._apply(*heapq.heappop(self._pending)[-2:])
+            self._release_state(_FAR)  # a participant declared meanwhile moved its own
         self._finished = True
         if self._start_ts is None or self._sweep is None:
             raise SessionStateError("session.start", "never received for this session")
@@ -682,168 +475,6 @@ class SessionEngine:
             for key in [k for k, t in seen.items() if t < before]:
                 del seen[key]
 
-    # --- applying events in canonical order ------------------------------------------------
-
-    def _reject(self, event: Event, field: str, reason: str) -> None:
-        self.rejected += 1
-        error = ValidationError(f"{event.type}.{field}", reason)
-        self._out.append(Rejection(event, error, self._applying_tag))
-
-    def _apply(self, tag: Any, event: Event) -> None:
-        self._applying_tag = tag
-        if isinstance(event, SessionStart):
-            self._apply_start(event)
-            return
-        t = event_time(event)
-        field = start_field(event)
-        if self._start_ts is None:
-            self._reject(event, "session_id", "no session.start precedes this event")
-            return
-        if t < self._start_ts:
-            self._reject(event, field, f"{t} is before session.start ({self._start_ts})")
-            return
-        if self._end_applied:
-            self._reject(event, field, f"{t} is at or after session.end ({self._end_ts})")
-            return
-        if isinstance(event, SessionEnd):
-            self._end_applied = True
-            return
-        span = known_time(event) - t
-        if span > self._segment_ms:  # accepted before the session.start declaring the bound
-            self._reject(event, span_field(event),
-                         f"spans {span} ms, more than max_segment_ms={self._segment_ms}")
-            return
-        if isinstance(event, ParticipantJoin):
-            self._apply_join(event)
-            return
-        member = self._member(event.participant_id, t)
-        if member is None:
-            self._reject(event, "participant_id", "not declared by session.start or "
-                         "participant.join")
-            return
-        if isinstance(event, Activity):
-            self._add_frames(member, event)
-        elif isinstance(event, Speech):
-            member.segments = True
-            member.builder.add([(event.start_ms, event.end_ms)])
-        elif isinstance(event, Voice):
-            self._apply_voice(event, member)
-        elif isinstance(event, Levels):
-            self._apply_levels(event, member)
-        elif isinstance(event, Network):
-            self._add_network(member, event)
-        elif isinstance(event, ParticipantState):
-            self._apply_state(event, member)
-
-    def _add_network(self, member: Member, event: Network) -> None:
-        member.rtt.add(event.rtt_rounded_ms)
-        loss = -1.0
-        if event.loss_pct is not None:
-            loss = event.loss_pct
-            member.loss_sum += round(loss / LOSS_UNIT)
-            member.loss_n += 1
-        assert self._sweep is not None
-        self._sweep.push_network(
-            event.ts_ms, event.participant_id, event.round_trip_ms, event.rtt_rounded_ms, loss
-        )
-
-    def _add_frames(self, member: Member, event: Activity) -> None:
-        # Batches are deduplicated by seq, so their spans sum to the time covered (capped at
-        # D in the report should a source send overlapping batches).
-        member.covered_ms += event.end_ms - event.start_ms
-        member.frames = True
-        member.builder.add(event.voiced_runs(self._level_table))
-
-    def _track(self, member: Member, kind: type[VoiceTrack | LevelTrack],
-               event: Voice | Levels) -> VoiceTrack | LevelTrack | None:
-        """The participant's voice or levels track; ``None`` (event rejected) when the
-        participant already sends the other of the two (one state source per participant)."""
-        track = member.track
-        if track is None:
-            config = self._config
-            track = member.track = (
-                VoiceTrack() if kind is VoiceTrack
-                else LevelTrack(config.level_hold_ms, config.level_voiced_dbov))
-        elif not isinstance(track, kind):
-            self._reject(event, "type", f"participant {event.participant_id} already sends "
-                         f"{source_of(member)} events; one state source per participant (§1)")
-            return None
-        return track
-
-    def _apply_voice(self, event: Voice, member: Member) -> None:
-        track = self._track(member, VoiceTrack, event)
-        if not isinstance(track, VoiceTrack):
-            return
-        if event.speaking and self._exclusive and not track.speaking:
-            # A dominant-speaker source: an onset ends every other open segment (§1).
-            for other in self._members.values():
-                if other is not member and isinstance(other.track, VoiceTrack):
-                    other.builder.add(other.track.close(event.ts_ms))
-        member.builder.add(track.change(event.ts_ms, event.speaking))
-
-    def _apply_levels(self, event: Levels, member: Member) -> None:
-        track = self._track(member, LevelTrack, event)
-        if not isinstance(track, LevelTrack):
-            return
-        first = event.first_ms
-        if first <= track.last_ts:
-            self._reject(event, "samples[0][0]", f"{first} is not after the participant's "
-                         f"previous sample ({track.last_ts}): batches overlap")
-            return
-        member.builder.add(track.add(event))
-
-    def _apply_start(self, event: SessionStart) -> None:
-        if self._start_ts is not None:
-            self._reject(event, "ts_ms", f"session already started at {self._start_ts}")
-            return
-        self._start_ts = event.ts_ms
-        self._exclusive = event.exclusive
-        self.clinic_id = event.clinic_id
-        self._sweep = FloorSweep(self._config, event.ts_ms, self._tally, self._alerts, self._out)
-        for participant in event.participants:
-            self._declare(participant.participant_id, participant.role, event.ts_ms)
-
-    def _apply_join(self, event: ParticipantJoin) -> None:
-        member = self._members.get(event.participant_id)
-        if member is None:
-            self._declare(event.participant_id, event.role, event.ts_ms)
-        elif member.role != event.role:
-            self._reject(event, "role", f"participant already joined as {member.role}")
-        elif member.present_since < 0:  # rejoining after a leave
-            member.present_since = event.ts_ms
-            self._availability_changed(event.participant_id, member, event.ts_ms)
-
-    def _declare(self, pid: str, role: Role, ts: int) -> None:
-        member = Member(role, self._config)
-        member.present_since = ts
-        self._members[pid] = member
-        self._declared_at[pid] = ts
-        self._classifier.add_participant(pid)
-        assert self._sweep is not None
-        self._sweep.add_participant(pid, role)
-        self._sweep.push_available(ts, pid, True)
-
-    def _apply_state(self, event: ParticipantState, member: Member) -> None:
-        ts = event.ts_ms
-        before = member.available
-        if event.type == "participant.mute":
-            if member.muted_since < 0:
-                member.muted_since = ts
-        elif event.type == "participant.unmute":
-            if member.muted_since >= 0:
-                member.muted_ms += ts - member.muted_since
-                member.muted_since = -1
-        else:
-            close_presence(member, ts)
-        if event.type != "participant.unmute" and isinstance(member.track, VoiceTrack):
-            member.builder.add(member.track.close(ts))  # mute or leave ends a segment (§1)
-        if member.available != before:
-            self._availability_changed(event.participant_id, member, ts)
-
-    def _availability_changed(self, pid: str, member: Member, ts: int) -> None:
-        assert self._sweep is not None
-        self._sweep.push_available(ts, pid, member.available)
-
     # --- report ------------------------------------------------------------------------------
 
     def _report(self, duration: int, *, end: int, final: bool) -> dict[str, Any]:
@@ -863,4 +494,5 @@ class SessionEngine:
         )
 
 
-_STATE_SLOTS = tuple(name for name in SessionEngine.__slots__ if name != "_live")
+_STATE_SLOTS = tuple(name for name in (*CanonicalOrder.__slots__, *SessionEngine.__slots__)
+                     if name != "_live")
