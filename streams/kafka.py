@@ -12,10 +12,10 @@ on real Kafka those private attributes are left untouched.
    keeps one fetch in flight per broker, and a partition whose records the worker has just
    taken joins only the next request: it waits for the one in flight, up to the full wait
    when the partitions in it are quiet. On real Kafka with 2,000 live sessions
-   (bench/pipeline.py phase 5) Faust's 1,500 ms gave update latency p99 1,261 ms, 500 ms gave
-   263 ms. The wait is set from ``fetch_max_wait_ms`` when the consumer is created (aiokafka
-   reads it at ``start()``): 10 ms on the embedded broker, 500 ms on Kafka; ``None`` leaves
-   Faust's.
+   (bench/pipeline.py phase 5) Faust's 1,500 ms gave update latency p50 / p99 475 / 1,261 ms,
+   500 ms minutes later 222 / 833 ms. The wait is set from ``fetch_max_wait_ms`` when the
+   consumer is created (aiokafka reads it at ``start()``): 10 ms on the embedded broker,
+   500 ms on Kafka; ``None`` leaves Faust's.
 2. A step before every offset commit (``before_commit``): the pipeline writes its reports
    watermarks and waits until its table writes are acknowledged. The sessions themselves are
    written between commits, each once per checkpoint interval instead of once per batch

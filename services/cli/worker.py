@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BROKER = "kafka://localhost:9092"
 EMBEDDED_FETCH_WAIT_MS = 10
-KAFKA_FETCH_WAIT_MS = 500  # streams/kafka.py, point 1: Faust's 1,500 ms tripled p99 latency
+KAFKA_FETCH_WAIT_MS = 500  # streams/kafka.py, point 1: Faust's 1,500 ms doubled latency
 EMBEDDED_FETCH_INTERVAL_MS = 20  # streams/kafka.py, point 6
 
 
@@ -80,7 +80,7 @@ def register(subparsers: Any) -> None:
                         help="longest a fetch may wait for data (default: 10 on the embedded "
                              "broker, which holds every fetch this long; else 500: a partition "
                              "drained meanwhile waits for the fetch in flight, and Faust's "
-                             "own 1500 tripled p99 update latency on Kafka)")
+                             "own 1500 doubled update latency on Kafka)")
     parser.add_argument("--fetch-min-interval-ms", type=bounded_int(0), default=None, metavar="MS",
                         help="least time between two fetches from one broker (default: "
                              f"{EMBEDDED_FETCH_INTERVAL_MS} on the embedded broker, which "
