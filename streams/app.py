@@ -327,7 +327,8 @@ class Pipeline:
         # Faust sends a table change to the changelog partition (and RocksDB shard) of the
         # "current event", a context variable set only while a stream yields one event; a
         # take_events() batch body runs outside it, so it is set to an event of the key's
-        # own partition for the duration of the write.
+        # own partition for the duration of the write. Private (docs/streaming.md, override
+        # 9): without it Faust refuses the write (tests/kafka/test_unreadable_checkpoint.py).
         token = _current_event.set(weakref.ref(event))
         try:
             if value is None:
@@ -491,7 +492,8 @@ def stored_partition(table: Any, key: bytes) -> int | None:
     Reads private attributes of Faust's two stores (faust-streaming 0.15, pinned in
     pyproject.toml): the memory store records each recovered key's partition, the RocksDB
     store keeps one database per partition. Needed only for an entry that cannot be read,
-    whose state would otherwise say it."""
+    whose state would otherwise say it (docs/streaming.md, override 10;
+    tests/kafka/test_unreadable_checkpoint.py fails without it)."""
     store = table.data
     recovered = getattr(store, "_key_partition", None)
     if isinstance(recovered, Mapping):
