@@ -61,6 +61,7 @@ from models.events import (
     level_translation,
 )
 from models.floor import FloorSweep
+from models.held_runs import HeldRun
 from models.participants import Member, close_presence, quality_block
 from models.report import SessionTally, build_report
 from models.session_hold import CanonicalOrder
@@ -112,6 +113,9 @@ class SessionEngine(CanonicalOrder):
         # Voice, levels, mute, unmute, leave events and rejoins of declared participants, as
         # heap entries: applied at the state horizon (see _apply_state_early).
         self._state_hold: list[tuple[Any, ...]] = []
+        # Each participant's voice or levels events in arrival order, as one entry of the
+        # state hold (models/held_runs.py).
+        self._runs: dict[str, HeldRun] = {}
         # When each participant was declared (session.start or its first join): events of
         # theirs before it are rejected, as in canonical order (joins are applied early).
         self._declared_at: dict[str, int] = {}
@@ -348,7 +352,7 @@ class SessionEngine(CanonicalOrder):
             self._release_state(horizon)
         pending = self._pending
         while pending and pending[0][0] < horizon:
-            self._apply(*heapq.heappop(pending)[-2:])
+            self._apply_entry(pending, heapq.heappop(pending))
         if self._sweep is None:
             return
         if not self._speculative:
@@ -423,7 +427,7 @@ class SessionEngine(CanonicalOrder):
         self._recent_min = _FAR
         self._release_state(_FAR)
         while self._pending:
-            self._apply(*heapq.heappop(self._pending)[-2:])
+            self._apply_entry(self._pending, heapq.heappop(self._pending))
             self._release_state(_FAR)  # a participant declared meanwhile moved its own
         self._finished = True
         if self._start_ts is None or self._sweep is None:

@@ -34,6 +34,7 @@ from models.events import (
     Voice,
 )
 from models.floor import FloorSweep
+from models.held_runs import HeldRun, new_run
 from models.participants import LOSS_UNIT, Member, close_presence, source_of
 from models.report import SessionTally
 from models.sources import LevelTrack, VoiceTrack
@@ -61,6 +62,7 @@ class CanonicalOrder:
         "_pending",
         "_recent",
         "_recent_min",
+        "_runs",
         "_seen",
         "_segment_ms",
         "_seqs",
@@ -79,6 +81,7 @@ class CanonicalOrder:
     _recent: list[tuple[Any, ...]]
     _recent_min: int
     _state_hold: list[tuple[Any, ...]]
+    _runs: dict[str, HeldRun]
     _declared_at: dict[str, int]
     _seen: dict[tuple[Any, ...], int]
     _seqs: dict[str, array[int]]
@@ -137,10 +140,40 @@ class CanonicalOrder:
                 self._keep_recent((*key, None, event))
                 return
             if isinstance(event, ParticipantState):
-                tag = None  # as before: nothing but a later-arriving session.end rejects it
-            heapq.heappush(self._state_hold, (*key, tag, event))
+                # As before: nothing but a later-arriving session.end rejects it.
+                heapq.heappush(self._state_hold, (*key, None, event))
+            else:
+                self._hold_state(event, key, tag)
             return
         heapq.heappush(self._pending, (*key, tag, event))
+
+    def _hold_state(self, event: Voice | Levels, key: tuple[Any, ...], tag: Any) -> None:
+        """Hold a declared participant's ``voice`` or ``levels`` event for the state horizon:
+        in the participant's run when it follows the run's last event in canonical order
+        (models/held_runs.py: columns, a tenth of the memory), else on its own."""
+        runs = self._runs
+        run = runs.get(event.participant_id)
+        if run is not None and run.append(event, tag):
+            if len(run) == 1:  # the run was empty: it enters the heap under this event's key
+                heapq.heappush(self._state_hold, (*key, tag, run))
+            return
+        if run is None or not len(run):  # an empty run has no heap entry: replace it
+            run = runs[event.participant_id] = new_run(event, tag)
+            heapq.heappush(self._state_hold, (*key, tag, run))
+            return
+        heapq.heappush(self._state_hold, (*key, tag, event))
+
+    def _apply_entry(self, heap: list[tuple[Any, ...]], entry: tuple[Any, ...]) -> None:
+        """Apply a heap entry just popped from ``heap``: a run applies its first event and
+        re-enters ``heap`` under its next event's key (the order stays the canonical one)."""
+        item = entry[-1]
+        if isinstance(item, HeldRun):
+            tag, event = item.pop()
+            if len(item):
+                heapq.heappush(heap, item.head_entry())
+            self._apply(tag, event)
+        else:
+            self._apply(entry[-2], item)
 
     def _keep_recent(self, entry: tuple[Any, ...]) -> None:
         self._recent.append(entry)
@@ -181,7 +214,7 @@ class CanonicalOrder:
             return
         hold = self._state_hold
         while hold and hold[0][0] < early:
-            self._apply(*heapq.heappop(hold)[-2:])
+            self._apply_entry(hold, heapq.heappop(hold))
         for member in self._members.values():
             if member.track is not None:
                 member.builder.add(member.track.extend(early))

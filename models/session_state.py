@@ -10,13 +10,15 @@ reading sorts each one to where the engine holding it now would keep it.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from models.alerts import AlertTracker
 from models.backchannel import BackchannelClassifier
 from models.event_order import canonical_key
-from models.events import Levels, Network, ParticipantJoin, ParticipantState, Voice
+from models.events import Event, Levels, Network, ParticipantJoin, ParticipantState, Voice
 from models.floor import FloorSweep
+from models.held_runs import HeldRun
 from models.participants import Member
 from models.report import SessionTally
 from models.state_codec import (
@@ -51,11 +53,10 @@ def engine_to_state(engine: SessionEngine) -> dict[str, Any]:
         "step": engine._step,
         "out": [output_to_state(output) for output in engine._out],
         # Sorted by key (unique per event), so a valid heap again once keys are
-        # recomputed; recent network readings are held events like the others.
-        "pending": [[tag_to_state(entry[-2]), event_to_state(entry[-1])]
-                    for entry in sorted([*engine._pending, *engine._recent,
-                                         *engine._state_hold],
-                                        key=lambda entry: entry[:-2])],
+        # recomputed; recent network readings are held events like the others, and a run
+        # of voice or levels events (models/held_runs.py) is its events.
+        "pending": [[tag_to_state(tag), event_to_state(event)]
+                    for _, tag, event in sorted(_held(engine), key=lambda held: held[0])],
         "seen": [[list(key), known] for key, known in engine._seen.items()],
         "seqs": [[pid, ranges.tobytes()] for pid, ranges in engine._seqs.items()],
         "known_max": engine._known_max,
@@ -135,10 +136,24 @@ def engine_from_state(cls: type[SessionEngine], state: dict[str, Any]) -> Sessio
         elif (isinstance(event, Voice | Levels | ParticipantState) and start_ts is not None
               and entry[0] >= start_ts
               and engine._member(event.participant_id, entry[0]) is not None):
-            engine._state_hold.append(entry)
+            if isinstance(event, ParticipantState):
+                engine._state_hold.append(entry)
+            else:  # in key order: runs take them as the engine that wrote them held them
+                engine._hold_state(event, entry[:-2], entry[-2])
         else:
             engine._pending.append(entry)
     heapq.heapify(engine._pending)
     heapq.heapify(engine._state_hold)
     engine._settle()
     return engine
+
+
+def _held(engine: SessionEngine) -> Iterator[tuple[tuple[Any, ...], Any, Event]]:
+    """Every held event as (canonical key, tag, event), runs expanded."""
+    for entry in (*engine._pending, *engine._recent, *engine._state_hold):
+        item = entry[-1]
+        if isinstance(item, HeldRun):
+            for tag, event in item.items():
+                yield canonical_key(event), tag, event
+        else:
+            yield entry[:-2], entry[-2], item

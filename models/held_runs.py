@@ -1,0 +1,229 @@
+"""A participant's held ``voice`` or ``levels`` events as one compact run (METRICS.md §1, §9).
+
+The session engine holds every state event until the state horizon, ``allowed_lateness_ms``
++ 60 s behind the newest input (models/session_hold.py), to apply it in canonical order. As
+Python objects a held event costs about 200 bytes (``voice``) to 400 bytes (a ``levels`` batch
+of ten samples): a levels source held 65 s of them, most of a session's memory. Sources send
+a participant's events in time order, so a run keeps those that arrive after the previous
+one in canonical order as columns instead:
+
+- ``voice``: 8 bytes of time and 1 byte of state per event;
+- ``levels``: per batch its first sample's time (8 bytes) and sample count (2); per sample its
+  offset from the batch's first sample (2 bytes: a batch spans at most 60 s) and its -dBov (1).
+
+A run takes part in the engine's canonical order as one heap entry, the entry its first event
+would have (:meth:`HeldRun.head_entry`, the same key), so the heaps still merge every held
+event by key: applying the head (:meth:`HeldRun.pop`) gives back the event exactly as it was
+parsed, and the run re-enters the heap it came from under its next event's key. An event that
+does not follow the run's last one (out of order, a tie, another scale) is held on its own as
+before, so order, duplicates and rejections are what they were. Tags (what the caller passed
+to ``ingest``: a line number, a Kafka record) are kept per event only when one is given.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from collections.abc import Iterator
+from typing import Any
+
+from models.event_order import canonical_key
+from models.events import MAX_BATCH_MS, Event, Levels, LevelScale, Voice
+
+# Applied events are dropped from the columns once there are 32 of them and they are a
+# quarter of the run: the columns then hold at most a third more than what still waits, and
+# each event is moved about three times on average (arrays shrink when a prefix is deleted).
+_COMPACT_AFTER = 32
+_OFFSET_LIMIT = 0xFFFF  # offsets within a batch are 2-byte unsigned
+
+assert MAX_BATCH_MS <= _OFFSET_LIMIT, "a batch's sample offsets must fit the 'H' column"
+
+
+class HeldRun:
+    """Events of one participant and kind, in canonical order, not yet applied."""
+
+    __slots__ = ("_head", "_tags", "participant_id", "session_id")
+
+    def __init__(self, session_id: str, participant_id: str) -> None:
+        self.session_id = session_id
+        self.participant_id = participant_id
+        self._head = 0  # index of the next event to apply
+        self._tags: list[Any] | None = None  # per event, once one is not None
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def head(self) -> Event:
+        """The next event to apply (the run is not empty)."""
+        raise NotImplementedError
+
+    def append(self, event: Event, tag: Any) -> bool:
+        """Keep ``event`` at the run's end if it follows the last one in canonical order and
+        fits the columns; ``False`` (nothing changed) otherwise."""
+        raise NotImplementedError
+
+    def _advance(self) -> None:
+        raise NotImplementedError
+
+    def head_entry(self) -> tuple[Any, ...]:
+        """The heap entry standing for the run: the head event's key, its tag, the run."""
+        return (*canonical_key(self.head()), self._tag(self._head), self)
+
+    def pop(self) -> tuple[Any, Event]:
+        """The next event and its tag, removed from the run."""
+        event = self.head()
+        tag = self._tag(self._head)
+        self._advance()
+        return tag, event
+
+    def items(self) -> Iterator[tuple[Any, Event]]:
+        """Every event not yet applied, with its tag, in order (checkpoints)."""
+        copy = self._copy()
+        while len(copy):
+            yield copy.pop()
+
+    def _copy(self) -> HeldRun:
+        raise NotImplementedError
+
+    def _tag(self, index: int) -> Any:
+        return None if self._tags is None else self._tags[index]
+
+    def _keep_tag(self, tag: Any, count: int) -> None:
+        """Record the tag of the event just appended as number ``count`` (from 0)."""
+        if self._tags is not None:
+            self._tags.append(tag)
+        elif tag is not None:
+            self._tags = [None] * count + [tag]
+
+
+class VoiceRun(HeldRun):
+    """A participant's held speaking-state changes: ``ts_ms`` and ``speaking`` columns."""
+
+    __slots__ = ("_speaking", "_times")
+
+    def __init__(self, session_id: str, participant_id: str) -> None:
+        super().__init__(session_id, participant_id)
+        self._times = array("q")
+        self._speaking = array("B")
+
+    def __len__(self) -> int:
+        return len(self._times) - self._head
+
+    def head(self) -> Voice:
+        i = self._head
+        return Voice(self.session_id, self.participant_id, self._times[i],
+                     bool(self._speaking[i]))
+
+    def append(self, event: Event, tag: Any) -> bool:
+        if not isinstance(event, Voice) or event.participant_id != self.participant_id:
+            return False
+        times = self._times
+        if len(times) > self._head:  # keys (ts_ms, rank, pid, speaking): strictly after
+            last = (times[-1], bool(self._speaking[-1]))
+            if (event.ts_ms, event.speaking) <= last:
+                return False
+        times.append(event.ts_ms)
+        self._speaking.append(event.speaking)
+        self._keep_tag(tag, len(times) - 1)
+        return True
+
+    def _advance(self) -> None:
+        self._head += 1
+        head = self._head
+        if head >= _COMPACT_AFTER and 4 * head >= len(self._times):
+            del self._times[:head], self._speaking[:head]
+            if self._tags is not None:
+                del self._tags[:head]
+            self._head = 0
+
+    def _copy(self) -> VoiceRun:
+        run = VoiceRun(self.session_id, self.participant_id)
+        run._times, run._speaking = array("q", self._times), array("B", self._speaking)
+        run._tags = None if self._tags is None else list(self._tags)
+        run._head = self._head
+        return run
+
+
+class LevelRun(HeldRun):
+    """A participant's held level batches of one scale, as columns (see the module
+    docstring)."""
+
+    __slots__ = ("_counts", "_dbov", "_firsts", "_offsets", "_sample", "scale")
+
+    def __init__(self, session_id: str, participant_id: str, scale: LevelScale) -> None:
+        super().__init__(session_id, participant_id)
+        self.scale = scale
+        self._firsts = array("q")  # per batch: its first sample's time
+        self._counts = array("H")  # per batch: its number of samples (<= 6,000)
+        self._offsets = array("H")  # per sample after a batch's first: ms after that first
+        self._dbov = array("B")  # per sample: its level in -dBov
+        self._sample = 0  # index in _dbov of the head batch's first sample
+
+    def __len__(self) -> int:
+        return len(self._firsts) - self._head
+
+    def head(self) -> Levels:
+        i, s = self._head, self._sample
+        first, count = self._firsts[i], self._counts[i]
+        offsets = self._offsets[s - i: s - i + count - 1]  # batch j has count_j - 1 offsets
+        times = array("q", [first])
+        times.extend(first + offset for offset in offsets)
+        return Levels(self.session_id, self.participant_id, self.scale, times.tobytes(),
+                      self._dbov[s: s + count].tobytes())
+
+    def append(self, event: Event, tag: Any) -> bool:
+        if (not isinstance(event, Levels) or event.participant_id != self.participant_id
+                or event.scale != self.scale):
+            return False
+        first = event.first_ms
+        # Keys (first_ms, rank, pid, times, dbov): strictly after when the first sample is
+        # later; a tie on it (an overlapping batch, to be rejected) is held on its own.
+        if len(self._firsts) > self._head and first <= self._firsts[-1]:
+            return False
+        times = event.sample_times()
+        if times[-1] - first > _OFFSET_LIMIT:  # cannot happen for a validated batch
+            return False
+        self._firsts.append(first)
+        self._counts.append(len(times))
+        self._offsets.extend(ts - first for ts in times[1:])
+        self._dbov.frombytes(event.dbov)
+        self._keep_tag(tag, len(self._firsts) - 1)
+        return True
+
+    def _advance(self) -> None:
+        count = self._counts[self._head]
+        self._head += 1
+        self._sample += count
+        head = self._head
+        if head >= _COMPACT_AFTER and 4 * head >= len(self._firsts):
+            sample = self._sample
+            del self._firsts[:head], self._counts[:head]
+            del self._offsets[:sample - head], self._dbov[:sample]
+            if self._tags is not None:
+                del self._tags[:head]
+            self._head = self._sample = 0
+
+    def _copy(self) -> LevelRun:
+        run = LevelRun(self.session_id, self.participant_id, self.scale)
+        run._firsts, run._counts = array("q", self._firsts), array("H", self._counts)
+        run._offsets, run._dbov = array("H", self._offsets), array("B", self._dbov)
+        run._tags = None if self._tags is None else list(self._tags)
+        run._head, run._sample = self._head, self._sample
+        return run
+
+
+def new_run(event: Voice | Levels, tag: Any) -> HeldRun:
+    """A run holding ``event`` alone."""
+    run: HeldRun = (VoiceRun(event.session_id, event.participant_id) if isinstance(event, Voice)
+                    else LevelRun(event.session_id, event.participant_id, event.scale))
+    appended = run.append(event, tag)
+    assert appended, "an empty run takes any event of its kind"
+    return run
+
+
+def run_bytes(run: HeldRun) -> int:
+    """Bytes the run's columns occupy (benchmarks and tests)."""
+    if isinstance(run, VoiceRun):
+        return sys.getsizeof(run._times) + sys.getsizeof(run._speaking)
+    assert isinstance(run, LevelRun)
+    return sum(map(sys.getsizeof, (run._firsts, run._counts, run._offsets, run._dbov)))

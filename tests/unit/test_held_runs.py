@@ -1,0 +1,142 @@
+"""A participant's held ``voice`` and ``levels`` events as compact runs (issue 14 point 4:
+memory of sessions whose platforms send speaking states or level samples).
+
+A run must give back every event and tag exactly as it was parsed and take part in the
+canonical order (METRICS.md §9) as the events would on their own; these tests pin that, and
+the memory it saves, against the engine's own behaviour.
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from typing import Any
+
+from enginekit import end, levels, start, voice
+from test_level_hold import HeldUntilFinal, _batches
+
+from models import checkpoint
+from models.classified import Rejection
+from models.event_order import canonical_key
+from models.events import Levels, Voice, parse_event
+from models.held_runs import LevelRun, VoiceRun, new_run
+from models.session import SessionEngine
+
+SID = "s1"  # enginekit's session
+
+
+def _level_batch(pid: str, first: int, count: int, step: int = 37) -> Levels:
+    event = parse_event(levels(pid, [(first + i * step, (first // 7 + i * 13) % 128)
+                                     for i in range(count)]))
+    assert isinstance(event, Levels)
+    return event
+
+
+def _voice(pid: str, ts: int, speaking: bool) -> Voice:
+    event = parse_event(voice(pid, ts, speaking))
+    assert isinstance(event, Voice)
+    return event
+
+
+def test_a_run_gives_back_every_event_and_tag_as_parsed_in_order() -> None:
+    """100 batches of 1-40 samples (and 100 voice changes), tags on some: popping gives the
+    same events and tags, in order, each under its own canonical key, also after the
+    columns were shifted down (every 32 applied) and with events appended meanwhile."""
+    batches = [_level_batch("c", 1_000 * i, 1 + i % 40) for i in range(100)]
+    changes = [_voice("c", 500 * i, i % 3 != 0) for i in range(100)]
+    for events in (batches, changes):
+        tags = [i if i % 4 else None for i in range(len(events))]
+        run = new_run(events[0], tags[0])
+        for event, tag in zip(events[1:50], tags[1:50], strict=True):
+            assert run.append(event, tag)
+        popped = []
+        for i in range(len(events)):
+            if i < 50:
+                assert run.append(events[50 + i], tags[50 + i])
+            entry = run.head_entry()
+            assert entry[:-2] == canonical_key(events[i]) and entry[-1] is run
+            popped.append(run.pop())
+        assert popped == list(zip(tags, events, strict=True))
+        assert len(run) == 0
+
+
+def test_a_run_refuses_an_event_that_does_not_follow_its_last_one() -> None:
+    """Out of order, a tie on the first sample (an overlap, rejected later in canonical
+    order), another scale, participant or kind: refused, and the run unchanged."""
+    run = new_run(_level_batch("c", 5_000, 10), None)
+    assert isinstance(run, LevelRun)
+    refused = [_level_batch("c", 4_000, 3), _level_batch("c", 5_000, 2),
+               _level_batch("t", 9_000, 3), _voice("c", 9_000, True),
+               parse_event(levels("c", [(9_000, 0.5)], scale="linear"))]
+    for event in refused:
+        assert not run.append(event, None)
+    assert [event for _, event in run.items()] == [_level_batch("c", 5_000, 10)]
+    changes = new_run(_voice("c", 1_000, True), None)
+    assert isinstance(changes, VoiceRun)
+    assert not changes.append(_voice("c", 1_000, True), None)  # a duplicate key
+    assert not changes.append(_voice("c", 999, False), None)
+    assert not changes.append(_voice("c", 1_000, False), None)  # keys order False first
+    assert changes.append(_voice("c", 1_001, False), 7)
+    assert [tag for tag, _ in changes.items()] == [None, 7]
+
+
+def _feed(engine: SessionEngine, events: list[dict[str, Any]], tags: bool = True,
+          restore_at: int = -1) -> tuple[SessionEngine, list[Any]]:
+    outputs: list[Any] = []
+    for line, raw in enumerate(events, 1):
+        if line == restore_at:
+            engine = checkpoint.load(checkpoint.dump(engine))
+        engine.ingest(parse_event(raw), line if tags else None)
+        outputs += engine.drain()
+    return engine, outputs
+
+
+def test_a_batch_rejected_from_inside_a_run_names_its_own_line() -> None:
+    """The client's batches arrive in order and wait in one run; a batch sent late (held on
+    its own) precedes one of them in canonical order and overlaps it, so the run's batch is
+    the one rejected, when its turn comes, with the line it came on: also when the session
+    was checkpointed and restored while both waited."""
+    events = [start()]
+    events += [raw for pair in zip(_batches("t", 0, 120_000), _batches("c", 0, 120_000),
+                                   strict=True) for raw in pair]
+    # 50.99-51.5 s: after the client's 50-51 s batch (samples to 50.98 s), so it is applied,
+    # and overlapping the 51-52 s batch, which was already in the run when this one came.
+    late = levels("c", [(50_990, 127), (51_500, 10)])
+    events.insert(next(i for i, raw in enumerate(events)
+                       if raw["type"] == "levels" and raw["samples"][-1][0] >= 55_000), late)
+    events.append(end(120_000))
+    for restore_at in (-1, next(i for i, raw in enumerate(events, 1) if raw is late) + 1):
+        engine, outputs = _feed(SessionEngine(SID), events, restore_at=restore_at)
+        report = engine.finish()
+        outputs += engine.drain()
+        rejections = [o for o in outputs if isinstance(o, Rejection)]
+        line = 1 + next(i for i, raw in enumerate(events) if raw["type"] == "levels"
+                        and raw["participant_id"] == "c" and raw["samples"][0][0] == 51_000)
+        assert [(r.event.first_ms, r.tag) for r in rejections] == [(51_000, line)]
+        assert "overlap" in str(rejections[0].error)
+        reference, _ = _feed(HeldUntilFinal(SID), events)
+        assert report == reference.finish()
+
+
+def test_a_levels_source_holds_three_bytes_a_sample() -> None:
+    """Memory: 3 minutes of two participants' 20 ms level samples in 1 s batches, in order.
+    The engine holds the last ``allowed_lateness_ms`` + 60 s of them (6,500 samples) in
+    about 3 bytes each (2 of time, 1 of level); as events they took about 90 KiB. The whole
+    engine stays under issue 14's 48 KiB per session."""
+    events = [start()]
+    events += [raw for pair in zip(_batches("t", 0, 180_000), _batches("c", 0, 180_000),
+                                   strict=True) for raw in pair]
+    parsed = [parse_event(raw) for raw in events]
+    gc.collect()
+    tracemalloc.start()
+    engine = SessionEngine(SID)
+    for event in parsed:
+        engine.ingest(event)
+    del parsed
+    gc.collect()
+    size, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    held = [e for e in engine.to_state()["pending"] if e[1][0] == "levels"]
+    assert len(held) >= 2 * 65
+    assert len(engine._state_hold) <= 2  # one run per participant
+    assert size < 48 * 1024, size
