@@ -42,13 +42,14 @@ assert MAX_BATCH_MS <= _OFFSET_LIMIT, "a batch's sample offsets must fit the 'H'
 class HeldRun:
     """Events of one participant and kind, in canonical order, not yet applied."""
 
-    __slots__ = ("_head", "_tags", "participant_id", "session_id")
+    __slots__ = ("_head", "_next", "_tags", "participant_id", "session_id")
 
     def __init__(self, session_id: str, participant_id: str) -> None:
         self.session_id = session_id
         self.participant_id = participant_id
         self._head = 0  # index of the next event to apply
         self._tags: list[Any] | None = None  # per event, once one is not None
+        self._next: Event | None = None  # the head, once built by head_entry (for pop)
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -67,11 +68,13 @@ class HeldRun:
 
     def head_entry(self) -> tuple[Any, ...]:
         """The heap entry standing for the run: the head event's key, its tag, the run."""
-        return (*canonical_key(self.head()), self._tag(self._head), self)
+        self._next = event = self.head()
+        return (*canonical_key(event), self._tag(self._head), self)
 
     def pop(self) -> tuple[Any, Event]:
         """The next event and its tag, removed from the run."""
-        event = self.head()
+        event = self._next or self.head()
+        self._next = None
         tag = self._tag(self._head)
         self._advance()
         return tag, event
