@@ -30,7 +30,9 @@ when installed, else ``rapport``; the line above the tables says which), ``rappo
 16-bit PCM, a fresh instance per clip), ``silero-vad`` (the model as its authors use it,
 offline: window probabilities through ``get_speech_timestamps``' rules, threshold 0.5, 250 ms
 minimum speech, 100 ms minimum silence, 30 ms padding; ported here because the ``silero_vad``
-package imports torch). Install the comparison with ``pip install -e '.[bench]'`` and ``pip
+package imports torch), and ``ten-vad`` when importable (TEN VAD as its examples run it:
+bench/vad_ten.py; not a Rapport dependency, README "Also tried"; never one of issue 17's
+rivals in the verdicts). Install the comparison with ``pip install -e '.[bench]'`` and ``pip
 install --no-deps silero-vad`` (its metadata asks for torch, never needed here); missing ones
 are skipped with a note. Rapport's VADs run as the ingest runs them, one 1 s batch per call.
 
@@ -195,6 +197,28 @@ def silero_upstream_detector() -> Detector | None:
     return detect
 
 
+def ten_detector() -> Detector | None:
+    """TEN VAD (``ten-vad``, not a Rapport dependency: README, "Also tried") as its examples
+    run it: 256-sample hops of 16-bit PCM, speech where the probability is at least 0.5, a
+    fresh instance per clip; each 20 ms frame takes the hop holding its last sample."""
+    try:
+        from ten_vad import TenVad
+        TenVad(256, 0.5)  # loads the native library (it needs the system's libc++1)
+    except (ImportError, OSError):
+        return None
+    hop = 256
+
+    def detect(audio: np.ndarray) -> str:
+        vad = TenVad(hop, 0.5)
+        pcm = np.clip(audio * 32768, -32768, 32767).astype(np.int16)
+        flags = [vad.process(pcm[i:i + hop])[1] for i in range(0, len(pcm) - hop + 1, hop)]
+        frames = len(pcm) // (SR // 50)
+        at = [min(((f + 1) * (SR // 50) - 1) // hop, len(flags) - 1) for f in range(frames)]
+        return "".join("1" if flags[k] == 1 else "0" for k in at) if flags else "0" * frames
+
+    return detect
+
+
 def backend_detector(backend: VadBackend) -> Detector:
     """A backend's VAD as the ingest runs it: a fresh one per clip, one 1 s batch per call."""
 
@@ -225,6 +249,12 @@ def detectors() -> tuple[dict[str, Detector], list[str]]:
             missing.append("webrtcvad: pip install -e '.[bench]' (webrtcvad-wheels)")
             break
         found[f"webrtcvad-{mode}"] = webrtc
+    ten = ten_detector()
+    if ten is None:
+        missing.append("ten-vad (optional, for comparison): pip install --no-deps ten-vad, "
+                       "apt-get install libc++1")
+    else:
+        found["ten-vad"] = ten
     return found, missing
 
 
