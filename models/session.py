@@ -475,9 +475,10 @@ class SessionEngine(CanonicalOrder):
 
     def _prune_seen(self, before: int) -> None:
         seen = self._seen
-        if seen:
-            for key in [k for k, t in seen.items() if t < before]:
-                del seen[key]
+        if seen and min(seen.values()) < before:
+            # Rebuilt rather than deleted from: a dict never shrinks on deletion, so it would
+            # keep the size of the busiest stretch (memory per session).
+            self._seen = {k: t for k, t in seen.items() if t >= before}
 
     # --- report ------------------------------------------------------------------------------
 
