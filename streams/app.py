@@ -55,6 +55,7 @@ from models.topics import DEFAULT_APP_ID, DEFAULT_PARTITIONS, KEY_SEPARATOR, SES
 from streams import full_collections, kafka, metrics
 from streams.broker_probe import BrokerProbe
 from streams.kafka_security import KafkaSecurity
+from streams.lean_faust import QuietMonitor, RawBytes
 from streams.report_log import ReportLog, watermark_key, watermark_partition
 
 log = logging.getLogger(__name__)
@@ -534,12 +535,15 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
         web_port=config.web_port or 6066,
         web_bind=config.web_host,
         web_host=config.web_host,
+        # Faust's per-record statistics feed only its /stats pages (streams/lean_faust.py).
+        Monitor=QuietMonitor,
     )
     topics = config.topics
 
     def topic(name: str) -> Any:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw", partitions=config.partitions)
+        # Keys and values are bytes, passed through without Faust's codec registry
+        # (streams/lean_faust.py).
+        return app.topic(name, schema=RawBytes(), partitions=config.partitions)
 
     events = topic(topics.events)
     outputs = {role: topic(name) for role, name in topics.outputs().items()}
