@@ -63,3 +63,14 @@ def test_the_monitor_skips_per_record_statistics_and_keeps_commits(app: Any) -> 
     monitor.on_tp_commit({tp: 18})
     monitor.track_tp_end_offset(tp, 40)
     assert monitor.tp_committed_offsets[tp] == 18 and monitor.tp_end_offsets[tp] == 40
+
+
+@pytest.mark.parametrize("size", [None, 5_000])
+def test_the_stream_buffer_holds_what_a_fetch_brings(tmp_path: Any, size: int | None) -> None:
+    # Faust's default (4,096) is overfilled by one fetch on real Kafka (1 MB per partition),
+    # which pauses the partitions and makes the fetch loop sleep a second (streams/app.py).
+    settings = {} if size is None else {"stream_buffer_max": size}
+    worker_app, _ = build_app(WorkerConfig(data_dir=str(tmp_path), **settings))
+    agent = next(iter(worker_app.agents.values()))
+    queue = agent.channel.clone().queue
+    assert worker_app.conf.stream_buffer_maxsize == queue.maxsize == (size or 16_384)
