@@ -109,6 +109,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def runnable_seconds(pid: int) -> float:
+    """How long the process's main thread has waited, runnable, for a CPU (the kernel's
+    schedstat; 0 where unavailable): on a shared machine, the time others' work took from it."""
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 Record = tuple[bytes, bytes]  # key, value
 
 
@@ -304,6 +313,7 @@ async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
             produced = produced_at_warmup = 0
             behind = 0.0
             cpu_at_warmup: float | None = None
+            waited_at_warmup = 0.0
             for at, records, events in load:
                 delay = started + at - time.time()
                 if delay > 0:
@@ -312,12 +322,14 @@ async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
                     behind = max(behind, -delay)
                 if cpu_at_warmup is None and time.time() >= measure_from:
                     cpu_at_warmup, produced_at_warmup = cpu_seconds(pid), produced
+                    waited_at_warmup = runnable_seconds(pid)
                 for key, value in records:
                     await producer.send(TOPICS.events, value, key=key)
                 produced += events
             await producer.flush()
             elapsed = time.time() - measure_from
             cpu = cpu_seconds(pid) - (cpu_at_warmup or 0.0)
+            waited = runnable_seconds(pid) - waited_at_warmup
             await asyncio.sleep(2)
             stop.set()
             await reader
@@ -334,6 +346,7 @@ async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
         "p99_ms": float(np.percentile(values, 99)),
         "max_ms": float(values.max()),
         "cpu_share": cpu / elapsed,
+        "cpu_wait_share": waited / elapsed,
         "lag": float(produced - consumed_total),
         "producer_behind_ms": behind * 1000,
     }
@@ -400,7 +413,8 @@ def realtime_phase(load: list[tuple[float, list[Record], int]], args: argparse.N
           f"(first {args.warmup:.0f} s excluded): {result['events_per_s']:,.0f} events/s in, "
           f"{result['updates']:,.0f} quality updates; update latency p50 "
           f"{result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, max "
-          f"{result['max_ms']:.0f} ms; worker CPU {result['cpu_share']:.0%} of one core; "
+          f"{result['max_ms']:.0f} ms; worker CPU {result['cpu_share']:.0%} of one core, its "
+          f"main thread waiting for a CPU {result['cpu_wait_share']:.0%} of the time; "
           f"lag at end {result['lag']:,.0f} events; producer at most "
           f"{result['producer_behind_ms']:.0f} ms behind schedule")
     return result
