@@ -21,7 +21,8 @@ broker each:
    of one moment per record; latency from each input record's timestamp to the moment the
    quality update it triggered is consumed from rapport.quality (the engine's deliberate
    look-ahead is thereby excluded: the update is measured from the input that made it
-   decidable), p50/p99 after a warm-up (target p99 < 500 ms), plus the worker's CPU use and
+   decidable), p50/p99 after a warm-up (target p99 < 500 ms), plus the worker's CPU use, how
+   long its main thread waited for a CPU (a shared machine's other work), and
    whether it kept up.
 
 Rates 2-4 come from polling each worker's ``rapport_events_consumed_total`` every 100 ms (first
