@@ -21,7 +21,8 @@ broker each:
    of one moment per record; latency from each input record's timestamp to the moment the
    quality update it triggered is consumed from rapport.quality (the engine's deliberate
    look-ahead is thereby excluded: the update is measured from the input that made it
-   decidable), p50/p99 after a warm-up (target p99 < 500 ms), plus the worker's CPU use and
+   decidable), p50/p99 after a warm-up (target p99 < 500 ms), plus the worker's CPU use, how
+   long its main thread waited for a CPU (a shared machine's other work), and
    whether it kept up.
 
 Rates 2-4 come from polling each worker's ``rapport_events_consumed_total`` every 100 ms (first
@@ -107,6 +108,15 @@ def metric(port: int, name: str) -> float:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def runnable_seconds(pid: int) -> float:
+    """How long the process's main thread has waited, runnable, for a CPU (the kernel's
+    schedstat; 0 where unavailable): on a shared machine, the time others' work took from it."""
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 Record = tuple[bytes, bytes]  # key, value
@@ -304,6 +314,7 @@ async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
             produced = produced_at_warmup = 0
             behind = 0.0
             cpu_at_warmup: float | None = None
+            waited_at_warmup = 0.0
             for at, records, events in load:
                 delay = started + at - time.time()
                 if delay > 0:
@@ -312,12 +323,14 @@ async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
                     behind = max(behind, -delay)
                 if cpu_at_warmup is None and time.time() >= measure_from:
                     cpu_at_warmup, produced_at_warmup = cpu_seconds(pid), produced
+                    waited_at_warmup = runnable_seconds(pid)
                 for key, value in records:
                     await producer.send(TOPICS.events, value, key=key)
                 produced += events
             await producer.flush()
             elapsed = time.time() - measure_from
             cpu = cpu_seconds(pid) - (cpu_at_warmup or 0.0)
+            waited = runnable_seconds(pid) - waited_at_warmup
             await asyncio.sleep(2)
             stop.set()
             await reader
@@ -334,6 +347,7 @@ async def realtime(bootstrap: str, load: list[tuple[float, list[Record], int]],
         "p99_ms": float(np.percentile(values, 99)),
         "max_ms": float(values.max()),
         "cpu_share": cpu / elapsed,
+        "cpu_wait_share": waited / elapsed,
         "lag": float(produced - consumed_total),
         "producer_behind_ms": behind * 1000,
     }
@@ -400,7 +414,8 @@ def realtime_phase(load: list[tuple[float, list[Record], int]], args: argparse.N
           f"(first {args.warmup:.0f} s excluded): {result['events_per_s']:,.0f} events/s in, "
           f"{result['updates']:,.0f} quality updates; update latency p50 "
           f"{result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, max "
-          f"{result['max_ms']:.0f} ms; worker CPU {result['cpu_share']:.0%} of one core; "
+          f"{result['max_ms']:.0f} ms; worker CPU {result['cpu_share']:.0%} of one core, its "
+          f"main thread waiting for a CPU {result['cpu_wait_share']:.0%} of the time; "
           f"lag at end {result['lag']:,.0f} events; producer at most "
           f"{result['producer_behind_ms']:.0f} ms behind schedule")
     return result

@@ -202,8 +202,13 @@ def server_properties(node: Node, nodes: Sequence[Node], data: Path,
 
 def new_cluster_id() -> str:
     """A Kafka cluster id: a random UUID, URL-safe base64 without padding (as
-    ``kafka-storage random-uuid`` prints it)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    ``kafka-storage random-uuid`` prints it), never starting with ``-``: kafka-storage would
+    read such an id as an option ("argument --cluster-id/-t: expected one argument"), one
+    start in 64; Kafka's own ``Uuid.randomUuid`` draws again for the same reason."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def die_with_parent() -> None:

@@ -68,6 +68,10 @@ def register(subparsers: Any) -> None:
                              "in containers)")
     parser.add_argument("--batch-max", type=int, default=2000, metavar="N",
                         help="records per micro-batch at most (default: %(default)s)")
+    parser.add_argument("--stream-buffer", type=bounded_int(1), default=16_384, metavar="N",
+                        help="records the worker's stream may hold before Faust pauses their "
+                             "partitions in the fetch; a smaller buffer than one fetch brings "
+                             "makes a worker that catches up stall (default: %(default)s)")
     parser.add_argument("--batch-window-ms", type=int, default=50, metavar="MS",
                         help="process a partial batch after this long (default: %(default)s)")
     parser.add_argument("--idle-timeout-s", type=float, default=None, metavar="S",
@@ -142,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         web_port=args.web_port,
         web_host=args.web_host,
         batch_max=args.batch_max,
+        stream_buffer_max=args.stream_buffer,
         batch_window_s=args.batch_window_ms / 1000,
         fetch_max_wait_ms=args.fetch_max_wait_ms if args.fetch_max_wait_ms is not None
         else EMBEDDED_FETCH_WAIT_MS if embedded else KAFKA_FETCH_WAIT_MS,

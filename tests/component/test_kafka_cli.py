@@ -102,3 +102,16 @@ def test_missing_java_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
     assert main(["kafka", "--data", str(tmp_path / "data")]) == 1
     assert "Java not found" in capsys.readouterr().err
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # kafka-storage format reads "--cluster-id -Abc..." as a missing argument (seen in
+    # bench/pipeline.py, one broker start in 64): an id starting with "-" is drawn again.
+    import uuid
+
+    from services import kafka_cluster
+
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x04" + bytes(15))])
+    monkeypatch.setattr(kafka_cluster.uuid, "uuid4", lambda: next(draws))
+    cluster_id = kafka_cluster.new_cluster_id()
+    assert not cluster_id.startswith("-") and len(cluster_id) == 22
