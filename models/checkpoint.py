@@ -9,7 +9,9 @@ checkpoint does not depend on class layouts and a format change is a deliberate 
 
 **Format** (version :data:`FORMAT_VERSION`)::
 
-    b"RPT"  version (1 byte)  flags (1 byte)  CRC-32 of the body (4 bytes, big-endian)  body
+    b"RPT"  version (1 byte)  flags (1 byte)  CRC-32 (4 bytes, big-endian)  body
+
+The CRC covers version, flags and body (format 5; the body only before).
 
 ``flags`` bit 0 set: the body is zlib-compressed (level 1: a quarter of the raw size at a
 third of level 6's time). The CRC makes any corruption a :class:`CheckpointError`, never a
@@ -34,6 +36,13 @@ series); both are refused. 3: this codec. 4 (issue 14 point 4): the engine's sta
 ``declared_at`` (when each participant was declared: joins now apply ``allowed_lateness_ms``
 after their time instead of at the final horizon); version 3 is still read (:data:`READS`),
 its members needing no such time (their joins were applied before any event still to come).
+5 (issue 14 point 4, memory of speaking-state and level sources): the engine's state adds
+``runs``, each participant's held ``voice`` or ``levels`` events as the columns the engine
+keeps them in (models/held_runs.py: a level sample in 3 bytes instead of 9), and remembers
+a ``levels`` batch for deduplication by an 8-byte digest of its samples instead of the
+samples (models/event_order.py, ``dedupe_key``), and its CRC covers the version and flags
+bytes too; versions 3 and 4 are still read, their held events taken into runs and their
+batch keys digested as they load.
 
 Size and time against the version-2 pickle (simulated sessions; ``tests/unit/test_checkpoint.py``
 checks the size ratio): 50 minutes in, frames 10 KB against 39 KB, segments 8 against 31,
@@ -54,8 +63,8 @@ from models.errors import RapportError
 from models.session import SessionEngine
 
 MAGIC = b"RPT"
-FORMAT_VERSION = 4
-READS = frozenset({3, 4})  # versions this code restores
+FORMAT_VERSION = 5
+READS = frozenset({3, 4, 5})  # versions this code restores
 _COMPRESSED = 1
 _HEADER = 9
 # Bodies shorter than this are stored as they are: zlib gains nothing on a closed marker.
@@ -83,7 +92,14 @@ def dump(state: Checkpointable) -> bytes:
     if len(body) >= _COMPRESS_FROM:
         body = zlib.compress(body, 1)
         flags |= _COMPRESSED
-    return MAGIC + bytes((FORMAT_VERSION, flags)) + zlib.crc32(body).to_bytes(4, "big") + body
+    header = bytes((FORMAT_VERSION, flags))
+    return MAGIC + header + _crc(header, body).to_bytes(4, "big") + body
+
+
+def _crc(header: bytes, body: bytes) -> int:
+    """CRC-32 of version, flags and body; of the body only before format 5 (where a flipped
+    version byte could name another readable version)."""
+    return zlib.crc32(body, zlib.crc32(header)) if header[0] >= 5 else zlib.crc32(body)
 
 
 def load(data: bytes, expected: type[T] | tuple[type[T], ...] = SessionEngine) -> T:  # type: ignore[assignment]
@@ -100,7 +116,7 @@ def load(data: bytes, expected: type[T] | tuple[type[T], ...] = SessionEngine) -
     if flags & ~_COMPRESSED:
         raise CheckpointError(f"corrupt checkpoint (unknown flags {flags:#x})")
     body = data[_HEADER:]
-    if len(data) < _HEADER or zlib.crc32(body) != int.from_bytes(data[5:_HEADER], "big"):
+    if len(data) < _HEADER or _crc(data[3:5], body) != int.from_bytes(data[5:_HEADER], "big"):
         raise CheckpointError("corrupt checkpoint (CRC mismatch)")
     classes = expected if isinstance(expected, tuple) else (expected,)
     try:

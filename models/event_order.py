@@ -19,6 +19,7 @@ engine know when every event starting before a given time has arrived (see
 from __future__ import annotations
 
 from array import array
+from hashlib import blake2b
 from typing import Any
 
 from models.events import (
@@ -120,6 +121,22 @@ def canonical_key(event: Event) -> tuple[Any, ...]:
     if isinstance(event, ParticipantState):
         return (event.ts_ms, RANK[kind], event.participant_id)
     return (event.ts_ms, RANK["session.end"])
+
+
+def dedupe_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What a session remembers an accepted event by, to recognise a copy (§9): its
+    canonical key, except that a ``levels`` batch's samples enter as an 8-byte digest
+    (BLAKE2b; two different batches of one participant starting at the same ms would have to
+    collide, about 2^-64). The samples themselves would otherwise stay alive for the
+    ``2 * allowed_lateness_ms`` a key is remembered, most of a levels session's memory after
+    its held batches. Idempotent, so keys read from older checkpoints convert too."""
+    if len(key) == 5 and key[1] == _LEVELS_RANK:
+        first, rank, pid, times, dbov = key
+        return (first, rank, pid, blake2b(times + dbov, digest_size=8).digest())
+    return key
+
+
+_LEVELS_RANK = RANK["levels"]
 
 
 def in_ranges(ranges: array[int], value: int) -> bool:

@@ -22,13 +22,13 @@ to ``ingest``: a line number, a Kafka record) are kept per event only when one i
 
 from __future__ import annotations
 
-import sys
 from array import array
 from collections.abc import Iterator
 from typing import Any
 
 from models.event_order import canonical_key
-from models.events import MAX_BATCH_MS, Event, Levels, LevelScale, Voice
+from models.events import LEVEL_SCALES, MAX_BATCH_MS, Event, Levels, LevelScale, Voice
+from models.state_codec import StateError, tag_from_state, tag_to_state
 
 # Applied events are dropped from the columns once there are 32 of them and they are a
 # quarter of the run: the columns then hold at most a third more than what still waits, and
@@ -88,6 +88,20 @@ class HeldRun:
     def _copy(self) -> HeldRun:
         raise NotImplementedError
 
+    def to_state(self) -> list[Any]:
+        """Checkpoint form (models/checkpoint.py, format 5): the columns from the head on."""
+        raise NotImplementedError
+
+    def _tags_state(self) -> list[Any] | None:
+        tags = self._tags
+        return None if tags is None else [tag_to_state(tag) for tag in tags[self._head:]]
+
+    def _tags_from_state(self, state: list[Any] | None, count: int) -> None:
+        if state is not None:
+            if len(state) != count:
+                raise StateError(f"a held run has {count} events and {len(state)} tags")
+            self._tags = [tag_from_state(tag) for tag in state]
+
     def _tag(self, index: int) -> Any:
         return None if self._tags is None else self._tags[index]
 
@@ -138,6 +152,12 @@ class VoiceRun(HeldRun):
             if self._tags is not None:
                 del self._tags[:head]
             self._head = 0
+
+    def to_state(self) -> list[Any]:
+        """``["voice", times, speaking, tags]``: int64 and byte columns, tags or ``None``."""
+        head = self._head
+        return ["voice", self._times[head:].tobytes(), self._speaking[head:].tobytes(),
+                self._tags_state()]
 
     def _copy(self) -> VoiceRun:
         run = VoiceRun(self.session_id, self.participant_id)
@@ -206,6 +226,14 @@ class LevelRun(HeldRun):
                 del self._tags[:head]
             self._head = self._sample = 0
 
+    def to_state(self) -> list[Any]:
+        """``["levels", scale, firsts, counts, offsets, dbov, tags]``: the columns as native
+        bytes (int64, uint16, uint16, uint8), tags or ``None``."""
+        head, sample = self._head, self._sample
+        return ["levels", self.scale, self._firsts[head:].tobytes(),
+                self._counts[head:].tobytes(), self._offsets[sample - head:].tobytes(),
+                self._dbov[sample:].tobytes(), self._tags_state()]
+
     def _copy(self) -> LevelRun:
         run = LevelRun(self.session_id, self.participant_id, self.scale)
         run._firsts, run._counts = array("q", self._firsts), array("H", self._counts)
@@ -224,9 +252,35 @@ def new_run(event: Voice | Levels, tag: Any) -> HeldRun:
     return run
 
 
-def run_bytes(run: HeldRun) -> int:
-    """Bytes the run's columns occupy (benchmarks and tests)."""
-    if isinstance(run, VoiceRun):
-        return sys.getsizeof(run._times) + sys.getsizeof(run._speaking)
-    assert isinstance(run, LevelRun)
-    return sum(map(sys.getsizeof, (run._firsts, run._counts, run._offsets, run._dbov)))
+def run_from_state(session_id: str, participant_id: str, state: Any) -> HeldRun:
+    """The run :meth:`HeldRun.to_state` described (``StateError`` on columns that do not
+    fit together)."""
+    kind, *values = state
+    run: HeldRun
+    if kind == "voice":
+        times, speaking, tags = values
+        voice = run = VoiceRun(session_id, participant_id)
+        voice._times.frombytes(times)
+        voice._speaking.frombytes(speaking)
+        count = len(voice._times)
+        if len(voice._speaking) != count:
+            raise StateError("a held voice run's columns differ in length")
+    elif kind == "levels":
+        scale, firsts, counts, offsets, dbov, tags = values
+        if scale not in LEVEL_SCALES:
+            raise StateError(f"a held levels run has an unknown scale {scale!r}")
+        levels = run = LevelRun(session_id, participant_id, scale)
+        for column, data in ((levels._firsts, firsts), (levels._counts, counts),
+                             (levels._offsets, offsets), (levels._dbov, dbov)):
+            column.frombytes(data)
+        count = len(levels._firsts)
+        samples = len(levels._dbov)
+        if (len(levels._counts) != count or sum(levels._counts) != samples
+                or len(levels._offsets) != samples - count or 0 in levels._counts):
+            raise StateError("a held levels run's columns do not fit together")
+    else:
+        raise StateError(f"unknown held run kind {kind!r}")
+    if not count:
+        raise StateError("an empty held run")
+    run._tags_from_state(tags, count)
+    return run

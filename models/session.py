@@ -45,6 +45,7 @@ from models.config import EngineConfig
 from models.errors import LateEventError, SessionStateError, ValidationError
 from models.event_order import (
     canonical_key,
+    dedupe_key,
     event_time,
     in_ranges,
     known_field,
@@ -258,10 +259,11 @@ class SessionEngine(CanonicalOrder):
                 return False
         else:
             key = canonical_key(event)
+            seen_key = dedupe_key(key)
             # session.start and session.end are recognised whatever their age: a consumer
             # replaying from an old offset must not turn them into errors.
             if (
-                key in self._seen
+                seen_key in self._seen
                 or key == self._start_key
                 or (isinstance(event, SessionEnd) and event.ts_ms == self._end_ts)
             ):
@@ -320,6 +322,8 @@ class SessionEngine(CanonicalOrder):
                 for entry in joins:
                     self._keep_recent(entry)
         else:
+            if not isinstance(event, Activity):  # activity copies are known by their seq
+                self._seen[seen_key] = known
             self._hold(event, key, known, tag)
         if known > self._known_max:
             self._known_max = known

@@ -124,7 +124,6 @@ class CanonicalOrder:
             else:
                 heapq.heappush(self._pending, (*key, tag, event))
             return
-        self._seen[key] = known
         if isinstance(event, ParticipantJoin):
             if started:
                 self._keep_recent((*key, tag, event))

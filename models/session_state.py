@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from models.alerts import AlertTracker
 from models.backchannel import BackchannelClassifier
-from models.event_order import canonical_key
+from models.event_order import canonical_key, dedupe_key
 from models.events import Event, Levels, Network, ParticipantJoin, ParticipantState, Voice
 from models.floor import FloorSweep
-from models.held_runs import HeldRun
+from models.held_runs import HeldRun, run_from_state
 from models.participants import Member
 from models.report import SessionTally
 from models.state_codec import (
@@ -53,10 +53,11 @@ def engine_to_state(engine: SessionEngine) -> dict[str, Any]:
         "step": engine._step,
         "out": [output_to_state(output) for output in engine._out],
         # Sorted by key (unique per event), so a valid heap again once keys are
-        # recomputed; recent network readings are held events like the others, and a run
-        # of voice or levels events (models/held_runs.py) is its events.
+        # recomputed; recent network readings are held events like the others.
         "pending": [[tag_to_state(tag), event_to_state(event)]
                     for _, tag, event in sorted(_held(engine), key=lambda held: held[0])],
+        # Format 5: each participant's run of voice or levels events as its columns.
+        "runs": [[pid, run.to_state()] for pid, run in engine._runs.items() if len(run)],
         "seen": [[list(key), known] for key, known in engine._seen.items()],
         "seqs": [[pid, ranges.tobytes()] for pid, ranges in engine._seqs.items()],
         "known_max": engine._known_max,
@@ -92,7 +93,8 @@ def engine_from_state(cls: type[SessionEngine], state: dict[str, Any]) -> Sessio
     pending = [(*canonical_key(event), tag_from_state(tag), event)
                for tag, event in ((tag, event_from_state(value))
                                   for tag, value in state["pending"])]
-    engine._seen = {tuples(key): known for key, known in state["seen"]}
+    # dedupe_key: a format-4 checkpoint from before levels keys were digests reads as now.
+    engine._seen = {dedupe_key(tuples(key)): known for key, known in state["seen"]}
     for pid, ranges in state["seqs"]:
         engine._seq_ranges(pid).frombytes(ranges)
     engine._known_max = state["known_max"]
@@ -124,6 +126,11 @@ def engine_from_state(cls: type[SessionEngine], state: dict[str, Any]) -> Sessio
     engine._applying_tag = tag_from_state(state["applying_tag"])
     engine.duplicates = state["duplicates"]
     engine.rejected = state["rejected"]
+    # Runs first (format 5), then the events held on their own: none of those follows its
+    # run's last event, so each is held on its own again.
+    for pid, value in state.get("runs", []):
+        run = engine._runs[pid] = run_from_state(engine.session_id, pid, value)
+        engine._state_hold.append(run.head_entry())
     for entry in pending:
         event = entry[-1]
         start_ts, end_ts = engine._start_ts, engine._end_ts
@@ -149,11 +156,7 @@ def engine_from_state(cls: type[SessionEngine], state: dict[str, Any]) -> Sessio
 
 
 def _held(engine: SessionEngine) -> Iterator[tuple[tuple[Any, ...], Any, Event]]:
-    """Every held event as (canonical key, tag, event), runs expanded."""
+    """Every event held on its own as (canonical key, tag, event); runs are written apart."""
     for entry in (*engine._pending, *engine._recent, *engine._state_hold):
-        item = entry[-1]
-        if isinstance(item, HeldRun):
-            for tag, event in item.items():
-                yield canonical_key(event), tag, event
-        else:
-            yield entry[:-2], entry[-2], item
+        if not isinstance(entry[-1], HeldRun):
+            yield entry[:-2], entry[-2], entry[-1]

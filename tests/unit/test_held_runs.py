@@ -12,15 +12,17 @@ import gc
 import tracemalloc
 from typing import Any
 
+import pytest
 from enginekit import end, levels, start, voice
-from test_level_hold import HeldUntilFinal, _batches
+from test_level_hold import HeldUntilFinal, _batches, held
 
 from models import checkpoint
 from models.classified import Rejection
 from models.event_order import canonical_key
 from models.events import Levels, Voice, parse_event
-from models.held_runs import LevelRun, VoiceRun, new_run
+from models.held_runs import LevelRun, VoiceRun, new_run, run_from_state
 from models.session import SessionEngine
+from models.state_codec import StateError
 
 SID = "s1"  # enginekit's session
 
@@ -136,7 +138,35 @@ def test_a_levels_source_holds_three_bytes_a_sample() -> None:
     gc.collect()
     size, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    held = [e for e in engine.to_state()["pending"] if e[1][0] == "levels"]
-    assert len(held) >= 2 * 65
+    assert held(engine, "levels") >= 2 * 65
     assert len(engine._state_hold) <= 2  # one run per participant
     assert size < 48 * 1024, size
+
+
+def test_a_run_checkpointed_mid_way_reads_back_the_same_and_bad_columns_are_refused() -> None:
+    """Checkpoint format 5 writes a run as its columns from the head on: read back, it gives
+    the same events and tags; columns that do not fit together are a StateError (the worker
+    dead-letters such a checkpoint), never a run that gives other events."""
+    for events in ([_level_batch("c", 1_000 * i, 1 + i % 9) for i in range(60)],
+                   [_voice("c", 500 * i, i % 2 == 0) for i in range(60)]):
+        run = new_run(events[0], None)
+        for i, event in enumerate(events[1:], 1):
+            assert run.append(event, i if i % 3 else None)
+        for _ in range(40):  # past a shift of the columns
+            run.pop()
+        state = run.to_state()
+        back = run_from_state(SID, "c", state)
+        assert list(back.items()) == list(run.items()) and len(back) == 20
+        assert back.pop() == run.pop()
+    levels_state = new_run(_level_batch("c", 0, 5), 1).to_state()
+    broken = [
+        ["levels", "dbov", *levels_state[2:5], levels_state[5][:-1], [1]],  # a sample short
+        [*levels_state[:3], b"\x00\x00", *levels_state[4:]],  # a batch of 0 samples
+        [*levels_state[:-1], [1, 2]],  # two tags for one batch
+        ["levels", "decibels", *levels_state[2:]],
+        ["speech", *levels_state[1:]],
+        ["voice", b"", b"", None],  # an empty run is never written
+    ]
+    for state in broken:
+        with pytest.raises(StateError):
+            run_from_state(SID, "c", state)
