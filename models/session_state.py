@@ -126,8 +126,8 @@ def engine_from_state(cls: type[SessionEngine], state: dict[str, Any]) -> Sessio
     engine._applying_tag = tag_from_state(state["applying_tag"])
     engine.duplicates = state["duplicates"]
     engine.rejected = state["rejected"]
-    # Runs first (format 5), then the events held on their own: none of those follows its
-    # run's last event, so each is held on its own again.
+    # Runs (format 5) as written, then the events held on their own, on their own again, so
+    # that the state round-trips whole.
     for pid, value in state.get("runs", []):
         run = engine._runs[pid] = run_from_state(engine.session_id, pid, value)
         engine._state_hold.append(run.head_entry())
@@ -143,9 +143,10 @@ def engine_from_state(cls: type[SessionEngine], state: dict[str, Any]) -> Sessio
         elif (isinstance(event, Voice | Levels | ParticipantState) and start_ts is not None
               and entry[0] >= start_ts
               and engine._member(event.participant_id, entry[0]) is not None):
-            if isinstance(event, ParticipantState):
+            if isinstance(event, ParticipantState) or "runs" in state:
+                # Format 5 wrote what its runs held apart: these were held on their own.
                 engine._state_hold.append(entry)
-            else:  # in key order: runs take them as the engine that wrote them held them
+            else:  # formats 3 and 4, in key order: into runs as the engine would hold them
                 engine._hold_state(event, entry[:-2], entry[-2])
         else:
             engine._pending.append(entry)
