@@ -123,17 +123,39 @@ def canonical_key(event: Event) -> tuple[Any, ...]:
     return (event.ts_ms, RANK["session.end"])
 
 
-def dedupe_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+SeenKey = tuple[Any, ...] | bytes
+
+
+def dedupe_key(key: tuple[Any, ...]) -> SeenKey:
     """What a session remembers an accepted event by, to recognise a copy (§9): its
-    canonical key, except that a ``levels`` batch's samples enter as an 8-byte digest
-    (BLAKE2b; two different batches of one participant starting at the same ms would have to
-    collide, about 2^-64). The samples themselves would otherwise stay alive for the
-    ``2 * allowed_lateness_ms`` a key is remembered, most of a levels session's memory after
-    its held batches. Idempotent, so keys read from older checkpoints convert too."""
+    canonical key, except a ``levels`` batch's, which is one bytes object: its first sample's
+    time (8 bytes), an 8-byte digest of its samples (BLAKE2b; two different batches of one
+    participant starting at the same ms would have to collide, about 2^-64) and the
+    participant id. The samples themselves would otherwise stay alive for the
+    ``2 * allowed_lateness_ms`` a key is remembered, and a tuple of them costs about three
+    times as much: most of a levels session's memory after its held batches. Idempotent on
+    the checkpoint forms (:func:`seen_key_to_state`, and format 4's samples), so keys read
+    from checkpoints convert too."""
     if len(key) == 5 and key[1] == _LEVELS_RANK:
-        first, rank, pid, times, dbov = key
-        return (first, rank, pid, blake2b(times + dbov, digest_size=8).digest())
+        first, _, pid, times, dbov = key
+        return _levels_seen(first, pid, blake2b(times + dbov, digest_size=8).digest())
+    if len(key) == 4 and key[1] == _LEVELS_RANK and isinstance(key[3], bytes):
+        first, _, pid, digest = key
+        return _levels_seen(first, pid, digest)
     return key
+
+
+def _levels_seen(first: int, pid: str, digest: bytes) -> bytes:
+    return first.to_bytes(8, "little", signed=True) + digest + pid.encode()
+
+
+def seen_key_to_state(key: SeenKey) -> list[Any]:
+    """A remembered key as checkpoints write it (format 5): a levels batch's as
+    ``[first_ms, rank, participant_id, digest]``, every other as its canonical key."""
+    if isinstance(key, bytes):
+        first = int.from_bytes(key[:8], "little", signed=True)
+        return [first, _LEVELS_RANK, key[16:].decode(), key[8:16]]
+    return list(key)
 
 
 _LEVELS_RANK = RANK["levels"]

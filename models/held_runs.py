@@ -8,8 +8,10 @@ a participant's events in time order, so a run keeps those that arrive after the
 one in canonical order as columns instead:
 
 - ``voice``: 8 bytes of time and 1 byte of state per event;
-- ``levels``: per batch its first sample's time (8 bytes) and sample count (2); per sample its
-  offset from the batch's first sample (2 bytes: a batch spans at most 60 s) and its -dBov (1).
+- ``levels``: per batch its first sample's time (8 bytes), sample count (2) and the spacing of
+  its samples when even (2, as platforms poll at a fixed period); per sample its -dBov (1),
+  and, in a batch whose samples are not evenly spaced, its offset from the batch's first
+  sample (2 bytes: a batch spans at most 60 s).
 
 A run takes part in the engine's canonical order as one heap entry, the entry its first event
 would have (:meth:`HeldRun.head_entry`, the same key), so the heaps still merge every held
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 from models.event_order import canonical_key
@@ -171,28 +174,40 @@ class LevelRun(HeldRun):
     """A participant's held level batches of one scale, as columns (see the module
     docstring)."""
 
-    __slots__ = ("_counts", "_dbov", "_firsts", "_offsets", "_sample", "scale")
+    __slots__ = ("_counts", "_dbov", "_firsts", "_offset", "_offsets", "_sample", "_steps",
+                 "scale")
 
     def __init__(self, session_id: str, participant_id: str, scale: LevelScale) -> None:
         super().__init__(session_id, participant_id)
         self.scale = scale
         self._firsts = array("q")  # per batch: its first sample's time
         self._counts = array("H")  # per batch: its number of samples (<= 6,000)
-        self._offsets = array("H")  # per sample after a batch's first: ms after that first
+        # Per batch: the ms between its samples when they are evenly spaced (a platform polls
+        # at a fixed period), else 0 and its offsets are in _offsets. Evenly spaced batches
+        # thus cost 1 byte a sample (the level), not 3.
+        self._steps = array("H")
+        self._offsets = array("H")  # per sample after an uneven batch's first: ms after it
         self._dbov = array("B")  # per sample: its level in -dBov
         self._sample = 0  # index in _dbov of the head batch's first sample
+        self._offset = 0  # index in _offsets of the head batch's offsets (when uneven)
 
     def __len__(self) -> int:
         return len(self._firsts) - self._head
 
+    def _batch_times(self, index: int, offset: int) -> array[int]:
+        """Batch ``index``'s sample times, its uneven offsets (if any) at ``offset``."""
+        first, count, step = self._firsts[index], self._counts[index], self._steps[index]
+        if step:
+            return array("q", range(first, first + step * count, step))
+        times = array("q", [first])
+        times.extend(first + offset for offset in self._offsets[offset: offset + count - 1])
+        return times
+
     def head(self) -> Levels:
         i, s = self._head, self._sample
-        first, count = self._firsts[i], self._counts[i]
-        offsets = self._offsets[s - i: s - i + count - 1]  # batch j has count_j - 1 offsets
-        times = array("q", [first])
-        times.extend(first + offset for offset in offsets)
+        times = self._batch_times(i, self._offset)
         return Levels(self.session_id, self.participant_id, self.scale, times.tobytes(),
-                      self._dbov[s: s + count].tobytes())
+                      self._dbov[s: s + self._counts[i]].tobytes())
 
     def append(self, event: Event, tag: Any) -> bool:
         if (not isinstance(event, Levels) or event.participant_id != self.participant_id
@@ -206,40 +221,62 @@ class LevelRun(HeldRun):
         times = event.sample_times()
         if times[-1] - first > _OFFSET_LIMIT:  # cannot happen for a validated batch
             return False
-        self._firsts.append(first)
-        self._counts.append(len(times))
-        self._offsets.extend(ts - first for ts in times[1:])
-        self._dbov.frombytes(event.dbov)
+        self._append_columns(times, event.dbov)
         self._keep_tag(tag, len(self._firsts) - 1)
         return True
 
+    def _append_columns(self, times: array[int], dbov: bytes) -> None:
+        first, count = times[0], len(times)
+        step = times[1] - first if count > 1 else 0
+        # Evenly spaced: every gap equals the first (the first and last samples are a quick
+        # test before the whole one).
+        if step > 0 and times[-1] - first == step * (count - 1) and all(
+                b - a == step for a, b in pairwise(times)):
+            self._steps.append(step)
+        else:
+            self._steps.append(0)
+            self._offsets.extend(ts - first for ts in times[1:])
+        self._firsts.append(first)
+        self._counts.append(count)
+        self._dbov.frombytes(dbov)
+
     def _advance(self) -> None:
-        count = self._counts[self._head]
-        self._head += 1
-        self._sample += count
         head = self._head
+        count = self._counts[head]
+        if not self._steps[head]:
+            self._offset += count - 1
+        self._head = head = head + 1
+        self._sample += count
         if head >= _COMPACT_AFTER and 4 * head >= len(self._firsts):
-            sample = self._sample
-            del self._firsts[:head], self._counts[:head]
-            del self._offsets[:sample - head], self._dbov[:sample]
+            del self._firsts[:head], self._counts[:head], self._steps[:head]
+            del self._offsets[:self._offset], self._dbov[:self._sample]
             if self._tags is not None:
                 del self._tags[:head]
-            self._head = self._sample = 0
+            self._head = self._sample = self._offset = 0
 
     def to_state(self) -> list[Any]:
         """``["levels", scale, firsts, counts, offsets, dbov, tags]``: the columns as native
-        bytes (int64, uint16, uint16, uint8), tags or ``None``."""
-        head, sample = self._head, self._sample
+        bytes (int64, uint16, uint16, uint8), every batch's offsets written out (format 5:
+        the even spacing is found again on load), tags or ``None``."""
+        head, offset = self._head, self._offset
+        offsets = array("H")
+        for index in range(head, len(self._firsts)):
+            times = self._batch_times(index, offset)
+            first = times[0]
+            offsets.extend(ts - first for ts in times[1:])
+            if not self._steps[index]:
+                offset += len(times) - 1
         return ["levels", self.scale, self._firsts[head:].tobytes(),
-                self._counts[head:].tobytes(), self._offsets[sample - head:].tobytes(),
-                self._dbov[sample:].tobytes(), self._tags_state()]
+                self._counts[head:].tobytes(), offsets.tobytes(),
+                self._dbov[self._sample:].tobytes(), self._tags_state()]
 
     def _copy(self) -> LevelRun:
         run = LevelRun(self.session_id, self.participant_id, self.scale)
         run._firsts, run._counts = array("q", self._firsts), array("H", self._counts)
-        run._offsets, run._dbov = array("H", self._offsets), array("B", self._dbov)
+        run._steps, run._offsets = array("H", self._steps), array("H", self._offsets)
+        run._dbov = array("B", self._dbov)
         run._tags = None if self._tags is None else list(self._tags)
-        run._head, run._sample = self._head, self._sample
+        run._head, run._sample, run._offset = self._head, self._sample, self._offset
         return run
 
 
@@ -270,14 +307,22 @@ def run_from_state(session_id: str, participant_id: str, state: Any) -> HeldRun:
         if scale not in LEVEL_SCALES:
             raise StateError(f"a held levels run has an unknown scale {scale!r}")
         levels = run = LevelRun(session_id, participant_id, scale)
-        for column, data in ((levels._firsts, firsts), (levels._counts, counts),
-                             (levels._offsets, offsets), (levels._dbov, dbov)):
+        columns = array("q"), array("H"), array("H"), array("B")
+        for column, data in zip(columns, (firsts, counts, offsets, dbov), strict=True):
             column.frombytes(data)
-        count = len(levels._firsts)
-        samples = len(levels._dbov)
-        if (len(levels._counts) != count or sum(levels._counts) != samples
-                or len(levels._offsets) != samples - count or 0 in levels._counts):
+        first_column, count_column, offset_column, dbov_column = columns
+        count = len(first_column)
+        samples = len(dbov_column)
+        if (len(count_column) != count or sum(count_column) != samples
+                or len(offset_column) != samples - count or 0 in count_column):
             raise StateError("a held levels run's columns do not fit together")
+        at = 0
+        for first, size in zip(first_column, count_column, strict=True):
+            times = array("q", [first])
+            times.extend(first + offset for offset in offset_column[at: at + size - 1])
+            levels._append_columns(times, b"")
+            at += size - 1
+        levels._dbov = dbov_column
     else:
         raise StateError(f"unknown held run kind {kind!r}")
     if not count:

@@ -44,6 +44,7 @@ from models.classified import Output
 from models.config import EngineConfig
 from models.errors import LateEventError, SessionStateError, ValidationError
 from models.event_order import (
+    SeenKey,
     canonical_key,
     dedupe_key,
     event_time,
@@ -120,7 +121,7 @@ class SessionEngine(CanonicalOrder):
         # When each participant was declared (session.start or its first join): events of
         # theirs before it are rejected, as in canonical order (joins are applied early).
         self._declared_at: dict[str, int] = {}
-        self._seen: dict[tuple[Any, ...], int] = {}  # non-activity keys -> known time
+        self._seen: dict[SeenKey, int] = {}  # non-activity keys -> known time
         self._seqs: dict[str, array[int]] = {}  # activity seq ranges per participant
         self._known_max = -_FAR  # the session's newest known time (N)
         self._segment_ms = config.max_segment_ms  # M: lowered by a session.start declaring it

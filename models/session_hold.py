@@ -18,7 +18,14 @@ from models.backchannel import BackchannelClassifier
 from models.classified import Output, Rejection
 from models.config import EngineConfig
 from models.errors import ValidationError
-from models.event_order import add_to_ranges, event_time, known_time, span_field, start_field
+from models.event_order import (
+    SeenKey,
+    add_to_ranges,
+    event_time,
+    known_time,
+    span_field,
+    start_field,
+)
 from models.events import (
     MAX_BATCH_MS,
     Activity,
@@ -83,7 +90,7 @@ class CanonicalOrder:
     _state_hold: list[tuple[Any, ...]]
     _runs: dict[str, HeldRun]
     _declared_at: dict[str, int]
-    _seen: dict[tuple[Any, ...], int]
+    _seen: dict[SeenKey, int]
     _seqs: dict[str, array[int]]
     _known_max: int
     _segment_ms: int

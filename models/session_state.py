@@ -1,10 +1,15 @@
 """A session engine's checkpoint form (models/checkpoint.py, models/state_codec.py): its
 complete state as plain data, and the engine back from it.
 
-The live copy is excluded (a cache, rebuilt on demand). Held events are written with their tag
-in canonical order and their keys recomputed on reading, so where an event waits (the main
-hold, the recent readings and joins, a participant's level batches) is not part of the format:
-reading sorts each one to where the engine holding it now would keep it.
+The live copy is excluded (a cache, rebuilt on demand). Held events are written in two forms
+(format 5): each participant's run of ``voice`` or ``levels`` events as its columns
+(models/held_runs.py), and every other held event on its own, with its tag, in canonical
+order. Keys are recomputed on reading, so which of the engine's heaps an event waits in (the
+main hold, the recent readings and joins, the state hold) is not part of the format: reading
+sorts each one to where the engine holding it now would keep it. Whether an event waits in a
+run or on its own is kept, so a state reads back to the same bytes. Remembered dedupe keys
+are written in their canonical form (a levels batch's with the digest of its samples,
+models/event_order.py) whatever form the engine keeps them in.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from models.alerts import AlertTracker
 from models.backchannel import BackchannelClassifier
-from models.event_order import canonical_key, dedupe_key
+from models.event_order import canonical_key, dedupe_key, seen_key_to_state
 from models.events import Event, Levels, Network, ParticipantJoin, ParticipantState, Voice
 from models.floor import FloorSweep
 from models.held_runs import HeldRun, run_from_state
@@ -58,7 +63,7 @@ def engine_to_state(engine: SessionEngine) -> dict[str, Any]:
                     for _, tag, event in sorted(_held(engine), key=lambda held: held[0])],
         # Format 5: each participant's run of voice or levels events as its columns.
         "runs": [[pid, run.to_state()] for pid, run in engine._runs.items() if len(run)],
-        "seen": [[list(key), known] for key, known in engine._seen.items()],
+        "seen": [[seen_key_to_state(key), known] for key, known in engine._seen.items()],
         "seqs": [[pid, ranges.tobytes()] for pid, ranges in engine._seqs.items()],
         "known_max": engine._known_max,
         "segment_ms": engine._segment_ms,
