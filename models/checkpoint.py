@@ -38,11 +38,13 @@ after their time instead of at the final horizon); version 3 is still read (:dat
 its members needing no such time (their joins were applied before any event still to come).
 5 (issue 14 point 4, memory of speaking-state and level sources): the engine's state adds
 ``runs``, each participant's held ``voice`` or ``levels`` events as the columns the engine
-keeps them in (models/held_runs.py: a level sample in 3 bytes instead of 9), and remembers
+keeps them in (models/held_runs.py: a level sample in 3 bytes instead of 9; the engine has
+since kept an evenly spaced batch's spacing once, and writes its offsets out), and remembers
 a ``levels`` batch for deduplication by an 8-byte digest of its samples instead of the
-samples (models/event_order.py, ``dedupe_key``), and its CRC covers the version and flags
-bytes too; versions 3 and 4 are still read, their held events taken into runs and their
-batch keys digested as they load.
+samples (models/event_order.py, ``dedupe_key``; the engine now keeps such a key as one
+bytes object and writes it in this tuple form, ``seen_key_to_state``), and its CRC covers
+the version and flags bytes too; versions 3 and 4 are still read, their held events taken
+into runs and their batch keys digested as they load.
 
 Size and time against the version-2 pickle (simulated sessions; ``tests/unit/test_checkpoint.py``
 checks the size ratio): 50 minutes in, frames 10 KB against 39 KB, segments 8 against 31,
