@@ -107,6 +107,12 @@ class Speech(Compact):
     type: Literal["speech"] = "speech"
 
 
+# The last batch's voiced runs (event, level table, runs): an engine and its live copy
+# (models/session.py, with a copy of the table) take the same event one after the other.
+# Callers only read the list.
+_RUNS_MEMO: list[tuple[Any, bytes, list[tuple[int, int]]]] = [(None, b"", [])]
+
+
 @dataclass(frozen=True, slots=True)
 class Activity(Compact):
     """A batch of frames from ``start_ms``, each ``frame_ms`` long.
@@ -139,20 +145,26 @@ class Activity(Compact):
         """Voiced runs as ``[start_ms, end_ms)`` intervals (METRICS.md §1: consecutive voiced
         frames form a segment). ``level_table`` maps a level byte to ``b"1"``/``b"0"`` (see
         :func:`level_translation`)."""
+        memo = _RUNS_MEMO[0]  # one tuple, read and replaced whole (threads)
+        if memo[0] is self and memo[1] == level_table:
+            return memo[2]
         start, frame = self.start_ms, self.frame_ms
         if self.voiced is not None:
-            return [
+            runs = [
                 (start + m.start() * frame, start + m.end() * frame)
                 for m in _VOICED_RUN.finditer(self.voiced)
             ]
-        assert self.levels is not None
-        flags = self.levels.translate(level_table)
-        if self.vad is not None:
-            flags = _overlay_vad(flags, self.vad)
-        return [
-            (start + m.start() * frame, start + m.end() * frame)
-            for m in _VOICED_RUN_BYTES.finditer(flags)
-        ]
+        else:
+            assert self.levels is not None
+            flags = self.levels.translate(level_table)
+            if self.vad is not None:
+                flags = _overlay_vad(flags, self.vad)
+            runs = [
+                (start + m.start() * frame, start + m.end() * frame)
+                for m in _VOICED_RUN_BYTES.finditer(flags)
+            ]
+        _RUNS_MEMO[0] = (self, level_table, runs)
+        return runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,8 +580,18 @@ def is_identifier(value: str) -> bool:
     return _ID_PATTERN.fullmatch(value) is not None
 
 
+# Ids already validated, each as its interned string: ids repeat in every event, and a look-up
+# costs less than the pattern. Cleared when full, so it stays small whatever the input.
+_KNOWN_IDS: dict[str, str] = {}
+_KNOWN_IDS_MAX = 65_536
+
+
 def _ident(v: dict[str, Any], kind: str, name: str) -> str:
     value = v.get(name)
+    if type(value) is str:
+        known = _KNOWN_IDS.get(value)
+        if known is not None:
+            return known
     if type(value) is not str:
         raise ValidationError(f"{kind}.{name}", f"must be a string, got {_kind(value)}")
     if _ID_PATTERN.fullmatch(value) is None:
@@ -578,7 +600,11 @@ def _ident(v: dict[str, Any], kind: str, name: str) -> str:
         )
     # Ids repeat in every event and are kept in session state (keys, buffers): one shared
     # string per id instead of one per parsed event.
-    return sys.intern(value)
+    value = sys.intern(value)
+    if len(_KNOWN_IDS) >= _KNOWN_IDS_MAX:
+        _KNOWN_IDS.clear()
+    _KNOWN_IDS[value] = value
+    return value
 
 
 def _int(v: dict[str, Any], kind: str, name: str, low: int, high: int) -> int:
