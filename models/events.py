@@ -139,7 +139,8 @@ class Activity(Compact):
 
     @property
     def end_ms(self) -> int:
-        return self.start_ms + self.frames * self.frame_ms
+        data = self.voiced if self.voiced is not None else self.levels  # frames, inlined
+        return self.start_ms + (len(data) if data is not None else 0) * self.frame_ms
 
     def voiced_runs(self, level_table: bytes) -> list[tuple[int, int]]:
         """Voiced runs as ``[start_ms, end_ms)`` intervals (METRICS.md §1: consecutive voiced
