@@ -184,7 +184,7 @@ class _Output:
 
 
 class _Producer:
-    class buffer:  # noqa: N801  (Faust's attribute)
+    class buffer:  # Faust's attribute name
         size = 0
 
     async def flush(self) -> None:

@@ -334,10 +334,22 @@ def parse_event(value: object) -> Event:
 
 
 def _parse_activity(v: dict[str, Any], kind: str) -> Activity:
-    session_id = _ident(v, kind, "session_id")
-    participant_id = _ident(v, kind, "participant_id")
-    seq = _int(v, kind, "seq", 0, MAX_TIME_MS)  # a counter, kept like times (int64 ranges)
-    start = _time(v, kind, "start_ms")
+    # The checks of _ident, _int and _time inlined for valid values (nearly every event of a
+    # frame source); anything else goes through them, for their errors.
+    session_id = v.get("session_id")
+    session_id = _KNOWN_IDS.get(session_id) if type(session_id) is str else None
+    if session_id is None:
+        session_id = _ident(v, kind, "session_id")
+    participant_id = v.get("participant_id")
+    participant_id = _KNOWN_IDS.get(participant_id) if type(participant_id) is str else None
+    if participant_id is None:
+        participant_id = _ident(v, kind, "participant_id")
+    seq = v.get("seq")  # a counter, kept like times (int64 ranges)
+    if type(seq) is not int or not 0 <= seq <= MAX_TIME_MS:
+        seq = _int(v, kind, "seq", 0, MAX_TIME_MS)
+    start = v.get("start_ms")
+    if type(start) is not int or not 0 <= start <= MAX_TIME_MS:
+        start = _time(v, kind, "start_ms")
     frame_ms = v.get("frame_ms")
     if type(frame_ms) is not int or frame_ms not in FRAME_SIZES_MS:
         raise ValidationError(f"{kind}.frame_ms", "must be 10, 20 or 30")

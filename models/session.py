@@ -44,9 +44,9 @@ from models.classified import Output
 from models.config import EngineConfig
 from models.errors import LateEventError, SessionStateError, ValidationError
 from models.event_order import (
+    RANK,
     canonical_key,
     dedupe_key,
-    RANK,
     event_time,
     in_ranges,
     known_field,
@@ -306,6 +306,34 @@ class SessionEngine(CanonicalOrder):
         frontier discards it instead), so it has the same newest known time, session start
         and end, segment bound and seq ranges, and remembers the same keys of every event
         not yet late (both forget keys only ``2 * allowed_lateness_ms`` behind that time)."""
+        if type(event) is Activity:  # nearly every event of a frame source
+            self._hold(event, key, known, tag)
+        else:
+            self._accept_other(event, t, known, key, seen_key, tag)
+        if known > self._known_max:
+            self._known_max = known
+            self._settle()
+        live = self._live
+        if live is not None:
+            # The live copy has consumed what starts before its frontier: an event starting
+            # there or later is simply fed to it; an earlier one makes it stale.
+            if t >= live._advanced:
+                try:
+                    live._accept(event, t, known, key, seen_key, tag)
+                except ValidationError:  # cannot happen (same state); rebuild to be safe
+                    self._live = None
+            else:
+                self._live = None
+        horizon = self._known_max - self._config.allowed_lateness_ms - (
+            0 if self._speculative else self._segment_ms)
+        if horizon > self._horizon:
+            self._horizon = horizon
+            if not self._speculative and horizon - self._advanced >= self._step:
+                self.advance()
+
+    def _accept_other(self, event: Event, t: int, known: int, key: tuple[Any, ...],
+                      seen_key: tuple[Any, ...], tag: Any) -> None:
+        """:meth:`_accept`'s part for an event other than an activity batch."""
         if isinstance(event, SessionStart) and self._start_key is None:
             declared = event.max_segment_ms
             if declared is not None and declared > self._config.max_segment_ms:
@@ -346,26 +374,6 @@ class SessionEngine(CanonicalOrder):
             if not isinstance(event, Activity):  # activity copies are known by their seq
                 self._seen[seen_key] = known
             self._hold(event, key, known, tag)
-        if known > self._known_max:
-            self._known_max = known
-            self._settle()
-        live = self._live
-        if live is not None:
-            # The live copy has consumed what starts before its frontier: an event starting
-            # there or later is simply fed to it; an earlier one makes it stale.
-            if t >= live._advanced:
-                try:
-                    live._accept(event, t, known, key, seen_key, tag)
-                except ValidationError:  # cannot happen (same state); rebuild to be safe
-                    self._live = None
-            else:
-                self._live = None
-        horizon = self._known_max - self._config.allowed_lateness_ms - (
-            0 if self._speculative else self._segment_ms)
-        if horizon > self._horizon:
-            self._horizon = horizon
-            if not self._speculative and horizon - self._advanced >= self._step:
-                self.advance()
 
     def advance(self) -> None:
         """Process everything the current horizon makes final."""
