@@ -18,8 +18,8 @@ import re
 import sys
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias
+from dataclasses import dataclass, fields
+from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 import orjson
 
@@ -46,6 +46,8 @@ _VOICED_RUN: Final = re.compile(r"1+")
 _VOICED_RUN_BYTES: Final = re.compile(rb"1+")
 
 
+T = TypeVar("T")
+
 _FIELD_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 
 
@@ -54,6 +56,23 @@ def _field_getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
     if getter is None:
         getter = _FIELD_GETTERS[cls] = operator.attrgetter(*cls.__dict__["__slots__"])
     return getter
+
+
+def maker(cls: type[T]) -> Callable[..., T]:
+    """A constructor of ``cls``, a frozen slots dataclass without ``__post_init__``, taking
+    every field positionally (defaults included), for the per-event path: the generated
+    ``__init__`` of a frozen dataclass sets each field through ``object.__setattr__``, which
+    costs about twice as much as setting the slots directly (0.9 against 0.5 µs for six
+    fields). The object is the same as ``cls(*values)`` makes (equality, hash, pickling)."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    scope.update({f"_set_{name}": cls.__dict__[name].__set__ for name in names})
+    lines = [f"def make({', '.join(names)}):", "    obj = _new(_cls)"]
+    lines += [f"    _set_{name}(obj, {name})" for name in names]
+    lines.append("    return obj")
+    exec("\n".join(lines), scope)  # as dataclasses builds __init__
+    make: Callable[..., T] = scope["make"]
+    return make
 
 
 class Compact:
@@ -333,6 +352,9 @@ def parse_event(value: object) -> Event:
     return parser(value, kind)
 
 
+_new_activity = maker(Activity)
+
+
 def _parse_activity(v: dict[str, Any], kind: str) -> Activity:
     # The checks of _ident, _int and _time inlined for valid values (nearly every event of a
     # frame source); anything else goes through them, for their errors.
@@ -396,7 +418,8 @@ def _parse_activity(v: dict[str, Any], kind: str) -> Activity:
             f"{kind}.start_ms",
             f"batch ends at {start + frames * frame_ms}, beyond the clock range {TIME_RANGE} ms",
         )
-    return Activity(session_id, participant_id, seq, start, frame_ms, voiced, levels, vad)
+    return _new_activity(session_id, participant_id, seq, start, frame_ms, voiced, levels, vad,
+                         "activity")
 
 
 def _parse_speech(v: dict[str, Any], kind: str) -> Speech:

@@ -33,6 +33,7 @@ from models.records import (
     RejectReason,
     Source,
     alert_record,
+    new_source,
     quality_record,
     rejected_record,
     report_record,
@@ -176,8 +177,8 @@ class BatchProcessor:
                       sessions: dict[str, SessionState],
                       touched: dict[str, tuple[StreamSession, Source]],
                       result: BatchResult) -> None:
-        source = Source(record.topic, record.partition, record.offset, record.timestamp_ms,
-                        line, index)  # Source.of, inlined (every event)
+        source = new_source(record.topic, record.partition, record.offset,
+                            record.timestamp_ms, line, index)  # Source.of (every event)
         try:
             value = decode_json(line)
         except ValidationError as error:
