@@ -5,11 +5,14 @@ let an invalid one through."""
 from __future__ import annotations
 
 import pickle
+import random
+from array import array
 from dataclasses import FrozenInstanceError, fields
 
 import pytest
 
 from models.errors import ValidationError
+from models.event_order import add_to_ranges, in_ranges
 from models.events import Activity, maker, parse_event
 from models.records import InputRecord, Source, new_input_record, new_source
 from models.topics import parse_session_key
@@ -64,3 +67,16 @@ def test_a_parsed_session_key_is_the_same_and_bad_keys_still_fail() -> None:
             parse_session_key(bad)
         with pytest.raises(ValidationError):  # not remembered either
             parse_session_key(bad)
+
+
+def test_seq_ranges_hold_exactly_the_seqs_added() -> None:
+    rng = random.Random(15)
+    for _ in range(500):
+        ranges: array[int] = array("q")
+        added: set[int] = set()
+        for value in rng.sample(range(60), rng.randint(0, 40)):
+            assert not in_ranges(ranges, value)
+            add_to_ranges(ranges, value)
+            added.add(value)
+        assert list(ranges) == sorted(ranges)
+        assert [v for v in range(-2, 63) if in_ranges(ranges, v)] == sorted(added)
