@@ -19,6 +19,7 @@ engine know when every event starting before a given time has arrived (see
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from hashlib import blake2b
 from typing import Any
 
@@ -162,12 +163,19 @@ _LEVELS_RANK = RANK["levels"]
 
 
 def in_ranges(ranges: array[int], value: int) -> bool:
-    return any(ranges[i] <= value <= ranges[i + 1] for i in range(0, len(ranges), 2))
+    """Whether ``value`` is in one of the sorted disjoint inclusive ranges (flattened, see
+    :func:`add_to_ranges`): an odd count of bounds at or below it means inside a range, and
+    an even one means inside only if the last of them is the range's high end itself."""
+    count = bisect_right(ranges, value)
+    return bool(count & 1) or (count > 0 and ranges[count - 1] == value)
 
 
 def add_to_ranges(ranges: array[int], value: int) -> None:
     """Insert into sorted disjoint inclusive ranges, flattened (low, high, low, high, ...),
     merging neighbours: seqs mostly arrive contiguous, so this stays one range."""
+    if len(ranges) == 2 and value == ranges[1] + 1:  # the next seq of the only range
+        ranges[1] = value
+        return
     for i in range(0, len(ranges), 2):
         low, high = ranges[i], ranges[i + 1]
         if value == high + 1:

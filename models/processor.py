@@ -33,6 +33,7 @@ from models.records import (
     RejectReason,
     Source,
     alert_record,
+    new_source,
     quality_record,
     rejected_record,
     report_record,
@@ -176,7 +177,8 @@ class BatchProcessor:
                       sessions: dict[str, SessionState],
                       touched: dict[str, tuple[StreamSession, Source]],
                       result: BatchResult) -> None:
-        source = Source.of(record, line, index)
+        source = new_source(record.topic, record.partition, record.offset,
+                            record.timestamp_ms, line, index)  # Source.of (every event)
         try:
             value = decode_json(line)
         except ValidationError as error:
@@ -207,7 +209,10 @@ class BatchProcessor:
             return
         key = f"{clinic_id} {session_id}"
         state = sessions.get(key)
-        if state is not None and state.replayed(record.partition, record.offset, index):
+        partition, offset = record.partition, record.offset
+        # state.replayed(partition, offset, index), inlined (every event)
+        if state is not None and partition == state.partition \
+                and (offset, index) <= (state.last_offset, state.last_index):
             result.replayed += 1
             return
         if isinstance(state, ClosedSession):
@@ -219,12 +224,13 @@ class BatchProcessor:
             return
         if state is None:
             engine = SessionEngine(session_id, self.engine_config, advance_step_ms=_NEVER)
-            state = sessions[key] = StreamSession(engine, record.partition)
+            state = sessions[key] = StreamSession(engine, partition)
             result.opened += 1
-        state.partition = record.partition
-        state.last_offset = record.offset
+        state.partition = partition
+        state.last_offset = offset
         state.last_index = index
-        state.last_record_ms = max(state.last_record_ms, record.timestamp_ms)
+        if record.timestamp_ms > state.last_record_ms:
+            state.last_record_ms = record.timestamp_ms
         touched[key] = (state, source)
         try:
             accepted = state.engine.ingest(event, source)

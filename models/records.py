@@ -24,7 +24,7 @@ from typing import Any
 
 from models.classified import AlertEvent
 from models.errors import LateEventError, SessionStateError, ValidationError
-from models.events import Compact
+from models.events import Compact, maker
 
 SCHEMA_VERSION = 1
 
@@ -85,6 +85,11 @@ class Source(Compact):
     def to_dict(self) -> dict[str, Any]:
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset,
                 "index": self.index, "timestamp_ms": self.timestamp_ms}
+
+
+# Per-event and per-record constructors (models/events.py, ``maker``): every field, in order.
+new_source = maker(Source)
+new_input_record = maker(InputRecord)
 
 
 def _envelope(kind: str, session_id: str | None, clinic_id: str | None,

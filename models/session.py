@@ -44,6 +44,7 @@ from models.classified import Output
 from models.config import EngineConfig
 from models.errors import LateEventError, SessionStateError, ValidationError
 from models.event_order import (
+    RANK,
     SeenKey,
     canonical_key,
     dedupe_key,
@@ -72,6 +73,7 @@ from models.session_state import engine_from_state, engine_to_state
 __all__ = ["SessionEngine", "event_time", "known_time"]
 
 _FAR = 2**62
+_ACTIVITY_RANK = RANK["activity"]
 
 
 class SessionEngine(CanonicalOrder):
@@ -250,15 +252,19 @@ class SessionEngine(CanonicalOrder):
             raise ValidationError(f"{kind}.session_id", "routed to the wrong session")
         if self._finished:
             raise SessionStateError(f"{kind}.session_id", "session already closed")
-        t = event_time(event)
-        known = known_time(event)
         if isinstance(event, Activity):
-            key: tuple[Any, ...] = canonical_key(event)
-            ranges = self._seq_ranges(event.participant_id)
-            if in_ranges(ranges, event.seq):
+            # Nearly every event of a frame source: event_time, known_time and
+            # canonical_key inlined (models/event_order.py; same values).
+            t = event.start_ms
+            known = event.end_ms
+            key: tuple[Any, ...] = (t, _ACTIVITY_RANK, event.participant_id, event.seq)
+            seen_key: SeenKey = key  # activity copies are known by their seq
+            if in_ranges(self._seq_ranges(event.participant_id), event.seq):
                 self.duplicates += 1
                 return False
         else:
+            t = event_time(event)
+            known = known_time(event)
             key = canonical_key(event)
             seen_key = dedupe_key(key)
             # session.start and session.end are recognised whatever their age: a consumer
@@ -286,6 +292,49 @@ class SessionEngine(CanonicalOrder):
             raise SessionStateError(
                 f"{kind}.{start_field(event)}", f"{t} is at or after session.end ({self._end_ts})"
             )
+        self._accept(event, t, known, key, seen_key, tag)
+        return True
+
+    def _accept(self, event: Event, t: int, known: int, key: tuple[Any, ...],
+                seen_key: SeenKey, tag: Any) -> None:
+        """Take an event :meth:`ingest` found valid and new (``t``, ``known``: its event and
+        known times; ``key``, ``seen_key``: its canonical and dedupe keys), and feed it to
+        the live copy.
+
+        The live copy gets it here, not through its own :meth:`ingest`: every check there
+        would give the same answer as this engine's. The copy holds this engine's state as of
+        when it was made plus every event accepted since (an event starting before its
+        frontier discards it instead), so it has the same newest known time, session start
+        and end, segment bound and seq ranges, and remembers the same keys of every event
+        not yet late (both forget keys only ``2 * allowed_lateness_ms`` behind that time)."""
+        if type(event) is Activity:  # nearly every event of a frame source
+            self._hold(event, key, known, tag)
+        else:
+            self._accept_other(event, t, known, key, seen_key, tag)
+        if known > self._known_max:
+            self._known_max = known
+            self._settle()
+        live = self._live
+        if live is not None:
+            # The live copy has consumed what starts before its frontier: an event starting
+            # there or later is simply fed to it; an earlier one makes it stale.
+            if t >= live._advanced:
+                try:
+                    live._accept(event, t, known, key, seen_key, tag)
+                except ValidationError:  # cannot happen (same state); rebuild to be safe
+                    self._live = None
+            else:
+                self._live = None
+        horizon = self._known_max - self._config.allowed_lateness_ms - (
+            0 if self._speculative else self._segment_ms)
+        if horizon > self._horizon:
+            self._horizon = horizon
+            if not self._speculative and horizon - self._advanced >= self._step:
+                self.advance()
+
+    def _accept_other(self, event: Event, t: int, known: int, key: tuple[Any, ...],
+                      seen_key: SeenKey, tag: Any) -> None:
+        """:meth:`_accept`'s part for an event other than an activity batch."""
         if isinstance(event, SessionStart) and self._start_key is None:
             declared = event.max_segment_ms
             if declared is not None and declared > self._config.max_segment_ms:
@@ -326,26 +375,6 @@ class SessionEngine(CanonicalOrder):
             if not isinstance(event, Activity):  # activity copies are known by their seq
                 self._seen[seen_key] = known
             self._hold(event, key, known, tag)
-        if known > self._known_max:
-            self._known_max = known
-            self._settle()
-        live = self._live
-        if live is not None:
-            # The live copy has consumed what starts before its frontier: an event starting
-            # there or later is simply fed to it; an earlier one makes it stale.
-            if t >= live._advanced:
-                try:
-                    live.ingest(event, tag)
-                except ValidationError:  # cannot happen (same state); rebuild to be safe
-                    self._live = None
-            else:
-                self._live = None
-        horizon = self._known_max - lateness - (0 if self._speculative else self._segment_ms)
-        if horizon > self._horizon:
-            self._horizon = horizon
-            if not self._speculative and horizon - self._advanced >= self._step:
-                self.advance()
-        return True
 
     def advance(self) -> None:
         """Process everything the current horizon makes final."""

@@ -72,10 +72,28 @@ def session_key(clinic_id: str, session_id: str) -> bytes:
     return f"{clinic_id} {session_id}".encode("ascii")
 
 
+# Keys already parsed (every event of a record, and every record of a session, has the same
+# key): a look-up instead of decoding and matching them again. Cleared when full.
+_PARSED: dict[bytes, tuple[str, str]] = {}
+_PARSED_MAX = 65_536
+
+
 def parse_session_key(key: bytes | None) -> tuple[str, str]:
     """``(clinic_id, session_id)`` of a session key; ``ValidationError`` naming ``key`` for a
     missing key, one without a clinic (a bare session id, as keyed before issue 16) or one
     whose parts are not wire ids."""
+    parsed = _PARSED.get(key) if type(key) is bytes else None
+    if parsed is not None:
+        return parsed
+    parsed = _parse_session_key(key)
+    if type(key) is bytes:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return parsed
+
+
+def _parse_session_key(key: bytes | None) -> tuple[str, str]:
     if not key:
         raise ValidationError("key", "missing: records are keyed by 'clinic_id session_id'")
     clinic, separator, session = key.partition(KEY_SEPARATOR)

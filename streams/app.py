@@ -43,7 +43,7 @@ from models.delivery import DeliveryGuard, Verdict
 from models.dirty_sessions import DirtySessions
 from models.log_context import context
 from models.processor import BatchProcessor
-from models.records import InputRecord
+from models.records import new_input_record
 from models.stream_session import (
     ClosedSession,
     SessionState,
@@ -185,10 +185,10 @@ class Pipeline:
             message = event.message
             latest[message.partition] = event
             first.setdefault(message.partition, message.offset)
-            records.append(InputRecord(
+            records.append(new_input_record(  # InputRecord's fields, in order
                 message.value if message.value is not None else b"", message.partition,
-                message.offset, int(message.timestamp * 1000), key=message.key,
-                topic=message.topic, control=is_tick(message.headers)))
+                message.offset, int(message.timestamp * 1000), message.key, message.topic,
+                is_tick(message.headers)))
         known = self.processor.partitions
         taken = {record.partition for record in records} - known
         if taken:
