@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps kafka run test sdk-test lint api-fuzz bench bench-sdk bench-engine bench-pipeline bench-reports bench-vad clean
+.PHONY: setup system-deps kafka run test sdk-test lint api-fuzz bench bench-sdk bench-engine bench-pipeline bench-worker bench-reports bench-vad clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -71,7 +71,7 @@ api-fuzz: $(STAMP)
 		-p no:cacheprovider tests/integration/test_api_schema_fuzz.py
 
 # Each benchmark prints its figures and targets in one run; README "Performance" records them.
-bench: bench-engine bench-pipeline bench-reports bench-vad bench-sdk
+bench: bench-engine bench-pipeline bench-worker bench-reports bench-vad bench-sdk
 
 bench-engine: $(STAMP)
 	$(BIN)/python bench/engine.py
@@ -79,6 +79,10 @@ bench-engine: $(STAMP)
 # On the embedded broker and a real 1-broker Kafka (its jars: `make kafka`).
 bench-pipeline: $(STAMP) kafka
 	$(BIN)/python bench/pipeline.py
+
+# A worker's own per-record processing, stage by stage, without Kafka (issue 15 point 5).
+bench-worker: $(STAMP)
+	$(BIN)/python bench/worker_path.py
 
 bench-reports: $(STAMP)
 	$(BIN)/python bench/reports_list.py

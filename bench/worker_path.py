@@ -363,12 +363,19 @@ def digest(sink: list[tuple[str, bytes | None, bytes]]) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--framing", choices=("moment", "event"), default="moment")
-    parser.add_argument("--events", type=int, default=100_000, help="0: the whole simulation")
-    parser.add_argument("--sessions", type=int, default=142)
-    parser.add_argument("--batch", type=int, default=2_000)
-    parser.add_argument("--round-records", type=int, default=1_200)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--framing", choices=("moment", "event"), default="moment",
+                        help="a session's events of one moment per record (as the ingest "
+                        "publishes them; default) or one event per record")
+    parser.add_argument("--events", type=int, default=100_000,
+                        help="events fed (default 100,000, as bench/pipeline.py; 0: the whole "
+                        "simulation)")
+    parser.add_argument("--sessions", type=int, default=142, help="simulated sessions (142)")
+    parser.add_argument("--batch", type=int, default=2_000,
+                        help="records per Pipeline.handle call, as Faust hands them (2,000)")
+    parser.add_argument("--round-records", type=int, default=1_200,
+                        help="records between checkpoint rounds (1,200)")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="untimed runs whose best total is printed (5)")
     parser.add_argument("--digest", action="store_true",
                         help="print a SHA-256 of every output and checkpoint (no timing)")
     parser.add_argument("--profile", action="store_true", help="cProfile one run")
