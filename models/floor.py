@@ -102,17 +102,17 @@ class FloorSweep:
         self._heap: list[tuple[Any, ...]] = []
         self._speakers: dict[str, _Speaker] = {}
         self._pids: list[str] = []  # participants in order of addition: _net_pid indexes it
-        # Network readings not yet reached, as columns sorted by time: 13 bytes a reading
+        # Network readings not yet reached, as columns sorted by time: 11 bytes a reading
         # instead of ~170 as a heap tuple (a session holds up to max_segment_ms of them, 10
         # minutes by default). A column is widened to 64 bits when a value does not fit
-        # (times are offsets from _net_base, the session's start). They enter the heap only
-        # when the sweep reaches them.
+        # (times are offsets from _net_base, the session's start; a loss above 32.767 %).
+        # They enter the heap only when the sweep reaches them.
         self._net_base = start_ms
         self._net_ts = array("I")
         self._net_pid = array("B")  # index into _pids
         self._net_rt = array("H")  # RTT + jitter buffer, ms
         self._net_rtt = array("H")  # RTT alone, ms
-        self._net_loss = array("i")  # loss_pct in 1/1000 %, or -1 when not reported
+        self._net_loss = array("h")  # loss_pct in 1/1000 %, or -1 when not reported
         self._raw = 0  # number of participants in an IPU (backchannels included)
         self._floor: list[str] = []  # participants holding non-backchannel IPUs, onset order
         self._silence_start = start_ms  # start of the current raw mutual silence, or -1
@@ -215,22 +215,15 @@ class FloorSweep:
         # Mostly in time order: an append; otherwise an insertion (arrays of a few KiB).
         i = len(times) if not times or times[-1] <= offset else bisect_right(times, offset)
         pid = self._pids.index(participant_id)
-        try:
-            times.insert(i, offset)
-            self._net_pid.insert(i, pid)
-            self._net_rt.insert(i, round_trip_ms)
-            self._net_rtt.insert(i, rtt_ms)
-            self._net_loss.insert(i, loss_milli)
-        except OverflowError:  # rare: undo what went in, widen every column, insert again
-            for name in ("_net_ts", "_net_pid", "_net_rt", "_net_rtt", "_net_loss"):
-                column = getattr(self, name)
-                if len(column) > len(self._net_loss):
-                    del column[i]
-                setattr(self, name, array("q", column))
-            for column, value in ((self._net_ts, offset), (self._net_pid, pid),
-                                  (self._net_rt, round_trip_ms), (self._net_rtt, rtt_ms),
-                                  (self._net_loss, loss_milli)):
+        for name, value in (("_net_ts", offset), ("_net_pid", pid), ("_net_rt", round_trip_ms),
+                            ("_net_rtt", rtt_ms), ("_net_loss", loss_milli)):
+            column = getattr(self, name)
+            try:
                 column.insert(i, value)
+            except OverflowError:  # rare: this column widened to 64 bits
+                column = array("q", column)
+                column.insert(i, value)
+                setattr(self, name, column)
 
     def _release_network(self, frontier_ms: int) -> None:
         """Move the readings before ``frontier_ms`` onto the heap (their order is the heap's)."""

@@ -8,10 +8,14 @@ a participant's events in time order, so a run keeps those that arrive after the
 one in canonical order as columns instead:
 
 - ``voice``: 8 bytes of time and 1 byte of state per event;
-- ``levels``: per batch its first sample's time (8 bytes), sample count (2) and the spacing of
-  its samples when even (2, as platforms poll at a fixed period); per sample its -dBov (1),
-  and, in a batch whose samples are not evenly spaced, its offset from the batch's first
-  sample (2 bytes: a batch spans at most 60 s).
+- ``levels``: per batch its first sample's time (4 bytes after the run's first), sample count
+  (1, or 2 once one exceeds 255) and the spacing of its samples when even (likewise; as
+  platforms poll at a fixed period); per sample its -dBov (1), and, in a batch whose samples
+  are not evenly spaced, its offset from the batch's first sample (2 bytes: a batch spans at
+  most 60 s).
+
+A copy of a held event is recognised in its run (:meth:`HeldRun.holds`, exact), so the engine
+remembers no key for it until it is applied (models/session.py).
 
 A run takes part in the engine's canonical order as one heap entry, the entry its first event
 would have (:meth:`HeldRun.head_entry`, the same key), so the heaps still merge every held
@@ -25,6 +29,7 @@ to ``ingest``: a line number, a Kafka record) are kept per event only when one i
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
@@ -38,6 +43,7 @@ from models.state_codec import StateError, tag_from_state, tag_to_state
 # each event is moved about three times on average (arrays shrink when a prefix is deleted).
 _COMPACT_AFTER = 32
 _OFFSET_LIMIT = 0xFFFF  # offsets within a batch are 2-byte unsigned
+_FIRST_LIMIT = 0xFFFF_FFFF  # batch starts after a run's base are 4-byte unsigned
 
 assert MAX_BATCH_MS <= _OFFSET_LIMIT, "a batch's sample offsets must fit the 'H' column"
 
@@ -64,6 +70,12 @@ class HeldRun:
     def append(self, event: Event, tag: Any) -> bool:
         """Keep ``event`` at the run's end if it follows the last one in canonical order and
         fits the columns; ``False`` (nothing changed) otherwise."""
+        raise NotImplementedError
+
+    def holds(self, event: Event) -> bool:
+        """Whether ``event`` (valid, of this run's participant) waits in the run: a copy of
+        it is then a duplicate (§9), found here instead of in the engine's remembered keys,
+        which would hold every held event a second time (memory)."""
         raise NotImplementedError
 
     def _advance(self) -> None:
@@ -147,6 +159,17 @@ class VoiceRun(HeldRun):
         self._keep_tag(tag, len(times) - 1)
         return True
 
+    def holds(self, event: Event) -> bool:
+        if not isinstance(event, Voice):
+            return False
+        times, ts = self._times, event.ts_ms
+        i = bisect_left(times, ts, self._head)
+        while i < len(times) and times[i] == ts:  # at most two: off, then on
+            if self._speaking[i] == event.speaking:
+                return True
+            i += 1
+        return False
+
     def _advance(self) -> None:
         self._head += 1
         head = self._head
@@ -174,18 +197,22 @@ class LevelRun(HeldRun):
     """A participant's held level batches of one scale, as columns (see the module
     docstring)."""
 
-    __slots__ = ("_counts", "_dbov", "_firsts", "_offset", "_offsets", "_sample", "_steps",
-                 "scale")
+    __slots__ = ("_base", "_counts", "_dbov", "_firsts", "_offset", "_offsets", "_sample",
+                 "_steps", "scale")
 
     def __init__(self, session_id: str, participant_id: str, scale: LevelScale) -> None:
         super().__init__(session_id, participant_id)
         self.scale = scale
-        self._firsts = array("q")  # per batch: its first sample's time
-        self._counts = array("H")  # per batch: its number of samples (<= 6,000)
-        # Per batch: the ms between its samples when they are evenly spaced (a platform polls
-        # at a fixed period), else 0 and its offsets are in _offsets. Evenly spaced batches
-        # thus cost 1 byte a sample (the level), not 3.
-        self._steps = array("H")
+        # Per batch: its first sample's time after _base, the first batch's since the run
+        # was last empty (4 bytes instead of 8: a run holds about a minute of batches).
+        self._base = 0
+        self._firsts = array("I")
+        # Per batch: its number of samples (<= 6,000), and the ms between its samples when
+        # they are evenly spaced (a platform polls at a fixed period), else 0 and its offsets
+        # are in _offsets. One byte each, widened to two by the first value above 255.
+        # Evenly spaced batches thus cost 1 byte a sample (the level), not 3.
+        self._counts = array("B")
+        self._steps = array("B")
         self._offsets = array("H")  # per sample after an uneven batch's first: ms after it
         self._dbov = array("B")  # per sample: its level in -dBov
         self._sample = 0  # index in _dbov of the head batch's first sample
@@ -196,7 +223,8 @@ class LevelRun(HeldRun):
 
     def _batch_times(self, index: int, offset: int) -> array[int]:
         """Batch ``index``'s sample times, its uneven offsets (if any) at ``offset``."""
-        first, count, step = self._firsts[index], self._counts[index], self._steps[index]
+        first = self._base + self._firsts[index]
+        count, step = self._counts[index], self._steps[index]
         if step:
             return array("q", range(first, first + step * count, step))
         times = array("q", [first])
@@ -214,9 +242,14 @@ class LevelRun(HeldRun):
                 or event.scale != self.scale):
             return False
         first = event.first_ms
-        # Keys (first_ms, rank, pid, times, dbov): strictly after when the first sample is
-        # later; a tie on it (an overlapping batch, to be rejected) is held on its own.
-        if len(self._firsts) > self._head and first <= self._firsts[-1]:
+        if len(self._firsts) > self._head:
+            # Keys (first_ms, rank, pid, times, dbov): strictly after when the first sample
+            # is later; a tie on it (an overlapping batch, to be rejected) is held on its own.
+            if first - self._base <= self._firsts[-1]:
+                return False
+        else:
+            self._restart(first)
+        if first - self._base > _FIRST_LIMIT:  # a run over 49 days long: held on its own
             return False
         times = event.sample_times()
         if times[-1] - first > _OFFSET_LIMIT:  # cannot happen for a validated batch
@@ -225,6 +258,35 @@ class LevelRun(HeldRun):
         self._keep_tag(tag, len(self._firsts) - 1)
         return True
 
+    def _restart(self, base: int) -> None:
+        """Empty the columns of an empty run (every batch applied); times count from
+        ``base`` again."""
+        self._base = base
+        del self._firsts[:], self._counts[:], self._steps[:], self._offsets[:], self._dbov[:]
+        self._tags = None
+        self._head = self._sample = self._offset = 0
+
+    def holds(self, event: Event) -> bool:
+        if not isinstance(event, Levels) or event.scale != self.scale:
+            return False
+        at = event.first_ms - self._base
+        firsts, head = self._firsts, self._head
+        if at < 0 or at > _FIRST_LIMIT:
+            return False
+        index = bisect_left(firsts, at, head)
+        if index == len(firsts) or firsts[index] != at:
+            return False
+        sample, offset = self._sample, self._offset
+        for before in range(head, index):
+            count = self._counts[before]
+            sample += count
+            if not self._steps[before]:
+                offset += count - 1
+        count = self._counts[index]
+        return (len(event.dbov) == count
+                and self._dbov[sample: sample + count].tobytes() == event.dbov
+                and self._batch_times(index, offset).tobytes() == event.times)
+
     def _append_columns(self, times: array[int], dbov: bytes) -> None:
         first, count = times[0], len(times)
         step = times[1] - first if count > 1 else 0
@@ -232,12 +294,12 @@ class LevelRun(HeldRun):
         # test before the whole one).
         if step > 0 and times[-1] - first == step * (count - 1) and all(
                 b - a == step for a, b in pairwise(times)):
-            self._steps.append(step)
+            self._steps = _appended(self._steps, step)
         else:
-            self._steps.append(0)
+            self._steps = _appended(self._steps, 0)
             self._offsets.extend(ts - first for ts in times[1:])
-        self._firsts.append(first)
-        self._counts.append(count)
+        self._firsts.append(first - self._base)
+        self._counts = _appended(self._counts, count)
         self._dbov.frombytes(dbov)
 
     def _advance(self) -> None:
@@ -257,8 +319,9 @@ class LevelRun(HeldRun):
     def to_state(self) -> list[Any]:
         """``["levels", scale, firsts, counts, offsets, dbov, tags]``: the columns as native
         bytes (int64, uint16, uint16, uint8), every batch's offsets written out (format 5:
-        the even spacing is found again on load), tags or ``None``."""
-        head, offset = self._head, self._offset
+        the even spacing and the narrower columns are found again on load), tags or
+        ``None``."""
+        head, offset, base = self._head, self._offset, self._base
         offsets = array("H")
         for index in range(head, len(self._firsts)):
             times = self._batch_times(index, offset)
@@ -266,18 +329,29 @@ class LevelRun(HeldRun):
             offsets.extend(ts - first for ts in times[1:])
             if not self._steps[index]:
                 offset += len(times) - 1
-        return ["levels", self.scale, self._firsts[head:].tobytes(),
-                self._counts[head:].tobytes(), offsets.tobytes(),
+        firsts = array("q", (base + first for first in self._firsts[head:]))
+        return ["levels", self.scale, firsts.tobytes(),
+                array("H", self._counts[head:]).tobytes(), offsets.tobytes(),
                 self._dbov[self._sample:].tobytes(), self._tags_state()]
 
     def _copy(self) -> LevelRun:
         run = LevelRun(self.session_id, self.participant_id, self.scale)
-        run._firsts, run._counts = array("q", self._firsts), array("H", self._counts)
-        run._steps, run._offsets = array("H", self._steps), array("H", self._offsets)
-        run._dbov = array("B", self._dbov)
+        run._base, run._firsts, run._counts = self._base, self._firsts[:], self._counts[:]
+        run._steps, run._offsets, run._dbov = self._steps[:], self._offsets[:], self._dbov[:]
         run._tags = None if self._tags is None else list(self._tags)
         run._head, run._sample, run._offset = self._head, self._sample, self._offset
         return run
+
+
+def _appended(column: array[int], value: int) -> array[int]:
+    """``column`` with ``value`` appended: the column itself, or a copy widened to 2 bytes
+    when ``value`` does not fit its 1 (every value here fits 2)."""
+    try:
+        column.append(value)
+    except OverflowError:
+        column = array("H", column)
+        column.append(value)
+    return column
 
 
 def new_run(event: Voice | Levels, tag: Any) -> HeldRun:
@@ -317,6 +391,9 @@ def run_from_state(session_id: str, participant_id: str, state: Any) -> HeldRun:
                 or len(offset_column) != samples - count or 0 in count_column):
             raise StateError("a held levels run's columns do not fit together")
         at = 0
+        levels._base = first_column[0] if count else 0
+        if count and not 0 <= first_column[-1] - levels._base <= _FIRST_LIMIT:
+            raise StateError("a held levels run spans more than its columns can hold")
         for first, size in zip(first_column, count_column, strict=True):
             times = array("q", [first])
             times.extend(first + offset for offset in offset_column[at: at + size - 1])

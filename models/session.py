@@ -58,9 +58,11 @@ from models.event_order import (
 from models.events import (
     Activity,
     Event,
+    Levels,
     ParticipantJoin,
     SessionEnd,
     SessionStart,
+    Voice,
     level_translation,
 )
 from models.floor import FloorSweep
@@ -271,6 +273,7 @@ class SessionEngine(CanonicalOrder):
             # replaying from an old offset must not turn them into errors.
             if (
                 seen_key in self._seen
+                or (isinstance(event, Voice | Levels) and self._in_run(event))
                 or key == self._start_key
                 or (isinstance(event, SessionEnd) and event.ts_ms == self._end_ts)
             ):
@@ -371,10 +374,10 @@ class SessionEngine(CanonicalOrder):
                 heapq.heapify(self._pending)
                 for entry in joins:
                     self._keep_recent(entry)
-        else:
-            if not isinstance(event, Activity):  # activity copies are known by their seq
-                self._seen[seen_key] = known
-            self._hold(event, key, known, tag)
+        # Activity copies are known by their seq, and an event waiting in its participant's
+        # run by the run (memory: a levels session would otherwise keep a key per batch).
+        elif not self._hold(event, key, known, tag) and not isinstance(event, Activity):
+            self._seen[seen_key] = known
 
     def advance(self) -> None:
         """Process everything the current horizon makes final."""

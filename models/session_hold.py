@@ -21,6 +21,8 @@ from models.errors import ValidationError
 from models.event_order import (
     SeenKey,
     add_to_ranges,
+    canonical_key,
+    dedupe_key,
     event_time,
     known_time,
     span_field,
@@ -109,7 +111,7 @@ class CanonicalOrder:
     clinic_id: str | None
     rejected: int
 
-    def _hold(self, event: Event, key: tuple[Any, ...], known: int, tag: Any) -> None:
+    def _hold(self, event: Event, key: tuple[Any, ...], known: int, tag: Any) -> bool:
         """Keep an accepted event until the horizon passes its start, as compactly as is safe.
 
         Once a participant is declared (by session.start, applied on arrival, or by its first
@@ -118,7 +120,8 @@ class CanonicalOrder:
         no longer be rejected when applied, so its speech and frames go straight to its IPU
         builder (which consumes intervals in start order below the horizon only: arrival
         order still cannot matter), and its other events wait without a ``tag``. An earlier
-        one waits as it is, to be rejected in canonical order.
+        one waits as it is, to be rejected in canonical order. ``True`` when the event waits
+        in its participant's run (models/held_runs.py), which then recognises its copies.
         """
         t = event_time(event)
         started = self._start_ts is not None and t >= self._start_ts
@@ -130,30 +133,30 @@ class CanonicalOrder:
                 self._add_frames(member, event)
             else:
                 heapq.heappush(self._pending, (*key, tag, event))
-            return
+            return False
         if isinstance(event, ParticipantJoin):
             if started:
                 self._keep_recent((*key, tag, event))
-                return
+                return False
         elif (isinstance(event, Speech | Network | Voice | Levels | ParticipantState) and started
               and self._member(event.participant_id, t) is not None):
             if isinstance(event, Speech):
                 member = self._members[event.participant_id]
                 member.segments = True
                 member.builder.add([(event.start_ms, event.end_ms)])
-                return
+                return False
             if isinstance(event, Network):
                 self._keep_recent((*key, None, event))
-                return
+                return False
             if isinstance(event, ParticipantState):
                 # As before: nothing but a later-arriving session.end rejects it.
                 heapq.heappush(self._state_hold, (*key, None, event))
-            else:
-                self._hold_state(event, key, tag)
-            return
+                return False
+            return self._hold_state(event, key, tag)
         heapq.heappush(self._pending, (*key, tag, event))
+        return False
 
-    def _hold_state(self, event: Voice | Levels, key: tuple[Any, ...], tag: Any) -> None:
+    def _hold_state(self, event: Voice | Levels, key: tuple[Any, ...], tag: Any) -> bool:
         """Hold a declared participant's ``voice`` or ``levels`` event for the state horizon:
         in the participant's run when it follows the run's last event in canonical order
         (models/held_runs.py: columns, a tenth of the memory), else on its own."""
@@ -162,12 +165,18 @@ class CanonicalOrder:
         if run is not None and run.append(event, tag):
             if len(run) == 1:  # the run was empty: it enters the heap under this event's key
                 heapq.heappush(self._state_hold, (*key, tag, run))
-            return
+            return True
         if run is None or not len(run):  # an empty run has no heap entry: replace it
             run = runs[event.participant_id] = new_run(event, tag)
             heapq.heappush(self._state_hold, (*key, tag, run))
-            return
+            return True
         heapq.heappush(self._state_hold, (*key, tag, event))
+        return False
+
+    def _in_run(self, event: Voice | Levels) -> bool:
+        """Whether ``event`` waits in its participant's run (a copy of it is a duplicate)."""
+        run = self._runs.get(event.participant_id)
+        return run is not None and run.holds(event)
 
     def _apply_entry(self, heap: list[tuple[Any, ...]], entry: tuple[Any, ...]) -> None:
         """Apply a heap entry just popped from ``heap``: a run applies its first event and
@@ -177,6 +186,11 @@ class CanonicalOrder:
             tag, event = item.pop()
             if len(item):
                 heapq.heappush(heap, item.head_entry())
+            # Out of the run, the event is remembered like any other until a copy of it
+            # would be late anyway (models/session.py, _prune_seen).
+            known = known_time(event)
+            if known >= self._known_max - 2 * self._config.allowed_lateness_ms:
+                self._seen[dedupe_key(canonical_key(event))] = known
             self._apply(tag, event)
         else:
             self._apply(entry[-2], item)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from models.alerts import AlertTracker
 from models.backchannel import BackchannelClassifier
-from models.event_order import canonical_key, dedupe_key, seen_key_to_state
+from models.event_order import SeenKey, canonical_key, dedupe_key, known_time, seen_key_to_state
 from models.events import Event, Levels, Network, ParticipantJoin, ParticipantState, Voice
 from models.floor import FloorSweep
 from models.held_runs import HeldRun, run_from_state
@@ -63,7 +63,7 @@ def engine_to_state(engine: SessionEngine) -> dict[str, Any]:
                     for _, tag, event in sorted(_held(engine), key=lambda held: held[0])],
         # Format 5: each participant's run of voice or levels events as its columns.
         "runs": [[pid, run.to_state()] for pid, run in engine._runs.items() if len(run)],
-        "seen": [[seen_key_to_state(key), known] for key, known in engine._seen.items()],
+        "seen": [[seen_key_to_state(key), known] for key, known in _remembered(engine)],
         "seqs": [[pid, ranges.tobytes()] for pid, ranges in engine._seqs.items()],
         "known_max": engine._known_max,
         "segment_ms": engine._segment_ms,
@@ -88,6 +88,23 @@ def engine_to_state(engine: SessionEngine) -> dict[str, Any]:
         "duplicates": engine.duplicates,
         "rejected": engine.rejected,
     }
+
+def _remembered(engine: SessionEngine) -> Iterator[tuple[SeenKey, int]]:
+    """The keys the engine remembers and those of the events waiting in its runs that are
+    not yet ``2 * allowed_lateness_ms`` behind its newest known time: an engine recognises
+    the latter in the runs, but a format-5 checkpoint lists them (a reader older than the
+    runs' lookup would otherwise take their copies for new events)."""
+    seen = engine._seen
+    yield from seen.items()
+    oldest = engine._known_max - 2 * engine._config.allowed_lateness_ms
+    for run in engine._runs.values():
+        for _, event in run.items():
+            known = known_time(event)
+            if known >= oldest:
+                key = dedupe_key(canonical_key(event))
+                if key not in seen:
+                    yield key, known
+
 
 def engine_from_state(cls: type[SessionEngine], state: dict[str, Any]) -> SessionEngine:
     """The engine :func:`engine_to_state` described (raises ``StateError`` or a ``KeyError``,

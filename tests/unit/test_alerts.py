@@ -180,6 +180,15 @@ def test_s7_network_degraded_on_packet_loss(loss: float, fires: bool) -> None:
     assert _of(out, "network_degraded") == (expected if fires else [])
 
 
+def test_s7_a_loss_above_what_the_compact_column_holds_counts_in_full() -> None:
+    """§7 mean loss over 60 s: six readings of 0 % then one of 40 % is 5.7 % (> 5 %). The
+    sweep keeps waiting readings in 2-byte columns of 1/1000 % (models/floor.py); 40 % does
+    not fit, and a reading cut to 32.767 % would give 4.7 % and no alert."""
+    readings = [network("c", 1000 * i, 100, loss_pct=0.0) for i in range(1, 7)]
+    _, out = run(*readings, network("c", 7000, 100, loss_pct=40.0), end_ms=90_000)
+    assert _of(out, "network_degraded")[:1] == [("network_degraded", 7000)]
+
+
 def test_s7_network_degraded_looks_at_rtt_not_the_jitter_buffer() -> None:
     """§7: "RTT p95 > 300 ms": rtt_ms 250 with a 100 ms jitter buffer is not degraded."""
     _, out = run(network("c", 1000, 250, jitter_buffer_ms=100), end_ms=90_000)

@@ -13,7 +13,7 @@ import tracemalloc
 from typing import Any
 
 import pytest
-from enginekit import end, levels, start, voice
+from enginekit import end, levels, rejections, start, voice
 from test_level_hold import HeldUntilFinal, _batches, held
 
 from models import checkpoint
@@ -177,3 +177,82 @@ def test_a_run_checkpointed_mid_way_reads_back_the_same_and_bad_columns_are_refu
     for state in broken:
         with pytest.raises(StateError):
             run_from_state(SID, "c", state)
+
+
+def test_batches_too_wide_for_one_byte_columns_come_back_the_same() -> None:
+    """Counts and spacings take one byte until one exceeds 255 (a 10 ms source's 5 s batch
+    of 500 samples, a 1 s polling period), then two; a run emptied and filled again counts
+    its times from its new first batch. Every event comes back exactly, also through a
+    checkpoint of the run."""
+    batches = [_level_batch("c", 10_000 * i, count, step)
+               for i, (count, step) in enumerate([(10, 37), (500, 10), (3, 1_000), (300, 2),
+                                                  (7, 50), (1, 37), (40, 255), (2, 256)])]
+    run = new_run(batches[0], None)
+    for event in batches[1:]:
+        assert run.append(event, None)
+    assert list(run_from_state(SID, "c", run.to_state()).items()) == list(run.items())
+    assert [run.pop()[1] for _ in batches] == batches and len(run) == 0
+    # Emptied; months later (beyond what 4-byte times after the old first would hold).
+    later = [_level_batch("c", 2**33 + 1_000 * i, 5, uneven=True) for i in range(3)]
+    for event in later:
+        assert run.append(event, 9)
+    assert list(run.items()) == [(9, event) for event in later]
+
+
+def test_a_copy_of_a_held_event_is_known_by_its_run_not_by_a_remembered_key() -> None:
+    """Three minutes of two participants' batches (and a voice source): every event waiting
+    in a run is recognised there, so the engine remembers no key for it; a second copy of
+    every event is a duplicate (counted, nothing else changes), and a batch differing from a
+    held one in one level is not (it is held on its own, to be rejected as overlapping)."""
+    events = [start(participants=[("t", "therapist"), ("c", "client"), ("v", "client")])]
+    events += [raw for pair in zip(_batches("t", 0, 180_000), _batches("c", 0, 180_000),
+                                   strict=True) for raw in pair]
+    events += [voice("v", 700 * i, i % 2 == 0) for i in range(1, 250)]
+    events.sort(key=lambda raw: raw.get("ts_ms", raw.get("samples", [[0]])[-1][0]))
+    engine = SessionEngine(SID)
+    for raw in events:
+        assert engine.ingest(parse_event(raw))
+    held_keys = {canonical_key(event)[:3] for run in engine._runs.values()
+                 for _, event in run.items()}
+    assert len(held_keys) > 100
+    assert not any(isinstance(key, bytes) or key[:3] in held_keys for key in engine._seen)
+    reference, _ = _feed(SessionEngine(SID), [*events, end(180_000)], tags=False)
+    recent = [raw for raw in events if raw["type"] != "session.start"][-150:]
+    for raw in recent:
+        assert not engine.ingest(parse_event(raw))
+    assert engine.duplicates == len(recent)
+    changed = dict(recent[-1] if recent[-1]["type"] == "levels" else recent[-2])
+    changed["samples"] = [[t, (level + 1) % 128] for t, level in changed["samples"]]
+    assert engine.ingest(parse_event(changed))
+    assert engine.rejected == 0
+    engine.ingest(parse_event(end(180_000)))
+    report = engine.finish()
+    assert engine.rejected == 1 and "overlap" in str(rejections(engine.drain())[-1].error)
+    assert report == reference.finish()
+
+
+def test_a_copy_of_a_batch_applied_from_its_run_is_still_a_duplicate() -> None:
+    """With ``max_segment_ms: 1000`` declared, a batch leaves its run about 6 s behind the
+    newest input, before a copy of it would be late: it is remembered then, so a copy in
+    that time is a duplicate, not a late event; so after a checkpoint, whose remembered
+    keys also list the batches still in runs (a reader without the run lookup needs
+    them)."""
+    first = start()
+    first["max_segment_ms"] = 1_000
+    events = [first] + [raw for pair in zip(_batches("t", 0, 30_000), _batches("c", 0, 30_000),
+                                            strict=True) for raw in pair]
+    engine = SessionEngine(SID)
+    for raw in events:
+        engine.ingest(parse_event(raw))
+    assert engine._known_max == 29_980
+    applied = next(raw for raw in events if raw["type"] == "levels"
+                   and raw["participant_id"] == "c" and raw["samples"][0][0] == 22_000)
+    waiting = events[-1]
+    assert not any(event == parse_event(applied) for run in engine._runs.values()
+                   for _, event in run.items())
+    listed = {(key[0], key[2]) for key, _ in engine.to_state()["seen"]}
+    assert {(22_000, "c"), (waiting["samples"][0][0], waiting["participant_id"])} <= listed
+    restored = checkpoint.load(checkpoint.dump(engine))
+    for copy in (engine, restored):
+        assert not copy.ingest(parse_event(applied)) and not copy.ingest(parse_event(waiting))
+        assert copy.duplicates == 2
