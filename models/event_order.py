@@ -49,6 +49,7 @@ RANK = {
     "participant.leave": 9,
     "session.end": 10,
 }
+_LEVELS_RANK = RANK["levels"]
 
 
 def event_time(event: Event) -> int:
@@ -106,7 +107,11 @@ def canonical_key(event: Event) -> tuple[Any, ...]:
     if isinstance(event, Voice):
         return (event.ts_ms, RANK["voice"], event.participant_id, event.speaking)
     if isinstance(event, Levels):
-        return (event.first_ms, RANK["levels"], event.participant_id, event.times, event.dbov)
+        # An 8-byte digest of the samples instead of the samples (BLAKE2b: two different
+        # batches of one participant starting at the same ms would have to collide, about
+        # 2^-64): a held batch's key stays small, and a compact run (models/held_runs.py)
+        # need not keep its head batch built to stand in the heap.
+        return (event.first_ms, _LEVELS_RANK, event.participant_id, levels_digest(event))
     if isinstance(event, Network):
         # The readings enter as one hash of numbers (stable across processes, unlike str
         # hashes): a small key that still orders conflicting readings deterministically.
@@ -127,22 +132,24 @@ def canonical_key(event: Event) -> tuple[Any, ...]:
 SeenKey = tuple[Any, ...] | bytes
 
 
+def levels_digest(event: Levels) -> bytes:
+    """The 8-byte digest of a ``levels`` batch's samples (times and levels) in its key."""
+    return blake2b(event.times + event.dbov, digest_size=8).digest()
+
+
 def dedupe_key(key: tuple[Any, ...]) -> SeenKey:
     """What a session remembers an accepted event by, to recognise a copy (§9): its
     canonical key, except a ``levels`` batch's, which is one bytes object: its first sample's
-    time (8 bytes), an 8-byte digest of its samples (BLAKE2b; two different batches of one
-    participant starting at the same ms would have to collide, about 2^-64) and the
-    participant id. The samples themselves would otherwise stay alive for the
-    ``2 * allowed_lateness_ms`` a key is remembered, and a tuple of them costs about three
-    times as much: most of a levels session's memory after its held batches. Idempotent on
-    the checkpoint forms (:func:`seen_key_to_state`, and format 4's samples), so keys read
-    from checkpoints convert too."""
-    if len(key) == 5 and key[1] == _LEVELS_RANK:
-        first, _, pid, times, dbov = key
-        return _levels_seen(first, pid, blake2b(times + dbov, digest_size=8).digest())
+    time (8 bytes), the digest of its samples (:func:`levels_digest`) and the participant id,
+    a third of the memory of the key's tuple. Idempotent on the checkpoint forms
+    (:func:`seen_key_to_state`, which is the canonical key, and format 4's samples), so keys
+    read from checkpoints convert too."""
     if len(key) == 4 and key[1] == _LEVELS_RANK and isinstance(key[3], bytes):
         first, _, pid, digest = key
         return _levels_seen(first, pid, digest)
+    if len(key) == 5 and key[1] == _LEVELS_RANK:  # format 4: (first, rank, pid, times, dbov)
+        first, _, pid, times, dbov = key
+        return _levels_seen(first, pid, blake2b(times + dbov, digest_size=8).digest())
     return key
 
 
@@ -151,15 +158,13 @@ def _levels_seen(first: int, pid: str, digest: bytes) -> bytes:
 
 
 def seen_key_to_state(key: SeenKey) -> list[Any]:
-    """A remembered key as checkpoints write it (format 5): a levels batch's as
-    ``[first_ms, rank, participant_id, digest]``, every other as its canonical key."""
+    """A remembered key as checkpoints write it (format 5): its canonical key, a levels
+    batch's ``[first_ms, rank, participant_id, digest]``."""
     if isinstance(key, bytes):
         first = int.from_bytes(key[:8], "little", signed=True)
         return [first, _LEVELS_RANK, key[16:].decode(), key[8:16]]
     return list(key)
 
-
-_LEVELS_RANK = RANK["levels"]
 
 
 def in_ranges(ranges: array[int], value: int) -> bool:

@@ -38,10 +38,13 @@ from models.event_order import canonical_key
 from models.events import LEVEL_SCALES, MAX_BATCH_MS, Event, Levels, LevelScale, Voice
 from models.state_codec import StateError, tag_from_state, tag_to_state
 
-# Applied events are dropped from the columns once there are 32 of them and they are a
-# quarter of the run: the columns then hold at most a third more than what still waits, and
-# each event is moved about three times on average (arrays shrink when a prefix is deleted).
-_COMPACT_AFTER = 32
+# Applied events are dropped from the columns once there are 8 of them and they are a
+# sixteenth of the run: the columns then hold at most a fifteenth more than what still waits
+# (dropped at a quarter, they held a third more: 0.7 KiB of a levels session at 10 minutes),
+# and each event is moved about 15 times (a memmove of its bytes; arrays shrink when a prefix
+# is deleted).
+_COMPACT_AFTER = 8
+_COMPACT_SHARE = 16
 _OFFSET_LIMIT = 0xFFFF  # offsets within a batch are 2-byte unsigned
 _FIRST_LIMIT = 0xFFFF_FFFF  # batch starts after a run's base are 4-byte unsigned
 
@@ -51,14 +54,13 @@ assert MAX_BATCH_MS <= _OFFSET_LIMIT, "a batch's sample offsets must fit the 'H'
 class HeldRun:
     """Events of one participant and kind, in canonical order, not yet applied."""
 
-    __slots__ = ("_head", "_next", "_tags", "participant_id", "session_id")
+    __slots__ = ("_head", "_tags", "participant_id", "session_id")
 
     def __init__(self, session_id: str, participant_id: str) -> None:
         self.session_id = session_id
         self.participant_id = participant_id
         self._head = 0  # index of the next event to apply
         self._tags: list[Any] | None = None  # per event, once one is not None
-        self._next: Event | None = None  # the head, once built by head_entry (for pop)
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -82,14 +84,13 @@ class HeldRun:
         raise NotImplementedError
 
     def head_entry(self) -> tuple[Any, ...]:
-        """The heap entry standing for the run: the head event's key, its tag, the run."""
-        self._next = event = self.head()
-        return (*canonical_key(event), self._tag(self._head), self)
+        """The heap entry standing for the run: the head event's key, its tag, the run. The
+        head itself is built again when popped, not kept meanwhile (memory)."""
+        return (*canonical_key(self.head()), self._tag(self._head), self)
 
     def pop(self) -> tuple[Any, Event]:
         """The next event and its tag, removed from the run."""
-        event = self._next or self.head()
-        self._next = None
+        event = self.head()
         tag = self._tag(self._head)
         self._advance()
         return tag, event
@@ -173,7 +174,7 @@ class VoiceRun(HeldRun):
     def _advance(self) -> None:
         self._head += 1
         head = self._head
-        if head >= _COMPACT_AFTER and 4 * head >= len(self._times):
+        if head >= _COMPACT_AFTER and _COMPACT_SHARE * head >= len(self._times):
             del self._times[:head], self._speaking[:head]
             if self._tags is not None:
                 del self._tags[:head]
@@ -309,7 +310,7 @@ class LevelRun(HeldRun):
             self._offset += count - 1
         self._head = head = head + 1
         self._sample += count
-        if head >= _COMPACT_AFTER and 4 * head >= len(self._firsts):
+        if head >= _COMPACT_AFTER and _COMPACT_SHARE * head >= len(self._firsts):
             del self._firsts[:head], self._counts[:head], self._steps[:head]
             del self._offsets[:self._offset], self._dbov[:self._sample]
             if self._tags is not None:
