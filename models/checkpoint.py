@@ -42,9 +42,12 @@ keeps them in (models/held_runs.py: a level sample in 3 bytes instead of 9; the 
 since kept an evenly spaced batch's spacing once, and writes its offsets out), and remembers
 a ``levels`` batch for deduplication by an 8-byte digest of its samples instead of the
 samples (models/event_order.py, ``dedupe_key``; the engine now keeps such a key as one
-bytes object and writes it in this tuple form, ``seen_key_to_state``), and its CRC covers
-the version and flags bytes too; versions 3 and 4 are still read, their held events taken
-into runs and their batch keys digested as they load.
+bytes object and writes it in this tuple form, ``seen_key_to_state``; it remembers no key for
+an event waiting in a run, which recognises its copies, and writes one for each such event
+not yet ``2 * allowed_lateness_ms`` old, as before, for readers without that lookup), and its
+CRC covers the version and flags bytes too; versions 3 and 4 are still read, their held
+events taken into runs and their batch keys digested as they load. (Runs keep narrower
+columns than they write since, as the even spacing: found again on load.)
 
 Size and time against the version-2 pickle (simulated sessions; ``tests/unit/test_checkpoint.py``
 checks the size ratio): 50 minutes in, frames 10 KB against 39 KB, segments 8 against 31,

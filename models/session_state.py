@@ -89,6 +89,7 @@ def engine_to_state(engine: SessionEngine) -> dict[str, Any]:
         "rejected": engine.rejected,
     }
 
+
 def _remembered(engine: SessionEngine) -> Iterator[tuple[SeenKey, int]]:
     """The keys the engine remembers and those of the events waiting in its runs that are
     not yet ``2 * allowed_lateness_ms`` behind its newest known time: an engine recognises

@@ -259,6 +259,17 @@ def check_dead_letters(dead_letters: list[dict[str, Any]], bad: list[bytes]) -> 
     assert base64.b64decode(str(dead["malformed_json:json"]["raw"])) == bad[0]
 
 
+def _differences(got: Any, want: Any, path: str = "") -> list[str]:
+    """Where two JSON values differ (a failure message that says what to look at)."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        return [line for key in sorted(set(got) | set(want), key=str)
+                for line in _differences(got.get(key), want.get(key), f"{path}.{key}")]
+    if isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
+        return [line for i, (a, b) in enumerate(zip(got, want, strict=True))
+                for line in _differences(a, b, f"{path}[{i}]")]
+    return [] if got == want else [f"{path or '.'}: {got!r} (expected {want!r})"]
+
+
 def assert_reports_match(outputs: Outputs, expected: dict[str, dict[str, Any]]) -> None:
     """Every expected session reported once, each report equal to the offline one."""
     published = [r["session_id"] for r in outputs.reports]
@@ -266,7 +277,11 @@ def assert_reports_match(outputs: Outputs, expected: dict[str, dict[str, Any]]) 
     missing = sorted(set(expected) - set(published))
     assert not repeated and not missing, f"published twice: {repeated}; missing: {missing}"
     assert sorted(published) == sorted(expected)
-    for record in outputs.reports:
-        assert record["report"] == expected[record["session_id"]]
+    for number, record in enumerate(outputs.reports, 1):
+        session_id = record["session_id"]
+        assert record["report"] == expected[session_id], (
+            f"{session_id} (report {number} of {len(outputs.reports)} published) differs "
+            f"from rapport analyze: "
+            + "; ".join(_differences(record["report"], expected[session_id])))
         assert record["schema_version"] == 1
         assert record["clinic_id"] == expected[record["session_id"]]["clinic_id"]
