@@ -270,8 +270,21 @@ def _differences(got: Any, want: Any, path: str = "") -> list[str]:
     return [] if got == want else [f"{path or '.'}: {got!r} (expected {want!r})"]
 
 
-def assert_reports_match(outputs: Outputs, expected: dict[str, dict[str, Any]]) -> None:
-    """Every expected session reported once, each report equal to the offline one."""
+def assert_reports_match(outputs: Outputs, expected: dict[str, dict[str, Any]],
+                         workers: Iterable[Worker | None] = ()) -> None:
+    """Every expected session reported once, each report equal to the offline one; on a
+    failure the message ends with the tails of ``workers``' logs (a rare failure on a loaded
+    machine should say what happened)."""
+    try:
+        _assert_reports_match(outputs, expected)
+    except AssertionError as error:
+        logs = "\n".join(f"--- {w.log.name}:\n{w.tail()}" for w in workers if w is not None)
+        if not logs:
+            raise
+        raise AssertionError(f"{error}\n{logs}") from None
+
+
+def _assert_reports_match(outputs: Outputs, expected: dict[str, dict[str, Any]]) -> None:
     published = [r["session_id"] for r in outputs.reports]
     repeated = sorted({s for s in published if published.count(s) > 1})
     missing = sorted(set(expected) - set(published))

@@ -74,7 +74,7 @@ def test_a_worker_killed_while_sessions_change_faster_than_checkpoints_loses_not
                                     "every report after the crash", [second])
                 await asyncio.sleep(3)  # a repeated report would show up by now
                 await outputs.poll()
-                assert_reports_match(outputs, expected)
+                assert_reports_match(outputs, expected, [first, second])
                 assert not outputs.dead_letters
         finally:
             first.stop()
@@ -126,7 +126,7 @@ def test_a_take_over_rereads_only_the_reports_since_the_last_commit(
                                     "every report after the crash", [second])
                 await asyncio.sleep(3)
                 await outputs.poll()
-                assert_reports_match(outputs, expected)
+                assert_reports_match(outputs, expected, [first, second])
                 reads = [int(n) for n, _, _ in _READ.findall(second.log.read_text())]
                 assert sum(reads) < published, (
                     f"the replacement re-read {sum(reads)} report record(s) of the "
