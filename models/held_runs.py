@@ -80,6 +80,11 @@ class HeldRun:
         which would hold every held event a second time (memory)."""
         raise NotImplementedError
 
+    def recent(self, oldest: int) -> Iterator[Event]:
+        """The events waiting in the run known at ``oldest`` or later, in order (a checkpoint
+        lists their dedupe keys; only these are built)."""
+        raise NotImplementedError
+
     def _advance(self) -> None:
         raise NotImplementedError
 
@@ -170,6 +175,12 @@ class VoiceRun(HeldRun):
                 return True
             i += 1
         return False
+
+    def recent(self, oldest: int) -> Iterator[Event]:
+        times = self._times
+        for i in range(bisect_left(times, oldest, self._head), len(times)):
+            yield Voice(self.session_id, self.participant_id, times[i],
+                        bool(self._speaking[i]))
 
     def _advance(self) -> None:
         self._head += 1
@@ -287,6 +298,23 @@ class LevelRun(HeldRun):
         return (len(event.dbov) == count
                 and self._dbov[sample: sample + count].tobytes() == event.dbov
                 and self._batch_times(index, offset).tobytes() == event.times)
+
+    def recent(self, oldest: int) -> Iterator[Event]:
+        sample, offset = self._sample, self._offset
+        for index in range(self._head, len(self._firsts)):
+            count, step = self._counts[index], self._steps[index]
+            first = self._base + self._firsts[index]
+            if step:
+                last = first + step * (count - 1)
+            else:
+                last = first + self._offsets[offset + count - 2] if count > 1 else first
+            if last >= oldest:
+                yield Levels(self.session_id, self.participant_id, self.scale,
+                             self._batch_times(index, offset).tobytes(),
+                             self._dbov[sample: sample + count].tobytes())
+            sample += count
+            if not step:
+                offset += count - 1
 
     def _append_columns(self, times: array[int], dbov: bytes) -> None:
         first, count = times[0], len(times)

@@ -99,12 +99,10 @@ def _remembered(engine: SessionEngine) -> Iterator[tuple[SeenKey, int]]:
     yield from seen.items()
     oldest = engine._known_max - 2 * engine._config.allowed_lateness_ms
     for run in engine._runs.values():
-        for _, event in run.items():
-            known = known_time(event)
-            if known >= oldest:
-                key = dedupe_key(canonical_key(event))
-                if key not in seen:
-                    yield key, known
+        for event in run.recent(oldest):
+            key = dedupe_key(canonical_key(event))
+            if key not in seen:
+                yield key, known_time(event)
 
 
 def engine_from_state(cls: type[SessionEngine], state: dict[str, Any]) -> SessionEngine:

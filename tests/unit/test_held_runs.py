@@ -18,7 +18,7 @@ from test_level_hold import HeldUntilFinal, _batches, held
 
 from models import checkpoint
 from models.classified import Rejection
-from models.event_order import canonical_key
+from models.event_order import canonical_key, known_time
 from models.events import Levels, Voice, parse_event
 from models.held_runs import LevelRun, VoiceRun, new_run, run_from_state
 from models.session import SessionEngine
@@ -60,6 +60,9 @@ def test_a_run_gives_back_every_event_and_tag_as_parsed_in_order() -> None:
                 assert run.append(events[50 + i], tags[50 + i])
             restored = run_from_state(SID, "c", run.to_state())
             assert list(restored.items()) == list(run.items())
+            for oldest in (0, 500 * i + 20_000, 1_000 * i + 30_000, 10**9):
+                assert list(run.recent(oldest)) == [
+                    event for _, event in run.items() if known_time(event) >= oldest]
             assert restored.to_state() == run.to_state()
             entry = run.head_entry()
             assert entry[:-2] == canonical_key(events[i]) and entry[-1] is run
