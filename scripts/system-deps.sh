@@ -60,39 +60,47 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # PostgreSQL: the distribution's cluster, started, with a trust line for the test database on
-# loopback only (a developer's own databases keep their authentication).
-if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-  :
-elif [ "$sudo" = none ] || ! command -v pg_ctlcluster >/dev/null 2>&1; then
-  log "PostgreSQL is not running on 127.0.0.1:5432; the PostgreSQL tests skip (fail with CI=true)"
-else
-  version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)"
-  if [ -z "$version" ]; then
-    log "no PostgreSQL cluster in /etc/postgresql; the PostgreSQL tests will skip"
-  else
-    conf="/etc/postgresql/$version/main"
-    hba="$conf/pg_hba.conf"
-    marker="# rapport tests (scripts/system-deps.sh)"
-    if ! $sudo grep -qF "$marker" "$hba"; then
-      # First match wins in pg_hba.conf: the line goes on top.
-      $sudo sh -c "{ echo '$marker'; echo 'host test postgres 127.0.0.1/32 trust'; cat '$hba'; } \
-        > '$hba.new' && chown --reference='$hba' '$hba.new' && chmod --reference='$hba' '$hba.new' \
-        && mv '$hba.new' '$hba'"
-    fi
+# loopback only (a developer's own databases keep their authentication), and the database.
+# A cluster that is already running gets the line and the database too (it was started by
+# hand, or by an earlier run): only starting it is skipped.
+pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)"
+if [ "$sudo" != none ] && command -v pg_ctlcluster >/dev/null 2>&1 && [ -n "$version" ]; then
+  conf="/etc/postgresql/$version/main"
+  hba="$conf/pg_hba.conf"
+  marker="# rapport tests (scripts/system-deps.sh)"
+  added=""
+  if ! $sudo grep -qF "$marker" "$hba"; then
+    # First match wins in pg_hba.conf: the line goes on top.
+    $sudo sh -c "{ echo '$marker'; echo 'host test postgres 127.0.0.1/32 trust'; cat '$hba'; } \
+      > '$hba.new' && chown --reference='$hba' '$hba.new' && chmod --reference='$hba' '$hba.new' \
+      && mv '$hba.new' '$hba'"
+    added=yes
+  fi
+  if ! pg_ready; then
     $sudo sed -i "s/^#\?port = .*/port = 5432/" "$conf/postgresql.conf"
     $sudo pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null \
       || $sudo pg_ctlcluster --skip-systemctl-redirect "$version" main reload
     for _ in $(seq 1 50); do
-      pg_isready -q -h 127.0.0.1 -p 5432 && break
+      pg_ready && break
       sleep 0.2
     done
-    if pg_isready -q -h 127.0.0.1 -p 5432; then
-      $sudo su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname = 'test'\"" \
-        | grep -q 1 || $sudo su postgres -c "createdb test"
-      log "PostgreSQL $version on 127.0.0.1:5432, database test"
-    else
-      log "PostgreSQL $version did not start; the PostgreSQL tests will fail in CI"
-    fi
+  elif [ -n "$added" ]; then
+    $sudo pg_ctlcluster --skip-systemctl-redirect "$version" main reload 2>/dev/null || true
   fi
+  if pg_ready; then
+    $sudo su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname = 'test'\"" \
+      | grep -q 1 || $sudo su postgres -c "createdb test"
+    log "PostgreSQL $version on 127.0.0.1:5432, database test"
+  else
+    log "PostgreSQL $version did not start; the PostgreSQL tests will fail in CI"
+  fi
+elif pg_ready; then
+  log "PostgreSQL runs on 127.0.0.1:5432 but is not a cluster this script manages: the tests" \
+    "need a database test that user postgres reaches without a password (RAPPORT_TEST_PG_URL)"
+elif [ "$sudo" = none ] || ! command -v pg_ctlcluster >/dev/null 2>&1; then
+  log "PostgreSQL is not running on 127.0.0.1:5432; the PostgreSQL tests skip (fail with CI=true)"
+else
+  log "no PostgreSQL cluster in /etc/postgresql; the PostgreSQL tests will skip"
 fi
 exit 0
