@@ -12,7 +12,9 @@ activity batch about one run in eight on a busy machine). Its commit also picks 
 first run of acknowledged offsets, even when that run starts after a hole.
 
 :class:`DeliveryGuard` enforces the assumption at the processor's door. Per partition it knows
-the next offset to apply: a record before it was applied already and is dropped; a record
+the next offset to apply, from the partition's committed offset on when the worker knows it
+(:meth:`DeliveryGuard.start`; a hole before the first record delivered is a hole too): a record
+before it was applied already and is dropped; a record
 after it means records are missing, so it is held back (dropped; the worker seeks the
 partition back to the missing offset, and everything from there is delivered again). A gap
 that persists for ``patience_ms`` after the seek is real (offsets without records: Kafka
@@ -38,8 +40,8 @@ class DeliveryGuard:
     """Per-partition delivery bookkeeping of one worker (see the module docstring)."""
 
     patience_ms: int = 5_000
-    # Partition -> next offset to apply; absent until the partition's first record after an
-    # assignment, which starts it (the consumer starts at the committed offset).
+    # Partition -> next offset to apply; set by start() after an assignment (the committed
+    # offset), else by the partition's first record.
     _next: dict[int, int] = field(default_factory=dict)
     # Partition -> (missing offset sought, when the hole was found in ms).
     _seeking: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -63,6 +65,13 @@ class DeliveryGuard:
             return Verdict.APPLY, None
         return Verdict.MISSING_BEFORE, None
 
+    def start(self, partition: int, offset: int) -> None:
+        """``partition`` was just assigned and starts at ``offset`` (its committed offset):
+        a first record after it comes after a hole. Without this, the first record delivered
+        starts the partition, whatever it is (streams/start_offsets.py says why that is not
+        enough). No effect once the partition has started."""
+        self._next.setdefault(partition, offset)
+
     def _apply(self, partition: int, offset: int) -> None:
         self._next[partition] = offset + 1
         self._seeking.pop(partition, None)
@@ -72,7 +81,7 @@ class DeliveryGuard:
         return self._next.get(partition)
 
     def forget(self, partitions: Iterable[int]) -> None:
-        """Partitions revoked: a partition assigned again starts from its first record."""
+        """Partitions revoked: a partition assigned again starts afresh (:meth:`start`)."""
         for partition in partitions:
             self._next.pop(partition, None)
             self._seeking.pop(partition, None)

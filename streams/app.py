@@ -57,6 +57,7 @@ from streams.broker_probe import BrokerProbe
 from streams.kafka_security import KafkaSecurity
 from streams.lean_faust import QuietMonitor, RawBytes
 from streams.report_log import ReportLog, watermark_key, watermark_partition
+from streams.start_offsets import StartOffsets
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,11 @@ class Pipeline:
         self.processor = BatchProcessor(config.engine, config.pipeline)
         self.report_log = ReportLog(config.broker, config.topics.reports,
                                     config.fetch_max_wait_ms, config.security)
+        # Faust's consumer group is the app id.
+        self.start_offsets = StartOffsets(config.broker, config.app_id, config.topics.events,
+                                          config.security)
+        # Input partitions whose start offset was looked up since their assignment.
+        self._started: set[int] = set()
         # States of partitions taken over, from the table, for the processor's first batch,
         # by session key ("clinic_id session_id", models/topics.py).
         self._restored: dict[int, list[tuple[str, SessionState | UnreadableState]]] = {}
@@ -181,6 +187,9 @@ class Pipeline:
         latest = self._latest
         records = []
         first: dict[int, int] = {}  # partition -> the batch's lowest offset in it
+        assigned = {event.message.partition for event in events} - self._started
+        if assigned:
+            await self._start(assigned)
         for event in await self._in_order(events):
             message = event.message
             latest[message.partition] = event
@@ -253,6 +262,19 @@ class Pipeline:
                 # of the records it already fetched precede the seek.
                 self.hooks.rewinds[TP(message.topic, message.partition)] = seek
         return kept
+
+    async def _start(self, partitions: set[int]) -> None:
+        """Partitions delivered for the first time since their assignment: each starts at
+        the group's committed offset, so a first record after it is seen as one after a hole
+        (streams/start_offsets.py)."""
+        starts = await self.start_offsets.read(partitions)
+        for partition in sorted(partitions):
+            self._started.add(partition)
+            start = starts.get(partition)
+            if start is not None:
+                self.delivery.start(partition, start)
+                log.info("partition %d: starts at offset %d", partition, start,
+                         extra=context(topic=self.config.topics.events, partition=partition))
 
     def commit_ceiling(self, tp: TP) -> int | None:
         """The highest offset of ``tp`` a commit may name: the next record to apply, and no
@@ -460,6 +482,7 @@ class Pipeline:
                 self.dirty.forget(partitions)
                 self.processor.revoke(partitions)
                 self.delivery.forget(partitions)
+                self._started -= partitions
                 rewinds = self.hooks.rewinds
                 for tp in [tp for tp in rewinds if tp.partition in partitions]:
                     del rewinds[tp]  # a new assignment starts at its committed offset
@@ -558,7 +581,7 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     table = app.Table(SESSIONS_TABLE, default=None, key_type=bytes, value_type=bytes,
                       partitions=config.partitions)
     pipeline = Pipeline(app, config, table, outputs)
-    app.stop_hooks = [pipeline.report_log.close]
+    app.stop_hooks = [pipeline.report_log.close, pipeline.start_offsets.close]
     app.transport_hooks = pipeline.hooks
 
     @app.agent(events, name="sessions")

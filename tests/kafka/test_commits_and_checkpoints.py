@@ -7,16 +7,25 @@ a test here that fails without it):
   nothing;
 - the step before every commit (2): the reports watermark written with every commit, so the
   worker taking the partitions over re-reads only the reports published since the last
-  commit, not the whole reports topic."""
+  commit, not the whole reports topic.
+
+And where a partition taken over starts (streams/start_offsets.py): the group's committed
+offset, read from the broker, so a first record delivered after it is known to follow a
+hole."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
+from aiokafka.structs import OffsetAndMetadata
 from harness import (
     PARTITIONS,
     Outputs,
@@ -28,6 +37,8 @@ from harness import (
     wait_until,
 )
 from kafkakit import Cluster, fresh_topics
+
+from streams.start_offsets import StartOffsets
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -137,3 +148,61 @@ def test_a_take_over_rereads_only_the_reports_since_the_last_commit(
                 second.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_partition_taken_over_starts_at_the_groups_committed_offset(
+        kafka_cluster: Any) -> None:
+    """Partition 0: the group committed 7. Partition 1: no commit, and records before 3
+    deleted (retention): the group's consumer would start at 3. Partition 2: empty, no
+    commit: 0. Another group's commit changes nothing."""
+    cluster: Cluster = kafka_cluster(1)
+    topic, group = "t-start-offsets", "t-start-offsets-group"
+
+    async def scenario() -> dict[int, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+        await admin.start()
+        try:
+            # The cluster is the test session's own (fresh data directory): a new topic.
+            await admin.create_topics([NewTopic(topic, 3, 1)])
+            producer = AIOKafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all")
+            await producer.start()
+            try:
+                for partition in (0, 1):
+                    for n in range(10):
+                        await producer.send_and_wait(topic, b"%d" % n, partition=partition)
+            finally:
+                await producer.stop()
+            await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(3)})
+            for committer, offset in ((group, 7), (group + "-other", 9)):
+                consumer = AIOKafkaConsumer(bootstrap_servers=cluster.bootstrap,
+                                            group_id=committer, enable_auto_commit=False)
+                await consumer.start()
+                try:
+                    tp = TopicPartition(topic, 0)
+                    consumer.assign([tp])
+                    await consumer.commit({tp: OffsetAndMetadata(offset, "")})
+                finally:
+                    await consumer.stop()
+        finally:
+            await admin.close()
+        starts = StartOffsets(cluster.bootstrap, group, topic)
+        try:
+            return await starts.read([0, 1, 2])
+        finally:
+            await starts.close()
+
+    assert asyncio.run(scenario()) == {0: 7, 1: 3, 2: 0}
+
+
+def test_start_offsets_a_broker_does_not_answer_are_unknown_not_fatal(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing listens on the port: after its tries the lookup gives up, saying so, and the
+    worker goes on (each partition then starts at its first record delivered)."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    starts = StartOffsets(f"127.0.0.1:{port}", "g", "t", timeout_s=2)
+    started = time.monotonic()
+    assert asyncio.run(starts.read([0, 1])) == {}
+    assert time.monotonic() - started < 3 * 2 + 2
+    assert "committed offsets of t unreadable" in caplog.text

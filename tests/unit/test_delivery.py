@@ -54,3 +54,29 @@ def test_a_partition_assigned_again_starts_at_its_first_record() -> None:
     guard.forget([1])
     assert guard.next_offset(1) is None
     assert guard.check(1, 4, 0) == (APPLY, None)  # replay from an older committed offset
+
+
+def test_a_partition_started_at_its_committed_offset_sees_a_hole_before_its_first_record(
+        ) -> None:
+    """What a take-over on a busy machine got: Faust dropped the first records after the
+    committed offset (its buffers cleared after the seek) and delivered 220 first. Started at
+    the committed offset, the guard seeks back to it; started by the first record, those
+    records were lost for good."""
+    guard = DeliveryGuard()
+    guard.start(2, 212)
+    assert guard.next_offset(2) == 212  # no commit past the committed offset meanwhile
+    assert guard.check(2, 220, 0) == (HELD, 212)
+    assert guard.check(2, 212, 5) == (APPLY, None)
+    unguarded = DeliveryGuard()
+    assert unguarded.check(2, 220, 0) == (APPLY, None)
+
+
+def test_start_does_not_move_a_partition_already_started() -> None:
+    guard = DeliveryGuard()
+    guard.check(0, 30, 0)
+    guard.start(0, 12)
+    assert guard.next_offset(0) == 31
+    guard.forget([0])
+    guard.start(0, 12)
+    assert guard.check(0, 11, 0) == (AGAIN, None)  # before the committed offset: applied
+    assert guard.check(0, 12, 0) == (APPLY, None)
