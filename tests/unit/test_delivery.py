@@ -58,10 +58,10 @@ def test_a_partition_assigned_again_starts_at_its_first_record() -> None:
 
 def test_a_partition_started_at_its_committed_offset_sees_a_hole_before_its_first_record(
         ) -> None:
-    """What a take-over on a busy machine got: Faust dropped the first records after the
-    committed offset (its buffers cleared after the seek) and delivered 220 first. Started at
-    the committed offset, the guard seeks back to it; started by the first record, those
-    records were lost for good."""
+    """What Faust can do at a take-over (streams/start_offsets.py): drop the first records
+    after the committed offset (its buffers cleared after its seek) and deliver 220 first.
+    Started at the committed offset, the guard seeks back to it; started by the first record
+    delivered, it would lose 212-219 for good."""
     guard = DeliveryGuard()
     guard.start(2, 212)
     assert guard.next_offset(2) == 212  # no commit past the committed offset meanwhile
