@@ -33,6 +33,9 @@ class Verdict(str, Enum):
     APPLY = "apply"  # the next record of its partition
     APPLIED_ALREADY = "applied_already"  # before the next offset: delivered again
     MISSING_BEFORE = "missing_before"  # after a hole: held back until the hole is filled
+    # After a hole that stayed patience_ms after the seek: applied, the hole taken as a gap
+    # in the log (retention, transaction markers). Rare, and logged: records lost otherwise.
+    AFTER_GAP = "after_gap"
 
 
 @dataclass(slots=True)
@@ -49,7 +52,8 @@ class DeliveryGuard:
     def check(self, partition: int, offset: int, now_ms: int) -> tuple[Verdict, int | None]:
         """What to do with the record at ``offset`` of ``partition``, seen at ``now_ms`` (any
         monotonic clock in ms), and the offset to seek the partition back to, if a new hole
-        was found. An ``APPLY`` verdict advances the partition."""
+        was found (for ``AFTER_GAP``: the first offset of the gap given up on). ``APPLY`` and
+        ``AFTER_GAP`` advance the partition."""
         expected = self._next.get(partition)
         if expected is None or offset == expected:
             self._apply(partition, offset)
@@ -62,7 +66,7 @@ class DeliveryGuard:
             return Verdict.MISSING_BEFORE, expected
         if now_ms - sought[1] >= self.patience_ms:
             self._apply(partition, offset)  # the broker has no record there
-            return Verdict.APPLY, None
+            return Verdict.AFTER_GAP, expected
         return Verdict.MISSING_BEFORE, None
 
     def start(self, partition: int, offset: int) -> None:

@@ -253,6 +253,15 @@ class Pipeline:
                 kept.append(event)
                 continue
             metrics.DELIVERY_ANOMALIES.labels(verdict.value).inc()
+            if verdict is Verdict.AFTER_GAP:
+                kept.append(event)
+                log.warning("partition %d: offsets %d to %d not delivered %d s after seeking "
+                            "back; taken as a gap in the log (retention, transaction "
+                            "markers)", message.partition, seek, message.offset - 1,
+                            self.delivery.patience_ms // 1000,
+                            extra=context(topic=message.topic, partition=message.partition,
+                                          offset=message.offset))
+                continue
             if seek is not None:
                 log.warning("partition %d: offset %d delivered before %d; seeking back",
                             message.partition, message.offset, seek,

@@ -52,7 +52,9 @@ CLOSED_FROM_REPORTS = Counter(
 DELIVERY_ANOMALIES = Counter(
     "rapport_delivery_anomalies_total", "Input records the consumer delivered out of turn: "
     "applied_already (delivered again: dropped), missing_before (after a hole: held back, "
-    "the partition sought back to the hole; models/delivery.py).", ["kind"])
+    "the partition sought back to the hole), after_gap (applied after a hole still there "
+    "patience_ms after the seek: a gap in the log, or records lost; models/delivery.py).",
+    ["kind"])
 CHECKPOINT_SECONDS = Histogram(
     "rapport_checkpoint_seconds", "Time of one round of session checkpoints.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))

@@ -113,7 +113,8 @@ class Worker:
         for partition in {r.partition for r in records} - self.processor.partitions:
             self.delivery.start(partition, self.committed.get(partition, 0))
         kept = [r for r in sorted(records, key=lambda r: (r.partition, r.offset))
-                if self.delivery.check(r.partition, r.offset, 0)[0] is Verdict.APPLY]
+                if self.delivery.check(r.partition, r.offset, 0)[0] in (Verdict.APPLY,
+                                                                   Verdict.AFTER_GAP)]
         for partition in {r.partition for r in kept} - self.processor.partitions:
             self.take_over(partition)
         result = self.processor.process(kept, lambda p: self.restored.pop(p, []))
