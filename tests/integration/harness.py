@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,15 @@ def _differences(got: Any, want: Any, path: str = "") -> list[str]:
     return [] if got == want else [f"{path or '.'}: {got!r} (expected {want!r})"]
 
 
+def _dead_letters_of(outputs: Outputs, session_id: str) -> str:
+    """The session's dead letters, by reason and field, and the first one's error."""
+    mine = [d for d in outputs.dead_letters if d.get("session_id") == session_id]
+    if not mine:
+        return "no dead letters"
+    kinds = Counter(f"{d.get('reason')}:{d.get('field')}" for d in mine)
+    return f"dead letters {dict(kinds)}, the first: {mine[0].get('error')!r}"
+
+
 def assert_reports_match(outputs: Outputs, expected: dict[str, dict[str, Any]],
                          workers: Iterable[Worker | None] = ()) -> None:
     """Every expected session reported once, each report equal to the offline one; on a
@@ -293,7 +303,8 @@ def _assert_reports_match(outputs: Outputs, expected: dict[str, dict[str, Any]])
     for number, record in enumerate(outputs.reports, 1):
         session_id = record["session_id"]
         assert record["report"] == expected[session_id], (
-            f"{session_id} (report {number} of {len(outputs.reports)} published) differs "
+            f"{session_id} (report {number} of {len(outputs.reports)} published, ended by "
+            f"{record.get('ended_by')}; {_dead_letters_of(outputs, session_id)}) differs "
             f"from rapport analyze: "
             + "; ".join(_differences(record["report"], expected[session_id])))
         assert record["schema_version"] == 1

@@ -90,7 +90,7 @@ def test_three_workers_join_and_one_leaves_under_load(kafka_cluster: Any,
                                     "every report after the rebalances", workers)
                 await asyncio.sleep(3)  # a repeated report would show up by now
                 await outputs.poll()
-                assert_reports_match(outputs, expected)
+                assert_reports_match(outputs, expected, workers)
                 assert not outputs.dead_letters
         finally:
             for running in workers:
