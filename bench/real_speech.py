@@ -7,6 +7,11 @@ of the turns) or a word / phone alignment (below); speech per 20 ms frame.
 - **Tuning** (``tests/data/real``, read by the tests too): the pyannote.audio wheel's
   two-speaker telephone sample (tests/data/real/README.md: source, MIT licence). The silero
   backend's decision rule was tuned on it (models/vad_silero.py).
+- **AMI meeting excerpts** (``tests/data/real/ami``: pyannote.audio's debugging dataset, ten
+  30-s excerpts of AMI meetings, one channel for the room, with RTTM turns; MIT / CC BY 4.0,
+  README there): its train split is **tuning** data too (bench/vad_rule.py re-chose the rule
+  on it with the telephone sample); its development and test excerpts
+  (``tests/data/real/validation/ami``) are **validation**.
 - **Validation** (``tests/data/real/validation``, committed, never tuned on;
   tests/data/real/validation/README.md: sources, licences): three recordings of one speaker
   from Montreal Forced Aligner's test data (about 25 s each: read and spontaneous speech,
@@ -47,6 +52,7 @@ import soxr
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "tests" / "data" / "real"
 VALIDATION = COMMITTED / "validation"
+AMI = {"tuning": COMMITTED / "ami", "validation": VALIDATION / "ami"}
 SR = 16_000
 FRAME = SR // 50  # 20 ms
 NOISES = ("white", "pink", "babble")
@@ -171,6 +177,12 @@ def validation() -> list[Recording]:
     """The committed validation recordings (never tuned on)."""
     return [load(audio, reference, "validation")
             for audio, reference in _pairs(VALIDATION, (".TextGrid", ".lab"))]
+
+
+def ami(use: str) -> list[Recording]:
+    """The AMI meeting excerpts: ``"tuning"`` (the train split) or ``"validation"`` (the
+    development and test splits)."""
+    return [load(audio, rttm, use) for audio, rttm in _pairs(AMI[use])]
 
 
 def extra() -> list[Recording]:

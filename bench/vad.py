@@ -10,13 +10,16 @@ Prints, in one run:
    on one thread), at 100 ms and 1 s chunks (the ingest's batch).
 2. Frame F1 on **real speech** (bench/real_speech.py), clean and with white / pink / babble
    (the recording's own voices) noise at 20 / 10 / 5 dB: the **tuning** recording (the
-   committed pyannote.audio sample: the silero backend's decision rule was tuned on it), then
-   each **validation** recording (tests/data/real/validation: three Montreal Forced Aligner
-   test recordings and a CMU ARCTIC sentence, with alignments; never tuned on) and any extra
-   ones with RTTM in ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech`` (nothing
-   is downloaded), then the validation recordings pooled; after each table, whether the
-   default backend is at least the best of silero-vad and webrtcvad (any mode) in each
-   condition (issue 17's target).
+   committed pyannote.audio telephone sample), then each **validation** recording
+   (tests/data/real/validation: three Montreal Forced Aligner test recordings and a CMU
+   ARCTIC sentence, with alignments; never tuned on) and any extra ones with RTTM in
+   ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech`` (nothing is downloaded), then
+   those validation recordings pooled; then the AMI meeting excerpts pooled, the ten of the
+   **tuning** split (tests/data/real/ami) and the four of the **validation** split
+   (tests/data/real/validation/ami), with one line per excerpt. The silero backend's rule was
+   chosen on the telephone sample and the AMI tuning excerpts (bench/vad_rule.py). After each
+   table, whether the default backend is at least the best of silero-vad and webrtcvad (any
+   mode) in each condition (issue 17's target).
 3. The same on the **generated set** (espeak-ng voices; Rapport's own VAD was tuned on it, the
    silero rule validated on it), pooled per condition, after §2 and raw.
 
@@ -377,6 +380,34 @@ def other_seeds(recordings: list[real_speech.Recording], found: dict[str, Detect
         print(f"  seed {seed}: " + ", ".join(marks))
 
 
+def ami_tables(use: str, recordings: list[real_speech.Recording],
+               found: dict[str, Detector], order: list[str]) -> None:
+    """The AMI excerpts of one split pooled, then each excerpt on one line: the default's F1
+    and the best rival's per condition (``!`` where the default is under)."""
+    if not recordings:
+        return
+    rivals = [n for n in found if n.startswith(("webrtcvad", "silero-vad"))]
+    per_excerpt = []
+    pooled_clips = []
+    for recording in recordings:
+        clips = real_clips([recording])
+        pooled_clips += clips
+        results = {name: evaluate(clips, found[name]) for name in ["default", *rivals]}
+        cells = []
+        for condition in order:
+            ours = results["default"][condition + "+§2"]["f1"]
+            best = max((results[n][condition + "+§2"]["f1"] for n in rivals), default=ours)
+            cells.append(f"{condition} {ours:.3f}/{best:.3f}" + ("!" if ours < best else ""))
+        per_excerpt.append(f"  {recording.name} ({recording.labels.mean():.0%} speech): "
+                           + ", ".join(cells))
+    results = {name: evaluate(pooled_clips, detect) for name, detect in found.items()}
+    f1_table(f"Real speech, AMI meeting excerpts ({use}, {len(recordings)} pooled): frame F1 "
+             f"after §2", results, order)
+    verdicts(results, order)
+    print("each excerpt, default / best of silero-vad and webrtcvad:")
+    print("\n".join(per_excerpt))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--audio", type=Path, default=ROOT / "build" / "vad-audio")
@@ -403,7 +434,8 @@ def main() -> None:
           f"{sum(len(c.audio) for c in clean) / SR:.0f} s clean audio per condition")
     tuning, extra = real_speech.committed(), real_speech.extra()
     validation = real_speech.validation() + extra
-    for recording in tuning + validation:
+    ami = {"tuning": real_speech.ami("tuning"), "validation": real_speech.ami("validation")}
+    for recording in tuning + validation + ami["tuning"] + ami["validation"]:
         print(f"real speech ({recording.use}): {recording.name}, "
               f"{len(recording.audio) / SR:.1f} s, {recording.labels.mean():.0%} speech")
     if not extra:
@@ -448,6 +480,8 @@ def main() -> None:
         f1_table("Real speech, validation recordings pooled: frame F1 after §2", results,
                  order)
         verdicts(results, order)
+    for use, recordings in ami.items():
+        ami_tables(use, recordings, found, order)
 
     results = {name: evaluate(clips, detect) for name, detect in found.items()}
     order = [c for c in order if c + "+§2" in results["rapport"]]
