@@ -22,7 +22,7 @@ Aligner and CMU ARCTIC recordings), next to the default.
 probability is at least ``low``) and ``soft`` (the default's hysteresis on the probability
 plus ``w`` where webrtcvad mode ``m`` says speech).
 
-Usage: ``.venv/bin/python bench/vad_rule.py [--webrtc]`` (about five minutes on one core).
+Usage: ``.venv/bin/python bench/vad_rule.py [--webrtc]`` (about two minutes on one core).
 """
 
 from __future__ import annotations

@@ -43,12 +43,14 @@ detection") against issue 17's target: of the settings tried (threshold 0.4-0.6,
 0.2-0.35 under it, lookahead 1-3 windows) they leave the default the least under the best
 of silero-vad and webrtcvad over those 40 conditions (0.004 at worst, +0.0025 on average;
 the earlier 0.6 / 0.35, chosen on one noise sample, was up to 0.008 under and fell to F1
-0.927 on another sample, these to 0.952). They are **validated** on other real recordings
-(tests/data/real/validation); some of the settings were scored there too before the choice
-(README), but the choice uses the tuning recording alone. Labelled speech starts before the
-model is sure of it: looking 64 ms ahead starts units on time; the release under the
-threshold holds a unit through the model's dips inside words in noise. The 64 ms cost no
-latency in audio mode, which publishes per 1 s batch.
+0.927 on another sample, these to 0.952). Chosen again with ten AMI meeting excerpts added to
+the tuning data (tests/data/real/ami; bench/vad_rule.py: 60 rules on 60 conditions), they
+still come first. They are **validated** on other real recordings
+(tests/data/real/validation, with four more AMI excerpts); some of the settings were scored
+there too before the choice (README), but the choice uses the tuning data alone.
+Labelled speech starts before the model is sure of it: looking 64 ms ahead starts units on
+time; the release under the threshold holds a unit through the model's dips inside words in
+noise. The 64 ms cost no latency in audio mode, which publishes per 1 s batch.
 
 As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, never on how it
 was cut into chunks, and the output is a ``0``/``1`` string per completed frame, ready for
