@@ -30,8 +30,12 @@ dB of its median, and ``gain G dB, noise known`` applies ``G`` everywhere but in
 conditions: an oracle no detector can run, printed to show what a perfect steady-noise gate
 would be worth. Not adopted (README).
 
-Usage: ``.venv/bin/python bench/vad_rule.py [--webrtc] [--gain]`` (about two minutes on one
-core, four with ``--gain``).
+``--hangover`` adds every hysteresis rule with a hangover: a unit held ``H`` ms (40-300)
+after its release, the classic way to keep a unit through the pauses inside a turn (AMI's
+turns hold some). Not adopted: none ranks above the default (README).
+
+Usage: ``.venv/bin/python bench/vad_rule.py [--webrtc] [--gain] [--hangover]`` (about two
+minutes on one core, four with ``--gain``, four with ``--hangover``).
 """
 
 from __future__ import annotations
@@ -76,8 +80,20 @@ def frame_probability(clip: Clip, lookahead: int) -> np.ndarray:
     return np.max([windows[at + k] for k in range(lookahead + 1)], axis=0)
 
 
-def hysteresis_rule(on: float, off: float, lookahead: int) -> Rule:
-    return lambda clip: hysteresis(frame_probability(clip, lookahead), on, off)
+def held(flags: Flags, frames: int) -> Flags:
+    """``flags`` with each unit held ``frames`` more frames after its end (causal)."""
+    out = flags.copy()
+    last = -frames - 1
+    for i, speech in enumerate(flags):
+        if speech:
+            last = i
+        elif i - last <= frames:
+            out[i] = True
+    return out
+
+
+def hysteresis_rule(on: float, off: float, lookahead: int, hangover: int = 0) -> Rule:
+    return lambda clip: held(hysteresis(frame_probability(clip, lookahead), on, off), hangover)
 
 
 def webrtc(clip: Clip, mode: int) -> Flags:
@@ -125,14 +141,18 @@ def gain_rule(gain_db: float, spread_db: float | None) -> Rule:
     return rule
 
 
-def grid(with_webrtc: bool, with_gain: bool = False) -> dict[str, Rule]:
+def grid(with_webrtc: bool, with_gain: bool = False,
+         with_hangover: bool = False) -> dict[str, Rule]:
     rules: dict[str, Rule] = {}
+    hangovers = (0, 2, 4, 6, 8, 10, 15) if with_hangover else (0,)
     for lookahead in (1, 2, 3):
         for on in (0.4, 0.45, 0.5, 0.55, 0.6):
             for off in (0.2, 0.25, 0.3, 0.35):
-                if off < on:
-                    rules[f"hysteresis {on:g}/{off:g} lookahead {lookahead}"] = \
-                        hysteresis_rule(on, off, lookahead)
+                for hold in hangovers:
+                    if off < on:
+                        name = f"hysteresis {on:g}/{off:g} lookahead {lookahead}"
+                        name += f" hangover {hold * 20} ms" if hold else ""
+                        rules[name] = hysteresis_rule(on, off, lookahead, hold)
     if with_webrtc:
         for mode in range(4):
             for low in (0.05, 0.1, 0.2, 0.3, 0.4):
@@ -183,6 +203,8 @@ def main() -> None:
                         help="also the families with webrtcvad as a second detector")
     parser.add_argument("--gain", action="store_true",
                         help="also a gain in front of the model while the background is steady")
+    parser.add_argument("--hangover", action="store_true",
+                        help="also every hysteresis rule with a hangover of 40-300 ms")
     args = parser.parse_args()
     MODEL.append(load_model())
     found, missing = bench_vad.detectors()
@@ -194,7 +216,7 @@ def main() -> None:
           f"{len({tuning_key(c) for c in tuning})} conditions (margin = F1 after §2 minus the "
           f"best of {', '.join(RIVALS)})")
     ranked = []
-    for name, rule in grid(args.webrtc, args.gain).items():
+    for name, rule in grid(args.webrtc, args.gain, args.hangover).items():
         scored = margins(tuning, rule, tuning_key)
         gaps = [ours - best for ours, best in scored.values()]
         ranked.append((min(gaps), float(np.mean(gaps)), sum(g < 0 for g in gaps), name, rule))
@@ -203,7 +225,7 @@ def main() -> None:
     for place, (worst, mean, under, name, _) in enumerate(ranked, 1):
         if place <= 12 or name == current or name.startswith("gain"):
             mark = "  <- the default" if name == current else ""
-            print(f"{place:>3}. {name:<36} worst {worst:+.4f}  mean {mean:+.4f}  "
+            print(f"{place:>3}. {name:<50} worst {worst:+.4f}  mean {mean:+.4f}  "
                   f"under in {under}{mark}")
     chosen = next(row for row in ranked if "noise known" not in row[3])  # buildable rules
     print(f"\nchosen: {chosen[3]}")
