@@ -5,14 +5,13 @@ Forced Aligner test recordings and a CMU ARCTIC sentence, with alignments; never
 and AMI meeting excerpts with RTTM turns (pyannote.audio's debugging dataset: the train split
 tests/data/real/ami is tuning data, the development and test splits
 tests/data/real/validation/ami are validation), clean and with white, pink and babble noise
-at 20/10/5 dB, scored per 20 ms frame after
-METRICS.md §2 as the engine builds IPUs. Each VAD runs as the ingest's audio mode runs it:
-one 1 s batch per call.
+at 20/10/5 dB, scored per 20 ms frame after METRICS.md §2 as the engine builds IPUs. Each VAD
+runs as the ingest's audio mode runs it: one 1 s batch per call.
 
-Bounds are a little under what was measured on 2026-12-04 and 2026-12-05 (README, "Voice activity
-detection"), so a regression fails. The default backend (``auto``) must run the Silero model
-here: skipped when its extra is missing, except with ``CI=true`` (make setup installs it),
-where that fails.
+Bounds are a little under what was measured on 2026-12-04 and 2026-12-05 (README, "Voice
+activity detection"), so a regression fails. The default backend (``auto``) must run the
+Silero model here: skipped when its extra is missing, except with ``CI=true`` (make setup
+installs it), where that fails.
 """
 
 from __future__ import annotations
