@@ -18,8 +18,9 @@ bounds above, and with the default backend (``auto``: the Silero model where ins
 to 15 % and 150 ms (see ``BOUNDS``): the clips' labels end each unit where its tail falls
 40 dB under the talker's peak, the convention Rapport's own VAD was tuned to; the Silero
 backend, tuned to human-labelled speech (issue 17), starts units up to about 100 ms before
-those labels (its 64 ms lookahead) and ends them up to about 110 ms after (measured
-2026-12-04: talk time +10.5 % and +5.9 %, residuals within 112 ms).
+those labels and ends them up to about 120 ms after (measured 2026-12-04, the model alone:
+talk time +10.5 % and +5.9 %, residuals within 112 ms; 2026-12-05, fused with band evidence:
++10.5 % and +4.6 %, within 122 ms).
 
 Chromium (Debian's ``chromium``) runs as the real binary ``/usr/lib/chromium/chromium`` (the
 ``/usr/bin/chromium`` wrapper adds flags), one process group per browser (headless refuses two

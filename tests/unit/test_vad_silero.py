@@ -117,25 +117,39 @@ def test_probabilities_match_the_model_file_run_window_by_window(model: SileroMo
         assert probabilities.max() > 0.9 and probabilities.min() < 0.1  # speech and pauses
 
 
-@pytest.mark.parametrize(("threshold", "release", "lookahead"),
-                         [(0.55, 0.3, 2), (0.5, 0.35, 0)])
+@pytest.mark.parametrize(("bands", "threshold", "release", "lookahead"),
+                         [(True, None, None, None), (False, 0.55, 0.3, 2),
+                          (False, 0.5, 0.35, 0)])
 def test_decisions_follow_the_model_files_probabilities(
-        model: SileroModel, threshold: float, release: float, lookahead: int) -> None:
+        model: SileroModel, bands: bool, threshold: float | None, release: float | None,
+        lookahead: int | None) -> None:
     """End to end: frames decided from the file's own probabilities with the documented
     rule (the highest of the frame's window and the ``lookahead`` after it, hysteresis from
-    ``threshold`` to ``release``) are what the backend decides: Rapport's defaults and
-    Silero's own rule."""
-    from models.vad_silero import StreamingSileroVad
+    ``threshold`` to ``release``) are what the backend decides: the default (each window's
+    probability fused with its band evidence, models/vad_bands.py, with the fitted weights
+    and the fused rule), the model alone with the rule tuned before, and Silero's own rule."""
+    from models.vad_bands import evidence_of, fuse
+    from models.vad_silero import (
+        FUSED_LOOKAHEAD,
+        FUSED_RELEASE,
+        FUSED_THRESHOLD,
+        StreamingSileroVad,
+    )
+    on = FUSED_THRESHOLD if threshold is None else threshold
+    off = FUSED_RELEASE if release is None else release
+    ahead = FUSED_LOOKAHEAD if lookahead is None else lookahead
     for audio in clean_clips():
         probabilities, _ = reference_run(audio)
+        if bands:
+            probabilities = fuse(probabilities, evidence_of(audio)[:len(probabilities)])
         expected, speaking = [], False
-        for frame in range((len(probabilities) - lookahead) * 512 // 320):
+        for frame in range((len(probabilities) - ahead) * 512 // 320):
             at = ((frame + 1) * 320 - 1) // 512
-            probability = max(probabilities[at:at + lookahead + 1])
-            speaking = probability >= (release if speaking else threshold)
+            probability = max(probabilities[at:at + ahead + 1])
+            speaking = probability >= (off if speaking else on)
             expected.append("1" if speaking else "0")
         vad = StreamingSileroVad(model=model, threshold=threshold, release=release,
-                                 lookahead=lookahead)
+                                 lookahead=lookahead, bands=bands)
         got = "".join(vad.push(audio[at:at + 1600]) for at in range(0, len(audio), 1600))
         assert got == "".join(expected)
         assert "1" in got and "0" in got
@@ -161,7 +175,7 @@ def test_a_model_file_laid_out_otherwise_is_refused(model: SileroModel,
 
 
 def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
-    from models.vad_silero import StreamingSileroVad
+    from models.vad_silero import FUSED_LOOKAHEAD, StreamingSileroVad
     audio, labels = clips()[0]
     whole = StreamingSileroVad(model=model).push(audio)
     rng = np.random.default_rng(4)
@@ -173,8 +187,9 @@ def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
         at += size
     assert "".join(out) == whole
     # every frame whose last sample lies in a complete 512-sample window followed by the
-    # two windows of lookahead
-    assert vad.frames_decided == len(whole) == (len(audio) // 512 - 2) * 512 // 320
+    # windows of lookahead
+    assert vad.frames_decided == len(whole) == (
+        (len(audio) // 512 - FUSED_LOOKAHEAD) * 512 // 320)
     truth = np.frombuffer(labels.encode(), dtype=np.uint8) == ord("1")
     predicted = np.frombuffer(whole.encode(), dtype=np.uint8) == ord("1")
     n = min(len(truth), len(predicted))
@@ -209,7 +224,7 @@ def test_bad_settings_name_the_field(model: SileroModel) -> None:
     from models.vad_silero import SileroBatchVad
     for kwargs, field in (({"frame_ms": 0}, "vad.frame_ms"), ({"threshold": 1.0},
                                                                "vad.threshold"),
-                          ({"release": 0.7}, "vad.release"), ({"lookahead": -1},
+                          ({"release": 0.9}, "vad.release"), ({"lookahead": -1},
                                                               "vad.lookahead")):
         with pytest.raises(ConfigError) as raised:
             SileroBatchVad(2, model=model, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,139 @@
+"""Band evidence for the silero backend: how far each frequency band stands above its own
+noise floor, per model window (issue 17, point 2: "a combination with Rapport's own features").
+
+The Silero model's speech probability depends on the level and spectrum of the input, and in
+steady noise it loses quiet or distant speech that still stands clear of the noise in the
+bands where voices carry most energy (80-500 Hz: the fundamental and first harmonics, where
+white and pink noise put little power). webrtcvad's sub-band energies against an adaptive
+noise model keep that speech; this module gives the silero backend the same kind of evidence,
+cheaply, so :mod:`models.vad_silero` can combine it with the model's probability
+(README, "Voice activity detection").
+
+Per 512-sample window (32 ms at 16 kHz, the model's own windows) and per band of
+:data:`BANDS_HZ` (webrtcvad's six bands up to 4 kHz, and 4-8 kHz):
+
+- the band's power: the Hann-windowed spectrum's power summed over the band's bins;
+- smoothed: the mean of that window's power and the :data:`SMOOTH` - 1 windows before it;
+- the floor: the lowest smoothed power of the last :data:`FLOOR_WINDOWS` windows (about 3 s;
+  minimum statistics), never under :data:`FLOOR_DBFS` (white noise at -80 dBFS, so digital
+  silence does not make every sound infinitely far above its floor);
+- the evidence: the window's own (unsmoothed) power over the floor in dB, clipped to
+  ``0..CAP_DB``.
+
+A stream's first window stands in for the windows before it, so a stream starts with a floor
+at its first window's level. The minimum over 3 s follows a louder background within 3 s and
+cannot learn speech that pauses at least once in 3 s (a phrase without any pause for longer
+than that lowers the evidence, not the model's probability, which still carries it; issue 17
+point 4). Everything is causal and depends only on the samples, never on how a stream was cut
+into calls. Pure numpy, no audio kept: per stream the last few band powers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import scipy.fft
+from numpy.lib.stride_tricks import sliding_window_view
+
+RATE = 16_000
+WINDOW = 512
+BANDS_HZ = ((80, 250), (250, 500), (500, 1000), (1000, 2000), (2000, 3000), (3000, 4000),
+            (4000, 8000))
+SMOOTH = 3  # windows averaged for the floor (96 ms)
+FLOOR_WINDOWS = 94  # windows the floor is the minimum of (3.0 s)
+CAP_DB = 30.0  # evidence is clipped to 0..CAP_DB
+FLOOR_DBFS = -80.0  # the lowest floor: white noise at this level (dB full scale)
+
+# The fusion with the model's probability (:func:`fuse`), fitted by bench/vad_fuse.py on the
+# tuning data (models/vad_silero.py, "Deciding frames"); one weight per band of BANDS_HZ.
+PROBABILITY_WEIGHT = 0.740
+BAND_WEIGHTS = (0.497, 0.730, -0.321, -0.266, -0.079, 0.137, -0.095)
+FUSION_BIAS = 0.662
+
+_TAPER = np.hanning(WINDOW).astype(np.float32)
+_FREQUENCIES = np.fft.rfftfreq(WINDOW, 1 / RATE)
+# Each band's bins form a contiguous range; the bands follow each other, so the band sums
+# are one reduceat from each band's first bin up to the last band's end.
+_FIRST = [int(np.searchsorted(_FREQUENCIES, low)) for low, _ in BANDS_HZ]
+_STARTS = np.array(_FIRST)
+_END = int(np.searchsorted(_FREQUENCIES, BANDS_HZ[-1][1]))
+_WIDTHS = np.diff([*_FIRST, _END])
+# White noise of variance s^2 puts s^2 * sum(taper^2) in each bin of the tapered spectrum.
+_LOWEST = 10 ** (FLOOR_DBFS / 10) * float(np.sum(_TAPER.astype(np.float64)**2)) * _WIDTHS
+
+
+def band_power(windows: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Each window's power per band, ``(..., bands)`` for ``windows`` ``(..., 512)``."""
+    samples = np.asarray(windows, dtype=np.float32)
+    # scipy's FFT: seven times numpy's on float32 windows here, and, like the band sums
+    # (reduceat, row by row), the same to the bit however many windows come at once, so a
+    # stream's evidence does not depend on how it is cut into calls.
+    spectrum = scipy.fft.rfft(samples * _TAPER, axis=-1)
+    bins = spectrum.real**2 + spectrum.imag**2
+    power: npt.NDArray[np.float64] = np.add.reduceat(
+        bins[..., :_END], _STARTS, axis=-1, dtype=np.float64)
+    return power
+
+
+class BandFloor:
+    """The band evidence of ``streams`` streams, window after window (see the module
+    docstring). Streams that have as many new windows are computed together."""
+
+    def __init__(self, streams: int = 1) -> None:
+        bands = len(BANDS_HZ)
+        # Per stream and band, time last (contiguous for the sliding mean and minimum).
+        self._recent = np.zeros((streams, bands, SMOOTH - 1))  # last powers
+        self._smoothed = np.zeros((streams, bands, FLOOR_WINDOWS - 1))  # last smoothed
+        self._started = np.zeros(streams, dtype=bool)
+
+    def evidence(self, power: npt.ArrayLike,
+                 rows: npt.ArrayLike | None = None) -> npt.NDArray[np.float64]:
+        """dB above the floor, ``0..CAP_DB``, ``(streams, windows, bands)``, for the next
+        windows' :func:`band_power` ``(streams, windows, bands)`` of streams ``rows`` (all
+        by default), in order; ``(windows, bands)`` in and out for one stream."""
+        given = np.asarray(power, dtype=np.float64)
+        single = given.ndim == 2
+        power = np.ascontiguousarray((given[None] if single else given).transpose(0, 2, 1))
+        rows = np.arange(len(self._started)) if rows is None else np.asarray(rows)
+        if not power.shape[2]:
+            return np.zeros(given.shape)
+        fresh = ~self._started[rows]
+        if fresh.any():  # a stream's first window stands in for the windows before it
+            self._recent[rows[fresh]] = power[fresh, :, :1]
+        joined = np.concatenate((self._recent[rows], power), axis=2)
+        smoothed = sliding_window_view(joined, SMOOTH, axis=2).mean(axis=-1)
+        self._recent[rows] = joined[:, :, joined.shape[2] - (SMOOTH - 1):]
+        if fresh.any():
+            self._smoothed[rows[fresh]] = smoothed[fresh, :, :1]
+            self._started[rows] = True
+        history = np.concatenate((self._smoothed[rows], smoothed), axis=2)
+        floor = sliding_window_view(history, FLOOR_WINDOWS, axis=2).min(axis=-1)
+        self._smoothed[rows] = history[:, :, history.shape[2] - (FLOOR_WINDOWS - 1):]
+        ratio = power / np.maximum(floor, _LOWEST[:, None])
+        out: npt.NDArray[np.float64] = np.clip(
+            10 * np.log10(np.maximum(ratio, 1e-12)), 0.0, CAP_DB).transpose(0, 2, 1)
+        return out[0] if single else out
+
+
+def fuse(probability: npt.ArrayLike, evidence: npt.ArrayLike,
+         weight: float = PROBABILITY_WEIGHT, bands: Sequence[float] = BAND_WEIGHTS,
+         bias: float = FUSION_BIAS) -> npt.NDArray[np.float32]:
+    """The fused speech value of windows with the model's ``probability`` ``(windows,)`` and
+    band ``evidence`` ``(windows, bands)`` in dB, ``(streams, windows)`` for a leading stream
+    axis on both (models/vad_silero.py, "Deciding frames")."""
+    p = np.clip(np.asarray(probability, dtype=np.float64), 1e-4, 1 - 1e-4)
+    # Elementwise, not a matrix product: the same to the bit however many windows come.
+    weighted = np.asarray(evidence, dtype=np.float64) * (np.asarray(bands, np.float64) / 10)
+    score = weight * np.log(p / (1 - p)) + weighted.sum(axis=-1) + bias
+    fused: npt.NDArray[np.float32] = (1 / (1 + np.exp(-score))).astype(np.float32)
+    return fused
+
+
+def evidence_of(audio: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """:class:`BandFloor`'s evidence for every complete window of one stream's 16 kHz
+    ``audio`` at once (what the stream gives window by window)."""
+    samples = np.asarray(audio, dtype=np.float64).reshape(-1)
+    count = len(samples) // WINDOW
+    return BandFloor().evidence(band_power(samples[:count * WINDOW].reshape(count, WINDOW)))
