@@ -16,8 +16,9 @@ Prints, in one run:
    ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech`` (nothing is downloaded), then
    those validation recordings pooled; then the AMI meeting excerpts pooled, the ten of the
    **tuning** split (tests/data/real/ami) and the four of the **validation** split
-   (tests/data/real/validation/ami), with one line per excerpt. The silero backend's rule was
-   chosen on the telephone sample and the AMI tuning excerpts (bench/vad_rule.py). After each
+   (tests/data/real/validation/ami), with one line per excerpt. The silero backend's band
+   weights and rule were chosen on the telephone sample and the AMI tuning excerpts
+   (bench/vad_fuse.py). After each
    table, whether the default backend is at least the best of silero-vad and webrtcvad (any
    mode) in each condition (issue 17's target).
 3. The same on the **generated set** (espeak-ng voices; Rapport's own VAD was tuned on it, the
@@ -28,7 +29,9 @@ F1 is per 20 ms frame after METRICS.md §2 (segments bridged under ``min_pause_m
 engine makes of a VAD's frames.
 
 Detectors: ``default`` (the ``auto`` backend: Rapport's silero backend, models/vad_silero.py,
-when installed, else ``rapport``; the line above the tables says which), ``rapport``
+the Silero model fused with band evidence, when installed, else ``rapport``; the line above the
+tables says which), ``model alone`` (that backend without the band evidence, the default
+until 2026-12-05; not a rival in the verdicts), ``rapport``
 (models/vad.py), ``webrtcvad-0`` .. ``webrtcvad-3`` (``webrtcvad-wheels``; 20 ms frames of
 16-bit PCM, a fresh instance per clip), ``silero-vad`` (the model as its authors use it,
 offline: window probabilities through ``get_speech_timestamps``' rules, threshold 0.5, 250 ms
@@ -232,6 +235,20 @@ def backend_detector(backend: VadBackend) -> Detector:
     return detect
 
 
+def model_alone_detector() -> Detector:
+    """The silero backend without its band evidence (``bands=False``: the Silero model's
+    probability alone, with the rule it had before, the default until 2026-12-05), run as
+    the ingest runs the default."""
+    from models.vad_silero import StreamingSileroVad, load_model
+    model = load_model()
+
+    def detect(audio: np.ndarray) -> str:
+        vad = StreamingSileroVad(model=model, bands=False)
+        return "".join(vad.push(audio[i:i + SR]) for i in range(0, len(audio), SR))
+
+    return detect
+
+
 def detectors() -> tuple[dict[str, Detector], list[str]]:
     """Every detector available here, and notes on those that are not."""
     default = VadBackend()  # auto: logs a WARNING when it falls back
@@ -240,6 +257,8 @@ def detectors() -> tuple[dict[str, Detector], list[str]]:
     if default.running != "silero":
         missing.append("default = rapport (silero extra missing): pip install -e "
                        "'.[silero]' && pip install --no-deps silero-vad")
+    else:
+        found["model alone"] = model_alone_detector()
     detect = silero_upstream_detector()
     if detect is None:
         missing.append("silero-vad: pip install -e '.[silero]' && pip install --no-deps "
@@ -297,11 +316,13 @@ def detector_rtf(detect: Detector, audio: np.ndarray) -> float:
     return (time.process_time() - started) / (len(audio) / SR)
 
 
-def silero_batch_rtf(audio: np.ndarray, streams: int = 8, chunk_ms: int = 1000) -> float | None:
-    """CPU s per s of audio of :class:`SileroBatchVad` on ``streams`` streams fed together."""
+def silero_batch_rtf(audio: np.ndarray, streams: int = 8, chunk_ms: int = 1000,
+                     bands: bool = True) -> float | None:
+    """CPU s per s of audio of :class:`SileroBatchVad` on ``streams`` streams fed together
+    (``bands=False``: the model alone, without the band evidence)."""
     try:
         from models.vad_silero import SileroBatchVad
-        vad = SileroBatchVad(streams)
+        vad = SileroBatchVad(streams, bands=bands)
     except Exception:
         return None
     chunk = SR * chunk_ms // 1000
@@ -461,10 +482,12 @@ def main() -> None:
         if name != "rapport":
             print(rtf_line(f"{name}, one stream" + (", 1 s chunks" if name == "default" else ""),
                            detector_rtf(detect, sample)))
-    for chunk_ms in (100, 1000):
-        batch = silero_batch_rtf(sample, chunk_ms=chunk_ms)
-        if batch is not None:
-            print(rtf_line(f"silero backend, 8 streams batched, {chunk_ms} ms", batch))
+    for bands in (True, False):
+        for chunk_ms in (100, 1000):
+            batch = silero_batch_rtf(sample, chunk_ms=chunk_ms, bands=bands)
+            if batch is not None:
+                label = "silero backend" if bands else "model alone"
+                print(rtf_line(f"{label}, 8 streams batched, {chunk_ms} ms", batch))
 
     order = ["clean"] + [f"{n}{s}" for n in ("white", "pink", "babble") for s in (20, 10, 5)]
     for recording in tuning + validation:

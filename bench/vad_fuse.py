@@ -255,6 +255,9 @@ def main() -> None:
     chosen = ranked[0]
     before = next(row for row in ranked if row[3] == model_alone)
     print(f"\nchosen: {chosen[3]}")
+    for label, row in (("chosen", chosen), ("model alone", before)):
+        print(f"  {label}: a minute of babble alone at 10 dB {called_speech(alone, row[4]):.1%} "
+              f"called speech; clean telephone talk time {talk_ratio(clean, row[4]) - 1:+.1%}")
 
     validation = clips_of(found, [(r, 0) for r in real_speech.ami("validation")]
                           + [(r, 0) for r in real_speech.validation()])

@@ -1,5 +1,8 @@
 """Experiment (issue 17): combine the Silero model with Rapport's own VAD. Not adopted.
 
+Written before the band evidence (bench/vad_fuse.py, adopted 2026-12-05): "the default" below
+is the model alone (models/vad_silero.py ``bands=False``).
+
 The default ``auto`` backend (models/vad_silero.py) is under issue 17's target on one
 validation recording, ``mfa_cold_corpus``, at white / pink 10 and 5 dB and babble 5 dB: the
 model gives its speech near-zero probability there. This script scores fusion rules of the

@@ -1,5 +1,9 @@
 """The silero backend's decision rule, chosen again on the enlarged tuning set (issue 17).
 
+Since 2026-12-05 the backend fuses the model's probability with band evidence, weights and
+rule chosen by bench/vad_fuse.py; this script covers the model alone (``bands=False``), which
+is what "the default" means below.
+
 models/vad_silero.py turns the Silero model's speech probabilities into frames with a
 hysteresis (speech from ``threshold``, until under ``release``) over each frame's window and
 the ``lookahead`` windows after it. This script scores every rule of a grid the way

@@ -3,11 +3,11 @@ noise floor, per model window (issue 17, point 2: "a combination with Rapport's 
 
 The Silero model's speech probability depends on the level and spectrum of the input, and in
 steady noise it loses quiet or distant speech that still stands clear of the noise in the
-bands where voices carry most energy (80-500 Hz: the fundamental and first harmonics, where
-white and pink noise put little power). webrtcvad's sub-band energies against an adaptive
-noise model keep that speech; this module gives the silero backend the same kind of evidence,
-cheaply, so :mod:`models.vad_silero` can combine it with the model's probability
-(README, "Voice activity detection").
+bands where voices carry most energy (80-500 Hz: the fundamental and first harmonics; white
+noise puts little power there, pink noise no more than in any other octave). webrtcvad's
+sub-band energies against an adaptive noise model keep that speech; this module gives the
+silero backend the same kind of evidence, cheaply, so :mod:`models.vad_silero` can combine it
+with the model's probability (README, "Voice activity detection").
 
 Per 512-sample window (32 ms at 16 kHz, the model's own windows) and per band of
 :data:`BANDS_HZ` (webrtcvad's six bands up to 4 kHz, and 4-8 kHz):
@@ -25,7 +25,8 @@ at its first window's level. The minimum over 3 s follows a louder background wi
 cannot learn speech that pauses at least once in 3 s (a phrase without any pause for longer
 than that lowers the evidence, not the model's probability, which still carries it; issue 17
 point 4). Everything is causal and depends only on the samples, never on how a stream was cut
-into calls. Pure numpy, no audio kept: per stream the last few band powers.
+into calls. Pure code (numpy, scipy's FFT), no audio kept: per stream the last 3 s of band
+powers.
 """
 
 from __future__ import annotations

@@ -43,24 +43,24 @@ used alone (the default until 2026-12-05).
 
 Why: in steady noise the model loses quiet or distant speech (AMI's meeting-room channel,
 speech under white or pink noise) that still stands clear of the noise at 80-500 Hz, where
-voices carry most energy and such noise little; webrtcvad, which compares sub-band energies
+voices carry most energy and white noise little; webrtcvad, which compares sub-band energies
 with an adaptive noise model, keeps it. As fitted, the two bands under 500 Hz count for
 speech, 500 Hz-3 kHz against, and the model's own judgement most.
 
 The weights and the rule (:data:`FUSED_THRESHOLD` 0.8, :data:`FUSED_RELEASE` 0.5,
-:data:`FUSED_LOOKAHEAD` 1 window, 32 ms) were **fitted and chosen on the tuning data only**
-(bench/vad_fuse.py: the telephone sample with four noise samples and the ten AMI train
-excerpts with two; logistic regression of the windows' labels, then the rule with the least
-total shortfall under the best of silero-vad and webrtcvad, among rules that call at most 5 %
-of a minute of babble alone speech and keep the clean telephone sample's talk time within
-3 %) and **validated** on the AMI development and test excerpts and the MFA and CMU ARCTIC
-recordings (tests/data/real/validation; README, "Voice activity detection", with what was
-looked at before the choice). The model-alone rule (:data:`THRESHOLD` 0.55,
-:data:`RELEASE` 0.3, :data:`LOOKAHEAD` 2) was chosen the same way on the telephone sample,
-then again with the AMI train excerpts (bench/vad_rule.py). Both rules' thresholds are
-Rapport's, not Silero's (0.5, 0.35, no lookahead; its offline ``get_speech_timestamps`` pads
-each segment by 30 ms instead). The lookahead costs no latency in audio mode, which
-publishes per 1 s batch.
+:data:`FUSED_LOOKAHEAD` 1 window, 32 ms) were **fitted and chosen by a script that reads the
+tuning data only** (bench/vad_fuse.py: the telephone sample with four noise samples and the
+ten AMI train excerpts with two; logistic regression of the windows' labels, then the rule
+with the least total shortfall under the best of silero-vad and webrtcvad, among rules that
+call at most 5 % of a minute of babble alone speech and keep the clean telephone sample's talk
+time within 3 %) and **validated** on the AMI development and test excerpts and the MFA and
+CMU ARCTIC recordings (tests/data/real/validation). The criterion itself was settled after
+validation had been seen (README, "Voice activity detection", says what was looked at). The
+model-alone rule (:data:`THRESHOLD` 0.55, :data:`RELEASE` 0.3, :data:`LOOKAHEAD` 2) was chosen
+the same way on the telephone sample, then again with the AMI train excerpts
+(bench/vad_rule.py). Both rules' thresholds are Rapport's, not Silero's (0.5, 0.35, no
+lookahead; its offline ``get_speech_timestamps`` pads each segment by 30 ms instead). The
+lookahead costs no latency in audio mode, which publishes per 1 s batch.
 
 As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, never on how it
 was cut into chunks, and the output is a ``0``/``1`` string per completed frame, ready for
@@ -421,7 +421,7 @@ class SileroBatchVad:
         self.lookahead = lookahead
         self.model = model if model is not None else load_model()
         self.bands = bands
-        self._floors = BandFloor(streams)  # each window's own samples, after its context
+        self._floors = BandFloor(streams)  # per stream, the last 3 s of band powers
         self._audio = np.zeros((streams, CONTEXT + 8 * WINDOW), dtype=np.float32)
         self._fill = [CONTEXT] * streams  # samples held per row, context included
         self._state = np.zeros((STATE_SHAPE[0], streams, STATE_SHAPE[1]), dtype=np.float32)

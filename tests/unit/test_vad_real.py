@@ -227,3 +227,4 @@ def test_ami_labels_are_the_union_of_the_rttm_turns() -> None:
     assert labels[903]
     # ami_tst00: turns from 0 s to the end but for one 80 ms gap at 25.26 s.
     assert np.flatnonzero(~excerpts["ami_tst00"].labels).tolist() == [1263, 1264, 1265, 1266]
+
