@@ -33,7 +33,9 @@ Kafka clients' TLS and SASL (a managed Kafka; issue 15) come from ``RAPPORT_KAFK
 ``..._SSL_KEYFILE``; every process of a deployment needs the same.
 
 ``RAPPORT_FAILPOINT`` is for crash tests only: ``after-report`` makes a streaming worker exit
-the moment a final report is on the broker, before its closed marker is written.
+the moment a final report is on the broker, before its closed marker is written;
+``lose-changelog-record`` makes it drop the record a table recovery needs last from the first
+changelog partition that gets there (streams/recovery_watchdog.py).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 DB_FILE = "rapport.db"
 VAD_BACKENDS = ("auto", "silero", "rapport")  # services/ingest/vad_backend.py
-FAILPOINTS = ("after-report",)  # streams/app.py
+FAILPOINTS = ("after-report", "lose-changelog-record")  # streams/app.py
 INGEST_PREFIX = "RAPPORT_INGEST_"
 # IngestConfig fields settable from the environment, with their type (services/ingest/service.py
 # holds the defaults; importing it here would load aiortc into every command).

@@ -56,6 +56,7 @@ from streams import full_collections, kafka, metrics
 from streams.broker_probe import BrokerProbe
 from streams.kafka_security import KafkaSecurity
 from streams.lean_faust import QuietMonitor, RawBytes
+from streams.recovery_watchdog import RecoveryWatchdog
 from streams.report_log import ReportLog, watermark_key, watermark_partition
 from streams.start_offsets import StartOffsets
 
@@ -107,14 +108,26 @@ class WorkerConfig:
     session_timeout_s: float = 10.0
     engine: EngineConfig = field(default_factory=EngineConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    # A table recovery whose changelog partition applies nothing for this long while still
+    # behind fetches it again (streams/recovery_watchdog.py); 0 turns that off.
+    recovery_stall_s: float = 30.0
     # Crash tests only (RAPPORT_FAILPOINT): "after-report" exits the process right after a
-    # report is on the broker, before its closed marker is written.
+    # report is on the broker, before its closed marker is written; "lose-changelog-record"
+    # drops the last record a recovery needs of one changelog partition (streams/kafka.py).
     failpoint: str | None = None
 
 
 class _App(faust.App):
     stop_hooks: list[Callable[[], Awaitable[None]]]
     transport_hooks: kafka.TransportHooks  # read by the consumer (streams/kafka.py)
+    recovery_watchdog: RecoveryWatchdog | None = None
+
+    def on_init_dependencies(self) -> Iterable[Any]:
+        # Started with the app, before the first recovery, unlike Faust's timers.
+        services = list(super().on_init_dependencies())
+        if self.recovery_watchdog is not None:
+            services.append(self.recovery_watchdog)
+        return services
 
     def _new_transport(self) -> Any:
         return kafka.Transport(self.conf.broker_consumer, self)
@@ -176,7 +189,8 @@ class Pipeline:
             fetch_min_interval_ms=config.fetch_min_interval_ms,
             before_commit=self.commit, commit_ceiling=self.commit_ceiling,
             inline_topics=inputs,
-            unpaused_topics=inputs if config.embedded_broker else frozenset())
+            unpaused_topics=inputs if config.embedded_broker else frozenset(),
+            lose_changelog_record=config.failpoint == "lose-changelog-record")
 
     async def handle(self, events: Sequence[EventT[Any]]) -> None:
         async with self._lock:
@@ -592,6 +606,8 @@ def build_app(config: WorkerConfig) -> tuple[faust.App, Pipeline]:
     pipeline = Pipeline(app, config, table, outputs)
     app.stop_hooks = [pipeline.report_log.close, pipeline.start_offsets.close]
     app.transport_hooks = pipeline.hooks
+    if config.recovery_stall_s > 0:
+        app.recovery_watchdog = RecoveryWatchdog(app, config.recovery_stall_s)
 
     @app.agent(events, name="sessions")
     async def process(stream: Any) -> None:

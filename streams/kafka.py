@@ -145,6 +145,10 @@ class TransportHooks:
     unpaused_topics: frozenset[str] = frozenset()
     # Partitions the pipeline found a hole in, and the offset to fetch them from again (5).
     rewinds: dict[Any, int] = field(default_factory=dict)
+    # Failpoint lose-changelog-record (tests only): the first changelog record fetched
+    # during a table recovery that is the last its partition needs is dropped, as if lost
+    # between the fetch and the table (streams/recovery_watchdog.py).
+    lose_changelog_record: bool = False
 
 
 def hooks_of(app: Any) -> TransportHooks:
@@ -186,6 +190,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _Consumer(faust_aiokafka.Consumer):
+    _lost_changelog_record = False  # failpoint lose-changelog-record spent (TransportHooks)
+
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -210,6 +216,7 @@ class _Consumer(faust_aiokafka.Consumer):
         commit_every = self._commit_every
         hooks = hooks_of(self.app)
         rewinds, inline_topics = hooks.rewinds, hooks.inline_topics
+        lose_changelog_record = hooks.lose_changelog_record and not self._lost_changelog_record
         acks_enabled_for = self.app.topics.acks_enabled_for
         callback = self.callback
         try:
@@ -233,6 +240,15 @@ class _Consumer(faust_aiokafka.Consumer):
                         # Offsets with no message (compaction, transaction markers) count
                         # as acknowledged, or the committed offset would stall there.
                         await self._add_gap(tp, previous + 1, offset)
+                    if (lose_changelog_record and message.topic not in inline_topics
+                            and self.app.in_recovery
+                            and _recovery_highwater(self.app, tp) == offset):
+                        lose_changelog_record = False
+                        self._lost_changelog_record = True
+                        log.critical("failpoint lose-changelog-record: dropped %s %d offset %d",
+                                     tp.topic, tp.partition, offset)
+                        read_offset[tp] = offset
+                        continue
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
@@ -290,6 +306,12 @@ class _Consumer(faust_aiokafka.Consumer):
         if before_commit is None:
             return bool(await commit(tps, start_new_transaction))
         return await before_commit(lambda: commit(tps, start_new_transaction))
+
+
+def _recovery_highwater(app: Any, tp: Any) -> int | None:
+    """The last offset the table recovery in progress needs of changelog partition ``tp``."""
+    highwater: int | None = app.tables.recovery.active_highwaters.get(tp)
+    return highwater
 
 
 def _pace_fetches(fetcher: Any, interval_s: float) -> None:

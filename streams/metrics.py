@@ -58,6 +58,10 @@ DELIVERY_ANOMALIES = Counter(
 CHECKPOINT_SECONDS = Histogram(
     "rapport_checkpoint_seconds", "Time of one round of session checkpoints.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+RECOVERY_REFETCHES = Counter(
+    "rapport_recovery_refetches_total", "Changelog partitions sought back during a table "
+    "recovery because they had applied nothing for the stall time while still behind "
+    "(streams/recovery_watchdog.py).")
 BATCH_RECORDS = Histogram(
     "rapport_batch_records", "Records per micro-batch.",
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))

@@ -105,6 +105,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--session-timeout-s", type=float, default=10.0, metavar="S",
                         help="a worker that stops heartbeating loses its partitions to the "
                              "others after S seconds (default: %(default)s)")
+    parser.add_argument("--recovery-stall-s", type=non_negative_float, default=30.0,
+                        metavar="S",
+                        help="during a table recovery, a changelog partition still behind "
+                             "that has applied nothing for S seconds is fetched again "
+                             "(docs/streaming.md, \"Recovery stalls\"); 0 never does "
+                             "(default: %(default)s)")
     parser.set_defaults(handler=run)
 
 
@@ -157,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         commit_interval_s=args.commit_interval_s,
         checkpoint_interval_s=args.checkpoint_interval_s,
         full_gc_interval_s=args.full_gc_interval_s or None,
+        recovery_stall_s=args.recovery_stall_s,
         engine=engine,
         pipeline=pipeline,
         failpoint=args.config.failpoint,

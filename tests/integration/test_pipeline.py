@@ -258,6 +258,55 @@ def test_two_workers_split_partitions_and_one_takes_over_when_the_other_stops(
         asyncio.run(scenario(_topics(broker)))
 
 
+def test_a_recovery_that_loses_a_changelog_record_fetches_it_again(tmp_path: Path) -> None:
+    """A table recovery that never receives a changelog record it needs waited for ever (seen
+    once in CI: the worker taking over logged "No event received for active tp" until the test
+    gave up). Here the second worker drops the first changelog record its recovery fetches
+    (failpoint ``lose-changelog-record``); its watchdog fetches the partition again after the
+    stall time, and every report still equals the offline analysis, the sessions the first
+    worker left in the changelog included. With ``--recovery-stall-s 0`` (no watchdog) the
+    worker waits for ever and no report comes."""
+    lines = simulate_lines("--sessions", "8", "--minutes", "1", "--seed", "11",
+                           "--style", "mixed", "--jitter-ms", "2000",
+                           "--session-stagger-ms", "60000")
+    expected = offline_reports(lines)
+    half = len(lines) // 2
+
+    async def scenario(bootstrap: str) -> None:
+        first = Worker(bootstrap, tmp_path / "first.log")
+        second = None
+        try:
+            async with Producer(bootstrap) as producer, Outputs(bootstrap) as outputs:
+                await wait_until(lambda: first.assigned() == PARTITIONS, 60, "assignment",
+                                 [first])
+                await producer.send(lines[:half])
+                await outputs.until(lambda o: len(o.records[TOPICS.quality]) > 0, 60,
+                                    "live updates", [first])
+                first.stop()  # its sessions go to the changelog as it lets them go
+                second = Worker(bootstrap, tmp_path / "second.log", "--recovery-stall-s", "3",
+                                env={"RAPPORT_FAILPOINT": "lose-changelog-record"})
+                await wait_until(lambda: second is not None and second.assigned() == PARTITIONS,
+                                 60, "the second worker's assignment", [second])
+                await producer.send(lines[half:])
+                await outputs.until(lambda o: o.reported_sessions() >= set(expected), 90,
+                                    "every report", [second])
+                log = second.log.read_text(errors="replace")
+                assert "failpoint lose-changelog-record: dropped" in log, second.tail()
+                assert "fetching it again" in log, second.tail()
+                assert second.metrics()["rapport_recovery_refetches_total"] >= 1
+                await asyncio.sleep(2)
+                await outputs.poll()
+                assert not outputs.dead_letters
+                assert_reports_match(outputs, expected)
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+
+    with EmbeddedBroker() as broker:
+        asyncio.run(scenario(_topics(broker)))
+
+
 def test_malformed_events_go_to_the_dead_letter_topic_and_the_worker_keeps_going(
         tmp_path: Path) -> None:
     lines = simulate_lines("--sessions", "2", "--minutes", "1", "--seed", "3",
