@@ -90,8 +90,12 @@ class RecoveryWatchdog(Service):
     async def _watch(self) -> None:
         while not self.should_stop:
             await self.sleep(self.interval_s)
-            if not self.should_stop:
+            if self.should_stop:
+                break
+            try:
                 await self.check(time.monotonic())
+            except Exception:  # a fault in the watch must not take the worker down with it
+                log.exception("recovery watchdog: check failed")
 
     async def check(self, now: float) -> None:
         """One look at the recovery: seek back whatever has stalled."""

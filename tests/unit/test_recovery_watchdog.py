@@ -4,7 +4,10 @@ stall time, from the first offset it still needs, and again every stall time whi
 
 from __future__ import annotations
 
-from streams.recovery_watchdog import StallDetector
+import asyncio
+from collections import namedtuple
+
+from streams.recovery_watchdog import RecoveryWatchdog, StallDetector
 
 A, B = "changelog-0", "changelog-1"
 
@@ -57,3 +60,87 @@ def test_reset_forgets_every_clock_for_the_next_recovery():
     detector.reset()
     assert detector.stalled(10.0, {A: 1}, {A: 5}) == []
     assert detector.stalled(20.0, {A: 1}, {A: 5}) == [(A, 2)]
+
+
+class _Recovery:
+    def __init__(self) -> None:
+        self.in_recovery = True
+        self.active_offsets: dict[object, int] = {}
+        self.active_highwaters: dict[object, int] = {}
+
+
+class _Consumer:
+    def __init__(self, fail: bool = False) -> None:
+        self.seeks: list[tuple[object, int]] = []
+        self.fail = fail
+
+    async def seek(self, tp: object, offset: int) -> None:
+        if self.fail:
+            raise RuntimeError("partition not assigned")
+        self.seeks.append((tp, offset))
+
+
+class _App:
+    """What the watchdog reads of a Faust app: its tables' recovery, its consumer and the
+    consumer group generation."""
+
+    def __init__(self, consumer: _Consumer) -> None:
+        self.tables = type("Tables", (), {"recovery": _Recovery()})()
+        self.consumer = consumer
+        self.consumer_generation_id = 1
+
+
+TP = namedtuple("TP", "topic partition")
+C3 = TP("rapport-sessions-changelog", 3)
+
+
+def _watch(app: _App, times: list[float]) -> None:
+    watchdog = RecoveryWatchdog(app, stall_s=10)
+
+    async def run() -> None:
+        for now in times:
+            await watchdog.check(now)
+
+    asyncio.run(run())
+
+
+def test_the_watchdog_seeks_a_stalled_partition_of_the_recovery_in_progress():
+    app = _App(_Consumer())
+    recovery = app.tables.recovery
+    recovery.active_offsets[C3] = -1
+    recovery.active_highwaters[C3] = 0
+    _watch(app, [0.0, 5.0, 10.0])
+    assert app.consumer.seeks == [(C3, 0)]
+
+
+def test_outside_a_recovery_or_across_a_rebalance_the_clocks_start_again():
+    app = _App(_Consumer())
+    recovery = app.tables.recovery
+    recovery.active_offsets[C3] = 4
+    recovery.active_highwaters[C3] = 9
+    watchdog = RecoveryWatchdog(app, stall_s=10)
+
+    async def run() -> None:
+        await watchdog.check(0.0)
+        recovery.in_recovery = False
+        await watchdog.check(6.0)  # recovery over: nothing is watched
+        recovery.in_recovery = True
+        await watchdog.check(12.0)  # a new recovery: its clock starts now
+        app.consumer_generation_id = 2
+        await watchdog.check(21.0)  # and again after a rebalance
+        await watchdog.check(30.0)
+        assert app.consumer.seeks == []
+        await watchdog.check(31.0)
+        assert app.consumer.seeks == [(C3, 5)]
+
+    asyncio.run(run())
+
+
+def test_a_seek_the_consumer_refuses_is_logged_not_raised(caplog):
+    app = _App(_Consumer(fail=True))
+    recovery = app.tables.recovery
+    recovery.active_offsets[C3] = 0
+    recovery.active_highwaters[C3] = 2
+    _watch(app, [0.0, 10.0])
+    assert "could not seek rapport-sessions-changelog 3" in caplog.text
+    assert "fetching it again from 1" in caplog.text
