@@ -53,6 +53,11 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "tests" / "data" / "real"
 VALIDATION = COMMITTED / "validation"
 AMI = {"tuning": COMMITTED / "ami", "validation": VALIDATION / "ami"}
+# Validation recordings moved to tuning on 2026-12-05, when the silero backend's head
+# (models/vad_head.py, bench/vad_head.py) was fitted: tightly labelled read speech, so that
+# meeting turns (AMI's loose RTTM turns) do not teach the head to bridge every pause. Their
+# earlier validation figures are in the README; from then on they are tuning data.
+MOVED_TO_TUNING = ("mfa_acoustic_corpus",)
 SR = 16_000
 FRAME = SR // 50  # 20 ms
 NOISES = ("white", "pink", "babble")
@@ -174,9 +179,18 @@ def committed() -> list[Recording]:
 
 
 def validation() -> list[Recording]:
-    """The committed validation recordings (never tuned on)."""
+    """The committed validation recordings (never tuned on): those of
+    tests/data/real/validation but :data:`MOVED_TO_TUNING`."""
     return [load(audio, reference, "validation")
-            for audio, reference in _pairs(VALIDATION, (".TextGrid", ".lab"))]
+            for audio, reference in _pairs(VALIDATION, (".TextGrid", ".lab"))
+            if audio.stem not in MOVED_TO_TUNING]
+
+
+def moved() -> list[Recording]:
+    """The recordings of tests/data/real/validation moved to tuning (:data:`MOVED_TO_TUNING`)."""
+    return [load(audio, reference, "tuning")
+            for audio, reference in _pairs(VALIDATION, (".TextGrid", ".lab"))
+            if audio.stem in MOVED_TO_TUNING]
 
 
 def ami(use: str) -> list[Recording]:

@@ -236,14 +236,14 @@ def backend_detector(backend: VadBackend) -> Detector:
 
 
 def model_alone_detector() -> Detector:
-    """The silero backend without its band evidence (``bands=False``: the Silero model's
+    """The silero backend without its head (``head=False``: the Silero model's
     probability alone, with the rule it had before, the default until 2026-12-05), run as
     the ingest runs the default."""
     from models.vad_silero import StreamingSileroVad, load_model
     model = load_model()
 
     def detect(audio: np.ndarray) -> str:
-        vad = StreamingSileroVad(model=model, bands=False)
+        vad = StreamingSileroVad(model=model, head=False)
         return "".join(vad.push(audio[i:i + SR]) for i in range(0, len(audio), SR))
 
     return detect
@@ -317,12 +317,12 @@ def detector_rtf(detect: Detector, audio: np.ndarray) -> float:
 
 
 def silero_batch_rtf(audio: np.ndarray, streams: int = 8, chunk_ms: int = 1000,
-                     bands: bool = True) -> float | None:
+                     head: bool = True) -> float | None:
     """CPU s per s of audio of :class:`SileroBatchVad` on ``streams`` streams fed together
-    (``bands=False``: the model alone, without the band evidence)."""
+    (``head=False``: the model alone, without models/vad_head.py's head)."""
     try:
         from models.vad_silero import SileroBatchVad
-        vad = SileroBatchVad(streams, bands=bands)
+        vad = SileroBatchVad(streams, head=head)
     except Exception:
         return None
     chunk = SR * chunk_ms // 1000
@@ -453,7 +453,7 @@ def main() -> None:
     clean = [c for c in clips if c.condition == "clean"]
     print(f"generated set: {args.audio} — {len(clean)} clean clips, {len(clips)} clips in all, "
           f"{sum(len(c.audio) for c in clean) / SR:.0f} s clean audio per condition")
-    tuning, extra = real_speech.committed(), real_speech.extra()
+    tuning, extra = real_speech.committed() + real_speech.moved(), real_speech.extra()
     validation = real_speech.validation() + extra
     ami = {"tuning": real_speech.ami("tuning"), "validation": real_speech.ami("validation")}
     for recording in tuning + validation + ami["tuning"] + ami["validation"]:
@@ -482,11 +482,11 @@ def main() -> None:
         if name != "rapport":
             print(rtf_line(f"{name}, one stream" + (", 1 s chunks" if name == "default" else ""),
                            detector_rtf(detect, sample)))
-    for bands in (True, False):
+    for head in (True, False):
         for chunk_ms in (100, 1000):
-            batch = silero_batch_rtf(sample, chunk_ms=chunk_ms, bands=bands)
+            batch = silero_batch_rtf(sample, chunk_ms=chunk_ms, head=head)
             if batch is not None:
-                label = "silero backend" if bands else "model alone"
+                label = "silero backend" if head else "model alone"
                 print(rtf_line(f"{label}, 8 streams batched, {chunk_ms} ms", batch))
 
     order = ["clean"] + [f"{n}{s}" for n in ("white", "pink", "babble") for s in (20, 10, 5)]

@@ -1,5 +1,9 @@
 """The silero backend's band evidence weights, fitted again (issue 17; models/vad_bands.py).
 
+Superseded the same day (2026-12-05) by bench/vad_head.py, whose head (models/vad_head.py)
+adds the model's recurrent state; this script keeps the band fusion it chose (the constants
+below) as the head's point of comparison.
+
 The default backend combines the Silero model's speech probability ``p`` of each 512-sample
 window with how far each band of :data:`models.vad_bands.BANDS_HZ` stands above its own noise
 floor (``e``, dB, 0..30) in that window:
@@ -71,23 +75,22 @@ from bench.vad_rule import (  # noqa: E402
     frame_probability,
     hysteresis_rule,
 )
-from models.vad_bands import (  # noqa: E402
-    BAND_WEIGHTS,
-    FUSION_BIAS,
-    PROBABILITY_WEIGHT,
-    evidence_of,
-    fuse,
-)
+from models.vad_bands import evidence_of, fuse  # noqa: E402
 from models.vad_silero import (  # noqa: E402
-    FUSED_LOOKAHEAD,
-    FUSED_RELEASE,
-    FUSED_THRESHOLD,
     LOOKAHEAD,
     RELEASE,
     THRESHOLD,
     WINDOW,
     load_model,
 )
+
+# What this script chose and the default shipped on 2026-12-05 until models/vad_head.py's
+# head replaced it the same day (bench/vad_head.py): the fit with the telephone weight 20,
+# then the rule.
+PROBABILITY_WEIGHT = 0.740
+BAND_WEIGHTS = (0.497, 0.730, -0.321, -0.266, -0.079, 0.137, -0.095)
+FUSION_BIAS = 0.662
+FUSED_THRESHOLD, FUSED_RELEASE, FUSED_LOOKAHEAD = 0.8, 0.5, 1
 
 Rule = Callable[[Clip], Flags]
 # The most of a minute of babble alone (10 dB) a rule may call speech: 3 s of talk credited

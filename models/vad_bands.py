@@ -6,8 +6,8 @@ steady noise it loses quiet or distant speech that still stands clear of the noi
 bands where voices carry most energy (80-500 Hz: the fundamental and first harmonics; white
 noise puts little power there, pink noise no more than in any other octave). webrtcvad's
 sub-band energies against an adaptive noise model keep that speech; this module gives the
-silero backend the same kind of evidence, cheaply, so :mod:`models.vad_silero` can combine it
-with the model's probability (README, "Voice activity detection").
+silero backend the same kind of evidence, cheaply, so its head (:mod:`models.vad_head`) can
+combine it with the model's probability and state (README, "Voice activity detection").
 
 Per 512-sample window (32 ms at 16 kHz, the model's own windows) and per band of
 :data:`BANDS_HZ` (webrtcvad's six bands up to 4 kHz, and 4-8 kHz):
@@ -46,12 +46,6 @@ SMOOTH = 3  # windows averaged for the floor (96 ms)
 FLOOR_WINDOWS = 94  # windows the floor is the minimum of (3.0 s)
 CAP_DB = 30.0  # evidence is clipped to 0..CAP_DB
 FLOOR_DBFS = -80.0  # the lowest floor: white noise at this level (dB full scale)
-
-# The fusion with the model's probability (:func:`fuse`), fitted by bench/vad_fuse.py on the
-# tuning data (models/vad_silero.py, "Deciding frames"); one weight per band of BANDS_HZ.
-PROBABILITY_WEIGHT = 0.740
-BAND_WEIGHTS = (0.497, 0.730, -0.321, -0.266, -0.079, 0.137, -0.095)
-FUSION_BIAS = 0.662
 
 _TAPER = np.hanning(WINDOW).astype(np.float32)
 _FREQUENCIES = np.fft.rfftfreq(WINDOW, 1 / RATE)
@@ -118,16 +112,19 @@ class BandFloor:
         return out[0] if single else out
 
 
-def fuse(probability: npt.ArrayLike, evidence: npt.ArrayLike,
-         weight: float = PROBABILITY_WEIGHT, bands: Sequence[float] = BAND_WEIGHTS,
-         bias: float = FUSION_BIAS) -> npt.NDArray[np.float32]:
-    """The fused speech value of windows with the model's ``probability`` ``(windows,)`` and
-    band ``evidence`` ``(windows, bands)`` in dB, ``(streams, windows)`` for a leading stream
-    axis on both (models/vad_silero.py, "Deciding frames")."""
+def fuse(probability: npt.ArrayLike, evidence: npt.ArrayLike, weight: float,
+         bands: Sequence[float], bias: float,
+         state_term: npt.ArrayLike | None = None) -> npt.NDArray[np.float32]:
+    """``sigmoid(weight * logit(p) + sum(bands * evidence / 10) + state_term + bias)`` of
+    windows with the model's ``probability`` ``(windows,)``, band ``evidence`` ``(windows,
+    bands)`` in dB and, if given, a ``state_term`` ``(windows,)``; ``(streams, windows)`` for a
+    leading stream axis on all (models/vad_head.py holds the default's weights)."""
     p = np.clip(np.asarray(probability, dtype=np.float64), 1e-4, 1 - 1e-4)
     # Elementwise, not a matrix product: the same to the bit however many windows come.
     weighted = np.asarray(evidence, dtype=np.float64) * (np.asarray(bands, np.float64) / 10)
     score = weight * np.log(p / (1 - p)) + weighted.sum(axis=-1) + bias
+    if state_term is not None:
+        score = score + np.asarray(state_term, dtype=np.float64)
     fused: npt.NDArray[np.float32] = (1 / (1 + np.exp(-score))).astype(np.float32)
     return fused
 

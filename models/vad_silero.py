@@ -29,38 +29,35 @@ Deciding frames (:class:`SileroBatchVad`)
 -----------------------------------------
 :class:`SileroBatchVad` decides many participant streams at once, the way an ingest process
 would run it: every window that is complete in any stream joins one call with its stream's
-recurrent state. By default (``bands=True``) each window's speech probability ``p`` is then
-fused with its band evidence ``e`` (models/vad_bands.py: how far each of seven bands, 80 Hz
-to 8 kHz, stands above its own noise floor, in dB, 0-30):
+recurrent state. By default (``head=True``) each window then gets the value of
+models/vad_head.py's head: a logistic layer over the model's probability ``p``, the window's
+band evidence ``e`` (models/vad_bands.py: how far each of seven bands, 80 Hz to 8 kHz, stands
+above its own noise floor, in dB, 0-30) and the model's recurrent state ``h`` (the 128 values
+the file's own output layer reads; their weighted sum is a second column of the graph's last
+matrix product, so it costs next to nothing):
 
-    fused = sigmoid(PROBABILITY_WEIGHT * logit(p) + sum(BAND_WEIGHTS * e / 10) + FUSION_BIAS)
+    value = sigmoid(a * logit(p) + sum(BAND_WEIGHTS * e / 10) + sum(STATE_WEIGHTS * h) + BIAS)
 
-Each 20 ms frame gets the highest fused value of the window holding the frame's last sample
-and the ``lookahead`` windows after it (so a decision waits up to 32 ms for its window to
-fill, plus ``lookahead`` x 32 ms), turned into ``0``/``1`` with a hysteresis: speech starts at
-``threshold`` and ends below ``release``. With ``bands=False`` the model's probability is
-used alone (the default until 2026-12-05).
+Each 20 ms frame gets the highest value of the window holding the frame's last sample and the
+``lookahead`` windows after it (so a decision waits up to 32 ms for its window to fill, plus
+``lookahead`` x 32 ms), turned into ``0``/``1`` with a hysteresis: speech starts at
+``threshold`` and ends below ``release``. With ``head=False`` the model's probability is used
+alone, with the model-alone rule.
 
-Why: in steady noise the model loses quiet or distant speech (AMI's meeting-room channel,
-speech under white or pink noise) that still stands clear of the noise at 80-500 Hz, where
-voices carry most energy and white noise little; webrtcvad, which compares sub-band energies
-with an adaptive noise model, keeps it. As fitted, the two bands under 500 Hz count for
-speech, 500 Hz-3 kHz against, and the model's own judgement most.
+Why: Silero's own layer loses quiet or distant speech (AMI's meeting-room channel, speech under
+white, pink or babble noise) that its state and the bands under 500 Hz still tell apart;
+webrtcvad, which compares sub-band energies with an adaptive noise model, keeps much of it.
 
-The weights and the rule (:data:`FUSED_THRESHOLD` 0.8, :data:`FUSED_RELEASE` 0.5,
-:data:`FUSED_LOOKAHEAD` 1 window, 32 ms) were **fitted and chosen by a script that reads the
-tuning data only** (bench/vad_fuse.py: the telephone sample with four noise samples and the
-ten AMI train excerpts with two; logistic regression of the windows' labels, then the rule
-with the least total shortfall under the best of silero-vad and webrtcvad, among rules that
-call at most 5 % of a minute of babble alone speech and keep the clean telephone sample's talk
-time within 3 %) and **validated** on the AMI development and test excerpts and the MFA and
-CMU ARCTIC recordings (tests/data/real/validation). The criterion itself was settled after
-validation had been seen (README, "Voice activity detection", says what was looked at). The
-model-alone rule (:data:`THRESHOLD` 0.55, :data:`RELEASE` 0.3, :data:`LOOKAHEAD` 2) was chosen
-the same way on the telephone sample, then again with the AMI train excerpts
-(bench/vad_rule.py). Both rules' thresholds are Rapport's, not Silero's (0.5, 0.35, no
-lookahead; its offline ``get_speech_timestamps`` pads each segment by 30 ms instead). The
-lookahead costs no latency in audio mode, which publishes per 1 s batch.
+The head's weights and rule (:data:`HEAD_THRESHOLD` 0.7, :data:`HEAD_RELEASE` 0.5,
+:data:`HEAD_LOOKAHEAD` 3 windows, 96 ms) were **fitted and chosen by a script that reads the
+tuning recordings only** (bench/vad_head.py; models/vad_head.py says on what and how) and are
+**validated** on recordings never fitted on (tests/data/real/validation; README, "Voice
+activity detection", gives both sets' figures and what was looked at when). The model-alone
+rule (:data:`THRESHOLD` 0.55, :data:`RELEASE` 0.3, :data:`LOOKAHEAD` 2) was chosen on the
+telephone sample, then again with the AMI train excerpts (bench/vad_rule.py). Both rules'
+thresholds are Rapport's, not Silero's (0.5, 0.35, no lookahead; its offline
+``get_speech_timestamps`` pads each segment by 30 ms instead). The lookahead costs no latency
+in audio mode, which publishes per 1 s batch.
 
 As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, never on how it
 was cut into chunks, and the output is a ``0``/``1`` string per completed frame, ready for
@@ -79,8 +76,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from models import vad_head
 from models.errors import ConfigError
-from models.vad_bands import BandFloor, band_power, fuse
+from models.vad_bands import BandFloor, band_power
+from models.vad_head import STATE_WEIGHTS, head_value
 
 RATE = 16_000
 WINDOW = 512  # samples per inference at 16 kHz (Silero v5)
@@ -118,11 +117,10 @@ SELF_CHECK_TOLERANCE = 1e-4
 THRESHOLD = 0.55  # speech probability at which a unit starts...
 RELEASE = 0.3  # ...and under which it ends
 LOOKAHEAD = 2  # windows after a frame's own whose probability counts for it
-# The default: the model's probability fused with band evidence (models/vad_bands.py
-# ``fuse``), decided with this rule; weights and rule chosen by bench/vad_fuse.py.
-FUSED_THRESHOLD = 0.8
-FUSED_RELEASE = 0.5
-FUSED_LOOKAHEAD = 1
+# The default (``head=True``): models/vad_head.py's value, decided with its rule.
+HEAD_THRESHOLD = vad_head.THRESHOLD
+HEAD_RELEASE = vad_head.RELEASE
+HEAD_LOOKAHEAD = vad_head.LOOKAHEAD
 
 
 def silero_model_path() -> Path:
@@ -214,14 +212,17 @@ def _tap_matrix(parameters: dict[str, npt.NDArray[np.float32]], layer: int,
     return np.ascontiguousarray(weight.transpose(2, 1, 0).reshape(-1, weight.shape[0]))
 
 
-def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]]) -> bytes:
+def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
+                    head: npt.ArrayLike | None = None) -> bytes:
     """The graph :class:`SileroModel` runs, serialised (see the module docstring).
 
     Inputs: ``windows`` ``(streams, windows, 576)`` float32, each window's context and
     samples; ``state`` ``(2, streams, 128)``, the file's recurrent state layout; ``lengths``
     ``(streams,)`` int32, each stream's number of real windows (the rest is padding).
     Outputs: ``probabilities`` ``(streams, windows)`` (padding windows' ones meaningless) and
-    ``state_out`` after each stream's last real window.
+    ``state_out`` after each stream's last real window; given ``head`` (128 weights,
+    models/vad_head.py ``STATE_WEIGHTS``), also ``state_term`` ``(streams, windows)``: the
+    ReLU of the LSTM's output, which the file's output layer reads, times those weights.
     """
     from onnx import TensorProto, checker, helper, numpy_helper
 
@@ -288,11 +289,20 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]]) -> bytes:
         const(rnn["weight_hh"][None], np.float32),
         const(np.concatenate((rnn["bias_ih"], rnn["bias_hh"]))[None], np.float32),
         "lengths", hidden, cell, outputs=3, hidden_size=HIDDEN)  # outputs (t, 1, s, 128)
-    logits = op("Add", op("MatMul", op("Relu", outputs), const(
-        parameters["decoder.decoder.2.weight"].reshape(HIDDEN, 1), np.float32)),
-        const(parameters["decoder.decoder.2.bias"], np.float32))
-    nodes.append(helper.make_node("Transpose", [op("Reshape", op("Sigmoid", logits), op(
-        "Concat", count, streams, axis=0))], ["probabilities"], perm=[1, 0]))
+    # The file's output layer and, with a head, the head's state weights as a second column
+    # of the same product (one matrix product for both).
+    columns = [parameters["decoder.decoder.2.weight"].reshape(HIDDEN, 1)]
+    if head is not None:
+        columns.append(np.asarray(head, dtype=np.float32).reshape(HIDDEN, 1))
+    product = op("MatMul", op("Relu", outputs), const(np.hstack(columns), np.float32))
+    logits = op("Add", cut(product, 0, 1, 3),
+                const(parameters["decoder.decoder.2.bias"], np.float32))
+    by_window = op("Concat", count, streams, axis=0)
+    nodes.append(helper.make_node("Transpose", [op("Reshape", op("Sigmoid", logits), by_window)],
+                                  ["probabilities"], perm=[1, 0]))
+    if head is not None:
+        nodes.append(helper.make_node("Transpose", [op("Reshape", cut(product, 1, 2, 3),
+                                                       by_window)], ["state_term"], perm=[1, 0]))
     nodes.append(helper.make_node("Concat", [last_hidden, last_cell], ["state_out"], axis=0))
     graph = helper.make_graph(
         nodes, "silero_sequence",
@@ -300,7 +310,9 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]]) -> bytes:
          helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "s", HIDDEN]),
          helper.make_tensor_value_info("lengths", TensorProto.INT32, ["s"])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["s", "t"]),
-         helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [2, "s", HIDDEN])],
+         helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [2, "s", HIDDEN])]
+        + ([helper.make_tensor_value_info("state_term", TensorProto.FLOAT, ["s", "t"])]
+           if head is not None else []),
         constants)
     # Opset 17 and IR 8: what onnxruntime 1.17, the extra's floor, runs.
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -315,8 +327,9 @@ class SileroModel:
     docstring); build it with :func:`load_model`. One instance may serve any number of
     :class:`SileroBatchVad`: it holds no stream state."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, head: bool = False) -> None:
         self.session = session
+        self.head = head  # whether the graph also gives models/vad_head.py's state term
 
     def run(self, windows: npt.NDArray[np.float32], state: npt.NDArray[np.float32],
             lengths: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.float32],
@@ -326,8 +339,20 @@ class SileroModel:
         stream ``s`` from recurrent ``state[:, s]`` (``(2, streams, 128)``) over its first
         ``lengths[s]`` windows (at least one), and the state after them."""
         probabilities, state_out = self.session.run(
-            None, {"windows": windows, "state": state, "lengths": lengths})
+            ["probabilities", "state_out"],
+            {"windows": windows, "state": state, "lengths": lengths})
         return probabilities, state_out
+
+    def run_head(self, windows: npt.NDArray[np.float32], state: npt.NDArray[np.float32],
+                 lengths: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.float32], ...]:
+        """:meth:`run`'s probabilities, then the head's state term ``(streams, windows)``
+        (models/vad_head.py), then the state; for a model loaded with ``head=True``."""
+        if not self.head:
+            raise ConfigError("vad.backend", "this silero model was loaded without the head")
+        probabilities, state_out, term = self.session.run(
+            ["probabilities", "state_out", "state_term"],
+            {"windows": windows, "state": state, "lengths": lengths})
+        return probabilities, term, state_out
 
 
 def reference_probabilities(session: Any, windows: npt.NDArray[np.float32],
@@ -361,15 +386,16 @@ def _check_audio(streams: int = 2, windows: int = 40) -> npt.NDArray[np.float32]
     return audio[:, starts[:, None] + np.arange(CONTEXT + WINDOW)]
 
 
-def load_model(path: Path | None = None, threads: int = 1) -> SileroModel:
+def load_model(path: Path | None = None, threads: int = 1, head: bool = True) -> SileroModel:
     """:class:`SileroModel` on the model file (the wheel's by default), on ``threads`` CPU
-    threads (one by default: an ingest process runs one per core), checked against the file
-    run as is (:func:`reference_probabilities`) on test audio, probabilities and states."""
+    threads (one by default: an ingest process runs one per core), with the refitted head's
+    state term (models/vad_head.py) unless ``head`` is false, checked against the file run as
+    is (:func:`reference_probabilities`) on test audio, probabilities and states."""
     parameters = model_parameters(path)
     session = _onnxruntime().InferenceSession(
-        _sequence_graph(parameters), _session_options(threads),
-        providers=["CPUExecutionProvider"])
-    model = SileroModel(session)
+        _sequence_graph(parameters, STATE_WEIGHTS if head else None),
+        _session_options(threads), providers=["CPUExecutionProvider"])
+    model = SileroModel(session, head)
     windows = _check_audio()
     state = np.zeros((STATE_SHAPE[0], windows.shape[0], STATE_SHAPE[1]), dtype=np.float32)
     lengths = np.full(windows.shape[0], windows.shape[1], dtype=np.int32)
@@ -399,12 +425,12 @@ class SileroBatchVad:
 
     def __init__(self, streams: int, *, frame_ms: int = 20, threshold: float | None = None,
                  release: float | None = None, lookahead: int | None = None,
-                 model: SileroModel | None = None, bands: bool = True) -> None:
+                 model: SileroModel | None = None, head: bool = True) -> None:
         threshold = threshold if threshold is not None else (
-            FUSED_THRESHOLD if bands else THRESHOLD)
-        release = release if release is not None else FUSED_RELEASE if bands else RELEASE
+            HEAD_THRESHOLD if head else THRESHOLD)
+        release = release if release is not None else HEAD_RELEASE if head else RELEASE
         lookahead = lookahead if lookahead is not None else (
-            FUSED_LOOKAHEAD if bands else LOOKAHEAD)
+            HEAD_LOOKAHEAD if head else LOOKAHEAD)
         if streams < 1:
             raise ConfigError("streams", "must be >= 1")
         if frame_ms <= 0 or (RATE * frame_ms) % 1000:
@@ -419,8 +445,10 @@ class SileroBatchVad:
         self.threshold = threshold
         self.off_threshold = release
         self.lookahead = lookahead
-        self.model = model if model is not None else load_model()
-        self.bands = bands
+        self.model = model if model is not None else load_model(head=head)
+        if head and not self.model.head:
+            raise ConfigError("vad.backend", "the head needs a model loaded with head=True")
+        self.head = head
         self._floors = BandFloor(streams)  # per stream, the last 3 s of band powers
         self._audio = np.zeros((streams, CONTEXT + 8 * WINDOW), dtype=np.float32)
         self._fill = [CONTEXT] * streams  # samples held per row, context included
@@ -472,30 +500,32 @@ class SileroBatchVad:
             audio, shape=(len(fill), most, CONTEXT + WINDOW),
             strides=(audio.strides[0], WINDOW * audio.strides[1], audio.strides[1]),
             writeable=False)
+        run = self.model.run_head if self.head else self.model.run
         if min(windows) == most:  # the usual case: every stream has as many windows
             rows: Sequence[int] = range(len(fill))
             lengths = np.full(len(fill), most, dtype=np.int32)
-            output, self._state = self.model.run(np.ascontiguousarray(view), self._state,
-                                                 lengths)
+            *outputs, self._state = run(np.ascontiguousarray(view), self._state, lengths)
         else:  # the model needs at least one window per stream it is given
             rows = [row for row, count in enumerate(windows) if count]
             lengths = np.array([windows[row] for row in rows], dtype=np.int32)
-            output, state = self.model.run(view[rows], np.ascontiguousarray(
-                self._state[:, rows]), lengths)
+            *outputs, state = run(view[rows], np.ascontiguousarray(self._state[:, rows]),
+                                  lengths)
             self._state[:, rows] = state
-        if self.bands and min(windows) == most:  # the usual case again: all at once
+        output = outputs[0]
+        if self.head and min(windows) == most:  # the usual case again: all at once
             evidence = self._floors.evidence(band_power(view[:, :, CONTEXT:]))
-            for row, fused in enumerate(fuse(output, evidence).tolist()):
-                self._probabilities[row].extend(fused)
-        elif self.bands:  # streams with as many new windows together
+            for row, values in enumerate(head_value(output, evidence, outputs[1]).tolist()):
+                self._probabilities[row].extend(values)
+        elif self.head:  # streams with as many new windows together
             for count in sorted({windows[row] for row in rows}):
                 group = [i for i, row in enumerate(rows) if windows[row] == count]
                 chosen = [rows[i] for i in group]
                 evidence = self._floors.evidence(
                     band_power(view[chosen, :count, CONTEXT:]), chosen)
-                fused = fuse(output[group, :count], evidence).tolist()
-                for row, values in zip(chosen, fused, strict=True):
-                    self._probabilities[row].extend(values)
+                values = head_value(output[group, :count], evidence,
+                                    outputs[1][group, :count]).tolist()
+                for row, stream_values in zip(chosen, values, strict=True):
+                    self._probabilities[row].extend(stream_values)
         else:
             for row, probabilities in zip(rows, output.tolist(), strict=True):
                 self._probabilities[row].extend(probabilities[:windows[row]])
@@ -540,10 +570,10 @@ class StreamingSileroVad:
 
     def __init__(self, *, frame_ms: int = 20, threshold: float | None = None,
                  release: float | None = None, lookahead: int | None = None,
-                 model: SileroModel | None = None, bands: bool = True) -> None:
+                 model: SileroModel | None = None, head: bool = True) -> None:
         self._batch = SileroBatchVad(1, frame_ms=frame_ms, threshold=threshold,
                                      release=release, lookahead=lookahead, model=model,
-                                     bands=bands)
+                                     head=head)
 
     @property
     def frame_samples(self) -> int:

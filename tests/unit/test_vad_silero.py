@@ -66,21 +66,32 @@ def reference_run(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Window probabilities and final state of the model file as silero-vad runs it: the
     unmodified file on onnxruntime, one window (64 samples of context and 512 new) per call,
     the state carried from call to call."""
+    probabilities, state, _ = reference_run_with_head(audio)
+    return probabilities, state
+
+
+def reference_run_with_head(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`reference_run`, and per window the head's state term (models/vad_head.py): the
+    file's hidden state after the window (its state output's first half, which the file's
+    own output layer reads through a ReLU), ReLU'd, times ``STATE_WEIGHTS``."""
     import onnxruntime  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
+    from models.vad_head import STATE_WEIGHTS
     from models.vad_silero import silero_model_path
     session = onnxruntime.InferenceSession(str(silero_model_path()),
                                            providers=["CPUExecutionProvider"])
     state = np.zeros((2, 1, 128), dtype=np.float32)
     context = np.zeros(64, dtype=np.float32)
     rate = np.array(16_000, dtype=np.int64)
-    out = []
+    out, terms = [], []
+    weights = np.asarray(STATE_WEIGHTS, dtype=np.float64)
     for at in range(0, len(audio) - 511, 512):
         x = np.concatenate((context, audio[at:at + 512]))[None, :]
         probability, state = session.run(None, {"input": x, "state": state, "sr": rate})
         context = x[0, -64:]
         out.append(float(probability[0, 0]))
-    return np.array(out), state[:, 0]
+        terms.append(float(np.maximum(state[0, 0].astype(np.float64), 0) @ weights))
+    return np.array(out), state[:, 0], np.array(terms)
 
 
 def test_probabilities_match_the_model_file_run_window_by_window(model: SileroModel) -> None:
@@ -117,31 +128,45 @@ def test_probabilities_match_the_model_file_run_window_by_window(model: SileroMo
         assert probabilities.max() > 0.9 and probabilities.min() < 0.1  # speech and pauses
 
 
-@pytest.mark.parametrize(("bands", "threshold", "release", "lookahead"),
+def test_the_heads_state_term_is_the_files_hidden_state_times_its_weights(
+        model: SileroModel) -> None:
+    """The graph's second column (models/vad_head.py's state term, one matrix product with
+    the file's output layer) equals the file's own hidden state after each window, ReLU'd,
+    times ``STATE_WEIGHTS``: the head reads the state the file's layer reads."""
+    audio = clean_clips()[0]
+    _, _, expected = reference_run_with_head(audio)
+    count = len(expected)
+    padded = np.concatenate((np.zeros(64, dtype=np.float32), audio))
+    windows = np.stack([padded[k * 512:k * 512 + 576] for k in range(count)])[None]
+    _, term, _ = model.run_head(windows, np.zeros((2, 1, 128), dtype=np.float32),
+                                np.array([count], dtype=np.int32))
+    assert np.max(np.abs(term[0] - expected)) < 1e-3
+    assert expected.max() - expected.min() > 5  # it moves with the speech
+
+
+@pytest.mark.parametrize(("head", "threshold", "release", "lookahead"),
                          [(True, None, None, None), (False, 0.55, 0.3, 2),
                           (False, 0.5, 0.35, 0)])
 def test_decisions_follow_the_model_files_probabilities(
-        model: SileroModel, bands: bool, threshold: float | None, release: float | None,
+        model: SileroModel, head: bool, threshold: float | None, release: float | None,
         lookahead: int | None) -> None:
     """End to end: frames decided from the file's own probabilities with the documented
     rule (the highest of the frame's window and the ``lookahead`` after it, hysteresis from
     ``threshold`` to ``release``) are what the backend decides: the default (each window's
-    probability fused with its band evidence, models/vad_bands.py, with the fitted weights
-    and the fused rule), the model alone with the rule tuned before, and Silero's own rule."""
-    from models.vad_bands import evidence_of, fuse
-    from models.vad_silero import (
-        FUSED_LOOKAHEAD,
-        FUSED_RELEASE,
-        FUSED_THRESHOLD,
-        StreamingSileroVad,
-    )
-    on = FUSED_THRESHOLD if threshold is None else threshold
-    off = FUSED_RELEASE if release is None else release
-    ahead = FUSED_LOOKAHEAD if lookahead is None else lookahead
+    head value, models/vad_head.py: the probability, the band evidence of models/vad_bands.py
+    and the file's hidden state, with the fitted weights and rule), the model alone with the
+    rule tuned before, and Silero's own rule."""
+    from models.vad_bands import evidence_of
+    from models.vad_head import LOOKAHEAD, RELEASE, THRESHOLD, head_value
+    from models.vad_silero import StreamingSileroVad
+    on = THRESHOLD if threshold is None else threshold
+    off = RELEASE if release is None else release
+    ahead = LOOKAHEAD if lookahead is None else lookahead
     for audio in clean_clips():
-        probabilities, _ = reference_run(audio)
-        if bands:
-            probabilities = fuse(probabilities, evidence_of(audio)[:len(probabilities)])
+        probabilities, _, terms = reference_run_with_head(audio)
+        if head:
+            probabilities = head_value(probabilities, evidence_of(audio)[:len(probabilities)],
+                                       terms)
         expected, speaking = [], False
         for frame in range((len(probabilities) - ahead) * 512 // 320):
             at = ((frame + 1) * 320 - 1) // 512
@@ -149,7 +174,7 @@ def test_decisions_follow_the_model_files_probabilities(
             speaking = probability >= (off if speaking else on)
             expected.append("1" if speaking else "0")
         vad = StreamingSileroVad(model=model, threshold=threshold, release=release,
-                                 lookahead=lookahead, bands=bands)
+                                 lookahead=lookahead, head=head)
         got = "".join(vad.push(audio[at:at + 1600]) for at in range(0, len(audio), 1600))
         assert got == "".join(expected)
         assert "1" in got and "0" in got
@@ -175,7 +200,8 @@ def test_a_model_file_laid_out_otherwise_is_refused(model: SileroModel,
 
 
 def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
-    from models.vad_silero import FUSED_LOOKAHEAD, StreamingSileroVad
+    from models.vad_head import LOOKAHEAD
+    from models.vad_silero import StreamingSileroVad
     audio, labels = clips()[0]
     whole = StreamingSileroVad(model=model).push(audio)
     rng = np.random.default_rng(4)
@@ -189,7 +215,7 @@ def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
     # every frame whose last sample lies in a complete 512-sample window followed by the
     # windows of lookahead
     assert vad.frames_decided == len(whole) == (
-        (len(audio) // 512 - FUSED_LOOKAHEAD) * 512 // 320)
+        (len(audio) // 512 - LOOKAHEAD) * 512 // 320)
     truth = np.frombuffer(labels.encode(), dtype=np.uint8) == ord("1")
     predicted = np.frombuffer(whole.encode(), dtype=np.uint8) == ord("1")
     n = min(len(truth), len(predicted))
