@@ -48,8 +48,8 @@ Why: Silero's own layer loses quiet or distant speech (AMI's meeting-room channe
 white, pink or babble noise) that its state and the bands under 500 Hz still tell apart;
 webrtcvad, which compares sub-band energies with an adaptive noise model, keeps much of it.
 
-The head's weights and rule (:data:`HEAD_THRESHOLD` 0.7, :data:`HEAD_RELEASE` 0.5,
-:data:`HEAD_LOOKAHEAD` 3 windows, 96 ms) were **fitted and chosen by a script that reads the
+The head's weights and rule (:data:`HEAD_THRESHOLD` 0.6, :data:`HEAD_RELEASE` 0.5,
+:data:`HEAD_LOOKAHEAD` 1 window, 32 ms) were **fitted and chosen by a script that reads the
 tuning recordings only** (bench/vad_head.py; models/vad_head.py says on what and how) and are
 **validated** on recordings never fitted on (tests/data/real/validation; README, "Voice
 activity detection", gives both sets' figures and what was looked at when). The model-alone
