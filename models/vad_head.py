@@ -72,10 +72,11 @@ STATE_WEIGHTS = (
     3.29507, 3.8544, -1.09554, 3.74359, 3.48035, 1.38868,
     5.54612, 4.65925,
 )
-# The most the state term may add. The state remembers recent speech: uncapped, the head held
-# speech for about 600 ms through the digital silence after a phrase (what a platform's noise
-# suppression sends), and the generated set's clean clips came out with +15.9 % talk time;
-# capped, +5.9 % (the band fusion before the head: +5.2 %).
+# The most the state term may add. The state remembers recent speech: uncapped, a head held
+# speech for about 600 ms into the digital silence after a phrase (what a platform's noise
+# suppression sends). These weights uncapped put the test set's generated clips up to +26 %
+# over their talk time (tests/unit/test_vad_real.py); capped, at most +13.5 %, and the bench's
+# generated set +5.9 % (the band fusion before the head: +5.2 %).
 STATE_CAP = 4.0
 # The rule the frames are decided with (models/vad_silero.py, "Deciding frames").
 THRESHOLD = 0.6  # speech starts at this value...
