@@ -9,16 +9,17 @@ Prints, in one run:
    backend (:class:`models.vad_silero.SileroBatchVad`) across 8 streams batched (onnxruntime
    on one thread), at 100 ms and 1 s chunks (the ingest's batch).
 2. Frame F1 on **real speech** (bench/real_speech.py), clean and with white / pink / babble
-   (the recording's own voices) noise at 20 / 10 / 5 dB: the **tuning** recording (the
-   committed pyannote.audio telephone sample), then each **validation** recording
-   (tests/data/real/validation: three Montreal Forced Aligner test recordings and a CMU
-   ARCTIC sentence, with alignments; never tuned on) and any extra ones with RTTM in
+   (the recording's own voices) noise at 20 / 10 / 5 dB: the **tuning** recordings (the
+   committed pyannote.audio telephone sample, and `mfa_acoustic_corpus`, moved from
+   validation: bench/real_speech.py ``MOVED_TO_TUNING``), then each **validation** recording
+   (tests/data/real/validation: two Montreal Forced Aligner test recordings and a CMU ARCTIC
+   sentence, with alignments; never fitted on) and any extra ones with RTTM in
    ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech`` (nothing is downloaded), then
    those validation recordings pooled; then the AMI meeting excerpts pooled, the ten of the
    **tuning** split (tests/data/real/ami) and the four of the **validation** split
-   (tests/data/real/validation/ami), with one line per excerpt. The silero backend's band
-   weights and rule were chosen on the telephone sample and the AMI tuning excerpts
-   (bench/vad_fuse.py). After each
+   (tests/data/real/validation/ami), with one line per excerpt. The silero backend's head
+   (models/vad_head.py) was fitted on the tuning recordings and excerpts (bench/vad_head.py).
+   After each
    table, whether the default backend is at least the best of silero-vad and webrtcvad (any
    mode) in each condition (issue 17's target).
 3. The same on the **generated set** (espeak-ng voices; Rapport's own VAD was tuned on it, the
@@ -29,9 +30,9 @@ F1 is per 20 ms frame after METRICS.md §2 (segments bridged under ``min_pause_m
 engine makes of a VAD's frames.
 
 Detectors: ``default`` (the ``auto`` backend: Rapport's silero backend, models/vad_silero.py,
-the Silero model fused with band evidence, when installed, else ``rapport``; the line above the
-tables says which), ``model alone`` (that backend without the band evidence, the default
-until 2026-12-05; not a rival in the verdicts), ``rapport``
+the Silero model with Rapport's head, when installed, else ``rapport``; the line above the
+tables says which), ``model alone`` (that backend without the head, the default until
+2026-12-05; not a rival in the verdicts), ``rapport``
 (models/vad.py), ``webrtcvad-0`` .. ``webrtcvad-3`` (``webrtcvad-wheels``; 20 ms frames of
 16-bit PCM, a fresh instance per clip), ``silero-vad`` (the model as its authors use it,
 offline: window probabilities through ``get_speech_timestamps``' rules, threshold 0.5, 250 ms
