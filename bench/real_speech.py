@@ -19,6 +19,17 @@ of the turns) or a word / phone alignment (below); speech per 20 ms frame.
   (Praat TextGrid, ``words`` tier), and one CMU ARCTIC sentence (3 s, another speaker) with its
   HTS phone labels (``NAME.lab``: start and end in 100 ns units, then the label; the phone is
   between ``-`` and ``+``).
+- **TEN VAD's test set** (external, never committed, never fitted on; read only when present):
+  the 30 manually labelled clips (about 4 to 16 s each, 262 s in all, read and spontaneous
+  speech of many speakers, near-field; from LibriSpeech, GigaSpeech, the DNS Challenge and
+  others, as its README says) of the ``testset/`` directory of github.com/TEN-framework/ten-vad,
+  ``testset-audio-NN.wav`` with ``testset-audio-NN.scv`` (one line: the clip's name, then
+  ``start,end,label`` triples in seconds, label 1 speech). Put them in ``$RAPPORT_TEN_TESTSET``
+  or ``~/.cache/rapport/ten-vad-testset`` (``git clone https://github.com/TEN-framework/ten-vad``
+  and copy ``testset/``). Not committed here: they come under Agora's licence (Apache 2.0 with
+  additional conditions on deploying them), so Rapport only measures on them. :func:`ten` splits
+  them by number: odd clips (``ten01``, ``ten03``...) ``"choice"``, even ones ``"validation"``
+  (README, "Voice activity detection", says what each half was used for).
 - **Extra** (never fetched at run time): any ``NAME.flac``/``NAME.wav`` with ``NAME.rttm``
   in ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech``, e.g. recordings of your own
   with reference timing; validation material too. Absent, bench/vad.py says so and goes on.
@@ -129,6 +140,18 @@ def hts_phones(path: Path) -> list[tuple[float, float, str]]:
     return out
 
 
+def scv_intervals(path: Path) -> list[tuple[float, float, str]]:
+    """(start, end, label) of a TEN VAD test-set label file (``.scv``: the clip's name, then
+    ``start,end,label`` triples; label ``1`` is speech, returned as ``"speech"``, else ``""``)."""
+    fields = path.read_text().strip().split(",")[1:]
+    if len(fields) % 3:
+        raise ValueError(f"{path}: {len(fields)} values after the name, not start,end,label "
+                         f"triples")
+    return [(float(fields[k]), float(fields[k + 1]),
+             "speech" if fields[k + 2].strip() == "1" else "")
+            for k in range(0, len(fields), 3)]
+
+
 def alignment_units(intervals: list[tuple[float, float, str]]) -> list[tuple[float, float]]:
     """Speech units of an alignment, built as METRICS.md §2 builds IPUs (module docstring)."""
     units: list[list[float]] = []
@@ -149,6 +172,10 @@ def reference_turns(path: Path) -> list[tuple[float, float]]:
         return rttm_turns(path)
     if path.suffix == ".TextGrid":
         return alignment_units(textgrid_words(path))
+    if path.suffix == ".scv":
+        # Labelled by hand at the pause level, so §2's IPUs are built from it as from an
+        # alignment: a detector is not charged for the pauses under 200 ms that §2 bridges.
+        return alignment_units(scv_intervals(path))
     return alignment_units(hts_phones(path))
 
 
@@ -197,6 +224,29 @@ def ami(use: str) -> list[Recording]:
     """The AMI meeting excerpts: ``"tuning"`` (the train split) or ``"validation"`` (the
     development and test splits)."""
     return [load(audio, rttm, use) for audio, rttm in _pairs(AMI[use])]
+
+
+def ten_dir() -> Path:
+    """Where TEN VAD's test set is looked for (module docstring)."""
+    configured = os.environ.get("RAPPORT_TEN_TESTSET")
+    return Path(configured) if configured else \
+        Path.home() / ".cache" / "rapport" / "ten-vad-testset"
+
+
+def ten(half: str | None = None) -> list[Recording]:
+    """TEN VAD's test set when present (module docstring), each clip named ``tenNN``:
+    ``half`` ``"choice"`` (odd NN), ``"validation"`` (even NN) or None (all); [] if absent."""
+    directory = ten_dir()
+    if not directory.is_dir():
+        return []
+    out = []
+    for audio, reference in _pairs(directory, (".scv",)):
+        number = int(re.sub(r"\D", "", audio.stem) or 0)
+        use = "choice" if number % 2 else "validation"
+        if half in (None, use):
+            recording = load(audio, reference, use)
+            out.append(Recording(f"ten{number:02d}", recording.audio, recording.labels, use))
+    return out
 
 
 def extra() -> list[Recording]:

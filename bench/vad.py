@@ -17,7 +17,10 @@ Prints, in one run:
    ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech`` (nothing is downloaded), then
    those validation recordings pooled; then the AMI meeting excerpts pooled, the ten of the
    **tuning** split (tests/data/real/ami) and the four of the **validation** split
-   (tests/data/real/validation/ami), with one line per excerpt. The silero backend's head
+   (tests/data/real/validation/ami), with one line per excerpt; then, when present (never
+   committed or downloaded here: bench/real_speech.py says how to get it), TEN VAD's test set
+   (30 hand-labelled near-field clips of many speakers), its two halves apart, the same way.
+   The silero backend's head
    (models/vad_head.py) was fitted on the tuning recordings and excerpts (bench/vad_head.py).
    After each
    table, whether the default backend is at least the best of silero-vad and webrtcvad (any
@@ -402,10 +405,11 @@ def other_seeds(recordings: list[real_speech.Recording], found: dict[str, Detect
         print(f"  seed {seed}: " + ", ".join(marks))
 
 
-def ami_tables(use: str, recordings: list[real_speech.Recording],
-               found: dict[str, Detector], order: list[str]) -> None:
-    """The AMI excerpts of one split pooled, then each excerpt on one line: the default's F1
-    and the best rival's per condition (``!`` where the default is under)."""
+def pooled_tables(title: str, recordings: list[real_speech.Recording],
+                  found: dict[str, Detector], order: list[str]) -> None:
+    """A set of recordings (the AMI excerpts of one split, a half of TEN VAD's test set)
+    pooled, then each recording on one line: the default's F1 and the best rival's per
+    condition (``!`` where the default is under)."""
     if not recordings:
         return
     rivals = [n for n in found if n.startswith(("webrtcvad", "silero-vad"))]
@@ -423,8 +427,8 @@ def ami_tables(use: str, recordings: list[real_speech.Recording],
         per_excerpt.append(f"  {recording.name} ({recording.labels.mean():.0%} speech): "
                            + ", ".join(cells))
     results = {name: evaluate(pooled_clips, detect) for name, detect in found.items()}
-    f1_table(f"Real speech, AMI meeting excerpts ({use}, {len(recordings)} pooled): frame F1 "
-             f"after §2", results, order)
+    f1_table(f"Real speech, {title} ({len(recordings)} pooled): frame F1 after §2", results,
+             order)
     verdicts(results, order)
     print("each excerpt, default / best of silero-vad and webrtcvad:")
     print("\n".join(per_excerpt))
@@ -457,12 +461,21 @@ def main() -> None:
     tuning, extra = real_speech.committed() + real_speech.moved(), real_speech.extra()
     validation = real_speech.validation() + extra
     ami = {"tuning": real_speech.ami("tuning"), "validation": real_speech.ami("validation")}
+    ten = {half: real_speech.ten(half) for half in ("choice", "validation")}
     for recording in tuning + validation + ami["tuning"] + ami["validation"]:
         print(f"real speech ({recording.use}): {recording.name}, "
               f"{len(recording.audio) / SR:.1f} s, {recording.labels.mean():.0%} speech")
     if not extra:
         print(f"real speech (extra validation): none in {real_speech.extra_dir()} (NAME.flac "
               f"or NAME.wav with NAME.rttm; nothing is downloaded)")
+    if ten["choice"] or ten["validation"]:
+        for half, recordings in ten.items():
+            print(f"real speech (TEN VAD's test set, {half} half): {len(recordings)} clips, "
+                  f"{sum(len(r.audio) for r in recordings) / SR:.0f} s, "
+                  f"{np.mean(np.concatenate([r.labels for r in recordings])):.0%} speech")
+    else:
+        print(f"real speech (TEN VAD's test set): none in {real_speech.ten_dir()} "
+              f"(bench/real_speech.py says how to get it; never downloaded here)")
     found, missing = detectors()
     for note in missing:
         print(f"skipped {note}")
@@ -505,7 +518,9 @@ def main() -> None:
                  order)
         verdicts(results, order)
     for use, recordings in ami.items():
-        ami_tables(use, recordings, found, order)
+        pooled_tables(f"AMI meeting excerpts ({use})", recordings, found, order)
+    for half, recordings in ten.items():
+        pooled_tables(f"TEN VAD's test set, {half} half (external)", recordings, found, order)
 
     results = {name: evaluate(clips, detect) for name, detect in found.items()}
     order = [c for c in order if c + "+§2" in results["rapport"]]

@@ -29,8 +29,15 @@ before it and the head in models/vad_head.py are scored beside it, then all of t
 validation recordings (AMI development and test; the MFA and CMU ARCTIC recordings not
 moved), with talk time there when silenced between phrases.
 
-Usage: ``.venv/bin/python bench/vad_head.py [--save head.json]`` (about ten minutes on one
-core; the scored clips are kept in ``--cache`` for the next run).
+Since 2026-12-05 evening the head is one of the default's two branches (models/vad_decision.py)
+and decides with a rule of its own there, chosen by bench/vad_branches.py; the rules ranked
+here only choose the ridge and the cap (the head's weights were fitted here before that, with
+the head deciding alone: 0.6 / 0.5, lookahead 1). ``--ten`` scores every candidate on TEN VAD's
+test set too, each half (bench/real_speech.py); ``--rank-ten`` adds its choice half to the
+ranking (never to the fit): no head then ranked above the model alone.
+
+Usage: ``.venv/bin/python bench/vad_head.py [--save head.json] [--ten] [--rank-ten]`` (about
+ten minutes on one core; the scored clips are kept in ``--cache`` for the next run).
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ from bench.vad_fusion import (  # noqa: E402
     hysteresis,
     make_clip,
 )
+from bench.vad_fusion import default as model_alone  # noqa: E402
 from bench.vad_rule import AMI_SEEDS, TELEPHONE_SEEDS, clips_of, frame_probability  # noqa: E402
 from models import vad_head, vad_silero  # noqa: E402
 from models.vad_bands import evidence_of  # noqa: E402
@@ -197,6 +205,18 @@ def prepared(found: dict[str, bench_vad.Detector], cache: Path) -> tuple[list[Cl
     return tuning, validation, alone, silenced, silenced_validation
 
 
+def external(found: dict[str, bench_vad.Detector], cache: Path) -> list[Clip]:
+    """TEN VAD's test set (bench/real_speech.py :func:`~bench.real_speech.ten`), both halves,
+    clean and noisy (one noise sample), kept in a cache of its own; [] when absent."""
+    if cache.exists():
+        return list(pickle.loads(cache.read_bytes()))
+    recordings = real_speech.ten()
+    clips = clips_of(found, [(r, 0) for r in recordings]) if recordings else []
+    if clips:
+        cache.write_bytes(pickle.dumps(clips))
+    return clips
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ridge", type=float, nargs="+", default=[1.0, 3.0, 10.0],
@@ -210,6 +230,13 @@ def main() -> None:
                         help="caps on the state term to rank rules with (inf: none)")
     parser.add_argument("--ami-weight", type=float, default=1.0,
                         help="weight of an AMI window in the fit (0: AMI only ranks rules)")
+    parser.add_argument("--ten", action="store_true",
+                        help="also score every candidate on TEN VAD's test set, each half "
+                             "(bench/real_speech.py; skipped with a note when absent)")
+    parser.add_argument("--rank-ten", action="store_true",
+                        help="rank rules on the tuning recordings and the test set's choice "
+                             "half together (that half's conditions weigh as the tightly "
+                             "labelled recordings'); never fitted on")
     parser.add_argument("--generated", type=Path, default=ROOT / "build" / "vad-audio",
                         help="bench/vad.py's generated set (espeak-ng), for its clean clips' "
                              "talk time")
@@ -223,10 +250,16 @@ def main() -> None:
     generated = [make_clip(found, c.name, "generated", 0, "clean", c.audio, c.labels)
                  for c in bench_vad.load_clips(args.generated) if c.condition == "clean"] \
         if args.generated.is_dir() else []
+    ten = external(found, args.cache.with_suffix(".ten.pickle")) \
+        if args.ten or args.rank_ten else []
+    if (args.ten or args.rank_ten) and not ten:
+        print(f"TEN VAD's test set: none in {real_speech.ten_dir()}")
+    choice = [c for c in ten if c.use == "choice"]
+    ranking = tuning + choice if args.rank_ten else tuning
     session = state_session()
     rows = {id(c): features(c, hidden_of(session, c.audio))
             for c in (*tuning, *validation, alone, *silenced, *silenced_validation,
-                      *generated)}
+                      *generated, *ten)}
     fitted = tuning + silenced
     x = np.concatenate([rows[id(c)] for c in fitted])
     y = np.concatenate([window_labels(c, len(rows[id(c)])) for c in fitted])
@@ -242,10 +275,14 @@ def main() -> None:
     shipped[-1] = FUSION_BIAS
     current = np.concatenate(([vad_head.PROBABILITY_WEIGHT], vad_head.BAND_WEIGHTS,
                               vad_head.STATE_WEIGHTS, [vad_head.BIAS]))
+    # The test set's choice half, when ranked on, weighs as the tightly labelled recordings:
+    # each of its clips' conditions as much as that condition over all AMI excerpts.
+    heavy = tight | {c.name for c in choice} if args.rank_ten else tight
     candidates: list[tuple[str, Rule]] = [
+        ("model alone (models/vad_silero.py's rule)", model_alone),
         ("bands only (bench/vad_fuse.py)",
          head_rule(shipped, FUSED_THRESHOLD, FUSED_RELEASE, FUSED_LOOKAHEAD, rows)),
-        ("shipped head (models/vad_head.py)",
+        ("shipped head, its branch's rule",
          head_rule(current, vad_head.THRESHOLD, vad_head.RELEASE, vad_head.LOOKAHEAD, rows,
                    vad_head.STATE_CAP))]
     fits: list[tuple[float, str, Matrix, float]] = []
@@ -264,7 +301,7 @@ def main() -> None:
                         or (generated and talk_ratio(generated, rule) - 1
                             > MAX_GENERATED_TALK)):
                     continue
-                ranked.append((*weighed(per_recording(tuning, rule), tight),
+                ranked.append((*weighed(per_recording(ranking, rule), heavy),
                                f"ridge {ridge:g} {on:g}/{off:g} lookahead {lookahead} "
                                f"cap {cap:g}", rule))
             ranked.sort(key=lambda row: (row[0], -row[1]))
@@ -273,7 +310,7 @@ def main() -> None:
                 fits.append((ranked[0][0], ranked[0][3], beta, cap))
     print("\n# Tuning, ranked as bench/vad_fuse.py ranks (shortfall, worst, mean margin)")
     for name, rule in candidates:
-        total, worst, mean = weighed(per_recording(tuning, rule), tight)
+        total, worst, mean = weighed(per_recording(ranking, rule), heavy)
         print(f"  {name:<40} shortfall {total:.3f}  worst {worst:+.4f}  mean {mean:+.4f}  "
               f"babble alone {called_speech(alone, rule):.1%}  "
               f"clean telephone talk {talk_ratio(clean, rule) - 1:+.1%}  "
@@ -292,7 +329,9 @@ def main() -> None:
     for label, subset in (("AMI development + test",
                            [c for c in validation if c.name.startswith("ami_")]),
                           ("MFA + CMU ARCTIC",
-                           [c for c in validation if not c.name.startswith("ami_")])):
+                           [c for c in validation if not c.name.startswith("ami_")]),
+                          *((f"TEN VAD test set, {half} half", [c for c in ten if c.use == half])
+                            for half in ("choice", "validation") if ten)):
         print(f"{label}:")
         for condition in ORDER:
             group = [c for c in subset if c.condition == condition]
@@ -304,8 +343,9 @@ def main() -> None:
             total, worst, _ = weighed(per_recording(subset, rule), set())
             names = {c.name for c in subset}
             quiet = [c for c in silenced_validation if c.name in names]
-            print(f"  {name:<40} shortfall {total:.3f}  worst {worst:+.4f}  talk time "
-                  f"silenced between phrases {talk_ratio(quiet, rule) - 1:+.1%}")
+            print(f"  {name:<40} shortfall {total:.3f}  worst {worst:+.4f}"
+                  + (f"  talk time silenced between phrases {talk_ratio(quiet, rule) - 1:+.1%}"
+                     if quiet else ""))
 
 
 if __name__ == "__main__":

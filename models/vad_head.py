@@ -79,9 +79,13 @@ STATE_WEIGHTS = (
 # generated set +5.9 % (the band fusion before the head: +5.2 %).
 STATE_CAP = 4.0
 # The rule the frames are decided with (models/vad_silero.py, "Deciding frames").
-THRESHOLD = 0.6  # speech starts at this value...
-RELEASE = 0.5  # ...and ends under it
+THRESHOLD = 0.85  # speech starts at this value...
+RELEASE = 0.65  # ...and ends under it
 LOOKAHEAD = 1  # windows after a frame's own whose value counts for it (32 ms)
+# The default decides with two branches (models/vad_decision.py): this head with the rule
+# above, or the model alone with its units trimmed by these many frames at the start and end.
+MODEL_TRIM_START = 1
+MODEL_TRIM_END = 5
 
 
 def head_value(probability: npt.ArrayLike, evidence: npt.ArrayLike,

@@ -79,6 +79,7 @@ import numpy.typing as npt
 from models import vad_head
 from models.errors import ConfigError
 from models.vad_bands import BandFloor, band_power
+from models.vad_decision import Branch, FrameDecider
 from models.vad_head import STATE_WEIGHTS, head_value
 
 RATE = 16_000
@@ -117,10 +118,18 @@ SELF_CHECK_TOLERANCE = 1e-4
 THRESHOLD = 0.55  # speech probability at which a unit starts...
 RELEASE = 0.3  # ...and under which it ends
 LOOKAHEAD = 2  # windows after a frame's own whose probability counts for it
-# The default (``head=True``): models/vad_head.py's value, decided with its rule.
+# The head's own rule (models/vad_head.py): its branch of the default.
 HEAD_THRESHOLD = vad_head.THRESHOLD
 HEAD_RELEASE = vad_head.RELEASE
 HEAD_LOOKAHEAD = vad_head.LOOKAHEAD
+# The model alone (``head=False``), and the default (``head=True``): the model-alone rule with
+# its units trimmed, or the head's rule (models/vad_decision.py says why).
+MODEL_ALONE = (Branch("model", THRESHOLD, RELEASE, LOOKAHEAD),)
+DEFAULT_BRANCHES = (
+    Branch("model", THRESHOLD, RELEASE, LOOKAHEAD, vad_head.MODEL_TRIM_START,
+           vad_head.MODEL_TRIM_END),
+    Branch("head", HEAD_THRESHOLD, HEAD_RELEASE, HEAD_LOOKAHEAD),
+)
 
 
 def silero_model_path() -> Path:
@@ -425,26 +434,24 @@ class SileroBatchVad:
 
     def __init__(self, streams: int, *, frame_ms: int = 20, threshold: float | None = None,
                  release: float | None = None, lookahead: int | None = None,
-                 model: SileroModel | None = None, head: bool = True) -> None:
-        threshold = threshold if threshold is not None else (
-            HEAD_THRESHOLD if head else THRESHOLD)
-        release = release if release is not None else HEAD_RELEASE if head else RELEASE
-        lookahead = lookahead if lookahead is not None else (
-            HEAD_LOOKAHEAD if head else LOOKAHEAD)
+                 model: SileroModel | None = None, head: bool = True,
+                 branches: Sequence[Branch] | None = None) -> None:
         if streams < 1:
             raise ConfigError("streams", "must be >= 1")
         if frame_ms <= 0 or (RATE * frame_ms) % 1000:
             raise ConfigError("vad.frame_ms", "must give whole samples at 16 kHz")
-        if not 0 < threshold < 1:
-            raise ConfigError("vad.threshold", "must be in (0, 1)")
-        if not 0 < release <= threshold:
-            raise ConfigError("vad.release", "must be in (0, threshold]")
-        if not 0 <= lookahead <= 16:
-            raise ConfigError("vad.lookahead", "must be 0..16 windows")
+        if branches is None and (threshold, release, lookahead) == (None, None, None):
+            branches = DEFAULT_BRANCHES if head else MODEL_ALONE
+        elif branches is None:  # one rule given: that source's alone
+            branches = (Branch(
+                "head" if head else "model",
+                threshold if threshold is not None else HEAD_THRESHOLD if head else THRESHOLD,
+                release if release is not None else HEAD_RELEASE if head else RELEASE,
+                lookahead if lookahead is not None else HEAD_LOOKAHEAD if head else LOOKAHEAD),)
+        if any(b.source == "head" for b in branches) and not head:
+            raise ConfigError("vad.branches", "a head branch needs head=True")
         self.frame_samples = RATE * frame_ms // 1000
-        self.threshold = threshold
-        self.off_threshold = release
-        self.lookahead = lookahead
+        self.branches = tuple(branches)
         self.model = model if model is not None else load_model(head=head)
         if head and not self.model.head:
             raise ConfigError("vad.backend", "the head needs a model loaded with head=True")
@@ -453,12 +460,13 @@ class SileroBatchVad:
         self._audio = np.zeros((streams, CONTEXT + 8 * WINDOW), dtype=np.float32)
         self._fill = [CONTEXT] * streams  # samples held per row, context included
         self._state = np.zeros((STATE_SHAPE[0], streams, STATE_SHAPE[1]), dtype=np.float32)
-        # Per stream: window probabilities from window ``_base`` on, frames decided, and
-        # whether the last decided frame was speech.
+        # Per stream: the model's probabilities and the head's values of windows from window
+        # ``_base`` on, the frames run through the rule, and its state.
         self._probabilities: list[list[float]] = [[] for _ in range(streams)]
+        self._values: list[list[float]] = [[] for _ in range(streams)]
         self._base = [0] * streams
-        self._frames = [0] * streams
-        self._speaking = [False] * streams
+        self._evaluated = [0] * streams
+        self._deciders = [FrameDecider(self.branches) for _ in range(streams)]
 
     @property
     def streams(self) -> int:
@@ -466,7 +474,7 @@ class SileroBatchVad:
 
     def frames_decided(self, stream: int) -> int:
         """Frames of ``stream`` decided so far."""
-        return self._frames[stream]
+        return self._evaluated[stream] - self._deciders[stream].held
 
     def push(self, chunks: Sequence[npt.ArrayLike | None]) -> list[str]:
         """Add 16 kHz mono float samples per stream (``None``: nothing new); return, per
@@ -512,10 +520,12 @@ class SileroBatchVad:
                                   lengths)
             self._state[:, rows] = state
         output = outputs[0]
+        for row, probabilities in zip(rows, output.tolist(), strict=True):
+            self._probabilities[row].extend(probabilities[:windows[row]])
         if self.head and min(windows) == most:  # the usual case again: all at once
             evidence = self._floors.evidence(band_power(view[:, :, CONTEXT:]))
             for row, values in enumerate(head_value(output, evidence, outputs[1]).tolist()):
-                self._probabilities[row].extend(values)
+                self._values[row].extend(values)
         elif self.head:  # streams with as many new windows together
             for count in sorted({windows[row] for row in rows}):
                 group = [i for i, row in enumerate(rows) if windows[row] == count]
@@ -525,10 +535,7 @@ class SileroBatchVad:
                 values = head_value(output[group, :count], evidence,
                                     outputs[1][group, :count]).tolist()
                 for row, stream_values in zip(chosen, values, strict=True):
-                    self._probabilities[row].extend(stream_values)
-        else:
-            for row, probabilities in zip(rows, output.tolist(), strict=True):
-                self._probabilities[row].extend(probabilities[:windows[row]])
+                    self._values[row].extend(stream_values)
         for row, count in enumerate(windows):  # keep each row's context and pending samples
             if count:
                 used = count * WINDOW
@@ -537,32 +544,26 @@ class SileroBatchVad:
                 fill[row] = keep
 
     def _decide(self, row: int) -> str:
-        probabilities = self._probabilities[row]
+        probabilities, values = self._probabilities[row], self._values[row]
         base = self._base[row]
         n = self.frame_samples
-        ahead = self.lookahead
+        decider = self._deciders[row]
         # Frames whose last sample lies in a window already run, and the lookahead windows
         # after it too: (frame + 1) * n <= (windows - lookahead) * WINDOW.
-        decidable = max(base + len(probabilities) - ahead, 0) * WINDOW // n
-        first = self._frames[row]
+        decidable = max(base + len(probabilities) - decider.lookahead, 0) * WINDOW // n
+        first = self._evaluated[row]
         if first >= decidable:
             return ""
-        speaking = self._speaking[row]
-        on, off = self.threshold, self.off_threshold
-        out = []
-        for frame in range(first, decidable):
-            at = ((frame + 1) * n - 1) // WINDOW - base
-            probability = max(probabilities[at : at + ahead + 1])
-            speaking = probability >= (off if speaking else on)
-            out.append("1" if speaking else "0")
-        self._frames[row] = decidable
-        self._speaking[row] = speaking
+        ats = [((frame + 1) * n - 1) // WINDOW - base for frame in range(first, decidable)]
+        out = decider.decide({"model": probabilities, "head": values}, ats)
+        self._evaluated[row] = decidable
         # Windows before the next frame's window are no longer needed.
         needed = ((decidable + 1) * n - 1) // WINDOW
         if needed > base:
             del probabilities[: needed - base]
+            del values[: needed - base]
             self._base[row] = needed
-        return "".join(out)
+        return out
 
 
 class StreamingSileroVad:

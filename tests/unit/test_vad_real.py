@@ -33,33 +33,35 @@ from services.ingest.vad_backend import VadBackend
 
 SR = 16_000
 GENERATED = Path(__file__).resolve().parents[1] / "data" / "audio"
-# Frame F1 after §2 measured for the default backend (the Silero model with
-# models/vad_head.py's head, 2026-12-05): 0.982 clean; white 0.982 / 0.977 / 0.993, pink
-# 0.991 / 0.987 / 0.984, babble 0.986 / 0.986 / 0.980 at 20 / 10 / 5 dB.
-DEFAULT_MINIMA = {"clean": 0.972, "white20": 0.972, "white10": 0.967, "white5": 0.98,
-                  "pink20": 0.98, "pink10": 0.975, "pink5": 0.972, "babble20": 0.975,
-                  "babble10": 0.975, "babble5": 0.97}
+# Frame F1 after §2 measured for the default backend (the Silero model's units trimmed, or
+# models/vad_head.py's head: models/vad_decision.py, 2026-12-05 evening): 0.988 clean; white
+# 0.987 / 0.985 / 0.988, pink 0.989 / 0.987 / 0.980, babble 0.988 / 0.976 / 0.976 at 20 / 10 /
+# 5 dB. (The head deciding alone, before: 0.982 clean, 0.977-0.993 in noise.)
+DEFAULT_MINIMA = {"clean": 0.978, "white20": 0.977, "white10": 0.975, "white5": 0.978,
+                  "pink20": 0.979, "pink10": 0.977, "pink5": 0.97, "babble20": 0.978,
+                  "babble10": 0.966, "babble5": 0.966}
 # Rapport's own VAD (the fallback), measured: 0.985 clean; white 0.945 / 0.960 / 0.936, pink
 # 0.967 / 0.884 / 0.910, babble 0.812 / 0.816 / 0.707.
 RAPPORT_MINIMA = {"clean": 0.97, "white20": 0.93, "white10": 0.94, "white5": 0.91,
                   "pink20": 0.95, "pink10": 0.86, "pink5": 0.89, "babble20": 0.79,
                   "babble10": 0.79, "babble5": 0.68}
 # Validation recordings (the three not moved to tuning), every one's frames pooled per
-# condition, measured for the default: 0.927 clean; white 0.929 / 0.650 / 0.623, pink 0.924 /
-# 0.657 / 0.502, babble 0.920 / 0.888 / 0.681. Far under where mfa_cold_corpus's quiet speech
+# condition, measured for the default: 0.941 clean; white 0.937 / 0.656 / 0.595, pink 0.940 /
+# 0.666 / 0.650, babble 0.940 / 0.915 / 0.669. Far under where mfa_cold_corpus's quiet speech
 # is lost in noise (README): the Silero model gives it probabilities near 0 at white and pink
-# 10 and 5 dB and babble 5 dB.
-VALIDATION_DEFAULT_MINIMA = {"clean": 0.915, "white20": 0.915, "white10": 0.63,
-                             "white5": 0.60, "pink20": 0.91, "pink10": 0.635, "pink5": 0.475,
-                             "babble20": 0.905, "babble10": 0.87, "babble5": 0.66}
-# ...and each recording clean: measured 0.979, 0.918, 0.928.
-VALIDATION_CLEAN_MINIMA = {"cmu_arctic_a0009": 0.965, "mfa_cold_corpus": 0.905,
-                           "mfa_cold_corpus3": 0.915}
-# The recording moved to tuning (mfa_acoustic_corpus), measured: 0.977 clean; white 0.982 /
-# 0.968 / 0.969, pink 0.983 / 0.976 / 0.981, babble 0.977 / 0.945 / 0.886.
-MOVED_DEFAULT_MINIMA = {"clean": 0.965, "white20": 0.97, "white10": 0.955, "white5": 0.955,
-                        "pink20": 0.97, "pink10": 0.96, "pink5": 0.965, "babble20": 0.965,
-                        "babble10": 0.93, "babble5": 0.87}
+# 10 and 5 dB and babble 5 dB. (The head deciding alone: 0.927 clean, pink 5 dB 0.502.)
+VALIDATION_DEFAULT_MINIMA = {"clean": 0.931, "white20": 0.927, "white10": 0.635,
+                             "white5": 0.575, "pink20": 0.93, "pink10": 0.645, "pink5": 0.63,
+                             "babble20": 0.93, "babble10": 0.905, "babble5": 0.65}
+# ...and each recording clean: measured 0.989, 0.942, 0.933 (the head alone: 0.979, 0.918,
+# 0.928: it bridged pauses of these tightly aligned recordings).
+VALIDATION_CLEAN_MINIMA = {"cmu_arctic_a0009": 0.975, "mfa_cold_corpus": 0.932,
+                           "mfa_cold_corpus3": 0.923}
+# The recording moved to tuning (mfa_acoustic_corpus), measured: 0.976 clean; white 0.977 /
+# 0.972 / 0.963, pink 0.977 / 0.978 / 0.964, babble 0.975 / 0.916 / 0.867.
+MOVED_DEFAULT_MINIMA = {"clean": 0.966, "white20": 0.967, "white10": 0.962, "white5": 0.953,
+                        "pink20": 0.967, "pink10": 0.968, "pink5": 0.954, "babble20": 0.965,
+                        "babble10": 0.905, "babble5": 0.855}
 # Rapport's own VAD there (the three validation recordings), measured: 0.826 clean; white
 # 0.772 / 0.615 / 0.449, pink 0.767 / 0.666 / 0.431, babble 0.791 / 0.700 / 0.590.
 VALIDATION_RAPPORT_MINIMA = {"clean": 0.80, "white20": 0.75, "white10": 0.59, "white5": 0.42,
@@ -67,18 +69,19 @@ VALIDATION_RAPPORT_MINIMA = {"clean": 0.80, "white20": 0.75, "white10": 0.59, "w
                              "babble10": 0.675, "babble5": 0.565}
 
 # AMI excerpts, each split's frames pooled per condition, measured for the default: tuning
-# 0.932 clean; white 0.930 / 0.916 / 0.915, pink 0.921 / 0.903 / 0.884, babble 0.906 / 0.881 /
-# 0.831 at 20 / 10 / 5 dB. Validation 0.917 clean; white 0.904 / 0.873 / 0.846, pink 0.881 /
-# 0.821 / 0.792, babble 0.888 / 0.860 / 0.838: above silero-vad and webrtcvad in every
-# condition (README). The band fusion before the head scored 0.899 clean and 0.683-0.837 in
-# noise there, the model alone 0.863 and 0.625-0.773.
+# 0.933 clean; white 0.917 / 0.895 / 0.882, pink 0.889 / 0.865 / 0.833, babble 0.876 / 0.871 /
+# 0.828 at 20 / 10 / 5 dB. Validation 0.916 clean; white 0.876 / 0.793 / 0.757, pink 0.832 /
+# 0.753 / 0.709, babble 0.856 / 0.821 / 0.812: above silero-vad and webrtcvad in every
+# condition (README; the best of them 0.856 clean, 0.704-0.825 in noise). The model alone
+# scored 0.863 clean and 0.625-0.773 in noise there; the head deciding alone (before
+# 2026-12-05 evening) 0.917 and 0.792-0.904, bridging near-field pauses for it.
 AMI_DEFAULT_MINIMA = {
-    "tuning": {"clean": 0.92, "white20": 0.915, "white10": 0.90, "white5": 0.90,
-               "pink20": 0.905, "pink10": 0.89, "pink5": 0.87, "babble20": 0.89,
-               "babble10": 0.865, "babble5": 0.815},
-    "validation": {"clean": 0.90, "white20": 0.89, "white10": 0.855, "white5": 0.83,
-                   "pink20": 0.865, "pink10": 0.805, "pink5": 0.775, "babble20": 0.87,
-                   "babble10": 0.845, "babble5": 0.82},
+    "tuning": {"clean": 0.923, "white20": 0.907, "white10": 0.885, "white5": 0.872,
+               "pink20": 0.879, "pink10": 0.855, "pink5": 0.823, "babble20": 0.866,
+               "babble10": 0.861, "babble5": 0.818},
+    "validation": {"clean": 0.906, "white20": 0.866, "white10": 0.783, "white5": 0.747,
+                   "pink20": 0.822, "pink10": 0.743, "pink5": 0.699, "babble20": 0.846,
+                   "babble10": 0.811, "babble5": 0.802},
 }
 
 
@@ -262,16 +265,19 @@ def test_the_default_backend_lets_go_in_the_silence_after_a_phrase() -> None:
     """What a platform's noise suppression sends between phrases is digital silence. The
     head's state term remembers recent speech, and uncapped (models/vad_head.py
     ``STATE_CAP``) it held speech into such silence. Measured talk time over the labels, the
-    real recordings silenced outside their labelled speech: 1.015 (telephone), 1.014, 1.027,
-    1.017 (validation), uncapped up to 1.043; the test set's clean generated clips (espeak-ng,
-    silent between phrases): 1.103, 1.135, 1.056, uncapped 1.113, 1.264, 1.079."""
+    real recordings silenced outside their labelled speech: 0.997 (telephone), 0.979, 0.981,
+    1.006 (validation; the head deciding alone 1.015, 1.014, 1.027, 1.017, uncapped up to
+    1.043); the test set's clean generated clips (espeak-ng, silent between phrases): 1.108,
+    1.135, 1.017 (the head alone 1.103, 1.135, 1.056; uncapped 1.113, 1.264, 1.079). Under 1:
+    the model branch's units are trimmed (models/vad_decision.py), which in digital silence
+    also takes the last frames of a phrase; the lower bound keeps that small."""
     require_silero()
     backend = VadBackend()
     assert backend.running == "silero"
     for recording in real_speech.committed() + real_speech.validation():
         silenced = recording.audio * real_speech.speech_mask(recording)
         ratio = talk_ratio(backend, silenced, recording.labels)
-        assert 0.98 <= ratio <= 1.04, (recording.name, ratio)
+        assert 0.965 <= ratio <= 1.04, (recording.name, ratio)
     for path in sorted(GENERATED.glob("*.json")):
         meta = json.loads(path.read_text())
         if meta["noise"] is None:

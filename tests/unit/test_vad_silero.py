@@ -144,39 +144,70 @@ def test_the_heads_state_term_is_the_files_hidden_state_times_its_weights(
     assert expected.max() - expected.min() > 5  # it moves with the speech
 
 
+def hysteresis_units(values: np.ndarray, on: float, off: float, ahead: int,
+                     trim: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Frames (20 ms) called speech from per-window ``values`` by the documented rule: the
+    highest of the frame's window and the ``ahead`` after it, from ``on`` until under ``off``;
+    then each unit without its first ``trim[0]`` and last ``trim[1]`` frames."""
+    out = []
+    speaking = False
+    for frame in range((len(values) - ahead) * 512 // 320):
+        at = ((frame + 1) * 320 - 1) // 512
+        speaking = bool(max(values[at:at + ahead + 1]) >= (off if speaking else on))
+        out.append(speaking)
+    flags = np.array(out, dtype=bool)
+    trimmed = flags.copy()
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
+    for start, end in edges.reshape(-1, 2):
+        if end == len(flags):  # a unit still open at the end: its end is not known yet
+            trimmed[start:start + trim[0]] = False
+            continue
+        trimmed[start:min(start + trim[0], end)] = False
+        trimmed[max(end - trim[1], start):end] = False
+    return trimmed
+
+
 @pytest.mark.parametrize(("head", "threshold", "release", "lookahead"),
-                         [(True, None, None, None), (False, 0.55, 0.3, 2),
-                          (False, 0.5, 0.35, 0)])
+                         [(True, None, None, None), (True, 0.6, 0.5, 1),
+                          (False, 0.55, 0.3, 2), (False, 0.5, 0.35, 0)])
 def test_decisions_follow_the_model_files_probabilities(
         model: SileroModel, head: bool, threshold: float | None, release: float | None,
         lookahead: int | None) -> None:
     """End to end: frames decided from the file's own probabilities with the documented
-    rule (the highest of the frame's window and the ``lookahead`` after it, hysteresis from
-    ``threshold`` to ``release``) are what the backend decides: the default (each window's
-    head value, models/vad_head.py: the probability, the band evidence of models/vad_bands.py
-    and the file's hidden state, with the fitted weights and rule), the model alone with the
-    rule tuned before, and Silero's own rule."""
+    rules are what the backend decides. The default: the model alone's units (0.55 / 0.3,
+    lookahead 2) trimmed by ``MODEL_TRIM_START`` / ``MODEL_TRIM_END`` frames, or the head's
+    (each window's value, models/vad_head.py: the probability, the band evidence of
+    models/vad_bands.py and the file's hidden state, with the fitted weights; its own rule),
+    published ``MODEL_TRIM_END`` frames late. Then one rule given: the head alone (its rule
+    before 2026-12-05 evening), the model alone with the rule tuned before, Silero's own."""
     from models.vad_bands import evidence_of
-    from models.vad_head import LOOKAHEAD, RELEASE, THRESHOLD, head_value
+    from models.vad_head import (
+        LOOKAHEAD,
+        MODEL_TRIM_END,
+        MODEL_TRIM_START,
+        RELEASE,
+        THRESHOLD,
+        head_value,
+    )
     from models.vad_silero import StreamingSileroVad
-    on = THRESHOLD if threshold is None else threshold
-    off = RELEASE if release is None else release
-    ahead = LOOKAHEAD if lookahead is None else lookahead
     for audio in clean_clips():
         probabilities, _, terms = reference_run_with_head(audio)
-        if head:
-            probabilities = head_value(probabilities, evidence_of(audio)[:len(probabilities)],
-                                       terms)
-        expected, speaking = [], False
-        for frame in range((len(probabilities) - ahead) * 512 // 320):
-            at = ((frame + 1) * 320 - 1) // 512
-            probability = max(probabilities[at:at + ahead + 1])
-            speaking = probability >= (off if speaking else on)
-            expected.append("1" if speaking else "0")
+        values = head_value(probabilities, evidence_of(audio)[:len(probabilities)], terms)
+        if not head:
+            assert threshold is not None and release is not None and lookahead is not None
+            expected = hysteresis_units(probabilities, threshold, release, lookahead)
+        elif threshold is not None:
+            assert release is not None and lookahead is not None
+            expected = hysteresis_units(values, threshold, release, lookahead)
+        else:
+            model_units = hysteresis_units(probabilities, 0.55, 0.3, 2,
+                                           (MODEL_TRIM_START, MODEL_TRIM_END))
+            head_units = hysteresis_units(values, THRESHOLD, RELEASE, LOOKAHEAD)
+            expected = (model_units | head_units[:len(model_units)])[:-MODEL_TRIM_END]
         vad = StreamingSileroVad(model=model, threshold=threshold, release=release,
                                  lookahead=lookahead, head=head)
         got = "".join(vad.push(audio[at:at + 1600]) for at in range(0, len(audio), 1600))
-        assert got == "".join(expected)
+        assert got == "".join("1" if x else "0" for x in expected)
         assert "1" in got and "0" in got
 
 
@@ -200,7 +231,8 @@ def test_a_model_file_laid_out_otherwise_is_refused(model: SileroModel,
 
 
 def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
-    from models.vad_head import LOOKAHEAD
+    from models.vad_head import LOOKAHEAD, MODEL_TRIM_END
+    from models.vad_silero import LOOKAHEAD as MODEL_LOOKAHEAD
     from models.vad_silero import StreamingSileroVad
     audio, labels = clips()[0]
     whole = StreamingSileroVad(model=model).push(audio)
@@ -213,9 +245,10 @@ def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
         at += size
     assert "".join(out) == whole
     # every frame whose last sample lies in a complete 512-sample window followed by the
-    # windows of lookahead
+    # windows of lookahead (the model branch's, the longer), but the last MODEL_TRIM_END,
+    # held back until their unit's end is known
     assert vad.frames_decided == len(whole) == (
-        (len(audio) // 512 - LOOKAHEAD) * 512 // 320)
+        (len(audio) // 512 - max(LOOKAHEAD, MODEL_LOOKAHEAD)) * 512 // 320 - MODEL_TRIM_END)
     truth = np.frombuffer(labels.encode(), dtype=np.uint8) == ord("1")
     predicted = np.frombuffer(whole.encode(), dtype=np.uint8) == ord("1")
     n = min(len(truth), len(predicted))
