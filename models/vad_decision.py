@@ -5,9 +5,9 @@ either does:
 
 - the **model** branch: the Silero model's own speech probability with the model-alone rule
   (speech from 0.55 until under 0.3, two windows of lookahead), each of its units then
-  **trimmed**: its first frame and its last four dropped. On hand-labelled near-field speech
+  **trimmed**: its first frame and its last five dropped. On hand-labelled near-field speech
   the model's probability rises about one window early (the lookahead) and falls about 100 ms
-  late (its recurrent state remembers the phrase): over TEN VAD's 30 test clips, 83 % of the
+  late (its recurrent state remembers the phrase): over TEN VAD's 30 test clips, 71 % of the
   model-alone rule's false speech frames lay within 100 ms of a labelled edge. Trimming takes
   that back.
 - the **head** branch: models/vad_head.py's value (the model's state and the band evidence,
@@ -18,7 +18,7 @@ either does:
 A branch is a :class:`Branch`; :class:`FrameDecider` keeps one stream's state (each branch's
 hysteresis, the current unit's length, the frames held back for the trim). A frame is decided
 once the window holding its last sample and every branch's lookahead windows are known; it is
-**published** ``max(trim_end)`` frames later (80 ms), so that a unit's end can still be
+**published** ``max(trim_end)`` frames later (100 ms), so that a unit's end can still be
 trimmed. Decisions depend only on the values, never on how they arrived in calls.
 
 Pure code: no I/O, no clock.

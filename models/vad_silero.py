@@ -38,21 +38,29 @@ matrix product, so it costs next to nothing):
 
     value = sigmoid(a * logit(p) + sum(BAND_WEIGHTS * e / 10) + sum(STATE_WEIGHTS * h) + BIAS)
 
-Each 20 ms frame gets the highest value of the window holding the frame's last sample and the
-``lookahead`` windows after it (so a decision waits up to 32 ms for its window to fill, plus
-``lookahead`` x 32 ms), turned into ``0``/``1`` with a hysteresis: speech starts at
-``threshold`` and ends below ``release``. With ``head=False`` the model's probability is used
-alone, with the model-alone rule.
+A rule (models/vad_decision.py's :class:`~models.vad_decision.Branch`) gives each 20 ms frame
+the highest value of the window holding the frame's last sample and the ``lookahead`` windows
+after it (so a decision waits up to 32 ms for its window to fill, plus ``lookahead`` x 32 ms),
+turned into ``0``/``1`` with a hysteresis: speech starts at ``threshold`` and ends below
+``release``. The default (:data:`DEFAULT_BRANCHES`) calls a frame speech when either of two
+rules does: the model-alone rule on ``p``, its units trimmed
+(:data:`models.vad_head.MODEL_TRIM_START` and ``MODEL_TRIM_END`` frames), or the head's rule
+on ``value``; frames are published
+``MODEL_TRIM_END`` frames (100 ms) after their decision. With ``head=False`` the model's
+probability is used alone, with the model-alone rule; a ``threshold``, ``release`` or
+``lookahead`` given makes one rule of the chosen source.
 
 Why: Silero's own layer loses quiet or distant speech (AMI's meeting-room channel, speech under
 white, pink or babble noise) that its state and the bands under 500 Hz still tell apart;
 webrtcvad, which compares sub-band energies with an adaptive noise model, keeps much of it.
 
-The head's weights and rule (:data:`HEAD_THRESHOLD` 0.6, :data:`HEAD_RELEASE` 0.5,
-:data:`HEAD_LOOKAHEAD` 1 window, 32 ms) were **fitted and chosen by a script that reads the
-tuning recordings only** (bench/vad_head.py; models/vad_head.py says on what and how) and are
-**validated** on recordings never fitted on (tests/data/real/validation; README, "Voice
-activity detection", gives both sets' figures and what was looked at when). The model-alone
+The head's weights were **fitted by a script that reads the tuning recordings only**
+(bench/vad_head.py; models/vad_head.py says on what and how); the two-branch rule (the head's
+:data:`HEAD_THRESHOLD` 0.85, :data:`HEAD_RELEASE` 0.65, :data:`HEAD_LOOKAHEAD` 1 window, and the
+trims) was chosen on the tuning recordings and one half of TEN VAD's test set
+(bench/vad_branches.py); both are **validated** on recordings never chosen on
+(tests/data/real/validation, the other half of that test set; README, "Voice activity
+detection", gives the figures and what was looked at when). The model-alone
 rule (:data:`THRESHOLD` 0.55, :data:`RELEASE` 0.3, :data:`LOOKAHEAD` 2) was chosen on the
 telephone sample, then again with the AMI train excerpts (bench/vad_rule.py). Both rules'
 thresholds are Rapport's, not Silero's (0.5, 0.35, no lookahead; its offline

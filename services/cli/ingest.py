@@ -105,8 +105,8 @@ def add_vad_backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vad-backend", choices=VAD_BACKENDS, default=None,
                         help="VAD of WebRTC audio mode: auto (the default: silero when its "
                              "extra is installed, else rapport, with a WARNING saying so), "
-                             "silero (the Silero model with Rapport's head over its state, "
-                             "probability and band levels; needs pip "
+                             "silero (the Silero model's own decisions, trimmed, or Rapport's "
+                             "head over its state, probability and band levels; needs pip "
                              "install 'rapport[silero]' "
                              "&& pip install --no-deps silero-vad; without it the command "
                              "stops) or rapport (Rapport's own VAD, always available) "
