@@ -20,7 +20,8 @@ to 15 % and 150 ms (see ``BOUNDS``): the clips' labels end each unit where its t
 backend, tuned to human-labelled speech (issue 17), starts units up to about 100 ms before
 those labels and ends them up to about 120 ms after (measured 2026-12-04, the model alone:
 talk time +10.5 % and +5.9 %, residuals within 112 ms; 2026-12-05, fused with band evidence:
-+10.5 % and +4.6 %, within 122 ms).
++10.5 % and +4.6 %, within 122 ms; that evening, the two-branch default: +12.6 % and +3.6 %,
+within 114 ms).
 
 Chromium (Debian's ``chromium``) runs as the real binary ``/usr/lib/chromium/chromium`` (the
 ``/usr/bin/chromium`` wrapper adds flags), one process group per browser (headless refuses two
