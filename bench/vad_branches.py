@@ -31,13 +31,14 @@ none of them ranked on. The head's weights are bench/vad_head.py's, fitted witho
 clips (their licence lets Rapport measure on them, not ship what is made of them; the chosen
 rule is four numbers).
 
-Usage: ``.venv/bin/python bench/vad_branches.py`` (about ten minutes; needs bench/vad_head.py's
+Usage: ``.venv/bin/python bench/vad_branches.py`` (about three minutes; needs bench/vad_head.py's
 cache, made on its first run, and the test set: bench/real_speech.py says where to put it).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,7 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import real_speech  # noqa: E402
 from bench import vad as bench_vad  # noqa: E402
 from bench.vad_fuse import (  # noqa: E402
     MAX_BABBLE_ALONE,
@@ -148,7 +150,7 @@ def main() -> None:
     ten = external(found, args.cache.with_suffix(".ten.pickle"))
     if not ten:
         sys.exit("needs TEN VAD's test set (bench/real_speech.py says where to put it)")
-    tight = {"pyannote_sample", "mfa_acoustic_corpus"}
+    tight = {"pyannote_sample", *real_speech.MOVED_TO_TUNING}
     generated = [make_clip(found, c.name, "generated", 0, "clean", c.audio, c.labels)
                  for c in bench_vad.load_clips(args.generated) if c.condition == "clean"] \
         if args.generated.is_dir() else []
@@ -194,9 +196,9 @@ def main() -> None:
               f"{talk_ratio(quiet, decide) - 1:+.1%}"
               + (f", generated clean talk {talk_ratio(generated, decide) - 1:+.1%}"
                  if generated else ""))
-        print(f"  {'F1 after §2':<28}" + " ".join(
-            f"{k[0] + k.lstrip('cleanwhitpkb') if k != 'clean' else 'clean':>5}"
-            for k in ORDER))
+        # "white20" -> "w20": the header fits the columns.
+        header = [re.sub(r"^([a-z])[a-z]*(?=\d)", r"\1", k) for k in ORDER]
+        print(f"  {'F1 after §2':<28}" + " ".join(f"{k:>5}" for k in header))
         for label, group in (*groups.items(), *checks.items()):
             table(label, group, decide)
             print(f"  {'  under the best rival by':<28}" + " ".join(

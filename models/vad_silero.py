@@ -45,10 +45,9 @@ turned into ``0``/``1`` with a hysteresis: speech starts at ``threshold`` and en
 ``release``. The default (:data:`DEFAULT_BRANCHES`) calls a frame speech when either of two
 rules does: the model-alone rule on ``p``, its units trimmed
 (:data:`models.vad_head.MODEL_TRIM_START` and ``MODEL_TRIM_END`` frames), or the head's rule
-on ``value``; frames are published
-``MODEL_TRIM_END`` frames (100 ms) after their decision. With ``head=False`` the model's
-probability is used alone, with the model-alone rule; a ``threshold``, ``release`` or
-``lookahead`` given makes one rule of the chosen source.
+on ``value``; frames are published ``MODEL_TRIM_END`` frames (100 ms) after their decision.
+With ``head=False`` the model's probability is used alone, with the model-alone rule; a
+``threshold``, ``release`` or ``lookahead`` given makes one rule of the chosen source.
 
 Why: Silero's own layer loses quiet or distant speech (AMI's meeting-room channel, speech under
 white, pink or babble noise) that its state and the bands under 500 Hz still tell apart;
