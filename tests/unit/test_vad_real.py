@@ -231,6 +231,34 @@ def test_alignment_units_bridge_short_pauses_and_drop_noise() -> None:
     assert real_speech.alignment_units(words) == [(0.5, 1.4), (2.6, 3.0)]
 
 
+def test_ten_vads_test_set_is_read_split_and_labelled_as_section2_builds_ipus(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/vad.py and bench/vad_branches.py read TEN VAD's test set (not committed: its
+    licence) from ``$RAPPORT_TEN_TESTSET``: clips in its own format (``.scv``: the name, then
+    start,end,label triples) become recordings named by number, odd ones the choice half and
+    even ones the validation half, labelled as alignments are (a 100 ms pause bridged, a
+    300 ms one kept); absent, there are none; a malformed label file is refused."""
+    monkeypatch.setenv("RAPPORT_TEN_TESTSET", str(tmp_path / "absent"))
+    assert real_speech.ten() == []
+    monkeypatch.setenv("RAPPORT_TEN_TESTSET", str(tmp_path))
+    for number in (1, 2):
+        name = f"testset-audio-{number:02d}"
+        sf.write(tmp_path / f"{name}.wav", np.zeros(SR * 3, dtype=np.float32), SR,
+                 subtype="PCM_16")
+        (tmp_path / f"{name}.scv").write_text(
+            f"{name},0.000,0.500,0,0.500,1.000,1,1.000,1.100,0,1.100,1.600,1,"
+            f"1.600,1.900,0,1.900,2.400,1,2.400,3.000,0\n")
+    choice, validation = real_speech.ten("choice"), real_speech.ten("validation")
+    assert [r.name for r in choice] == ["ten01"] and [r.name for r in validation] == ["ten02"]
+    assert [r.name for r in real_speech.ten()] == ["ten01", "ten02"]
+    labels = choice[0].labels
+    assert len(labels) == 150 and labels[25:80].all() and not labels[80:95].any()
+    assert labels[95:120].all() and not labels[:25].any() and not labels[120:].any()
+    (tmp_path / "testset-audio-01.scv").write_text("testset-audio-01,0.0,1.0\n")
+    with pytest.raises(ValueError, match="triples"):
+        real_speech.ten()
+
+
 @pytest.mark.parametrize("use", ["tuning", "validation"])
 def test_the_default_backend_on_ami_meeting_excerpts(use: str) -> None:
     require_silero()
