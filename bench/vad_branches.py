@@ -31,6 +31,11 @@ none of them ranked on. The head's weights are bench/vad_head.py's, fitted witho
 clips (their licence lets Rapport measure on them, not ship what is made of them; the chosen
 rule is four numbers).
 
+Since the night of 2026-12-05 the backend shows the model its inputs without their offset and
+dominant drift (models/vad_offset.py); this script's cached model outputs are of the inputs as
+they are, as when it made its choice, so its figures are those the choice was made on, not
+today's default's.
+
 Usage: ``.venv/bin/python bench/vad_branches.py`` (about three minutes; needs bench/vad_head.py's
 cache, made on its first run, and the test set: bench/real_speech.py says where to put it).
 """

@@ -36,6 +36,11 @@ the head deciding alone: 0.6 / 0.5, lookahead 1). ``--ten`` scores every candida
 test set too, each half (bench/real_speech.py); ``--rank-ten`` adds its choice half to the
 ranking (never to the fit): no head then ranked above the model alone.
 
+Since the night of 2026-12-05 the backend shows the model its inputs without their offset and
+dominant drift (models/vad_offset.py); this script's cached model outputs are of the inputs as
+they are, as when it made its choice, so its figures are those the choice was made on, not
+today's default's.
+
 Usage: ``.venv/bin/python bench/vad_head.py [--save head.json] [--ten] [--rank-ten]`` (about
 ten minutes on one core; the scored clips are kept in ``--cache`` for the next run).
 """

@@ -29,7 +29,10 @@ Deciding frames (:class:`SileroBatchVad`)
 -----------------------------------------
 :class:`SileroBatchVad` decides many participant streams at once, the way an ingest process
 would run it: every window that is complete in any stream joins one call with its stream's
-recurrent state. By default (``head=True``) each window then gets the value of
+recurrent state, each input first losing the stream's running offset and, where it dominates
+the input, its fitted line (models/vad_offset.py: a DC offset or a microphone's drift; with
+``detrend=False`` the model reads every input as it is, as before 2026-12-05's night). By
+default (``head=True``) each window then gets the value of
 models/vad_head.py's head: a logistic layer over the model's probability ``p``, the window's
 band evidence ``e`` (models/vad_bands.py: how far each of seven bands, 80 Hz to 8 kHz, stands
 above its own noise floor, in dB, 0-30) and the model's recurrent state ``h`` (the 128 values
@@ -88,6 +91,7 @@ from models.errors import ConfigError
 from models.vad_bands import BandFloor, band_power
 from models.vad_decision import Branch, FrameDecider
 from models.vad_head import STATE_WEIGHTS, head_value
+from models.vad_offset import OffsetTracker
 
 RATE = 16_000
 WINDOW = 512  # samples per inference at 16 kHz (Silero v5)
@@ -430,7 +434,8 @@ class SileroBatchVad:
     ``frame_ms`` must give whole samples at 16 kHz; ``threshold`` is the speech probability
     at which speech starts, ``release`` the one under which it ends, ``lookahead`` the
     windows after a frame's own that count for it (module docstring; Silero's own rule is
-    0.5, 0.35, 0); ``model`` may be shared between instances (one is loaded by default).
+    0.5, 0.35, 0); ``model`` may be shared between instances (one is loaded by default);
+    ``detrend=False`` shows the model every input as it is (see the module docstring).
 
     The streams' audio lives in one ``(streams, capacity)`` array, each row the stream's last
     ``CONTEXT`` samples followed by its pending ones, so a window's model input (context and
@@ -442,7 +447,7 @@ class SileroBatchVad:
     def __init__(self, streams: int, *, frame_ms: int = 20, threshold: float | None = None,
                  release: float | None = None, lookahead: int | None = None,
                  model: SileroModel | None = None, head: bool = True,
-                 branches: Sequence[Branch] | None = None) -> None:
+                 branches: Sequence[Branch] | None = None, detrend: bool = True) -> None:
         if streams < 1:
             raise ConfigError("streams", "must be >= 1")
         if frame_ms <= 0 or (RATE * frame_ms) % 1000:
@@ -463,6 +468,7 @@ class SileroBatchVad:
         if head and not self.model.head:
             raise ConfigError("vad.backend", "the head needs a model loaded with head=True")
         self.head = head
+        self._offsets = OffsetTracker(streams) if detrend else None
         self._floors = BandFloor(streams)  # per stream, the last 3 s of band powers
         self._audio = np.zeros((streams, CONTEXT + 8 * WINDOW), dtype=np.float32)
         self._fill = [CONTEXT] * streams  # samples held per row, context included
@@ -519,12 +525,13 @@ class SileroBatchVad:
         if min(windows) == most:  # the usual case: every stream has as many windows
             rows: Sequence[int] = range(len(fill))
             lengths = np.full(len(fill), most, dtype=np.int32)
-            *outputs, self._state = run(np.ascontiguousarray(view), self._state, lengths)
+            *outputs, self._state = run(self._inputs(np.array(view), rows, windows),
+                                        self._state, lengths)
         else:  # the model needs at least one window per stream it is given
             rows = [row for row, count in enumerate(windows) if count]
             lengths = np.array([windows[row] for row in rows], dtype=np.int32)
-            *outputs, state = run(view[rows], np.ascontiguousarray(self._state[:, rows]),
-                                  lengths)
+            *outputs, state = run(self._inputs(view[rows], rows, lengths.tolist()),
+                                  np.ascontiguousarray(self._state[:, rows]), lengths)
             self._state[:, rows] = state
         output = outputs[0]
         for row, probabilities in zip(rows, output.tolist(), strict=True):
@@ -549,6 +556,12 @@ class SileroBatchVad:
                 keep = fill[row] - used
                 audio[row, :keep] = audio[row, used:fill[row]]
                 fill[row] = keep
+
+    def _inputs(self, windows: npt.NDArray[np.float32], rows: Sequence[int],
+                counts: Sequence[int]) -> npt.NDArray[np.float32]:
+        """The model's inputs from a fresh copy of streams ``rows``' windows, ``counts`` of
+        each real (models/vad_offset.py)."""
+        return windows if self._offsets is None else self._offsets.clean(windows, rows, counts)
 
     def _decide(self, row: int) -> str:
         probabilities, values = self._probabilities[row], self._values[row]
@@ -578,10 +591,11 @@ class StreamingSileroVad:
 
     def __init__(self, *, frame_ms: int = 20, threshold: float | None = None,
                  release: float | None = None, lookahead: int | None = None,
-                 model: SileroModel | None = None, head: bool = True) -> None:
+                 model: SileroModel | None = None, head: bool = True,
+                 detrend: bool = True) -> None:
         self._batch = SileroBatchVad(1, frame_ms=frame_ms, threshold=threshold,
                                      release=release, lookahead=lookahead, model=model,
-                                     head=head)
+                                     head=head, detrend=detrend)
 
     @property
     def frame_samples(self) -> int:

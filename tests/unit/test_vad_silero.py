@@ -70,13 +70,19 @@ def reference_run(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return probabilities, state
 
 
-def reference_run_with_head(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reference_run_with_head(audio: np.ndarray, detrend: bool = False
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`reference_run`, and per window the head's state term (models/vad_head.py): the
     file's hidden state after the window (its state output's first half, which the file's
-    own output layer reads through a ReLU), ReLU'd, times ``STATE_WEIGHTS``."""
+    own output layer reads through a ReLU), ReLU'd, times ``STATE_WEIGHTS``. ``detrend``:
+    each input (context and window) less the running mean of the windows (``OFFSET_RATE``
+    per window, from the first window's mean), then less its least-squares line (numpy's
+    polyfit) where that line holds more than ``LINE_SHARE`` of its power: what the backend
+    shows the model (models/vad_offset.py)."""
     import onnxruntime  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     from models.vad_head import STATE_WEIGHTS
+    from models.vad_offset import LINE_SHARE, OFFSET_RATE
     from models.vad_silero import silero_model_path
     session = onnxruntime.InferenceSession(str(silero_model_path()),
                                            providers=["CPUExecutionProvider"])
@@ -85,9 +91,20 @@ def reference_run_with_head(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     rate = np.array(16_000, dtype=np.int64)
     out, terms = [], []
     weights = np.asarray(STATE_WEIGHTS, dtype=np.float64)
+    offset: float | None = None
     for at in range(0, len(audio) - 511, 512):
         x = np.concatenate((context, audio[at:at + 512]))[None, :]
-        probability, state = session.run(None, {"input": x, "state": state, "sr": rate})
+        shown = x
+        if detrend:
+            mean = float(np.mean(audio[at:at + 512], dtype=np.float64))
+            offset = mean if offset is None else offset + OFFSET_RATE * (mean - offset)
+            samples = x[0].astype(np.float64) - np.float32(offset)
+            t = np.arange(576)
+            line = np.polyval(np.polyfit(t, samples, 1), t)
+            if np.sum(line**2) > LINE_SHARE * np.sum(samples**2):
+                samples = samples - line
+            shown = samples.astype(np.float32)[None, :]
+        probability, state = session.run(None, {"input": shown, "state": state, "sr": rate})
         context = x[0, -64:]
         out.append(float(probability[0, 0]))
         terms.append(float(np.maximum(state[0, 0].astype(np.float64), 0) @ weights))
@@ -179,7 +196,9 @@ def test_decisions_follow_the_model_files_probabilities(
     (each window's value, models/vad_head.py: the probability, the band evidence of
     models/vad_bands.py and the file's hidden state, with the fitted weights; its own rule),
     published ``MODEL_TRIM_END`` frames late. Then one rule given: the head alone (its rule
-    before 2026-12-05 evening), the model alone with the rule tuned before, Silero's own."""
+    before 2026-12-05 evening), the model alone with the rule tuned before, Silero's own.
+    In every case the model reads each input less the stream's running offset and, where it
+    dominates, its fitted line; the bands read the audio as it is."""
     from models.vad_bands import evidence_of
     from models.vad_head import (
         LOOKAHEAD,
@@ -191,7 +210,7 @@ def test_decisions_follow_the_model_files_probabilities(
     )
     from models.vad_silero import StreamingSileroVad
     for audio in clean_clips():
-        probabilities, _, terms = reference_run_with_head(audio)
+        probabilities, _, terms = reference_run_with_head(audio, detrend=True)
         values = head_value(probabilities, evidence_of(audio)[:len(probabilities)], terms)
         if not head:
             assert threshold is not None and release is not None and lookahead is not None
@@ -209,6 +228,26 @@ def test_decisions_follow_the_model_files_probabilities(
         got = "".join(vad.push(audio[at:at + 1600]) for at in range(0, len(audio), 1600))
         assert got == "".join("1" if x else "0" for x in expected)
         assert "1" in got and "0" in got
+
+
+def test_a_dc_offset_does_not_reach_the_model(model: SileroModel) -> None:
+    """A recording's DC offset (here 0.05 of full scale, as cheap converters give) leaves the
+    default's decisions as they are on the audio without it; shown to the model as it is, it
+    changes them (models/vad_offset.py)."""
+    from models.vad_silero import StreamingSileroVad
+
+    def differing(detrend: bool) -> int:
+        count = 0
+        for audio in clean_clips():
+            clean = StreamingSileroVad(model=model, detrend=detrend).push(audio)
+            shifted = StreamingSileroVad(model=model, detrend=detrend).push(audio + 0.05)
+            assert len(clean) == len(shifted)
+            count += sum(a != b for a, b in zip(clean, shifted, strict=True))
+        return count
+
+    frames = sum(len(audio) for audio in clean_clips()) // 320
+    assert differing(True) <= frames // 500  # measured: 0 of 1,153
+    assert differing(False) > frames // 200  # measured: 12
 
 
 def test_a_model_file_laid_out_otherwise_is_refused(model: SileroModel,
