@@ -7,9 +7,9 @@ Each input of the Silero model is a 512-sample window and the 64 samples before 
 1. **The offset**: a running mean of the stream's windows, one value per window, subtracted
    from the whole input. Each window's mean (of its 512 new samples) updates it as
    ``offset += OFFSET_RATE * (mean - offset)`` (:data:`OFFSET_RATE` 0.1: a time constant of
-   about 0.3 s); a stream's first window starts it at its own mean. A constant DC offset is
-   gone within a second and from the first window on; speech, whose windows' means scatter
-   around zero, moves it little.
+   about 0.3 s); a stream's first window starts it at its own mean, so a constant DC offset is
+   gone from the first window on, and a changed one within a second; speech, whose windows'
+   means scatter around zero, moves it little.
 2. **A dominant line**: an input whose least-squares line (fitted after the offset is taken
    away) holds more than :data:`LINE_SHARE` (half) of its power loses that line: what drifts
    within 36 ms faster than the offset follows (the rumble of a cheap or cold microphone,
