@@ -28,7 +28,7 @@ VAD_HELP = (
     "unit trimmed, or where Rapport's head, a layer refitted on real speech over the model's "
     "recurrent state, its speech probability and each band's level over its own noise floor, "
     "is confident; models/vad_silero.py, models/vad_decision.py, models/vad_head.py and "
-    "models/vad_bands.py; the more "
+    "models/vad_bands.py and models/vad_offset.py; the more "
     "accurate on real speech) stops the command (exit 2) when its extra is missing, "
     "saying what to install; rapport (models/vad.py: spectral noise floor and band SNR, numpy "
     "and librosa, always available). Audio is "
