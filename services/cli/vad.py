@@ -27,7 +27,7 @@ VAD_HELP = (
     "that dominates it: speech where its own probability says so, each "
     "unit trimmed, or where Rapport's head, a layer refitted on real speech over the model's "
     "recurrent state, its speech probability and each band's level over its own noise floor, "
-    "is confident; models/vad_silero.py, models/vad_decision.py, models/vad_head.py and "
+    "is confident; models/vad_silero.py, models/vad_decision.py, models/vad_head.py, "
     "models/vad_bands.py and models/vad_offset.py; the more "
     "accurate on real speech) stops the command (exit 2) when its extra is missing, "
     "saying what to install; rapport (models/vad.py: spectral noise floor and band SNR, numpy "
