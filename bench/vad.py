@@ -155,17 +155,18 @@ def webrtc_detector(mode: int) -> Detector | None:
     return detect
 
 
-def silero_probabilities(session: Any, audio: np.ndarray) -> list[float]:
-    """Silero v5 speech probability per 512-sample window, one stream, as upstream runs it."""
-    from models.vad_silero import CONTEXT, WINDOW
+def silero_probabilities(session: Any, audio: np.ndarray, rate: int = SR, window: int = 512,
+                         context: int = 64) -> list[float]:
+    """Silero v5 speech probability per ``window``-sample window (512 at 16 kHz, 256 at
+    8 kHz, with ``context`` samples before it), one stream, as upstream runs it."""
     state = np.zeros((2, 1, 128), dtype=np.float32)
-    context = np.zeros(CONTEXT, dtype=np.float32)
-    rate = np.array(SR, dtype=np.int64)
+    previous = np.zeros(context, dtype=np.float32)
+    sample_rate = np.array(rate, dtype=np.int64)
     out = []
-    for i in range(0, len(audio) - WINDOW + 1, WINDOW):
-        x = np.concatenate((context, audio[i:i + WINDOW]))[None, :].astype(np.float32)
-        prob, state = session.run(None, {"input": x, "state": state, "sr": rate})
-        context = x[0, -CONTEXT:]
+    for i in range(0, len(audio) - window + 1, window):
+        x = np.concatenate((previous, audio[i:i + window]))[None, :].astype(np.float32)
+        prob, state = session.run(None, {"input": x, "state": state, "sr": sample_rate})
+        previous = x[0, -context:]
         out.append(float(prob[0, 0]))
     return out
 

@@ -90,7 +90,7 @@ from bench.vad_fusion import (  # noqa: E402
 )
 from bench.vad_fusion import default as model_alone  # noqa: E402
 from bench.vad_rule import AMI_SEEDS, TELEPHONE_SEEDS, clips_of, frame_probability  # noqa: E402
-from models import vad_head, vad_silero  # noqa: E402
+from models import vad_head, vad_silero_model  # noqa: E402
 from models.vad_bands import evidence_of  # noqa: E402
 from models.vad_silero import CONTEXT, WINDOW, load_model  # noqa: E402
 
@@ -114,14 +114,15 @@ def state_session() -> Any:
     import onnx
     import onnxruntime
 
-    model = onnx.load_from_string(vad_silero._sequence_graph(vad_silero.model_parameters()))
+    model = onnx.load_from_string(vad_silero_model._sequence_graph(
+        vad_silero_model.model_parameters()))
     lstm = next(n for n in model.graph.node if n.op_type == "LSTM")
     relu = next(n for n in model.graph.node
                 if n.op_type == "Relu" and n.input[0] == lstm.output[0])
     model.graph.output.append(onnx.helper.make_tensor_value_info(
         relu.output[0], onnx.TensorProto.FLOAT, None))
     return onnxruntime.InferenceSession(model.SerializeToString(),
-                                        vad_silero._session_options(1),
+                                        vad_silero_model._session_options(1),
                                         providers=["CPUExecutionProvider"])
 
 

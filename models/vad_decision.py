@@ -33,7 +33,7 @@ from typing import Literal
 
 from models.errors import ConfigError
 
-Source = Literal["model", "head"]
+Source = Literal["model", "head", "narrowband"]
 
 
 @dataclass(frozen=True)

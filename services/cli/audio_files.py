@@ -7,6 +7,9 @@ each track runs through :class:`services.ingest.audio.AudioVadFramer` (the same 
 resampling, VAD backend, ``batch_ms`` chunking and frame grid as a WebRTC participant whose
 first packet arrived at session time 0), and consecutive voiced frames become one segment
 (§1: "consecutive voiced frames form a segment"; §2's bridging and dropping are the engine's).
+A file sampled at 8 kHz or less (:data:`~services.ingest.vad_backend.NARROWBAND_MAX_RATE`, a
+telephone line) is narrowband: the silero backend then adds its 8 kHz network
+(models/vad_silero.py, "Narrowband audio").
 
 Samples become signed 16-bit PCM, what the ingest's Opus decoder hands the VAD, in blocks
 (:func:`soundfile.blocks`), so hours of audio never sit in memory at once; a file's channels
@@ -31,7 +34,7 @@ from models.errors import ValidationError
 from models.events import MAX_ID_LENGTH, ROLES, Role
 from services.ingest.audio import AudioVadFramer
 from services.ingest.frames import FrameBatch
-from services.ingest.vad_backend import VadBackend
+from services.ingest.vad_backend import NARROWBAND_MAX_RATE, VadBackend
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,8 @@ def assign_roles(tracks: Sequence[Track], roles: Sequence[str] | None) -> list[R
 
 def voiced_batches(track: Track, backend: VadBackend) -> Iterator[FrameBatch]:
     """The track's ``voiced`` frame batches from the ingest's audio mode, frame 0 at ms 0."""
-    framer = AudioVadFramer(0, batch_ms=BATCH_MS, vad=backend.create())
+    narrowband = track.sample_rate <= NARROWBAND_MAX_RATE
+    framer = AudioVadFramer(0, batch_ms=BATCH_MS, vad=backend.create(narrowband=narrowband))
     pts = 0
     try:
         # Read as floats, converted here: libsndfile reads a float file (WAV FLOAT, for

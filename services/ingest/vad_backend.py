@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 BACKENDS: Final = ("auto", "silero", "rapport")
 DEFAULT_BACKEND: Final = "auto"
 VAD_RATE = 16_000
+# Audio sampled at this rate or less is narrowband (:meth:`VadBackend.create`): a telephone
+# line's 8 kHz, whose speech ends under 4 kHz.
+NARROWBAND_MAX_RATE = 8_000
 
 
 class FrameVad(Protocol):
@@ -63,6 +66,7 @@ class VadBackend:
         self.running = "rapport"  # the one that runs
         self.config = config or VadConfig()
         self._model: Any = None
+        self._narrowband_model: Any = None  # the 8 kHz network, loaded when first needed
         if name in ("silero", "auto"):
             from models.vad_silero import load_model
 
@@ -79,12 +83,22 @@ class VadBackend:
                 log.info("VAD backend %s: silero (one onnxruntime session for every "
                          "participant)", name)
 
-    def create(self) -> FrameVad:
-        """A new participant's VAD."""
+    def create(self, narrowband: bool = False) -> FrameVad:
+        """A new participant's VAD. ``narrowband``: the participant's audio was sampled at
+        :data:`NARROWBAND_MAX_RATE` or less (a telephone line) before it was resampled to
+        16 kHz; silero then adds its 8 kHz network (models/vad_silero.py, "Narrowband
+        audio"); rapport's VAD is the same either way."""
         if self._model is not None:
             from models.vad_silero import StreamingSileroVad
 
-            return StreamingSileroVad(frame_ms=self.config.frame_ms, model=self._model)
+            if narrowband and self._narrowband_model is None:
+                from models.vad_silero_model import NARROWBAND, load_model
+
+                self._narrowband_model = load_model(head=False, layout=NARROWBAND)
+                log.info("VAD backend silero: 8 kHz network loaded for narrowband audio")
+            return StreamingSileroVad(frame_ms=self.config.frame_ms, model=self._model,
+                                      narrowband=narrowband,
+                                      narrowband_model=self._narrowband_model)
         return StreamingVad(self.config, VAD_RATE)
 
     def warm(self) -> None:

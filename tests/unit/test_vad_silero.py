@@ -70,7 +70,8 @@ def reference_run(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return probabilities, state
 
 
-def reference_run_with_head(audio: np.ndarray, detrend: bool = False
+def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
+                            narrowband: list[float] | None = None
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`reference_run`, and per window the head's state term (models/vad_head.py): the
     file's hidden state after the window (its state output's first half, which the file's
@@ -78,7 +79,9 @@ def reference_run_with_head(audio: np.ndarray, detrend: bool = False
     each input (context and window) less the running mean of the windows (``OFFSET_RATE``
     per window, from the first window's mean), then less its least-squares line (numpy's
     polyfit) where that line holds more than ``LINE_SHARE`` of its power: what the backend
-    shows the model (models/vad_offset.py)."""
+    shows the model (models/vad_offset.py). ``narrowband``, a list: filled with the file's
+    probabilities at 8 kHz, run on every other sample of each input as shown, state carried
+    (models/vad_silero.py, "Narrowband audio")."""
     import onnxruntime  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     from models.vad_head import STATE_WEIGHTS
@@ -92,6 +95,7 @@ def reference_run_with_head(audio: np.ndarray, detrend: bool = False
     out, terms = [], []
     weights = np.asarray(STATE_WEIGHTS, dtype=np.float64)
     offset: float | None = None
+    narrow_state = np.zeros((2, 1, 128), dtype=np.float32)
     for at in range(0, len(audio) - 511, 512):
         x = np.concatenate((context, audio[at:at + 512]))[None, :]
         shown = x
@@ -105,6 +109,11 @@ def reference_run_with_head(audio: np.ndarray, detrend: bool = False
                 samples = samples - line
             shown = samples.astype(np.float32)[None, :]
         probability, state = session.run(None, {"input": shown, "state": state, "sr": rate})
+        if narrowband is not None:
+            narrow, narrow_state = session.run(None, {
+                "input": np.ascontiguousarray(shown[:, ::2]), "state": narrow_state,
+                "sr": np.array(8_000, dtype=np.int64)})
+            narrowband.append(float(narrow[0, 0]))
         context = x[0, -64:]
         out.append(float(probability[0, 0]))
         terms.append(float(np.maximum(state[0, 0].astype(np.float64), 0) @ weights))
@@ -230,6 +239,49 @@ def test_decisions_follow_the_model_files_probabilities(
         assert "1" in got and "0" in got
 
 
+def test_narrowband_audio_adds_the_8_khz_networks_branch(model: SileroModel) -> None:
+    """Speech sampled at 8 kHz (a telephone line), resampled to 16 kHz: with
+    ``narrowband=True`` a frame is speech where the default's two branches call it or where
+    the file's 8 kHz network, run on every other sample of each input (the file itself, at
+    ``sr`` 8000, window by window), calls it with ``NARROWBAND_BRANCH``'s rule (0.7 / 0.4,
+    lookahead 2, trimmed as the model branch), so the rebuilt 8 kHz graph decides as the file
+    does; and the branch changes decisions (they are not the default's two alone)."""
+    import soxr
+
+    from models.vad_bands import evidence_of
+    from models.vad_head import (
+        LOOKAHEAD,
+        MODEL_TRIM_END,
+        MODEL_TRIM_START,
+        RELEASE,
+        THRESHOLD,
+        head_value,
+    )
+    from models.vad_silero import NARROWBAND_BRANCH, StreamingSileroVad
+    from models.vad_silero_model import NARROWBAND, load_model
+    narrow_model = load_model(head=False, layout=NARROWBAND)
+    assert (NARROWBAND_BRANCH.threshold, NARROWBAND_BRANCH.release) == (0.7, 0.4)
+    changed = 0
+    for audio in clean_clips()[:3]:
+        audio = np.asarray(soxr.resample(soxr.resample(audio, 16_000, 8_000), 8_000, 16_000),
+                           dtype=np.float32)
+        narrow: list[float] = []
+        probabilities, _, terms = reference_run_with_head(audio, detrend=True, narrowband=narrow)
+        values = head_value(probabilities, evidence_of(audio)[:len(probabilities)], terms)
+        trims = (MODEL_TRIM_START, MODEL_TRIM_END)
+        model_units = hysteresis_units(probabilities, 0.55, 0.3, 2, trims)
+        head_units = hysteresis_units(values, THRESHOLD, RELEASE, LOOKAHEAD)
+        narrow_units = hysteresis_units(np.array(narrow), 0.7, 0.4, 2, trims)
+        expected = (model_units | head_units[:len(model_units)] | narrow_units
+                    )[:-MODEL_TRIM_END]
+        vad = StreamingSileroVad(model=model, narrowband=True, narrowband_model=narrow_model)
+        got = "".join(vad.push(audio[at:at + 1600]) for at in range(0, len(audio), 1600))
+        assert got == "".join("1" if x else "0" for x in expected)
+        alone = StreamingSileroVad(model=model).push(audio)
+        changed += sum(a != b for a, b in zip(got, alone, strict=False))
+    assert changed > 0
+
+
 def test_a_dc_offset_does_not_reach_the_model(model: SileroModel) -> None:
     """A recording's DC offset (here 0.05 of full scale, as cheap converters give) leaves the
     default's decisions as they are on the audio without it; shown to the model as it is, it
@@ -254,19 +306,21 @@ def test_a_model_file_laid_out_otherwise_is_refused(model: SileroModel,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The start-up check compares the rebuilt graph with the file itself: a graph built
     wrongly (here, the LSTM's gates left in the file's order) is a configuration error."""
-    from models import vad_silero
-    real = vad_silero.model_parameters
+    from models import vad_silero_model
+    real = vad_silero_model.model_parameters
 
-    def swapped(path: Path | None = None) -> dict[str, Any]:
-        parameters = real(path)
+    def swapped(path: Path | None = None,
+                layout: vad_silero_model.Layout = vad_silero_model.WIDEBAND) -> dict[str, Any]:
+        parameters = real(path, layout)
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             rnn = parameters[f"decoder.rnn.{name}"]
             parameters[f"decoder.rnn.{name}"] = np.concatenate((rnn[128:], rnn[:128]))
         return parameters
 
-    monkeypatch.setattr(vad_silero, "model_parameters", swapped)
-    with pytest.raises(ConfigError, match="not recognised"):
-        vad_silero.load_model()
+    monkeypatch.setattr(vad_silero_model, "model_parameters", swapped)
+    for layout in (vad_silero_model.WIDEBAND, vad_silero_model.NARROWBAND):
+        with pytest.raises(ConfigError, match="not recognised"):
+            vad_silero_model.load_model(head=False, layout=layout)
 
 
 def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
@@ -294,11 +348,16 @@ def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
     assert np.mean(truth[:n] == predicted[:n]) > 0.85
 
 
-def test_batched_streams_decide_as_each_alone(model: SileroModel) -> None:
+@pytest.mark.parametrize("narrowband", [False, True])
+def test_batched_streams_decide_as_each_alone(model: SileroModel, narrowband: bool) -> None:
     from models.vad_silero import SileroBatchVad, StreamingSileroVad
+    from models.vad_silero_model import NARROWBAND, load_model
+    narrow = load_model(head=False, layout=NARROWBAND) if narrowband else None
     streams = [audio for audio, _ in clips()]
-    alone = [StreamingSileroVad(model=model).push(audio) for audio in streams]
-    batch = SileroBatchVad(len(streams), model=model)
+    alone = [StreamingSileroVad(model=model, narrowband=narrowband,
+                                narrowband_model=narrow).push(audio) for audio in streams]
+    batch = SileroBatchVad(len(streams), model=model, narrowband=narrowband,
+                           narrowband_model=narrow)
     out = ["" for _ in streams]
     rng = np.random.default_rng(5)
     at = [0] * len(streams)

@@ -1,0 +1,233 @@
+"""Voice activity detectors on narrowband (8 kHz, telephone-rate) real speech (issue 17).
+
+Every real recording of bench/vad.py (bench/real_speech.py: the tuning recordings, the AMI
+excerpts of both splits, the validation recordings and, when present, TEN VAD's test set's two
+halves), clean and with white, pink and babble noise at 20 / 10 / 5 dB mixed at 16 kHz as
+there, is resampled to 8 kHz (soxr, high quality): what a telephone line or an 8 kHz recording
+hands Rapport. Then, per set pooled, frame F1 after METRICS.md §2 of:
+
+- ``default``: the default backend as ``rapport vad`` runs it on an 8 kHz file: the audio
+  resampled to 16 kHz by the ingest's own :class:`models.vad.Resampler`, then the silero
+  backend told the audio is narrowband (models/vad_silero.py, "Narrowband audio": its 8 kHz
+  network as a third branch);
+- ``wideband path``: the same without the narrowband branch (what ran on 8 kHz files before
+  2026-12-05, and what runs on telephone audio stored at 16 kHz);
+- ``silero-vad``: silero-vad itself at 8 kHz, as its authors run 8 kHz audio (the file's 8 kHz
+  network, 256-sample windows, ``get_speech_timestamps``' rules: bench/vad.py's port);
+- ``webrtcvad-0`` .. ``webrtcvad-3``: at 8 kHz, 20 ms frames of 16-bit PCM.
+
+After each table, whether the default is at least the best of silero-vad and webrtcvad in
+each condition (issue 17's target), and at the end the silero backend's real-time factor on
+8 streams with and without the narrowband branch.
+
+**What was chosen on what.** The narrowband branch's rule (0.7 / 0.4, two windows of
+lookahead, units trimmed as the model branch's) was ranked on the tuning recordings, the AMI
+train excerpts and TEN VAD's choice half at 8 kHz (scratch scripts over the same mixes; 25
+rules: thresholds 0.55-0.85, releases 0.3-0.6, lookahead 1-2, end trims 3-5); the AMI
+validation excerpts, the validation recordings and TEN VAD's validation half were scored once
+after the choice.
+
+Usage: ``.venv/bin/python bench/vad_narrowband.py [--sets tuning,ami-train,...]`` (about five
+minutes on one core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import real_speech  # noqa: E402
+from bench.vad import SR, after_section2, scores, silero_probabilities  # noqa: E402
+from models.vad import Resampler  # noqa: E402
+from models.vad_silero import SileroBatchVad, StreamingSileroVad, load_model  # noqa: E402
+from models.vad_silero_model import NARROWBAND, load_session  # noqa: E402
+
+NARROW = NARROWBAND.rate
+Detector = Callable[[np.ndarray], str]  # 8 kHz mono float audio -> "0"/"1" per 20 ms
+
+SETS: dict[str, Callable[[], list[real_speech.Recording]]] = {
+    "tuning": lambda: real_speech.committed() + real_speech.moved(),
+    "ami-train": lambda: real_speech.ami("tuning"),
+    "ten-choice": lambda: real_speech.ten("choice"),
+    "ami-validation": lambda: real_speech.ami("validation"),
+    "validation": real_speech.validation,
+    "ten-validation": lambda: real_speech.ten("validation"),
+}
+TITLES = {
+    "tuning": "tuning recordings (telephone sample, mfa_acoustic_corpus)",
+    "ami-train": "AMI excerpts, train (tuning)",
+    "ten-choice": "TEN VAD's test set, choice half (ranked on)",
+    "ami-validation": "AMI excerpts, development and test (validation)",
+    "validation": "validation recordings (MFA, CMU ARCTIC)",
+    "ten-validation": "TEN VAD's test set, validation half",
+}
+
+
+def to_narrowband(audio: np.ndarray) -> np.ndarray:
+    return np.asarray(soxr.resample(audio, SR, NARROW, quality="HQ"), dtype=np.float32)
+
+
+def upsampled(audio: np.ndarray) -> list[np.ndarray]:
+    """8 kHz audio as the ingest resamples it, in its 20 ms chunks (16 kHz)."""
+    resampler = Resampler(NARROW, SR)
+    step = NARROW // 50
+    out = [resampler.process(audio[i:i + step]) for i in range(0, len(audio), step)]
+    return [*out, resampler.flush()]
+
+
+def backend_detector(narrowband: bool) -> Detector:
+    model = load_model()
+    narrow = load_model(head=False, layout=NARROWBAND) if narrowband else None
+
+    def detect(audio: np.ndarray) -> str:
+        vad = StreamingSileroVad(model=model, narrowband=narrowband, narrowband_model=narrow)
+        pending, out = [], []
+        for chunk in upsampled(audio):  # one 1 s batch per call, as the ingest does
+            pending.append(chunk)
+            if sum(len(c) for c in pending) >= SR:
+                out.append(vad.push(np.concatenate(pending)))
+                pending = []
+        if pending:
+            out.append(vad.push(np.concatenate(pending)))
+        return "".join(out)
+
+    return detect
+
+
+def silero_upstream_detector() -> Detector:
+    """silero-vad at 8 kHz: its 8 kHz network, then ``get_speech_timestamps``' rules."""
+    session = load_session()
+    window, context = NARROWBAND.window, NARROWBAND.context
+
+    def detect(audio: np.ndarray) -> str:
+        probabilities = silero_probabilities(session, audio, rate=NARROW, window=window,
+                                             context=context)
+        return speech_timestamps_frames(probabilities, len(audio), window)
+
+    return detect
+
+
+def speech_timestamps_frames(probabilities: list[float], samples: int, window: int) -> str:
+    """silero-vad's offline rule (threshold 0.5, release 0.35, 250 ms minimum speech, 100 ms
+    minimum silence, 30 ms padding) as 20 ms frames at 8 kHz."""
+    ms = NARROW // 1000
+    min_speech, min_silence, pad = 250 * ms, 100 * ms, 30 * ms
+    speeches: list[tuple[int, int]] = []
+    start: int | None = None
+    silence_from: int | None = None
+    for k, p in enumerate(probabilities):
+        at = k * window
+        if p >= 0.5:
+            silence_from = None
+            start = at if start is None else start
+        elif p < 0.35 and start is not None:
+            silence_from = at if silence_from is None else silence_from
+            if at + window - silence_from >= min_silence:
+                if silence_from - start > min_speech:
+                    speeches.append((start, silence_from))
+                start, silence_from = None, None
+    if start is not None and samples - start > min_speech:
+        speeches.append((start, samples))
+    frame = 20 * ms
+    flags = np.zeros(samples // frame, dtype=bool)
+    for a, b in speeches:
+        flags[max(a - pad, 0) // frame:min(b + pad, samples) // frame] = True
+    return "".join("1" if f else "0" for f in flags)
+
+
+def webrtc_detector(mode: int) -> Detector:
+    import webrtcvad
+
+    frame = NARROW // 50
+
+    def detect(audio: np.ndarray) -> str:
+        vad = webrtcvad.Vad(mode)
+        pcm = np.clip(audio * 32768, -32768, 32767).astype(np.int16)
+        return "".join("1" if vad.is_speech(pcm[i * frame:(i + 1) * frame].tobytes(), NARROW)
+                       else "0" for i in range(len(pcm) // frame))
+
+    return detect
+
+
+def table(title: str, recordings: list[real_speech.Recording],
+          found: dict[str, Detector]) -> None:
+    predicted: dict[tuple[str, str], list[np.ndarray]] = {}
+    truth: dict[tuple[str, str], list[np.ndarray]] = {}
+    order: list[str] = []
+    for recording in recordings:
+        for condition, audio in real_speech.noisy(recording).items():
+            order += [] if condition in order else [condition]
+            narrow = to_narrowband(audio)
+            for name, detect in found.items():
+                frames = after_section2(detect(narrow))
+                n = min(len(frames), len(recording.labels))
+                predicted.setdefault((name, condition), []).append(frames[:n])
+                truth.setdefault((name, condition), []).append(recording.labels[:n])
+    f1 = {key: scores(np.concatenate(predicted[key]), np.concatenate(truth[key]))["f1"]
+          for key in predicted}
+    print(f"\n## {title} ({len(recordings)} pooled), 8 kHz: frame F1 after §2")
+    print(f"{'condition':<10}" + "".join(f"{n:>14}" for n in found))
+    for c in order:
+        print(f"{c:<10}" + "".join(f"{f1[(n, c)]:>14.3f}" for n in found))
+    rivals = [n for n in found if n.startswith(("webrtcvad", "silero-vad"))]
+    print("default vs the best of silero-vad and webrtcvad (F1 after §2):")
+    for c in order:
+        best = max(rivals, key=lambda n: f1[(n, c)])
+        ours, theirs = f1[("default", c)], f1[(best, c)]
+        print(f"  {c:<10} default {ours:.3f} vs {best} {theirs:.3f}: "
+              f"{'at least' if ours >= theirs else 'UNDER'} ({ours - theirs:+.3f})")
+
+
+def batch_rtf(narrowband: bool, seconds: float = 60.0, streams: int = 8) -> float:
+    """CPU s per s of audio of :class:`SileroBatchVad` on ``streams`` streams, 1 s batches."""
+    recording = real_speech.committed()[0]
+    audio = np.asarray(soxr.resample(to_narrowband(recording.audio), NARROW, SR),
+                       dtype=np.float32)
+    audio = np.tile(audio, int(seconds * SR) // len(audio) + 2)[: int(seconds * SR) * 2]
+    vad = SileroBatchVad(streams, narrowband=narrowband)
+    offsets = [k * int(seconds * SR) // streams for k in range(streams)]
+    started = time.process_time()
+    for i in range(0, int(seconds * SR), SR):
+        vad.push([audio[o + i:o + i + SR] for o in offsets])
+    return (time.process_time() - started) / (streams * seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", default=",".join(SETS),
+                        help="comma-separated sets to score (default: all: %(default)s)")
+    args = parser.parse_args()
+    print(f"# bench/vad_narrowband.py, {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    found: dict[str, Detector] = {
+        "default": backend_detector(True), "wideband path": backend_detector(False),
+        "silero-vad": silero_upstream_detector(),
+        **{f"webrtcvad-{mode}": webrtc_detector(mode) for mode in range(4)},
+    }
+    for name in args.sets.split(","):
+        if name not in SETS:
+            parser.error(f"--sets: unknown set {name!r} (one of {', '.join(SETS)})")
+        recordings = SETS[name]()
+        if not recordings:
+            print(f"\n## {TITLES[name]}: absent (bench/real_speech.py says where to put it)")
+            continue
+        table(TITLES[name], recordings, found)
+    print("\n## Speed: the silero backend, 8 streams, 1 s batches, one core")
+    for narrowband in (False, True):
+        rtf = batch_rtf(narrowband)
+        label = "with the narrowband branch" if narrowband else "wideband (no 8 kHz network)"
+        print(f"{label:<44} RTF {rtf:.5f}  ({1 / rtf:,.0f}x real time)")
+
+
+if __name__ == "__main__":
+    main()
