@@ -304,10 +304,12 @@ def rumble_share(recording: Recording) -> float:
     return 1 - float(np.sum(labelled_speech(recording) ** 2)) / total if total else 0.0
 
 
-def babble(recording: Recording, n: int, seed: int) -> npt.NDArray[np.float64]:
-    """:data:`BABBLE_TALKERS` copies of the recording's labelled speech (in the speech band),
-    looped and each shifted by its own random offset, summed."""
-    speech = labelled_speech(recording)
+def babble(recording: Recording, n: int, seed: int,
+           speech: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
+    """:data:`BABBLE_TALKERS` copies of the recording's labelled speech (in the speech band;
+    ``speech``, when its :func:`labelled_speech` is at hand), looped and each shifted by its
+    own random offset, summed."""
+    speech = labelled_speech(recording) if speech is None else speech
     rng = np.random.default_rng(seed)
     looped = np.tile(speech, n // len(speech) + 2)
     out = np.zeros(n)
@@ -317,21 +319,25 @@ def babble(recording: Recording, n: int, seed: int) -> npt.NDArray[np.float64]:
     return out
 
 
-def mix(recording: Recording, noise: npt.NDArray[np.float64], snr_db: float) -> Audio:
-    """The recording plus ``noise`` scaled so that labelled speech power (in the speech band)
-    / noise power is ``snr_db``."""
-    speech = labelled_speech(recording)
-    gain = np.sqrt(np.mean(speech**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+def mix(recording: Recording, noise: npt.NDArray[np.float64], snr_db: float,
+        speech_power: float | None = None) -> Audio:
+    """The recording plus ``noise`` scaled so that labelled speech power (in the speech band;
+    ``speech_power``, when already measured) / noise power is ``snr_db``."""
+    if speech_power is None:
+        speech_power = float(np.mean(labelled_speech(recording) ** 2))
+    gain = np.sqrt(speech_power / (np.mean(noise**2) * 10 ** (snr_db / 10)))
     return (recording.audio + gain * noise).astype(np.float32)
 
 
 def noisy(recording: Recording, seed: int = 0) -> dict[str, Audio]:
     """``{"clean": ..., "white20": ..., ..., "babble5": ...}`` for the recording."""
     n = len(recording.audio)
+    speech = labelled_speech(recording)  # one FFT of the recording, not one per mix
     noises = {"white": white(n, seed), "pink": pink(n, seed + 1),
-              "babble": babble(recording, n, seed + 2)}
+              "babble": babble(recording, n, seed + 2, speech)}
+    power = float(np.mean(speech**2))
     out = {"clean": recording.audio}
     for kind in NOISES:
         for snr in SNRS_DB:
-            out[f"{kind}{snr}"] = mix(recording, noises[kind], snr)
+            out[f"{kind}{snr}"] = mix(recording, noises[kind], snr, power)
     return out

@@ -15,6 +15,9 @@ either does:
   enough that it adds speech only where it is confident: the head alone bridged the pauses of
   near-field speech (README, "Voice activity detection").
 
+Audio sampled at 8 kHz or less adds a third, the **narrowband** branch: the probability of the
+model file's 8 kHz network, with its own rule (models/vad_silero.py, "Narrowband audio").
+
 A branch is a :class:`Branch`; :class:`FrameDecider` keeps one stream's state (each branch's
 hysteresis, the current unit's length, the frames held back for the trim). A frame is decided
 once the window holding its last sample and every branch's lookahead windows are known; it is
@@ -39,7 +42,8 @@ Source = Literal["model", "head", "narrowband"]
 @dataclass(frozen=True)
 class Branch:
     """One way of calling frames speech: from ``source``'s values (``"model"``: the model's
-    probability, ``"head"``: models/vad_head.py's value), the highest of a frame's window and
+    probability, ``"head"``: models/vad_head.py's value, ``"narrowband"``: the 8 kHz
+    network's probability), the highest of a frame's window and
     ``lookahead`` windows after it, speech from ``threshold`` until under ``release``; then
     each unit loses its first ``trim_start`` and last ``trim_end`` frames (a unit no longer
     than both is dropped)."""
