@@ -20,20 +20,22 @@ After each table, whether the default is at least the best of silero-vad and web
 each condition (issue 17's target), and at the end the silero backend's real-time factor on
 8 streams with and without the narrowband branch.
 
-**What was chosen on what.** The narrowband branch's rule (0.7 / 0.4, two windows of
-lookahead, units trimmed as the model branch's) was ranked on the tuning recordings, the AMI
-train excerpts and TEN VAD's choice half at 8 kHz (scratch scripts over the same mixes; 25
-rules: thresholds 0.55-0.85, releases 0.3-0.6, lookahead 1-2, end trims 3-5); the AMI
+**What was chosen on what.** ``--rank`` ranks the narrowband branch's rule (:data:`RULES`, 76
+of them: thresholds 0.55-0.85, releases 0.3-0.6 under them, lookahead 1-2, end trims 3 or 5,
+each beside the default's two branches) on the tuning recordings, the AMI train excerpts and
+TEN VAD's choice half at 8 kHz (:data:`RANKED_ON`), by total shortfall under the best rival
+per set and condition; the backend's (0.65 / 0.4, lookahead 1, trims 1 / 3) came first. The AMI
 validation excerpts, the validation recordings and TEN VAD's validation half were scored once
 after the choice.
 
-Usage: ``.venv/bin/python bench/vad_narrowband.py [--sets tuning,ami-train,...]`` (about five
-minutes on one core).
+Usage: ``.venv/bin/python bench/vad_narrowband.py [--sets tuning,ami-train,...] [--rank]``
+(about eight minutes on one core; ``--rank`` about as long).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import sys
 import time
@@ -49,11 +51,30 @@ sys.path.insert(0, str(ROOT))
 from bench import real_speech  # noqa: E402
 from bench.vad import SR, after_section2, scores, silero_probabilities  # noqa: E402
 from models.vad import Resampler  # noqa: E402
-from models.vad_silero import SileroBatchVad, StreamingSileroVad, load_model  # noqa: E402
+from models.vad_bands import evidence_of  # noqa: E402
+from models.vad_decision import Branch, FrameDecider  # noqa: E402
+from models.vad_head import head_value  # noqa: E402
+from models.vad_offset import OffsetTracker  # noqa: E402
+from models.vad_silero import (  # noqa: E402
+    CONTEXT,
+    DEFAULT_BRANCHES,
+    NARROWBAND_BRANCH,
+    WINDOW,
+    SileroBatchVad,
+    SileroModel,
+    StreamingSileroVad,
+    load_model,
+)
 from models.vad_silero_model import NARROWBAND, load_session  # noqa: E402
 
 NARROW = NARROWBAND.rate
 Detector = Callable[[np.ndarray], str]  # 8 kHz mono float audio -> "0"/"1" per 20 ms
+
+# ``--rank``: the sets ranked on, and the narrowband branch's rules (module docstring).
+RANKED_ON = ("tuning", "ami-train", "ten-choice")
+RULES = [Branch("narrowband", on, off, ahead, NARROWBAND_BRANCH.trim_start, end)
+         for on, off, ahead, end in itertools.product(
+             (0.55, 0.65, 0.7, 0.75, 0.85), (0.3, 0.4, 0.5, 0.6), (1, 2), (3, 5)) if off < on]
 
 SETS: dict[str, Callable[[], list[real_speech.Recording]]] = {
     "tuning": lambda: real_speech.committed() + real_speech.moved(),
@@ -188,6 +209,90 @@ def table(title: str, recordings: list[real_speech.Recording],
               f"{'at least' if ours >= theirs else 'UNDER'} ({ours - theirs:+.3f})")
 
 
+def window_values(audio: np.ndarray, model: SileroModel, narrow: SileroModel
+                  ) -> dict[str, np.ndarray]:
+    """Per 32 ms window of one stream's 16 kHz ``audio``, what the backend's rule reads
+    (models/vad_silero.py ``SileroBatchVad``, computed with the same public parts at once):
+    the 16 kHz network's probability (``model``), the head's value (``head``) and the 8 kHz
+    network's probability (``narrowband``)."""
+    count = len(audio) // WINDOW
+    padded = np.concatenate((np.zeros(CONTEXT, dtype=np.float32), audio))
+    windows = np.stack([padded[k * WINDOW:k * WINDOW + CONTEXT + WINDOW]
+                        for k in range(count)])[None]
+    inputs = OffsetTracker(1).clean(windows.copy(), [0], [count])
+    state = np.zeros((2, 1, 128), dtype=np.float32)
+    lengths = np.array([count], dtype=np.int32)
+    probability, term, _ = model.run_head(inputs, state, lengths)
+    narrowband, _ = narrow.run(np.ascontiguousarray(inputs[..., ::2]), state, lengths)
+    head = head_value(probability, evidence_of(audio)[None, :count], term)
+    return {"model": probability[0], "head": head[0], "narrowband": narrowband[0]}
+
+
+def decided(values: dict[str, np.ndarray], branches: tuple[Branch, ...]) -> str:
+    """The frames :class:`FrameDecider` publishes from whole-stream ``values``."""
+    decider = FrameDecider(branches)
+    frame = SR // 50
+    last = (len(values["model"]) - decider.lookahead) * WINDOW // frame
+    ats = [((f + 1) * frame - 1) // WINDOW for f in range(last)]
+    return decider.decide({k: v.tolist() for k, v in values.items()}, ats)  # type: ignore[misc]
+
+
+def rank(found: dict[str, Detector]) -> None:
+    """The narrowband branch's rules (:data:`RULES`, with the default's two branches) ranked
+    on :data:`RANKED_ON` at 8 kHz by total shortfall of F1 after §2 under the best rival per
+    set and condition, then the worst margin."""
+    model, narrow = load_model(), load_model(head=False, layout=NARROWBAND)
+    rivals = {n: d for n, d in found.items() if n.startswith(("silero-vad", "webrtcvad"))}
+    shortfall = {rule: 0.0 for rule in RULES}
+    worst = {rule: 0.0 for rule in RULES}
+    for name in RANKED_ON:
+        clips = [(r.labels, c, to_narrowband(a)) for r in SETS[name]()
+                 for c, a in real_speech.noisy(r).items()]
+        if not clips:
+            print(f"--rank: {TITLES[name]} absent, ranked without it")
+            continue
+        values = [window_values(np.concatenate(upsampled(a)), model, narrow) for _, _, a in clips]
+        best = best_rivals(clips, rivals)
+        for rule in RULES:
+            predicted: dict[str, list[np.ndarray]] = {}
+            truth: dict[str, list[np.ndarray]] = {}
+            for (labels, condition, _), window in zip(clips, values, strict=True):
+                frames = after_section2(decided(window, (*DEFAULT_BRANCHES, rule)))
+                n = min(len(frames), len(labels))
+                predicted.setdefault(condition, []).append(frames[:n])
+                truth.setdefault(condition, []).append(labels[:n])
+            for condition, frames in predicted.items():
+                f1 = scores(np.concatenate(frames), np.concatenate(truth[condition]))["f1"]
+                shortfall[rule] += max(0.0, best[condition] - f1)
+                worst[rule] = min(worst[rule], f1 - best[condition])
+        print(f"  ranked {TITLES[name]}", flush=True)
+    order = sorted(RULES, key=lambda r: (round(shortfall[r], 4), -worst[r]))
+    print(f"\n## Narrowband rules ranked on {', '.join(RANKED_ON)} ({len(RULES)} rules)")
+    print("threshold release lookahead trim_end  shortfall  worst margin")
+    for rule in order[:10] + ([NARROWBAND_BRANCH] if NARROWBAND_BRANCH not in order[:10] else []):
+        mark = "  <- the backend's" if rule == NARROWBAND_BRANCH else ""
+        print(f"{rule.threshold:>9} {rule.release:>7} {rule.lookahead:>9} {rule.trim_end:>8}"
+              f"  {shortfall[rule]:9.4f}  {worst[rule]:+.4f}{mark}")
+
+
+def best_rivals(clips: list[tuple[np.ndarray, str, np.ndarray]],
+                rivals: dict[str, Detector]) -> dict[str, float]:
+    """Per condition, the best rival's pooled F1 after §2 over ``clips`` (8 kHz)."""
+    out: dict[str, float] = {}
+    for detect in rivals.values():
+        predicted: dict[str, list[np.ndarray]] = {}
+        truth: dict[str, list[np.ndarray]] = {}
+        for labels, condition, audio in clips:
+            frames = after_section2(detect(audio))
+            n = min(len(frames), len(labels))
+            predicted.setdefault(condition, []).append(frames[:n])
+            truth.setdefault(condition, []).append(labels[:n])
+        for condition, frames in predicted.items():
+            f1 = scores(np.concatenate(frames), np.concatenate(truth[condition]))["f1"]
+            out[condition] = max(out.get(condition, 0.0), f1)
+    return out
+
+
 def batch_rtf(narrowband: bool, seconds: float = 60.0, streams: int = 8) -> float:
     """CPU s per s of audio of :class:`SileroBatchVad` on ``streams`` streams, 1 s batches."""
     recording = real_speech.committed()[0]
@@ -206,6 +311,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default=",".join(SETS),
                         help="comma-separated sets to score (default: all: %(default)s)")
+    parser.add_argument("--rank", action="store_true",
+                        help="rank the narrowband branch's rules on the tuning sets instead "
+                             "(module docstring; about ten minutes)")
     args = parser.parse_args()
     print(f"# bench/vad_narrowband.py, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
@@ -214,6 +322,9 @@ def main() -> None:
         "silero-vad": silero_upstream_detector(),
         **{f"webrtcvad-{mode}": webrtc_detector(mode) for mode in range(4)},
     }
+    if args.rank:
+        rank(found)
+        return
     for name in args.sets.split(","):
         if name not in SETS:
             parser.error(f"--sets: unknown set {name!r} (one of {', '.join(SETS)})")

@@ -73,18 +73,19 @@ Narrowband audio (``narrowband=True``)
 --------------------------------------
 Audio sampled at 8 kHz or less (a telephone line, an 8 kHz recording) holds nothing above
 4 kHz once resampled to 16 kHz, and the 16 kHz network, trained on wideband audio, loses much
-of its speech: at 8 kHz the default scored 0.25 where webrtcvad scored 0.69 (the validation
-recordings in babble at 5 dB) and 0.927 where silero-vad run at 8 kHz scored 0.943 (TEN VAD's
+of its speech: at 8 kHz the default scored 0.248 where webrtcvad scored 0.864 (the validation
+recordings in babble at 5 dB) and 0.932 where silero-vad run at 8 kHz scored 0.943 (TEN VAD's
 choice half, clean). The file's other network, trained on 8 kHz audio, reads every other
 sample of each input the 16 kHz network reads (32 of context and 256 of window: nothing is
 there to alias), with its own recurrent state, and its probability decides a third branch,
-:data:`NARROWBAND_BRANCH`: speech from 0.7 until under 0.4 (stricter than the 16 kHz one's), two
-windows of lookahead, units trimmed as the model branch's. The 16 kHz branches stay: they keep
-what the head hears in meeting rooms. The rule was ranked on the tuning recordings, the AMI
-train excerpts and TEN VAD's choice half resampled to 8 kHz and scored once on the validation
-sets (bench/vad_narrowband.py prints the comparison; README, "Narrowband audio"). The caller
-says which audio is narrowband: ``rapport vad`` and ``rapport analyze --audio`` do for files
-sampled at 8 kHz or less; the WebRTC ingest's Opus audio is wideband.
+:data:`NARROWBAND_BRANCH`: speech from 0.65 until under 0.4, one window of lookahead, each
+unit losing its first frame and last three. The 16 kHz branches stay: they keep what the head
+hears in meeting rooms. The rule was ranked on the tuning recordings, the AMI train excerpts
+and TEN VAD's choice half resampled to 8 kHz (``bench/vad_narrowband.py --rank``) and scored
+once on the validation sets (bench/vad_narrowband.py prints the comparison; README,
+"Narrowband audio"). The caller says which audio is narrowband: ``rapport vad`` and ``rapport
+analyze --audio`` do for files sampled at 8 kHz or less; the WebRTC ingest's Opus audio is
+wideband.
 
 As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, never on how it
 was cut into chunks, and the output is a ``0``/``1`` string per completed frame, ready for
@@ -144,9 +145,9 @@ DEFAULT_BRANCHES = (
     Branch("head", HEAD_THRESHOLD, HEAD_RELEASE, HEAD_LOOKAHEAD),
 )
 # Narrowband audio's third branch (module docstring, "Narrowband audio"): the 8 kHz network's
-# probability, stricter than the 16 kHz one's rule, its units trimmed as the model branch's.
-NARROWBAND_BRANCH = Branch("narrowband", 0.7, 0.4, LOOKAHEAD, vad_head.MODEL_TRIM_START,
-                           vad_head.MODEL_TRIM_END)
+# probability from 0.65 until under 0.4, one window of lookahead, each unit losing its first
+# frame and last three (bench/vad_narrowband.py --rank chose it).
+NARROWBAND_BRANCH = Branch("narrowband", 0.65, 0.4, 1, trim_start=1, trim_end=3)
 
 
 class SileroBatchVad:
