@@ -27,7 +27,7 @@ import soxr
 from bench import real_speech
 from bench.vad import after_section2
 from services.cli.audio_files import open_tracks, voiced_batches
-from services.ingest.vad_backend import VadBackend
+from services.ingest.vad_backend import FrameVad, VadBackend
 
 SR, NARROW = 16_000, 8_000
 # Measured through this path (2026-12-05): tuning 0.975 clean; white 0.975 / 0.974 / 0.974,
@@ -99,7 +99,7 @@ def test_only_files_at_8_khz_or_less_are_narrowband(tmp_path: Path) -> None:
     asked: list[bool] = []
 
     class Spy(VadBackend):
-        def create(self, narrowband: bool = False):  # type: ignore[no-untyped-def]
+        def create(self, narrowband: bool = False) -> FrameVad:
             asked.append(narrowband)
             return super().create(narrowband)
 
