@@ -180,32 +180,41 @@ def silero_upstream_detector() -> Detector | None:
         return None
 
     def detect(audio: np.ndarray) -> str:
-        probs = silero_probabilities(session, audio)
-        threshold, off = 0.5, 0.35
-        min_speech, min_silence, pad = SR * 250 // 1000, SR * 100 // 1000, SR * 30 // 1000
-        speeches: list[list[int]] = []
-        start: int | None = None
-        silence_from: int | None = None
-        for k, p in enumerate(probs):
-            at = k * WINDOW
-            if p >= threshold:
-                silence_from = None
-                if start is None:
-                    start = at
-            elif p < off and start is not None:
-                silence_from = at if silence_from is None else silence_from
-                if at + WINDOW - silence_from >= min_silence:
-                    if silence_from - start > min_speech:
-                        speeches.append([start, silence_from])
-                    start, silence_from = None, None
-        if start is not None and len(audio) - start > min_speech:
-            speeches.append([start, len(audio)])
-        frames = np.zeros(len(audio) // (SR // 50), dtype=bool)
-        for a, b in speeches:
-            frames[max(a - pad, 0) // 320:min(b + pad, len(audio)) // 320] = True
-        return "".join("1" if f else "0" for f in frames)
+        return speech_timestamps_frames(silero_probabilities(session, audio), len(audio),
+                                        WINDOW)
 
     return detect
+
+
+def speech_timestamps_frames(probabilities: list[float], samples: int, window: int,
+                             rate: int = SR) -> str:
+    """silero-vad's offline rule (``get_speech_timestamps``: threshold 0.5, release 0.35,
+    250 ms minimum speech, 100 ms minimum silence, 30 ms padding) over per-``window``
+    probabilities of ``samples`` samples at ``rate``, as 20 ms frames."""
+    ms = rate // 1000
+    min_speech, min_silence, pad = 250 * ms, 100 * ms, 30 * ms
+    speeches: list[tuple[int, int]] = []
+    start: int | None = None
+    silence_from: int | None = None
+    for k, p in enumerate(probabilities):
+        at = k * window
+        if p >= 0.5:
+            silence_from = None
+            if start is None:
+                start = at
+        elif p < 0.35 and start is not None:
+            silence_from = at if silence_from is None else silence_from
+            if at + window - silence_from >= min_silence:
+                if silence_from - start > min_speech:
+                    speeches.append((start, silence_from))
+                start, silence_from = None, None
+    if start is not None and samples - start > min_speech:
+        speeches.append((start, samples))
+    frame = 20 * ms
+    frames = np.zeros(samples // frame, dtype=bool)
+    for a, b in speeches:
+        frames[max(a - pad, 0) // frame:min(b + pad, samples) // frame] = True
+    return "".join("1" if f else "0" for f in frames)
 
 
 def ten_detector() -> Detector | None:

@@ -49,7 +49,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import real_speech  # noqa: E402
-from bench.vad import SR, after_section2, scores, silero_probabilities  # noqa: E402
+from bench.vad import (  # noqa: E402
+    SR,
+    after_section2,
+    scores,
+    silero_probabilities,
+    speech_timestamps_frames,
+)
 from models.vad import Resampler  # noqa: E402
 from models.vad_bands import evidence_of  # noqa: E402
 from models.vad_decision import Branch, FrameDecider  # noqa: E402
@@ -133,37 +139,9 @@ def silero_upstream_detector() -> Detector:
     def detect(audio: np.ndarray) -> str:
         probabilities = silero_probabilities(session, audio, rate=NARROW, window=window,
                                              context=context)
-        return speech_timestamps_frames(probabilities, len(audio), window)
+        return speech_timestamps_frames(probabilities, len(audio), window, NARROW)
 
     return detect
-
-
-def speech_timestamps_frames(probabilities: list[float], samples: int, window: int) -> str:
-    """silero-vad's offline rule (threshold 0.5, release 0.35, 250 ms minimum speech, 100 ms
-    minimum silence, 30 ms padding) as 20 ms frames at 8 kHz."""
-    ms = NARROW // 1000
-    min_speech, min_silence, pad = 250 * ms, 100 * ms, 30 * ms
-    speeches: list[tuple[int, int]] = []
-    start: int | None = None
-    silence_from: int | None = None
-    for k, p in enumerate(probabilities):
-        at = k * window
-        if p >= 0.5:
-            silence_from = None
-            start = at if start is None else start
-        elif p < 0.35 and start is not None:
-            silence_from = at if silence_from is None else silence_from
-            if at + window - silence_from >= min_silence:
-                if silence_from - start > min_speech:
-                    speeches.append((start, silence_from))
-                start, silence_from = None, None
-    if start is not None and samples - start > min_speech:
-        speeches.append((start, samples))
-    frame = 20 * ms
-    flags = np.zeros(samples // frame, dtype=bool)
-    for a, b in speeches:
-        flags[max(a - pad, 0) // frame:min(b + pad, samples) // frame] = True
-    return "".join("1" if f else "0" for f in flags)
 
 
 def webrtc_detector(mode: int) -> Detector:
