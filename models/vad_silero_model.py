@@ -231,7 +231,7 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
     spectrum = op("MatMul", frames, const(basis, np.float32))
     real, imaginary = cut(spectrum, 0, bins, 2), cut(spectrum, bins, 2 * bins, 2)
     magnitude = op("Sqrt", op("Add", op("Mul", real, real), op("Mul", imaginary, imaginary)))
-    # Encoder 0: 3 taps, stride 1, zero padding, over the 4 frames (n, 4, 129 -> 128).
+    # Encoder 0: 3 taps, stride 1, zero padding, over the 4 frames (n, 4, bins -> 128).
     edged = op("Pad", magnitude, const([0, 1, 0, 0, 1, 0]))
     columns = op("Concat", *(cut(edged, k, k + 4, 1) for k in range(3)), axis=2)
     first = op("Reshape", dense(columns, 0, (0, 1, 2)), const([-1, 4 * 128]))
