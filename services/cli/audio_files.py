@@ -144,7 +144,15 @@ def voiced_batches(track: Track, backend: VadBackend) -> Iterator[FrameBatch]:
             if track.channel is not None:
                 block = block[:, track.channel : track.channel + 1]
             channels = block.shape[1]
-            pcm = np.clip(np.rint(block.reshape(-1) * 32768.0), -32768, 32767).astype(np.int16)
+            samples = block.reshape(-1)
+            if not np.isfinite(samples).all():
+                # A float file can hold NaN or infinity, which 16-bit PCM cannot: silence
+                # for NaN, full scale for infinity, said once per block.
+                log.warning("%s: %d samples that are not numbers (NaN or infinity) from "
+                            "sample %d on, read as silence (NaN) or full scale (infinity)",
+                            track.path.name, int(np.sum(~np.isfinite(samples))), pts)
+                samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+            pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
             yield from framer.frame(pcm, channels, track.sample_rate, pts)
             pts += len(block)
     except (sf.LibsndfileError, RuntimeError) as error:

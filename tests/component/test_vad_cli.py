@@ -288,6 +288,28 @@ def test_a_file_that_is_not_audio_is_a_clear_error_naming_it(
     assert "Traceback" not in err
 
 
+def test_samples_that_are_not_numbers_are_read_as_silence(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A float WAV can hold NaN and infinity, which the ingest's 16-bit PCM cannot: a stretch
+    of NaN reads as the silence it replaces, infinity as full scale, with one WARNING naming
+    the file, and no traceback."""
+    audio, _ = sf.read(AUDIO / "f_scot_mid.flac", dtype="float32")
+    silent = audio.copy()
+    silent[SR:2 * SR] = 0.0
+    broken = audio.copy()
+    broken[SR:2 * SR] = np.nan
+    broken[-10:] = np.inf
+    sf.write(tmp_path / "silent.wav", silent, SR, subtype="FLOAT")
+    sf.write(tmp_path / "broken.wav", broken, SR, subtype="FLOAT")
+    count = len(labels("f_scot_mid"))
+    expected = frames(vad_events([str(tmp_path / "silent.wav")], capsys), "silent", count)
+    with caplog.at_level("WARNING", logger="services.cli.audio_files"):
+        got = frames(vad_events([str(tmp_path / "broken.wav")], capsys), "broken", count)
+    assert float(np.mean(got == expected)) >= 0.99
+    assert "broken.wav: 16010 samples that are not numbers" in caplog.text
+
+
 def test_analyze_needs_either_a_file_or_audio(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["analyze"], capsys)
     assert code == 2 and "--audio" in err
