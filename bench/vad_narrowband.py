@@ -24,9 +24,9 @@ each condition (issue 17's target), and at the end the silero backend's real-tim
 of them: thresholds 0.55-0.85, releases 0.3-0.6 under them, lookahead 1-2, end trims 3 or 5,
 each beside the default's two branches) on the tuning recordings, the AMI train excerpts and
 TEN VAD's choice half at 8 kHz (:data:`RANKED_ON`), by total shortfall under the best rival
-per set and condition; the backend's (0.65 / 0.4, lookahead 1, trims 1 / 3) came first. The AMI
-validation excerpts, the validation recordings and TEN VAD's validation half were scored once
-after the choice.
+per set and condition; the backend's (0.65 / 0.4, lookahead 1, trims 1 / 3) came first on
+2026-12-05. The AMI validation excerpts, the validation recordings and TEN VAD's validation
+half were not ranked on; README, "Narrowband audio", says what was seen on them when.
 
 Usage: ``.venv/bin/python bench/vad_narrowband.py [--sets tuning,ami-train,...] [--rank]``
 (about eight minutes on one core; ``--rank`` about as long).
