@@ -108,14 +108,15 @@ RULES = [(on, off, lookahead) for lookahead in (1, 2, 3)
          for off in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8) if off < on]
 
 
-def state_session() -> Any:
-    """The backend's graph with one more output, ``hidden``: the ReLU of the LSTM's output
-    that the model's last layer reads, ``(windows, 1, streams, 128)``."""
+def state_session(layout: vad_silero_model.Layout = vad_silero_model.WIDEBAND) -> Any:
+    """The backend's graph of ``layout``'s network (16 kHz by default) with one more output,
+    ``hidden``: the ReLU of the LSTM's output that the model's last layer reads, ``(windows,
+    1, streams, 128)``."""
     import onnx
     import onnxruntime
 
     model = onnx.load_from_string(vad_silero_model._sequence_graph(
-        vad_silero_model.model_parameters()))
+        vad_silero_model.model_parameters(layout=layout), layout=layout))
     lstm = next(n for n in model.graph.node if n.op_type == "LSTM")
     relu = next(n for n in model.graph.node
                 if n.op_type == "Relu" and n.input[0] == lstm.output[0])

@@ -9,9 +9,10 @@ hands Rapport. Then, per set pooled, frame F1 after METRICS.md §2 of:
 - ``default``: the default backend as ``rapport vad`` runs it on an 8 kHz file: the audio
   resampled to 16 kHz by the ingest's own :class:`models.vad.Resampler`, then the silero
   backend told the audio is narrowband (models/vad_silero.py, "Narrowband audio": its 8 kHz
-  network as a third branch);
-- ``wideband path``: the same without the narrowband branch (what ran on 8 kHz files before
-  2026-12-05, and what runs on telephone audio stored at 16 kHz);
+  network's head in place of the 16 kHz head, and that network's probability as a third
+  branch);
+- ``wideband path``: the same not told (what ran on 8 kHz files before 2026-12-05, and what
+  runs on telephone audio stored at 16 kHz);
 - ``silero-vad``: silero-vad itself at 8 kHz, as its authors run 8 kHz audio (the file's 8 kHz
   network, 256-sample windows, ``get_speech_timestamps``' rules: bench/vad.py's port);
 - ``webrtcvad-0`` .. ``webrtcvad-3``: at 8 kHz, 20 ms frames of 16-bit PCM.
@@ -22,11 +23,13 @@ each condition (issue 17's target), and at the end the silero backend's real-tim
 
 **What was chosen on what.** ``--rank`` ranks the narrowband branch's rule (:data:`RULES`, 76
 of them: thresholds 0.55-0.85, releases 0.3-0.6 under them, lookahead 1-2, end trims 3 or 5,
-each beside the default's two branches) on the tuning recordings, the AMI train excerpts and
-TEN VAD's choice half at 8 kHz (:data:`RANKED_ON`), by total shortfall under the best rival
-per set and condition; the backend's (0.65 / 0.4, lookahead 1, trims 1 / 3) came first on
-2026-12-05. The AMI validation excerpts, the validation recordings and TEN VAD's validation
-half were not ranked on; README, "Narrowband audio", says what was seen on them when.
+each beside the narrowband default's other two branches) on the tuning recordings, the AMI
+train excerpts and TEN VAD's choice half at 8 kHz (:data:`RANKED_ON`), by total shortfall
+under the best rival per set and condition; the backend's (0.65 / 0.4, lookahead 1, trims
+1 / 3) came first on 2026-12-05, beside the 16 kHz head's branch (the narrowband head,
+bench/vad_narrowband_head.py, came after it). The AMI validation excerpts, the validation
+recordings and TEN VAD's validation half were not ranked on; README, "Narrowband audio", says
+what was seen on them when.
 
 Usage: ``.venv/bin/python bench/vad_narrowband.py [--sets tuning,ami-train,...] [--rank]``
 (about eight minutes on one core; ``--rank`` about as long).
@@ -60,11 +63,12 @@ from models.vad import Resampler  # noqa: E402
 from models.vad_bands import evidence_of  # noqa: E402
 from models.vad_decision import Branch, FrameDecider  # noqa: E402
 from models.vad_head import head_value  # noqa: E402
+from models.vad_narrowband_head import narrowband_head_value  # noqa: E402
 from models.vad_offset import OffsetTracker  # noqa: E402
 from models.vad_silero import (  # noqa: E402
     CONTEXT,
-    DEFAULT_BRANCHES,
     NARROWBAND_BRANCH,
+    NARROWBAND_BRANCHES,
     WINDOW,
     SileroBatchVad,
     SileroModel,
@@ -114,7 +118,7 @@ def upsampled(audio: np.ndarray) -> list[np.ndarray]:
 
 def backend_detector(narrowband: bool) -> Detector:
     model = load_model()
-    narrow = load_model(head=False, layout=NARROWBAND) if narrowband else None
+    narrow = load_model(layout=NARROWBAND) if narrowband else None
 
     def detect(audio: np.ndarray) -> str:
         vad = StreamingSileroVad(model=model, narrowband=narrowband, narrowband_model=narrow)
@@ -191,8 +195,9 @@ def window_values(audio: np.ndarray, model: SileroModel, narrow: SileroModel
                   ) -> dict[str, np.ndarray]:
     """Per 32 ms window of one stream's 16 kHz ``audio``, what the backend's rule reads
     (models/vad_silero.py ``SileroBatchVad``, computed with the same public parts at once):
-    the 16 kHz network's probability (``model``), the head's value (``head``) and the 8 kHz
-    network's probability (``narrowband``)."""
+    the 16 kHz network's probability (``model``), the head's value (``head``), the 8 kHz
+    network's probability (``narrowband``) and its head's value (``narrowband_head``;
+    ``narrow`` loaded with its head)."""
     count = len(audio) // WINDOW
     padded = np.concatenate((np.zeros(CONTEXT, dtype=np.float32), audio))
     windows = np.stack([padded[k * WINDOW:k * WINDOW + CONTEXT + WINDOW]
@@ -201,9 +206,12 @@ def window_values(audio: np.ndarray, model: SileroModel, narrow: SileroModel
     state = np.zeros((2, 1, 128), dtype=np.float32)
     lengths = np.array([count], dtype=np.int32)
     probability, term, _ = model.run_head(inputs, state, lengths)
-    narrowband, _ = narrow.run(np.ascontiguousarray(inputs[..., ::2]), state, lengths)
-    head = head_value(probability, evidence_of(audio)[None, :count], term)
-    return {"model": probability[0], "head": head[0], "narrowband": narrowband[0]}
+    narrowband, narrow_term, _ = narrow.run_head(np.ascontiguousarray(inputs[..., ::2]), state,
+                                                 lengths)
+    evidence = evidence_of(audio)[None, :count]
+    head = head_value(probability, evidence, term)
+    return {"model": probability[0], "head": head[0], "narrowband": narrowband[0],
+            "narrowband_head": narrowband_head_value(narrowband, evidence, narrow_term)[0]}
 
 
 def decided(values: dict[str, np.ndarray], branches: tuple[Branch, ...]) -> str:
@@ -219,7 +227,7 @@ def rank(found: dict[str, Detector]) -> None:
     """The narrowband branch's rules (:data:`RULES`, with the default's two branches) ranked
     on :data:`RANKED_ON` at 8 kHz by total shortfall of F1 after §2 under the best rival per
     set and condition, then the worst margin."""
-    model, narrow = load_model(), load_model(head=False, layout=NARROWBAND)
+    model, narrow = load_model(), load_model(layout=NARROWBAND)
     rivals = {n: d for n, d in found.items() if n.startswith(("silero-vad", "webrtcvad"))}
     shortfall = {rule: 0.0 for rule in RULES}
     worst = {rule: 0.0 for rule in RULES}
@@ -235,7 +243,7 @@ def rank(found: dict[str, Detector]) -> None:
             predicted: dict[str, list[np.ndarray]] = {}
             truth: dict[str, list[np.ndarray]] = {}
             for (labels, condition, _), window in zip(clips, values, strict=True):
-                frames = after_section2(decided(window, (*DEFAULT_BRANCHES, rule)))
+                frames = after_section2(decided(window, (*NARROWBAND_BRANCHES[:2], rule)))
                 n = min(len(frames), len(labels))
                 predicted.setdefault(condition, []).append(frames[:n])
                 truth.setdefault(condition, []).append(labels[:n])

@@ -15,8 +15,10 @@ either does:
   enough that it adds speech only where it is confident: the head alone bridged the pauses of
   near-field speech (README, "Voice activity detection").
 
-Audio sampled at 8 kHz or less adds a third, the **narrowband** branch: the probability of the
-model file's 8 kHz network, with its own rule (models/vad_silero.py, "Narrowband audio").
+Audio sampled at 8 kHz or less replaces the head's branch with the **narrowband head**'s
+(models/vad_narrowband_head.py: the same kind of head, read off the model file's 8 kHz
+network) and adds a third, the **narrowband** branch: that network's probability, with its
+own rule (models/vad_silero.py, "Narrowband audio").
 
 A branch is a :class:`Branch`; :class:`FrameDecider` keeps one stream's state (each branch's
 hysteresis, the current unit's length, the frames held back for the trim). A frame is decided
@@ -30,20 +32,21 @@ Pure code: no I/O, no clock.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from models.errors import ConfigError
 
-Source = Literal["model", "head", "narrowband"]
+Source = Literal["model", "head", "narrowband", "narrowband_head"]
 
 
 @dataclass(frozen=True)
 class Branch:
     """One way of calling frames speech: from ``source``'s values (``"model"``: the model's
     probability, ``"head"``: models/vad_head.py's value, ``"narrowband"``: the 8 kHz
-    network's probability), the highest of a frame's window and
+    network's probability, ``"narrowband_head"``: models/vad_narrowband_head.py's value), the
+    highest of a frame's window and
     ``lookahead`` windows after it, speech from ``threshold`` until under ``release``; then
     each unit loses its first ``trim_start`` and last ``trim_end`` frames (a unit no longer
     than both is dropped)."""
@@ -85,7 +88,7 @@ class FrameDecider:
         """Frames decided but held back for the trim (at most :attr:`delay`)."""
         return len(self._held)
 
-    def decide(self, values: dict[Source, Sequence[float]], ats: Sequence[int]) -> str:
+    def decide(self, values: Mapping[Source, Sequence[float]], ats: Sequence[int]) -> str:
         """Decide the frames whose last samples lie in windows ``ats`` (ascending) of
         ``values`` (each source's per-window values, with at least ``lookahead`` windows after
         the last of ``ats``); return the frames now published, one ``0``/``1`` each."""

@@ -77,15 +77,24 @@ of its speech: at 8 kHz the default scored 0.248 where webrtcvad scored 0.864 (t
 recordings in babble at 5 dB) and 0.932 where silero-vad run at 8 kHz scored 0.943 (TEN VAD's
 choice half, clean). The file's other network, trained on 8 kHz audio, reads every other
 sample of each input the 16 kHz network reads (32 of context and 256 of window: nothing is
-there to alias), with its own recurrent state, and its probability decides a third branch,
-:data:`NARROWBAND_BRANCH`: speech from 0.65 until under 0.4, one window of lookahead, each
-unit losing its first frame and last three. The 16 kHz branches stay: they keep what the head
-hears in meeting rooms. The rule was ranked on the tuning recordings, the AMI train excerpts
-and TEN VAD's choice half resampled to 8 kHz (``bench/vad_narrowband.py --rank``) and scored
-once on the validation sets (bench/vad_narrowband.py prints the comparison; README,
-"Narrowband audio"). The caller says which audio is narrowband: ``rapport vad`` and ``rapport
-analyze --audio`` do for files sampled at 8 kHz or less; the WebRTC ingest's Opus audio is
-wideband.
+there to alias), with its own recurrent state, and decides two of the three branches of
+:data:`NARROWBAND_BRANCHES`:
+
+- the **narrowband head** (models/vad_narrowband_head.py) in place of the 16 kHz head: the
+  same kind of logistic layer over that network's probability and state and the band evidence,
+  fitted on the tuning recordings at 8 kHz, with its own rule (0.85 / 0.8, one window of
+  lookahead). With the 16 kHz head here the default fell under webrtcvad in 6 of 10 conditions
+  of the AMI validation excerpts at 8 kHz (README, "Narrowband audio");
+- the **narrowband** branch, :data:`NARROWBAND_BRANCH`: its probability from 0.65 until under
+  0.4, one window of lookahead, each unit losing its first frame and last three.
+
+The model branch (the 16 kHz network's probability, trimmed) stays. The head was fitted and
+its rule chosen by bench/vad_narrowband_head.py, the narrowband branch's rule ranked by
+``bench/vad_narrowband.py --rank``, on the tuning recordings, the AMI train excerpts and TEN
+VAD's choice half at 8 kHz; bench/vad_narrowband.py scores the validation sets (README,
+"Narrowband audio", says what was seen when). The caller says which audio is narrowband:
+``rapport vad`` and ``rapport analyze --audio`` do for files sampled at 8 kHz or less; the
+WebRTC ingest's Opus audio is wideband.
 
 As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, never on how it
 was cut into chunks, and the output is a ``0``/``1`` string per completed frame, ready for
@@ -101,11 +110,12 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from models import vad_head
+from models import vad_head, vad_narrowband_head
 from models.errors import ConfigError
 from models.vad_bands import BandFloor, band_power
-from models.vad_decision import Branch, FrameDecider
+from models.vad_decision import Branch, FrameDecider, Source
 from models.vad_head import head_value
+from models.vad_narrowband_head import narrowband_head_value
 from models.vad_offset import OffsetTracker
 from models.vad_silero_model import (
     CONTEXT,
@@ -122,7 +132,8 @@ from models.vad_silero_model import (
 # The network's names are models/vad_silero_model.py's; these are re-exported for the
 # backend's users.
 __all__ = [
-    "CONTEXT", "DEFAULT_BRANCHES", "LOOKAHEAD", "MODEL_ALONE", "NARROWBAND_BRANCH", "RATE",
+    "CONTEXT", "DEFAULT_BRANCHES", "LOOKAHEAD", "MODEL_ALONE", "NARROWBAND_BRANCH",
+    "NARROWBAND_BRANCHES", "RATE",
     "RELEASE", "THRESHOLD", "WINDOW", "SileroBatchVad", "SileroModel", "StreamingSileroVad",
     "load_model", "load_session", "silero_model_path",
 ]
@@ -148,6 +159,15 @@ DEFAULT_BRANCHES = (
 # probability from 0.65 until under 0.4, one window of lookahead, each unit losing its first
 # frame and last three (bench/vad_narrowband.py --rank chose it).
 NARROWBAND_BRANCH = Branch("narrowband", 0.65, 0.4, 1, trim_start=1, trim_end=3)
+# The narrowband default: the model branch, the narrowband head's (models/vad_narrowband_head.py,
+# in place of the 16 kHz head's) and the 8 kHz network's.
+NARROWBAND_BRANCHES = (
+    DEFAULT_BRANCHES[0],
+    Branch("narrowband_head", vad_narrowband_head.THRESHOLD, vad_narrowband_head.RELEASE,
+           vad_narrowband_head.LOOKAHEAD, vad_narrowband_head.TRIM_START,
+           vad_narrowband_head.TRIM_END),
+    NARROWBAND_BRANCH,
+)
 
 
 class SileroBatchVad:
@@ -159,8 +179,9 @@ class SileroBatchVad:
     0.5, 0.35, 0); ``model`` may be shared between instances (one is loaded by default);
     ``detrend=False`` shows the model every input as it is (see the module docstring);
     ``narrowband=True`` says every stream's audio was sampled at 8 kHz or less before it was
-    resampled to 16 kHz, and adds the 8 kHz network's branch (module docstring, "Narrowband
-    audio"; ``narrowband_model`` may be shared, one is loaded by default).
+    resampled to 16 kHz, and decides with :data:`NARROWBAND_BRANCHES` (module docstring,
+    "Narrowband audio"; ``narrowband_model``, the 8 kHz network loaded with its head, may be
+    shared; one is loaded by default).
 
     The streams' audio lives in one ``(streams, capacity)`` array, each row the stream's last
     ``CONTEXT`` samples followed by its pending ones, so a window's model input (context and
@@ -180,17 +201,18 @@ class SileroBatchVad:
         if frame_ms <= 0 or (RATE * frame_ms) % 1000:
             raise ConfigError("vad.frame_ms", "must give whole samples at 16 kHz")
         if branches is None and (threshold, release, lookahead) == (None, None, None):
-            branches = (DEFAULT_BRANCHES if head else MODEL_ALONE) + (
-                (NARROWBAND_BRANCH,) if narrowband else ())
+            branches = ((NARROWBAND_BRANCHES if head else (*MODEL_ALONE, NARROWBAND_BRANCH))
+                        if narrowband else DEFAULT_BRANCHES if head else MODEL_ALONE)
         elif branches is None:  # one rule given: that source's alone
             branches = (Branch(
                 "head" if head else "model",
                 threshold if threshold is not None else HEAD_THRESHOLD if head else THRESHOLD,
                 release if release is not None else HEAD_RELEASE if head else RELEASE,
                 lookahead if lookahead is not None else HEAD_LOOKAHEAD if head else LOOKAHEAD),)
-        if any(b.source == "head" for b in branches) and not head:
+        sources: set[Source] = {b.source for b in branches}
+        if sources & {"head", "narrowband_head"} and not head:
             raise ConfigError("vad.branches", "a head branch needs head=True")
-        if any(b.source == "narrowband" for b in branches) and not narrowband:
+        if sources & {"narrowband", "narrowband_head"} and not narrowband:
             raise ConfigError("vad.branches", "a narrowband branch needs narrowband=True")
         self.frame_samples = RATE * frame_ms // 1000
         self.branches = tuple(branches)
@@ -201,21 +223,21 @@ class SileroBatchVad:
         self.narrowband: SileroModel | None = None
         if narrowband:
             self.narrowband = narrowband_model if narrowband_model is not None else \
-                load_model(head=False, layout=NARROWBAND)
-            if self.narrowband.layout != NARROWBAND or self.narrowband.head:
-                raise ConfigError("vad.backend", "narrowband_model must be the 8 kHz network "
-                                                 "loaded without the head")
+                load_model(head=head, layout=NARROWBAND)
+            if self.narrowband.layout != NARROWBAND or (head and not self.narrowband.head):
+                raise ConfigError("vad.backend", "narrowband_model must be the 8 kHz network, "
+                                                 "loaded with its head when head=True")
         self._offsets = OffsetTracker(streams) if detrend else None
         self._floors = BandFloor(streams)  # per stream, the last 3 s of band powers
         self._audio = np.zeros((streams, CONTEXT + 8 * WINDOW), dtype=np.float32)
         self._fill = [CONTEXT] * streams  # samples held per row, context included
         self._state = np.zeros((STATE_SHAPE[0], streams, STATE_SHAPE[1]), dtype=np.float32)
         self._narrow_state = np.zeros_like(self._state)
-        # Per stream: the model's probabilities and the head's values of windows from window
-        # ``_base`` on, the frames run through the rule, and its state.
-        self._probabilities: list[list[float]] = [[] for _ in range(streams)]
-        self._values: list[list[float]] = [[] for _ in range(streams)]
-        self._narrow: list[list[float]] = [[] for _ in range(streams)]  # the 8 kHz network's
+        # Per source the branches read (models/vad_decision.py) and per stream: its values of
+        # windows from window ``_base`` on; then the frames run through the rule, and its state.
+        self._sources: set[Source] = sources | {"model"}
+        self._series: dict[Source, list[list[float]]] = {
+            source: [[] for _ in range(streams)] for source in self._sources}
         self._base = [0] * streams
         self._evaluated = [0] * streams
         self._deciders = [FrameDecider(self.branches) for _ in range(streams)]
@@ -260,52 +282,68 @@ class SileroBatchVad:
             audio, shape=(len(fill), most, CONTEXT + WINDOW),
             strides=(audio.strides[0], WINDOW * audio.strides[1], audio.strides[1]),
             writeable=False)
-        run = self.model.run_head if self.head else self.model.run
-        if min(windows) == most:  # the usual case: every stream has as many windows
-            rows: Sequence[int] = range(len(fill))
-            lengths = np.full(len(fill), most, dtype=np.int32)
-            inputs = self._inputs(np.array(view), rows, windows)
-            *outputs, self._state = run(inputs, self._state, lengths)
-            if self.narrowband is not None:
-                narrow, self._narrow_state = self.narrowband.run(
-                    self._decimated(inputs), self._narrow_state, lengths)
-        else:  # the model needs at least one window per stream it is given
-            rows = [row for row, count in enumerate(windows) if count]
-            lengths = np.array([windows[row] for row in rows], dtype=np.int32)
-            inputs = self._inputs(view[rows], rows, lengths.tolist())
-            *outputs, state = run(inputs, np.ascontiguousarray(self._state[:, rows]), lengths)
-            self._state[:, rows] = state
-            if self.narrowband is not None:
-                narrow, state = self.narrowband.run(
-                    self._decimated(inputs), np.ascontiguousarray(self._narrow_state[:, rows]),
-                    lengths)
-                self._narrow_state[:, rows] = state
-        output = outputs[0]
-        for row, probabilities in zip(rows, output.tolist(), strict=True):
-            self._probabilities[row].extend(probabilities[:windows[row]])
-        if self.narrowband is not None:
-            for row, probabilities in zip(rows, narrow.tolist(), strict=True):
-                self._narrow[row].extend(probabilities[:windows[row]])
-        if self.head and min(windows) == most:  # the usual case again: all at once
-            evidence = self._floors.evidence(band_power(view[:, :, CONTEXT:]))
-            for row, values in enumerate(head_value(output, evidence, outputs[1]).tolist()):
-                self._values[row].extend(values)
-        elif self.head:  # streams with as many new windows together
-            for count in sorted({windows[row] for row in rows}):
-                group = [i for i, row in enumerate(rows) if windows[row] == count]
-                chosen = [rows[i] for i in group]
-                evidence = self._floors.evidence(
-                    band_power(view[chosen, :count, CONTEXT:]), chosen)
-                values = head_value(output[group, :count], evidence,
-                                    outputs[1][group, :count]).tolist()
-                for row, stream_values in zip(chosen, values, strict=True):
-                    self._values[row].extend(stream_values)
+        everyone = min(windows) == most  # the usual case: every stream has as many windows
+        # The model needs at least one window per stream it is given.
+        rows = list(range(len(fill))) if everyone else [r for r, n in enumerate(windows) if n]
+        lengths = np.array([windows[row] for row in rows], dtype=np.int32)
+        inputs = self._inputs(np.array(view) if everyone else view[rows], rows,
+                              lengths.tolist())
+        heads = "head" in self._sources or "narrowband_head" in self._sources
+        wide = self._run(self.model, "head" in self._sources, inputs, self._state, rows,
+                         lengths)
+        narrow = None if self.narrowband is None else self._run(
+            self.narrowband, "narrowband_head" in self._sources, self._decimated(inputs),
+            self._narrow_state, rows, lengths)
+        # Streams with as many new windows together (the band floors' evidence): all at once
+        # in the usual case.
+        groups = [list(range(len(rows)))] if everyone else [
+            [i for i, row in enumerate(rows) if windows[row] == count]
+            for count in sorted({windows[row] for row in rows})]
+        for group in groups:
+            chosen = [rows[i] for i in group]
+            count = windows[chosen[0]]
+            pick = slice(None) if everyone else group  # a view, not a copy, when it can
+            evidence = np.empty(0) if not heads else self._floors.evidence(
+                band_power(view[:, :, CONTEXT:] if everyone else view[chosen, :count, CONTEXT:]),
+                None if everyone else chosen)
+            values: dict[Source, npt.NDArray[np.float32]] = {
+                "model": wide[0][pick, :count]}
+            if "head" in self._sources:
+                values["head"] = head_value(values["model"], evidence, wide[1][pick, :count])
+            if narrow is not None:
+                values["narrowband"] = narrow[0][pick, :count]
+            if narrow is not None and "narrowband_head" in self._sources:
+                values["narrowband_head"] = narrowband_head_value(
+                    values["narrowband"], evidence, narrow[1][pick, :count])
+            for source, array in values.items():
+                series = self._series[source]
+                for row, stream_values in zip(chosen, array.tolist(), strict=True):
+                    series[row].extend(stream_values)
         for row, count in enumerate(windows):  # keep each row's context and pending samples
             if count:
                 used = count * WINDOW
                 keep = fill[row] - used
                 audio[row, :keep] = audio[row, used:fill[row]]
                 fill[row] = keep
+
+    @staticmethod
+    def _run(model: SileroModel, head: bool, inputs: npt.NDArray[np.float32],
+             state: npt.NDArray[np.float32], rows: list[int], lengths: npt.NDArray[np.int32]
+             ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """``model``'s probabilities and (with ``head``) its head's state term for streams
+        ``rows``' ``inputs``, their recurrent ``state`` (all streams') updated in place."""
+        everyone = len(rows) == state.shape[1]
+        given = state if everyone else np.ascontiguousarray(state[:, rows])
+        if head:
+            probabilities, term, after = model.run_head(inputs, given, lengths)
+        else:
+            probabilities, after = model.run(inputs, given, lengths)
+            term = np.empty(0, dtype=np.float32)
+        if everyone:
+            state[...] = after
+        else:
+            state[:, rows] = after
+        return probabilities, term
 
     def _inputs(self, windows: npt.NDArray[np.float32], rows: Sequence[int],
                 counts: Sequence[int]) -> npt.NDArray[np.float32]:
@@ -321,7 +359,8 @@ class SileroBatchVad:
         return np.ascontiguousarray(inputs[..., ::2])
 
     def _decide(self, row: int) -> str:
-        probabilities, values = self._probabilities[row], self._values[row]
+        series = {source: values[row] for source, values in self._series.items()}
+        probabilities = series["model"]
         base = self._base[row]
         n = self.frame_samples
         decider = self._deciders[row]
@@ -332,16 +371,13 @@ class SileroBatchVad:
         if first >= decidable:
             return ""
         ats = [((frame + 1) * n - 1) // WINDOW - base for frame in range(first, decidable)]
-        narrow = self._narrow[row]
-        out = decider.decide({"model": probabilities, "head": values, "narrowband": narrow},
-                             ats)
+        out = decider.decide(series, ats)
         self._evaluated[row] = decidable
         # Windows before the next frame's window are no longer needed.
         needed = ((decidable + 1) * n - 1) // WINDOW
         if needed > base:
-            del probabilities[: needed - base]
-            del values[: needed - base]
-            del narrow[: needed - base]
+            for values in series.values():
+                del values[: needed - base]
             self._base[row] = needed
         return out
 

@@ -12,6 +12,8 @@ graph against the file run as is at that rate before using it.
 The 8 kHz network is what the silero backend adds for narrowband audio, audio sampled at
 8 kHz or less (telephone lines): the 16 kHz network, trained on wideband audio, loses much
 of such speech once it is resampled to 16 kHz (models/vad_silero.py, "Narrowband audio").
+Loaded with its head, its graph gives models/vad_narrowband_head.py's state term as the
+16 kHz graph gives models/vad_head.py's.
 
 Pure code apart from loading the model file.
 """
@@ -29,6 +31,7 @@ import numpy.typing as npt
 
 from models.errors import ConfigError
 from models.vad_head import STATE_WEIGHTS
+from models.vad_narrowband_head import STATE_WEIGHTS as NARROWBAND_STATE_WEIGHTS
 
 STATE_SHAPE = (2, 128)  # per stream; the model's state input is (2, batch, 128)
 HIDDEN = STATE_SHAPE[1]
@@ -192,7 +195,8 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
     ``(streams,)`` int32, each stream's number of real windows (the rest is padding).
     Outputs: ``probabilities`` ``(streams, windows)`` (padding windows' ones meaningless) and
     ``state_out`` after each stream's last real window; given ``head`` (128 weights,
-    models/vad_head.py ``STATE_WEIGHTS``), also ``state_term`` ``(streams, windows)``: the
+    models/vad_head.py ``STATE_WEIGHTS``, or models/vad_narrowband_head.py's for the 8 kHz
+    network), also ``state_term`` ``(streams, windows)``: the
     ReLU of the LSTM's output, which the file's output layer reads, times those weights.
     """
     from onnx import TensorProto, checker, helper, numpy_helper
@@ -302,7 +306,7 @@ class SileroModel:
     def __init__(self, session: Any, head: bool = False, layout: Layout = WIDEBAND) -> None:
         self.session = session
         self.layout = layout
-        self.head = head  # whether the graph also gives models/vad_head.py's state term
+        self.head = head  # whether the graph also gives its head's state term
 
     def run(self, windows: npt.NDArray[np.float32], state: npt.NDArray[np.float32],
             lengths: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.float32],
@@ -320,7 +324,8 @@ class SileroModel:
     def run_head(self, windows: npt.NDArray[np.float32], state: npt.NDArray[np.float32],
                  lengths: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.float32], ...]:
         """:meth:`run`'s probabilities, then the head's state term ``(streams, windows)``
-        (models/vad_head.py), then the state; for a model loaded with ``head=True``."""
+        (models/vad_head.py; models/vad_narrowband_head.py at 8 kHz), then the state; for a
+        model loaded with ``head=True``."""
         if not self.head:
             raise ConfigError("vad.backend", "this silero model was loaded without the head")
         probabilities, state_out, term = self.session.run(
@@ -366,14 +371,14 @@ def load_model(path: Path | None = None, threads: int = 1, head: bool = True,
                layout: Layout = WIDEBAND) -> SileroModel:
     """:class:`SileroModel` of ``layout``'s network (16 kHz by default) in the model file (the
     wheel's by default), on ``threads`` CPU threads (one by default: an ingest process runs
-    one per core), with the refitted head's state term (models/vad_head.py, fitted on the
-    16 kHz network's state) unless ``head`` is false, checked against the file run as is at
-    that rate (:func:`reference_probabilities`) on test audio, probabilities and states."""
-    if head and layout != WIDEBAND:
-        raise ConfigError("vad.backend", "the head reads the 16 kHz network's state only")
+    one per core), with its head's state term unless ``head`` is false (the 16 kHz
+    network's: models/vad_head.py; the 8 kHz network's: models/vad_narrowband_head.py),
+    checked against the file run as is at that rate (:func:`reference_probabilities`) on
+    test audio, probabilities and states."""
     parameters = model_parameters(path, layout)
+    weights = STATE_WEIGHTS if layout == WIDEBAND else NARROWBAND_STATE_WEIGHTS
     session = _onnxruntime().InferenceSession(
-        _sequence_graph(parameters, STATE_WEIGHTS if head else None, layout),
+        _sequence_graph(parameters, weights if head else None, layout),
         _session_options(threads), providers=["CPUExecutionProvider"])
     model = SileroModel(session, head, layout)
     windows = _check_audio(layout=layout)

@@ -8,8 +8,8 @@ resampling, VAD backend, ``batch_ms`` chunking and frame grid as a WebRTC partic
 first packet arrived at session time 0), and consecutive voiced frames become one segment
 (§1: "consecutive voiced frames form a segment"; §2's bridging and dropping are the engine's).
 A file sampled at 8 kHz or less (:data:`~services.ingest.vad_backend.NARROWBAND_MAX_RATE`, a
-telephone line) is narrowband: the silero backend then adds its 8 kHz network
-(models/vad_silero.py, "Narrowband audio").
+telephone line) is narrowband: the silero backend then adds its 8 kHz network and that
+network's head (models/vad_silero.py, "Narrowband audio").
 
 Samples become signed 16-bit PCM, what the ingest's Opus decoder hands the VAD, in blocks
 (:func:`soundfile.blocks`), so hours of audio never sit in memory at once; a file's channels

@@ -86,15 +86,15 @@ class VadBackend:
     def create(self, narrowband: bool = False) -> FrameVad:
         """A new participant's VAD. ``narrowband``: the participant's audio was sampled at
         :data:`NARROWBAND_MAX_RATE` or less (a telephone line) before it was resampled to
-        16 kHz; silero then adds its 8 kHz network (models/vad_silero.py, "Narrowband
-        audio"); rapport's VAD is the same either way."""
+        16 kHz; silero then adds its 8 kHz network and its head (models/vad_silero.py,
+        "Narrowband audio"); rapport's VAD is the same either way."""
         if self._model is not None:
             from models.vad_silero import StreamingSileroVad
 
             if narrowband and self._narrowband_model is None:
                 from models.vad_silero_model import NARROWBAND, load_model
 
-                self._narrowband_model = load_model(head=False, layout=NARROWBAND)
+                self._narrowband_model = load_model(layout=NARROWBAND)
                 log.info("VAD backend silero: 8 kHz network loaded for narrowband audio")
             return StreamingSileroVad(frame_ms=self.config.frame_ms, model=self._model,
                                       narrowband=narrowband,

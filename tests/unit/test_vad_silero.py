@@ -71,7 +71,8 @@ def reference_run(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
-                            narrowband: list[float] | None = None
+                            narrowband: list[float] | None = None,
+                            narrowband_terms: list[float] | None = None
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`reference_run`, and per window the head's state term (models/vad_head.py): the
     file's hidden state after the window (its state output's first half, which the file's
@@ -81,10 +82,13 @@ def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
     polyfit) where that line holds more than ``LINE_SHARE`` of its power: what the backend
     shows the model (models/vad_offset.py). ``narrowband``, a list: filled with the file's
     probabilities at 8 kHz, run on every other sample of each input as shown, state carried
-    (models/vad_silero.py, "Narrowband audio")."""
+    (models/vad_silero.py, "Narrowband audio"), and ``narrowband_terms`` with the narrowband
+    head's state term: that network's hidden state, ReLU'd, times its ``STATE_WEIGHTS``
+    (models/vad_narrowband_head.py)."""
     import onnxruntime  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     from models.vad_head import STATE_WEIGHTS
+    from models.vad_narrowband_head import STATE_WEIGHTS as NARROW_WEIGHTS
     from models.vad_offset import LINE_SHARE, OFFSET_RATE
     from models.vad_silero import silero_model_path
     session = onnxruntime.InferenceSession(str(silero_model_path()),
@@ -114,6 +118,9 @@ def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
                 "input": np.ascontiguousarray(shown[:, ::2]), "state": narrow_state,
                 "sr": np.array(8_000, dtype=np.int64)})
             narrowband.append(float(narrow[0, 0]))
+            if narrowband_terms is not None:
+                narrowband_terms.append(float(np.maximum(
+                    narrow_state[0, 0].astype(np.float64), 0) @ np.asarray(NARROW_WEIGHTS)))
         context = x[0, -64:]
         out.append(float(probability[0, 0]))
         terms.append(float(np.maximum(state[0, 0].astype(np.float64), 0) @ weights))
@@ -239,39 +246,43 @@ def test_decisions_follow_the_model_files_probabilities(
         assert "1" in got and "0" in got
 
 
-def test_narrowband_audio_adds_the_8_khz_networks_branch(model: SileroModel) -> None:
+def test_narrowband_audio_has_its_own_head_and_the_8_khz_networks_branch(
+        model: SileroModel) -> None:
     """Speech sampled at 8 kHz (a telephone line), resampled to 16 kHz: with
-    ``narrowband=True`` a frame is speech where the default's two branches call it or where
-    the file's 8 kHz network, run on every other sample of each input (the file itself, at
-    ``sr`` 8000, window by window), calls it with ``NARROWBAND_BRANCH``'s rule (0.65 / 0.4,
-    lookahead 1, units losing their first frame and last three), so the rebuilt 8 kHz graph
-    decides as the file does; and the branch changes decisions (they are not the default's two
-    alone)."""
+    ``narrowband=True`` a frame is speech where the model branch calls it, where the
+    narrowband head (models/vad_narrowband_head.py: the 8 kHz network's probability and state
+    with the band evidence, 0.85 / 0.8, lookahead 1) does in place of the 16 kHz head, or where
+    the 8 kHz network's probability does with ``NARROWBAND_BRANCH``'s rule (0.65 / 0.4,
+    lookahead 1, units losing their first frame and last three). The 8 kHz network is the
+    file itself at ``sr`` 8000, window by window on every other sample of each input, so the
+    rebuilt 8 kHz graph and its head column decide as the file does; and the decisions differ
+    from the wideband default's."""
     import soxr
 
+    from models import vad_narrowband_head
     from models.vad_bands import evidence_of
-    from models.vad_head import (
-        LOOKAHEAD,
-        MODEL_TRIM_END,
-        MODEL_TRIM_START,
-        RELEASE,
-        THRESHOLD,
-        head_value,
-    )
+    from models.vad_head import MODEL_TRIM_END, MODEL_TRIM_START
+    from models.vad_narrowband_head import narrowband_head_value
     from models.vad_silero import NARROWBAND_BRANCH, StreamingSileroVad
     from models.vad_silero_model import NARROWBAND, load_model
-    narrow_model = load_model(head=False, layout=NARROWBAND)
+    narrow_model = load_model(layout=NARROWBAND)
     assert (NARROWBAND_BRANCH.threshold, NARROWBAND_BRANCH.release) == (0.65, 0.4)
+    rule = (vad_narrowband_head.THRESHOLD, vad_narrowband_head.RELEASE,
+            vad_narrowband_head.LOOKAHEAD)
+    head_trims = (vad_narrowband_head.TRIM_START, vad_narrowband_head.TRIM_END)
+    assert (*rule, *head_trims) == (0.9, 0.8, 1, 1, 3)
     changed = 0
     for audio in clean_clips()[:3]:
         audio = np.asarray(soxr.resample(soxr.resample(audio, 16_000, 8_000), 8_000, 16_000),
                            dtype=np.float32)
         narrow: list[float] = []
-        probabilities, _, terms = reference_run_with_head(audio, detrend=True, narrowband=narrow)
-        values = head_value(probabilities, evidence_of(audio)[:len(probabilities)], terms)
+        terms: list[float] = []
+        probabilities, _, _ = reference_run_with_head(audio, detrend=True, narrowband=narrow,
+                                                      narrowband_terms=terms)
+        values = narrowband_head_value(narrow, evidence_of(audio)[:len(narrow)], terms)
         trims = (MODEL_TRIM_START, MODEL_TRIM_END)
         model_units = hysteresis_units(probabilities, 0.55, 0.3, 2, trims)
-        head_units = hysteresis_units(values, THRESHOLD, RELEASE, LOOKAHEAD)
+        head_units = hysteresis_units(values, *rule, head_trims)
         narrow_units = hysteresis_units(np.array(narrow), 0.65, 0.4, 1, (1, 3))
         expected = (model_units | head_units[:len(model_units)]
                     | narrow_units[:len(model_units)])[:-MODEL_TRIM_END]
@@ -353,7 +364,7 @@ def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
 def test_batched_streams_decide_as_each_alone(model: SileroModel, narrowband: bool) -> None:
     from models.vad_silero import SileroBatchVad, StreamingSileroVad
     from models.vad_silero_model import NARROWBAND, load_model
-    narrow = load_model(head=False, layout=NARROWBAND) if narrowband else None
+    narrow = load_model(layout=NARROWBAND) if narrowband else None
     streams = [audio for audio, _ in clips()]
     alone = [StreamingSileroVad(model=model, narrowband=narrowband,
                                 narrowband_model=narrow).push(audio) for audio in streams]
