@@ -145,12 +145,15 @@ def features(clip: Clip, hidden: Matrix) -> Matrix:
     return np.column_stack((np.log(p / (1 - p)), evidence, hidden[:count]))
 
 
-def fit(x: Matrix, y: npt.NDArray[np.bool_], weight: Matrix, ridge: float) -> Matrix:
-    """Weighted logistic regression, ridge ``ridge`` on the state coefficients only."""
+def fit(x: Matrix, y: npt.NDArray[np.bool_], weight: Matrix, ridge: float,
+        free: int = 8) -> Matrix:
+    """Weighted logistic regression by Newton's method, the intercept last: ridge ``ridge``
+    on the state coefficients only (the columns after the first ``free``: by default the
+    logit and seven bands), 1e-3 on the others."""
     design = np.column_stack((x, np.ones(len(x))))
     penalty = np.zeros(design.shape[1])
-    penalty[8:-1] = ridge
-    penalty[:8] = penalty[-1] = 1e-3
+    penalty[free:-1] = ridge
+    penalty[:free] = penalty[-1] = 1e-3
     beta = np.zeros(design.shape[1])
     for _ in range(60):
         p = 1 / (1 + np.exp(-design @ beta))

@@ -24,13 +24,13 @@ each condition (issue 17's target), and at the end the silero backend's real-tim
 **What was chosen on what.** ``--rank`` ranks the narrowband branch's rule (:data:`RULES`, 76
 of them: thresholds 0.55-0.85, releases 0.3-0.6 under them, lookahead 1-2, end trims 3 or 5,
 each beside the narrowband default's other two branches) on the tuning recordings, the AMI
-train excerpts and TEN VAD's choice half at 8 kHz (:data:`RANKED_ON`), by total shortfall
-under the best rival per set and condition; the backend's (0.65 / 0.4, lookahead 1, trims
-1 / 3) came first on 2026-12-05, beside the 16 kHz head's branch (the narrowband head,
+train excerpts and TEN VAD's choice half at 8 kHz (:data:`RANKED_ON`), by total shortfall under
+the best rival per set and condition; the backend's (0.65 / 0.4, lookahead 1, trims 1 / 3) came
+first on 2026-12-05, beside the 16 kHz head's branch (the narrowband head,
 bench/vad_narrowband_head.py, came after it; beside that head, rules releasing at 0.6 rank a
-hair ahead, 0.0029-0.0030 against 0.0038, and the rule was kept). The AMI validation excerpts, the validation
-recordings and TEN VAD's validation half were not ranked on; README, "Narrowband audio", says
-what was seen on them when.
+hair ahead, 0.0029-0.0030 against 0.0038, and the rule was kept). The AMI validation excerpts,
+the validation recordings and TEN VAD's validation half were not ranked on; README, "Narrowband
+audio", says what was seen on them when.
 
 Usage: ``.venv/bin/python bench/vad_narrowband.py [--sets tuning,ami-train,...] [--rank]``
 (about eight minutes on one core; ``--rank`` about as long).

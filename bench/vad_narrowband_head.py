@@ -20,18 +20,18 @@ noise samples (:data:`SEEDS`).
 
 Each fit's head then replaces the 16 kHz head's branch of the narrowband default (the model
 branch and the 8 kHz network's branch stay) with each rule of :data:`RULES` (threshold,
-release, lookahead, and the frames each unit loses at its start and end), its state term
-capped at :data:`models.vad_head.STATE_CAP`, and the rules are ranked by total shortfall of
-F1 after METRICS.md §2 under the best of silero-vad (at 8 kHz) and webrtcvad (modes 0-3, at
-8 kHz) per set and condition, on the tuning recordings, the AMI train excerpts and TEN VAD's
-choice half (:data:`RANKED_ON`; noise sample 0, as bench/vad_narrowband.py scores them), after
-refusing rules that call more than 5 % of a minute of babble alone speech or put the talk time
-of the tuning recordings silenced between phrases (what a platform's noise suppression sends)
-more than 3 % off the labels (bench/vad_fuse.py's refusals). The current default (the 16 kHz
-head's branch) is scored beside them. The first not refused is the one to ship (``--save``
-writes it; models/vad_narrowband_head.py holds it); the three best refused are printed too. The AMI development and test excerpts, the
-validation recordings and TEN VAD's validation half are never read here;
-bench/vad_narrowband.py scores them.
+release, lookahead, and the frames each unit loses at its start and end), its state term capped
+at :data:`models.vad_head.STATE_CAP`, and the rules are ranked by total shortfall of F1 after
+METRICS.md §2 under the best of silero-vad (at 8 kHz) and webrtcvad (modes 0-3, at 8 kHz) per
+set and condition, on the tuning recordings, the AMI train excerpts and TEN VAD's choice half
+(:data:`RANKED_ON`; noise sample 0, as bench/vad_narrowband.py scores them), after refusing
+rules that call more than 5 % of a minute of babble alone speech or put the talk time of the
+tuning recordings silenced between phrases (what a platform's noise suppression sends) more
+than 3 % off the labels (bench/vad_fuse.py's refusals). The current default (the 16 kHz head's
+branch) is scored beside them. The first not refused is the one to ship (``--save`` writes it;
+models/vad_narrowband_head.py holds it); the three best refused are printed too. The AMI
+development and test excerpts, the validation recordings and TEN VAD's validation half are
+never read here; bench/vad_narrowband.py scores them.
 
 Usage: ``.venv/bin/python bench/vad_narrowband_head.py [--ridge 1 3 10] [--save head.json]``
 (about fifteen minutes on one core).
@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 from bench import real_speech  # noqa: E402
 from bench.vad import after_section2, scores  # noqa: E402
 from bench.vad_fuse import MAX_BABBLE_ALONE, MAX_TALK_ERROR  # noqa: E402
-from bench.vad_head import state_session  # noqa: E402
+from bench.vad_head import fit, state_session  # noqa: E402
 from bench.vad_narrowband import (  # noqa: E402
     SETS,
     TITLES,
@@ -138,24 +138,6 @@ def clip_of(name: str, condition: str, seed: int, labels: npt.NDArray[np.bool_],
                                 np.asarray(h8, dtype=np.float64).reshape(count, 128)))
     return Clip(name, condition, seed, labels, probability[0],
                 head_value(probability, evidence[None], term)[0], narrow[0], features)
-
-
-def fit(x: Matrix, y: npt.NDArray[np.bool_], weight: Matrix, ridge: float) -> Matrix:
-    """Weighted logistic regression by Newton's method, ridge ``ridge`` on the state
-    coefficients only (1e-3 on the others); the intercept last."""
-    design = np.column_stack((x, np.ones(len(x))))
-    penalty = np.full(design.shape[1], 1e-3)
-    penalty[1 + NARROW_BANDS:-1] = ridge
-    beta = np.zeros(design.shape[1])
-    for _ in range(60):
-        p = 1 / (1 + np.exp(-design @ beta))
-        gradient = design.T @ (weight * (y - p)) - penalty * beta
-        hessian = (design * (weight * p * (1 - p))[:, None]).T @ design + np.diag(penalty)
-        step = np.linalg.solve(hessian, gradient)
-        beta += step
-        if np.max(np.abs(step)) < 1e-7:
-            break
-    return beta
 
 
 def head_values(clip: Clip, beta: Matrix) -> npt.NDArray[np.float32]:
@@ -263,7 +245,7 @@ def main() -> None:
           f"{talk_ratio(silenced, current, None):.3f}")
     results = []
     for ridge in args.ridge:
-        beta = fit(x, y, weight, ridge)
+        beta = fit(x, y, weight, ridge, free=1 + NARROW_BANDS)
         every = [c for clips, _ in ranked.values() for c in clips] + silenced + [alone]
         values = {id(c): head_values(c, beta) for c in every}
         for on, off, ahead, start, end in RULES:
