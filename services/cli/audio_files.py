@@ -145,12 +145,14 @@ def voiced_batches(track: Track, backend: VadBackend) -> Iterator[FrameBatch]:
                 block = block[:, track.channel : track.channel + 1]
             channels = block.shape[1]
             samples = block.reshape(-1)
-            if not np.isfinite(samples).all():
+            bad = ~np.isfinite(block)
+            if bad.any():
                 # A float file can hold NaN or infinity, which 16-bit PCM cannot: silence
                 # for NaN, full scale for infinity, said once per block.
-                log.warning("%s: %d samples that are not numbers (NaN or infinity) from "
-                            "sample %d on, read as silence (NaN) or full scale (infinity)",
-                            track.path.name, int(np.sum(~np.isfinite(samples))), pts)
+                log.warning("%s: %d samples that are not numbers (NaN or infinity), the first "
+                            "at sample %d, read as silence (NaN) or full scale (infinity)",
+                            track.path.name, int(bad.sum()),
+                            pts + int(np.argmax(bad.any(axis=1))))
                 samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
             pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
             yield from framer.frame(pcm, channels, track.sample_rate, pts)

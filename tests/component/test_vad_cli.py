@@ -307,7 +307,8 @@ def test_samples_that_are_not_numbers_are_read_as_silence(
     with caplog.at_level("WARNING", logger="services.cli.audio_files"):
         got = frames(vad_events([str(tmp_path / "broken.wav")], capsys), "broken", count)
     assert float(np.mean(got == expected)) >= 0.99
-    assert "broken.wav: 16010 samples that are not numbers" in caplog.text
+    assert ("broken.wav: 16010 samples that are not numbers (NaN or infinity), the first at "
+            f"sample {SR}," in caplog.text)
 
 
 def test_analyze_needs_either_a_file_or_audio(capsys: pytest.CaptureFixture[str]) -> None:
