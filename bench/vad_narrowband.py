@@ -12,7 +12,7 @@ hands Rapport. Then, per set pooled, frame F1 after METRICS.md §2 of:
   network's head in place of the 16 kHz head, and that network's probability as a third
   branch);
 - ``wideband path``: the same not told (what ran on 8 kHz files before 2026-12-05, and what
-  runs on telephone audio stored at 16 kHz);
+  the WebRTC ingest runs on a participant who dials in by telephone);
 - ``silero-vad``: silero-vad itself at 8 kHz, as its authors run 8 kHz audio (the file's 8 kHz
   network, 256-sample windows, ``get_speech_timestamps``' rules: bench/vad.py's port);
 - ``webrtcvad-0`` .. ``webrtcvad-3``: at 8 kHz, 20 ms frames of 16-bit PCM.

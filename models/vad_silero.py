@@ -93,8 +93,9 @@ its rule chosen by bench/vad_narrowband_head.py, the narrowband branch's rule ra
 ``bench/vad_narrowband.py --rank``, on the tuning recordings, the AMI train excerpts and TEN
 VAD's choice half at 8 kHz; bench/vad_narrowband.py scores the validation sets (README,
 "Narrowband audio", says what was seen when). The caller says which audio is narrowband:
-``rapport vad`` and ``rapport analyze --audio`` do for files sampled at 8 kHz or less; the
-WebRTC ingest's Opus audio is wideband.
+``rapport vad`` and ``rapport analyze --audio`` do for files sampled at 8 kHz or less, or
+holding nothing above 4 kHz (services/cli/audio_files.py); the WebRTC ingest's Opus audio is
+read as wideband.
 
 As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, never on how it
 was cut into chunks, and the output is a ``0``/``1`` string per completed frame, ready for

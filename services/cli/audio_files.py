@@ -9,7 +9,9 @@ first packet arrived at session time 0), and consecutive voiced frames become on
 (§1: "consecutive voiced frames form a segment"; §2's bridging and dropping are the engine's).
 A file sampled at 8 kHz or less (:data:`~services.ingest.vad_backend.NARROWBAND_MAX_RATE`, a
 telephone line) is narrowband: the silero backend then adds its 8 kHz network and that
-network's head (models/vad_silero.py, "Narrowband audio").
+network's head (models/vad_silero.py, "Narrowband audio"). So is a file at a higher rate whose
+first :data:`SCAN_S` seconds hold nothing above 4 kHz (:data:`NARROWBAND_CONTENT_DB`): a
+telephone recording stored at 16, 44.1 or 48 kHz.
 
 Samples become signed 16-bit PCM, what the ingest's Opus decoder hands the VAD, in blocks
 (:func:`soundfile.blocks`), so hours of audio never sit in memory at once; a file's channels
@@ -32,6 +34,7 @@ import soundfile as sf
 
 from models.errors import ValidationError
 from models.events import MAX_ID_LENGTH, ROLES, Role
+from models.vad_bands import power_above_db
 from services.ingest.audio import AudioVadFramer
 from services.ingest.frames import FrameBatch
 from services.ingest.vad_backend import NARROWBAND_MAX_RATE, VadBackend
@@ -40,6 +43,12 @@ log = logging.getLogger(__name__)
 
 BATCH_MS = 1000  # IngestConfig.batch_ms: the VAD runs once per batch, as in the ingest
 BLOCK_S = 10  # seconds of audio read per block
+# A file whose first SCAN_S seconds hold less than this share of their power at and above
+# 4 kHz is narrowband, whatever its rate: audio resampled from 8 kHz keeps only a resampler's
+# leakage there (-135 to -140 dB), the real wideband recordings here -12 to -52 dB, and the
+# telephone sample stored at 16 kHz (tests/data/real) -66 dB (README, "Narrowband audio").
+NARROWBAND_CONTENT_DB = -60.0
+SCAN_S = 60
 _NOT_ID = re.compile(r"[^\x21-\x7e]+")  # wire ids are printable ASCII without spaces (§9)
 _VOICED_RUN = re.compile(rb"1+")
 
@@ -130,12 +139,28 @@ def assign_roles(tracks: Sequence[Track], roles: Sequence[str] | None) -> list[R
     return out
 
 
+def narrowband(track: Track) -> bool:
+    """Whether the track's audio is narrowband (the module docstring says when)."""
+    if track.sample_rate <= NARROWBAND_MAX_RATE:
+        return True
+    audio, _ = sf.read(str(track.path), frames=track.sample_rate * SCAN_S, dtype="float32",
+                       always_2d=True)
+    audio = audio if track.channel is None else audio[:, track.channel:track.channel + 1]
+    level = power_above_db(np.nan_to_num(audio.mean(axis=1), nan=0.0, posinf=1.0,
+                                         neginf=-1.0), track.sample_rate)
+    if level is None or level >= NARROWBAND_CONTENT_DB:
+        return False
+    log.info("%s: nothing above 4 kHz (%.0f dB of the power), read as narrowband audio",
+             track.participant_id, level)
+    return True
+
+
 def voiced_batches(track: Track, backend: VadBackend) -> Iterator[FrameBatch]:
     """The track's ``voiced`` frame batches from the ingest's audio mode, frame 0 at ms 0."""
-    narrowband = track.sample_rate <= NARROWBAND_MAX_RATE
-    framer = AudioVadFramer(0, batch_ms=BATCH_MS, vad=backend.create(narrowband=narrowband))
     pts = 0
     try:
+        framer = AudioVadFramer(0, batch_ms=BATCH_MS,
+                                vad=backend.create(narrowband=narrowband(track)))
         # Read as floats, converted here: libsndfile reads a float file (WAV FLOAT, for
         # one) as integers without scaling, every sample 0.
         blocks = sf.blocks(str(track.path), blocksize=track.sample_rate * BLOCK_S,

@@ -17,6 +17,7 @@ from models.vad_bands import (
     BandFloor,
     band_power,
     evidence_of,
+    power_above_db,
 )
 
 RATE = 16_000
@@ -89,3 +90,16 @@ def test_the_evidence_does_not_depend_on_how_the_stream_is_cut() -> None:
         at += size
     assert np.array_equal(np.concatenate(parts)[:count], whole)
     assert whole.shape == (count, len(BANDS_HZ))
+
+
+def test_the_share_of_power_above_4_khz_tells_narrowband_audio() -> None:
+    """White noise at 16 kHz holds half its power at and above 4 kHz (-3 dB); a 1 kHz tone
+    next to nothing (its window's leakage); silence, audio shorter than one frame and a rate
+    with nothing above 4 kHz to measure give no answer."""
+    level = power_above_db(white(5, 0.1), RATE)
+    assert level is not None and abs(level - 10 * np.log10(0.5)) < 0.2
+    level = power_above_db(tone(5, 1000, 0.5), RATE)
+    assert level is not None and level < -100
+    assert power_above_db(np.zeros(RATE), RATE) is None
+    assert power_above_db(white(0.1, 0.1), RATE) is None
+    assert power_above_db(white(5, 0.1), 8_000) is None

@@ -29,10 +29,11 @@ import soxr
 
 from bench import real_speech
 from bench.vad import after_section2
-from services.cli.audio_files import open_tracks, voiced_batches
+from services.cli.audio_files import narrowband, open_tracks, voiced_batches
 from services.ingest.vad_backend import FrameVad, VadBackend
 
 SR, NARROW = 16_000, 8_000
+REAL = Path(__file__).resolve().parents[1] / "data" / "real"
 # Measured through this path (2026-12-05, narrowband head): tuning 0.976 clean; white 0.975 /
 # 0.974 / 0.972, pink 0.977 / 0.975 / 0.971, babble 0.965 / 0.939 / 0.892 at 20 / 10 / 5 dB
 # (bench/vad_narrowband.py, float audio: the best of silero-vad at 8 kHz and webrtcvad 0.963
@@ -125,3 +126,45 @@ def test_only_files_at_8_khz_or_less_are_narrowband(tmp_path: Path) -> None:
         [track] = open_tracks([str(path)], per_channel=False)
         list(voiced_batches(track, backend))
     assert asked == [True, False, False]
+
+
+@pytest.mark.parametrize("rate", [16_000, 44_100])
+def test_telephone_audio_stored_at_a_wideband_rate_is_read_as_narrowband(
+        rate: int, tmp_path: Path) -> None:
+    """A telephone line's audio saved at a wideband rate holds nothing above 4 kHz: the
+    validation recordings in babble at 5 dB, through an 8 kHz line, stored as 16 or 44.1 kHz
+    FLAC, are read as narrowband (services/cli/audio_files.py) and scored as the 8 kHz files
+    are. Read as wideband, they scored 0.248 (README, "Narrowband audio")."""
+    require_silero()
+    backend = VadBackend()
+    predicted: list[np.ndarray] = []
+    truth: list[np.ndarray] = []
+    for recording in real_speech.validation():
+        audio = real_speech.noisy(recording)["babble5"]
+        line = soxr.resample(soxr.resample(audio, SR, NARROW, quality="HQ"), NARROW, rate,
+                             quality="HQ")
+        path = tmp_path / f"{recording.name}.flac"
+        sf.write(path, np.clip(line, -1, 1), rate, subtype="PCM_16")
+        [track] = open_tracks([str(path)], per_channel=False)
+        assert narrowband(track), recording.name
+        voiced = b"".join(batch.data for batch in voiced_batches(track, backend)).decode()
+        frames = np.zeros(len(recording.labels), dtype=bool)
+        section2 = after_section2(voiced)[:len(frames)]
+        frames[:len(section2)] = section2
+        predicted.append(frames)
+        truth.append(recording.labels)
+    got, want = np.concatenate(predicted), np.concatenate(truth)
+    f1 = 2 * int(np.sum(got & want)) / (int(got.sum()) + int(want.sum()))
+    assert f1 >= VALIDATION_MINIMA["babble5"], f1
+
+
+def test_wideband_recordings_are_not_read_as_narrowband() -> None:
+    """Every real recording here at 16 kHz is wideband (-12 to -36 dB of its power at and
+    above 4 kHz) but the telephone sample, a real telephone line stored at 16 kHz (-66 dB),
+    which is narrowband; so are 8 kHz files whatever they hold."""
+    paths = sorted(REAL.rglob("*.flac"))
+    assert len(paths) >= 18
+    found = {path.stem: narrowband(open_tracks([str(path)], per_channel=False)[0])
+             for path in paths}
+    assert found.pop("pyannote_sample") is True
+    assert not any(found.values()), found
