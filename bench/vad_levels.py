@@ -11,7 +11,7 @@ default and of the best rival, and whether the default is at least that.
 
 Levels for scale (speech power over the labelled speech, dB full scale): the AMI excerpts -29
 to -45, the telephone sample -32, the MFA recordings -26 to -30, CMU ARCTIC -19. A gain of
--10 dB puts the AMI excerpts at -39 to -55.
+-10 dB puts the AMI development and test excerpts at -39 to -51.
 
 Usage: ``.venv/bin/python bench/vad_levels.py [--gains -20 -10 0 12]`` (about two minutes per
 gain on one core).
