@@ -82,9 +82,10 @@ there to alias), with its own recurrent state, and decides two of the three bran
 
 - the **narrowband head** (models/vad_narrowband_head.py) in place of the 16 kHz head: the
   same kind of logistic layer over that network's probability and state and the band evidence,
-  fitted on the tuning recordings at 8 kHz, with its own rule (0.85 / 0.8, one window of
-  lookahead). With the 16 kHz head here the default fell under webrtcvad in 6 of 10 conditions
-  of the AMI validation excerpts at 8 kHz (README, "Narrowband audio");
+  fitted on the tuning recordings at 8 kHz, with its own rule (0.9 / 0.8, one window of
+  lookahead, each unit losing its first frame and last three). With the 16 kHz head here the
+  default fell under webrtcvad in 6 of 10 conditions of the AMI validation excerpts at 8 kHz
+  (README, "Narrowband audio");
 - the **narrowband** branch, :data:`NARROWBAND_BRANCH`: its probability from 0.65 until under
   0.4, one window of lookahead, each unit losing its first frame and last three.
 

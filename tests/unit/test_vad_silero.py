@@ -251,9 +251,10 @@ def test_narrowband_audio_has_its_own_head_and_the_8_khz_networks_branch(
     """Speech sampled at 8 kHz (a telephone line), resampled to 16 kHz: with
     ``narrowband=True`` a frame is speech where the model branch calls it, where the
     narrowband head (models/vad_narrowband_head.py: the 8 kHz network's probability and state
-    with the band evidence, 0.85 / 0.8, lookahead 1) does in place of the 16 kHz head, or where
-    the 8 kHz network's probability does with ``NARROWBAND_BRANCH``'s rule (0.65 / 0.4,
-    lookahead 1, units losing their first frame and last three). The 8 kHz network is the
+    with the band evidence, 0.9 / 0.8, lookahead 1, units losing their first frame and last
+    three) does in place of the 16 kHz head, or where the 8 kHz network's probability does
+    with ``NARROWBAND_BRANCH``'s rule (0.65 / 0.4, lookahead 1, units losing their first frame
+    and last three). The 8 kHz network is the
     file itself at ``sr`` 8000, window by window on every other sample of each input, so the
     rebuilt 8 kHz graph and its head column decide as the file does; and the decisions differ
     from the wideband default's."""
