@@ -28,7 +28,7 @@ regression of the windows' reference labels, a ridge of 3 on the state weights o
 window weighing 20 AMI windows) and the ten AMI train excerpts, clean and with white, pink and
 babble noise at 20 / 10 / 5 dB, two noise samples each. The ridge (1, 3, 10) and the rule
 (:data:`THRESHOLD`, :data:`RELEASE`, :data:`LOOKAHEAD`, :data:`TRIM_START`, :data:`TRIM_END`,
-from a grid of 128) were chosen together by the least total shortfall under the best of
+from a grid of 144) were chosen together by the least total shortfall under the best of
 silero-vad and webrtcvad at 8 kHz on the tuning recordings, the AMI train excerpts and TEN
 VAD's choice half, among rules that call at most 5 % of a minute of babble alone speech and
 keep the talk time of the tuning recordings silenced between phrases within 3 % (the state
