@@ -240,11 +240,13 @@ def ten_detector() -> Detector | None:
 
 
 def backend_detector(backend: VadBackend) -> Detector:
-    """A backend's VAD as the ingest runs it: a fresh one per clip, one 1 s batch per call."""
+    """A backend's VAD as the ingest runs it: a fresh one per clip, one 1 s batch per call,
+    then the end of the stream (``finish``: its last frames)."""
 
     def detect(audio: np.ndarray) -> str:
         vad = backend.create()
-        return "".join(vad.push(audio[i:i + SR]) for i in range(0, len(audio), SR))
+        return "".join(vad.push(audio[i:i + SR]) for i in range(0, len(audio), SR)) \
+            + vad.finish()
 
     return detect
 
@@ -258,7 +260,8 @@ def model_alone_detector() -> Detector:
 
     def detect(audio: np.ndarray) -> str:
         vad = StreamingSileroVad(model=model, head=False)
-        return "".join(vad.push(audio[i:i + SR]) for i in range(0, len(audio), SR))
+        return "".join(vad.push(audio[i:i + SR]) for i in range(0, len(audio), SR)) \
+            + vad.finish()
 
     return detect
 

@@ -131,7 +131,7 @@ def backend_detector(narrowband: bool) -> Detector:
                 pending = []
         if pending:
             out.append(vad.push(np.concatenate(pending)))
-        return "".join(out)
+        return "".join(out) + vad.finish()  # the stream's end, as the ingest's framer ends it
 
     return detect
 

@@ -310,6 +310,11 @@ class StreamingVad:
         """Frames decided since the start (or :meth:`reset`): the next frame's grid index."""
         return self._frame_index
 
+    def finish(self) -> str:
+        """The end of the stream: nothing more to decide, as every whole frame was decided
+        when it completed (a frame the audio does not fill is not decided)."""
+        return ""
+
     def push(self, samples: npt.ArrayLike) -> str:
         """Add mono samples (float, -1..1); return one ``0``/``1`` per frame they complete."""
         chunk = np.asarray(samples, dtype=np.float64).reshape(-1)

@@ -24,7 +24,10 @@ A branch is a :class:`Branch`; :class:`FrameDecider` keeps one stream's state (e
 hysteresis, the current unit's length, the frames held back for the trim). A frame is decided
 once the window holding its last sample and every branch's lookahead windows are known; it is
 **published** ``max(trim_end)`` frames later (100 ms), so that a unit's end can still be
-trimmed. Decisions depend only on the values, never on how they arrived in calls.
+trimmed. Decisions depend only on the values, never on how they arrived in calls. At the end
+of a stream (:meth:`FrameDecider.flush`) the last frames are decided with the lookahead
+windows there are, and a unit still open ends there, trimmed like any other: without that,
+every recording lost its last 180-200 ms (frame F1 0.001-0.005 on the tuning sets).
 
 Pure code: no I/O, no clock.
 """
@@ -117,3 +120,18 @@ class FrameDecider:
             if len(held) > self.delay:
                 out.append("1" if any(held.popleft()) else "0")
         return "".join(out)
+
+    def flush(self) -> str:
+        """The end of the stream: a unit still open ends there, trimmed as any unit is (its
+        last ``trim_end`` frames, all still held), and the held frames are published.
+        (Publishing them untrimmed scored the same within 0.001 on the tuning recordings,
+        AMI train and TEN VAD's choice half; trimmed is the rule every other unit follows.)"""
+        held = self._held
+        for k, branch in enumerate(self.branches):
+            if self._speaking[k]:
+                for back in range(1, min(branch.trim_end, self._run[k], len(held)) + 1):
+                    held[-back][k] = False
+                self._speaking[k], self._run[k] = False, 0
+        out = "".join("1" if any(flags) else "0" for flags in held)
+        held.clear()
+        return out

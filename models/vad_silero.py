@@ -276,6 +276,32 @@ class SileroBatchVad:
             self._infer(windows, most)
         return [self._decide(row) for row in range(len(fill))]
 
+    def finish(self) -> list[str]:
+        """The end of every stream: per stream, the frames still undecided or held back,
+        one ``0``/``1`` each. The samples after the last whole window are run as one more
+        window, padded with zeros; every whole frame of audio is then decided with the
+        lookahead windows there are (none after the end) and published with the frames held
+        for the trim, a unit still open ending there
+        (:meth:`models.vad_decision.FrameDecider.flush`). A frame the audio does not fill is
+        not decided (as :class:`models.vad.StreamingVad`). Push nothing after this."""
+        fill = self._fill
+        # Samples per stream so far: every window run, then the pending ones.
+        total = [(self._base[row] + len(self._series["model"][row])) * WINDOW
+                 + fill[row] - CONTEXT for row in range(len(fill))]
+        windows = [0] * len(fill)
+        for row, pending in enumerate(f - CONTEXT for f in fill):
+            if pending:
+                end = fill[row] + WINDOW - pending
+                if end > self._audio.shape[1]:
+                    self._audio = np.pad(self._audio, ((0, 0), (0, end)))
+                self._audio[row, fill[row]:end] = 0.0
+                fill[row] = end
+                windows[row] = 1
+        if any(windows):
+            self._infer(windows, 1)
+        return [self._decide(row, final=total[row] // self.frame_samples)
+                + self._deciders[row].flush() for row in range(len(fill))]
+
     def _infer(self, windows: list[int], most: int) -> None:
         audio, fill = self._audio, self._fill
         # Window k of a row starts at k * WINDOW; a row with fewer windows than ``most`` is
@@ -360,7 +386,9 @@ class SileroBatchVad:
         nothing above 4 kHz to alias."""
         return np.ascontiguousarray(inputs[..., ::2])
 
-    def _decide(self, row: int) -> str:
+    def _decide(self, row: int, final: int | None = None) -> str:
+        """Decide the frames of stream ``row`` that can be: those whose window and lookahead
+        windows have run, or (``final``, at the end) every frame before frame ``final``."""
         series = {source: values[row] for source, values in self._series.items()}
         probabilities = series["model"]
         base = self._base[row]
@@ -368,7 +396,8 @@ class SileroBatchVad:
         decider = self._deciders[row]
         # Frames whose last sample lies in a window already run, and the lookahead windows
         # after it too: (frame + 1) * n <= (windows - lookahead) * WINDOW.
-        decidable = max(base + len(probabilities) - decider.lookahead, 0) * WINDOW // n
+        decidable = max(base + len(probabilities) - decider.lookahead, 0) * WINDOW // n \
+            if final is None else final
         first = self._evaluated[row]
         if first >= decidable:
             return ""
@@ -407,3 +436,7 @@ class StreamingSileroVad:
 
     def push(self, samples: npt.ArrayLike) -> str:
         return self._batch.push([samples])[0]
+
+    def finish(self) -> str:
+        """The end of the stream: its last frames (:meth:`SileroBatchVad.finish`)."""
+        return self._batch.finish()[0]

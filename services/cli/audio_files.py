@@ -11,7 +11,12 @@ A file sampled at 8 kHz or less (:data:`~services.ingest.vad_backend.NARROWBAND_
 telephone line) is narrowband: the silero backend then adds its 8 kHz network and that
 network's head (models/vad_silero.py, "Narrowband audio"). So is a file at a higher rate whose
 first :data:`SCAN_S` seconds hold nothing above 4 kHz (:data:`NARROWBAND_CONTENT_DB`): a
-telephone recording stored at 16, 44.1 or 48 kHz.
+telephone recording stored at 16, 44.1 or 48 kHz. A file whose speech peaks under
+models/vad_level.py's floor (measured over the whole file, read once more block by block, so a
+quiet first minute does not decide for a loud hour) is quiet: it is lifted by one constant
+gain up to that floor before the VAD (at most ``MAX_LIFT_DB``), as a louder microphone setting
+would have recorded it; the ingest gets no such lift (a browser's microphone applies its own
+gain control). Both are logged at INFO.
 
 Samples become signed 16-bit PCM, what the ingest's Opus decoder hands the VAD, in blocks
 (:func:`soundfile.blocks`), so hours of audio never sit in memory at once; a file's channels
@@ -35,6 +40,7 @@ import soundfile as sf
 from models.errors import ValidationError
 from models.events import MAX_ID_LENGTH, ROLES, Role
 from models.vad_bands import power_above_db
+from models.vad_level import frame_powers, gain, level_of_powers, lift_db
 from services.ingest.audio import AudioVadFramer
 from services.ingest.frames import FrameBatch
 from services.ingest.vad_backend import NARROWBAND_MAX_RATE, VadBackend
@@ -139,28 +145,59 @@ def assign_roles(tracks: Sequence[Track], roles: Sequence[str] | None) -> list[R
     return out
 
 
-def narrowband(track: Track) -> bool:
-    """Whether the track's audio is narrowband (the module docstring says when)."""
-    if track.sample_rate <= NARROWBAND_MAX_RATE:
-        return True
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What a track's audio says before the VAD runs (the module docstring): whether it is
+    narrowband (from its first :data:`SCAN_S` seconds), and the lift in dB its samples get
+    (from all of it)."""
+
+    narrowband: bool
+    lift_db: float
+
+
+def scan(track: Track) -> Scan:
+    """Read the track for :class:`Scan`: its first :data:`SCAN_S` seconds, then (for the
+    level) the rest in blocks."""
     audio, _ = sf.read(str(track.path), frames=track.sample_rate * SCAN_S, dtype="float32",
                        always_2d=True)
     audio = audio if track.channel is None else audio[:, track.channel:track.channel + 1]
-    level = power_above_db(np.nan_to_num(audio.mean(axis=1), nan=0.0, posinf=1.0,
-                                         neginf=-1.0), track.sample_rate)
-    if level is None or level >= NARROWBAND_CONTENT_DB:
-        return False
-    log.info("%s: nothing above 4 kHz (%.0f dB of the power), read as narrowband audio",
-             track.participant_id, level)
-    return True
+    mono = np.nan_to_num(audio.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
+    narrow = track.sample_rate <= NARROWBAND_MAX_RATE
+    if not narrow:
+        content = power_above_db(mono, track.sample_rate)
+        narrow = content is not None and content < NARROWBAND_CONTENT_DB
+        if narrow:
+            log.info("%s: nothing above 4 kHz (%.0f dB of the power), read as narrowband "
+                     "audio", track.participant_id, content)
+    powers = [frame_powers(mono, track.sample_rate)]
+    if track.frames > len(audio):
+        for block in sf.blocks(str(track.path), blocksize=track.sample_rate * BLOCK_S,
+                               start=len(audio), dtype="float32", always_2d=True):
+            block = block if track.channel is None else \
+                block[:, track.channel:track.channel + 1]
+            powers.append(frame_powers(np.nan_to_num(block.mean(axis=1), nan=0.0, posinf=1.0,
+                                                     neginf=-1.0), track.sample_rate))
+    level = level_of_powers(np.concatenate(powers))
+    lift = lift_db(level)
+    if lift:
+        log.info("%s: quiet recording (speech peaks at %.0f dBFS), lifted by %.1f dB before "
+                 "the VAD", track.participant_id, level, lift)
+    return Scan(narrow, lift)
+
+
+def narrowband(track: Track) -> bool:
+    """Whether the track's audio is narrowband (the module docstring says when)."""
+    return scan(track).narrowband
 
 
 def voiced_batches(track: Track, backend: VadBackend) -> Iterator[FrameBatch]:
     """The track's ``voiced`` frame batches from the ingest's audio mode, frame 0 at ms 0."""
     pts = 0
     try:
+        found = scan(track)
         framer = AudioVadFramer(0, batch_ms=BATCH_MS,
-                                vad=backend.create(narrowband=narrowband(track)))
+                                vad=backend.create(narrowband=found.narrowband))
+        factor = np.float32(gain(found.lift_db))
         # Read as floats, converted here: libsndfile reads a float file (WAV FLOAT, for
         # one) as integers without scaling, every sample 0.
         blocks = sf.blocks(str(track.path), blocksize=track.sample_rate * BLOCK_S,
@@ -179,6 +216,8 @@ def voiced_batches(track: Track, backend: VadBackend) -> Iterator[FrameBatch]:
                             track.path.name, int(bad.sum()),
                             pts + int(np.argmax(bad.any(axis=1))))
                 samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+            if found.lift_db:
+                samples = samples * factor
             pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
             yield from framer.frame(pcm, channels, track.sample_rate, pts)
             pts += len(block)

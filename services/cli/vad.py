@@ -38,7 +38,10 @@ VAD_HELP = (
     "and librosa, always available). Audio is "
     "read as 16-bit PCM in blocks of a few seconds (WAV, FLAC or any format libsndfile reads; "
     "any sample rate, resampled to 16 kHz as the ingest does), decided in 20 ms frames and "
-    "1 s batches, then discarded: nothing is stored."
+    "1 s batches up to the file's last whole frame, then discarded: nothing is stored. A "
+    "quiet file, whose speech peaks under -35 dBFS, is lifted by one "
+    "constant gain up to that level first, by at most 30 dB (models/vad_level.py; logged at "
+    "INFO); the ingest gets no such lift, as a browser's microphone controls its own gain."
 )
 
 

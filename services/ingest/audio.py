@@ -83,10 +83,16 @@ class AudioVadFramer:
         return self._decide(aligned=True)
 
     def finish(self) -> list[FrameBatch]:
-        """End of the stream: the resampler's and VAD's held-back audio, the last batch."""
+        """End of the stream: the resampler's and VAD's held-back audio and the VAD's last
+        frames (its lookahead and trim hold them back while audio may follow), the last
+        batch."""
         if self._resampler is not None:
             self._add(self._resampler.flush())
         out = self._decide()
+        first = self.vad.frames_decided
+        tail = self.vad.finish()  # the VAD's last frames: the stream has no more audio
+        if tail:
+            self.batcher.put(first, tail.encode("ascii"))
         return out + self.batcher.flush(self.vad.frames_decided)
 
     def _add(self, samples: npt.NDArray[np.float32]) -> None:

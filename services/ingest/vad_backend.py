@@ -44,7 +44,8 @@ NARROWBAND_MAX_RATE = 8_000
 
 class FrameVad(Protocol):
     """What audio mode needs of a VAD: 16 kHz mono float samples in, one ``0``/``1`` per
-    decided frame out (models.vad.StreamingVad and models.vad_silero.StreamingSileroVad)."""
+    decided frame out, and at the end of the stream the frames still undecided or held
+    (models.vad.StreamingVad and models.vad_silero.StreamingSileroVad)."""
 
     @property
     def frame_samples(self) -> int: ...
@@ -53,6 +54,8 @@ class FrameVad(Protocol):
     def frames_decided(self) -> int: ...
 
     def push(self, samples: npt.ArrayLike) -> str: ...
+
+    def finish(self) -> str: ...
 
 
 class VadBackend:

@@ -332,3 +332,23 @@ def test_silero_backend(capsys: pytest.CaptureFixture[str]) -> None:
     events = vad_events(["--backend", "silero", str(AUDIO / f"{name}.flac")], capsys)
     truth = labels(name)
     assert f1(frames(events, name, len(truth)), truth) >= 0.9
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None
+                    or importlib.util.find_spec("silero_vad") is None,
+                    reason="the silero extra is not installed")
+def test_speech_up_to_the_end_of_a_file_is_published(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A real recording cut in the middle of a turn (the telephone sample at 12.007 s, inside
+    a turn from 7.6 to 17.9 s): its last segment runs to within the model branch's trim of the
+    file's end. Before the VAD's end of stream was read (``finish``), the lookahead and the
+    trim kept the last 180-200 ms of every file undecided, never published."""
+    audio, rate = sf.read(Path(__file__).resolve().parents[1] / "data" / "real"
+                          / "pyannote_sample.flac", dtype="float32")
+    cut = audio[: int(12.007 * rate)]
+    path = tmp_path / "cut.flac"
+    sf.write(path, cut, rate, subtype="PCM_16")
+    events = vad_events(["--backend", "silero", str(path)], capsys)
+    speech = [e for e in events if isinstance(e, Speech)]
+    whole_frames_ms = len(cut) * 1000 // rate // FRAME_MS * FRAME_MS
+    assert whole_frames_ms - 130 <= speech[-1].end_ms <= whole_frames_ms, speech[-1]

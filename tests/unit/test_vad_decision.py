@@ -91,3 +91,22 @@ def test_bad_branch_settings_name_the_field(kwargs: dict[str, float], field: str
     with pytest.raises(ConfigError) as raised:
         FrameDecider([])
     assert raised.value.field == "vad.branches"
+
+
+def test_the_end_of_a_stream_publishes_what_is_held_and_ends_an_open_unit() -> None:
+    """At the end (``flush``), the frames held for the trim are published; a unit still open
+    ends there and loses its last frames as any unit does; a closed one keeps its decisions.
+    Nothing stays held, and the stream's frames are all published exactly once."""
+    branch = Branch("model", 0.55, 0.3, 0, trim_start=1, trim_end=4)
+    p = [0.0] * 10 + [0.9] * 30  # speech up to the end
+    decider = FrameDecider([branch])
+    out = decider.decide({"model": p}, list(range(len(p))))
+    tail = decider.flush()
+    assert decider.held == 0 and len(out + tail) == len(p)
+    assert out + tail == "0" * 11 + "1" * 25 + "0" * 4
+    assert decider.flush() == ""
+    # A unit that ended before the end keeps what it was given; silence stays silence.
+    p = [0.0] * 10 + [0.9] * 20 + [0.0] * 2
+    decider = FrameDecider([branch])
+    out = decider.decide({"model": p}, list(range(len(p))))
+    assert out + decider.flush() == "0" * 11 + "1" * 15 + "0" * 6

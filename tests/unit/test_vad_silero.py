@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -355,6 +356,12 @@ def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
     # held back until their unit's end is known
     assert vad.frames_decided == len(whole) == (
         (len(audio) // 512 - max(LOOKAHEAD, MODEL_LOOKAHEAD)) * 512 // 320 - MODEL_TRIM_END)
+    # The end of the stream decides the rest: every whole frame, once, however it came.
+    alone = StreamingSileroVad(model=model)
+    complete = alone.push(audio) + alone.finish()
+    assert "".join(out) + vad.finish() == complete
+    assert vad.frames_decided == alone.frames_decided == len(complete) == len(audio) // 320
+    assert complete.startswith(whole)
     truth = np.frombuffer(labels.encode(), dtype=np.uint8) == ord("1")
     predicted = np.frombuffer(whole.encode(), dtype=np.uint8) == ord("1")
     n = min(len(truth), len(predicted))
@@ -367,8 +374,10 @@ def test_batched_streams_decide_as_each_alone(model: SileroModel, narrowband: bo
     from models.vad_silero_model import NARROWBAND, load_model
     narrow = load_model(layout=NARROWBAND) if narrowband else None
     streams = [audio for audio, _ in clips()]
-    alone = [StreamingSileroVad(model=model, narrowband=narrowband,
-                                narrowband_model=narrow).push(audio) for audio in streams]
+    alone = []
+    for audio in streams:
+        vad = StreamingSileroVad(model=model, narrowband=narrowband, narrowband_model=narrow)
+        alone.append(vad.push(audio) + vad.finish())
     batch = SileroBatchVad(len(streams), model=model, narrowband=narrowband,
                            narrowband_model=narrow)
     out = ["" for _ in streams]
@@ -385,9 +394,33 @@ def test_batched_streams_decide_as_each_alone(model: SileroModel, narrowband: bo
             at[k] += size
         for k, text in enumerate(batch.push(chunks)):
             out[k] += text
+    # The streams end with different samples pending: each ends as it would alone.
+    for k, text in enumerate(batch.finish()):
+        out[k] += text
     assert out == alone
     with pytest.raises(ValueError):
         batch.push([None])
+
+
+def test_speech_up_to_the_end_of_a_recording_is_decided(model: SileroModel) -> None:
+    """A recording cut in the middle of a word: every whole frame is decided, and its last
+    frames are speech up to the model branch's trim (models/vad_decision.py: a unit open at
+    the end ends there). Without ``finish`` the lookahead and the trim held back 180 ms or
+    more of them, never published."""
+    from models.vad_head import MODEL_TRIM_END
+    from models.vad_silero import StreamingSileroVad
+    for audio, labels in clips():
+        voiced = [m.span() for m in re.finditer("1+", labels)]
+        start, end = max(voiced, key=lambda span: span[1] - span[0])
+        assert end - start >= 40, labels  # a unit of 800 ms or more to cut in the middle
+        cut = audio[: (start + end) // 2 * 320 + 123]  # not on a frame's or window's edge
+        vad = StreamingSileroVad(model=model)
+        pushed = vad.push(cut)
+        assert len(pushed) <= len(cut) // 320 - 9
+        decided = pushed + vad.finish()
+        assert len(decided) == len(cut) // 320
+        # (The last MODEL_TRIM_END frames are the head branch's call: it is not trimmed.)
+        assert decided[-(MODEL_TRIM_END + 10):-MODEL_TRIM_END] == "1" * 10, (labels, decided)
 
 
 def test_bad_settings_name_the_field(model: SileroModel) -> None:
