@@ -342,4 +342,6 @@ def test_two_browsers_stream_their_microphones_into_the_report(
                             "microphone opening")
         if max(abs(r) for r in residuals) > boundary_ms:
             problems.append(f"{role}: boundary residuals {residuals} ms")
-    assert not problems, problems
+    # The job's log says what a bad run dead-lettered or dropped (an intermittent failure seen
+    # once locally, stop 36: 22 dead letters, talk time -49.8 %).
+    assert not problems, f"{problems}\n{job.tail()}"
