@@ -344,6 +344,8 @@ class SileroBatchVad:
                 values["narrowband_head"] = narrowband_head_value(
                     values["narrowband"], evidence, narrow[1][pick, :count])
             for source, array in values.items():
+                if source not in self._series:  # computed, but no branch reads it
+                    continue
                 series = self._series[source]
                 for row, stream_values in zip(chosen, array.tolist(), strict=True):
                     series[row].extend(stream_values)

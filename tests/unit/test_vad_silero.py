@@ -296,6 +296,24 @@ def test_narrowband_audio_has_its_own_head_and_the_8_khz_networks_branch(
     assert changed > 0
 
 
+def test_a_narrowband_vad_runs_with_any_of_its_branches(model: SileroModel) -> None:
+    """The 8 kHz network runs for narrowband audio whichever branches decide: given the model
+    branch alone, a narrowband VAD decides as a wideband one does (its network's values, read
+    by no branch, once raised a KeyError)."""
+    from models.vad_silero import DEFAULT_BRANCHES, SileroBatchVad
+    from models.vad_silero_model import NARROWBAND, load_model
+    narrow_model = load_model(layout=NARROWBAND)
+    only = (DEFAULT_BRANCHES[0],)
+    for audio in clean_clips()[:2]:
+        narrow = SileroBatchVad(1, model=model, narrowband=True, narrowband_model=narrow_model,
+                                branches=only)
+        wide = SileroBatchVad(1, model=model, branches=only)
+        got = [narrow.push([audio[at:at + 16_000]])[0] for at in range(0, len(audio), 16_000)]
+        want = [wide.push([audio[at:at + 16_000]])[0] for at in range(0, len(audio), 16_000)]
+        assert "".join(got) + narrow.finish()[0] == "".join(want) + wide.finish()[0]
+        assert "1" in "".join(want)
+
+
 def test_a_dc_offset_does_not_reach_the_model(model: SileroModel) -> None:
     """A recording's DC offset (here 0.05 of full scale, as cheap converters give) leaves the
     default's decisions as they are on the audio without it; shown to the model as it is, it
