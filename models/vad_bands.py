@@ -18,7 +18,8 @@ Per 512-sample window (32 ms at 16 kHz, the model's own windows) and per band of
   minimum statistics), never under :data:`FLOOR_DBFS` (white noise at -80 dBFS, so digital
   silence does not make every sound infinitely far above its floor); and, once **every** band's
   smoothed power has stayed within :data:`STEADY_DB` over the last :data:`STEADY_WINDOWS`
-  windows (0.5 s), at least the lowest of those (a steady background; below);
+  windows (0.5 s), or under that lowest floor throughout (a band holding nothing, as 4-8 kHz
+  in narrowband audio), at least the lowest of those (a steady background; below);
 - the evidence: the window's own (unsmoothed) power over the floor in dB, clipped to
   ``0..CAP_DB``.
 
@@ -131,8 +132,11 @@ class BandFloor:
         # FLOOR_WINDOWS - 1 before the new windows; only the last of them are read).
         tail = history[:, :, history.shape[2] - (power.shape[2] + STEADY_WINDOWS - 1):]
         recent = sliding_window_view(tail, STEADY_WINDOWS, axis=2)
-        low = recent.min(axis=-1)
-        steady = np.all(recent.max(axis=-1) <= low * _STEADY_RATIO, axis=1, keepdims=True)
+        low, high = recent.min(axis=-1), recent.max(axis=-1)
+        # A band holding nothing over the lowest floor (the 4-8 kHz band of narrowband audio)
+        # is steady too: its ratio is that of rounding noise.
+        held = (high <= low * _STEADY_RATIO) | (high <= _LOWEST[:, None])
+        steady = np.all(held, axis=1, keepdims=True)
         floor = np.where(steady, np.maximum(floor, low), floor)
         self._smoothed[rows] = history[:, :, history.shape[2] - (FLOOR_WINDOWS - 1):]
         ratio = power / np.maximum(floor, _LOWEST[:, None])

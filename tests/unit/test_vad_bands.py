@@ -59,8 +59,27 @@ def test_the_floor_follows_a_louder_steady_background_within_half_a_second() -> 
     evidence = evidence_of(audio)
     step = 3 * RATE // WINDOW + 1
     assert float(np.median(evidence[step + 2:step + STEADY_WINDOWS - 2, 3])) > 20
-    settled = evidence[step + STEADY_WINDOWS + 4:]
+    settled = evidence[step + STEADY_WINDOWS + 4:step + 60]  # the 3 s minimum has not
     assert float(np.median(settled)) < 4.0  # the new background is the floor now
+
+
+def test_a_band_holding_nothing_does_not_keep_a_background_from_being_steady() -> None:
+    """Narrowband audio (a telephone line resampled to 16 kHz) holds nothing at 4-8 kHz; that
+    band's rounding noise swings by more than 6 dB, and before it counted as steady the floor
+    of such audio never followed a fan (models/vad_bands.py)."""
+    import soxr
+
+    from models.vad import Resampler
+
+    audio = np.concatenate((white(3.0, 0.001), white(6.0, 0.03, seed=1)))
+    line = np.asarray(soxr.resample(audio, RATE, 8_000, quality="HQ"), dtype=np.float32)
+    resampler = Resampler(8_000, RATE)  # as the ingest and `rapport vad` bring it to 16 kHz
+    narrow = np.concatenate((resampler.process(line), resampler.flush()))
+    evidence = evidence_of(narrow)
+    step = 3 * RATE // WINDOW + 1
+    assert float(np.median(evidence[step + 2:step + STEADY_WINDOWS - 2, 3])) > 20
+    # Within 2 s of the step, long before the 3 s minimum would have caught up.
+    assert float(np.median(evidence[step + STEADY_WINDOWS + 4:step + 60, :6])) < 4.0
 
 
 def test_the_floor_follows_a_louder_changing_background_within_three_seconds() -> None:
