@@ -24,9 +24,14 @@ scale): tuning recordings -7 to -45 (AMI train -28 to -45), validation -4 to -35
 development and test -22 to -35). A gain of -20 dB puts the AMI development and test excerpts
 at -42 to -55.
 
+``--ceilings`` (dBFS, ``none``) ranks level ceilings instead, with models/vad_level.py's
+floor: a file whose speech peaks over the ceiling is lowered to it before the VAD
+(models/vad_level.py ``level_gain_db``). Tried on 2026-12-06 and left out (README, "Quiet and
+loud recordings").
+
 Usage: ``.venv/bin/python bench/vad_levels.py [--gains -20 -10 0 12] [--floors none -45 -40
--35 -30 -25]`` (about five minutes on one core; ``--floors none`` alone is the
-detectors-against-level table of before the lift).
+-35 -30 -25] [--ceilings none -20]`` (about five minutes on one core; ``--floors none`` alone
+is the detectors-against-level table of before the lift).
 """
 
 from __future__ import annotations
@@ -45,10 +50,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench import real_speech  # noqa: E402
 from bench.vad import SR, after_section2, detectors, scores  # noqa: E402
-from models.vad_level import gain, lift_db, loud_level_db  # noqa: E402
+from models.vad_level import LEVEL_FLOOR_DB, gain, level_gain_db, loud_level_db  # noqa: E402
 
 CONDITIONS = ("clean", "white10", "babble10")
 Floor = float | None
+# A level rule: (floor, ceiling), either None for none (models/vad_level.py level_gain_db).
+Rule = tuple[Floor, Floor]
 
 
 def quantised(audio: np.ndarray, gain_db: float) -> np.ndarray:
@@ -57,13 +64,14 @@ def quantised(audio: np.ndarray, gain_db: float) -> np.ndarray:
     return (np.round(scaled * 32768) / 32768).astype(np.float32)
 
 
-def lifted(audio: np.ndarray, floor: Floor) -> np.ndarray:
-    """``audio`` as ``rapport vad`` hands it to the VAD with ``floor`` as the level floor
-    (services/cli/audio_files.py: the level of the whole file)."""
-    if floor is None:
+def lifted(audio: np.ndarray, rule: Rule) -> np.ndarray:
+    """``audio`` as ``rapport vad`` hands it to the VAD with ``rule``'s level floor and
+    ceiling (services/cli/audio_files.py: the level of the whole file)."""
+    floor, ceiling = rule
+    if floor is None and ceiling is None:
         return audio
-    lift = lift_db(loud_level_db(audio, SR), floor_db=floor)
-    return audio if lift == 0 else (audio * np.float32(gain(lift))).astype(np.float32)
+    change = level_gain_db(loud_level_db(audio, SR), floor_db=floor, ceiling_db=ceiling)
+    return audio if change == 0 else (audio * np.float32(gain(change))).astype(np.float32)
 
 
 def frames(voiced: str, labels: np.ndarray) -> np.ndarray:
@@ -74,10 +82,10 @@ def frames(voiced: str, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def score_set(recordings: list[real_speech.Recording], gain_db: float, floors: list[Floor],
+def score_set(recordings: list[real_speech.Recording], gain_db: float, rules: list[Rule],
               found: dict[str, Callable[[np.ndarray], str]], rivals: list[str]
-              ) -> dict[str, tuple[float, dict[Floor, float]]]:
-    """Per condition: the best rival's pooled F1, and the default's per floor."""
+              ) -> dict[str, tuple[float, dict[Rule, float]]]:
+    """Per condition: the best rival's pooled F1, and the default's per level rule."""
     out = {}
     for condition in CONDITIONS:
         predicted: dict[object, list[np.ndarray]] = {}
@@ -87,19 +95,28 @@ def score_set(recordings: list[real_speech.Recording], gain_db: float, floors: l
             for name in rivals:
                 predicted.setdefault(name, []).append(frames(found[name](audio),
                                                              recording.labels))
-            for floor in floors:
-                predicted.setdefault(("default", floor), []).append(
-                    frames(found["default"](lifted(audio, floor)), recording.labels))
+            for rule in rules:
+                predicted.setdefault(("default", rule), []).append(
+                    frames(found["default"](lifted(audio, rule)), recording.labels))
             truth.append(recording.labels)
         labels = np.concatenate(truth)
         f1 = {key: scores(np.concatenate(p), labels)["f1"] for key, p in predicted.items()}
         best = max(f1[name] for name in rivals)
-        out[condition] = (best, {floor: f1[("default", floor)] for floor in floors})
+        out[condition] = (best, {rule: f1[("default", rule)] for rule in rules})
     return out
 
 
-def floor_name(floor: Floor) -> str:
-    return "none" if floor is None else f"{floor:+.0f} dB"
+def rule_name(rule: Rule) -> str:
+    floor, ceiling = rule
+    if floor is None and ceiling is None:
+        return "none"
+    return " / ".join(f"{what} {value:+.0f} dB" for what, value in (("floor", floor),
+                                                                   ("ceiling", ceiling))
+                      if value is not None)
+
+
+def level(text: str) -> Floor:
+    return None if text == "none" else float(text)
 
 
 def main() -> None:
@@ -110,8 +127,16 @@ def main() -> None:
                                                         "-25"],
                         help="level floors to rank, dBFS, 'none' for no lift "
                              "(default: %(default)s)")
+    parser.add_argument("--ceilings", nargs="+", default=["none"],
+                        help="level ceilings to rank, dBFS, 'none' for no lowering; with "
+                             "ceilings the floor is models/vad_level.py's unless --floors "
+                             "is given too (default: %(default)s)")
     args = parser.parse_args()
-    floors: list[Floor] = [None if f == "none" else float(f) for f in args.floors]
+    ceilings = [level(c) for c in args.ceilings]
+    floor_texts = args.floors
+    if ceilings != [None] and "--floors" not in sys.argv:
+        floor_texts = [str(LEVEL_FLOOR_DB)]
+    rules: list[Rule] = [(level(f), c) for c in ceilings for f in floor_texts]
     print(f"# bench/vad_levels.py, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
     found, _ = detectors()
@@ -130,34 +155,37 @@ def main() -> None:
             print(f"# {title}: absent (bench/real_speech.py says where it is looked for)")
             del group[title]
 
-    print("\n## Tuning sets: default per floor (best rival)")
-    shortfall = {floor: 0.0 for floor in floors}
-    worst = {floor: 0.0 for floor in floors}
+    print("\n## Tuning sets: default per level rule (best rival)")
+    shortfall = {rule: 0.0 for rule in rules}
+    worst = {rule: 0.0 for rule in rules}
     for gain_db in args.gains:
         for title, recordings in tuning.items():
-            for condition, (best, by_floor) in score_set(recordings, gain_db, floors, found,
-                                                         rivals).items():
-                cells = " ".join(f"{v:.3f}{'' if v >= best else '!'}" for v in by_floor.values())
+            for condition, (best, by_rule) in score_set(recordings, gain_db, rules, found,
+                                                        rivals).items():
+                cells = " ".join(f"{v:.3f}{'' if v >= best else '!'}" for v in by_rule.values())
                 print(f"{gain_db:>+5.0f}  {title:<18} {condition:<9} {cells}  ({best:.3f})",
                       flush=True)
-                for floor, value in by_floor.items():
-                    shortfall[floor] += max(best - value, 0.0)
-                    worst[floor] = max(worst[floor], best - value)
-    print(f"# columns: floors {', '.join(floor_name(f) for f in floors)}; ! under the rival")
-    # Fewer lifts first among equals: no lift, then the lowest floor.
-    order = sorted(floors, key=lambda f: (round(shortfall[f], 4), -1e9 if f is None else f))
-    print("\n## Floors ranked on the tuning sets (total shortfall, worst)")
-    for floor in order:
-        print(f"{floor_name(floor):>8}  {shortfall[floor]:.4f}  {worst[floor]:.4f}")
+                for rule, value in by_rule.items():
+                    shortfall[rule] += max(best - value, 0.0)
+                    worst[rule] = max(worst[rule], best - value)
+    print(f"# columns: {', '.join(rule_name(r) for r in rules)}; ! under the rival")
+    # Fewer changes first among equals: no ceiling, then the highest; no floor, then the
+    # lowest.
+    order = sorted(rules, key=lambda r: (round(shortfall[r], 4),
+                                         -1e9 if r[1] is None else -r[1],
+                                         -1e9 if r[0] is None else r[0]))
+    print("\n## Level rules ranked on the tuning sets (total shortfall, worst)")
+    for rule in order:
+        print(f"{rule_name(rule):>28}  {shortfall[rule]:.4f}  {worst[rule]:.4f}")
     chosen = order[0]
-    shown = [chosen] if chosen is None else [None, chosen]
-    print(f"\n## Validation sets: default with no lift and with the chosen floor "
-          f"({floor_name(chosen)}) (best rival)")
+    shown = [chosen] if chosen == (None, None) else [(None, None), chosen]
+    print(f"\n## Validation sets: default with no level rule and with the chosen one "
+          f"({rule_name(chosen)}) (best rival)")
     for gain_db in args.gains:
         for title, recordings in validation.items():
-            for condition, (best, by_floor) in score_set(recordings, gain_db, shown, found,
-                                                         rivals).items():
-                cells = " ".join(f"{v:.3f}{'' if v >= best else '!'}" for v in by_floor.values())
+            for condition, (best, by_rule) in score_set(recordings, gain_db, shown, found,
+                                                        rivals).items():
+                cells = " ".join(f"{v:.3f}{'' if v >= best else '!'}" for v in by_rule.values())
                 print(f"{gain_db:>+5.0f}  {title:<22} {condition:<9} {cells}  ({best:.3f})",
                       flush=True)
 

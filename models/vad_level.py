@@ -24,10 +24,11 @@ default holds at +12 dB), and lifting a recording already at a tuned level would
 tuned and validated figures for nothing. Why only in the file path: a browser's microphone
 applies automatic gain control before its audio reaches the ingest.
 
-Crosstalk: a per-participant channel carries the other voice faintly. A lift scales both
-voices alike, so it keeps their ratio; but a channel whose own speaker hardly speaks reads its
-level off the crosstalk and is lifted by up to the cap. Nothing here has such channels to
-measure that on (README).
+Crosstalk: a per-participant channel in a shared room carries the other voice faintly. A lift
+scales both voices alike, so it keeps their ratio; but a channel whose own speaker hardly
+speaks reads its level off the crosstalk and is lifted by up to the cap. The VAD calls such
+crosstalk speech at any level (80 % of it 30 dB down, unlifted), so it is the channels'
+comparison after the VAD (models/crosstalk.py) that drops it, not the level.
 
 Pure code: numpy only, no I/O.
 """
@@ -84,11 +85,28 @@ def lift_db(level_db: float | None, floor_db: float = LEVEL_FLOOR_DB,
             cap_db: float = MAX_LIFT_DB) -> float:
     """The gain in dB a recording whose speech peaks at ``level_db`` (:func:`loud_level_db`)
     gets before the VAD: up to ``floor_db`` when under it, at most ``cap_db``; 0 otherwise."""
+    return level_gain_db(level_db, floor_db, None, cap_db)
+
+
+def level_gain_db(level_db: float | None, floor_db: float | None = LEVEL_FLOOR_DB,
+                  ceiling_db: float | None = None, cap_db: float = MAX_LIFT_DB) -> float:
+    """The gain in dB a recording whose speech peaks at ``level_db`` gets before the VAD: up
+    to ``floor_db`` when under it, down to ``ceiling_db`` when over it (either ``None``: no
+    such bound), by at most ``cap_db`` either way; 0 otherwise. Only the floor is used
+    (:func:`lift_db`); bench/vad_levels.py ``--ceilings`` tried a ceiling (README, "Quiet and
+    loud recordings")."""
     if cap_db < 0:
         raise ValidationError("cap_db", f"must be >= 0, got {cap_db}")
-    if level_db is None or not math.isfinite(level_db) or level_db >= floor_db:
+    if floor_db is not None and ceiling_db is not None and ceiling_db < floor_db:
+        raise ValidationError("ceiling_db", f"must be >= floor_db ({floor_db}), "
+                                            f"got {ceiling_db}")
+    if level_db is None or not math.isfinite(level_db):
         return 0.0
-    return min(floor_db - level_db, cap_db)
+    if floor_db is not None and level_db < floor_db:
+        return min(floor_db - level_db, cap_db)
+    if ceiling_db is not None and level_db > ceiling_db:
+        return max(ceiling_db - level_db, -cap_db)
+    return 0.0
 
 
 def gain(lift: float) -> float:

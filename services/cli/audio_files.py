@@ -22,10 +22,15 @@ Samples become signed 16-bit PCM, what the ingest's Opus decoder hands the VAD, 
 (:func:`soundfile.blocks`), so hours of audio never sit in memory at once; a file's channels
 are averaged into one participant as the ingest averages a stereo track, unless each channel is
 its own participant (``channels=True``). The audio is read and discarded; nothing is written.
+
+With several tracks, :func:`crosstalk_free_events` also drops each frame that is another
+track's voice bleeding into this track's microphone (models/crosstalk.py; README,
+"Crosstalk"): every track is decided first, then compared frame by frame with the others.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import re
@@ -35,8 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 
+from models.crosstalk import FRAME_MS, SILENT_DB, frame_levels_db, without_crosstalk
 from models.errors import ValidationError
 from models.events import MAX_ID_LENGTH, ROLES, Role
 from models.vad_bands import power_above_db
@@ -268,3 +275,60 @@ def speech_events(session_id: str, track: Track, backend: VadBackend,
     for start, end in segments(voiced_batches(track, backend), max_segment_ms):
         yield {"type": "speech", "session_id": session_id,
                "participant_id": track.participant_id, "start_ms": start, "end_ms": end}
+
+
+def voiced_frames(track: Track, backend: VadBackend) -> npt.NDArray[np.bool_]:
+    """Every frame the track's VAD decided (:func:`voiced_batches`), frame 0 at ms 0."""
+    decided = bytearray()
+    for batch in voiced_batches(track, backend):
+        first = batch.start_ms // batch.frame_ms
+        decided[len(decided):] = b"0" * max(first - len(decided), 0)
+        decided[first:first + len(batch.data)] = batch.data
+    flags: npt.NDArray[np.bool_] = np.frombuffer(bytes(decided), dtype=np.uint8) == ord("1")
+    return flags
+
+
+def frame_levels(track: Track, frames: int) -> npt.NDArray[np.float64]:
+    """The level of each of the track's first ``frames`` 20 ms frames, dB full scale
+    (models/crosstalk.py), read block by block; blocks of whole seconds start on the frame
+    grid at any rate."""
+    parts = []
+    for block in sf.blocks(str(track.path), blocksize=track.sample_rate * BLOCK_S,
+                           dtype="float32", always_2d=True):
+        block = block if track.channel is None else block[:, track.channel:track.channel + 1]
+        mono = np.nan_to_num(block.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
+        parts.append(frame_levels_db(mono, track.sample_rate))
+    levels = np.concatenate(parts) if parts else np.zeros(0)
+    return np.concatenate((levels, np.full(max(frames - len(levels), 0), SILENT_DB)))[:frames]
+
+
+def crosstalk_free_events(session_id: str, tracks: Sequence[Track], backend: VadBackend,
+                          max_segment_ms: int) -> Iterator[dict[str, Any]]:
+    """The tracks' ``speech`` events in order of end, with each frame that is another track's
+    voice bleeding into this one's microphone dropped (models/crosstalk.py). Every track is
+    decided before the first event: the bleed is read off whole recordings."""
+    voiced = [voiced_frames(track, backend) for track in tracks]
+    levels = [frame_levels(track, len(v)) for track, v in zip(tracks, voiced, strict=True)]
+    kept, found = without_crosstalk(voiced, levels)
+    for (i, j), pair in found.items():
+        for source, target, difference in ((i, j, pair.a_into_b), (j, i, pair.b_into_a)):
+            if difference is not None:
+                log.info("crosstalk: %s's voice reaches %s's microphone %.0f dB under its own "
+                         "(the level difference of their shared speech frames)",
+                         tracks[source].participant_id, tracks[target].participant_id,
+                         abs(difference))
+    for track, before, after in zip(tracks, voiced, kept, strict=True):
+        dropped = int(np.sum(before & ~after))
+        if dropped:
+            log.info("%s: %.1f s of crosstalk dropped (%.0f %% of the speech its VAD called)",
+                     track.participant_id, dropped * FRAME_MS / 1000,
+                     100 * dropped / max(int(before.sum()), 1))
+
+    def events(track: Track, decided: npt.NDArray[np.bool_]) -> Iterator[dict[str, Any]]:
+        batch = FrameBatch(0, 0, FRAME_MS, np.where(decided, b"1", b"0").tobytes(), "voiced")
+        for start, end in segments([batch], max_segment_ms):
+            yield {"type": "speech", "session_id": session_id,
+                   "participant_id": track.participant_id, "start_ms": start, "end_ms": end}
+
+    yield from heapq.merge(*(events(t, d) for t, d in zip(tracks, kept, strict=True)),
+                           key=lambda event: int(event["end_ms"]))

@@ -59,7 +59,9 @@ def register(subparsers: Any) -> None:
             "by a session.start (roles: first participant therapist, the others client, or "
             "--roles) and a session.end at the end of the longest file, so the output is a "
             "complete session: rapport vad a.wav b.wav | rapport analyze -. --segments-only "
-            "prints the speech events alone (to merge into another session's events). "
+            "prints the speech events alone (to merge into another session's events). With "
+            "several participants, a voice bleeding into another's microphone (two "
+            "microphones in one room) is dropped there: see --keep-crosstalk. "
             + VAD_HELP + " Exit status: 0 on success, 2 when a file is missing or not audio "
             "(named on stderr), or an option is wrong."
         ),
@@ -86,6 +88,12 @@ def add_audio_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", action="store_true",
                         help="one participant per channel of each file (stem-ch1, stem-ch2...) "
                              "instead of one per file with its channels averaged")
+    parser.add_argument("--keep-crosstalk", action="store_true",
+                        help="with several participants (files, or channels with --channels), "
+                             "keep each one's speech as its own VAD decided it; by default a "
+                             "frame where one participant's voice only bleeds into another's "
+                             "microphone, fainter, is dropped from the latter "
+                             "(models/crosstalk.py; INFO logs say what was found)")
     parser.add_argument("--roles", type=_roles, default=None, metavar="ROLE,ROLE...",
                         help="roles of the participants in order, e.g. therapist,client "
                              "(default: the first therapist, the others client)")
@@ -111,6 +119,7 @@ def audio_events(args: argparse.Namespace, files: list[str], *,
     # VAD) costs about a second to import, which `rapport analyze FILE.jsonl` must not pay.
     from services.cli.audio_files import (
         assign_roles,
+        crosstalk_free_events,
         identifier,
         open_tracks,
         session_end,
@@ -132,8 +141,11 @@ def audio_events(args: argparse.Namespace, files: list[str], *,
     # In order of end (the known time, METRICS.md §9), files read side by side: a streaming
     # worker (rapport run --events, analyze --as-stream) would reject a second file's
     # segments as late if they came after the whole first file.
-    yield from heapq.merge(*(speech_events(session_id, track, backend, max_segment_ms)
-                             for track in tracks), key=lambda event: int(event["end_ms"]))
+    if len(tracks) > 1 and not args.keep_crosstalk:
+        yield from crosstalk_free_events(session_id, tracks, backend, max_segment_ms)
+    else:
+        yield from heapq.merge(*(speech_events(session_id, track, backend, max_segment_ms)
+                                 for track in tracks), key=lambda event: int(event["end_ms"]))
     if with_session:
         yield session_end(session_id, tracks)
 

@@ -352,3 +352,72 @@ def test_speech_up_to_the_end_of_a_file_is_published(tmp_path: Path,
     speech = [e for e in events if isinstance(e, Speech)]
     whole_frames_ms = len(cut) * 1000 // rate // FRAME_MS * FRAME_MS
     assert whole_frames_ms - 130 <= speech[-1].end_ms <= whole_frames_ms, speech[-1]
+
+
+def two_microphones(tmp_path: Path, bleed_db: float | None, gain_db: float,
+                    seed: int = 3) -> tuple[Path, Any]:
+    """A stereo FLAC of a conversation built from real voices (bench/crosstalk.py):
+    ``mfa_acoustic_corpus``'s speaker on channel 1, the CMU ARCTIC sentence and the telephone
+    sample on channel 2, each microphone hearing the other voice through a room ``bleed_db``
+    down (``None``: separate rooms)."""
+    from bench import real_speech
+    from bench.crosstalk import session
+
+    voices = {r.name: r for r in [*real_speech.committed(), *real_speech.validation(),
+                                  *real_speech.moved()]}
+    built = session([voices["mfa_acoustic_corpus"]],
+                    [voices["cmu_arctic_a0009"], voices["pyannote_sample"]],
+                    bleed_db, gain_db, seed)
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "session.flac"
+    sf.write(path, np.stack(built.channels, axis=1), SR, subtype="PCM_16")
+    return path, built
+
+
+def analyzed(argv: list[str], capsys: pytest.CaptureFixture[str]) -> Any:
+    code, out, err = run_cli(["analyze", "--json", "--channels", "--backend", "silero",
+                              *argv], capsys)
+    assert code == 0, err
+    (report,) = [orjson.loads(line) for line in out.splitlines()]
+    return report
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None
+                    or importlib.util.find_spec("silero_vad") is None,
+                    reason="the silero extra is not installed")
+def test_a_voice_bleeding_into_the_other_microphone_is_not_counted_as_its_speech(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two microphones in one room, each hearing the other voice 20 dB down (the second 6 dB
+    quieter): each participant's own VAD calls the other's voice speech, so much of one
+    participant's talk became overlap. Dropped by default (models/crosstalk.py), talk times
+    and overlap come back near those of the same conversation in separate rooms;
+    --keep-crosstalk shows what they were."""
+    room, _ = two_microphones(tmp_path / "room", 20.0, -6.0)
+    apart, _ = two_microphones(tmp_path / "apart", None, -6.0)
+    report = analyzed(["--audio", str(room)], capsys)
+    reference = analyzed(["--audio", str(apart)], capsys)
+    for role in ("therapist", "client"):
+        assert report["roles"][role]["talk_s"] == pytest.approx(
+            reference["roles"][role]["talk_s"], rel=0.1)
+    overlap, alone = report["session"]["overlap_s"], reference["session"]["overlap_s"]
+    kept = analyzed(["--keep-crosstalk", "--audio", str(room)], capsys)["session"]["overlap_s"]
+    assert overlap <= alone + 3.0
+    assert kept > alone + 20.0  # what the bleed did
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None
+                    or importlib.util.find_spec("silero_vad") is None,
+                    reason="the silero extra is not installed")
+def test_microphones_in_separate_rooms_are_left_as_their_vads_decided(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No bleed (a telehealth session's two streams), the second microphone 10 dB louder, and
+    true overlap between turns: the events are the same with or without crosstalk removal."""
+    path, built = two_microphones(tmp_path, None, 10.0, seed=0)
+    assert np.sum(built.labels[0] & built.labels[1]) > 25  # over 0.5 s of true overlap
+    code, default, err = run_cli(["vad", "--channels", "--backend", "silero", str(path)],
+                                 capsys)
+    assert code == 0, err
+    code, kept, err = run_cli(["vad", "--channels", "--backend", "silero", "--keep-crosstalk",
+                               str(path)], capsys)
+    assert code == 0, err
+    assert default == kept

@@ -26,7 +26,14 @@ from bench import real_speech
 from bench.vad import after_section2
 from bench.vad_levels import quantised
 from models.errors import ValidationError
-from models.vad_level import LEVEL_FLOOR_DB, MAX_LIFT_DB, gain, lift_db, loud_level_db
+from models.vad_level import (
+    LEVEL_FLOOR_DB,
+    MAX_LIFT_DB,
+    gain,
+    level_gain_db,
+    lift_db,
+    loud_level_db,
+)
 from services.cli.audio_files import open_tracks, scan, voiced_batches
 from services.ingest.vad_backend import VadBackend
 
@@ -69,6 +76,17 @@ def test_only_recordings_under_the_floor_are_lifted_and_at_most_by_the_cap() -> 
     assert gain(20.0) == pytest.approx(10.0)
     with pytest.raises(ValidationError, match="cap_db"):
         lift_db(-50.0, cap_db=-1.0)
+
+
+def test_a_ceiling_lowers_only_recordings_over_it() -> None:
+    """bench/vad_levels.py --ceilings: what a ceiling would do (not used by rapport vad)."""
+    assert level_gain_db(-12.0, floor_db=-35.0, ceiling_db=-20.0) == pytest.approx(-8.0)
+    assert level_gain_db(-25.0, floor_db=-35.0, ceiling_db=-20.0) == 0.0
+    assert level_gain_db(-45.0, floor_db=-35.0, ceiling_db=-20.0) == pytest.approx(10.0)
+    assert level_gain_db(10.0, floor_db=None, ceiling_db=-40.0, cap_db=30.0) == -30.0
+    assert level_gain_db(-60.0, floor_db=None, ceiling_db=-20.0) == 0.0
+    with pytest.raises(ValidationError, match="ceiling_db"):
+        level_gain_db(-30.0, floor_db=-20.0, ceiling_db=-25.0)
 
 
 def test_a_quiet_file_is_lifted_and_a_tuned_one_is_not(tmp_path: Path,
