@@ -33,8 +33,15 @@ models/vad_narrowband_head.py holds it); the three best refused are printed too.
 development and test excerpts, the validation recordings and TEN VAD's validation half are
 never read here; bench/vad_narrowband.py scores them.
 
-Usage: ``.venv/bin/python bench/vad_narrowband_head.py [--ridge 1 3 10] [--save head.json]``
-(about fifteen minutes on one core).
+**Noise steps** (:func:`noise_steps`; README, "A step in the background noise"): a stationary
+noise switching on 15-45 dB louder, alone or 3 s after one of the two tuning recordings (16
+steps, two noise samples). Every head's speech in the louder noise is printed; with
+``--step-weight W`` (several: each a fit of its own) their windows join the fit as non-speech,
+each weighing ``W`` (0: measured only). The shipped head was fitted with ridge 3 and weight 5
+(models/vad_narrowband_head.py).
+
+Usage: ``.venv/bin/python bench/vad_narrowband_head.py [--ridge 1 3 10] [--step-weight 0 5]
+[--save head.json]`` (about fifteen minutes on one core for three ridges and one weight).
 """
 
 from __future__ import annotations
@@ -140,6 +147,42 @@ def clip_of(name: str, condition: str, seed: int, labels: npt.NDArray[np.bool_],
                 head_value(probability, evidence[None], term)[0], narrow[0], features)
 
 
+def noise_steps(recording: real_speech.Recording, seed: int
+                ) -> list[tuple[str, npt.NDArray[np.bool_], npt.NDArray[np.float32], int]]:
+    """A stationary noise switching on, as a fan or an air conditioner does (README, "A step in
+    the background noise"): 3 s of faint noise, then 7 s of the same kind 15-45 dB louder,
+    alone or 3 s after the recording's speech. White, pink, brown noise, or a 100-400 Hz hum
+    over pink noise. Returns (kind, labels per 20 ms frame, 16 kHz audio, first frame of the
+    louder noise) per step."""
+    rng = np.random.default_rng(seed)
+    sr = real_speech.SR
+    out = []
+    for k, kind in enumerate(("white", "pink", "brown", "hum")):
+        for after in (False, True):
+            n = 10 * sr
+            base = rng.standard_normal(n) if kind == "white" else real_speech.pink(n, seed + k)
+            if kind == "brown":
+                base = np.cumsum(rng.standard_normal(n))
+                base -= np.convolve(base, np.ones(801) / 801, mode="same")
+            if kind == "hum":
+                t = np.arange(n) / sr
+                f0 = rng.uniform(100, 400)
+                base = base / np.std(base) * 0.3 + sum(
+                    np.sin(2 * np.pi * f0 * h * t) / h for h in (1, 2, 3))
+            base = base / np.sqrt(np.mean(base**2))
+            quiet = 10 ** (rng.uniform(-65, -45) / 20)
+            loud = quiet * 10 ** (rng.uniform(15, 45) / 20)
+            noise = np.concatenate((base[:3 * sr] * quiet, base[3 * sr:] * loud))
+            lead = recording.audio.astype(np.float64) if after else np.zeros(0)
+            labels = np.concatenate((recording.labels[: len(lead) // (sr // 50)] if after
+                                     else np.zeros(0, dtype=bool),
+                                     np.zeros(n // (sr // 50), dtype=bool)))
+            audio = np.concatenate((lead, noise)).astype(np.float32)
+            out.append((f"{kind}{'-after' if after else ''}", labels, audio,
+                        (len(lead) + 3 * sr) // (sr // 50)))
+    return out
+
+
 def head_values(clip: Clip, beta: Matrix) -> npt.NDArray[np.float32]:
     x = clip.features
     state = np.minimum(x[:, 1 + NARROW_BANDS:] @ beta[1 + NARROW_BANDS:-1], STATE_CAP)
@@ -186,6 +229,9 @@ def main() -> None:
                         help="ridge penalties on the state weights to fit with")
     parser.add_argument("--weight", type=float, default=20.0,
                         help="weight of a tuning recording's window against an AMI window")
+    parser.add_argument("--step-weight", type=float, nargs="+", default=[0.0],
+                        help="weight of a noise step's window in the fit (0: measured, not "
+                             "fitted on); each value is a fit of its own")
     parser.add_argument("--save", type=Path,
                         help="write the head ranked first (not refused) to this JSON")
     args = parser.parse_args()
@@ -222,11 +268,27 @@ def main() -> None:
     alone = clip_of("babble alone", "babble10", 0, np.zeros(3000, dtype=bool),
                     noise.astype(np.float32), model, hidden)
 
-    y = np.concatenate([window_labels(c.labels, len(c.features)) for c in fitted])
-    weight = np.concatenate([np.full(len(c.features), 1.0 if c.name.startswith("ami")
+    # Noise steps after the tuning recordings' speech and alone, two noise samples: what
+    # each head calls speech in the louder noise is measured (and, with --step-weight,
+    # fitted on as non-speech).
+    steps: list[tuple[Clip, int]] = []
+    for seed in SEEDS:
+        for kind, labels, audio, first in noise_steps(tuning[seed // 10 % len(tuning)], seed):
+            steps.append((clip_of(f"step {kind}", "step", seed, labels, audio, model, hidden),
+                          first))
+
+    def step_speech_s(branches: tuple[Branch, ...],
+                      values: dict[int, npt.NDArray[np.float32]] | None) -> float:
+        return sum(float(frames(c, branches, None if values is None else values[id(c)])
+                         [first:].sum()) for c, first in steps) / 50
+
+    y_real = np.concatenate([window_labels(c.labels, len(c.features)) for c in fitted])
+    w_real = np.concatenate([np.full(len(c.features), 1.0 if c.name.startswith("ami")
                                      else args.weight) for c in fitted])
-    x = np.concatenate([c.features for c in fitted])
-    print(f"fitted on {len(fitted)} clips, {len(y):,} windows")
+    x_real = np.concatenate([c.features for c in fitted])
+    x_steps = np.concatenate([c.features for c, _ in steps])
+    y_steps = np.concatenate([window_labels(c.labels, len(c.features)) for c, _ in steps])
+    print(f"fitted on {len(fitted)} clips, {len(y_real):,} windows; {len(steps)} noise steps")
 
     def standing(branches: tuple[Branch, ...], values: dict[int, npt.NDArray[np.float32]] | None
                  ) -> tuple[float, float]:
@@ -242,11 +304,19 @@ def main() -> None:
     print(f"\nthe default before this head (the 16 kHz head's branch): shortfall "
           f"{shortfall:.4f}, worst margin {worst:+.4f}, babble alone "
           f"{float(frames(alone, current, None).mean()):.3f}, silenced talk time "
-          f"{talk_ratio(silenced, current, None):.3f}")
+          f"{talk_ratio(silenced, current, None):.3f}, noise steps "
+          f"{step_speech_s(current, None):.1f} s")
     results = []
-    for ridge in args.ridge:
+    for ridge, step_weight in itertools.product(args.ridge, args.step_weight):
+        if step_weight > 0:
+            x = np.concatenate((x_real, x_steps))
+            y = np.concatenate((y_real, y_steps))
+            weight = np.concatenate((w_real, np.full(len(y_steps), step_weight)))
+        else:
+            x, y, weight = x_real, y_real, w_real
         beta = fit(x, y, weight, ridge, free=1 + NARROW_BANDS)
-        every = [c for clips, _ in ranked.values() for c in clips] + silenced + [alone]
+        every = [c for clips, _ in ranked.values() for c in clips] + silenced + [alone] + \
+            [c for c, _ in steps]
         values = {id(c): head_values(c, beta) for c in every}
         for on, off, ahead, start, end in RULES:
             branches = (DEFAULT_BRANCHES[0],
@@ -256,26 +326,30 @@ def main() -> None:
             refused = called > MAX_BABBLE_ALONE or abs(ratio - 1) > MAX_TALK_ERROR
             shortfall, worst = standing(branches, values)
             results.append((refused, round(shortfall, 4), -worst, ridge,
-                            (on, off, ahead, start, end), called, ratio, beta))
-        print(f"  ridge {ridge} ranked", flush=True)
+                            (on, off, ahead, start, end), called, ratio,
+                            step_speech_s(branches, values), step_weight, beta))
+        print(f"  ridge {ridge}, step weight {step_weight} ranked", flush=True)
     results.sort(key=lambda r: r[:3])
     print("\n## Narrowband heads ranked (the head's rule beside the model branch and the 8 kHz "
           f"network's), on {', '.join(RANKED_ON)}")
-    print("ridge threshold release lookahead trims  shortfall  worst  babble alone  "
-          "silenced talk")
+    print("ridge steps threshold release lookahead trims  shortfall  worst  babble alone  "
+          "silenced talk  noise steps")
     shipped = (vad_narrowband_head.RIDGE, (
         vad_narrowband_head.THRESHOLD, vad_narrowband_head.RELEASE,
         vad_narrowband_head.LOOKAHEAD, vad_narrowband_head.TRIM_START,
         vad_narrowband_head.TRIM_END))
     unrefused = [r for r in results if not r[0]]
-    for refused, shortfall, worst, ridge, rule, called, ratio, _ in itertools.chain(
-            unrefused[:10], [r for r in results if r[3:5] == shipped and r not in unrefused[:10]],
-            [r for r in results if r[0]][:3]):
+    for refused, shortfall, worst, ridge, rule, called, ratio, stepped, step_weight, _ in \
+            itertools.chain(unrefused[:10],
+                            [r for r in results if r[3:5] == shipped and r[8] == 0
+                             and r not in unrefused[:10]],
+                            [r for r in results if r[0]][:3]):
         on, off, ahead, start, end = rule
         mark = "  REFUSED" if refused else ""
-        mark += "  <- the backend's" if (ridge, rule) == shipped else ""
-        print(f"{ridge:>5} {on:>9} {off:>7} {ahead:>9} {start}/{end}  {shortfall:9.4f}  "
-              f"{-worst:+.4f}  {called:12.3f}  {ratio:13.3f}{mark}")
+        mark += "  <- the backend's" if (ridge, rule) == shipped and step_weight == 0 else ""
+        print(f"{ridge:>5} {step_weight:>5} {on:>9} {off:>7} {ahead:>9} {start}/{end}  "
+              f"{shortfall:9.4f}  {-worst:+.4f}  {called:12.3f}  {ratio:13.3f}  "
+              f"{stepped:9.1f} s{mark}")
     if args.save:
         first = unrefused[0]
         beta = first[-1]
