@@ -47,7 +47,9 @@ def register(subparsers: Any) -> None:
             "--audio FILE... analyzes recordings instead, one participant per file (research "
             "use; the first therapist and the others client unless --roles, or one per "
             "channel of each file with --channels): the same events as rapport vad FILE... "
-            "| rapport analyze -, without the intermediate file. " + VAD_HELP
+            "| rapport analyze -, without the intermediate file; a voice bleeding into "
+            "another participant's microphone (two microphones in one room) is dropped "
+            "there unless --keep-crosstalk. " + VAD_HELP
         ),
     )
     parser.add_argument("file", nargs="?",

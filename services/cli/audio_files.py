@@ -293,11 +293,15 @@ def frame_levels(track: Track, frames: int) -> npt.NDArray[np.float64]:
     (models/crosstalk.py), read block by block; blocks of whole seconds start on the frame
     grid at any rate."""
     parts = []
-    for block in sf.blocks(str(track.path), blocksize=track.sample_rate * BLOCK_S,
-                           dtype="float32", always_2d=True):
-        block = block if track.channel is None else block[:, track.channel:track.channel + 1]
-        mono = np.nan_to_num(block.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
-        parts.append(frame_levels_db(mono, track.sample_rate))
+    try:
+        for block in sf.blocks(str(track.path), blocksize=track.sample_rate * BLOCK_S,
+                               dtype="float32", always_2d=True):
+            block = block if track.channel is None else \
+                block[:, track.channel:track.channel + 1]
+            mono = np.nan_to_num(block.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
+            parts.append(frame_levels_db(mono, track.sample_rate))
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioFileError(str(track.path), f"unreadable ({error})") from None
     levels = np.concatenate(parts) if parts else np.zeros(0)
     return np.concatenate((levels, np.full(max(frames - len(levels), 0), SILENT_DB)))[:frames]
 
