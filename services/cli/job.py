@@ -176,10 +176,34 @@ async def _main(args: argparse.Namespace, bootstrap: str, topics: Topics,
             dead.write(orjson.dumps(record) + b"\n")
             dead.flush()
 
-    async with contextlib.AsyncExitStack() as stack:
-        if args.port is not None:
-            await stack.enter_async_context(_web(args, bootstrap, workers, ports))
-        return await _run(args, bootstrap, topics, workers, write_report, write_dead_letter)
+    # SIGTERM (`docker stop`, a supervisor) cancels this task, as asyncio.run does on Ctrl-C,
+    # so the cleanup below runs while aiokafka's own tasks still run. Raised as
+    # KeyboardInterrupt from a plain signal handler, it had asyncio.run cancel every task at
+    # once: the report store consumer's LeaveGroup then went unanswered, the job waited
+    # LEAVE_TIMEOUT_S (services/reports/consumer.py) and the group waited out the member.
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    terminated = asyncio.Event()
+
+    def terminate() -> None:
+        terminated.set()
+        if main is not None:
+            main.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if args.port is not None:
+                await stack.enter_async_context(_web(args, bootstrap, workers, ports))
+            return await _run(args, bootstrap, topics, workers, write_report,
+                              write_dead_letter)
+    except asyncio.CancelledError:
+        if not terminated.is_set():
+            raise
+        raise KeyboardInterrupt from None  # the CLI's exit status for an interrupt (130)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _interrupt)  # the rest of run(): as before the loop
 
 
 def _alive(process: subprocess.Popen[bytes]) -> bool:

@@ -50,11 +50,11 @@ from streams.kafka_security import KafkaSecurity
 log = logging.getLogger(__name__)
 
 GROUP_ID = "rapport-reports"
-# How long stop() waits for the group coordinator to confirm that the consumer left. The
-# embedded broker (librdkafka's mock cluster) may never answer a LeaveGroup sent while the
-# job's workers shut down, and aiokafka then waits its 40 s request timeout, so a stopped
-# job took 42 s to exit. Offsets are committed before this point; an unconfirmed leave only
-# means the coordinator drops the member at its session timeout.
+# How long stop() waits for the group coordinator to confirm that the consumer left: with the
+# broker gone, aiokafka would wait its 40 s request timeout. Offsets are committed before this
+# point; an unconfirmed leave only means the coordinator drops the member at its session
+# timeout. (`rapport run` hit it on every SIGTERM until 2026-12-06, when its signal handling
+# cancelled aiokafka's own tasks along with the job's: services/cli/job.py.)
 LEAVE_TIMEOUT_S = 5.0
 
 
