@@ -40,8 +40,14 @@ steps, two noise samples). Every head's speech in the louder noise is printed; w
 each weighing ``W`` (0: measured only). The shipped head was fitted with ridge 3 and weight 5
 (models/vad_narrowband_head.py).
 
+``--keep-within F1`` also refuses a rule that leaves any ranked set and condition more than
+``F1`` under the default before the fit (a total shortfall under the rivals does not see a
+margin over them given away). The same code fits the 16 kHz head (:data:`WIDEBAND_PATH`;
+bench/vad_wideband_head.py).
+
 Usage: ``.venv/bin/python bench/vad_narrowband_head.py [--ridge 1 3 10] [--step-weight 0 5]
-[--save head.json]`` (about fifteen minutes on one core for three ridges and one weight).
+[--keep-within 0.01] [--save head.json]`` (about fifteen minutes on one core for three ridges
+and one weight).
 """
 
 from __future__ import annotations
@@ -63,8 +69,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import real_speech  # noqa: E402
+from bench import vad as bench_vad  # noqa: E402
 from bench.vad import after_section2, scores  # noqa: E402
 from bench.vad_fuse import MAX_BABBLE_ALONE, MAX_TALK_ERROR  # noqa: E402
+from bench.vad_fusion import RIVALS  # noqa: E402
 from bench.vad_head import fit, state_session  # noqa: E402
 from bench.vad_narrowband import (  # noqa: E402
     SETS,
@@ -85,11 +93,12 @@ from models.vad_silero import (  # noqa: E402
     CONTEXT,
     DEFAULT_BRANCHES,
     NARROWBAND_BRANCH,
+    NARROWBAND_BRANCHES,
     WINDOW,
     SileroModel,
     load_model,
 )
-from models.vad_silero_model import NARROWBAND  # noqa: E402
+from models.vad_silero_model import NARROWBAND, WIDEBAND  # noqa: E402
 
 Matrix = npt.NDArray[np.float64]
 FITTED_ON = ("tuning", "ami-train")
@@ -103,9 +112,45 @@ RULES = [(on, off, ahead, *trims) for ahead in (1, 2) for on in (0.85, 0.9, 0.93
          for trims in ((0, 0), (0, 2), (1, 3), (0, 4))]
 
 
+@dataclass(frozen=True)
+class HeadPath:
+    """Which head is fitted: the narrowband head (the 8 kHz network's state, six bands, audio
+    through 8 kHz) or, for bench/vad_wideband_head.py, the 16 kHz head (that network's state,
+    seven bands, audio as it is)."""
+
+    name: str
+    key: str  # the branch whose value the fitted head replaces
+    bands: int  # band evidence columns the head reads
+    current: tuple[Branch, ...]  # the default's branches on this path
+
+    @property
+    def narrow(self) -> bool:
+        return self.key == "narrowband_head"
+
+    def branches(self, rule: tuple[float, float, int, int, int]) -> tuple[Branch, ...]:
+        """The default's branches with the fitted head's branch deciding by ``rule``."""
+        return tuple(Branch(self.key, *rule) if b.source == self.key else b
+                     for b in self.current)
+
+    def heard(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """16 kHz ``audio`` as this path's backend reads it."""
+        return np.concatenate(upsampled(to_narrowband(audio))) if self.narrow else audio
+
+    def for_rivals(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """What the rivals read: the 8 kHz audio itself on the narrowband path."""
+        return to_narrowband(audio) if self.narrow else audio
+
+
+NARROWBAND_PATH = HeadPath("narrowband", "narrowband_head", NARROW_BANDS, NARROWBAND_BRANCHES)
+WIDEBAND_PATH = HeadPath("wideband (16 kHz)", "head", len(BANDS_HZ), DEFAULT_BRANCHES)
+# Before a fit, the narrowband path's default ran the 16 kHz head's branch in the narrowband
+# head's place: what "the default before this head" is scored with.
+BEFORE = {"narrowband_head": (*DEFAULT_BRANCHES, NARROWBAND_BRANCH)}
+
+
 @dataclass
 class Clip:
-    """One recording in one condition at 8 kHz: what the rules read per window."""
+    """One recording in one condition as a path hears it: what the rules read per window."""
 
     name: str
     condition: str
@@ -113,8 +158,8 @@ class Clip:
     labels: npt.NDArray[np.bool_]  # per 20 ms frame
     model: npt.NDArray[np.float32]  # the 16 kHz network's probability
     head: npt.NDArray[np.float32]  # the default's head (models/vad_head.py)
-    narrowband: npt.NDArray[np.float32]  # the 8 kHz network's probability
-    features: Matrix  # logit p8, six bands' evidence / 10, 128 state values
+    narrowband: npt.NDArray[np.float32]  # the 8 kHz network's probability (narrowband path)
+    features: Matrix  # logit p, the path's bands' evidence / 10, the network's 128 state values
 
 
 def window_labels(labels: npt.NDArray[np.bool_], count: int) -> npt.NDArray[np.bool_]:
@@ -123,12 +168,14 @@ def window_labels(labels: npt.NDArray[np.bool_], count: int) -> npt.NDArray[np.b
 
 
 def clip_of(name: str, condition: str, seed: int, labels: npt.NDArray[np.bool_],
-            audio: npt.NDArray[np.float32], model: SileroModel, hidden: Any) -> Clip:
-    """``audio`` (16 kHz) at 8 kHz as ``rapport vad`` reads it, run as the backend runs it
-    (models/vad_silero.py ``SileroBatchVad``, its public parts at once)."""
+            audio: npt.NDArray[np.float32], model: SileroModel, hidden: Any,
+            path: HeadPath = NARROWBAND_PATH) -> Clip:
+    """``audio`` (16 kHz) as ``rapport vad`` reads it on ``path`` (at 8 kHz: through 8 kHz),
+    run as the backend runs it (models/vad_silero.py ``SileroBatchVad``, its public parts at
+    once); ``hidden`` is :func:`bench.vad_head.state_session` of the path's network."""
     from models.vad_head import head_value
 
-    up = np.concatenate(upsampled(to_narrowband(audio)))
+    up = path.heard(audio)
     count = len(up) // WINDOW
     padded = np.concatenate((np.zeros(CONTEXT, dtype=np.float32), up))
     windows = np.stack([padded[k * WINDOW:k * WINDOW + CONTEXT + WINDOW]
@@ -137,14 +184,19 @@ def clip_of(name: str, condition: str, seed: int, labels: npt.NDArray[np.bool_],
     state = np.zeros((2, 1, 128), dtype=np.float32)
     lengths = np.array([count], dtype=np.int32)
     probability, term, _ = model.run_head(inputs, state, lengths)
-    narrow, _, h8 = hidden.run(None, {"windows": np.ascontiguousarray(inputs[..., ::2]),
-                                      "state": state, "lengths": lengths})
     evidence = evidence_of(up)[:count]
-    p8 = np.clip(narrow[0].astype(np.float64), 1e-4, 1 - 1e-4)
-    features = np.column_stack((np.log(p8 / (1 - p8)), evidence[:, :NARROW_BANDS] / 10,
-                                np.asarray(h8, dtype=np.float64).reshape(count, 128)))
+    if path.narrow:
+        own, _, h = hidden.run(None, {"windows": np.ascontiguousarray(inputs[..., ::2]),
+                                      "state": state, "lengths": lengths})
+        narrow = own[0]
+    else:  # the 16 kHz network's probability and state, as the backend read them
+        own, _, h = hidden.run(None, {"windows": inputs, "state": state, "lengths": lengths})
+        narrow = np.zeros(0, dtype=np.float32)
+    p = np.clip(own[0].astype(np.float64), 1e-4, 1 - 1e-4)
+    features = np.column_stack((np.log(p / (1 - p)), evidence[:, :path.bands] / 10,
+                                np.asarray(h, dtype=np.float64).reshape(count, 128)))
     return Clip(name, condition, seed, labels, probability[0],
-                head_value(probability, evidence[None], term)[0], narrow[0], features)
+                head_value(probability, evidence[None], term)[0], narrow, features)
 
 
 def noise_steps(recording: real_speech.Recording, seed: int
@@ -185,16 +237,23 @@ def noise_steps(recording: real_speech.Recording, seed: int
 
 def head_values(clip: Clip, beta: Matrix) -> npt.NDArray[np.float32]:
     x = clip.features
-    state = np.minimum(x[:, 1 + NARROW_BANDS:] @ beta[1 + NARROW_BANDS:-1], STATE_CAP)
-    score = x[:, :1 + NARROW_BANDS] @ beta[:1 + NARROW_BANDS] + state + beta[-1]
+    free = x.shape[1] - 128  # the logit and the bands; the state values after them
+    state = np.minimum(x[:, free:] @ beta[free:-1], STATE_CAP)
+    score = x[:, :free] @ beta[:free] + state + beta[-1]
     return (1 / (1 + np.exp(-score))).astype(np.float32)
 
 
 def frames(clip: Clip, branches: tuple[Branch, ...],
            value: npt.NDArray[np.float32] | None) -> npt.NDArray[np.bool_]:
-    values = {"model": clip.model, "head": clip.head, "narrowband": clip.narrowband}
+    """The frames the backend decides on ``clip`` with ``branches`` after METRICS.md §2, the
+    fitted head's ``value`` (if any) as the narrowband head's or, without that branch, as the
+    16 kHz head's."""
+    values = {"model": clip.model, "head": clip.head}
+    if len(clip.narrowband):
+        values["narrowband"] = clip.narrowband
     if value is not None:
-        values["narrowband_head"] = value
+        narrow = any(b.source == "narrowband_head" for b in branches)
+        values["narrowband_head" if narrow else "head"] = value
     return after_section2(decided(values, branches))
 
 
@@ -224,7 +283,15 @@ def talk_ratio(clips: list[Clip], branches: tuple[Branch, ...],
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    run(NARROWBAND_PATH, __doc__, rules=RULES)
+
+
+def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]],
+        shipped: tuple[float, tuple[float, float, int, int, int]] | None = None) -> None:
+    """Fit heads for ``path`` and rank them with ``rules`` (``shipped``: the ridge and rule of
+    the head the backend ships, marked in the table; on the narrowband path the narrowband
+    head's by default)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--ridge", type=float, nargs="+", default=[1.0, 3.0, 10.0],
                         help="ridge penalties on the state weights to fit with")
     parser.add_argument("--weight", type=float, default=20.0,
@@ -232,14 +299,26 @@ def main() -> None:
     parser.add_argument("--step-weight", type=float, nargs="+", default=[0.0],
                         help="weight of a noise step's window in the fit (0: measured, not "
                              "fitted on); each value is a fit of its own")
+    parser.add_argument("--keep-within", type=float, default=1.0, metavar="F1",
+                        help="also refuse a rule whose F1 in any ranked set and condition is "
+                             "more than this under the default before the fit's (default 1: "
+                             "no such refusal): a shortfall under the rivals does not see a "
+                             "margin over them given away")
     parser.add_argument("--save", type=Path,
                         help="write the head ranked first (not refused) to this JSON")
     args = parser.parse_args()
-    print(f"# bench/vad_narrowband_head.py, {time.strftime('%Y-%m-%d %H:%M')}, "
+    print(f"# {Path(sys.argv[0]).name}, {path.name} head, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    model, hidden = load_model(), state_session(NARROWBAND)
-    rivals = {"silero-vad": silero_upstream_detector(),
-              **{f"webrtcvad-{mode}": webrtc_detector(mode) for mode in range(4)}}
+    model = load_model()
+    hidden = state_session(NARROWBAND if path.narrow else WIDEBAND)
+    if path.narrow:
+        rivals = {"silero-vad": silero_upstream_detector(),
+                  **{f"webrtcvad-{mode}": webrtc_detector(mode) for mode in range(4)}}
+    else:
+        found, missing = bench_vad.detectors()
+        rivals = {name: found[name] for name in RIVALS if name in found}
+        if len(rivals) < len(RIVALS):
+            sys.exit(f"needs silero-vad and webrtcvad: {missing}")
     fitted: list[Clip] = []
     ranked: dict[str, tuple[list[Clip], dict[str, float]]] = {}
     for name in RANKED_ON:
@@ -248,25 +327,26 @@ def main() -> None:
             print(f"{TITLES[name]}: absent, ranked without it")
             continue
         seeds = SEEDS if name in FITTED_ON else (0,)
-        clips = [clip_of(r.name, c, seed, r.labels, a, model, hidden)
+        clips = [clip_of(r.name, c, seed, r.labels, a, model, hidden, path)
                  for r in recordings for seed in seeds
                  for c, a in real_speech.noisy(r, seed).items()]
         fitted += clips if name in FITTED_ON else []
         scored = [c for c in clips if c.seed == 0]
-        best = best_rivals([(r.labels, c, to_narrowband(a)) for r in recordings
+        best = best_rivals([(r.labels, c, path.for_rivals(a)) for r in recordings
                             for c, a in real_speech.noisy(r).items()], rivals)
         ranked[name] = (scored, best)
         print(f"  {TITLES[name]}: {len(clips)} clips", flush=True)
     tuning = real_speech.committed() + real_speech.moved()
     silenced = [clip_of(r.name, "silenced", 0, r.labels,
-                        (r.audio * real_speech.speech_mask(r)).astype(np.float32), model, hidden)
+                        (r.audio * real_speech.speech_mask(r)).astype(np.float32), model, hidden,
+                        path)
                 for r in tuning]
     recording = tuning[0]
     speech = recording.audio[real_speech.speech_mask(recording)[:len(recording.audio)]]
     noise = real_speech.babble(recording, 60 * real_speech.SR, 7)
     noise *= np.sqrt(float(np.mean(speech.astype(np.float64) ** 2)) / np.mean(noise**2) / 10)
     alone = clip_of("babble alone", "babble10", 0, np.zeros(3000, dtype=bool),
-                    noise.astype(np.float32), model, hidden)
+                    noise.astype(np.float32), model, hidden, path)
 
     # Noise steps after the tuning recordings' speech and alone, two noise samples: what
     # each head calls speech in the louder noise is measured (and, with --step-weight,
@@ -274,8 +354,8 @@ def main() -> None:
     steps: list[tuple[Clip, int]] = []
     for seed in SEEDS:
         for kind, labels, audio, first in noise_steps(tuning[seed // 10 % len(tuning)], seed):
-            steps.append((clip_of(f"step {kind}", "step", seed, labels, audio, model, hidden),
-                          first))
+            steps.append((clip_of(f"step {kind}", "step", seed, labels, audio, model, hidden,
+                                  path), first))
 
     def step_speech_s(branches: tuple[Branch, ...],
                       values: dict[int, npt.NDArray[np.float32]] | None) -> float:
@@ -291,17 +371,19 @@ def main() -> None:
     print(f"fitted on {len(fitted)} clips, {len(y_real):,} windows; {len(steps)} noise steps")
 
     def standing(branches: tuple[Branch, ...], values: dict[int, npt.NDArray[np.float32]] | None
-                 ) -> tuple[float, float]:
-        shortfall, worst = 0.0, 0.0
-        for clips, best in ranked.values():
+                 ) -> tuple[float, float, dict[tuple[str, str], float]]:
+        shortfall, worst, each = 0.0, 0.0, {}
+        for name, (clips, best) in ranked.items():
             for condition, f1 in pooled_f1(clips, branches, values).items():
                 shortfall += max(0.0, best[condition] - f1)
                 worst = min(worst, f1 - best[condition])
-        return shortfall, worst
+                each[name, condition] = f1
+        return shortfall, worst, each
 
-    current = (*DEFAULT_BRANCHES, NARROWBAND_BRANCH)
-    shortfall, worst = standing(current, None)
-    print(f"\nthe default before this head (the 16 kHz head's branch): shortfall "
+    current = BEFORE.get(path.key, path.current)
+    shortfall, worst, before_f1 = standing(current, None)
+    before = "the 16 kHz head" if path.narrow else "the shipped head"
+    print(f"\nthe default before this head ({before}'s branch): shortfall "
           f"{shortfall:.4f}, worst margin {worst:+.4f}, babble alone "
           f"{float(frames(alone, current, None).mean()):.3f}, silenced talk time "
           f"{talk_ratio(silenced, current, None):.3f}, noise steps "
@@ -314,30 +396,33 @@ def main() -> None:
             weight = np.concatenate((w_real, np.full(len(y_steps), step_weight)))
         else:
             x, y, weight = x_real, y_real, w_real
-        beta = fit(x, y, weight, ridge, free=1 + NARROW_BANDS)
+        beta = fit(x, y, weight, ridge, free=1 + path.bands)
         every = [c for clips, _ in ranked.values() for c in clips] + silenced + [alone] + \
             [c for c, _ in steps]
         values = {id(c): head_values(c, beta) for c in every}
-        for on, off, ahead, start, end in RULES:
-            branches = (DEFAULT_BRANCHES[0],
-                        Branch("narrowband_head", on, off, ahead, start, end), NARROWBAND_BRANCH)
+        for on, off, ahead, start, end in rules:
+            branches = path.branches((on, off, ahead, start, end))
             called = float(frames(alone, branches, values[id(alone)]).mean())
             ratio = talk_ratio(silenced, branches, values)
-            refused = called > MAX_BABBLE_ALONE or abs(ratio - 1) > MAX_TALK_ERROR
-            shortfall, worst = standing(branches, values)
+            shortfall, worst, each = standing(branches, values)
+            lost = max(before_f1[k] - f1 for k, f1 in each.items())
+            refused = called > MAX_BABBLE_ALONE or abs(ratio - 1) > MAX_TALK_ERROR \
+                or lost > args.keep_within
             results.append((refused, round(shortfall, 4), -worst, ridge,
                             (on, off, ahead, start, end), called, ratio,
                             step_speech_s(branches, values), step_weight, beta))
         print(f"  ridge {ridge}, step weight {step_weight} ranked", flush=True)
     results.sort(key=lambda r: r[:3])
-    print("\n## Narrowband heads ranked (the head's rule beside the model branch and the 8 kHz "
-          f"network's), on {', '.join(RANKED_ON)}")
+    others = " and the 8 kHz network's" if path.narrow else ""
+    print(f"\n## {path.name.capitalize()} heads ranked (the head's rule beside the model "
+          f"branch{others}), on {', '.join(RANKED_ON)}")
     print("ridge steps threshold release lookahead trims  shortfall  worst  babble alone  "
           "silenced talk  noise steps")
-    shipped = (vad_narrowband_head.RIDGE, (
-        vad_narrowband_head.THRESHOLD, vad_narrowband_head.RELEASE,
-        vad_narrowband_head.LOOKAHEAD, vad_narrowband_head.TRIM_START,
-        vad_narrowband_head.TRIM_END))
+    if shipped is None and path.narrow:
+        shipped = (vad_narrowband_head.RIDGE, (
+            vad_narrowband_head.THRESHOLD, vad_narrowband_head.RELEASE,
+            vad_narrowband_head.LOOKAHEAD, vad_narrowband_head.TRIM_START,
+            vad_narrowband_head.TRIM_END))
     unrefused = [r for r in results if not r[0]]
     for refused, shortfall, worst, ridge, rule, called, ratio, stepped, step_weight, _ in \
             itertools.chain(unrefused[:10],
@@ -357,8 +442,9 @@ def main() -> None:
         args.save.write_text(json.dumps({
             "ridge": first[3], "threshold": on, "release": off, "lookahead": ahead,
             "trim_start": start, "trim_end": end, "probability_weight": beta[0],
-            "band_weights": [*beta[1:1 + NARROW_BANDS].tolist(), 0.0],
-            "state_weights": beta[1 + NARROW_BANDS:-1].tolist(), "bias": beta[-1]}, indent=1))
+            "band_weights": [*beta[1:1 + path.bands].tolist(),
+                             *[0.0] * (len(BANDS_HZ) - path.bands)],
+            "state_weights": beta[1 + path.bands:-1].tolist(), "bias": beta[-1]}, indent=1))
         print(f"\nwrote {args.save}")
 
 
