@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,17 @@ def test_a_newcomer_can_run_the_readme_commands_on_a_fresh_clone() -> None:
     assert done.returncode == 0, done.stderr[-6000:]
     assert "newcomer: OK" in done.stderr
     assert " reports in out/reports.jsonl" in done.stderr
+
+
+def test_each_tier_collects_with_the_command_its_conftest_names() -> None:
+    """Each conftest (and the README's layout table) says to run a tier with
+    ``.venv/bin/pytest tests/TIER``: the pytest script, which unlike ``python -m pytest`` does
+    not put the working directory on sys.path. Tests on real speech import ``bench``; without
+    ``pythonpath`` in pyproject.toml that command failed to collect them (seen 2026-12-06)."""
+    pytest_script = Path(sys.executable).parent / "pytest"
+    done = subprocess.run(
+        [str(pytest_script), "--collect-only", "-q", "-p", "no:cacheprovider",
+         "tests/unit", "tests/component", "tests/integration", "tests/kafka"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert " tests collected" in done.stdout
