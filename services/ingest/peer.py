@@ -3,8 +3,9 @@
 **levels**: each RTP packet's RFC 6464 audio level (``urn:ietf:params:rtp-hdrext:ssrc-audio-
 level``) is read from its header and placed on the frame grid by RTP timestamp
 (services/ingest/frames.py); no audio is decoded at all. **audio**: aiortc decodes Opus, and
-services/ingest/audio.py resamples it to 16 kHz and runs the VAD. Either way only activity
-batches leave this module: audio is never stored, and logs name only ids.
+services/ingest/audio.py resamples it to 16 kHz and runs the VAD, the backend's narrowband one
+for a participant who dialled in (``telephone``; README, "Participants who dial in"). Either way
+only activity batches leave this module: audio is never stored, and logs name only ids.
 
 Every ``tick_s`` completed level batches are published; every ``network_interval_s`` a
 ``network`` event (services/ingest/network.py). When ICE or DTLS fails or closes, the
@@ -57,10 +58,13 @@ class ParticipantPeer:
                  now_ms: Callable[[], int],
                  on_lost: Callable[[], Coroutine[Any, Any, None]], *,
                  vad: VadBackend | None = None,
-                 vad_ready: asyncio.Event | None = None) -> None:
+                 vad_ready: asyncio.Event | None = None, telephone: bool = False) -> None:
+        # ``telephone``: the participant dialled in (the platform says so in the offer); in
+        # audio mode the backend's narrowband VAD reads their audio.
         self.session_id = session_id
         self.participant = participant
         self.mode: Mode = mode
+        self.telephone = telephone
         self.config = config
         self._emit = emit
         self._now_ms = now_ms
@@ -173,10 +177,12 @@ class ParticipantPeer:
                 origin = self._zero.ms if self._zero.ms is not None else self._now_ms()
                 if self._vad_ready is not None and not self._vad_ready.is_set():
                     await self._vad_ready.wait()  # frames queue meanwhile, placed by pts
+                if self.telephone:
+                    await asyncio.to_thread(self._vad.load_narrowband)
                 self.audio = AudioVadFramer(origin, batch_ms=self.config.batch_ms,
                                             first_seq=self.participant.next_seq,
                                             vad_config=self.config.vad,
-                                            vad=self._vad.create())
+                                            vad=self._vad.create(narrowband=self.telephone))
             if not isinstance(frame, AudioFrame):
                 continue
             pcm = frame.to_ndarray().reshape(-1)

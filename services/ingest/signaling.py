@@ -1,13 +1,18 @@
 """WebRTC signaling of the ingest: offers, participants leaving, sessions ending.
 
 - ``POST /v1/sessions/{session_id}/participants/{participant_id}/offer`` with JSON
-  ``{"sdp", "type": "offer", "role": "therapist"|"client"|"other", "clinic"?, "mode"?}``:
-  answers ``200 {"sdp", "type": "answer", "mode"}`` once ICE gathering is complete (aiortc
-  takes no trickle candidates: the offer must carry its candidates too). ``clinic`` defaults
-  to the token's; it must be the token's (``403`` naming ``clinic``), and an ``admin`` token
-  must give it (``422``). ``mode`` is ``levels`` (RFC 6464 levels from RTP headers; the default when
-  the offer proposes ``urn:ietf:params:rtp-hdrext:ssrc-audio-level``) or ``audio`` (decode and
-  run the VAD). A participant that posts a new offer replaces its previous connection.
+  ``{"sdp", "type": "offer", "role": "therapist"|"client"|"other", "clinic"?, "mode"?,
+  "telephone"?}``: answers ``200 {"sdp", "type": "answer", "mode", "telephone"}`` once ICE
+  gathering is complete (aiortc takes no trickle candidates: the offer must carry its
+  candidates too). ``clinic`` defaults to the token's; it must be the token's (``403`` naming
+  ``clinic``), and an ``admin`` token must give it (``422``). ``mode`` is ``levels`` (RFC 6464
+  levels from RTP headers; the default when the offer proposes
+  ``urn:ietf:params:rtp-hdrext:ssrc-audio-level``) or ``audio`` (decode and run the VAD).
+  ``telephone`` (``false`` by default): the participant dialled in, so their audio crossed a
+  telephone line (8 kHz) before a gateway sent it on as 48 kHz Opus; in audio mode the
+  backend's narrowband VAD then reads it (README, "Participants who dial in"). It needs audio
+  mode (levels mode runs no VAD: ``422`` naming ``telephone``). A participant that posts a new
+  offer replaces its previous connection.
 - ``DELETE /v1/sessions/{session_id}/participants/{participant_id}``: the participant leaves
   (``204``; ``404`` if it is not present).
 - ``POST /v1/sessions/{session_id}/end``: every participant leaves, ``session.end`` (``204``);
@@ -83,6 +88,15 @@ def _mode(value: object, sdp: str) -> Mode:
     raise ValidationError("mode", "must be levels or audio")
 
 
+def _telephone(value: object, mode: Mode) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError("telephone", "must be true or false")
+    if value and mode != "audio":
+        raise ValidationError("telephone", "needs mode audio (levels mode reads the sender's "
+                                           "own levels and runs no VAD)")
+    return value
+
+
 @requires("ingest", "admin")
 async def post_offer(request: web.Request) -> web.Response:
     service = request.app[INGEST]
@@ -105,6 +119,7 @@ async def post_offer(request: web.Request) -> web.Response:
             clinic = _ident(clinic, "clinic")
         clinic = _clinic_of(caller.acting_for(clinic))
         mode = _mode(body.get("mode"), sdp)
+        telephone = _telephone(body.get("telephone", False), mode)
         await _check_consent(service, clinic, session_id, participant_id, role)
         participant = service.sessions.join(session_id, participant_id, _role(role), clinic)
     except AccessDenied as denied:
@@ -127,7 +142,7 @@ async def post_offer(request: web.Request) -> web.Response:
 
     peer = ParticipantPeer(session_id, participant, mode, service.config,
                            service.sessions.emitter_of(clinic), service.now_ms, lost,
-                           vad=service.vad, vad_ready=service.vad_ready)
+                           vad=service.vad, vad_ready=service.vad_ready, telephone=telephone)
     participant.peer = peer
     try:
         answer = await peer.answer(sdp, "offer")
@@ -135,9 +150,10 @@ async def post_offer(request: web.Request) -> web.Response:
         log.info("offer of participant %s refused: %s", participant_id, error)
         await service.sessions.leave(clinic, session_id, participant_id)
         return error_response(422, "sdp", f"cannot answer this offer ({error})")
-    log.info("participant %s of session %s connected in %s mode", participant_id,
-             session_id, mode)
-    return web.json_response({"sdp": answer.sdp, "type": answer.type, "mode": mode})
+    log.info("participant %s of session %s connected in %s mode%s", participant_id,
+             session_id, mode, " (telephone: narrowband VAD)" if telephone else "")
+    return web.json_response({"sdp": answer.sdp, "type": answer.type, "mode": mode,
+                              "telephone": telephone})
 
 
 async def _check_consent(service: IngestService, clinic: str, session_id: str,

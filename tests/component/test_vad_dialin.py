@@ -1,0 +1,70 @@
+"""A participant who dials in, declared in the offer (``"telephone": true``): the WebRTC
+ingest's audio mode runs the backend's narrowband VAD on their audio (issue 17; README,
+"Participants who dial in"; bench/vad_dialin.py measures every set and condition).
+
+Real speech goes as a dial-in participant's does: down to 8 kHz (the telephone line), up to
+48 kHz (the gateway), through Opus at 32 kbps, decoded by aiortc's decoder, then fed to the
+ingest's framer (services/ingest/audio.py) frame by frame as the ingest feeds it. Frame F1 after
+METRICS.md §2 against the labels, measured on 2026-12-06 (bench/vad_dialin.py's code):
+
+- ``mfa_cold_corpus`` (validation: spontaneous speech, a hoarse voice), declared / not:
+  white noise at 5 dB 0.951 / 0.795, babble at 10 dB 0.956 / 0.811, babble at 5 dB
+  0.905 / 0.000 (the 16 kHz network hears nothing of that voice through a line);
+- the telephone sample (tuning: a real line, two speakers), clean: 0.993 / 0.992.
+
+The bounds are those less 0.01: a regression of the narrowband VAD on such audio, or the
+framer's resampling, shows as a drop.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from bench import real_speech
+from bench.vad import after_section2, scores
+
+# name, condition -> the least F1 after §2 when declared (measured less 0.01)
+MINIMA = {
+    ("mfa_cold_corpus", "white5"): 0.941,
+    ("mfa_cold_corpus", "babble10"): 0.946,
+    ("mfa_cold_corpus", "babble5"): 0.895,
+    ("pyannote_sample", "clean"): 0.983,
+}
+
+
+@pytest.fixture(scope="module")
+def backend():  # type: ignore[no-untyped-def]
+    if not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "silero_vad")):
+        if os.environ.get("CI") == "true":
+            pytest.fail("silero backend missing in CI: make setup installs it")
+        pytest.skip("silero extra not installed: no narrowband VAD without it")
+    from services.ingest.vad_backend import VadBackend
+
+    return VadBackend("silero")
+
+
+@pytest.fixture(scope="module")
+def recordings() -> dict[str, real_speech.Recording]:
+    found = real_speech.validation() + real_speech.committed()
+    return {r.name: r for r in found}
+
+
+@pytest.mark.parametrize(("name", "condition"), list(MINIMA))
+def test_a_declared_dial_in_participant_keeps_the_narrowband_accuracy(
+        backend, recordings: dict[str, real_speech.Recording],  # type: ignore[no-untyped-def]
+        name: str, condition: str) -> None:
+    from bench.vad_dialin import ingest_detector, through_opus, to_narrowband
+
+    recording = recordings[name]
+    audio = real_speech.noisy(recording)[condition]
+    frames = through_opus(to_narrowband(audio), 32_000)
+    f1 = {}
+    for declared in (True, False):
+        decided = after_section2(ingest_detector(backend, declared)(frames))
+        n = min(len(decided), len(recording.labels))
+        f1[declared] = scores(decided[:n], recording.labels[:n])["f1"]
+    print(f"{name} {condition}: declared {f1[True]:.3f}, not declared {f1[False]:.3f}")
+    assert f1[True] >= MINIMA[(name, condition)], f1
