@@ -11,7 +11,11 @@ A file sampled at 8 kHz or less (:data:`~services.ingest.vad_backend.NARROWBAND_
 telephone line) is narrowband: the silero backend then adds its 8 kHz network and that
 network's head (models/vad_silero.py, "Narrowband audio"). So is a file at a higher rate whose
 first :data:`SCAN_S` seconds hold nothing above 4 kHz (:data:`NARROWBAND_CONTENT_DB`): a
-telephone recording stored at 16, 44.1 or 48 kHz. A file whose speech peaks under
+telephone recording stored at 16, 44.1 or 48 kHz. So is a participant declared to have dialled
+in (``rapport vad --telephone ID``; :func:`mark_telephone`), whatever the file holds: a call's
+recording of such a participant has passed Opus, which fills the band above 4 kHz, as the
+ingest's ``"telephone": true`` offers do (README, "Participants who dial in"). A file whose
+speech peaks under
 models/vad_level.py's floor (measured over the whole file, read once more block by block, so a
 quiet first minute does not decide for a loud hour) is quiet: it is lifted by one constant
 gain up to that floor before the VAD (at most ``MAX_LIFT_DB``), as a louder microphone setting
@@ -35,7 +39,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +84,7 @@ class Track:
     channels: int  # of the file
     sample_rate: int
     frames: int  # samples per channel
+    telephone: bool = False  # declared to have dialled in: read as narrowband audio
 
     @property
     def duration_ms(self) -> int:
@@ -112,6 +117,20 @@ def open_tracks(paths: Sequence[str], *, per_channel: bool = False) -> list[Trac
             tracks.append(Track(Path(name), participant, channel, info.channels,
                                 info.samplerate, info.frames))
     return tracks
+
+
+def mark_telephone(tracks: Sequence[Track], participants: Sequence[str]) -> list[Track]:
+    """``tracks`` with the named participants marked as having dialled in (read as
+    narrowband audio); a name that is no track's participant is a :class:`ValidationError`
+    naming ``telephone`` and listing the participants."""
+    known = {track.participant_id for track in tracks}
+    for name in participants:
+        if name not in known:
+            raise ValidationError("telephone", f"no participant {name!r} (the participants: "
+                                               f"{', '.join(t.participant_id for t in tracks)})")
+    chosen = set(participants)
+    return [replace(track, telephone=True) if track.participant_id in chosen else track
+            for track in tracks]
 
 
 def probe(name: str) -> Any:
@@ -170,6 +189,10 @@ def scan(track: Track) -> Scan:
     audio = audio if track.channel is None else audio[:, track.channel:track.channel + 1]
     mono = np.nan_to_num(audio.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
     narrow = track.sample_rate <= NARROWBAND_MAX_RATE
+    if track.telephone and not narrow:
+        narrow = True
+        log.info("%s: declared to have dialled in, read as narrowband audio",
+                 track.participant_id)
     if not narrow:
         content = power_above_db(mono, track.sample_rate)
         narrow = content is not None and content < NARROWBAND_CONTENT_DB

@@ -30,7 +30,8 @@ VAD_HELP = (
     "is confident; models/vad_silero.py, models/vad_decision.py, models/vad_head.py, "
     "models/vad_bands.py and models/vad_offset.py; the more "
     "accurate on real speech; for a file sampled at 8 kHz or less, or one whose first minute "
-    "holds nothing above 4 kHz (a telephone line's narrowband audio), it also runs the "
+    "holds nothing above 4 kHz (a telephone line's narrowband audio), or a participant "
+    "named by --telephone, it also runs the "
     "model file's 8 kHz network, with a head of its own "
     "in place of the 16 kHz one's: models/vad_silero.py, models/vad_narrowband_head.py, "
     "'Narrowband audio') stops the command (exit 2) when its extra is missing, "
@@ -94,6 +95,13 @@ def add_audio_options(parser: argparse.ArgumentParser) -> None:
                              "frame where one participant's voice only bleeds into another's "
                              "microphone, fainter, is dropped from the latter "
                              "(models/crosstalk.py; INFO logs say what was found)")
+    parser.add_argument("--telephone", type=_roles, default=[], metavar="ID,ID...",
+                        help="participants who dialled in (ids as printed: a file's stem, "
+                             "stem-ch1... with --channels): their audio crossed a telephone "
+                             "line, so it is read as narrowband audio whatever the file holds "
+                             "(a call recorded after Opus holds the codec's fill above 4 kHz, "
+                             "which the file's own check reads as wideband; README, "
+                             "'Participants who dial in')")
     parser.add_argument("--roles", type=_roles, default=None, metavar="ROLE,ROLE...",
                         help="roles of the participants in order, e.g. therapist,client "
                              "(default: the first therapist, the others client)")
@@ -121,6 +129,7 @@ def audio_events(args: argparse.Namespace, files: list[str], *,
         assign_roles,
         crosstalk_free_events,
         identifier,
+        mark_telephone,
         open_tracks,
         session_end,
         session_start,
@@ -128,7 +137,7 @@ def audio_events(args: argparse.Namespace, files: list[str], *,
     )
     from services.ingest.vad_backend import VadBackend
 
-    tracks = open_tracks(files, per_channel=args.channels)
+    tracks = mark_telephone(open_tracks(files, per_channel=args.channels), args.telephone)
     roles = assign_roles(tracks, args.roles)
     session_id = args.session or identifier(Path(files[0]).stem)
     for name, value in (("session", session_id), ("clinic", args.clinic)):

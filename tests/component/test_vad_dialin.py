@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
+import numpy as np
+import orjson
 import pytest
+import soundfile as sf
 
 from bench import real_speech
 from bench.vad import after_section2, scores
@@ -68,3 +72,43 @@ def test_a_declared_dial_in_participant_keeps_the_narrowband_accuracy(
         f1[declared] = scores(decided[:n], recording.labels[:n])["f1"]
     print(f"{name} {condition}: declared {f1[True]:.3f}, not declared {f1[False]:.3f}")
     assert f1[True] >= MINIMA[(name, condition)], f1
+
+
+def cli_frames(out: str, count: int) -> np.ndarray:
+    """Voiced flag per 20 ms frame, after §2, of ``rapport vad``'s speech events."""
+    voiced = np.zeros(count, dtype=np.uint8)
+    for line in out.splitlines():
+        event = orjson.loads(line)
+        if event["type"] == "speech":
+            voiced[event["start_ms"] // 20:event["end_ms"] // 20] = 1
+    return after_section2("".join(map(str, voiced)))[:count]
+
+
+def test_rapport_vad_reads_a_participant_named_by_telephone_as_narrowband(
+        backend, recordings: dict[str, real_speech.Recording],  # type: ignore[no-untyped-def]
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A call's recording of a dial-in participant (48 kHz, after Opus: the codec's fill above
+    4 kHz makes the file's own check read it as wideband). Named by ``--telephone`` it runs the
+    narrowband path: frame F1 after §2 0.951 against 0.795 (2026-12-06; ``mfa_cold_corpus``
+    in white noise at 5 dB). A name that is no participant's stops the command naming the
+    option and the participants."""
+    from bench.vad_dialin import through_opus, to_narrowband
+    from services.cli import main
+
+    recording = recordings["mfa_cold_corpus"]
+    frames = through_opus(to_narrowband(real_speech.noisy(recording)["white5"]), 32_000)
+    stereo = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).reshape(-1, 2)
+    path = tmp_path / "client.wav"
+    sf.write(path, stereo, 48_000, subtype="PCM_16")
+    f1 = {}
+    for declared in (True, False):
+        options = ["--telephone", "client"] if declared else []
+        assert main(["vad", "--backend", "silero", *options, str(path)]) == 0
+        found = cli_frames(capsys.readouterr().out, len(recording.labels))
+        f1[declared] = scores(found, recording.labels[:len(found)])["f1"]
+    with capsys.disabled():
+        print(f"rapport vad: --telephone {f1[True]:.3f}, without {f1[False]:.3f}")
+    assert f1[True] >= 0.941, f1
+    assert main(["vad", "--telephone", "therapist", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "telephone: no participant 'therapist'" in error and "client" in error
