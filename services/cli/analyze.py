@@ -55,8 +55,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("file", nargs="?",
                         help="JSONL file of wire events, or - for standard input")
     parser.add_argument("--audio", nargs="+", metavar="FILE", default=None,
-                        help="analyze these audio files (WAV, FLAC...) instead of events: "
-                             "one participant per file, e.g. --audio therapist.wav client.wav")
+                        help="analyze these audio files (WAV, FLAC, WebM, M4A...) instead of "
+                             "events: one participant per file, e.g. --audio therapist.wav "
+                             "client.wav")
     add_audio_options(parser)
     parser.add_argument(
         "--json",

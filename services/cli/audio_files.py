@@ -1,7 +1,8 @@
 """Recorded audio -> wire-v1.1 events, through the WebRTC ingest's own audio mode.
 
 ``rapport vad`` and ``rapport analyze --audio`` read per-participant recordings (WAV, FLAC or
-anything else libsndfile reads; any sample rate; mono or multi-channel) and produce the
+anything else libsndfile reads, and WebM, Matroska, MP4 or M4A through FFmpeg: services/cli/
+audio_reader.py; any sample rate; mono or multi-channel) and produce the
 ``speech`` events the ingest's audio mode would publish for the same audio (METRICS.md §1, §9):
 each track runs through :class:`services.ingest.audio.AudioVadFramer` (the same 16 kHz
 resampling, VAD backend, ``batch_ms`` chunking and frame grid as a WebRTC participant whose
@@ -45,13 +46,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import soundfile as sf
 
 from models.crosstalk import FRAME_MS, SILENT_DB, frame_levels_db, without_crosstalk
 from models.errors import ValidationError
 from models.events import MAX_ID_LENGTH, ROLES, Role
 from models.vad_bands import power_above_db
 from models.vad_level import frame_powers, gain, level_of_powers, lift_db
+from services.cli.audio_reader import Reader, blocks, head, probe
 from services.ingest.audio import AudioVadFramer
 from services.ingest.frames import FrameBatch
 from services.ingest.vad_backend import NARROWBAND_MAX_RATE, VadBackend
@@ -70,10 +71,6 @@ _NOT_ID = re.compile(r"[^\x21-\x7e]+")  # wire ids are printable ASCII without s
 _VOICED_RUN = re.compile(rb"1+")
 
 
-class AudioFileError(ValidationError):
-    """A file given as audio cannot be read as audio; ``field`` is the file's path."""
-
-
 @dataclass(frozen=True, slots=True)
 class Track:
     """One participant's audio: a file, and one of its channels or (``None``) all averaged."""
@@ -84,6 +81,7 @@ class Track:
     channels: int  # of the file
     sample_rate: int
     frames: int  # samples per channel
+    reader: Reader = "libsndfile"  # services/cli/audio_reader.py
     telephone: bool = False  # declared to have dialled in: read as narrowband audio
 
     @property
@@ -115,7 +113,7 @@ def open_tracks(paths: Sequence[str], *, per_channel: bool = False) -> list[Trac
                 participant = f"{base}-{n}"
             used.add(participant)
             tracks.append(Track(Path(name), participant, channel, info.channels,
-                                info.samplerate, info.frames))
+                                info.sample_rate, info.frames, info.reader))
     return tracks
 
 
@@ -131,25 +129,6 @@ def mark_telephone(tracks: Sequence[Track], participants: Sequence[str]) -> list
     chosen = set(participants)
     return [replace(track, telephone=True) if track.participant_id in chosen else track
             for track in tracks]
-
-
-def probe(name: str) -> Any:
-    """libsndfile's header of ``name`` (``soundfile.info``), or :class:`AudioFileError`."""
-    path = Path(name)
-    if not path.exists():
-        raise AudioFileError(name, "no such file")
-    if path.is_dir():
-        raise AudioFileError(name, "is a directory, not an audio file")
-    try:
-        info = sf.info(name)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        reason = getattr(error, "error_string", None) or str(error)
-        raise AudioFileError(name, f"not an audio file libsndfile can read ({reason})") from None
-    except OSError as error:
-        raise AudioFileError(name, f"cannot read: {error.strerror}") from None
-    if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
-        raise AudioFileError(name, "holds no audio")
-    return info
 
 
 def assign_roles(tracks: Sequence[Track], roles: Sequence[str] | None) -> list[Role]:
@@ -184,8 +163,7 @@ class Scan:
 def scan(track: Track) -> Scan:
     """Read the track for :class:`Scan`: its first :data:`SCAN_S` seconds, then (for the
     level) the rest in blocks."""
-    audio, _ = sf.read(str(track.path), frames=track.sample_rate * SCAN_S, dtype="float32",
-                       always_2d=True)
+    audio = head(track.path, track.reader, track.sample_rate * SCAN_S)
     audio = audio if track.channel is None else audio[:, track.channel:track.channel + 1]
     mono = np.nan_to_num(audio.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
     narrow = track.sample_rate <= NARROWBAND_MAX_RATE
@@ -201,8 +179,8 @@ def scan(track: Track) -> Scan:
                      "audio", track.participant_id, content)
     powers = [frame_powers(mono, track.sample_rate)]
     if track.frames > len(audio):
-        for block in sf.blocks(str(track.path), blocksize=track.sample_rate * BLOCK_S,
-                               start=len(audio), dtype="float32", always_2d=True):
+        for block in blocks(track.path, track.reader, track.sample_rate * BLOCK_S,
+                            start=len(audio)):
             block = block if track.channel is None else \
                 block[:, track.channel:track.channel + 1]
             powers.append(frame_powers(np.nan_to_num(block.mean(axis=1), nan=0.0, posinf=1.0,
@@ -223,37 +201,27 @@ def narrowband(track: Track) -> bool:
 def voiced_batches(track: Track, backend: VadBackend) -> Iterator[FrameBatch]:
     """The track's ``voiced`` frame batches from the ingest's audio mode, frame 0 at ms 0."""
     pts = 0
-    try:
-        found = scan(track)
-        framer = AudioVadFramer(0, batch_ms=BATCH_MS,
-                                vad=backend.create(narrowband=found.narrowband))
-        factor = np.float32(gain(found.lift_db))
-        # Read as floats, converted here: libsndfile reads a float file (WAV FLOAT, for
-        # one) as integers without scaling, every sample 0.
-        blocks = sf.blocks(str(track.path), blocksize=track.sample_rate * BLOCK_S,
-                           dtype="float32", always_2d=True)
-        for block in blocks:
-            if track.channel is not None:
-                block = block[:, track.channel : track.channel + 1]
-            channels = block.shape[1]
-            samples = block.reshape(-1)
-            bad = ~np.isfinite(block)
-            if bad.any():
-                # A float file can hold NaN or infinity, which 16-bit PCM cannot: silence
-                # for NaN, full scale for infinity, said once per block.
-                log.warning("%s: %d samples that are not numbers (NaN or infinity), the first "
-                            "at sample %d, read as silence (NaN) or full scale (infinity)",
-                            track.path.name, int(bad.sum()),
-                            pts + int(np.argmax(bad.any(axis=1))))
-                samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
-            if found.lift_db:
-                samples = samples * factor
-            pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
-            yield from framer.frame(pcm, channels, track.sample_rate, pts)
-            pts += len(block)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise AudioFileError(str(track.path), f"unreadable after {pts} samples "
-                                              f"({error})") from None
+    found = scan(track)
+    framer = AudioVadFramer(0, batch_ms=BATCH_MS, vad=backend.create(narrowband=found.narrowband))
+    factor = np.float32(gain(found.lift_db))
+    for block in blocks(track.path, track.reader, track.sample_rate * BLOCK_S):
+        if track.channel is not None:
+            block = block[:, track.channel : track.channel + 1]
+        channels = block.shape[1]
+        samples = block.reshape(-1)
+        bad = ~np.isfinite(block)
+        if bad.any():
+            # A float file can hold NaN or infinity, which 16-bit PCM cannot: silence for
+            # NaN, full scale for infinity, said once per block.
+            log.warning("%s: %d samples that are not numbers (NaN or infinity), the first at "
+                        "sample %d, read as silence (NaN) or full scale (infinity)",
+                        track.path.name, int(bad.sum()), pts + int(np.argmax(bad.any(axis=1))))
+            samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+        if found.lift_db:
+            samples = samples * factor
+        pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
+        yield from framer.frame(pcm, channels, track.sample_rate, pts)
+        pts += len(block)
     yield from framer.finish()
 
 
@@ -316,15 +284,10 @@ def frame_levels(track: Track, frames: int) -> npt.NDArray[np.float64]:
     (models/crosstalk.py), read block by block; blocks of whole seconds start on the frame
     grid at any rate."""
     parts = []
-    try:
-        for block in sf.blocks(str(track.path), blocksize=track.sample_rate * BLOCK_S,
-                               dtype="float32", always_2d=True):
-            block = block if track.channel is None else \
-                block[:, track.channel:track.channel + 1]
-            mono = np.nan_to_num(block.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
-            parts.append(frame_levels_db(mono, track.sample_rate))
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise AudioFileError(str(track.path), f"unreadable ({error})") from None
+    for block in blocks(track.path, track.reader, track.sample_rate * BLOCK_S):
+        block = block if track.channel is None else block[:, track.channel:track.channel + 1]
+        mono = np.nan_to_num(block.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
+        parts.append(frame_levels_db(mono, track.sample_rate))
     levels = np.concatenate(parts) if parts else np.zeros(0)
     return np.concatenate((levels, np.full(max(frames - len(levels), 0), SILENT_DB)))[:frames]
 

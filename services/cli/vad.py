@@ -38,6 +38,8 @@ VAD_HELP = (
     "saying what to install; rapport (models/vad.py: spectral noise floor and band SNR, numpy "
     "and librosa, always available). Audio is "
     "read as 16-bit PCM in blocks of a few seconds (WAV, FLAC or any format libsndfile reads; "
+    "WebM, Matroska, MP4, M4A and other containers through FFmpeg, services/cli/"
+    "audio_reader.py; "
     "any sample rate, resampled to 16 kHz as the ingest does), decided in 20 ms frames and "
     "1 s batches up to the file's last whole frame, then discarded: nothing is stored. A "
     "quiet file, whose speech peaks under -35 dBFS, is lifted by one "
@@ -67,7 +69,8 @@ def register(subparsers: Any) -> None:
             "(named on stderr), or an option is wrong."
         ),
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="audio file (WAV, FLAC...)")
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="audio file (WAV, FLAC, WebM, M4A...)")
     add_audio_options(parser)
     framing = parser.add_mutually_exclusive_group()
     framing.add_argument("--with-session", dest="with_session", action="store_true",
