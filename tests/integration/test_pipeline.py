@@ -82,17 +82,25 @@ def test_run_writes_reports_equal_to_rapport_analyze(tmp_path: Path) -> None:
     assert len(got) == 50
 
 
-@pytest.mark.parametrize("shape", ["segments", "voice", "levels", "mixed"])
+# Two runs: levels alone (the six scales need many participants sending levels), and a mix
+# per participant, which holds every shape (frames, whole segments, speaking-state changes,
+# levels; checked below). Segments alone and voice alone were two more runs of `rapport run`
+# (about 20 s of the suite's 20 minutes) whose shapes the mix already sends.
+@pytest.mark.parametrize("shape", ["levels", "mixed"])
 def test_run_takes_every_shape_platforms_send(tmp_path: Path, shape: str) -> None:
     """Issue 14: whole segments sent when they end (long ones included), speaking-state
     changes, level samples in the six scales, and a mix per participant: nothing is rejected
     and the pipeline's reports equal rapport analyze's."""
     events = tmp_path / "events.jsonl"
-    events.write_bytes(b"\n".join(simulate_lines(
+    lines = simulate_lines(
         "--sessions", "8", "--minutes", "3", "--seed", "5", "--style", "mixed",
         "--shape", shape, "--jitter-ms", "2000", "--duplicate-rate", "0.05",
         "--session-stagger-ms", "30000",
-    )) + b"\n")
+    )
+    sent = {orjson.loads(line)["type"] for line in lines}
+    shapes = {"levels"} if shape == "levels" else {"activity", "speech", "voice", "levels"}
+    assert shapes <= sent, sent
+    events.write_bytes(b"\n".join(lines) + b"\n")
     out, dead = tmp_path / "reports.jsonl", tmp_path / "dead.jsonl"
     run = subprocess.run(
         [sys.executable, "-m", "services.cli", "run", "--events", str(events), "--reports",
