@@ -24,9 +24,10 @@ would have recorded it; the ingest gets no such lift (a browser's microphone app
 gain control). Both are logged at INFO.
 
 Samples become signed 16-bit PCM, what the ingest's Opus decoder hands the VAD, in blocks
-(:func:`soundfile.blocks`), so hours of audio never sit in memory at once; a file's channels
-are averaged into one participant as the ingest averages a stereo track, unless each channel is
-its own participant (``channels=True``). The audio is read and discarded; nothing is written.
+(:func:`services.cli.audio_reader.blocks`), so hours of audio never sit in memory at once; a
+file's channels are averaged into one participant as the ingest averages a stereo track, unless
+each channel is its own participant (``channels=True``). The audio is read and discarded;
+nothing is written.
 
 With several tracks, :func:`crosstalk_free_events` also drops each frame that is another
 track's voice bleeding into this track's microphone (models/crosstalk.py; README,
