@@ -98,6 +98,9 @@ VAD's choice half at 8 kHz; bench/vad_narrowband.py scores the validation sets (
 holding nothing above 4 kHz (services/cli/audio_files.py); the WebRTC ingest's Opus audio is
 read as wideband.
 
+Long streams: a stream's states restart from its last second of inputs at the first pause the
+model hears after 30 s (``restart``, ``warm``, ``pause``; models/vad_restart.py says why).
+
 As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, never on how it
 was cut into chunks, and the output is a ``0``/``1`` string per completed frame, ready for
 wire ``activity`` events (METRICS.md §1/§9).
@@ -119,6 +122,7 @@ from models.vad_decision import Branch, FrameDecider, Source
 from models.vad_head import head_value
 from models.vad_narrowband_head import narrowband_head_value
 from models.vad_offset import OffsetTracker
+from models.vad_restart import PAUSE_WINDOWS, QUIET, RESTART_WINDOWS, WARM_WINDOWS, Restarts
 from models.vad_silero_model import (
     CONTEXT,
     NARROWBAND,
@@ -135,9 +139,9 @@ from models.vad_silero_model import (
 # backend's users.
 __all__ = [
     "CONTEXT", "DEFAULT_BRANCHES", "LOOKAHEAD", "MODEL_ALONE", "NARROWBAND_BRANCH",
-    "NARROWBAND_BRANCHES", "RATE",
-    "RELEASE", "THRESHOLD", "WINDOW", "SileroBatchVad", "SileroModel", "StreamingSileroVad",
-    "load_model", "load_session", "silero_model_path",
+    "NARROWBAND_BRANCHES", "PAUSE_WINDOWS", "QUIET", "RATE", "RELEASE", "RESTART_WINDOWS",
+    "THRESHOLD", "WARM_WINDOWS", "WINDOW", "SileroBatchVad", "SileroModel",
+    "StreamingSileroVad", "load_model", "load_session", "silero_model_path",
 ]
 
 # Frame decisions (see the module docstring, "Deciding frames"). The model alone
@@ -157,6 +161,8 @@ DEFAULT_BRANCHES = (
            vad_head.MODEL_TRIM_END),
     Branch("head", HEAD_THRESHOLD, HEAD_RELEASE, HEAD_LOOKAHEAD),
 )
+# Probabilities and head terms of one network, per stream and window.
+Outputs = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
 # Narrowband audio's third branch (module docstring, "Narrowband audio"): the 8 kHz network's
 # probability from 0.65 until under 0.4, one window of lookahead, each unit losing its first
 # frame and last three (bench/vad_narrowband.py --rank chose it).
@@ -196,8 +202,9 @@ class SileroBatchVad:
                  release: float | None = None, lookahead: int | None = None,
                  model: SileroModel | None = None, head: bool = True,
                  branches: Sequence[Branch] | None = None, detrend: bool = True,
-                 narrowband: bool = False, narrowband_model: SileroModel | None = None
-                 ) -> None:
+                 narrowband: bool = False, narrowband_model: SileroModel | None = None,
+                 restart: int = RESTART_WINDOWS, warm: int = WARM_WINDOWS,
+                 pause: int = PAUSE_WINDOWS) -> None:
         if streams < 1:
             raise ConfigError("streams", "must be >= 1")
         if frame_ms <= 0 or (RATE * frame_ms) % 1000:
@@ -235,6 +242,7 @@ class SileroBatchVad:
         self._fill = [CONTEXT] * streams  # samples held per row, context included
         self._state = np.zeros((STATE_SHAPE[0], streams, STATE_SHAPE[1]), dtype=np.float32)
         self._narrow_state = np.zeros_like(self._state)
+        self._restarts = Restarts(streams, CONTEXT + WINDOW, restart, warm, pause)
         # Per source the branches read (models/vad_decision.py) and per stream: its values of
         # windows from window ``_base`` on; then the frames run through the rule, and its state.
         self._sources: set[Source] = sources | {"model"}
@@ -317,11 +325,7 @@ class SileroBatchVad:
         inputs = self._inputs(np.array(view) if everyone else view[rows], rows,
                               lengths.tolist())
         heads = "head" in self._sources or "narrowband_head" in self._sources
-        wide = self._run(self.model, "head" in self._sources, inputs, self._state, rows,
-                         lengths)
-        narrow = None if self.narrowband is None else self._run(
-            self.narrowband, "narrowband_head" in self._sources, self._decimated(inputs),
-            self._narrow_state, rows, lengths)
+        wide, narrow = self._run_all(inputs, rows, lengths)
         # Streams with as many new windows together (the band floors' evidence): all at once
         # in the usual case.
         groups = [list(range(len(rows)))] if everyone else [
@@ -355,6 +359,57 @@ class SileroBatchVad:
                 keep = fill[row] - used
                 audio[row, :keep] = audio[row, used:fill[row]]
                 fill[row] = keep
+
+    def _run_all(self, inputs: npt.NDArray[np.float32], rows: list[int],
+                 lengths: npt.NDArray[np.int32]) -> tuple[Outputs, Outputs | None]:
+        """Both networks' outputs (probabilities, head term) for streams ``rows``' new
+        ``inputs`` (``lengths`` real windows each), from their states, which they update.
+        A stream due a restart (models/vad_restart.py) has the windows from the restart on
+        run again from its new states."""
+        wide, narrow = self._run_both(inputs, rows, lengths)
+        restarts = self._restarts
+        if not restarts.restart:
+            return wide, narrow
+        for i, (row, count) in enumerate(zip(rows, lengths.tolist(), strict=True)):
+            done = self._base[row] + len(self._series["model"][row])  # windows before
+            at = restarts.due(row, done, wide[0][i, :count], 0)
+            while at is not None:
+                self._restart(row, restarts.recent(row, inputs[i], at))
+                again = self._run_both(np.ascontiguousarray(inputs[i:i + 1, at:count]), [row],
+                                       np.array([count - at], dtype=np.int32))
+                for out, got in ((wide, again[0]), (narrow, again[1])):
+                    if out is None or got is None:
+                        continue
+                    for k in range(2):
+                        if got[k].size:
+                            out[k][i, at:count] = got[k][0]
+                restarts.restarted(row, done + at)
+                at = restarts.due(row, done, wide[0][i, :count], at + 1)
+            restarts.ran(row, inputs[i, :count], wide[0][i, :count])
+        return wide, narrow
+
+    def _run_both(self, inputs: npt.NDArray[np.float32], rows: list[int],
+                  lengths: npt.NDArray[np.int32]) -> tuple[Outputs, Outputs | None]:
+        """Both networks over ``inputs`` from the streams' states, which they update."""
+        wide = self._run(self.model, "head" in self._sources, inputs, self._state, rows,
+                         lengths)
+        narrow = None if self.narrowband is None else self._run(
+            self.narrowband, "narrowband_head" in self._sources, self._decimated(inputs),
+            self._narrow_state, rows, lengths)
+        return wide, narrow
+
+    def _restart(self, row: int, recent: npt.NDArray[np.float32]) -> None:
+        """Start stream ``row``'s states again: from zero, then through ``recent``, its last
+        inputs (models/vad_restart.py)."""
+        for model, state in ((self.model, self._state), (self.narrowband, self._narrow_state)):
+            if model is None:
+                continue
+            fresh = np.zeros((STATE_SHAPE[0], 1, STATE_SHAPE[1]), dtype=np.float32)
+            if len(recent):
+                warm = recent[None] if model is self.model else self._decimated(recent[None])
+                _, fresh = model.run(np.ascontiguousarray(warm), fresh,
+                                     np.array([len(recent)], dtype=np.int32))
+            state[:, row] = fresh[:, 0]
 
     @staticmethod
     def _run(model: SileroModel, head: bool, inputs: npt.NDArray[np.float32],
@@ -422,11 +477,14 @@ class StreamingSileroVad:
                  release: float | None = None, lookahead: int | None = None,
                  model: SileroModel | None = None, head: bool = True,
                  detrend: bool = True, narrowband: bool = False,
-                 narrowband_model: SileroModel | None = None) -> None:
+                 narrowband_model: SileroModel | None = None,
+                 restart: int = RESTART_WINDOWS, warm: int = WARM_WINDOWS,
+                 pause: int = PAUSE_WINDOWS) -> None:
         self._batch = SileroBatchVad(1, frame_ms=frame_ms, threshold=threshold,
                                      release=release, lookahead=lookahead, model=model,
                                      head=head, detrend=detrend, narrowband=narrowband,
-                                     narrowband_model=narrowband_model)
+                                     narrowband_model=narrowband_model, restart=restart,
+                                     warm=warm, pause=pause)
 
     @property
     def frame_samples(self) -> int:

@@ -73,7 +73,8 @@ def reference_run(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
                             narrowband: list[float] | None = None,
-                            narrowband_terms: list[float] | None = None
+                            narrowband_terms: list[float] | None = None,
+                            restart: int = 0, warm: int = 0, pause: int = 0
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`reference_run`, and per window the head's state term (models/vad_head.py): the
     file's hidden state after the window (its state output's first half, which the file's
@@ -85,13 +86,17 @@ def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
     probabilities at 8 kHz, run on every other sample of each input as shown, state carried
     (models/vad_silero.py, "Narrowband audio"), and ``narrowband_terms`` with the narrowband
     head's state term: that network's hidden state, ReLU'd, times its ``STATE_WEIGHTS``
-    (models/vad_narrowband_head.py)."""
+    (models/vad_narrowband_head.py). ``restart``: before the first window at least
+    ``restart`` windows after the stream's start or its last restart whose ``pause`` windows
+    before it all had a probability under ``QUIET``, each network's state is the one the file
+    reaches from zero over the last ``warm`` inputs as shown (models/vad_silero.py, "Long
+    streams")."""
     import onnxruntime  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     from models.vad_head import STATE_WEIGHTS
     from models.vad_narrowband_head import STATE_WEIGHTS as NARROW_WEIGHTS
     from models.vad_offset import LINE_SHARE, OFFSET_RATE
-    from models.vad_silero import silero_model_path
+    from models.vad_silero import QUIET, silero_model_path
     session = onnxruntime.InferenceSession(str(silero_model_path()),
                                            providers=["CPUExecutionProvider"])
     state = np.zeros((2, 1, 128), dtype=np.float32)
@@ -101,7 +106,20 @@ def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
     weights = np.asarray(STATE_WEIGHTS, dtype=np.float64)
     offset: float | None = None
     narrow_state = np.zeros((2, 1, 128), dtype=np.float32)
+    shown_inputs: list[np.ndarray] = []
+    restarted = 0
     for at in range(0, len(audio) - 511, 512):
+        window = at // 512
+        if (restart and window - restarted >= restart
+                and all(p < QUIET for p in out[window - pause:window])):
+            restarted = window
+            state = np.zeros((2, 1, 128), dtype=np.float32)
+            narrow_state = np.zeros((2, 1, 128), dtype=np.float32)
+            for past in shown_inputs[len(shown_inputs) - warm:] if warm else []:
+                _, state = session.run(None, {"input": past, "state": state, "sr": rate})
+                _, narrow_state = session.run(None, {
+                    "input": np.ascontiguousarray(past[:, ::2]), "state": narrow_state,
+                    "sr": np.array(8_000, dtype=np.int64)})
         x = np.concatenate((context, audio[at:at + 512]))[None, :]
         shown = x
         if detrend:
@@ -114,6 +132,7 @@ def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
                 samples = samples - line
             shown = samples.astype(np.float32)[None, :]
         probability, state = session.run(None, {"input": shown, "state": state, "sr": rate})
+        shown_inputs.append(shown)
         if narrowband is not None:
             narrow, narrow_state = session.run(None, {
                 "input": np.ascontiguousarray(shown[:, ::2]), "state": narrow_state,
@@ -296,6 +315,74 @@ def test_narrowband_audio_has_its_own_head_and_the_8_khz_networks_branch(
     assert changed > 0
 
 
+@pytest.mark.parametrize(("narrowband", "pause"), [(False, 3), (True, 3), (False, 0)])
+def test_a_long_streams_networks_restart_from_their_last_windows(
+        model: SileroModel, narrowband: bool, pause: int) -> None:
+    """Long streams (models/vad_silero.py): before every ``restart``-th window each network's
+    state starts again from zero through the stream's last ``warm`` inputs, as the file run
+    window by window gives it, so the decisions are the documented rules' on those
+    probabilities; they differ from a stream that never restarts. (A restart every 40 windows
+    here, so that the short clips restart several times; the default is every 938.)"""
+    import soxr
+
+    from models import vad_narrowband_head
+    from models.vad_bands import evidence_of
+    from models.vad_head import (
+        LOOKAHEAD,
+        MODEL_TRIM_END,
+        MODEL_TRIM_START,
+        RELEASE,
+        THRESHOLD,
+        head_value,
+    )
+    from models.vad_narrowband_head import narrowband_head_value
+    from models.vad_silero import (
+        PAUSE_WINDOWS,
+        RESTART_WINDOWS,
+        WARM_WINDOWS,
+        StreamingSileroVad,
+    )
+    from models.vad_silero_model import NARROWBAND, load_model
+    assert (RESTART_WINDOWS, WARM_WINDOWS, PAUSE_WINDOWS) == (938, 31, 8)  # 30 s, 1 s, 0.26 s
+    narrow_model = load_model(layout=NARROWBAND) if narrowband else None
+    changed = 0
+    for audio in clean_clips()[:3]:
+        if narrowband:
+            audio = np.asarray(soxr.resample(soxr.resample(audio, 16_000, 8_000), 8_000,
+                                             16_000), dtype=np.float32)
+        narrow: list[float] = []
+        terms: list[float] = []
+        probabilities, _, wide_terms = reference_run_with_head(
+            audio, detrend=True, narrowband=narrow, narrowband_terms=terms, restart=40, warm=8,
+            pause=pause)
+        evidence = evidence_of(audio)[:len(probabilities)]
+        units = hysteresis_units(probabilities, 0.55, 0.3, 2,
+                                 (MODEL_TRIM_START, MODEL_TRIM_END))
+        if narrowband:
+            values = narrowband_head_value(narrow, evidence, terms)
+            units |= hysteresis_units(values, vad_narrowband_head.THRESHOLD,
+                                      vad_narrowband_head.RELEASE,
+                                      vad_narrowband_head.LOOKAHEAD,
+                                      (vad_narrowband_head.TRIM_START,
+                                       vad_narrowband_head.TRIM_END))[:len(units)]
+            units |= hysteresis_units(np.array(narrow), 0.65, 0.4, 1, (1, 3))[:len(units)]
+        else:
+            units |= hysteresis_units(head_value(probabilities, evidence, wide_terms),
+                                      THRESHOLD, RELEASE, LOOKAHEAD)[:len(units)]
+        expected = "".join("1" if x else "0" for x in units[:-MODEL_TRIM_END])
+        runs = {}
+        for restart in (40, 0):
+            vad = StreamingSileroVad(model=model, narrowband=narrowband,
+                                     narrowband_model=narrow_model, restart=restart, warm=8,
+                                     pause=pause)
+            # 1 s a call (the ingest's): more windows per call than the warm-up keeps
+            runs[restart] = "".join(vad.push(audio[at:at + 16_000])
+                                    for at in range(0, len(audio), 16_000))
+        assert runs[40] == expected
+        changed += sum(a != b for a, b in zip(runs[40], runs[0], strict=True))
+    assert changed > 0
+
+
 def test_a_narrowband_vad_runs_with_any_of_its_branches(model: SileroModel) -> None:
     """The 8 kHz network runs for narrowband audio whichever branches decide: given the model
     branch alone, a narrowband VAD decides as a wideband one does (its network's values, read
@@ -355,14 +442,15 @@ def test_a_model_file_laid_out_otherwise_is_refused(model: SileroModel,
             vad_silero_model.load_model(head=False, layout=layout)
 
 
-def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
+@pytest.mark.parametrize("restart", [938, 40])  # the default; several restarts per clip
+def test_decisions_do_not_depend_on_chunking(model: SileroModel, restart: int) -> None:
     from models.vad_head import LOOKAHEAD, MODEL_TRIM_END
     from models.vad_silero import LOOKAHEAD as MODEL_LOOKAHEAD
     from models.vad_silero import StreamingSileroVad
     audio, labels = clips()[0]
-    whole = StreamingSileroVad(model=model).push(audio)
+    whole = StreamingSileroVad(model=model, restart=restart, warm=8).push(audio)
     rng = np.random.default_rng(4)
-    vad = StreamingSileroVad(model=model)
+    vad = StreamingSileroVad(model=model, restart=restart, warm=8)
     out, at = [], 0
     while at < len(audio):
         size = int(rng.integers(0, 3000))
@@ -375,7 +463,7 @@ def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
     assert vad.frames_decided == len(whole) == (
         (len(audio) // 512 - max(LOOKAHEAD, MODEL_LOOKAHEAD)) * 512 // 320 - MODEL_TRIM_END)
     # The end of the stream decides the rest: every whole frame, once, however it came.
-    alone = StreamingSileroVad(model=model)
+    alone = StreamingSileroVad(model=model, restart=restart, warm=8)
     complete = alone.push(audio) + alone.finish()
     assert "".join(out) + vad.finish() == complete
     assert vad.frames_decided == alone.frames_decided == len(complete) == len(audio) // 320
@@ -386,18 +474,22 @@ def test_decisions_do_not_depend_on_chunking(model: SileroModel) -> None:
     assert np.mean(truth[:n] == predicted[:n]) > 0.85
 
 
-@pytest.mark.parametrize("narrowband", [False, True])
-def test_batched_streams_decide_as_each_alone(model: SileroModel, narrowband: bool) -> None:
+@pytest.mark.parametrize(("narrowband", "restart"), [(False, 938), (True, 938), (True, 40)])
+def test_batched_streams_decide_as_each_alone(model: SileroModel, narrowband: bool,
+                                              restart: int) -> None:
+    """Streams out of step, each restarting at its own windows (restart 40: several times
+    per clip, at different places of one call for different streams)."""
     from models.vad_silero import SileroBatchVad, StreamingSileroVad
     from models.vad_silero_model import NARROWBAND, load_model
     narrow = load_model(layout=NARROWBAND) if narrowband else None
     streams = [audio for audio, _ in clips()]
     alone = []
     for audio in streams:
-        vad = StreamingSileroVad(model=model, narrowband=narrowband, narrowband_model=narrow)
+        vad = StreamingSileroVad(model=model, narrowband=narrowband, narrowband_model=narrow,
+                                 restart=restart, warm=8)
         alone.append(vad.push(audio) + vad.finish())
     batch = SileroBatchVad(len(streams), model=model, narrowband=narrowband,
-                           narrowband_model=narrow)
+                           narrowband_model=narrow, restart=restart, warm=8)
     out = ["" for _ in streams]
     rng = np.random.default_rng(5)
     at = [0] * len(streams)

@@ -1,0 +1,177 @@
+"""Voice activity detectors in long streams (issue 17): what each real recording scores when
+the detector has been running for minutes before it, against what it scores alone.
+
+Every other VAD figure here scores each recording as a stream of its own: 3 to 30 s from a
+fresh start. A therapy session is a stream of 50 minutes. The Silero network is recurrent,
+and its state after minutes of audio is not the zero state a stream starts from: some of its
+cell values keep growing with what it has heard (their magnitude rises from about 15 in a
+fresh 30 s to 100 over a few minutes of AMI's meetings), the drift other users of the model
+report in never-ending streams (silero-vad issue 725). The default's head reads that state
+(models/vad_head.py), and its weights were fitted on fresh recordings of 30 s at most.
+
+Two ways of making a long stream of a set (``--mode``):
+
+- ``concat`` (the default): the set's recordings back to back, in order, the whole sequence
+  repeated until it lasts at least ``--seconds`` (180 s), one stream; each recording is scored
+  in the last repetition, so it comes after at least that much of the set's other speech. A
+  meeting recording of many sources, each change a cut.
+- ``loop``: each recording repeated until it lasts at least ``--seconds``, its own stream,
+  scored in its last repetition: one participant, one room, one microphone, each repetition
+  a cut back to its start.
+
+Detectors: the default (the ``auto`` backend, as the ingest runs it: 1 s batches, then the
+end of the stream; its networks restart at the first pause after 30 s, models/vad_silero.py
+"Long streams"), the
+same **never restarted** (its state carried through the whole stream, as until 2026-12-06),
+silero-vad (its own rule over the whole stream, its state carried as its
+``get_speech_timestamps`` carries it) and webrtcvad modes 0-3. Conditions: clean, white, pink
+and babble noise at 20 / 10 / 5 dB (noise sample 0, mixed per recording before the stream is
+made). Printed per set and condition: frame F1 after METRICS.md §2 pooled over the set's
+recordings, alone and in the long stream, for the default and the best rival, and how many
+conditions the default is under the best rival either way. Which sets are tuning and which
+validation is bench/real_speech.py's (README, "Voice activity detection"); nothing here was
+fitted or ranked on.
+
+Usage: ``.venv/bin/python bench/vad_long.py [--mode concat|loop] [--seconds 180]
+[--sets tuning,...]`` (on one core with TEN VAD's test set: about five minutes with
+``--mode concat``, ten with ``--mode loop --seconds 90``; its halves are skipped with a note
+when absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import real_speech  # noqa: E402
+from bench import vad as bench_vad  # noqa: E402
+from bench.vad import after_section2, scores  # noqa: E402
+from bench.vad_fusion import ORDER, RIVALS  # noqa: E402
+from bench.vad_narrowband import SETS, TITLES  # noqa: E402
+
+FRAME = real_speech.SR // 50  # samples of one 20 ms frame
+
+
+def whole_frames(audio: np.ndarray) -> np.ndarray:
+    """``audio`` cut to whole 20 ms frames, so that recordings put back to back keep their
+    frames where they were."""
+    return np.asarray(audio[: len(audio) // FRAME * FRAME], dtype=np.float32)
+
+
+def long_frames(detect: bench_vad.Detector, clips: list[np.ndarray], mode: str,
+                seconds: float) -> list[np.ndarray]:
+    """Per clip, its frames after §2 in the last repetition of the long stream (module
+    docstring)."""
+    if mode == "loop":
+        out = []
+        for clip in clips:
+            times = max(2, math.ceil(seconds * real_speech.SR / len(clip)))
+            frames = after_section2(detect(np.tile(clip, times)))
+            out.append(frames[(times - 1) * (len(clip) // FRAME):])
+        return out
+    total = sum(len(clip) for clip in clips)
+    times = max(2, math.ceil(seconds * real_speech.SR / total))
+    frames = after_section2(detect(np.tile(np.concatenate(clips), times)))
+    at = (times - 1) * (total // FRAME)
+    out = []
+    for clip in clips:
+        out.append(frames[at:at + len(clip) // FRAME])
+        at += len(clip) // FRAME
+    return out
+
+
+def never_restarted() -> bench_vad.Detector:
+    """The default without its restarts (``restart=0``): the network's state carried through
+    the whole stream, as the backend ran it until 2026-12-06 and as silero-vad runs it."""
+    from models.vad_silero import StreamingSileroVad, load_model
+    model = load_model()
+
+    def detect(audio: np.ndarray) -> str:
+        vad = StreamingSileroVad(model=model, restart=0)
+        return "".join(vad.push(audio[i:i + real_speech.SR])
+                       for i in range(0, len(audio), real_speech.SR)) + vad.finish()
+
+    return detect
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("concat", "loop"), default="concat",
+                        help="how a long stream is made (module docstring; default: "
+                             "%(default)s)")
+    parser.add_argument("--seconds", type=float, default=180.0,
+                        help="the least length of a long stream (default: %(default)s)")
+    parser.add_argument("--sets", default=",".join(SETS),
+                        help="comma-separated sets (default: all: %(default)s)")
+    args = parser.parse_args()
+    names = args.sets.split(",")
+    unknown = [n for n in names if n not in SETS]
+    if unknown:
+        parser.error(f"unknown sets {unknown}: choose from {', '.join(SETS)}")
+    print(f"# bench/vad_long.py --mode {args.mode} --seconds {args.seconds:g}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
+          f"Python {platform.python_version()}")
+    found, missing = bench_vad.detectors()
+    detectors = {name: found[name] for name in ("default", *RIVALS) if name in found}
+    if len(detectors) < 1 + len(RIVALS) or "model alone" not in found:
+        sys.exit(f"needs the silero default, silero-vad and webrtcvad: {missing}")
+    detectors["never restarted"] = never_restarted()
+    under = {"alone": 0, "long": 0}
+    shortfall = {"alone": 0.0, "long": 0.0}
+    kept_under = {"alone": 0, "long": 0}  # the same for the default never restarted
+    kept_short = {"alone": 0.0, "long": 0.0}
+    for name in names:
+        recordings = SETS[name]()
+        if not recordings:
+            print(f"\n## {TITLES[name]}: absent")
+            continue
+        print(f"\n## {TITLES[name]} ({len(recordings)} pooled): frame F1 after §2, alone -> "
+              "in the long stream")
+        mixes = [real_speech.noisy(recording) for recording in recordings]
+        for condition in ORDER:
+            clips = [whole_frames(mix[condition]) for mix in mixes]
+            f1: dict[str, dict[str, float]] = {}
+            for detector, detect in detectors.items():
+                alone = [after_section2(detect(clip)) for clip in clips]
+                long = long_frames(detect, clips, args.mode, args.seconds)
+                f1[detector] = {}
+                for key, frames in (("alone", alone), ("long", long)):
+                    n = [min(len(f), len(r.labels)) for f, r in zip(frames, recordings,
+                                                                   strict=True)]
+                    f1[detector][key] = scores(
+                        np.concatenate([f[:k] for f, k in zip(frames, n, strict=True)]),
+                        np.concatenate([r.labels[:k] for r, k in zip(recordings, n,
+                                                                     strict=True)]))["f1"]
+            cells = []
+            for key in ("alone", "long"):
+                rival = {d: f1[d][key] for d in RIVALS}
+                kept_under[key] += f1["never restarted"][key] < max(rival.values())
+                kept_short[key] += max(0.0, max(rival.values()) - f1["never restarted"][key])
+                best = max(rival, key=rival.__getitem__)
+                behind = f1["default"][key] < f1[best][key]
+                under[key] += behind
+                shortfall[key] += max(0.0, f1[best][key] - f1["default"][key])
+                cells.append(f"{key}: default {f1['default'][key]:.3f} best rival "
+                             f"{f1[best][key]:.3f} ({best}){' UNDER' if behind else ''}")
+            silero, kept = f1["silero-vad"], f1["never restarted"]
+            print(f"  {condition:<9} " + "   ".join(cells)
+                  + f"   [never restarted {kept['alone']:.3f} -> {kept['long']:.3f}; "
+                  f"silero-vad {silero['alone']:.3f} -> {silero['long']:.3f}]", flush=True)
+    for label, counts, totals in (("default", under, shortfall),
+                                  ("never restarted", kept_under, kept_short)):
+        print(f"\n{label}: under the best rival alone in {counts['alone']} conditions "
+              f"({totals['alone']:.4f} in all), in the long stream in {counts['long']} "
+              f"({totals['long']:.4f})")
+
+
+if __name__ == "__main__":
+    main()
