@@ -32,8 +32,14 @@ conditions the default is under the best rival either way. Which sets are tuning
 validation is bench/real_speech.py's (README, "Voice activity detection"); nothing here was
 fitted or ranked on.
 
+``--rank`` ranks the restart rules of :data:`RULES` instead (models/vad_restart.py: never,
+and after 30 s with 1 s of warm-up, waiting for 0, 8, 16 or 31 quiet windows) on ``--sets``
+(default: the tuning sets): each condition alone, back to back (180 s) and looped (90 s), by
+total shortfall of F1 under the best of silero-vad and webrtcvad, with the conditions under
+counted (README, "Long streams", says what it chose and how validation was then looked at).
+
 Usage: ``.venv/bin/python bench/vad_long.py [--mode concat|loop] [--seconds 180]
-[--sets tuning,...]`` (on one core with TEN VAD's test set: about five minutes with
+[--sets tuning,...] [--rank]`` (on one core with TEN VAD's test set: about five minutes with
 ``--mode concat``, ten with ``--mode loop --seconds 90``; its halves are skipped with a note
 when absent).
 """
@@ -59,6 +65,10 @@ from bench.vad_fusion import ORDER, RIVALS  # noqa: E402
 from bench.vad_narrowband import SETS, TITLES  # noqa: E402
 
 FRAME = real_speech.SR // 50  # samples of one 20 ms frame
+# ``--rank``: restart rules (restart, warm, pause in windows; models/vad_restart.py) and the
+# sets they are ranked on by default.
+RULES = [(0, 0, 0), (938, 31, 0), (938, 31, 8), (938, 31, 16), (938, 31, 31)]
+RANKED_ON = ("tuning", "ami-train", "ten-choice")
 
 
 def whole_frames(audio: np.ndarray) -> np.ndarray:
@@ -103,6 +113,65 @@ def never_restarted() -> bench_vad.Detector:
     return detect
 
 
+def restarting(restart: int, warm: int, pause: int) -> bench_vad.Detector:
+    """The default with the restart rule given (models/vad_restart.py), 1 s batches."""
+    from models.vad_silero import StreamingSileroVad, load_model
+    model = load_model()
+
+    def detect(audio: np.ndarray) -> str:
+        vad = StreamingSileroVad(model=model, restart=restart, warm=warm, pause=pause)
+        return "".join(vad.push(audio[i:i + real_speech.SR])
+                       for i in range(0, len(audio), real_speech.SR)) + vad.finish()
+
+    return detect
+
+
+def pooled_f1(frames: list[np.ndarray], recordings: list[real_speech.Recording]) -> float:
+    n = [min(len(f), len(r.labels)) for f, r in zip(frames, recordings, strict=True)]
+    return scores(np.concatenate([f[:k] for f, k in zip(frames, n, strict=True)]),
+                  np.concatenate([r.labels[:k] for r, k in zip(recordings, n, strict=True)])
+                  )["f1"]
+
+
+def rank(names: list[str], rivals: dict[str, bench_vad.Detector]) -> None:
+    """``--rank`` (module docstring)."""
+    views = {"alone": None, "concat": 180.0, "loop": 90.0}
+    detectors = {rule: restarting(*rule) for rule in RULES}
+    short = {rule: dict.fromkeys(views, 0.0) for rule in RULES}
+    under = {rule: dict.fromkeys(views, 0) for rule in RULES}
+    for name in names:
+        recordings = SETS[name]()
+        if not recordings:
+            print(f"{TITLES[name]}: absent")
+            continue
+        mixes = [real_speech.noisy(recording) for recording in recordings]
+        for condition in ORDER:
+            clips = [whole_frames(mix[condition]) for mix in mixes]
+
+            def f1(detect: bench_vad.Detector, view: str, clips: list[np.ndarray] = clips,
+                   recordings: list[real_speech.Recording] = recordings) -> float:
+                seconds = views[view]
+                frames = ([after_section2(detect(clip)) for clip in clips] if seconds is None
+                          else long_frames(detect, clips, view, seconds))
+                return pooled_f1(frames, recordings)
+
+            best = {view: max(f1(d, view) for d in rivals.values()) for view in views}
+            cells = []
+            for rule, detect in detectors.items():
+                for view in views:
+                    got = f1(detect, view)
+                    short[rule][view] += max(0.0, best[view] - got)
+                    under[rule][view] += got < best[view]
+                    cells.append(f"{got:.3f}")
+            print(f"{name} {condition}: best rival {' / '.join(f'{best[v]:.3f}' for v in views)};"
+                  f" rules {' '.join(cells)}", flush=True)
+    print("\nrule (restart, warm, pause): shortfall alone / back to back / looped (conditions "
+          "under) | total")
+    for rule in sorted(RULES, key=lambda r: sum(short[r].values())):
+        print(rule, " / ".join(f"{short[rule][v]:.4f} ({under[rule][v]})" for v in views),
+              f"| {sum(short[rule].values()):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=("concat", "loop"), default="concat",
@@ -110,17 +179,25 @@ def main() -> None:
                              "%(default)s)")
     parser.add_argument("--seconds", type=float, default=180.0,
                         help="the least length of a long stream (default: %(default)s)")
-    parser.add_argument("--sets", default=",".join(SETS),
-                        help="comma-separated sets (default: all: %(default)s)")
+    parser.add_argument("--sets", default=None,
+                        help="comma-separated sets (default: all, or with --rank the tuning "
+                             f"sets; choose from {', '.join(SETS)})")
+    parser.add_argument("--rank", action="store_true",
+                        help="rank the restart rules instead (module docstring)")
     args = parser.parse_args()
-    names = args.sets.split(",")
+    names = (args.sets.split(",") if args.sets
+             else list(RANKED_ON) if args.rank else list(SETS))
     unknown = [n for n in names if n not in SETS]
     if unknown:
         parser.error(f"unknown sets {unknown}: choose from {', '.join(SETS)}")
-    print(f"# bench/vad_long.py --mode {args.mode} --seconds {args.seconds:g}, "
+    print(f"# bench/vad_long.py {'--rank' if args.rank else f'--mode {args.mode}'} "
+          f"--seconds {args.seconds:g}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}")
     found, missing = bench_vad.detectors()
+    if args.rank:
+        rank(names, {name: found[name] for name in RIVALS if name in found})
+        return
     detectors = {name: found[name] for name in ("default", *RIVALS) if name in found}
     if len(detectors) < 1 + len(RIVALS) or "model alone" not in found:
         sys.exit(f"needs the silero default, silero-vad and webrtcvad: {missing}")
