@@ -538,7 +538,9 @@ def test_bad_settings_name_the_field(model: SileroModel) -> None:
     for kwargs, field in (({"frame_ms": 0}, "vad.frame_ms"), ({"threshold": 1.0},
                                                                "vad.threshold"),
                           ({"release": 0.9}, "vad.release"), ({"lookahead": -1},
-                                                              "vad.lookahead")):
+                                                              "vad.lookahead"),
+                          ({"restart": 10, "warm": 31}, "vad.restart"),
+                          ({"restart": 938, "pause": -1}, "vad.restart")):
         with pytest.raises(ConfigError) as raised:
             SileroBatchVad(2, model=model, **kwargs)  # type: ignore[arg-type]
         assert raised.value.field == field
