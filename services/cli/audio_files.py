@@ -15,8 +15,9 @@ first :data:`SCAN_S` seconds hold nothing above 4 kHz (:data:`NARROWBAND_CONTENT
 telephone recording stored at 16, 44.1 or 48 kHz. So is a participant declared to have dialled
 in (``rapport vad --telephone ID``; :func:`mark_telephone`), whatever the file holds: a call's
 recording of such a participant has passed Opus, which fills the band above 4 kHz, as the
-ingest's ``"telephone": true`` offers do (README, "Participants who dial in"). A file whose
-speech peaks under
+ingest's ``"telephone": true`` offers do (README, "Participants who dial in"). A float file
+whose samples pass full scale is lowered by one constant gain to fit it, not clipped. A file
+whose speech peaks under
 models/vad_level.py's floor (measured over the whole file, read once more block by block, so a
 quiet first minute does not decide for a loud hour) is quiet: it is lifted by one constant
 gain up to that floor before the VAD (at most ``MAX_LIFT_DB``), as a louder microphone setting
@@ -158,7 +159,7 @@ class Scan:
     (from all of it)."""
 
     narrowband: bool
-    lift_db: float
+    lift_db: float  # negative: a float recording past full scale, lowered to fit it
 
 
 def scan(track: Track) -> Scan:
@@ -167,6 +168,7 @@ def scan(track: Track) -> Scan:
     audio = head(track.path, track.reader, track.sample_rate * SCAN_S)
     audio = audio if track.channel is None else audio[:, track.channel:track.channel + 1]
     mono = np.nan_to_num(audio.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
+    peak = _peak(audio)
     narrow = track.sample_rate <= NARROWBAND_MAX_RATE
     if track.telephone and not narrow:
         narrow = True
@@ -186,12 +188,26 @@ def scan(track: Track) -> Scan:
                 block[:, track.channel:track.channel + 1]
             powers.append(frame_powers(np.nan_to_num(block.mean(axis=1), nan=0.0, posinf=1.0,
                                                      neginf=-1.0), track.sample_rate))
+            peak = max(peak, _peak(block))
     level = level_of_powers(np.concatenate(powers))
     lift = lift_db(level)
     if lift:
         log.info("%s: quiet recording (speech peaks at %.0f dBFS), lifted by %.1f dB before "
                  "the VAD", track.participant_id, level, lift)
+    elif peak > 1.0:
+        # Only a float file holds samples past full scale. 16-bit PCM would clip them, and
+        # clipping turns loud speech and its room into broadband noise the VAD hears as voice
+        # (a recording stored 60 dB too loud: false speech in its pauses); one gain keeps it.
+        lift = -20.0 * math.log10(peak)
+        log.info("%s: samples up to %.1f dB past full scale, lowered by %.1f dB before the "
+                 "VAD rather than clipped", track.participant_id, -lift, -lift)
     return Scan(narrow, lift)
+
+
+def _peak(block: npt.NDArray[np.float32]) -> float:
+    """The largest magnitude of ``block``'s finite samples (0 when it has none)."""
+    finite = np.abs(block[np.isfinite(block)])
+    return float(finite.max()) if finite.size else 0.0
 
 
 def narrowband(track: Track) -> bool:

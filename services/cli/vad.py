@@ -46,7 +46,8 @@ VAD_HELP = (
     "1 s batches up to the file's last whole frame, then discarded: nothing is stored. A "
     "quiet file, whose speech peaks under -35 dBFS, is lifted by one "
     "constant gain up to that level first, by at most 30 dB (models/vad_level.py; logged at "
-    "INFO); the ingest gets no such lift, as a browser's microphone controls its own gain."
+    "INFO); the ingest gets no such lift, as a browser's microphone controls its own gain. A "
+    "float file whose samples pass full scale is lowered by one gain to fit it, not clipped."
 )
 
 
