@@ -122,9 +122,27 @@ def state_session(layout: vad_silero_model.Layout = vad_silero_model.WIDEBAND) -
                 if n.op_type == "Relu" and n.input[0] == lstm.output[0])
     model.graph.output.append(onnx.helper.make_tensor_value_info(
         relu.output[0], onnx.TensorProto.FLOAT, None))
-    return onnxruntime.InferenceSession(model.SerializeToString(),
-                                        vad_silero_model._session_options(1),
-                                        providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                           vad_silero_model._session_options(1),
+                                           providers=["CPUExecutionProvider"])
+    return WithSpectrum(session, vad_silero_model.spectrum_taper(
+        vad_silero_model.model_parameters(layout=layout), layout), layout)
+
+
+class WithSpectrum:
+    """A session on the backend's graph fed as the backend feeds it: ``run`` takes the
+    windows (``"windows"``) and gives the graph their spectrum
+    (:func:`models.vad_silero_model.magnitudes`)."""
+
+    def __init__(self, session: Any, taper: npt.NDArray[np.float32],
+                 layout: vad_silero_model.Layout) -> None:
+        self.session, self.taper, self.layout = session, taper, layout
+
+    def run(self, names: Any, feeds: dict[str, Any]) -> Any:
+        feeds = dict(feeds)
+        feeds["magnitudes"] = vad_silero_model.magnitudes(feeds.pop("windows"), self.taper,
+                                                          self.layout)
+        return self.session.run(names, feeds)
 
 
 def hidden_of(session: Any, audio: npt.NDArray[np.float32]) -> Matrix:

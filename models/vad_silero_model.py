@@ -178,6 +178,50 @@ def model_parameters(path: Path | None = None, layout: Layout = WIDEBAND
     return found
 
 
+FRAMES = 4  # spectrum frames per window
+
+
+def spectrum_taper(parameters: dict[str, npt.NDArray[np.float32]], layout: Layout = WIDEBAND
+                   ) -> npt.NDArray[np.float32]:
+    """The analysis window of ``layout``'s spectrum: the file's spectrum is a matrix product
+    with a basis of cosine and negative sine rows, each times this window (the first row,
+    the cosine of frequency 0, is the window itself). Checked: a basis laid out otherwise is
+    refused, so :func:`magnitudes` computes exactly the file's spectrum."""
+    basis = parameters["stft.forward_basis_buffer"][:, 0, :].astype(np.float64)
+    taper = basis[0]
+    angle = 2 * np.pi * np.outer(np.arange(layout.bins), np.arange(layout.filter)) / layout.filter
+    expected = np.concatenate((np.cos(angle), -np.sin(angle))) * taper
+    if not np.max(np.abs(basis - expected)) <= 1e-5:
+        raise ConfigError("vad.backend", "silero model file not recognised (its spectrum "
+                                         "basis is not a windowed Fourier basis)")
+    out: npt.NDArray[np.float32] = taper.astype(np.float32)
+    return out
+
+
+def magnitudes(windows: npt.NDArray[np.float32], taper: npt.NDArray[np.float32],
+               layout: Layout = WIDEBAND) -> npt.NDArray[np.float32]:
+    """The file's magnitude spectrum of ``windows`` ``(..., layout.span)``: ``(..., 4,
+    layout.bins)``. Each window (context and samples) is padded on the right by reflection
+    to fill its last frame, as the file pads it, then cut into four frames of ``filter``
+    samples, ``hop`` apart; each frame times ``taper`` (:func:`spectrum_taper`), then the
+    magnitude of its real FFT."""
+    from scipy import fft
+
+    span, hop = layout.span, layout.hop
+    reflected = layout.filter - hop - layout.context
+    flat = np.ascontiguousarray(windows, dtype=np.float32).reshape(-1, span)
+    padded = np.empty((len(flat), span + reflected), dtype=np.float32)
+    padded[:, :span] = flat
+    padded[:, span:] = flat[:, span - 2:span - 2 - reflected:-1]  # reflection, edge excluded
+    frames = np.lib.stride_tricks.as_strided(
+        padded, (len(flat), FRAMES, layout.filter),
+        (padded.strides[0], hop * padded.itemsize, padded.itemsize), writeable=False)
+    spectrum = fft.rfft(frames * taper, axis=-1, workers=1, overwrite_x=True)
+    out: npt.NDArray[np.float32] = np.abs(spectrum).reshape(*np.shape(windows)[:-1], FRAMES,
+                                                             layout.bins)
+    return out
+
+
 def _tap_matrix(parameters: dict[str, npt.NDArray[np.float32]], layer: int,
                 taps: Sequence[int]) -> npt.NDArray[np.float32]:
     """Encoder ``layer``'s weights for ``taps`` as one ``(taps * in, out)`` matrix: a
@@ -190,9 +234,10 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
                     head: npt.ArrayLike | None = None, layout: Layout = WIDEBAND) -> bytes:
     """The graph :class:`SileroModel` runs, serialised (see the module docstring).
 
-    Inputs: ``windows`` ``(streams, windows, layout.span)`` float32, each window's context and
-    samples; ``state`` ``(2, streams, 128)``, the file's recurrent state layout; ``lengths``
-    ``(streams,)`` int32, each stream's number of real windows (the rest is padding).
+    Inputs: ``magnitudes`` ``(streams, windows, 4, layout.bins)`` float32, each window's
+    spectrum (:func:`magnitudes`); ``state`` ``(2, streams, 128)``, the file's recurrent
+    state layout; ``lengths`` ``(streams,)`` int32, each stream's number of real windows
+    (the rest is padding).
     Outputs: ``probabilities`` ``(streams, windows)`` (padding windows' ones meaningless) and
     ``state_out`` after each stream's last real window; given ``head`` (128 weights,
     models/vad_head.py ``STATE_WEIGHTS``, or models/vad_narrowband_head.py's for the 8 kHz
@@ -224,17 +269,9 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
         bias = parameters[f"encoder.{layer}.reparam_conv.bias"]
         return str(op("Relu", op("Add", product, const(bias, np.float32))))
 
-    span, filter_, hop, bins = layout.span, layout.filter, layout.hop, layout.bins
-    reflected = filter_ - hop - layout.context
-    flat = op("Reshape", "windows", const([-1, span]))
-    # The file pads each window on the right by reflection to fill its last frame.
-    padded = op("Pad", flat, const([0, 0, 0, reflected]), mode="reflect")
-    blocks = op("Reshape", padded, const([-1, (span + reflected) // hop, hop]))
-    frames = op("Concat", cut(blocks, 0, 4, 1), cut(blocks, 1, 5, 1), axis=2)  # (n, 4, filter)
-    basis = parameters["stft.forward_basis_buffer"][:, 0, :].T  # (filter, 2 * bins)
-    spectrum = op("MatMul", frames, const(basis, np.float32))
-    real, imaginary = cut(spectrum, 0, bins, 2), cut(spectrum, bins, 2 * bins, 2)
-    magnitude = op("Sqrt", op("Add", op("Mul", real, real), op("Mul", imaginary, imaginary)))
+    # The spectrum comes in (:func:`magnitudes`): an FFT outside the graph costs a third of
+    # the file's spectrum as a matrix product, which was the graph's largest single cost.
+    magnitude = op("Reshape", "magnitudes", const([-1, FRAMES, layout.bins]))
     # Encoder 0: 3 taps, stride 1, zero padding, over the 4 frames (n, 4, bins -> 128).
     edged = op("Pad", magnitude, const([0, 1, 0, 0, 1, 0]))
     columns = op("Concat", *(cut(edged, k, k + 4, 1) for k in range(3)), axis=2)
@@ -251,7 +288,7 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
     third = dense(second, 2, (1, 2))
     features = dense(third, 3, (1,))  # (n, 128)
     # LSTM over each stream's windows in order (time-major), from the stream's state.
-    shape = op("Shape", "windows")
+    shape = op("Shape", "magnitudes")
     streams, count = cut(shape, 0, 1, 0), cut(shape, 1, 2, 0)
     sequence = op("Transpose", op("Reshape", features, op(
         "Concat", streams, count, const([HIDDEN]), axis=0)), perm=[1, 0, 2])
@@ -282,7 +319,8 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
     nodes.append(helper.make_node("Concat", [last_hidden, last_cell], ["state_out"], axis=0))
     graph = helper.make_graph(
         nodes, "silero_sequence",
-        [helper.make_tensor_value_info("windows", TensorProto.FLOAT, ["s", "t", span]),
+        [helper.make_tensor_value_info("magnitudes", TensorProto.FLOAT,
+                                       ["s", "t", FRAMES, layout.bins]),
          helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "s", HIDDEN]),
          helper.make_tensor_value_info("lengths", TensorProto.INT32, ["s"])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["s", "t"]),
@@ -303,8 +341,10 @@ class SileroModel:
     the module docstring); build it with :func:`load_model`. One instance may serve any number
     of models/vad_silero.py's ``SileroBatchVad``: it holds no stream state."""
 
-    def __init__(self, session: Any, head: bool = False, layout: Layout = WIDEBAND) -> None:
+    def __init__(self, session: Any, taper: npt.NDArray[np.float32], head: bool = False,
+                 layout: Layout = WIDEBAND) -> None:
         self.session = session
+        self.taper = taper  # the spectrum's analysis window (:func:`spectrum_taper`)
         self.layout = layout
         self.head = head  # whether the graph also gives its head's state term
 
@@ -318,7 +358,8 @@ class SileroModel:
         ``lengths[s]`` windows (at least one), and the state after them."""
         probabilities, state_out = self.session.run(
             ["probabilities", "state_out"],
-            {"windows": windows, "state": state, "lengths": lengths})
+            {"magnitudes": magnitudes(windows, self.taper, self.layout), "state": state,
+             "lengths": lengths})
         return probabilities, state_out
 
     def run_head(self, windows: npt.NDArray[np.float32], state: npt.NDArray[np.float32],
@@ -330,7 +371,8 @@ class SileroModel:
             raise ConfigError("vad.backend", "this silero model was loaded without the head")
         probabilities, state_out, term = self.session.run(
             ["probabilities", "state_out", "state_term"],
-            {"windows": windows, "state": state, "lengths": lengths})
+            {"magnitudes": magnitudes(windows, self.taper, self.layout), "state": state,
+             "lengths": lengths})
         return probabilities, term, state_out
 
 
@@ -380,7 +422,7 @@ def load_model(path: Path | None = None, threads: int = 1, head: bool = True,
     session = _onnxruntime().InferenceSession(
         _sequence_graph(parameters, weights if head else None, layout),
         _session_options(threads), providers=["CPUExecutionProvider"])
-    model = SileroModel(session, head, layout)
+    model = SileroModel(session, spectrum_taper(parameters, layout), head, layout)
     windows = _check_audio(layout=layout)
     state = np.zeros((STATE_SHAPE[0], windows.shape[0], STATE_SHAPE[1]), dtype=np.float32)
     lengths = np.full(windows.shape[0], windows.shape[1], dtype=np.int32)

@@ -421,16 +421,25 @@ def test_a_dc_offset_does_not_reach_the_model(model: SileroModel) -> None:
     assert differing(False) > frames // 200  # measured: 12
 
 
+@pytest.mark.parametrize("changed", ["gates", "spectrum"])
 def test_a_model_file_laid_out_otherwise_is_refused(model: SileroModel,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    changed: str) -> None:
     """The start-up check compares the rebuilt graph with the file itself: a graph built
-    wrongly (here, the LSTM's gates left in the file's order) is a configuration error."""
+    wrongly (here, the LSTM's gates left in the file's order) is a configuration error. So is
+    a spectrum basis that is not a windowed Fourier basis (one frequency's rows weighted
+    twice), which the FFT the backend runs in its place would not compute."""
     from models import vad_silero_model
     real = vad_silero_model.model_parameters
 
     def swapped(path: Path | None = None,
                 layout: vad_silero_model.Layout = vad_silero_model.WIDEBAND) -> dict[str, Any]:
         parameters = real(path, layout)
+        if changed == "spectrum":
+            basis = parameters["stft.forward_basis_buffer"].copy()
+            basis[[5, layout.bins + 5]] *= 2
+            parameters["stft.forward_basis_buffer"] = basis
+            return parameters
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             rnn = parameters[f"decoder.rnn.{name}"]
             parameters[f"decoder.rnn.{name}"] = np.concatenate((rnn[128:], rnn[:128]))
