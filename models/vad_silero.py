@@ -17,10 +17,11 @@ per call, and its convolutions, as onnxruntime runs them, cost far more than the
 arithmetic: each window's 3-tap, 4-frame convolution is its own small matrix product. So the
 16 kHz branch's parameters are read from the file at start-up (the ``onnx`` package, part of
 the ``silero`` extra) and put into a graph built here that takes every window of every stream
-ready in one call: the spectrum and the encoder as matrix products over all windows at once
-(each convolution's taps side by side, taps that would only meet its zero padding dropped),
-then onnxruntime's LSTM over the windows in order, per stream, from that stream's state (its
-``sequence_lens`` handling streams with fewer windows), then the output layer. Nothing is
+ready in one call: the encoder as matrix products over all windows at once (each
+convolution's taps side by side, taps that would only meet its zero padding dropped), then
+onnxruntime's LSTM over the windows in order, per stream, from that stream's state (its
+``sequence_lens`` handling streams with fewer windows), then the output layer; the spectrum
+before the graph, an FFT (models/vad_silero_model.py ``magnitudes`` says why). Nothing is
 approximated: the arithmetic is the file's, regrouped. :func:`load_model` checks the built
 graph against the file itself on test audio before using it, so a model file laid out
 differently is refused at start-up rather than trusted.
@@ -52,9 +53,8 @@ on ``value``; frames are published ``MODEL_TRIM_END`` frames (100 ms) after thei
 With ``head=False`` the model's probability is used alone, with the model-alone rule; a
 ``threshold``, ``release`` or ``lookahead`` given makes one rule of the chosen source.
 
-Why: Silero's own layer loses quiet or distant speech (AMI's meeting-room channel, speech under
-white, pink or babble noise) that its state and the bands under 500 Hz still tell apart;
-webrtcvad, which compares sub-band energies with an adaptive noise model, keeps much of it.
+Why: Silero's own layer loses quiet or distant speech (AMI's meeting-room channel, speech in
+noise) that its state and the bands under 500 Hz still tell apart.
 
 The head's weights were **fitted by a script that reads the tuning recordings only**
 (bench/vad_head.py; models/vad_head.py says on what and how); the two-branch rule (the head's
@@ -71,14 +71,12 @@ in audio mode, which publishes per 1 s batch.
 
 Narrowband audio (``narrowband=True``)
 --------------------------------------
-Audio sampled at 8 kHz or less (a telephone line, an 8 kHz recording) holds nothing above
-4 kHz once resampled to 16 kHz, and the 16 kHz network, trained on wideband audio, loses much
-of its speech: at 8 kHz the default scored 0.248 where webrtcvad scored 0.864 (the validation
-recordings in babble at 5 dB) and 0.932 where silero-vad run at 8 kHz scored 0.943 (TEN VAD's
-choice half, clean). The file's other network, trained on 8 kHz audio, reads every other
-sample of each input the 16 kHz network reads (32 of context and 256 of window: nothing is
-there to alias), with its own recurrent state, and decides two of the three branches of
-:data:`NARROWBAND_BRANCHES`:
+Audio sampled at 8 kHz or less (a telephone line, an 8 kHz recording) holds nothing above 4 kHz
+once resampled to 16 kHz, and the 16 kHz network, trained on wideband audio, loses much of its
+speech (README, "Narrowband audio"). The file's other network, trained on 8 kHz audio, reads
+every other sample of each input the 16 kHz network reads (32 of context and 256 of window:
+nothing is there to alias), with its own recurrent state, and decides two of the three branches
+of :data:`NARROWBAND_BRANCHES`:
 
 - the **narrowband head** (models/vad_narrowband_head.py) in place of the 16 kHz head: the
   same kind of logistic layer over that network's probability and state and the band evidence,

@@ -201,10 +201,15 @@ def spectrum_taper(parameters: dict[str, npt.NDArray[np.float32]], layout: Layou
 def magnitudes(windows: npt.NDArray[np.float32], taper: npt.NDArray[np.float32],
                layout: Layout = WIDEBAND) -> npt.NDArray[np.float32]:
     """The file's magnitude spectrum of ``windows`` ``(..., layout.span)``: ``(..., 4,
-    layout.bins)``. Each window (context and samples) is padded on the right by reflection
-    to fill its last frame, as the file pads it, then cut into four frames of ``filter``
-    samples, ``hop`` apart; each frame times ``taper`` (:func:`spectrum_taper`), then the
-    magnitude of its real FFT."""
+    layout.bins)``, computed before the graph. In the file it is a matrix product with a
+    windowed Fourier basis (:func:`spectrum_taper` checks that it is); in the graph that
+    product was the largest single cost, about a third of the time, and this FFT costs a
+    third of it (2026-12-06, AMD EPYC: 8 streams in 1 s batches about 20 % faster wideband,
+    10 % narrowband; every decision on the real recordings, clean and noisy, the same).
+    Each window (context and samples) is padded on the right by reflection to fill its last
+    frame, as the file pads it, then cut into four frames of ``filter`` samples, ``hop``
+    apart; each frame times ``taper`` (:func:`spectrum_taper`), then the magnitude of its
+    real FFT."""
     from scipy import fft
 
     span, hop = layout.span, layout.hop
