@@ -40,14 +40,20 @@ steps, two noise samples). Every head's speech in the louder noise is printed; w
 each weighing ``W`` (0: measured only). The shipped head was fitted with ridge 3 and weight 5
 (models/vad_narrowband_head.py).
 
+**Music and other sounds** (README, "Music and other sounds"): the tuning half of
+bench/vad_music.py's recordings, when present, each a stream of its own; every head's share of
+their frames called speech is printed, and with ``--music-weight W`` (several: each a fit of
+its own) their windows join the fit as non-speech, each weighing ``W``. Their validation half
+is never read here.
+
 ``--keep-within F1`` also refuses a rule that leaves any ranked set and condition more than
 ``F1`` under the default before the fit (a total shortfall under the rivals does not see a
 margin over them given away). The same code fits the 16 kHz head (:data:`WIDEBAND_PATH`;
 bench/vad_wideband_head.py).
 
 Usage: ``.venv/bin/python bench/vad_narrowband_head.py [--ridge 1 3 10] [--step-weight 0 5]
-[--keep-within 0.01] [--save head.json]`` (about fifteen minutes on one core for three ridges
-and one weight).
+[--music-weight 0 2] [--keep-within 0.01] [--save head.json]`` (about fifteen minutes on one
+core for three ridges and one weight).
 """
 
 from __future__ import annotations
@@ -299,6 +305,10 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
     parser.add_argument("--step-weight", type=float, nargs="+", default=[0.0],
                         help="weight of a noise step's window in the fit (0: measured, not "
                              "fitted on); each value is a fit of its own")
+    parser.add_argument("--music-weight", type=float, nargs="+", default=[0.0],
+                        help="weight of a window of the tuning half of bench/vad_music.py's "
+                             "sounds in the fit, as non-speech (0: measured, not fitted on; "
+                             "each value a fit of its own; needs those recordings)")
     parser.add_argument("--keep-within", type=float, default=1.0, metavar="F1",
                         help="also refuse a rule whose F1 in any ranked set and condition is "
                              "more than this under the default before the fit's (default 1: "
@@ -357,6 +367,24 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
             steps.append((clip_of(f"step {kind}", "step", seed, labels, audio, model, hidden,
                                   path), first))
 
+    # Music and other sounds, the tuning half of bench/vad_music.py's (the validation half is
+    # never read here): what each head calls speech in them (and, with --music-weight, fitted
+    # on as non-speech).
+    from bench.vad_music import HALVES, load_sounds
+    sounds = load_sounds()
+    music = [clip_of(name, "music", 0, np.zeros(len(sound) // (real_speech.SR // 50), bool),
+                     sound.astype(np.float32), model, hidden, path)
+             for name, sound in sounds.items() if name in HALVES["tuning"]]
+    if not music and any(w > 0 for w in args.music_weight):
+        sys.exit("--music-weight needs bench/vad_music.py's recordings (its docstring)")
+
+    def music_called(branches: tuple[Branch, ...],
+                     values: dict[int, npt.NDArray[np.float32]] | None) -> float:
+        if not music:
+            return float("nan")
+        got = [frames(c, branches, None if values is None else values[id(c)]) for c in music]
+        return float(np.concatenate(got).mean())
+
     def step_speech_s(branches: tuple[Branch, ...],
                       values: dict[int, npt.NDArray[np.float32]] | None) -> float:
         return sum(float(frames(c, branches, None if values is None else values[id(c)])
@@ -368,7 +396,9 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
     x_real = np.concatenate([c.features for c in fitted])
     x_steps = np.concatenate([c.features for c, _ in steps])
     y_steps = np.concatenate([window_labels(c.labels, len(c.features)) for c, _ in steps])
-    print(f"fitted on {len(fitted)} clips, {len(y_real):,} windows; {len(steps)} noise steps")
+    x_music = np.concatenate([c.features for c in music]) if music else x_steps[:0]
+    print(f"fitted on {len(fitted)} clips, {len(y_real):,} windows; {len(steps)} noise steps; "
+          f"{len(music)} sounds ({len(x_music):,} windows)")
 
     def standing(branches: tuple[Branch, ...], values: dict[int, npt.NDArray[np.float32]] | None
                  ) -> tuple[float, float, dict[tuple[str, str], float]]:
@@ -387,18 +417,23 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
           f"{shortfall:.4f}, worst margin {worst:+.4f}, babble alone "
           f"{float(frames(alone, current, None).mean()):.3f}, silenced talk time "
           f"{talk_ratio(silenced, current, None):.3f}, noise steps "
-          f"{step_speech_s(current, None):.1f} s")
+          f"{step_speech_s(current, None):.1f} s, music (tuning half) "
+          f"{music_called(current, None):.3f}")
     results = []
-    for ridge, step_weight in itertools.product(args.ridge, args.step_weight):
+    for ridge, step_weight, music_weight in itertools.product(args.ridge, args.step_weight,
+                                                              args.music_weight):
+        x, y, weight = x_real, y_real, w_real
         if step_weight > 0:
-            x = np.concatenate((x_real, x_steps))
-            y = np.concatenate((y_real, y_steps))
-            weight = np.concatenate((w_real, np.full(len(y_steps), step_weight)))
-        else:
-            x, y, weight = x_real, y_real, w_real
+            x = np.concatenate((x, x_steps))
+            y = np.concatenate((y, y_steps))
+            weight = np.concatenate((weight, np.full(len(y_steps), step_weight)))
+        if music_weight > 0:
+            x = np.concatenate((x, x_music))
+            y = np.concatenate((y, np.zeros(len(x_music), dtype=bool)))
+            weight = np.concatenate((weight, np.full(len(x_music), music_weight)))
         beta = fit(x, y, weight, ridge, free=1 + path.bands)
         every = [c for clips, _ in ranked.values() for c in clips] + silenced + [alone] + \
-            [c for c, _ in steps]
+            [c for c, _ in steps] + music
         values = {id(c): head_values(c, beta) for c in every}
         for on, off, ahead, start, end in rules:
             branches = path.branches((on, off, ahead, start, end))
@@ -410,31 +445,35 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
                 or lost > args.keep_within
             results.append((refused, round(shortfall, 4), -worst, ridge,
                             (on, off, ahead, start, end), called, ratio,
-                            step_speech_s(branches, values), step_weight, beta))
-        print(f"  ridge {ridge}, step weight {step_weight} ranked", flush=True)
+                            step_speech_s(branches, values), step_weight, music_weight,
+                            music_called(branches, values), beta))
+        print(f"  ridge {ridge}, step weight {step_weight}, music weight {music_weight} "
+              f"ranked", flush=True)
     results.sort(key=lambda r: r[:3])
     others = " and the 8 kHz network's" if path.narrow else ""
     print(f"\n## {path.name.capitalize()} heads ranked (the head's rule beside the model "
           f"branch{others}), on {', '.join(RANKED_ON)}")
-    print("ridge steps threshold release lookahead trims  shortfall  worst  babble alone  "
-          "silenced talk  noise steps")
+    print("ridge steps music threshold release lookahead trims  shortfall  worst  babble alone"
+          "  silenced talk  noise steps  music called")
     if shipped is None and path.narrow:
         shipped = (vad_narrowband_head.RIDGE, (
             vad_narrowband_head.THRESHOLD, vad_narrowband_head.RELEASE,
             vad_narrowband_head.LOOKAHEAD, vad_narrowband_head.TRIM_START,
             vad_narrowband_head.TRIM_END))
     unrefused = [r for r in results if not r[0]]
-    for refused, shortfall, worst, ridge, rule, called, ratio, stepped, step_weight, _ in \
+    for (refused, shortfall, worst, ridge, rule, called, ratio, stepped, step_weight,
+         music_weight, mus, _) in \
             itertools.chain(unrefused[:10],
-                            [r for r in results if r[3:5] == shipped and r[8] == 0
+                            [r for r in results if r[3:5] == shipped and r[8] == r[9] == 0
                              and r not in unrefused[:10]],
                             [r for r in results if r[0]][:3]):
         on, off, ahead, start, end = rule
         mark = "  REFUSED" if refused else ""
-        mark += "  <- the backend's" if (ridge, rule) == shipped and step_weight == 0 else ""
-        print(f"{ridge:>5} {step_weight:>5} {on:>9} {off:>7} {ahead:>9} {start}/{end}  "
-              f"{shortfall:9.4f}  {-worst:+.4f}  {called:12.3f}  {ratio:13.3f}  "
-              f"{stepped:9.1f} s{mark}")
+        mark += "  <- the backend's" if (ridge, rule) == shipped and step_weight == 0 \
+            and music_weight == 0 else ""
+        print(f"{ridge:>5} {step_weight:>5} {music_weight:>5} {on:>9} {off:>7} {ahead:>9} "
+              f"{start}/{end}  {shortfall:9.4f}  {-worst:+.4f}  {called:12.3f}  {ratio:13.3f}  "
+              f"{stepped:9.1f} s  {mus:12.3f}{mark}")
     if args.save:
         first = unrefused[0]
         beta = first[-1]

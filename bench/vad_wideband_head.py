@@ -28,7 +28,8 @@ of the validation recordings (AMI development and test, MFA and CMU ARCTIC, TEN 
 validation half) is read here: bench/vad.py scores a head on them.
 
 Usage: ``.venv/bin/python bench/vad_wideband_head.py [--ridge 3] [--step-weight 0 5]
-[--save head.json]`` (about eight minutes on one core per ridge and step weight).
+[--music-weight 0 2] [--save head.json]`` (about eight minutes on one core per ridge and
+step weight).
 """
 
 from __future__ import annotations
