@@ -57,7 +57,7 @@ from bench import real_speech  # noqa: E402
 from bench import vad as bench_vad  # noqa: E402
 from bench.vad import after_section2, scores  # noqa: E402
 from bench.vad_fusion import RIVALS  # noqa: E402
-from bench.vad_narrowband import SETS, TITLES  # noqa: E402
+from bench.vad_narrowband import SETS, TITLES, set_names  # noqa: E402
 
 # Short name -> the file's name in librosa's data, less ``.hq.ogg``.
 SOUNDS = {
@@ -122,10 +122,7 @@ def main() -> None:
                         help="comma-separated sets to mix music under (default: all: "
                              "%(default)s)")
     args = parser.parse_args()
-    names = args.sets.split(",")
-    unknown = [n for n in names if n not in SETS]
-    if unknown:
-        parser.error(f"unknown sets {unknown}: choose from {', '.join(SETS)}")
+    names = set_names(parser, args.sets)
     print(f"# bench/vad_music.py, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
     sounds = load_sounds()

@@ -105,6 +105,16 @@ TITLES = {
 }
 
 
+def set_names(parser: argparse.ArgumentParser, value: str) -> list[str]:
+    """``--sets``' comma-separated names, each one of :data:`SETS` (else the parser's error,
+    naming them)."""
+    names = value.split(",")
+    unknown = [n for n in names if n not in SETS]
+    if unknown:
+        parser.error(f"unknown sets {unknown}: choose from {', '.join(SETS)}")
+    return names
+
+
 def to_narrowband(audio: np.ndarray) -> np.ndarray:
     return np.asarray(soxr.resample(audio, SR, NARROW, quality="HQ"), dtype=np.float32)
 

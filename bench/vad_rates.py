@@ -46,7 +46,7 @@ from bench import real_speech  # noqa: E402
 from bench import vad as bench_vad  # noqa: E402
 from bench.vad import after_section2, scores  # noqa: E402
 from bench.vad_fusion import ORDER, RIVALS  # noqa: E402
-from bench.vad_narrowband import SETS, TITLES  # noqa: E402
+from bench.vad_narrowband import SETS, TITLES, set_names  # noqa: E402
 from services.cli.audio_files import open_tracks, voiced_frames  # noqa: E402
 from services.ingest.vad_backend import VadBackend  # noqa: E402
 
@@ -77,10 +77,7 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS),
                         help="comma-separated sets (default: all: %(default)s)")
     args = parser.parse_args()
-    names = args.sets.split(",")
-    unknown = [n for n in names if n not in SETS]
-    if unknown:
-        parser.error(f"unknown sets {unknown}: choose from {', '.join(SETS)}")
+    names = set_names(parser, args.sets)
     print(f"# bench/vad_rates.py, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
     found, missing = bench_vad.detectors()
