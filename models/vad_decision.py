@@ -95,31 +95,40 @@ class FrameDecider:
         """Decide the frames whose last samples lie in windows ``ats`` (ascending) of
         ``values`` (each source's per-window values, with at least ``lookahead`` windows after
         the last of ``ats``); return the frames now published, one ``0``/``1`` each."""
-        # Each branch's value per frame first (the highest over its lookahead), then one tight
-        # loop: the rule runs per 20 ms frame of every stream, on the ingest's hot path.
-        columns = [[max(values[b.source][at : at + b.lookahead + 1]) for at in ats]
-                   for b in self.branches]
-        held, out = self._held, []
-        for i in range(len(ats)):
-            flags = []
-            for k, branch in enumerate(self.branches):
-                speaking = columns[k][i] >= (branch.release if self._speaking[k]
-                                             else branch.threshold)
-                if speaking:
-                    self._run[k] += 1
-                    flags.append(self._run[k] > branch.trim_start)
+        if not ats:
+            return ""
+        # The rule runs per 20 ms frame of every stream, on the ingest's hot path: each branch
+        # runs over all the frames in one tight loop, then the branches' flags meet.
+        held = self._held
+        before = len(held)  # frames held from earlier calls, the last ``delay`` at most
+        columns = []
+        for k, branch in enumerate(self.branches):
+            flags = [False] * len(ats)
+            speaking, run = self._speaking[k], self._run[k]
+            threshold, release = branch.threshold, branch.release
+            trim_start, trim_end = branch.trim_start, branch.trim_end
+            for i, value in enumerate(_frame_values(values[branch.source], ats,
+                                                    branch.lookahead)):
+                if value >= (release if speaking else threshold):
+                    speaking = True
+                    run += 1
+                    flags[i] = run > trim_start
+                elif run:
+                    # The unit ended: its last frames, held here or from an earlier call
+                    # (``delay`` is at least ``trim_end``), are trimmed.
+                    for at in range(i - min(trim_end, run), i):
+                        if at >= 0:
+                            flags[at] = False
+                        else:
+                            held[before + at][k] = False
+                    speaking, run = False, 0
                 else:
-                    # The unit ended: its last frames, all still held (``delay`` is at least
-                    # ``trim_end``), are trimmed.
-                    for back in range(1, min(branch.trim_end, self._run[k]) + 1):
-                        held[-back][k] = False
-                    self._run[k] = 0
-                    flags.append(False)
-                self._speaking[k] = speaking
-            held.append(flags)
-            if len(held) > self.delay:
-                out.append("1" if any(held.popleft()) else "0")
-        return "".join(out)
+                    speaking = False
+            self._speaking[k], self._run[k] = speaking, run
+            columns.append(flags)
+        held.extend(list(row) for row in zip(*columns, strict=True))
+        return "".join("1" if any(held.popleft()) else "0"
+                       for _ in range(len(held) - self.delay))
 
     def flush(self) -> str:
         """The end of the stream: a unit still open ends there, trimmed as any unit is (its
@@ -135,3 +144,18 @@ class FrameDecider:
         out = "".join("1" if any(flags) else "0" for flags in held)
         held.clear()
         return out
+
+
+def _frame_values(series: Sequence[float], ats: Sequence[int], lookahead: int) -> list[float]:
+    """Per frame, the highest of ``series`` over its window ``at`` and ``lookahead`` windows
+    after it (fewer at the end of a stream). Consecutive frames share windows (a window is
+    32 ms, a frame 20 ms): each window's highest is found once."""
+    first, last = ats[0], ats[-1]
+    if lookahead == 0:
+        return [series[at] for at in ats]
+    if last + lookahead >= len(series):  # the stream's end: the windows there are
+        return [max(series[at:at + lookahead + 1]) for at in ats]
+    span = series[first:last + lookahead + 1]
+    count = last - first + 1
+    highest = list(map(max, *(span[j:j + count] for j in range(lookahead + 1))))
+    return [highest[at - first] for at in ats]
