@@ -17,7 +17,7 @@ from models.config import EngineConfig
 from models.errors import ConfigError, ValidationError
 from models.events import decode_json, parse_event
 from services.cli.summary import format_summary
-from services.cli.vad import VAD_HELP, add_audio_options, audio_events
+from services.cli.vad import VAD_HELP, add_audio_options, audio_events, progress_for
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,17 @@ def run(args: argparse.Namespace) -> int:
         print("rapport analyze: give either a JSONL FILE or --audio FILE...", file=sys.stderr)
         return EXIT_UNREADABLE
     if args.audio is not None:
+        progress = progress_for("rapport analyze")
         try:
-            events = (orjson.dumps(e) for e in audio_events(args, args.audio))
+            events = (orjson.dumps(e) for e in audio_events(args, args.audio,
+                                                            progress=progress))
             analyzer, lines = analyze_lines(events, args.config.engine, ordering=ordering)
         except (ValidationError, ConfigError) as error:
             print(f"rapport analyze: {error}", file=sys.stderr)
             return EXIT_UNREADABLE
+        finally:
+            if progress is not None:
+                progress.close()
         reports = list(analyzer.finish_all())
         return _print_reports(args, analyzer, reports, lines, started)
     try:

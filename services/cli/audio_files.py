@@ -41,7 +41,7 @@ import heapq
 import logging
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,11 @@ class Scan:
     lift_db: float  # negative: a float recording past full scale, lowered to fit it
 
 
+# Told, after each block a track's VAD has read, the track and its samples read so far (the
+# command line shows it on a terminal: services/cli/vad.py).
+Progress = Callable[["Track", int], None]
+
+
 def scan(track: Track) -> Scan:
     """Read the track for :class:`Scan`: its first :data:`SCAN_S` seconds, then (for the
     level) the rest in blocks."""
@@ -215,8 +220,10 @@ def narrowband(track: Track) -> bool:
     return scan(track).narrowband
 
 
-def voiced_batches(track: Track, backend: VadBackend) -> Iterator[FrameBatch]:
-    """The track's ``voiced`` frame batches from the ingest's audio mode, frame 0 at ms 0."""
+def voiced_batches(track: Track, backend: VadBackend,
+                   progress: Progress | None = None) -> Iterator[FrameBatch]:
+    """The track's ``voiced`` frame batches from the ingest's audio mode, frame 0 at ms 0;
+    ``progress`` is told the samples read after each block."""
     pts = 0
     found = scan(track)
     framer = AudioVadFramer(0, batch_ms=BATCH_MS, vad=backend.create(narrowband=found.narrowband))
@@ -239,6 +246,8 @@ def voiced_batches(track: Track, backend: VadBackend) -> Iterator[FrameBatch]:
         pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
         yield from framer.frame(pcm, channels, track.sample_rate, pts)
         pts += len(block)
+        if progress is not None:
+            progress(track, pts)
     yield from framer.finish()
 
 
@@ -277,18 +286,19 @@ def session_end(session_id: str, tracks: Sequence[Track]) -> dict[str, Any]:
             "ts_ms": max(t.duration_ms for t in tracks)}
 
 
-def speech_events(session_id: str, track: Track, backend: VadBackend,
-                  max_segment_ms: int) -> Iterator[dict[str, Any]]:
+def speech_events(session_id: str, track: Track, backend: VadBackend, max_segment_ms: int,
+                  progress: Progress | None = None) -> Iterator[dict[str, Any]]:
     """The track's ``speech`` events, in time order, as its audio is read."""
-    for start, end in segments(voiced_batches(track, backend), max_segment_ms):
+    for start, end in segments(voiced_batches(track, backend, progress), max_segment_ms):
         yield {"type": "speech", "session_id": session_id,
                "participant_id": track.participant_id, "start_ms": start, "end_ms": end}
 
 
-def voiced_frames(track: Track, backend: VadBackend) -> npt.NDArray[np.bool_]:
+def voiced_frames(track: Track, backend: VadBackend,
+                  progress: Progress | None = None) -> npt.NDArray[np.bool_]:
     """Every frame the track's VAD decided (:func:`voiced_batches`), frame 0 at ms 0."""
     decided = bytearray()
-    for batch in voiced_batches(track, backend):
+    for batch in voiced_batches(track, backend, progress):
         first = batch.start_ms // batch.frame_ms
         decided[len(decided):] = b"0" * max(first - len(decided), 0)
         decided[first:first + len(batch.data)] = batch.data
@@ -310,11 +320,12 @@ def frame_levels(track: Track, frames: int) -> npt.NDArray[np.float64]:
 
 
 def crosstalk_free_events(session_id: str, tracks: Sequence[Track], backend: VadBackend,
-                          max_segment_ms: int) -> Iterator[dict[str, Any]]:
+                          max_segment_ms: int, progress: Progress | None = None
+                          ) -> Iterator[dict[str, Any]]:
     """The tracks' ``speech`` events in order of end, with each frame that is another track's
     voice bleeding into this one's microphone dropped (models/crosstalk.py). Every track is
     decided before the first event: the bleed is read off whole recordings."""
-    voiced = [voiced_frames(track, backend) for track in tracks]
+    voiced = [voiced_frames(track, backend, progress) for track in tracks]
     levels = [frame_levels(track, len(v)) for track, v in zip(tracks, voiced, strict=True)]
     kept, found = without_crosstalk(voiced, levels)
     for (i, j), pair in found.items():

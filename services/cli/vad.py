@@ -6,14 +6,18 @@ from __future__ import annotations
 import argparse
 import heapq
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
 from models.errors import ConfigError, ValidationError
 from services.settings import VAD_BACKENDS
+
+if TYPE_CHECKING:
+    from services.cli.audio_files import Track
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -47,7 +51,8 @@ VAD_HELP = (
     "quiet file, whose speech peaks under -35 dBFS, is lifted by one "
     "constant gain up to that level first, by at most 30 dB (models/vad_level.py; logged at "
     "INFO); the ingest gets no such lift, as a browser's microphone controls its own gain. A "
-    "float file whose samples pass full scale is lowered by one gain to fit it, not clipped."
+    "float file whose samples pass full scale is lowered by one gain to fit it, not clipped. "
+    "On a terminal, one stderr line shows how far each recording has been read."
 )
 
 
@@ -121,9 +126,50 @@ def _roles(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class Progress:
+    """Where a long run is, on one line of ``stream`` rewritten at most every ``every_s``
+    seconds (and at each track's end): ``rapport vad: NAME 12:40 of 50:00``. The commands use
+    it only while stderr is a terminal, so nothing is added to a log or a pipe."""
+
+    def __init__(self, command: str, stream: TextIO, every_s: float = 1.0) -> None:
+        self.command, self.stream, self.every_s = command, stream, every_s
+        self._last = -every_s
+        self._shown = False
+
+    def __call__(self, track: Track, samples: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s and samples < track.frames:
+            return
+        self._last = now
+        self.stream.write(f"\r{self.command}: {track.participant_id} "
+                          f"{_clock(samples / track.sample_rate)} of "
+                          f"{_clock(track.frames / track.sample_rate)}\x1b[K")
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        """Clear the line (what follows on stderr starts clean)."""
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{rest:02d}" if minutes >= 60 \
+        else f"{minutes}:{rest:02d}"
+
+
+def progress_for(command: str) -> Progress | None:
+    """A :class:`Progress` on stderr when stderr is a terminal, else None."""
+    return Progress(command, sys.stderr) if sys.stderr.isatty() else None
+
+
 def audio_events(args: argparse.Namespace, files: list[str], *,
-                 with_session: bool = True) -> Iterator[dict[str, Any]]:
-    """The session's wire events from ``files`` (see :func:`register`'s description).
+                 with_session: bool = True, progress: Progress | None = None
+                 ) -> Iterator[dict[str, Any]]:
+    """The session's wire events from ``files`` (see :func:`register`'s description);
+    ``progress`` (if any) is told how far each track's VAD has read.
 
     Raises :class:`~models.errors.ValidationError` (a file that is not audio, a bad role or
     id) or :class:`~models.errors.ConfigError` (the backend cannot load) before the first
@@ -157,9 +203,11 @@ def audio_events(args: argparse.Namespace, files: list[str], *,
     # worker (rapport run --events, analyze --as-stream) would reject a second file's
     # segments as late if they came after the whole first file.
     if len(tracks) > 1 and not args.keep_crosstalk:
-        yield from crosstalk_free_events(session_id, tracks, backend, max_segment_ms)
+        yield from crosstalk_free_events(session_id, tracks, backend, max_segment_ms,
+                                         progress)
     else:
-        yield from heapq.merge(*(speech_events(session_id, track, backend, max_segment_ms)
+        yield from heapq.merge(*(speech_events(session_id, track, backend, max_segment_ms,
+                                               progress)
                                  for track in tracks), key=lambda event: int(event["end_ms"]))
     if with_session:
         yield session_end(session_id, tracks)
@@ -167,14 +215,20 @@ def audio_events(args: argparse.Namespace, files: list[str], *,
 
 def run(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
+    progress = progress_for("rapport vad")
     try:
-        for event in audio_events(args, args.files, with_session=args.with_session):
+        for event in audio_events(args, args.files, with_session=args.with_session,
+                                  progress=progress):
             out.write(orjson.dumps(event) + b"\n")
             if event["type"] != "speech":
                 out.flush()
     except (ValidationError, ConfigError) as error:
         out.flush()
+        if progress is not None:
+            progress.close()
         print(f"rapport vad: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     out.flush()
+    if progress is not None:
+        progress.close()
     return EXIT_OK

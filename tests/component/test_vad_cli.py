@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +310,28 @@ def test_samples_that_are_not_numbers_are_read_as_silence(
     assert float(np.mean(got == expected)) >= 0.99
     assert ("broken.wav: 16010 samples that are not numbers (NaN or infinity), the first at "
             f"sample {SR}," in caplog.text)
+
+
+def test_a_terminal_sees_how_far_a_long_run_has_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal, ``rapport vad`` and ``rapport analyze --audio`` show on one rewritten
+    stderr line how far each participant's recording has been read, and clear it at the end;
+    in a pipe or a log (the usual case, and every other test here) they show nothing. The
+    events are the same either way."""
+    audio, rate = sf.read(AUDIO / "f_scot_mid.flac", dtype="float32")
+    long = np.tile(audio, math.ceil(75 * rate / len(audio)))[: 75 * rate]
+    path = tmp_path / "session.flac"
+    sf.write(path, long, rate)
+    code, quiet_out, quiet_err = run_cli(["vad", str(path)], capsys)
+    assert code == 0 and quiet_err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run_cli(["vad", str(path)], capsys)
+    assert code == 0 and out == quiet_out
+    assert err.startswith("\rrapport vad: session 0:10 of 1:15")
+    assert "\rrapport vad: session 1:15 of 1:15" in err and err.endswith("\r\x1b[K")
+    code, out, err = run_cli(["analyze", "--audio", str(path), str(path)], capsys)
+    assert code == 0 and "rapport analyze: session 1:15 of 1:15" in err
 
 
 def test_analyze_needs_either_a_file_or_audio(capsys: pytest.CaptureFixture[str]) -> None:
