@@ -46,14 +46,24 @@ their frames called speech is printed, and with ``--music-weight W`` (several: e
 its own) their windows join the fit as non-speech, each weighing ``W``. Their validation half
 is never read here.
 
+**Long streams** (README, "Long streams"; 16 kHz head only): with ``--long`` the ranked sets
+are also ranked in long streams, back to back (180 s) and looped (90 s), each condition scored
+in its last repetition against the best rival's F1 there (bench/vad_long_clips.py, as
+bench/vad_long.py scores them; the shortfall printed in brackets is theirs); with
+``--long-weight W`` (several: each a fit of its own) the windows scored there of the fitted
+sets' long streams join the fit too, each weighing ``W`` times its set's weight.
+
 ``--keep-within F1`` also refuses a rule that leaves any ranked set and condition more than
 ``F1`` under the default before the fit (a total shortfall under the rivals does not see a
-margin over them given away). The same code fits the 16 kHz head (:data:`WIDEBAND_PATH`;
+margin over them given away); ``--max-steps S`` a rule calling more than ``S`` seconds of the
+noise steps speech, ``--max-music F`` one calling more than ``F`` of the music's tuning half
+speech. The same code fits the 16 kHz head (:data:`bench.vad_head_clips.WIDEBAND_PATH`;
 bench/vad_wideband_head.py).
 
 Usage: ``.venv/bin/python bench/vad_narrowband_head.py [--ridge 1 3 10] [--step-weight 0 5]
-[--music-weight 0 2] [--keep-within 0.01] [--save head.json]`` (about fifteen minutes on one
-core for three ridges and one weight).
+[--music-weight 0 2] [--keep-within 0.01] [--max-steps 7] [--max-music 0.1] [--save
+head.json]`` (about fifteen minutes on one core for three ridges and one weight; with
+``--long``, six more minutes and about two per fit).
 """
 
 from __future__ import annotations
@@ -64,9 +74,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -76,32 +84,34 @@ sys.path.insert(0, str(ROOT))
 
 from bench import real_speech  # noqa: E402
 from bench import vad as bench_vad  # noqa: E402
-from bench.vad import after_section2, scores  # noqa: E402
 from bench.vad_fuse import MAX_BABBLE_ALONE, MAX_TALK_ERROR  # noqa: E402
 from bench.vad_fusion import RIVALS  # noqa: E402
 from bench.vad_head import fit, state_session  # noqa: E402
+from bench.vad_head_clips import (  # noqa: E402
+    NARROWBAND_PATH,
+    Clip,
+    HeadPath,
+    clip_of,
+    frames,
+    head_values,
+    pooled_f1,
+    talk_ratio,
+    window_labels,
+)
+from bench.vad_long_clips import window_mask  # noqa: E402
 from bench.vad_narrowband import (  # noqa: E402
     SETS,
     TITLES,
     best_rivals,
-    decided,
     silero_upstream_detector,
-    to_narrowband,
-    upsampled,
     webrtc_detector,
 )
 from models import vad_narrowband_head  # noqa: E402
-from models.vad_bands import BANDS_HZ, evidence_of  # noqa: E402
+from models.vad_bands import BANDS_HZ  # noqa: E402
 from models.vad_decision import Branch  # noqa: E402
-from models.vad_head import STATE_CAP  # noqa: E402
-from models.vad_offset import OffsetTracker  # noqa: E402
 from models.vad_silero import (  # noqa: E402
-    CONTEXT,
     DEFAULT_BRANCHES,
     NARROWBAND_BRANCH,
-    NARROWBAND_BRANCHES,
-    WINDOW,
-    SileroModel,
     load_model,
 )
 from models.vad_silero_model import NARROWBAND, WIDEBAND  # noqa: E402
@@ -110,7 +120,6 @@ Matrix = npt.NDArray[np.float64]
 FITTED_ON = ("tuning", "ami-train")
 RANKED_ON = ("tuning", "ami-train", "ten-choice")
 SEEDS = (0, 10)  # noise samples fitted on
-NARROW_BANDS = len(BANDS_HZ) - 1  # the 4-8 kHz band is empty at 8 kHz
 # The head's rule: threshold, release (under it), lookahead in windows, then the frames each
 # unit loses at its start and end (the state remembers a phrase for a while after it).
 RULES = [(on, off, ahead, *trims) for ahead in (1, 2) for on in (0.85, 0.9, 0.93, 0.95, 0.97)
@@ -118,91 +127,8 @@ RULES = [(on, off, ahead, *trims) for ahead in (1, 2) for on in (0.85, 0.9, 0.93
          for trims in ((0, 0), (0, 2), (1, 3), (0, 4))]
 
 
-@dataclass(frozen=True)
-class HeadPath:
-    """Which head is fitted: the narrowband head (the 8 kHz network's state, six bands, audio
-    through 8 kHz) or, for bench/vad_wideband_head.py, the 16 kHz head (that network's state,
-    seven bands, audio as it is)."""
-
-    name: str
-    key: str  # the branch whose value the fitted head replaces
-    bands: int  # band evidence columns the head reads
-    current: tuple[Branch, ...]  # the default's branches on this path
-
-    @property
-    def narrow(self) -> bool:
-        return self.key == "narrowband_head"
-
-    def branches(self, rule: tuple[float, float, int, int, int]) -> tuple[Branch, ...]:
-        """The default's branches with the fitted head's branch deciding by ``rule``."""
-        return tuple(Branch(self.key, *rule) if b.source == self.key else b
-                     for b in self.current)
-
-    def heard(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """16 kHz ``audio`` as this path's backend reads it."""
-        return np.concatenate(upsampled(to_narrowband(audio))) if self.narrow else audio
-
-    def for_rivals(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """What the rivals read: the 8 kHz audio itself on the narrowband path."""
-        return to_narrowband(audio) if self.narrow else audio
-
-
-NARROWBAND_PATH = HeadPath("narrowband", "narrowband_head", NARROW_BANDS, NARROWBAND_BRANCHES)
-WIDEBAND_PATH = HeadPath("wideband (16 kHz)", "head", len(BANDS_HZ), DEFAULT_BRANCHES)
-# Before a fit, the narrowband path's default ran the 16 kHz head's branch in the narrowband
 # head's place: what "the default before this head" is scored with.
 BEFORE = {"narrowband_head": (*DEFAULT_BRANCHES, NARROWBAND_BRANCH)}
-
-
-@dataclass
-class Clip:
-    """One recording in one condition as a path hears it: what the rules read per window."""
-
-    name: str
-    condition: str
-    seed: int
-    labels: npt.NDArray[np.bool_]  # per 20 ms frame
-    model: npt.NDArray[np.float32]  # the 16 kHz network's probability
-    head: npt.NDArray[np.float32]  # the default's head (models/vad_head.py)
-    narrowband: npt.NDArray[np.float32]  # the 8 kHz network's probability (narrowband path)
-    features: Matrix  # logit p, the path's bands' evidence / 10, the network's 128 state values
-
-
-def window_labels(labels: npt.NDArray[np.bool_], count: int) -> npt.NDArray[np.bool_]:
-    middle = (np.arange(count) * WINDOW + WINDOW // 2) // (real_speech.SR // 50)
-    return labels[np.minimum(middle, len(labels) - 1)]
-
-
-def clip_of(name: str, condition: str, seed: int, labels: npt.NDArray[np.bool_],
-            audio: npt.NDArray[np.float32], model: SileroModel, hidden: Any,
-            path: HeadPath = NARROWBAND_PATH) -> Clip:
-    """``audio`` (16 kHz) as ``rapport vad`` reads it on ``path`` (at 8 kHz: through 8 kHz),
-    run as the backend runs it (models/vad_silero.py ``SileroBatchVad``, its public parts at
-    once); ``hidden`` is :func:`bench.vad_head.state_session` of the path's network."""
-    from models.vad_head import head_value
-
-    up = path.heard(audio)
-    count = len(up) // WINDOW
-    padded = np.concatenate((np.zeros(CONTEXT, dtype=np.float32), up))
-    windows = np.stack([padded[k * WINDOW:k * WINDOW + CONTEXT + WINDOW]
-                        for k in range(count)])[None]
-    inputs = OffsetTracker(1).clean(windows.copy(), [0], [count])
-    state = np.zeros((2, 1, 128), dtype=np.float32)
-    lengths = np.array([count], dtype=np.int32)
-    probability, term, _ = model.run_head(inputs, state, lengths)
-    evidence = evidence_of(up)[:count]
-    if path.narrow:
-        own, _, h = hidden.run(None, {"windows": np.ascontiguousarray(inputs[..., ::2]),
-                                      "state": state, "lengths": lengths})
-        narrow = own[0]
-    else:  # the 16 kHz network's probability and state, as the backend read them
-        own, _, h = hidden.run(None, {"windows": inputs, "state": state, "lengths": lengths})
-        narrow = np.zeros(0, dtype=np.float32)
-    p = np.clip(own[0].astype(np.float64), 1e-4, 1 - 1e-4)
-    features = np.column_stack((np.log(p / (1 - p)), evidence[:, :path.bands] / 10,
-                                np.asarray(h, dtype=np.float64).reshape(count, 128)))
-    return Clip(name, condition, seed, labels, probability[0],
-                head_value(probability, evidence[None], term)[0], narrow, features)
 
 
 def noise_steps(recording: real_speech.Recording, seed: int
@@ -241,52 +167,6 @@ def noise_steps(recording: real_speech.Recording, seed: int
     return out
 
 
-def head_values(clip: Clip, beta: Matrix) -> npt.NDArray[np.float32]:
-    x = clip.features
-    free = x.shape[1] - 128  # the logit and the bands; the state values after them
-    state = np.minimum(x[:, free:] @ beta[free:-1], STATE_CAP)
-    score = x[:, :free] @ beta[:free] + state + beta[-1]
-    return (1 / (1 + np.exp(-score))).astype(np.float32)
-
-
-def frames(clip: Clip, branches: tuple[Branch, ...],
-           value: npt.NDArray[np.float32] | None) -> npt.NDArray[np.bool_]:
-    """The frames the backend decides on ``clip`` with ``branches`` after METRICS.md §2, the
-    fitted head's ``value`` (if any) as the narrowband head's or, without that branch, as the
-    16 kHz head's."""
-    values = {"model": clip.model, "head": clip.head}
-    if len(clip.narrowband):
-        values["narrowband"] = clip.narrowband
-    if value is not None:
-        narrow = any(b.source == "narrowband_head" for b in branches)
-        values["narrowband_head" if narrow else "head"] = value
-    return after_section2(decided(values, branches))
-
-
-def pooled_f1(clips: list[Clip], branches: tuple[Branch, ...],
-              values: dict[int, npt.NDArray[np.float32]] | None) -> dict[str, float]:
-    predicted: dict[str, list[npt.NDArray[np.bool_]]] = {}
-    truth: dict[str, list[npt.NDArray[np.bool_]]] = {}
-    for clip in clips:
-        got = frames(clip, branches, None if values is None else values[id(clip)])
-        n = min(len(got), len(clip.labels))
-        predicted.setdefault(clip.condition, []).append(got[:n])
-        truth.setdefault(clip.condition, []).append(clip.labels[:n])
-    return {c: scores(np.concatenate(p), np.concatenate(truth[c]))["f1"]
-            for c, p in predicted.items()}
-
-
-def talk_ratio(clips: list[Clip], branches: tuple[Branch, ...],
-               values: dict[int, npt.NDArray[np.float32]] | None) -> float:
-    """Talk time found after §2 over the labels' (1: exact)."""
-    found = labelled = 0
-    for clip in clips:
-        got = frames(clip, branches, None if values is None else values[id(clip)])
-        n = min(len(got), len(clip.labels))
-        found += int(got[:n].sum())
-        labelled += int(clip.labels[:n].sum())
-    return found / labelled
-
 
 def main() -> None:
     run(NARROWBAND_PATH, __doc__, rules=RULES)
@@ -309,11 +189,25 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
                         help="weight of a window of the tuning half of bench/vad_music.py's "
                              "sounds in the fit, as non-speech (0: measured, not fitted on; "
                              "each value a fit of its own; needs those recordings)")
+    parser.add_argument("--long", action="store_true",
+                        help="also rank on the ranked sets in long streams, back to back "
+                             "(180 s) and looped (90 s), as bench/vad_long.py makes them "
+                             "(16 kHz head only)")
+    parser.add_argument("--long-weight", type=float, nargs="+", default=[0.0],
+                        help="weight of a window of the fitted sets' long streams (their "
+                             "scored part) in the fit, times the set's own weight (0: not "
+                             "fitted on; each value a fit of its own; implies --long)")
     parser.add_argument("--keep-within", type=float, default=1.0, metavar="F1",
                         help="also refuse a rule whose F1 in any ranked set and condition is "
                              "more than this under the default before the fit's (default 1: "
                              "no such refusal): a shortfall under the rivals does not see a "
                              "margin over them given away")
+    parser.add_argument("--max-steps", type=float, default=float("inf"), metavar="SECONDS",
+                        help="also refuse a rule calling more than this of the noise steps "
+                             "speech (default: no such refusal)")
+    parser.add_argument("--max-music", type=float, default=1.0, metavar="SHARE",
+                        help="also refuse a rule calling more than this share of the music's "
+                             "tuning half speech (default 1: no such refusal)")
     parser.add_argument("--save", type=Path,
                         help="write the head ranked first (not refused) to this JSON")
     args = parser.parse_args()
@@ -346,6 +240,18 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
                             for c, a in real_speech.noisy(r).items()], rivals)
         ranked[name] = (scored, best)
         print(f"  {TITLES[name]}: {len(clips)} clips", flush=True)
+    # Long streams (README, "Long streams"): ranked on with --long, fitted on with
+    # --long-weight (each window weighing as its set's do, times the weight).
+    long_fitted: list[tuple[Clip, float]] = []
+    if args.long or any(w > 0 for w in args.long_weight):
+        if path.narrow:
+            sys.exit("--long: the 16 kHz head only (bench/vad_wideband_head.py)")
+        from bench import vad_long_clips
+        for name, key, clips, best in vad_long_clips.long_sets(list(RANKED_ON), SETS, model,
+                                                              hidden, rivals):
+            ranked[key] = (clips, best)
+            long_fitted += [(c, 1.0 if name.startswith("ami") else args.weight)
+                            for c in clips if name in FITTED_ON]
     tuning = real_speech.committed() + real_speech.moved()
     silenced = [clip_of(r.name, "silenced", 0, r.labels,
                         (r.audio * real_speech.speech_mask(r)).astype(np.float32), model, hidden,
@@ -397,8 +303,19 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
     x_steps = np.concatenate([c.features for c, _ in steps])
     y_steps = np.concatenate([window_labels(c.labels, len(c.features)) for c, _ in steps])
     x_music = np.concatenate([c.features for c in music]) if music else x_steps[:0]
+    masks = [window_mask(c) for c, _ in long_fitted]
+    x_long = np.concatenate([c.features[m] for (c, _), m in zip(long_fitted, masks,
+                                                                strict=True)]) \
+        if long_fitted else x_steps[:0]
+    y_long = np.concatenate([window_labels(c.labels, len(c.features))[m]
+                             for (c, _), m in zip(long_fitted, masks, strict=True)]) \
+        if long_fitted else y_steps[:0]
+    w_long = np.concatenate([np.full(int(m.sum()), w) for (_, w), m in zip(long_fitted, masks,
+                                                                           strict=True)]) \
+        if long_fitted else np.zeros(0)
     print(f"fitted on {len(fitted)} clips, {len(y_real):,} windows; {len(steps)} noise steps; "
-          f"{len(music)} sounds ({len(x_music):,} windows)")
+          f"{len(music)} sounds ({len(x_music):,} windows); long streams "
+          f"{len(long_fitted)} tails ({len(y_long):,} windows)")
 
     def standing(branches: tuple[Branch, ...], values: dict[int, npt.NDArray[np.float32]] | None
                  ) -> tuple[float, float, dict[tuple[str, str], float]]:
@@ -410,6 +327,11 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
                 each[name, condition] = f1
         return shortfall, worst, each
 
+    def long_shortfall(each: dict[tuple[str, str], float]) -> float:
+        """The part of a total shortfall in long streams."""
+        return sum(max(0.0, ranked[name][1][condition] - f1)
+                   for (name, condition), f1 in each.items() if " " in name)
+
     current = BEFORE.get(path.key, path.current)
     shortfall, worst, before_f1 = standing(current, None)
     before = "the 16 kHz head" if path.narrow else "the shipped head"
@@ -418,11 +340,16 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
           f"{float(frames(alone, current, None).mean()):.3f}, silenced talk time "
           f"{talk_ratio(silenced, current, None):.3f}, noise steps "
           f"{step_speech_s(current, None):.1f} s, music (tuning half) "
-          f"{music_called(current, None):.3f}")
+          f"{music_called(current, None):.3f}, in long streams "
+          f"{long_shortfall(before_f1):.4f}")
     results = []
-    for ridge, step_weight, music_weight in itertools.product(args.ridge, args.step_weight,
-                                                              args.music_weight):
+    for ridge, step_weight, music_weight, long_weight in itertools.product(
+            args.ridge, args.step_weight, args.music_weight, args.long_weight):
         x, y, weight = x_real, y_real, w_real
+        if long_weight > 0:
+            x = np.concatenate((x, x_long))
+            y = np.concatenate((y, y_long))
+            weight = np.concatenate((weight, w_long * long_weight))
         if step_weight > 0:
             x = np.concatenate((x, x_steps))
             y = np.concatenate((y, y_steps))
@@ -441,20 +368,22 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
             ratio = talk_ratio(silenced, branches, values)
             shortfall, worst, each = standing(branches, values)
             lost = max(before_f1[k] - f1 for k, f1 in each.items())
+            stepped, mus = step_speech_s(branches, values), music_called(branches, values)
             refused = called > MAX_BABBLE_ALONE or abs(ratio - 1) > MAX_TALK_ERROR \
-                or lost > args.keep_within
+                or lost > args.keep_within or stepped > args.max_steps \
+                or mus > args.max_music
             results.append((refused, round(shortfall, 4), -worst, ridge,
                             (on, off, ahead, start, end), called, ratio,
-                            step_speech_s(branches, values), step_weight, music_weight,
-                            music_called(branches, values), beta))
-        print(f"  ridge {ridge}, step weight {step_weight}, music weight {music_weight} "
-              f"ranked", flush=True)
+                            stepped, step_weight, music_weight, mus, long_weight,
+                            long_shortfall(each), beta))
+        print(f"  ridge {ridge}, step weight {step_weight}, music weight {music_weight}, "
+              f"long weight {long_weight} ranked", flush=True)
     results.sort(key=lambda r: r[:3])
     others = " and the 8 kHz network's" if path.narrow else ""
     print(f"\n## {path.name.capitalize()} heads ranked (the head's rule beside the model "
           f"branch{others}), on {', '.join(RANKED_ON)}")
-    print("ridge steps music threshold release lookahead trims  shortfall  worst  babble alone"
-          "  silenced talk  noise steps  music called")
+    print("ridge steps music long threshold release lookahead trims  shortfall (long)  worst"
+          "  babble alone  silenced talk  noise steps  music called")
     if shipped is None and path.narrow:
         shipped = (vad_narrowband_head.RIDGE, (
             vad_narrowband_head.THRESHOLD, vad_narrowband_head.RELEASE,
@@ -462,18 +391,18 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
             vad_narrowband_head.TRIM_END))
     unrefused = [r for r in results if not r[0]]
     for (refused, shortfall, worst, ridge, rule, called, ratio, stepped, step_weight,
-         music_weight, mus, _) in \
+         music_weight, mus, long_weight, in_long, _) in \
             itertools.chain(unrefused[:10],
-                            [r for r in results if r[3:5] == shipped and r[8] == r[9] == 0
-                             and r not in unrefused[:10]],
+                            [r for r in results if r[3:5] == shipped
+                             and r[8] == r[9] == r[11] == 0 and r not in unrefused[:10]],
                             [r for r in results if r[0]][:3]):
         on, off, ahead, start, end = rule
         mark = "  REFUSED" if refused else ""
         mark += "  <- the backend's" if (ridge, rule) == shipped and step_weight == 0 \
-            and music_weight == 0 else ""
-        print(f"{ridge:>5} {step_weight:>5} {music_weight:>5} {on:>9} {off:>7} {ahead:>9} "
-              f"{start}/{end}  {shortfall:9.4f}  {-worst:+.4f}  {called:12.3f}  {ratio:13.3f}  "
-              f"{stepped:9.1f} s  {mus:12.3f}{mark}")
+            and music_weight == 0 and long_weight == 0 else ""
+        print(f"{ridge:>5} {step_weight:>5} {music_weight:>5} {long_weight:>4} {on:>9} {off:>7} "
+              f"{ahead:>9} {start}/{end}  {shortfall:9.4f} ({in_long:.4f})  {-worst:+.4f}  "
+              f"{called:12.3f}  {ratio:13.3f}  {stepped:9.1f} s  {mus:12.3f}{mark}")
     if args.save:
         first = unrefused[0]
         beta = first[-1]

@@ -27,9 +27,13 @@ tuning recordings silenced between phrases). The shipped head is scored beside t
 of the validation recordings (AMI development and test, MFA and CMU ARCTIC, TEN VAD's
 validation half) is read here: bench/vad.py scores a head on them.
 
+With ``--long`` the ranking also reads the ranked sets in long streams, and with
+``--long-weight W`` the fit the fitted sets' (bench/vad_narrowband_head.py, "Long streams").
+
 Usage: ``.venv/bin/python bench/vad_wideband_head.py [--ridge 3] [--step-weight 0 5]
-[--music-weight 0 2] [--save head.json]`` (about eight minutes on one core per ridge and
-step weight).
+[--music-weight 0 2] [--long-weight 0 5] [--max-steps 7] [--max-music 0.1] [--save
+head.json]`` (about eight minutes on one core per ridge and step weight; with ``--long``,
+six more minutes and about two per fit).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.vad_narrowband_head import WIDEBAND_PATH, run  # noqa: E402
+from bench.vad_head_clips import WIDEBAND_PATH  # noqa: E402
+from bench.vad_narrowband_head import run  # noqa: E402
 
 # The head's rule: threshold, release (under it), lookahead in windows, then the frames each
 # unit loses at its start and end. The shipped rule (0.85 / 0.65, lookahead 1, no trim) is
