@@ -164,17 +164,18 @@ def features(clip: Clip, hidden: Matrix) -> Matrix:
 
 
 def fit(x: Matrix, y: npt.NDArray[np.bool_], weight: Matrix, ridge: float,
-        free: int = 8) -> Matrix:
+        free: int = 8, offset: Matrix | None = None) -> Matrix:
     """Weighted logistic regression by Newton's method, the intercept last: ridge ``ridge``
     on the state coefficients only (the columns after the first ``free``: by default the
-    logit and seven bands), 1e-3 on the others."""
+    logit and seven bands), 1e-3 on the others; ``offset`` (per row) is added to every score
+    (a term whose weight is fixed)."""
     design = np.column_stack((x, np.ones(len(x))))
     penalty = np.zeros(design.shape[1])
     penalty[free:-1] = ridge
     penalty[:free] = penalty[-1] = 1e-3
     beta = np.zeros(design.shape[1])
     for _ in range(60):
-        p = 1 / (1 + np.exp(-design @ beta))
+        p = 1 / (1 + np.exp(-(design @ beta + (0.0 if offset is None else offset))))
         gradient = design.T @ (weight * (y - p)) - penalty * beta
         hessian = (design * (weight * p * (1 - p))[:, None]).T @ design + np.diag(penalty)
         step = np.linalg.solve(hessian, gradient)

@@ -57,13 +57,16 @@ sets' long streams join the fit too, each weighing ``W`` times its set's weight.
 ``F1`` under the default before the fit (a total shortfall under the rivals does not see a
 margin over them given away); ``--max-steps S`` a rule calling more than ``S`` seconds of the
 noise steps speech, ``--max-music F`` one calling more than ``F`` of the music's tuning half
-speech. The same code fits the 16 kHz head (:data:`bench.vad_head_clips.WIDEBAND_PATH`;
+speech. ``--least-probability-weight A`` bounds the weight the fit gives the network's own
+logit (a fit under it is fitted again with the weight fixed at A): a negative weight makes the
+head lean on the model's smallest probabilities, which a DC offset moves (README, "Long
+streams"). The same code fits the 16 kHz head (:data:`bench.vad_head_clips.WIDEBAND_PATH`;
 bench/vad_wideband_head.py).
 
 Usage: ``.venv/bin/python bench/vad_narrowband_head.py [--ridge 1 3 10] [--step-weight 0 5]
-[--music-weight 0 2] [--keep-within 0.01] [--max-steps 7] [--max-music 0.1] [--save
-head.json]`` (about fifteen minutes on one core for three ridges and one weight; with
-``--long``, six more minutes and about two per fit).
+[--music-weight 0 2] [--keep-within 0.01] [--max-steps 7] [--max-music 0.1]
+[--least-probability-weight 0] [--save head.json]`` (about fifteen minutes on one core for
+three ridges and one weight; with ``--long``, six more minutes and about two per fit).
 """
 
 from __future__ import annotations
@@ -202,6 +205,11 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
                              "more than this under the default before the fit's (default 1: "
                              "no such refusal): a shortfall under the rivals does not see a "
                              "margin over them given away")
+    parser.add_argument("--least-probability-weight", type=float, default=-np.inf,
+                        metavar="A",
+                        help="the least weight the fit may give the network's own logit: a "
+                             "fit under it is fitted again with that weight fixed at A (the "
+                             "optimum under the bound, the loss being convex); default: none")
     parser.add_argument("--max-steps", type=float, default=float("inf"), metavar="SECONDS",
                         help="also refuse a rule calling more than this of the noise steps "
                              "speech (default: no such refusal)")
@@ -359,6 +367,12 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
             y = np.concatenate((y, np.zeros(len(x_music), dtype=bool)))
             weight = np.concatenate((weight, np.full(len(x_music), music_weight)))
         beta = fit(x, y, weight, ridge, free=1 + path.bands)
+        if beta[0] < args.least_probability_weight:
+            least = args.least_probability_weight
+            beta = np.concatenate(([least], fit(x[:, 1:], y, weight, ridge, free=path.bands,
+                                                offset=least * x[:, 0])))
+        print(f"  ridge {ridge}, step weight {step_weight}, music weight {music_weight}, "
+              f"long weight {long_weight}: the logit's weight {beta[0]:.3f}", flush=True)
         every = [c for clips, _ in ranked.values() for c in clips] + silenced + [alone] + \
             [c for c, _ in steps] + music
         values = {id(c): head_values(c, beta) for c in every}
