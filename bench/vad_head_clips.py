@@ -16,13 +16,11 @@ import numpy.typing as npt
 
 from bench import real_speech
 from bench.vad import after_section2, scores
-from bench.vad_narrowband import decided, to_narrowband, upsampled
+from bench.vad_narrowband import decided, model_inputs, to_narrowband, upsampled
 from models.vad_bands import BANDS_HZ, evidence_of
 from models.vad_decision import Branch
 from models.vad_head import STATE_CAP
-from models.vad_offset import OffsetTracker
 from models.vad_silero import (
-    CONTEXT,
     DEFAULT_BRANCHES,
     NARROWBAND_BRANCHES,
     WINDOW,
@@ -96,11 +94,8 @@ def clip_of(name: str, condition: str, seed: int, labels: npt.NDArray[np.bool_],
     from models.vad_head import head_value
 
     up = path.heard(audio)
-    count = len(up) // WINDOW
-    padded = np.concatenate((np.zeros(CONTEXT, dtype=np.float32), up))
-    windows = np.stack([padded[k * WINDOW:k * WINDOW + CONTEXT + WINDOW]
-                        for k in range(count)])[None]
-    inputs = OffsetTracker(1).clean(windows.copy(), [0], [count])
+    inputs = model_inputs(up)
+    count = inputs.shape[1]
     state = np.zeros((2, 1, 128), dtype=np.float32)
     lengths = np.array([count], dtype=np.int32)
     probability, term, _ = model.run_head(inputs, state, lengths)

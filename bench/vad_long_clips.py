@@ -31,9 +31,9 @@ from bench import vad as bench_vad
 from bench.vad import scores
 from bench.vad_head_clips import Clip
 from bench.vad_long import FRAME, long_frames, whole_frames
+from bench.vad_narrowband import model_inputs
 from models.vad_bands import evidence_of
 from models.vad_head import head_value
-from models.vad_offset import OffsetTracker
 from models.vad_restart import Restarts
 from models.vad_silero import CONTEXT, WINDOW, SileroModel
 
@@ -117,10 +117,8 @@ def tail_of(name: str, condition: str, audio: Floats, labels: Bools, scored: Boo
     from the tail's start the network's probability, the shipped head's value and the fit's
     features (logit p, the seven bands' evidence / 10, the 128 state values); per 20 ms frame
     from the same start the labels and which frames are scored."""
-    count = len(audio) // WINDOW
-    padded = np.concatenate((np.zeros(CONTEXT, dtype=np.float32), audio))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, CONTEXT + WINDOW)[::WINDOW]
-    inputs = OffsetTracker(1).clean(np.array(windows[:count])[None], [0], [count])
+    inputs = model_inputs(audio)
+    count = inputs.shape[1]
     probability, term, states = with_restarts(model, hidden, inputs)
     evidence = evidence_of(audio)[:count]
     value = head_value(probability[None], evidence[None], term[None])[0]

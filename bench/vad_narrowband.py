@@ -202,6 +202,17 @@ def table(title: str, recordings: list[real_speech.Recording],
               f"{'at least' if ours >= theirs else 'UNDER'} ({ours - theirs:+.3f})")
 
 
+def model_inputs(audio: np.ndarray) -> np.ndarray:
+    """The model's inputs for one stream's 16 kHz ``audio``, ``(1, windows, CONTEXT +
+    WINDOW)``: each whole window and the samples before it, without the stream's running
+    offset (models/vad_offset.py), as the backend feeds them."""
+    count = len(audio) // WINDOW
+    padded = np.concatenate((np.zeros(CONTEXT, dtype=np.float32), audio))
+    windows = np.stack([padded[k * WINDOW:k * WINDOW + CONTEXT + WINDOW]
+                        for k in range(count)])[None]
+    return OffsetTracker(1).clean(windows.copy(), [0], [count])
+
+
 def window_values(audio: np.ndarray, model: SileroModel, narrow: SileroModel
                   ) -> dict[str, np.ndarray]:
     """Per 32 ms window of one stream's 16 kHz ``audio``, what the backend's rule reads
@@ -209,11 +220,8 @@ def window_values(audio: np.ndarray, model: SileroModel, narrow: SileroModel
     the 16 kHz network's probability (``model``), the head's value (``head``), the 8 kHz
     network's probability (``narrowband``) and its head's value (``narrowband_head``;
     ``narrow`` loaded with its head)."""
-    count = len(audio) // WINDOW
-    padded = np.concatenate((np.zeros(CONTEXT, dtype=np.float32), audio))
-    windows = np.stack([padded[k * WINDOW:k * WINDOW + CONTEXT + WINDOW]
-                        for k in range(count)])[None]
-    inputs = OffsetTracker(1).clean(windows.copy(), [0], [count])
+    inputs = model_inputs(audio)
+    count = inputs.shape[1]
     state = np.zeros((2, 1, 128), dtype=np.float32)
     lengths = np.array([count], dtype=np.int32)
     probability, term, _ = model.run_head(inputs, state, lengths)
