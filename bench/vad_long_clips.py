@@ -172,7 +172,6 @@ def best_rivals(recordings: list[real_speech.Recording], mode: str,
     return out
 
 
-
 def long_sets(names: list[str], sets: dict[str, Any], model: SileroModel, hidden: Any,
               rivals: dict[str, bench_vad.Detector]
               ) -> list[tuple[str, str, list[Clip], dict[str, float]]]:

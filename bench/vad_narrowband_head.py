@@ -48,8 +48,9 @@ is never read here.
 
 **Long streams** (README, "Long streams"; 16 kHz head only): with ``--long`` the ranked sets
 are also ranked in long streams, back to back (180 s) and looped (90 s), each condition scored
-in its last repetition against the best rival's F1 there (bench/vad_long_clips.py, as
-bench/vad_long.py scores them; the shortfall printed in brackets is theirs); with
+in its last repetition against the best rival's F1 there (bench/vad_long_clips.py, made as
+bench/vad_long.py makes them; like the fresh clips here, on the frames the rule has decided by
+the stream's end; the shortfall printed in brackets is theirs); with
 ``--long-weight W`` (several: each a fit of its own) the windows scored there of the fitted
 sets' long streams join the fit too, each weighing ``W`` times its set's weight.
 
