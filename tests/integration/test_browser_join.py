@@ -43,7 +43,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,14 +249,22 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def job(request: pytest.FixtureRequest,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Job]:
-    """The job, with Rapport's own VAD or the default backend in audio mode."""
-    running = Job(tmp_path_factory.mktemp("job"), request.param)
+def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Job]]:
+    """The job with Rapport's own VAD or the default backend in audio mode, started on first
+    use and shared by this module's tests (one job per backend, not per test: each start and
+    stop costs the serial tier about 10 s)."""
+    running: dict[str, Job] = {}
+
+    def job(vad_backend: str) -> Job:
+        if vad_backend not in running:
+            running[vad_backend] = Job(tmp_path_factory.mktemp("job"), vad_backend)
+        return running[vad_backend]
+
     try:
-        yield running
+        yield job
     finally:
-        running.stop()
+        for started in running.values():
+            started.stop()
 
 
 @pytest.fixture(scope="module")
@@ -287,10 +295,12 @@ def ipus(timeline: list[dict[str, Any]], role: str) -> list[tuple[int, int]]:
 
 
 # Levels mode runs no VAD: once, with either job; audio mode with each VAD backend.
-@pytest.mark.parametrize(("mode", "job"), [("levels", "rapport"), ("audio", "rapport"),
-                                           ("audio", "auto")], indirect=["job"])
+@pytest.mark.parametrize(("mode", "vad_backend"), [("levels", "rapport"), ("audio", "rapport"),
+                                                   ("audio", "auto")])
 def test_two_browsers_stream_their_microphones_into_the_report(
-        mode: str, job: Job, wavs: dict[str, Wav], tmp_path: Path) -> None:
+        mode: str, vad_backend: str, jobs: Callable[[str], Job], wavs: dict[str, Wav],
+        tmp_path: Path) -> None:
+    job = jobs(vad_backend)
     talk_tolerance, boundary_ms = BOUNDS[job.vad_backend] if mode == "audio" else BOUNDS[
         "rapport"]
     session = f"browser-{mode}-{uuid.uuid4().hex[:8]}"
