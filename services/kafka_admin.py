@@ -26,6 +26,11 @@ from streams.kafka_security import KafkaSecurity
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 10.0
+ATTEMPT_S = 1.0  # one metadata request's wait while checking that the cluster answers
+# librdkafka's connection errors that settings cause and a retry cannot mend: a SASL
+# password or mechanism the broker refuses, a TLS handshake that fails (an untrusted
+# certificate). Seen, they end the wait for the cluster at once.
+DEFINITIVE = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
 # Kafka's own "the cluster's default.replication.factor" (KIP-464).
 CLUSTER_DEFAULT_REPLICATION = -1
 
@@ -61,13 +66,13 @@ def rapport_topics(partitions: int, replication: int = CLUSTER_DEFAULT_REPLICATI
 
 
 def admin_client(broker: str, security: KafkaSecurity | None = None,
-                 errors: list[str] | None = None) -> Any:
+                 errors: list[KafkaError] | None = None) -> Any:
     """An admin client for any broker address form (``kafka://h:p``, ``h:p,h2:p``);
     ``errors`` collects the client's connection errors (a refused password, a certificate
     not trusted), which its requests' own errors do not name."""
     extra: dict[str, Any] = {}
     if errors is not None:
-        extra["error_cb"] = lambda error: errors.append(str(error.str()))
+        extra["error_cb"] = errors.append
     return AdminClient({"bootstrap.servers": bootstrap_servers(broker),
                         **(security or KafkaSecurity()).librdkafka_config(), **extra,
                         "socket.connection.setup.timeout.ms": 3000,
@@ -105,19 +110,27 @@ def wait_for_brokers(broker: str, count: int, timeout_s: float,
 def existing_partitions(broker: str, timeout_s: float = REQUEST_TIMEOUT_S,
                         security: KafkaSecurity | None = None) -> dict[str, int]:
     """Topic name -> partition count, for every topic on the cluster."""
-    errors: list[str] = []
+    errors: list[KafkaError] = []
     client = admin_client(broker, security, errors)
-    try:
-        metadata = client.list_topics(timeout=timeout_s)
-    except KafkaException as error:
-        client.poll(0.2)  # serves error_cb: the connection errors that say why
-        raise KafkaAdminError(_unreachable(broker, error, errors, security)) from None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        # In slices, so that a refused password or an untrusted certificate ends the wait
+        # within about a second: neither mends itself, where a broker still starting (a
+        # refused or dropped connection) may answer before the deadline.
+        try:
+            metadata = client.list_topics(timeout=min(ATTEMPT_S, timeout_s))
+            break
+        except KafkaException as error:
+            client.poll(0.2)  # serves error_cb: the connection errors that say why
+            if time.monotonic() >= deadline or any(e.code() in DEFINITIVE for e in errors):
+                raise KafkaAdminError(_unreachable(broker, error, errors, security)) from None
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
 
-def _unreachable(broker: str, error: KafkaException, errors: list[str],
+def _unreachable(broker: str, error: KafkaException, errors: list[KafkaError],
                  security: KafkaSecurity | None) -> str:
-    cause = next((e.split(": ", 1)[-1] for e in errors
+    said = [str(e.str()) for e in errors]
+    cause = next((e.split(": ", 1)[-1] for e in said
                   if any(word in e for word in ("SASL", "SSL", "certificate", "handshake"))),
                  None)
     message = f"cannot reach Kafka at {bootstrap_servers(broker)}: {cause or error.args[0]}"
