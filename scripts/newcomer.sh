@@ -57,13 +57,14 @@ export RAPPORT_NEWCOMER_NESTED=1
 # definitions only: the setup, the system parts and the test command are exercised all the
 # same, and the run that started this script (CI's own fresh clone of the same commit) runs
 # every tier (the unit tier nested too cost CI's 20-minute budget about a minute).
-# `make test` reads which tests to run from TESTS_PARALLEL and TESTS_SERIAL (the Makefile).
+# `make test` reads which tests to run from TESTS_PARALLEL, TESTS_SERIAL and TESTS_BESIDE
+# (the Makefile).
 if [ -n "${NEWCOMER_QUICK:-}" ]; then
   export PYTEST_ADDOPTS="-m 'not slow'"
   export TESTS_PARALLEL="tests/unit/test_session_metrics.py tests/unit/test_shapes.py tests/unit/test_settings.py"
-  export TESTS_SERIAL=""
+  export TESTS_SERIAL="" TESTS_BESIDE=""
 else
-  unset PYTEST_ADDOPTS TESTS_PARALLEL TESTS_SERIAL
+  unset PYTEST_ADDOPTS TESTS_PARALLEL TESTS_SERIAL TESTS_BESIDE
 fi
 
 run_logged() {  # run_logged NAME COMMAND: the command line as written, output to NAME.log
