@@ -140,11 +140,13 @@ class Job:
                     "RAPPORT_VAD_BACKEND": vad_backend}
         self.vad_backend = vad_backend
         self.log = directory / "run.log"
+        self.dead_letters = directory / "dead-letters.jsonl"
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "services.cli", "run", "--port", str(self.port),
                  "--sessions", "0", "--end-grace-ms", "0",
-                 "--reports", str(directory / "reports.jsonl")],
+                 "--reports", str(directory / "reports.jsonl"),
+                 "--dead-letters", str(self.dead_letters)],
                 cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                 start_new_session=True)
         self.admin = self._admin_token(90)
@@ -169,7 +171,14 @@ class Job:
         raise AssertionError(f"rapport run did not start\n{self.tail()}")
 
     def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+        """The log's end, then the dead letters' reasons (the first 10): an intermittent
+        failure seen twice (stop 36, and CI on 2026-12-06) dead-lettered 22 events."""
+        text = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+        if self.dead_letters.exists():
+            lines = self.dead_letters.read_text(errors="replace").splitlines()
+            text += f"\n{len(lines)} dead letters; the first:\n" + "\n".join(
+                line[:400] for line in lines[:10])
+        return text
 
     def request(self, method: str, path: str, token: str) -> tuple[int, Any]:
         request = urllib.request.Request(self.url + path, method=method,
@@ -352,6 +361,7 @@ def test_two_browsers_stream_their_microphones_into_the_report(
                             "microphone opening")
         if max(abs(r) for r in residuals) > boundary_ms:
             problems.append(f"{role}: boundary residuals {residuals} ms")
-    # The job's log says what a bad run dead-lettered or dropped (an intermittent failure seen
-    # once locally, stop 36: 22 dead letters, talk time -49.8 %).
+    # The job's log and dead letters say what a bad run dead-lettered or dropped (an
+    # intermittent failure seen twice, stop 36 and CI on 2026-12-06: 22 dead letters, the
+    # first ~11 s of both participants lost, the therapist's talk time -49.8 %).
     assert not problems, f"{problems}\n{job.tail()}"
