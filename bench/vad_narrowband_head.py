@@ -61,13 +61,17 @@ noise steps speech, ``--max-music F`` one calling more than ``F`` of the music's
 speech. ``--least-probability-weight A`` bounds the weight the fit gives the network's own
 logit (a fit under it is fitted again with the weight fixed at A): a negative weight makes the
 head lean on the model's smallest probabilities, which a DC offset moves (README, "Long
-streams"). The same code fits the 16 kHz head (:data:`bench.vad_head_clips.WIDEBAND_PATH`;
+streams"); ``--probability-floor P`` makes the head read the logit of the larger of ``p`` and
+``P`` instead (the backend clips at 1e-4), so such a weight cannot reach them. Each refused rule
+is printed with why (for ``--keep-within``, the set and condition it gives most away in). The
+same code fits the 16 kHz head (:data:`bench.vad_head_clips.WIDEBAND_PATH`;
 bench/vad_wideband_head.py).
 
 Usage: ``.venv/bin/python bench/vad_narrowband_head.py [--ridge 1 3 10] [--step-weight 0 5]
 [--music-weight 0 2] [--keep-within 0.01] [--max-steps 7] [--max-music 0.1]
-[--least-probability-weight 0] [--save head.json]`` (about fifteen minutes on one core for
-three ridges and one weight; with ``--long``, six more minutes and about two per fit).
+[--least-probability-weight 0] [--probability-floor 0.01] [--save head.json]`` (about
+fifteen minutes on one core for three ridges and one weight; with ``--long``, six more minutes
+and about two per fit).
 """
 
 from __future__ import annotations
@@ -211,6 +215,10 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
                         help="the least weight the fit may give the network's own logit: a "
                              "fit under it is fitted again with that weight fixed at A (the "
                              "optimum under the bound, the loss being convex); default: none")
+    parser.add_argument("--probability-floor", type=float, default=1e-4, metavar="P",
+                        help="the least probability whose logit the head reads (default "
+                             "%(default)s, the backend's clip): at a higher floor the "
+                             "model's smallest, least stable probabilities all read as it")
     parser.add_argument("--max-steps", type=float, default=float("inf"), metavar="SECONDS",
                         help="also refuse a rule calling more than this of the noise steps "
                              "speech (default: no such refusal)")
@@ -305,6 +313,16 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
         return sum(float(frames(c, branches, None if values is None else values[id(c)])
                          [first:].sum()) for c, first in steps) / 50
 
+    if not 1e-4 <= args.probability_floor < 0.5:
+        sys.exit("--probability-floor: from 1e-4 to under 0.5")
+    if args.probability_floor > 1e-4:  # every clip's logit column, fitted and ranked alike
+        floor = float(np.log(args.probability_floor / (1 - args.probability_floor)))
+        every_clip = {id(c): c for c in [*fitted, *(c for clips, _ in ranked.values()
+                                                     for c in clips), *silenced, alone,
+                                         *(c for c, _ in steps), *music,
+                                         *(c for c, _ in long_fitted)]}
+        for clip in every_clip.values():
+            clip.features[:, 0] = np.maximum(clip.features[:, 0], floor)
     y_real = np.concatenate([window_labels(c.labels, len(c.features)) for c in fitted])
     w_real = np.concatenate([np.full(len(c.features), 1.0 if c.name.startswith("ami")
                                      else args.weight) for c in fitted])
@@ -382,15 +400,21 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
             called = float(frames(alone, branches, values[id(alone)]).mean())
             ratio = talk_ratio(silenced, branches, values)
             shortfall, worst, each = standing(branches, values)
-            lost = max(before_f1[k] - f1 for k, f1 in each.items())
+            where = max(each, key=lambda k: before_f1[k] - each[k])
+            lost = before_f1[where] - each[where]
             stepped, mus = step_speech_s(branches, values), music_called(branches, values)
-            refused = called > MAX_BABBLE_ALONE or abs(ratio - 1) > MAX_TALK_ERROR \
-                or lost > args.keep_within or stepped > args.max_steps \
-                or mus > args.max_music
+            # Why a rule is refused, each refusal that applies (printed beside it).
+            why = [text for text, applies in (
+                ("babble alone", called > MAX_BABBLE_ALONE),
+                ("silenced talk", abs(ratio - 1) > MAX_TALK_ERROR),
+                (f"keep-within: {' '.join(where)} -{lost:.3f}", lost > args.keep_within),
+                ("noise steps", stepped > args.max_steps),
+                ("music", mus > args.max_music)) if applies]
+            refused = bool(why)
             results.append((refused, round(shortfall, 4), -worst, ridge,
                             (on, off, ahead, start, end), called, ratio,
                             stepped, step_weight, music_weight, mus, long_weight,
-                            long_shortfall(each), beta))
+                            long_shortfall(each), "; ".join(why), beta))
         print(f"  ridge {ridge}, step weight {step_weight}, music weight {music_weight}, "
               f"long weight {long_weight} ranked", flush=True)
     results.sort(key=lambda r: r[:3])
@@ -406,25 +430,28 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
             vad_narrowband_head.TRIM_END))
     unrefused = [r for r in results if not r[0]]
     for (refused, shortfall, worst, ridge, rule, called, ratio, stepped, step_weight,
-         music_weight, mus, long_weight, in_long, _) in \
+         music_weight, mus, long_weight, in_long, why, _) in \
             itertools.chain(unrefused[:10],
                             [r for r in results if r[3:5] == shipped
                              and r[8] == r[9] == r[11] == 0 and r not in unrefused[:10]],
                             [r for r in results if r[0]][:3]):
         on, off, ahead, start, end = rule
-        mark = "  REFUSED" if refused else ""
+        mark = f"  REFUSED ({why})" if refused else ""
         mark += "  <- the backend's" if (ridge, rule) == shipped and step_weight == 0 \
             and music_weight == 0 and long_weight == 0 else ""
         print(f"{ridge:>5} {step_weight:>5} {music_weight:>5} {long_weight:>4} {on:>9} {off:>7} "
               f"{ahead:>9} {start}/{end}  {shortfall:9.4f} ({in_long:.4f})  {-worst:+.4f}  "
               f"{called:12.3f}  {ratio:13.3f}  {stepped:9.1f} s  {mus:12.3f}{mark}")
-    if args.save:
+    if args.save and not unrefused:
+        print(f"\nevery rule refused: nothing written to {args.save}")
+    elif args.save:
         first = unrefused[0]
         beta = first[-1]
         on, off, ahead, start, end = first[4]
         args.save.write_text(json.dumps({
             "ridge": first[3], "threshold": on, "release": off, "lookahead": ahead,
             "trim_start": start, "trim_end": end, "probability_weight": beta[0],
+            "probability_floor": args.probability_floor,
             "band_weights": [*beta[1:1 + path.bands].tolist(),
                              *[0.0] * (len(BANDS_HZ) - path.bands)],
             "state_weights": beta[1 + path.bands:-1].tolist(), "bias": beta[-1]}, indent=1))
