@@ -8,8 +8,9 @@ for a participant who dialled in (``telephone``; README, "Participants who dial 
 only activity batches leave this module: audio is never stored, and logs name only ids.
 
 Every ``tick_s`` completed level batches are published; every ``network_interval_s`` a
-``network`` event (services/ingest/network.py). When ICE or DTLS fails or closes, the
-``on_lost`` callback makes the participant leave.
+``network`` event (services/ingest/network.py), held until the participant's published frames
+reach it (its "Order": an ingest behind its packets must not make its own frames late). When
+ICE or DTLS fails or closes, the ``on_lost`` callback makes the participant leave.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from av import AudioFrame
 from services.ingest import metrics
 from services.ingest.audio import AudioVadFramer
 from services.ingest.frames import FrameBatch, FrameZero, RtpLevelFramer
-from services.ingest.network import NetworkSampler
+from services.ingest.network import NetworkSampler, ReadingOrder
 from services.ingest.service import IngestConfig
 from services.ingest.sessions import LiveParticipant
 from services.ingest.vad_backend import VadBackend
@@ -87,6 +88,8 @@ class ParticipantPeer:
         self._closed = False
         self._lost_task: asyncio.Task[None] | None = None
         self._sampler = NetworkSampler(session_id, participant.participant_id)
+        # Readings wait for the frames (services/ingest/network.py, "Order").
+        self._readings = ReadingOrder()
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
         self._gauged: str | None = metrics.peer_moved(None, self.pc.connectionState)
@@ -196,12 +199,24 @@ class ParticipantPeer:
         for batch in batches:
             self._emit(batch.to_event(self.session_id, self.participant.participant_id))
             self.participant.next_seq = batch.seq + 1
+        if batches:
+            for reading in self._readings.frames(batches[-1].end_ms):
+                self._emit(reading)
 
     async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            due = loop.time() + self.config.tick_s
             await asyncio.sleep(self.config.tick_s)
-            if self.mode == "levels":
-                self._publish(self.levels.tick(self._now_ms()))
+            if self.mode != "levels":
+                continue
+            if loop.time() - due > self.config.tick_s:
+                # The event loop was held up (something else in the process took it): the
+                # packets of that time may still wait in the socket, and batches emitted now by
+                # the media clock alone would drop their frames as late. They are read first;
+                # the packets' own ticks, or the next tick on time, emit the batches.
+                continue
+            self._publish(self.levels.tick(self._now_ms()))
 
     async def _network(self) -> None:
         while True:
@@ -214,7 +229,8 @@ class ParticipantPeer:
                 continue
             event = self._sampler.sample(report.values(), self._now_ms())
             if event is not None:
-                self._emit(event)
+                for reading in self._readings.reading(event, self.first_arrival_ms is not None):
+                    self._emit(reading)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -253,3 +269,5 @@ class ParticipantPeer:
             self._publish(self.levels.finish(now))
         elif self.audio is not None:
             self._publish(self.audio.finish())
+        for reading in self._readings.flush():
+            self._emit(reading)

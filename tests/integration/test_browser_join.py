@@ -363,5 +363,7 @@ def test_two_browsers_stream_their_microphones_into_the_report(
             problems.append(f"{role}: boundary residuals {residuals} ms")
     # The job's log and dead letters say what a bad run dead-lettered or dropped (an
     # intermittent failure seen twice, stop 36 and CI on 2026-12-06: 22 dead letters, the
-    # first ~11 s of both participants lost, the therapist's talk time -49.8 %).
+    # first ~11 s of both participants lost, the therapist's talk time -49.8 %; reproduced
+    # by holding the ingest's event loop, and fixed for that cause on 2026-12-07:
+    # tests/component/test_ingest_webrtc.py, "held up").
     assert not problems, f"{problems}\n{job.tail()}"

@@ -17,7 +17,7 @@ from services.ingest.frames import (
     FrameZero,
     RtpLevelFramer,
 )
-from services.ingest.network import NetworkSampler
+from services.ingest.network import MAX_LEAD_MS, NetworkSampler, ReadingOrder
 
 TPF = 960  # RTP ticks per 20 ms frame at 48 kHz
 
@@ -206,3 +206,47 @@ def test_network_events_need_rtt_and_report_loss_per_interval() -> None:
     assert event == {"type": "network", "session_id": "s1", "participant_id": "p1",
                      "ts_ms": 6_000, "rtt_ms": 123.0, "jitter_ms": 20.0, "loss_pct": 0.0}
     parse_event(event)
+
+
+def reading(ts_ms: int) -> dict[str, object]:
+    return {"type": "network", "session_id": "s1", "participant_id": "p1", "ts_ms": ts_ms,
+            "rtt_ms": 50.0}
+
+
+def test_a_reading_waits_for_the_participants_frames_to_reach_it() -> None:
+    """An ingest behind its packets (its event loop held up) publishes a participant's frames
+    late; a reading stamped with the clock meanwhile must not run more than MAX_LEAD_MS ahead
+    of them, or the engine rejects those frames as late (METRICS.md §9; services/ingest/
+    network.py, "Order")."""
+    order = ReadingOrder()
+    assert order.frames(10_000) == []
+    # In normal running the frames trail the clock by a batch and the hold: out at once.
+    assert order.reading(reading(11_400), media_started=True) == [reading(11_400)]
+    # The ingest falls 6 s behind: readings taken at 17 s and 22 s wait for the frames...
+    assert order.reading(reading(17_000), media_started=True) == []
+    assert order.reading(reading(22_000), media_started=True) == []
+    assert order.held == 2
+    assert order.frames(13_000) == []
+    # ...and go out, in order, once the frames are within MAX_LEAD_MS of each.
+    assert order.frames(17_000 - MAX_LEAD_MS) == [reading(17_000)]
+    assert order.frames(21_000) == [reading(22_000)]
+    assert order.held == 0
+
+
+def test_readings_of_a_participant_without_frames_and_at_the_end() -> None:
+    order = ReadingOrder()
+    # No packet yet: nothing to keep order with, the reading goes out.
+    assert order.reading(reading(1_000), media_started=False) == [reading(1_000)]
+    # The first packet has come, its first batch not yet: wait for it.
+    assert order.reading(reading(6_000), media_started=True) == []
+    assert order.frames(4_500) == [reading(6_000)]
+    # The participant leaves with a reading still ahead of its frames: published then.
+    assert order.reading(reading(20_000), media_started=True) == []
+    assert order.flush() == [reading(20_000)] and order.held == 0
+    # Frames that stop for good cannot hold readings without bound.
+    capped = ReadingOrder(max_held=3)
+    capped.frames(0)
+    out = [r for ts in range(10_000, 60_000, 5_000)
+           for r in capped.reading(reading(ts), media_started=True)]
+    assert [r["ts_ms"] for r in out] == list(range(10_000, 45_000, 5_000))
+    assert capped.held == 3
