@@ -20,7 +20,7 @@ whale's song, a robin's call, a dog howling in its sleep); the song with a singe
 LibriSpeech readings there are left out. Each is split now, before anything is fitted on them,
 into a **tuning** and a **validation** half (:data:`HALVES`), so that a fit on music can be
 checked on pieces it never saw. Until then (2026-12-06) both halves were measured, nothing was
-fitted or chosen on either.
+fitted or chosen on either; on 2026-12-07 the music gate was chosen on the tuning half.
 
 Printed, in one run:
 
@@ -33,9 +33,17 @@ Printed, in one run:
    frame F1 after §2 pooled over the set, each detector, and the default against the best of
    silero-vad and webrtcvad.
 
-Detectors as in bench/vad.py: the default (the ``auto`` backend), silero-vad, webrtcvad modes
-0-3. Usage: ``.venv/bin/python bench/vad_music.py [--sets tuning,...]`` (about three minutes
-on one core without TEN VAD's test set).
+3. **Without music**: each set clean and in white, pink and babble noise, the default without
+   and with its music gate (models/vad_music.py, off by default), against the best rival.
+4. **Speed**: the silero backend without and with the gate, 8 streams in 1 s batches on one
+   core, on far-field speech and on music.
+
+Detectors as in bench/vad.py: the default (the ``auto`` backend), the same with its music gate
+(``music gate``: ``--vad-music-gate``), silero-vad, webrtcvad modes 0-3. The gate was chosen
+on the tuning half of the sounds and the tuning sets only (README, "Music and other sounds").
+
+Usage: ``.venv/bin/python bench/vad_music.py [--sets tuning,...]`` (about three minutes on one
+core with TEN VAD's test set).
 """
 
 from __future__ import annotations
@@ -85,6 +93,26 @@ UNDER = ("waltz (piano)", "ragtime (piano)", "Brahms (strings)", "Tchaikovsky (c
          "Vibe Ace (jazz)", "drum and bass", "humpback whale", "dog howling")
 SNRS_DB = (20, 10, 5)
 SR = real_speech.SR
+GATED = "music gate"  # the default with models/vad_music.py's gate (off by default)
+
+
+def width(name: str) -> int:
+    """A table column's width for detector ``name``."""
+    return max(13, len(name) + 2)
+
+
+def gated_detector() -> bench_vad.Detector:
+    """The default with the music gate (``music_gate=True``; ``--vad-music-gate``), run as the
+    ingest runs it: 1 s batches, then the end of the stream."""
+    from models.vad_silero import StreamingSileroVad, load_model
+    model = load_model()
+
+    def detect(audio: npt.NDArray[np.float32]) -> str:
+        vad = StreamingSileroVad(model=model, music_gate=True)
+        return "".join(vad.push(audio[i:i + SR]) for i in range(0, len(audio), SR)) \
+            + vad.finish()
+
+    return detect
 
 
 def music_dir() -> Path:
@@ -130,27 +158,42 @@ def main() -> None:
         sys.exit(f"no sounds in {music_dir()}: the module docstring says how to get them")
     found, missing = bench_vad.detectors()
     detectors = {name: found[name] for name in ("default", *RIVALS) if name in found}
+    if "model alone" in found:  # the silero backend runs: its gate can be added
+        detectors = {"default": detectors["default"], GATED: gated_detector(),
+                     **{n: d for n, d in detectors.items() if n != "default"}}
     for note in missing:
         print(f"skipped {note}")
 
     print("\n## Alone: share of frames called speech after §2 (0: none)")
-    print(f"{'sound':<24}{'half':<12}{'seconds':>8}" + "".join(f"{n:>13}" for n in detectors))
+    print(f"{'sound':<24}{'half':<12}{'seconds':>8}"
+          + "".join(f"{n:>{width(n)}}" for n in detectors))
     called = {n: [0, 0] for n in detectors}
+    halves: dict[tuple[str, str], list[int]] = {}
     for name, sound in sounds.items():
         half = next(h for h, members in HALVES.items() if name in members)
         audio = sound.astype(np.float32)
         cells = []
+        frames_of = {}
         for detector, detect in detectors.items():
-            frames = after_section2(detect(audio))
+            frames = frames_of[detector] = after_section2(detect(audio))
             called[detector][0] += int(frames.sum())
             called[detector][1] += len(frames)
-            cells.append(f"{frames.mean():>13.3f}")
+            cells.append(f"{frames.mean():>{width(detector)}.3f}")
         print(f"{name:<24}{half:<12}{len(sound) / SR:>8.1f}" + "".join(cells), flush=True)
-    print(f"{'all':<44}" + "".join(f"{c / max(n, 1):>13.3f}" for c, n in called.values()))
+        for detector, frames in frames_of.items():
+            held = halves.setdefault((detector, half), [0, 0])
+            held[0] += int(frames.sum())
+            held[1] += len(frames)
+    print(f"{'all':<44}" + "".join(f"{c / max(n, 1):>{width(d)}.3f}"
+                                    for d, (c, n) in called.items()))
+    for half in HALVES:
+        print(f"{half + ' half':<44}" + "".join(
+            f"{halves[(d, half)][0] / max(halves[(d, half)][1], 1):>{width(d)}.3f}"
+            for d in detectors))
 
     pieces = [sounds[name] for name in UNDER if name in sounds]
     print(f"\n## Under speech: frame F1 after §2 with music underneath ({len(pieces)} pieces)")
-    print(f"{'set':<44}{'music':>7}" + "".join(f"{n:>13}" for n in detectors) + "  default "
+    print(f"{'set':<44}{'music':>7}" + "".join(f"{n:>{width(n)}}" for n in detectors) + "  default "
           "vs best rival")
     for set_name in names:
         recordings = SETS[set_name]()
@@ -170,11 +213,72 @@ def main() -> None:
                 truth.append(recording.labels)
             labels = np.concatenate(truth)
             f1 = {d: scores(np.concatenate(p), labels)["f1"] for d, p in predicted.items()}
-            best = max(f1[d] for d in detectors if d != "default")
+            best = max(f1[d] for d in detectors if d not in ("default", GATED))
             verdict = "at least" if f1["default"] >= best else "UNDER"
             print(f"{TITLES[set_name][:43]:<44}{snr:>5} dB" + "".join(
-                f"{f1[d]:>13.3f}" for d in detectors)
+                f"{f1[d]:>{width(d)}.3f}" for d in detectors)
                 + f"  {verdict} ({f1['default'] - best:+.3f})", flush=True)
+
+    if GATED in detectors:
+        gate_cost(names, detectors)
+        speed(sounds)
+
+
+def gate_cost(names: list[str], detectors: dict[str, bench_vad.Detector]) -> None:
+    """What the music gate changes where there is no music: each set clean and in white, pink
+    and babble noise (bench/real_speech.py), the default without and with it."""
+    print("\n## Without music: frame F1 after §2, the default without and with the music gate")
+    print(f"{'set':<44}{'condition':>10}{'default':>10}{GATED:>12}{'best rival':>12}"
+          "  gate vs best rival")
+    rivals = [d for d in detectors if d not in ("default", GATED)]
+    for set_name in names:
+        recordings = SETS[set_name]()
+        predicted: dict[tuple[str, str], list[npt.NDArray[np.bool_]]] = {}
+        truth: dict[str, list[npt.NDArray[np.bool_]]] = {}
+        for recording in recordings:
+            n = len(recording.labels)
+            for condition, audio in real_speech.noisy(recording).items():
+                for detector, detect in detectors.items():
+                    frames = after_section2(detect(audio))[:n]
+                    predicted.setdefault((detector, condition), []).append(
+                        np.pad(frames, (0, n - len(frames))))
+                truth.setdefault(condition, []).append(recording.labels)
+        for condition, labels in truth.items():
+            f1 = {d: scores(np.concatenate(predicted[(d, condition)]), np.concatenate(labels))
+                  ["f1"] for d in detectors}
+            best = max(f1[d] for d in rivals)
+            verdict = "at least" if f1[GATED] >= best else "UNDER"
+            print(f"{TITLES[set_name][:43]:<44}{condition:>10}{f1['default']:>10.3f}"
+                  f"{f1[GATED]:>12.3f}{best:>12.3f}  {verdict} ({f1[GATED] - best:+.3f})",
+                  flush=True)
+
+
+def speed(sounds: dict[str, npt.NDArray[np.float64]], seconds: int = 60, streams: int = 8,
+          runs: int = 3) -> None:
+    """Audio seconds per CPU second of the silero backend without and with the music gate,
+    ``streams`` streams in 1 s batches on one core (the ingest's batches): on real speech in
+    the far field (the AMI train excerpts back to back, where the head fires most, so the gate
+    counts peaks most) and on music (the tuning half), runs alternating."""
+    from models.vad_silero import SileroBatchVad, load_model
+    model = load_model()
+    far = np.concatenate([r.audio for r in real_speech.ami("tuning")])
+    music = np.concatenate([sounds[n] for n in HALVES["tuning"] if n in sounds])
+    print(f"\n## Speed: {streams} streams, 1 s batches, one core, {seconds} s each, best of "
+          f"{runs} (audio seconds per CPU second)")
+    for label, audio in (("AMI train (far-field speech)", far), ("music, tuning half", music)):
+        audio = np.tile(audio.astype(np.float32), 2)
+        offsets = [k * len(audio) // (2 * streams) for k in range(streams)]
+        best = {False: 0.0, True: 0.0}
+        for _ in range(runs):
+            for gate in (False, True):
+                vad = SileroBatchVad(streams, model=model, music_gate=gate)
+                started = time.process_time()
+                for i in range(0, seconds * SR, SR):
+                    vad.push([audio[o + i:o + i + SR] for o in offsets])
+                used = time.process_time() - started
+                best[gate] = max(best[gate], streams * seconds / used)
+        print(f"{label:<32} default {best[False]:>7.0f}x   with the gate {best[True]:>7.0f}x "
+              f"({best[True] / best[False] - 1:+.0%})", flush=True)
 
 
 if __name__ == "__main__":

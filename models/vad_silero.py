@@ -54,7 +54,9 @@ With ``head=False`` the model's probability is used alone, with the model-alone 
 ``threshold``, ``release`` or ``lookahead`` given makes one rule of the chosen source.
 
 Why: Silero's own layer loses quiet or distant speech (AMI's meeting-room channel, speech in
-noise) that its state and the bands under 500 Hz still tell apart.
+noise) that its state and the bands under 500 Hz still tell apart. Music raises those terms
+too. With ``music_gate=True``, where a window's spectrum holds many held narrow peaks and the
+model hears no speech, the head's value is 0 (models/vad_music.py; off by default: README).
 
 The head's weights were **fitted by a script that reads the tuning recordings only**
 (bench/vad_head.py; models/vad_head.py says on what and how); the two-branch rule (the head's
@@ -79,31 +81,22 @@ nothing is there to alias), with its own recurrent state, and decides two of the
 of :data:`NARROWBAND_BRANCHES`:
 
 - the **narrowband head** (models/vad_narrowband_head.py) in place of the 16 kHz head: the
-  same kind of logistic layer over that network's probability and state and the band evidence,
-  fitted on the tuning recordings at 8 kHz, with its own rule (0.9 / 0.8, one window of
-  lookahead, each unit losing its first frame and last three). With the 16 kHz head here the
-  default fell under webrtcvad in 6 of 10 conditions of the AMI validation excerpts at 8 kHz
-  (README, "Narrowband audio");
+  same kind of layer over that network's probability and state and the band evidence, fitted
+  at 8 kHz, with its own rule (0.85 / 0.6, one window of lookahead, units losing their first
+  frame and last three); the 16 kHz head fell under webrtcvad on AMI's validation excerpts;
 - the **narrowband** branch, :data:`NARROWBAND_BRANCH`: its probability from 0.65 until under
   0.4, one window of lookahead, each unit losing its first frame and last three.
-
-The model branch (the 16 kHz network's probability, trimmed) stays. The head was fitted and
-its rule chosen by bench/vad_narrowband_head.py, the narrowband branch's rule ranked by
-``bench/vad_narrowband.py --rank``, on the tuning recordings, the AMI train excerpts and TEN
-VAD's choice half at 8 kHz; bench/vad_narrowband.py scores the validation sets (README,
-"Narrowband audio", says what was seen when). The caller says which audio is narrowband:
-``rapport vad`` and ``rapport analyze --audio`` do for files sampled at 8 kHz or less, or
-holding nothing above 4 kHz (services/cli/audio_files.py); the WebRTC ingest's Opus audio is
-read as wideband.
+The model branch stays. bench/vad_narrowband_head.py and ``bench/vad_narrowband.py --rank``
+chose them on the tuning sets at 8 kHz (README, "Narrowband audio"). The caller says which
+audio is narrowband (services/cli/audio_files.py; the ingest, for a declared dial-in).
 
 Long streams: a stream's states restart from its last second of inputs at the first pause the
 model hears after 30 s (``restart``, ``warm``, ``pause``; models/vad_restart.py says why).
-
 As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, never on how it
-was cut into chunks, and the output is a ``0``/``1`` string per completed frame, ready for
-wire ``activity`` events (METRICS.md §1/§9).
+was cut into chunks; the output is a ``0``/``1`` string per completed frame, ready for wire
+``activity`` events (METRICS.md §1/§9).
 
-Pure code apart from loading the model file once; no audio is kept beyond one window.
+Pure code apart from loading the model file once; no audio is kept beyond 256 ms.
 """
 
 from __future__ import annotations
@@ -118,6 +111,7 @@ from models.errors import ConfigError
 from models.vad_bands import BandFloor, band_power
 from models.vad_decision import Branch, FrameDecider, Source
 from models.vad_head import head_value
+from models.vad_music import MusicGate
 from models.vad_narrowband_head import narrowband_head_value
 from models.vad_offset import OffsetTracker
 from models.vad_restart import PAUSE_WINDOWS, QUIET, RESTART_WINDOWS, WARM_WINDOWS, Restarts
@@ -133,8 +127,7 @@ from models.vad_silero_model import (
     silero_model_path,
 )
 
-# The network's names are models/vad_silero_model.py's; these are re-exported for the
-# backend's users.
+# models/vad_silero_model.py's names, re-exported for the backend's users.
 __all__ = [
     "CONTEXT", "DEFAULT_BRANCHES", "LOOKAHEAD", "MODEL_ALONE", "NARROWBAND_BRANCH",
     "NARROWBAND_BRANCHES", "PAUSE_WINDOWS", "QUIET", "RATE", "RELEASE", "RESTART_WINDOWS",
@@ -142,8 +135,7 @@ __all__ = [
     "StreamingSileroVad", "load_model", "load_session", "silero_model_path",
 ]
 
-# Frame decisions (see the module docstring, "Deciding frames"). The model alone
-# (``bands=False``): the rule tuned until 2026-12-05.
+# Frame decisions (module docstring, "Deciding frames"). The model-alone rule:
 THRESHOLD = 0.55  # speech probability at which a unit starts...
 RELEASE = 0.3  # ...and under which it ends
 LOOKAHEAD = 2  # windows after a frame's own whose probability counts for it
@@ -187,7 +179,7 @@ class SileroBatchVad:
     ``narrowband=True`` says every stream's audio was sampled at 8 kHz or less before it was
     resampled to 16 kHz, and decides with :data:`NARROWBAND_BRANCHES` (module docstring,
     "Narrowband audio"; ``narrowband_model``, the 8 kHz network loaded with its head, may be
-    shared; one is loaded by default).
+    shared; one is loaded by default); ``music_gate=True`` adds models/vad_music.py's gate.
 
     The streams' audio lives in one ``(streams, capacity)`` array, each row the stream's last
     ``CONTEXT`` samples followed by its pending ones, so a window's model input (context and
@@ -202,7 +194,7 @@ class SileroBatchVad:
                  branches: Sequence[Branch] | None = None, detrend: bool = True,
                  narrowband: bool = False, narrowband_model: SileroModel | None = None,
                  restart: int = RESTART_WINDOWS, warm: int = WARM_WINDOWS,
-                 pause: int = PAUSE_WINDOWS) -> None:
+                 pause: int = PAUSE_WINDOWS, music_gate: bool = False) -> None:
         if streams < 1:
             raise ConfigError("streams", "must be >= 1")
         if frame_ms <= 0 or (RATE * frame_ms) % 1000:
@@ -236,6 +228,8 @@ class SileroBatchVad:
                                                  "loaded with its head when head=True")
         self._offsets = OffsetTracker(streams) if detrend else None
         self._floors = BandFloor(streams)  # per stream, the last 3 s of band powers
+        self._music = MusicGate(streams) if music_gate and "head" in sources else None
+        self._head_release = min((b.release for b in branches if b.source == "head"), default=1)
         self._audio = np.zeros((streams, CONTEXT + 8 * WINDOW), dtype=np.float32)
         self._fill = [CONTEXT] * streams  # samples held per row, context included
         self._state = np.zeros((STATE_SHAPE[0], streams, STATE_SHAPE[1]), dtype=np.float32)
@@ -340,6 +334,12 @@ class SileroBatchVad:
                 "model": wide[0][pick, :count]}
             if "head" in self._sources:
                 values["head"] = head_value(values["model"], evidence, wide[1][pick, :count])
+            if self._music is not None:  # under the branch's release, 0 decides the same
+                head = values["head"]
+                head[self._music.closed(
+                    view[:, :, CONTEXT:] if everyone else view[chosen, :count, CONTEXT:],
+                    values["model"], head >= self._head_release,
+                    None if everyone else chosen)] = 0.0
             if narrow is not None:
                 values["narrowband"] = narrow[0][pick, :count]
             if narrow is not None and "narrowband_head" in self._sources:
@@ -477,12 +477,12 @@ class StreamingSileroVad:
                  detrend: bool = True, narrowband: bool = False,
                  narrowband_model: SileroModel | None = None,
                  restart: int = RESTART_WINDOWS, warm: int = WARM_WINDOWS,
-                 pause: int = PAUSE_WINDOWS) -> None:
+                 pause: int = PAUSE_WINDOWS, music_gate: bool = False) -> None:
         self._batch = SileroBatchVad(1, frame_ms=frame_ms, threshold=threshold,
                                      release=release, lookahead=lookahead, model=model,
                                      head=head, detrend=detrend, narrowband=narrowband,
                                      narrowband_model=narrowband_model, restart=restart,
-                                     warm=warm, pause=pause)
+                                     warm=warm, pause=pause, music_gate=music_gate)
 
     @property
     def frame_samples(self) -> int:

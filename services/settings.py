@@ -14,7 +14,9 @@ creates the directory and the key file when it opens (services/store).
 The ingest adds ``RAPPORT_VAD_BACKEND``: the VAD of WebRTC audio mode (and of ``rapport vad``,
 ``rapport analyze --audio``), ``auto`` (default: ``silero`` when its extra is installed, else
 ``rapport`` with a WARNING), ``silero`` (the optional extra, no fallback) or ``rapport``
-(services/ingest/vad_backend.py).
+(services/ingest/vad_backend.py), and ``RAPPORT_VAD_MUSIC_GATE`` (``on`` or ``off``, the
+default): the silero backend's music gate (models/vad_music.py), off by default because it
+costs far-field speech under music (README, "Music and other sounds").
 
 The ingest's per-token limits and body timeout (issue 16; services/ingest/limits.py) have
 variables ``RAPPORT_INGEST_<FIELD>`` for the :class:`services.ingest.IngestConfig` fields in
@@ -101,6 +103,7 @@ class Settings:
     audit_retention_days: int = 2192  # RAPPORT_AUDIT_RETENTION_DAYS
     purge_interval_s: float = 3600.0  # RAPPORT_PURGE_INTERVAL_S
     vad_backend: str = "auto"  # VAD of the ingest's audio mode
+    vad_music_gate: bool = False  # RAPPORT_VAD_MUSIC_GATE (models/vad_music.py)
     failpoint: str | None = None  # crash tests only (RAPPORT_FAILPOINT)
     # IngestConfig fields set by RAPPORT_INGEST_* (only those set), as (field, value)
     ingest: tuple[tuple[str, int | float], ...] = ()
@@ -186,9 +189,11 @@ def load_settings(
     db_url: str | None = None,
     data_dir: str | Path | None = None,
     vad_backend: str | None = None,
+    vad_music_gate: bool | None = None,
 ) -> Settings:
     """Settings from ``overrides`` (``"min_pause_ms=250"``, ``"alerts.silence_ms=60000"``)
-    and the explicit ``log_level``, ``db_url``, ``data_dir`` and ``vad_backend`` arguments,
+    and the explicit ``log_level``, ``db_url``, ``data_dir``, ``vad_backend`` and
+    ``vad_music_gate`` arguments,
     then the environment, then defaults. Raises ``ConfigError`` naming the bad setting."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -237,6 +242,11 @@ def load_settings(
     if backend not in VAD_BACKENDS:
         name = "--vad-backend" if vad_backend else "RAPPORT_VAD_BACKEND"
         raise ConfigError(name, f"must be {', '.join(VAD_BACKENDS)}, got {backend!r}")
+    if vad_music_gate is None:
+        gate = env.get("RAPPORT_VAD_MUSIC_GATE", "off").strip().lower() or "off"
+        if gate not in ("on", "off"):
+            raise ConfigError("RAPPORT_VAD_MUSIC_GATE", f"must be on or off, got {gate!r}")
+        vad_music_gate = gate == "on"
     failpoint = env.get("RAPPORT_FAILPOINT", "").strip() or None
     if failpoint is not None and failpoint not in FAILPOINTS:
         raise ConfigError("RAPPORT_FAILPOINT", f"must be {' or '.join(FAILPOINTS)} (crash "
@@ -259,7 +269,7 @@ def load_settings(
     return Settings(engine=engine, log_level=level, data_dir=directory, db_url=url,
                     pseudonym_key=key.strip() if key else None,
                     label_key=label_key.strip() if label_key else None, **retention,
-                    vad_backend=backend,
+                    vad_backend=backend, vad_music_gate=vad_music_gate,
                     failpoint=failpoint, ingest=tuple(ingest), cors_origins=origins,
                     sdk_dir=Path(sdk_dir).expanduser() if sdk_dir else None,
                     coach=coach == "on", coach_off_clinics=off_clinics,

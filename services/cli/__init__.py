@@ -76,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.config = load_settings(overrides=args.settings, log_level=args.log_level,
-                                    vad_backend=getattr(args, "vad_backend", None))
+                                    vad_backend=getattr(args, "vad_backend", None),
+                                    vad_music_gate=getattr(args, "vad_music_gate", None))
     except ConfigError as error:
         parser.error(str(error))
     try:

@@ -40,3 +40,16 @@ def float_in(low: float, high: float, *, low_open: bool) -> Callable[[str], floa
 positive_float = float_in(0.0, float("1e9"), low_open=True)
 non_negative_float = float_in(0.0, float("1e9"), low_open=False)
 probability = float_in(0.0, 1.0, low_open=False)
+
+
+def add_music_gate(parser: argparse.ArgumentParser, *flags: str) -> None:
+    """``--vad-music-gate`` / ``--no-vad-music-gate``: read by services/cli/__init__.py into
+    ``args.config.vad_music_gate`` (flag > ``RAPPORT_VAD_MUSIC_GATE`` > off)."""
+    parser.add_argument(*flags, dest="vad_music_gate", action=argparse.BooleanOptionalAction,
+                        default=None,
+                        help="silero backend: where the audio holds many held tonal peaks "
+                             "(music) and the Silero model hears no speech, its head finds "
+                             "none either (models/vad_music.py). Music alone called speech: "
+                             "2 %% of frames instead of 12 %%; but far-field speech under "
+                             "music is lost too, so it is off by default (README, \"Music "
+                             "and other sounds\") (default: $RAPPORT_VAD_MUSIC_GATE, else off)")

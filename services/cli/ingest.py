@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.errors import ConfigError, ValidationError
+from services.cli.arguments import add_music_gate
 from services.cli.tokens import add_db_url, open_store
 from services.settings import INGEST_VARIABLES, VAD_BACKENDS, parse_origins
 
@@ -111,6 +112,8 @@ def add_vad_backend(parser: argparse.ArgumentParser) -> None:
                              "&& pip install --no-deps silero-vad; without it the command "
                              "stops) or rapport (Rapport's own VAD, always available) "
                              "(default: $RAPPORT_VAD_BACKEND, else auto)")
+    add_music_gate(parser, "--vad-music-gate")
+
 
 
 def ingest_limits(args: argparse.Namespace) -> dict[str, Any]:
@@ -137,6 +140,7 @@ async def serve(store: ReportStore, args: argparse.Namespace) -> None:
                           hold_ms=args.jitter_hold_ms,
                           ice_servers=tuple(args.ice_server),
                           vad_backend=args.config.vad_backend,
+                          vad_music_gate=args.config.vad_music_gate,
                           **ingest_limits(args), **sdk_options(args))
     publisher = KafkaPublisher(bootstrap_servers(args.broker), security=args.config.kafka)
     probe = BrokerProbe(bootstrap_servers(args.broker), args.config.kafka)

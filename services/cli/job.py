@@ -223,6 +223,7 @@ async def _web(args: argparse.Namespace, bootstrap: str,
     hub = LiveHub(hide=store.pseudonymize.apply)
     app = web_app(store, KafkaPublisher(bootstrap, security=security), health, live=hub,
                   ingest=IngestConfig(vad_backend=args.config.vad_backend,
+                                      vad_music_gate=args.config.vad_music_gate,
                                       **args.config.ingest_overrides,
                                       **sdk_options(args)))
     add_purge_schedule(app, store, args.config.purge_interval_s)  # retention (issue 19)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import orjson
 
 from models.errors import ConfigError, ValidationError
+from services.cli.arguments import add_music_gate
 from services.settings import VAD_BACKENDS
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def add_audio_options(parser: argparse.ArgumentParser) -> None:
                         help="VAD backend: auto (silero if installed, else rapport with a "
                              "WARNING), silero or rapport (default: $RAPPORT_VAD_BACKEND, "
                              "else auto)")
+    add_music_gate(parser, "--music-gate", "--vad-music-gate")
     parser.add_argument("--channels", action="store_true",
                         help="one participant per channel of each file (stem-ch1, stem-ch2...) "
                              "instead of one per file with its channels averaged")
@@ -195,7 +197,7 @@ def audio_events(args: argparse.Namespace, files: list[str], *,
     for name, value in (("session", session_id), ("clinic", args.clinic)):
         if value != identifier(value):
             raise ValidationError(name, "must be 1..128 printable ASCII characters, no spaces")
-    backend = VadBackend(args.config.vad_backend)
+    backend = VadBackend(args.config.vad_backend, music_gate=args.config.vad_music_gate)
     max_segment_ms = args.config.engine.max_segment_ms
     if with_session:
         yield session_start(session_id, args.clinic, tracks, roles)

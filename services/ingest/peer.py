@@ -70,7 +70,8 @@ class ParticipantPeer:
         self._emit = emit
         self._now_ms = now_ms
         self._on_lost = on_lost
-        self._vad = vad if vad is not None else VadBackend(config.vad_backend, config.vad)
+        self._vad = vad if vad is not None else VadBackend(
+            config.vad_backend, config.vad, music_gate=config.vad_music_gate)
         self._vad_ready = vad_ready
         servers = [RTCIceServer(urls=url) for url in config.ice_servers]
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))

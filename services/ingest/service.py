@@ -53,6 +53,7 @@ class IngestConfig:
     session_idle_s: float = 300.0  # an open session without events this long stops counting
     vad: VadConfig = field(default_factory=VadConfig)
     vad_backend: str = "auto"  # VAD of audio mode: auto, silero or rapport (vad_backend.py)
+    vad_music_gate: bool = False  # the silero backend's music gate (models/vad_music.py)
     # Browser SDK (issue 18; docs/sdk.md): origins allowed to call (services/cors.py), the
     # directory /sdk/ serves (None: the repository's clients/js), the coach stream switch.
     cors_origins: tuple[str, ...] = ()
@@ -111,7 +112,8 @@ class IngestService:
                                   burst=self.config.event_burst_per_token,
                                   idle_s=self.config.session_idle_s, clock=time.monotonic)
         # One VAD backend per process (silero: one onnxruntime session for everyone).
-        self.vad = VadBackend(self.config.vad_backend, self.config.vad)
+        self.vad = VadBackend(self.config.vad_backend, self.config.vad,
+                              music_gate=self.config.vad_music_gate)
         # Set once the VAD is warm (app.py): audio readers wait for it before their first
         # VAD call, so a participant arriving during the warm-up never blocks the event loop
         # on librosa's first-use compilation.

@@ -10,6 +10,10 @@
   a silent fallback.
 - ``rapport`` (models/vad.py): Rapport's own spectral VAD, numpy and librosa only.
 
+``music_gate`` (``RAPPORT_VAD_MUSIC_GATE``, ``--vad-music-gate``; off by default) turns on the
+silero backend's music gate for wideband audio (models/vad_music.py; README, "Music and other
+sounds", says what it gains and costs); rapport's VAD has none.
+
 :class:`VadBackend` is built once per ingest process and makes one VAD per audio-mode
 participant. With ``silero`` every participant's VAD shares one
 :class:`~models.vad_silero.SileroModel` (one onnxruntime session, loaded here, so a missing
@@ -61,13 +65,15 @@ class FrameVad(Protocol):
 class VadBackend:
     """Makes each audio-mode participant's VAD (see the module docstring)."""
 
-    def __init__(self, name: str = DEFAULT_BACKEND, config: VadConfig | None = None) -> None:
+    def __init__(self, name: str = DEFAULT_BACKEND, config: VadConfig | None = None, *,
+                 music_gate: bool = False) -> None:
         if name not in BACKENDS:
             raise ConfigError("vad_backend", f"must be one of {', '.join(BACKENDS)}, "
                                              f"got {name!r}")
         self.name = name  # as asked
         self.running = "rapport"  # the one that runs
         self.config = config or VadConfig()
+        self.music_gate = music_gate  # silero's music gate (models/vad_music.py), wideband
         self._model: Any = None
         self._narrowband_model: Any = None  # the 8 kHz network, loaded when first needed
         if name in ("silero", "auto"):
@@ -84,7 +90,7 @@ class VadBackend:
             else:
                 self.running = "silero"
                 log.info("VAD backend %s: silero (one onnxruntime session for every "
-                         "participant)", name)
+                         "participant), music gate %s", name, "on" if music_gate else "off")
 
     def create(self, narrowband: bool = False) -> FrameVad:
         """A new participant's VAD. ``narrowband``: the participant's audio was sampled at
@@ -98,7 +104,8 @@ class VadBackend:
                 self.load_narrowband()
             return StreamingSileroVad(frame_ms=self.config.frame_ms, model=self._model,
                                       narrowband=narrowband,
-                                      narrowband_model=self._narrowband_model)
+                                      narrowband_model=self._narrowband_model,
+                                      music_gate=self.music_gate)
         return StreamingVad(self.config, VAD_RATE)
 
     def load_narrowband(self) -> None:
