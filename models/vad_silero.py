@@ -95,8 +95,8 @@ model hears after 30 s (``restart``, ``warm``, ``pause``; models/vad_restart.py 
 As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, never on how it
 was cut into chunks; the output is a ``0``/``1`` string per completed frame, ready for wire
 ``activity`` events (METRICS.md §1/§9).
-
-Pure code apart from loading the model file once; no audio is kept beyond 256 ms.
+Pure code but for loading the model file once; no audio is kept beyond one window (640 ms with
+the music gate).
 """
 
 from __future__ import annotations

@@ -115,7 +115,6 @@ def add_vad_backend(parser: argparse.ArgumentParser) -> None:
     add_music_gate(parser, "--vad-music-gate")
 
 
-
 def ingest_limits(args: argparse.Namespace) -> dict[str, Any]:
     """The per-token limits and body timeout: flag > ``RAPPORT_INGEST_*`` > default."""
     limits: dict[str, Any] = args.config.ingest_overrides
