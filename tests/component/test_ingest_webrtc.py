@@ -203,6 +203,51 @@ def dial_in_speech(seconds: int) -> tuple[np.ndarray, np.ndarray]:
     return audio, recording.labels[: seconds * 50]
 
 
+def music_and_speech(music_gate: bool) -> tuple[float, float]:
+    """In audio mode with the silero backend, one participant plays 12 s of a real string
+    orchestra (tests/data/real/music), another a speech clip, both as Opus: the share of the
+    orchestra's frames called speech after §2, and the clip's agreement with its labels."""
+    music, rate = sf.read(AUDIO.parent / "real" / "music" / "brahms_hungarian_dance_5.flac",
+                          dtype="float32")
+    music = soxr.resample(music, rate, RATE).astype(np.float32)
+    audio, labels = clip("f_us_fast_loud")
+    config = IngestConfig(network_interval_s=1.0, tick_s=0.1, vad_backend="silero",
+                          vad_music_gate=music_gate)
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with ingest_client(config, warm=True) as (client, sink):
+            peers = []
+            for participant, role, track in (("p1", "client", ClipTrack(music)),
+                                             ("p2", "therapist", ClipTrack(audio))):
+                pc, answer = await join(client, "s1", participant, role, track, "audio")
+                assert answer["status"] == 200, answer
+                peers.append((participant, pc))
+            await asyncio.sleep(12 + 1.5)
+            for participant, pc in peers:
+                reply = await client.delete(f"/v1/sessions/s1/participants/{participant}",
+                                            headers=auth(INGEST_C1))
+                assert reply.status == 204
+                await pc.close()
+            return values(sink.events)
+
+    events = run(scenario())
+    played = voiced_of(events, "p1")[: 12 * 50]
+    assert len(played) == 12 * 50
+    return float(section2(played).mean()), agreement(voiced_of(events, "p2"), labels)
+
+
+def test_the_music_gate_reaches_audio_mode() -> None:
+    """``vad_music_gate=True`` (``RAPPORT_VAD_MUSIC_GATE=on``): the silero backend's music gate
+    (models/vad_music.py) runs on audio mode's participants. The orchestra's frames called
+    speech: 0.000 with the gate, 0.252 without (``music_and_speech(False)``,
+    checked); the speech clip's agreement with its labels holds."""
+    silero_or_skip()
+    called, score = music_and_speech(True)
+    print(f"music gate: music called speech {called:.3f}, speech agreement {score:.3f}")
+    assert called <= 0.02
+    assert score >= 0.90
+
+
 def test_audio_mode_with_the_silero_backend_and_a_dial_in_participant() -> None:
     """``vad_backend="silero"``: the same path, the VAD from onnxruntime, warmed at start-up
     (participants wait for it: nothing stalls the loop).
