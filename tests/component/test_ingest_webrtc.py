@@ -115,6 +115,16 @@ def section2(voiced: str) -> np.ndarray:
     return out
 
 
+async def leave(client: Any, peers: list[tuple[str, RTCPeerConnection]],
+                session: str = "s1") -> None:
+    """Each participant leaves session ``session`` (DELETE, 204), then its peer closes."""
+    for participant, pc in peers:
+        reply = await client.delete(f"/v1/sessions/{session}/participants/{participant}",
+                                    headers=auth(INGEST_C1))
+        assert reply.status == 204
+        await pc.close()
+
+
 def voiced_of(events: list[dict[str, Any]], participant: str) -> str:
     batches = sorted((e for e in events if e["type"] == "activity"
                       and e["participant_id"] == HIDE(participant)),  # pseudonymized
@@ -223,11 +233,7 @@ def music_and_speech(music_gate: bool) -> tuple[float, float]:
                 assert answer["status"] == 200, answer
                 peers.append((participant, pc))
             await asyncio.sleep(12 + 1.5)
-            for participant, pc in peers:
-                reply = await client.delete(f"/v1/sessions/s1/participants/{participant}",
-                                            headers=auth(INGEST_C1))
-                assert reply.status == 204
-                await pc.close()
+            await leave(client, peers)
             return values(sink.events)
 
     events = run(scenario())
@@ -284,11 +290,7 @@ def test_audio_mode_with_the_silero_backend_and_a_dial_in_participant() -> None:
             assert answer2["status"] == 200, answer2
             assert answer2["mode"] == "audio" and answer2["telephone"] is True
             await asyncio.sleep(seconds + 1.5)
-            for participant, peer in (("p1", pc), ("p2", pc2)):
-                reply = await client.delete(f"/v1/sessions/s1/participants/{participant}",
-                                            headers=auth(INGEST_C1))
-                assert reply.status == 204
-                await peer.close()
+            await leave(client, [("p1", pc), ("p2", pc2)])
             return values(sink.events)
 
     events = run(scenario())
