@@ -33,15 +33,21 @@ validation is bench/real_speech.py's (README, "Voice activity detection"); nothi
 fitted or ranked on.
 
 ``--rank`` ranks the restart rules of :data:`RULES` instead (models/vad_restart.py: never,
-and after 30 s with 1 s of warm-up, waiting for 0, 8, 16 or 31 quiet windows) on ``--sets``
+and after 30 s with 1 s of warm-up, waiting for 0, 8, 16 or 31 quiet windows; then waiting
+for 8, probing after 1, 2 or 4 s of quiet, and then at doubling lengths) on ``--sets``
 (default: the tuning sets): each condition alone, back to back (180 s) and looped (90 s), by
 total shortfall of F1 under the best of silero-vad and webrtcvad, with the conditions under
 counted (README, "Long streams", says what it chose and how validation was then looked at).
 
+``--speed`` measures what the restarts and probes cost instead (:func:`speed`).
+
+Detectors beside the default in the tables: the default never restarted and restarted
+without its probes (models/vad_restart.py), each scored as the default is.
+
 Usage: ``.venv/bin/python bench/vad_long.py [--mode concat|loop] [--seconds 180]
-[--sets tuning,...] [--rank]`` (on one core with TEN VAD's test set: about five minutes with
-``--mode concat``, ten with ``--mode loop --seconds 90``; its halves are skipped with a note
-when absent).
+[--sets tuning,...] [--rank] [--speed]`` (on one core with TEN VAD's test set: about seven
+minutes with ``--mode concat``, fourteen with ``--mode loop --seconds 90``; its halves are
+skipped with a note when absent).
 """
 
 from __future__ import annotations
@@ -65,9 +71,10 @@ from bench.vad_fusion import ORDER, RIVALS  # noqa: E402
 from bench.vad_narrowband import SETS, TITLES  # noqa: E402
 
 FRAME = real_speech.SR // 50  # samples of one 20 ms frame
-# ``--rank``: restart rules (restart, warm, pause in windows; models/vad_restart.py) and the
+# ``--rank``: restart rules (restart, warm, pause, probe in windows; models/vad_restart.py) and the
 # sets they are ranked on by default.
-RULES = [(0, 0, 0), (938, 31, 0), (938, 31, 8), (938, 31, 16), (938, 31, 31)]
+RULES = [(0, 0, 0, 0), (938, 31, 0, 0), (938, 31, 8, 0), (938, 31, 16, 0), (938, 31, 31, 0),
+         (938, 31, 8, 31), (938, 31, 8, 62), (938, 31, 8, 125)]
 RANKED_ON = ("tuning", "ami-train", "ten-choice")
 
 
@@ -113,13 +120,14 @@ def never_restarted() -> bench_vad.Detector:
     return detect
 
 
-def restarting(restart: int, warm: int, pause: int) -> bench_vad.Detector:
+def restarting(restart: int, warm: int, pause: int, probe: int) -> bench_vad.Detector:
     """The default with the restart rule given (models/vad_restart.py), 1 s batches."""
     from models.vad_silero import StreamingSileroVad, load_model
     model = load_model()
 
     def detect(audio: np.ndarray) -> str:
-        vad = StreamingSileroVad(model=model, restart=restart, warm=warm, pause=pause)
+        vad = StreamingSileroVad(model=model, restart=restart, warm=warm, pause=pause,
+                                 probe=probe)
         return "".join(vad.push(audio[i:i + real_speech.SR])
                        for i in range(0, len(audio), real_speech.SR)) + vad.finish()
 
@@ -165,7 +173,8 @@ def rank(names: list[str], rivals: dict[str, bench_vad.Detector]) -> None:
                     cells.append(f"{got:.3f}")
             print(f"{name} {condition}: best rival {' / '.join(f'{best[v]:.3f}' for v in views)};"
                   f" rules {' '.join(cells)}", flush=True)
-    print("\nrule (restart, warm, pause): shortfall alone / back to back / looped (conditions "
+    print("\nrule (restart, warm, pause, probe): shortfall alone / back to back / looped "
+          "(conditions "
           "under) | total")
     for rule in sorted(RULES, key=lambda r: sum(short[r].values())):
         print(rule, " / ".join(f"{short[rule][v]:.4f} ({under[rule][v]})" for v in views),
@@ -182,6 +191,9 @@ def main() -> None:
     parser.add_argument("--sets", default=None,
                         help="comma-separated sets (default: all, or with --rank the tuning "
                              f"sets; choose from {', '.join(SETS)})")
+    parser.add_argument("--speed", action="store_true",
+                        help="measure what the restarts and probes cost instead (about two "
+                             "minutes; :func:`speed`)")
     parser.add_argument("--rank", action="store_true",
                         help="rank the restart rules instead (module docstring)")
     args = parser.parse_args()
@@ -190,10 +202,14 @@ def main() -> None:
     unknown = [n for n in names if n not in SETS]
     if unknown:
         parser.error(f"unknown sets {unknown}: choose from {', '.join(SETS)}")
-    print(f"# bench/vad_long.py {'--rank' if args.rank else f'--mode {args.mode}'} "
+    view = "--speed" if args.speed else "--rank" if args.rank else f"--mode {args.mode}"
+    print(f"# bench/vad_long.py {view} "
           f"--seconds {args.seconds:g}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}")
+    if args.speed:
+        speed()
+        return
     found, missing = bench_vad.detectors()
     if args.rank:
         rank(names, {name: found[name] for name in RIVALS if name in found})
@@ -201,11 +217,11 @@ def main() -> None:
     detectors = {name: found[name] for name in ("default", *RIVALS) if name in found}
     if len(detectors) < 1 + len(RIVALS) or "model alone" not in found:
         sys.exit(f"needs the silero default, silero-vad and webrtcvad: {missing}")
-    detectors["never restarted"] = never_restarted()
-    under = {"alone": 0, "long": 0}
-    shortfall = {"alone": 0.0, "long": 0.0}
-    kept_under = {"alone": 0, "long": 0}  # the same for the default never restarted
-    kept_short = {"alone": 0.0, "long": 0.0}
+    # The default as it was: never restarted, and restarted without probes.
+    variants = {"never restarted": never_restarted(), "without probes": restarting(938, 31, 8, 0)}
+    detectors.update(variants)
+    under = {label: {"alone": 0, "long": 0} for label in ("default", *variants)}
+    shortfall = {label: {"alone": 0.0, "long": 0.0} for label in ("default", *variants)}
     for name in names:
         recordings = SETS[name]()
         if not recordings:
@@ -220,35 +236,60 @@ def main() -> None:
             for detector, detect in detectors.items():
                 alone = [after_section2(detect(clip)) for clip in clips]
                 long = long_frames(detect, clips, args.mode, args.seconds)
-                f1[detector] = {}
-                for key, frames in (("alone", alone), ("long", long)):
-                    n = [min(len(f), len(r.labels)) for f, r in zip(frames, recordings,
-                                                                   strict=True)]
-                    f1[detector][key] = scores(
-                        np.concatenate([f[:k] for f, k in zip(frames, n, strict=True)]),
-                        np.concatenate([r.labels[:k] for r, k in zip(recordings, n,
-                                                                     strict=True)]))["f1"]
+                f1[detector] = {key: pooled_f1(frames, recordings)
+                                for key, frames in (("alone", alone), ("long", long))}
             cells = []
             for key in ("alone", "long"):
                 rival = {d: f1[d][key] for d in RIVALS}
-                kept_under[key] += f1["never restarted"][key] < max(rival.values())
-                kept_short[key] += max(0.0, max(rival.values()) - f1["never restarted"][key])
                 best = max(rival, key=rival.__getitem__)
+                for label in under:
+                    under[label][key] += f1[label][key] < f1[best][key]
+                    shortfall[label][key] += max(0.0, f1[best][key] - f1[label][key])
                 behind = f1["default"][key] < f1[best][key]
-                under[key] += behind
-                shortfall[key] += max(0.0, f1[best][key] - f1["default"][key])
                 cells.append(f"{key}: default {f1['default'][key]:.3f} best rival "
                              f"{f1[best][key]:.3f} ({best}){' UNDER' if behind else ''}")
-            silero, kept = f1["silero-vad"], f1["never restarted"]
-            print(f"  {condition:<9} " + "   ".join(cells)
-                  + f"   [never restarted {kept['alone']:.3f} -> {kept['long']:.3f}; "
-                  f"silero-vad {silero['alone']:.3f} -> {silero['long']:.3f}]", flush=True)
-    for label, counts, totals in (("default", under, shortfall),
-                                  ("never restarted", kept_under, kept_short)):
+            silero = f1["silero-vad"]
+            print(f"  {condition:<9} " + "   ".join(cells) + "   ["
+                  + "; ".join(f"{label} {f1[label]['alone']:.3f} -> {f1[label]['long']:.3f}"
+                              for label in variants)
+                  + f"; silero-vad {silero['alone']:.3f} -> {silero['long']:.3f}]", flush=True)
+    for label in under:
+        counts, totals = under[label], shortfall[label]
         print(f"\n{label}: under the best rival alone in {counts['alone']} conditions "
               f"({totals['alone']:.4f} in all), in the long stream in {counts['long']} "
               f"({totals['long']:.4f})")
 
+
+def speed(minutes: float = 5.0, streams: int = 8, runs: int = 3) -> None:
+    """``--speed``: what the restarts and their probes cost. Each of ``streams`` streams is a
+    participant's channel of ``minutes``: the telephone sample's 30 s of speech, then 30 s of
+    near silence (white noise 60 dB under full scale, where the probes run), over and over,
+    each stream starting elsewhere in that cycle; the silero backend in 1 s batches on one
+    core, audio seconds per CPU second, best of ``runs``: never restarting, restarting
+    without probes, and the default."""
+    from models.vad_silero import SileroBatchVad, load_model
+    speech = real_speech.committed()[0].audio.astype(np.float32)[: 30 * real_speech.SR]
+    quiet = (np.random.default_rng(0).standard_normal(len(speech)) * 1e-3).astype(np.float32)
+    cycle = np.concatenate((speech, quiet))
+    seconds = int(minutes * 60)
+    length = seconds * real_speech.SR
+    audio = np.tile(cycle, length // len(cycle) + 2)
+    offsets = [k * len(cycle) // streams for k in range(streams)]
+    model = load_model()
+    print(f"\n## Speed: {streams} streams of {minutes:g} min (30 s of speech, 30 s of quiet), "
+          f"1 s batches, one core, best of {runs} (audio seconds per CPU second)")
+    for label, options in (("never restarted", {"restart": 0}),
+                           ("restarts without probes", {"probe": 0}),
+                           ("default (restarts and probes)", {})):
+        best = 0.0
+        for _ in range(runs):
+            vad = SileroBatchVad(streams, model=model, **options)
+            started = time.process_time()
+            for i in range(0, length, real_speech.SR):
+                vad.push([audio[o + i:o + i + real_speech.SR] for o in offsets])
+            vad.finish()
+            best = max(best, streams * seconds / (time.process_time() - started))
+        print(f"  {label:<32} {best:,.0f}x", flush=True)
 
 if __name__ == "__main__":
     main()

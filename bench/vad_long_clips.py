@@ -34,7 +34,7 @@ from bench.vad_long import FRAME, long_frames, whole_frames
 from bench.vad_narrowband import model_inputs
 from models.vad_bands import evidence_of
 from models.vad_head import head_value
-from models.vad_restart import Restarts
+from models.vad_restart import Restarts, heard
 from models.vad_silero import CONTEXT, WINDOW, SileroModel
 
 Floats = npt.NDArray[np.float32]
@@ -73,16 +73,19 @@ def with_restarts(model: SileroModel, hidden: Any, inputs: Floats
         batch = np.ascontiguousarray(inputs[:, done:done + BATCH])
         n = batch.shape[1]
         state = run(batch, state, done)
-        at = restarts.due(0, done, probability[done:done + n], 0)
-        while at is not None:
+        due = restarts.due(0, done, probability[done:done + n], 0)
+        while due is not None:
+            at = due.window
             recent = restarts.recent(0, batch[0], at)
             fresh = np.zeros((2, 1, 128), dtype=np.float32)
+            warm = np.empty(0, dtype=np.float32)
             if len(recent):
-                _, fresh = model.run(np.ascontiguousarray(recent[None]), fresh,
-                                     np.array([len(recent)], dtype=np.int32))
-            state = run(np.ascontiguousarray(batch[:, at:]), fresh, done + at)
-            restarts.restarted(0, done + at)
-            at = restarts.due(0, done, probability[done:done + n], at + 1)
+                warm, fresh = model.run(np.ascontiguousarray(recent[None]), fresh,
+                                        np.array([len(recent)], dtype=np.int32))
+            if not due.probe or heard(warm.reshape(-1)):  # a probe hearing nothing: no change
+                state = run(np.ascontiguousarray(batch[:, at:]), fresh, done + at)
+                restarts.restarted(0, done + at)
+            due = restarts.due(0, done, probability[done:done + n], at + 1)
         restarts.ran(0, batch[0], probability[done:done + n])
     return probability, term, states
 

@@ -32,10 +32,30 @@ by total shortfall under the best of silero-vad and webrtcvad; 8 came first (0.1
 restarting 0.160, restarting on time whatever is heard 0.181), and passed a check on the
 validation sets fixed beforehand.
 
+A state can also settle deaf within seconds of a restart (the validation recordings back to
+back in pink noise at 10 dB: restarted 1.4 s before the CMU ARCTIC sentence, it heard that
+sentence, then none of the 25 s of ``mfa_cold_corpus`` that followed: F1 0.011, against 0.951
+from a fresh start), and a deaf state waits up to 30 s for its next restart. So a stream older
+than :data:`RESTART_WINDOWS` also **probes**: when its 16 kHz probability has been under
+:data:`QUIET` for :data:`PROBE_WINDOWS` (31, 1 s) windows, then 2, 4, 8 and 16 times as many
+(the quiet run unbroken, and at least 1 s after its last restart), a fresh state runs
+through its last :data:`WARM_WINDOWS` inputs, as a restart would; if that state hears speech
+(a probability of at least :data:`HEARD` in the last :data:`HEARD_WINDOWS` of them, the
+first half only warming it), the stream restarts there from it; otherwise nothing changes. A
+long silence costs five probes before its 30 s restart; a stream of 30 s or less never probes.
+Chosen on the tuning sets (``bench/vad_long.py --rank``: first probe after 1, 2 or 4 s of
+quiet, each then probing at doubling lengths, or every 1, 2 or 4 s; 1 s doubling first,
+0.1014 against 0.1070 without probes), then checked once on validation against a veto fixed
+before (a lower total shortfall under the best rival, no more set-conditions under it):
+0.385 against 0.680, 20 conditions under against 21 (README, "Long streams", says what of
+validation was seen before: the case above among it).
+
 Pure code: per stream, a few counters and its last :data:`WARM_WINDOWS` inputs.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -46,37 +66,70 @@ RESTART_WINDOWS = 938  # 30.0 s of 32 ms windows: the least a state runs before 
 WARM_WINDOWS = 31  # 1.0 s: the inputs a restarted state runs through first
 PAUSE_WINDOWS = 8  # 0.26 s: the quiet windows a restart waits for...
 QUIET = 0.1  # ...each with the 16 kHz network's probability under this
+PROBE_WINDOWS = 31  # 1 s: the shortest quiet run that probes; then 2, 4, 8, 16 times it
+HEARD = 0.5  # a probe's fresh state hears speech at this probability (silero-vad's own)...
+HEARD_WINDOWS = 16  # ...in one of its last this many windows (the rest only warm it)
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A stream's next restart in a call: before its window ``window``; a ``probe`` restarts
+    only if its fresh state hears speech (:func:`heard`)."""
+
+    window: int
+    probe: bool
+
+
+def heard(probabilities: npt.NDArray[np.float32]) -> bool:
+    """Whether a probe's fresh state, with these probabilities over the inputs it ran
+    through, hears speech (module docstring)."""
+    return bool(probabilities.size) and float(probabilities[-HEARD_WINDOWS:].max()) >= HEARD
 
 
 class Restarts:
     """Per stream, when its states restart and what they start from (module docstring):
     ``restart`` windows at least between restarts (0: never), ``warm`` windows of inputs
-    (``span`` samples each) to start from, ``pause`` quiet windows to wait for."""
+    (``span`` samples each) to start from, ``pause`` quiet windows to wait for, ``probe`` the
+    shortest quiet run that probes (0: never)."""
 
     def __init__(self, streams: int, span: int, restart: int = RESTART_WINDOWS,
-                 warm: int = WARM_WINDOWS, pause: int = PAUSE_WINDOWS) -> None:
-        if not (restart == 0 or (0 <= warm <= restart and 0 <= pause <= restart)):
-            raise ConfigError("vad.restart", "must be 0 (never) or at least the warm-up and "
-                                             "pause windows, which must be >= 0")
-        self.restart, self.warm, self.pause = restart, warm, pause
+                 warm: int = WARM_WINDOWS, pause: int = PAUSE_WINDOWS,
+                 probe: int = PROBE_WINDOWS) -> None:
+        if not (restart == 0 or (0 <= warm <= restart and 0 <= pause <= restart
+                                 and 0 <= probe <= restart)):
+            raise ConfigError("vad.restart", "must be 0 (never) or at least the warm-up, "
+                                             "pause and probe windows, which must be >= 0")
+        self.restart, self.warm, self.pause, self.probe = restart, warm, pause, probe
         self._recent = np.zeros((streams, warm, span), dtype=np.float32)
         self._restarted = [0] * streams  # the window each stream last restarted before
         self._quiet = [0] * streams  # quiet windows at the end of each stream so far
 
     def due(self, row: int, done: int, probabilities: npt.NDArray[np.float32],
-            at: int) -> int | None:
+            at: int) -> Due | None:
         """The first window of a call, from its window ``at`` on, before which stream
-        ``row`` restarts, or ``None``: ``done`` windows ran before the call, and
+        ``row`` restarts or probes, or ``None``: ``done`` windows ran before the call, and
         ``probabilities`` are the call's windows' (16 kHz network)."""
         if not self.restart:
             return None
         quiet = self._quiet[row]  # quiet windows just before window k
         for k, probability in enumerate(probabilities.tolist()):
-            if k >= at and done + k - self._restarted[row] >= self.restart \
-                    and quiet >= self.pause:
-                return k
+            if k >= at:
+                since = done + k - self._restarted[row]
+                if since >= self.restart and quiet >= self.pause:
+                    return Due(k, probe=False)
+                if self._probes(quiet) and since >= self.probe and done + k >= self.restart:
+                    return Due(k, probe=True)
             quiet = quiet + 1 if probability < QUIET else 0
         return None
+
+    def _probes(self, quiet: int) -> bool:
+        """Whether a quiet run of ``quiet`` windows probes: ``probe`` times a power of two,
+        under ``restart`` (the count :meth:`ran` keeps stops there)."""
+        if not self.probe or quiet < self.probe or quiet >= self.restart \
+                or quiet % self.probe:
+            return False
+        times = quiet // self.probe
+        return times & (times - 1) == 0
 
     def recent(self, row: int, inputs: npt.NDArray[np.float32],
                at: int) -> npt.NDArray[np.float32]:

@@ -2,29 +2,10 @@
 
 Silero VAD v5 (MIT licence) is a small recurrent network; its ONNX file ships inside the
 ``silero-vad`` wheel (``pip install 'rapport[silero]'`` and ``pip install --no-deps
-silero-vad``: the wheel's metadata asks for torch, which the ONNX file does not need). The
-wheel's Python package imports torch, so it is never imported here: the file is located with
-:func:`importlib.util.find_spec` (which does not run the package) and run with onnxruntime
-directly.
-
-How it is run (:class:`SileroModel`, models/vad_silero_model.py)
------------------------------------------------------------------
-Per 512-sample window (32 ms at 16 kHz, plus the 64 samples before it as context) the model
-computes a magnitude spectrum (four 256-sample frames, hop 128, the last one completed by
-reflection), a convolutional encoder over those four frames, one step of an LSTM cell and a
-sigmoid. Only the LSTM carries anything from one window to the next. The file runs one window
-per call, and its convolutions, as onnxruntime runs them, cost far more than their
-arithmetic: each window's 3-tap, 4-frame convolution is its own small matrix product. So the
-16 kHz branch's parameters are read from the file at start-up (the ``onnx`` package, part of
-the ``silero`` extra) and put into a graph built here that takes every window of every stream
-ready in one call: the encoder as matrix products over all windows at once (each
-convolution's taps side by side, taps that would only meet its zero padding dropped), then
-onnxruntime's LSTM over the windows in order, per stream, from that stream's state (its
-``sequence_lens`` handling streams with fewer windows), then the output layer; the spectrum
-before the graph, an FFT (models/vad_silero_model.py ``magnitudes`` says why). Nothing is
-approximated: the arithmetic is the file's, regrouped. :func:`load_model` checks the built
-graph against the file itself on test audio before using it, so a model file laid out
-differently is refused at start-up rather than trusted.
+silero-vad``: the wheel asks for torch, which the file does not need). Its package imports
+torch, so it is never imported: the file is found with :func:`importlib.util.find_spec` and
+run as models/vad_silero_model.py's :class:`SileroModel` (every window ready in every stream
+in one call, the file's arithmetic regrouped; that module says how and why).
 
 Deciding frames (:class:`SileroBatchVad`)
 -----------------------------------------
@@ -53,10 +34,10 @@ on ``value``; frames are published ``MODEL_TRIM_END`` frames (100 ms) after thei
 With ``head=False`` the model's probability is used alone, with the model-alone rule; a
 ``threshold``, ``release`` or ``lookahead`` given makes one rule of the chosen source.
 
-Why: Silero's own layer loses quiet or distant speech (AMI's meeting-room channel, speech in
-noise) that its state and the bands under 500 Hz still tell apart. Music raises those terms
-too. With ``music_gate=True``, where a window's spectrum holds many held narrow peaks and the
-model hears no speech, the head's value is 0 (models/vad_music.py; off by default: README).
+Why: Silero's own layer loses quiet or distant speech (AMI's meeting room, speech in noise)
+that its state and the bands under 500 Hz still tell apart. Music raises those terms too;
+``music_gate=True`` sets the head's value to 0 where a window's spectrum holds many held
+narrow peaks and the model hears no speech (models/vad_music.py; off by default: README).
 
 The head's weights were **fitted by a script that reads the tuning recordings only**
 (bench/vad_head.py; models/vad_head.py says on what and how); the two-branch rule (the head's
@@ -91,12 +72,12 @@ chose them on the tuning sets at 8 kHz (README, "Narrowband audio"). The caller 
 audio is narrowband (services/cli/audio_files.py; the ingest, for a declared dial-in).
 
 Long streams: a stream's states restart from its last second of inputs at the first pause the
-model hears after 30 s (``restart``, ``warm``, ``pause``; models/vad_restart.py says why).
-As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, never on how it
-was cut into chunks; the output is a ``0``/``1`` string per completed frame, ready for wire
-``activity`` events (METRICS.md §1/§9).
-Pure code but for loading the model file once; no audio is kept beyond one window (640 ms with
-the music gate).
+model hears after 30 s, or earlier where a fresh state hears speech the stream's state no
+longer hears (``restart``, ``warm``, ``pause``, ``probe``; models/vad_restart.py says why).
+As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, not on its
+chunks; the output is a ``0``/``1`` string per completed frame, for wire ``activity`` events
+(METRICS.md §1/§9). Pure code but for loading the model file once; no audio is kept beyond
+a stream's last second (the restarts' warm-up), and only in memory.
 """
 
 from __future__ import annotations
@@ -114,7 +95,15 @@ from models.vad_head import head_value
 from models.vad_music import MusicGate
 from models.vad_narrowband_head import narrowband_head_value
 from models.vad_offset import OffsetTracker
-from models.vad_restart import PAUSE_WINDOWS, QUIET, RESTART_WINDOWS, WARM_WINDOWS, Restarts
+from models.vad_restart import (
+    PAUSE_WINDOWS,
+    PROBE_WINDOWS,
+    QUIET,
+    RESTART_WINDOWS,
+    WARM_WINDOWS,
+    Restarts,
+    heard,
+)
 from models.vad_silero_model import (
     CONTEXT,
     NARROWBAND,
@@ -194,7 +183,8 @@ class SileroBatchVad:
                  branches: Sequence[Branch] | None = None, detrend: bool = True,
                  narrowband: bool = False, narrowband_model: SileroModel | None = None,
                  restart: int = RESTART_WINDOWS, warm: int = WARM_WINDOWS,
-                 pause: int = PAUSE_WINDOWS, music_gate: bool = False) -> None:
+                 pause: int = PAUSE_WINDOWS, probe: int = PROBE_WINDOWS,
+                 music_gate: bool = False) -> None:
         if streams < 1:
             raise ConfigError("streams", "must be >= 1")
         if frame_ms <= 0 or (RATE * frame_ms) % 1000:
@@ -234,7 +224,7 @@ class SileroBatchVad:
         self._fill = [CONTEXT] * streams  # samples held per row, context included
         self._state = np.zeros((STATE_SHAPE[0], streams, STATE_SHAPE[1]), dtype=np.float32)
         self._narrow_state = np.zeros_like(self._state)
-        self._restarts = Restarts(streams, CONTEXT + WINDOW, restart, warm, pause)
+        self._restarts = Restarts(streams, CONTEXT + WINDOW, restart, warm, pause, probe)
         # Per source the branches read (models/vad_decision.py) and per stream: its values of
         # windows from window ``_base`` on; then the frames run through the rule, and its state.
         self._sources: set[Source] = sources | {"model"}
@@ -370,9 +360,12 @@ class SileroBatchVad:
             return wide, narrow
         for i, (row, count) in enumerate(zip(rows, lengths.tolist(), strict=True)):
             done = self._base[row] + len(self._series["model"][row])  # windows before
-            at = restarts.due(row, done, wide[0][i, :count], 0)
-            while at is not None:
-                self._restart(row, restarts.recent(row, inputs[i], at))
+            due = restarts.due(row, done, wide[0][i, :count], 0)
+            while due is not None:
+                at = due.window
+                if not self._restart(row, restarts.recent(row, inputs[i], at), due.probe):
+                    due = restarts.due(row, done, wide[0][i, :count], at + 1)
+                    continue  # a probe whose fresh state hears nothing: nothing changes
                 again = self._run_both(np.ascontiguousarray(inputs[i:i + 1, at:count]), [row],
                                        np.array([count - at], dtype=np.int32))
                 for out, got in ((wide, again[0]), (narrow, again[1])):
@@ -382,7 +375,7 @@ class SileroBatchVad:
                         if got[k].size:
                             out[k][i, at:count] = got[k][0]
                 restarts.restarted(row, done + at)
-                at = restarts.due(row, done, wide[0][i, :count], at + 1)
+                due = restarts.due(row, done, wide[0][i, :count], at + 1)
             restarts.ran(row, inputs[i, :count], wide[0][i, :count])
         return wide, narrow
 
@@ -396,18 +389,23 @@ class SileroBatchVad:
             self._narrow_state, rows, lengths)
         return wide, narrow
 
-    def _restart(self, row: int, recent: npt.NDArray[np.float32]) -> None:
+    def _restart(self, row: int, recent: npt.NDArray[np.float32], probe: bool) -> bool:
         """Start stream ``row``'s states again: from zero, then through ``recent``, its last
-        inputs (models/vad_restart.py)."""
+        inputs; a ``probe`` only if the fresh 16 kHz state hears speech in them
+        (models/vad_restart.py). Whether they restarted."""
         for model, state in ((self.model, self._state), (self.narrowband, self._narrow_state)):
             if model is None:
                 continue
             fresh = np.zeros((STATE_SHAPE[0], 1, STATE_SHAPE[1]), dtype=np.float32)
+            heard_there = np.empty(0, dtype=np.float32)
             if len(recent):
                 warm = recent[None] if model is self.model else self._decimated(recent[None])
-                _, fresh = model.run(np.ascontiguousarray(warm), fresh,
-                                     np.array([len(recent)], dtype=np.int32))
+                heard_there, fresh = model.run(np.ascontiguousarray(warm), fresh,
+                                               np.array([len(recent)], dtype=np.int32))
+            if probe and model is self.model and not heard(heard_there.reshape(-1)):
+                return False  # the 16 kHz network runs first: nothing is changed yet
             state[:, row] = fresh[:, 0]
+        return True
 
     @staticmethod
     def _run(model: SileroModel, head: bool, inputs: npt.NDArray[np.float32],
@@ -477,12 +475,14 @@ class StreamingSileroVad:
                  detrend: bool = True, narrowband: bool = False,
                  narrowband_model: SileroModel | None = None,
                  restart: int = RESTART_WINDOWS, warm: int = WARM_WINDOWS,
-                 pause: int = PAUSE_WINDOWS, music_gate: bool = False) -> None:
+                 pause: int = PAUSE_WINDOWS, probe: int = PROBE_WINDOWS,
+                 music_gate: bool = False) -> None:
         self._batch = SileroBatchVad(1, frame_ms=frame_ms, threshold=threshold,
                                      release=release, lookahead=lookahead, model=model,
                                      head=head, detrend=detrend, narrowband=narrowband,
                                      narrowband_model=narrowband_model, restart=restart,
-                                     warm=warm, pause=pause, music_gate=music_gate)
+                                     warm=warm, pause=pause, probe=probe,
+                                     music_gate=music_gate)
 
     @property
     def frame_samples(self) -> int:

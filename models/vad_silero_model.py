@@ -5,9 +5,26 @@ The ONNX file in the ``silero-vad`` wheel holds two networks of the same shape, 
 sample rate it accepts (``If(Equal(sr, 16000))``): a 16 kHz one reading 512-sample windows
 and an 8 kHz one reading 256-sample windows, each with the last 64 (32) samples of the
 previous window as context; both take 32 ms per window. :class:`Layout` names the sizes of
-each (:data:`WIDEBAND`, :data:`NARROWBAND`). How a network is rebuilt and why is
-models/vad_silero.py's docstring, "How it is run"; :func:`load_model` checks the rebuilt
-graph against the file run as is at that rate before using it.
+each (:data:`WIDEBAND`, :data:`NARROWBAND`).
+
+How it is run
+-------------
+Per 512-sample window (32 ms at 16 kHz, plus the 64 samples before it as context) the model
+computes a magnitude spectrum (four 256-sample frames, hop 128, the last one completed by
+reflection), a convolutional encoder over those four frames, one step of an LSTM cell and a
+sigmoid. Only the LSTM carries anything from one window to the next. The file runs one window
+per call, and its convolutions, as onnxruntime runs them, cost far more than their
+arithmetic: each window's 3-tap, 4-frame convolution is its own small matrix product. So the
+16 kHz branch's parameters are read from the file at start-up (the ``onnx`` package, part of
+the ``silero`` extra) and put into a graph built here that takes every window of every stream
+ready in one call: the encoder as matrix products over all windows at once (each
+convolution's taps side by side, taps that would only meet its zero padding dropped), then
+onnxruntime's LSTM over the windows in order, per stream, from that stream's state (its
+``sequence_lens`` handling streams with fewer windows), then the output layer; the spectrum
+before the graph, an FFT (:func:`magnitudes` says why). Nothing is
+approximated: the arithmetic is the file's, regrouped. :func:`load_model` checks the built
+graph against the file itself on test audio before using it, so a model file laid out
+differently is refused at start-up rather than trusted.
 
 The 8 kHz network is what the silero backend adds for narrowband audio, audio sampled at
 8 kHz or less (telephone lines): the 16 kHz network, trained on wideband audio, loses much

@@ -74,7 +74,8 @@ def reference_run(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
                             narrowband: list[float] | None = None,
                             narrowband_terms: list[float] | None = None,
-                            restart: int = 0, warm: int = 0, pause: int = 0
+                            restart: int = 0, warm: int = 0, pause: int = 0,
+                            probe: int = 0, probes: list[bool] | None = None
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`reference_run`, and per window the head's state term (models/vad_head.py): the
     file's hidden state after the window (its state output's first half, which the file's
@@ -90,12 +91,17 @@ def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
     ``restart`` windows after the stream's start or its last restart whose ``pause`` windows
     before it all had a probability under ``QUIET``, each network's state is the one the file
     reaches from zero over the last ``warm`` inputs as shown (models/vad_silero.py, "Long
-    streams")."""
+    streams"). ``probe``: once the stream is ``restart`` windows old, before a window after a
+    run of ``probe`` times 1, 2, 4... (under ``restart``) windows under ``QUIET``, at least
+    ``probe`` windows after its last restart, the same fresh states are made, and taken if
+    the fresh 16 kHz one's probability reaches ``HEARD`` in one of the last ``HEARD_WINDOWS``
+    inputs; ``probes`` gets whether each probe was taken (models/vad_restart.py)."""
     import onnxruntime  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     from models.vad_head import STATE_WEIGHTS
     from models.vad_narrowband_head import STATE_WEIGHTS as NARROW_WEIGHTS
     from models.vad_offset import LINE_SHARE, OFFSET_RATE
+    from models.vad_restart import HEARD, HEARD_WINDOWS
     from models.vad_silero import QUIET, silero_model_path
     session = onnxruntime.InferenceSession(str(silero_model_path()),
                                            providers=["CPUExecutionProvider"])
@@ -107,19 +113,29 @@ def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
     offset: float | None = None
     narrow_state = np.zeros((2, 1, 128), dtype=np.float32)
     shown_inputs: list[np.ndarray] = []
-    restarted = 0
+    restarted = quiet = 0  # quiet: windows under QUIET just before this one
     for at in range(0, len(audio) - 511, 512):
         window = at // 512
-        if (restart and window - restarted >= restart
-                and all(p < QUIET for p in out[window - pause:window])):
-            restarted = window
-            state = np.zeros((2, 1, 128), dtype=np.float32)
-            narrow_state = np.zeros((2, 1, 128), dtype=np.float32)
+        times = quiet // probe if probe else 0
+        due = restart and window - restarted >= restart and quiet >= pause
+        probing = (not due and restart and probe and window >= restart
+                   and window - restarted >= probe and probe <= quiet < restart
+                   and quiet % probe == 0 and times & (times - 1) == 0)
+        if due or probing:
+            fresh = np.zeros((2, 1, 128), dtype=np.float32)
+            fresh_narrow = np.zeros((2, 1, 128), dtype=np.float32)
+            heard = []
             for past in shown_inputs[len(shown_inputs) - warm:] if warm else []:
-                _, state = session.run(None, {"input": past, "state": state, "sr": rate})
-                _, narrow_state = session.run(None, {
-                    "input": np.ascontiguousarray(past[:, ::2]), "state": narrow_state,
+                p, fresh = session.run(None, {"input": past, "state": fresh, "sr": rate})
+                heard.append(float(p[0, 0]))
+                _, fresh_narrow = session.run(None, {
+                    "input": np.ascontiguousarray(past[:, ::2]), "state": fresh_narrow,
                     "sr": np.array(8_000, dtype=np.int64)})
+            taken = due or max(heard[-HEARD_WINDOWS:], default=0.0) >= HEARD
+            if probing and probes is not None:
+                probes.append(bool(taken))
+            if taken:
+                restarted, state, narrow_state = window, fresh, fresh_narrow
         x = np.concatenate((context, audio[at:at + 512]))[None, :]
         shown = x
         if detrend:
@@ -143,6 +159,7 @@ def reference_run_with_head(audio: np.ndarray, detrend: bool = False,
                     narrow_state[0, 0].astype(np.float64), 0) @ np.asarray(NARROW_WEIGHTS)))
         context = x[0, -64:]
         out.append(float(probability[0, 0]))
+        quiet = quiet + 1 if out[-1] < QUIET else 0
         terms.append(float(np.maximum(state[0, 0].astype(np.float64), 0) @ weights))
     return np.array(out), state[:, 0], np.array(terms)
 
@@ -315,14 +332,18 @@ def test_narrowband_audio_has_its_own_head_and_the_8_khz_networks_branch(
     assert changed > 0
 
 
-@pytest.mark.parametrize(("narrowband", "pause"), [(False, 3), (True, 3), (False, 0)])
+@pytest.mark.parametrize(("narrowband", "pause", "probe", "warm"),
+                         [(False, 3, 4, 16), (True, 3, 4, 16), (False, 0, 0, 8)])
 def test_a_long_streams_networks_restart_from_their_last_windows(
-        model: SileroModel, narrowband: bool, pause: int) -> None:
+        model: SileroModel, narrowband: bool, pause: int, probe: int, warm: int) -> None:
     """Long streams (models/vad_silero.py): before every ``restart``-th window each network's
     state starts again from zero through the stream's last ``warm`` inputs, as the file run
-    window by window gives it, so the decisions are the documented rules' on those
-    probabilities; they differ from a stream that never restarts. (A restart every 40 windows
-    here, so that the short clips restart several times; the default is every 938.)"""
+    window by window gives it, and so does it after quiet runs of ``probe`` times 1, 2, 4...
+    windows where that fresh state hears speech (and only there), so the decisions are the
+    documented rules' on those probabilities; they differ from a stream that never restarts.
+    (A restart every 40 windows and probes from 4 here, so that the short clips restart and
+    probe several times; the defaults are 938 and 31. With 16 windows of warm-up a probe
+    just after speech hears it.)"""
     import soxr
 
     from models import vad_narrowband_head
@@ -336,6 +357,7 @@ def test_a_long_streams_networks_restart_from_their_last_windows(
         head_value,
     )
     from models.vad_narrowband_head import narrowband_head_value
+    from models.vad_restart import PROBE_WINDOWS
     from models.vad_silero import (
         PAUSE_WINDOWS,
         RESTART_WINDOWS,
@@ -344,8 +366,10 @@ def test_a_long_streams_networks_restart_from_their_last_windows(
     )
     from models.vad_silero_model import NARROWBAND, load_model
     assert (RESTART_WINDOWS, WARM_WINDOWS, PAUSE_WINDOWS) == (938, 31, 8)  # 30 s, 1 s, 0.26 s
+    assert PROBE_WINDOWS == 31  # 1 s
     narrow_model = load_model(layout=NARROWBAND) if narrowband else None
     changed = 0
+    probes: list[bool] = []
     for audio in clean_clips()[:3]:
         if narrowband:
             audio = np.asarray(soxr.resample(soxr.resample(audio, 16_000, 8_000), 8_000,
@@ -353,8 +377,8 @@ def test_a_long_streams_networks_restart_from_their_last_windows(
         narrow: list[float] = []
         terms: list[float] = []
         probabilities, _, wide_terms = reference_run_with_head(
-            audio, detrend=True, narrowband=narrow, narrowband_terms=terms, restart=40, warm=8,
-            pause=pause)
+            audio, detrend=True, narrowband=narrow, narrowband_terms=terms, restart=40,
+            warm=warm, pause=pause, probe=probe, probes=probes)
         evidence = evidence_of(audio)[:len(probabilities)]
         units = hysteresis_units(probabilities, 0.55, 0.3, 2,
                                  (MODEL_TRIM_START, MODEL_TRIM_END))
@@ -373,14 +397,16 @@ def test_a_long_streams_networks_restart_from_their_last_windows(
         runs = {}
         for restart in (40, 0):
             vad = StreamingSileroVad(model=model, narrowband=narrowband,
-                                     narrowband_model=narrow_model, restart=restart, warm=8,
-                                     pause=pause)
+                                     narrowband_model=narrow_model, restart=restart,
+                                     warm=warm, pause=pause, probe=probe if restart else 0)
             # 1 s a call (the ingest's): more windows per call than the warm-up keeps
             runs[restart] = "".join(vad.push(audio[at:at + 16_000])
                                     for at in range(0, len(audio), 16_000))
         assert runs[40] == expected
         changed += sum(a != b for a, b in zip(runs[40], runs[0], strict=True))
     assert changed > 0
+    if probe:  # probes were both taken and refused
+        assert True in probes and False in probes, probes
 
 
 def test_a_narrowband_vad_runs_with_any_of_its_branches(model: SileroModel) -> None:
