@@ -34,15 +34,17 @@ fitted or ranked on.
 
 ``--rank`` ranks the restart rules of :data:`RULES` instead (models/vad_restart.py: never,
 and after 30 s with 1 s of warm-up, waiting for 0, 8, 16 or 31 quiet windows; then waiting
-for 8, probing after 1, 2 or 4 s of quiet, and then at doubling lengths) on ``--sets``
+for 8, probing after 1, 2 or 4 s of quiet, and then at doubling lengths; then probing after
+1 s with 1.5, 2, 2.5 or 3 s of warm-up) on ``--sets``
 (default: the tuning sets): each condition alone, back to back (180 s) and looped (90 s), by
 total shortfall of F1 under the best of silero-vad and webrtcvad, with the conditions under
 counted (README, "Long streams", says what it chose and how validation was then looked at).
 
 ``--speed`` measures what the restarts and probes cost instead (:func:`speed`).
 
-Detectors beside the default in the tables: the default never restarted and restarted
-without its probes (models/vad_restart.py), each scored as the default is.
+Detectors beside the default in the tables: the default never restarted, and as it was on
+2026-12-06 (restarts with 1 s of warm-up, no probes; models/vad_restart.py), each scored as
+the default is.
 
 Usage: ``.venv/bin/python bench/vad_long.py [--mode concat|loop] [--seconds 180]
 [--sets tuning,...] [--rank] [--speed]`` (on one core with TEN VAD's test set: about seven
@@ -74,7 +76,8 @@ FRAME = real_speech.SR // 50  # samples of one 20 ms frame
 # ``--rank``: restart rules (restart, warm, pause, probe in windows; models/vad_restart.py) and the
 # sets they are ranked on by default.
 RULES = [(0, 0, 0, 0), (938, 31, 0, 0), (938, 31, 8, 0), (938, 31, 16, 0), (938, 31, 31, 0),
-         (938, 31, 8, 31), (938, 31, 8, 62), (938, 31, 8, 125)]
+         (938, 31, 8, 31), (938, 31, 8, 62), (938, 31, 8, 125),
+         (938, 47, 8, 31), (938, 62, 8, 31), (938, 78, 8, 31), (938, 94, 8, 31)]
 RANKED_ON = ("tuning", "ami-train", "ten-choice")
 
 
@@ -217,8 +220,9 @@ def main() -> None:
     detectors = {name: found[name] for name in ("default", *RIVALS) if name in found}
     if len(detectors) < 1 + len(RIVALS) or "model alone" not in found:
         sys.exit(f"needs the silero default, silero-vad and webrtcvad: {missing}")
-    # The default as it was: never restarted, and restarted without probes.
-    variants = {"never restarted": never_restarted(), "without probes": restarting(938, 31, 8, 0)}
+    # The default as it was: never restarted, and as on 2026-12-06 (restarts with 1 s of
+    # warm-up, no probes).
+    variants = {"never restarted": never_restarted(), "2026-12-06": restarting(938, 31, 8, 0)}
     detectors.update(variants)
     under = {label: {"alone": 0, "long": 0} for label in ("default", *variants)}
     shortfall = {label: {"alone": 0.0, "long": 0.0} for label in ("default", *variants)}
@@ -265,8 +269,8 @@ def speed(minutes: float = 5.0, streams: int = 8, runs: int = 3) -> None:
     participant's channel of ``minutes``: the telephone sample's 30 s of speech, then 30 s of
     near silence (white noise 60 dB under full scale, where the probes run), over and over,
     each stream starting elsewhere in that cycle; the silero backend in 1 s batches on one
-    core, audio seconds per CPU second, best of ``runs``: never restarting, restarting
-    without probes, and the default."""
+    core, audio seconds per CPU second, best of ``runs``: never restarting, restarting as on
+    2026-12-06 (1 s of warm-up, no probes), and the default."""
     from models.vad_silero import SileroBatchVad, load_model
     speech = real_speech.committed()[0].audio.astype(np.float32)[: 30 * real_speech.SR]
     quiet = (np.random.default_rng(0).standard_normal(len(speech)) * 1e-3).astype(np.float32)
@@ -279,7 +283,7 @@ def speed(minutes: float = 5.0, streams: int = 8, runs: int = 3) -> None:
     print(f"\n## Speed: {streams} streams of {minutes:g} min (30 s of speech, 30 s of quiet), "
           f"1 s batches, one core, best of {runs} (audio seconds per CPU second)")
     for label, options in (("never restarted", {"restart": 0}),
-                           ("restarts without probes", {"probe": 0}),
+                           ("restarts as on 2026-12-06", {"warm": 31, "probe": 0}),
                            ("default (restarts and probes)", {})):
         best = 0.0
         for _ in range(runs):

@@ -3,7 +3,7 @@
 The head (:mod:`models.vad_head`) finds quiet and distant speech that the Silero model's own
 layer drops, from the model's state and the band evidence (:mod:`models.vad_bands`). Music
 raises the same terms: on librosa's example recordings (piano, strings, jazz, a trumpet, a
-whale's song...) the default calls 11.9 % of the frames speech, nearly all of them from the
+whale's song...) the default calls 11.6 % of the frames speech, nearly all of them from the
 head, where silero-vad calls 0.3 %. The head's band and state weights alone cannot tell that
 music from far-field speech (README, "Music and other sounds", (1)-(5)).
 

@@ -16,13 +16,13 @@ each from a fresh state.
 So a stream's states **restart**: at the first window at least :data:`RESTART_WINDOWS` (938,
 30 s) after the stream's start or its last restart that follows :data:`PAUSE_WINDOWS` (8,
 0.26 s) windows whose 16 kHz probability was under :data:`QUIET` (0.1), both networks' states
-start again from zero and run through the stream's last :data:`WARM_WINDOWS` (31, 1 s) inputs,
+start again from zero and run through the stream's last :data:`WARM_WINDOWS` (62, 2 s) inputs,
 as the model read them; the windows from there are run from the new states. A state is so
 never older than 30 s plus the wait for a pause, never cold, and never restarted in the
 middle of speech the model hears (a deaf model's probability is low, so it restarts on time).
 Restarts depend only on the audio, as every decision does. A stream of 30 s or less never
-restarts, so every figure measured on such recordings is unchanged. The cost is one second of
-windows run again about every 30 s (about 3 %).
+restarts, so every figure measured on such recordings is unchanged. The cost is two seconds of
+windows run again about every 30 s (README, "Long streams", measures it).
 
 How it was chosen (README, "Long streams"; bench/vad_long.py measures it): a restart every
 30 s, 1 s of warm-up (the head's longest fitted recording and the ingest's batch, not ranked)
@@ -30,7 +30,10 @@ and waits of 0, 8, 16 and 31 quiet windows were ranked on the tuning sets (the t
 recordings, AMI train, TEN VAD's choice half), each condition alone, back to back and looped,
 by total shortfall under the best of silero-vad and webrtcvad; 8 came first (0.107, never
 restarting 0.160, restarting on time whatever is heard 0.181), and passed a check on the
-validation sets fixed beforehand.
+validation sets fixed beforehand. The warm-up was 1 s until 2026-12-07; with the probes below,
+1, 1.5, 2, 2.5 and 3 s were ranked the same way (0.1014, 0.0837, **0.0808**, 0.1285, 0.1277)
+and 2 s, checked once on validation against a veto fixed before (a lower total shortfall, no
+more set-conditions under the best rival than 1 s), passed: 0.306 against 0.385, 19 against 20.
 
 A state can also settle deaf within seconds of a restart (the validation recordings back to
 back in pink noise at 10 dB: restarted 1.4 s before the CMU ARCTIC sentence, it heard that
@@ -41,14 +44,14 @@ than :data:`RESTART_WINDOWS` also **probes**: when its 16 kHz probability has be
 (the quiet run unbroken, and at least 1 s after its last restart), a fresh state runs
 through its last :data:`WARM_WINDOWS` inputs, as a restart would; if that state hears speech
 (a probability of at least :data:`HEARD` in the last :data:`HEARD_WINDOWS` of them, the
-first half only warming it), the stream restarts there from it; otherwise nothing changes. A
+others only warming it), the stream restarts there from it; otherwise nothing changes. A
 long silence costs five probes before its 30 s restart; a stream of 30 s or less never probes.
 Chosen on the tuning sets (``bench/vad_long.py --rank``: first probe after 1, 2 or 4 s of
 quiet, each then probing at doubling lengths, or every 1, 2 or 4 s; 1 s doubling first,
-0.1014 against 0.1070 without probes), then checked once on validation against a veto fixed
-before (a lower total shortfall under the best rival, no more set-conditions under it):
-0.385 against 0.680, 20 conditions under against 21 (README, "Long streams", says what of
-validation was seen before: the case above among it).
+0.1014 against 0.1070 without probes, both with 1 s of warm-up), then checked once on
+validation against a veto fixed before (a lower total shortfall under the best rival, no
+more set-conditions under it): 0.385 against 0.680, 20 conditions under against 21 (README,
+"Long streams", says what of validation was seen before: the case above among it).
 
 Pure code: per stream, a few counters and its last :data:`WARM_WINDOWS` inputs.
 """
@@ -63,7 +66,7 @@ import numpy.typing as npt
 from models.errors import ConfigError
 
 RESTART_WINDOWS = 938  # 30.0 s of 32 ms windows: the least a state runs before it restarts
-WARM_WINDOWS = 31  # 1.0 s: the inputs a restarted state runs through first
+WARM_WINDOWS = 62  # 2.0 s: the inputs a restarted state runs through first
 PAUSE_WINDOWS = 8  # 0.26 s: the quiet windows a restart waits for...
 QUIET = 0.1  # ...each with the 16 kHz network's probability under this
 PROBE_WINDOWS = 31  # 1 s: the shortest quiet run that probes; then 2, 4, 8, 16 times it

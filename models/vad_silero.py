@@ -71,13 +71,13 @@ The model branch stays. bench/vad_narrowband_head.py and ``bench/vad_narrowband.
 chose them on the tuning sets at 8 kHz (README, "Narrowband audio"). The caller says which
 audio is narrowband (services/cli/audio_files.py; the ingest, for a declared dial-in).
 
-Long streams: a stream's states restart from its last second of inputs at the first pause the
+Long streams: a stream's states restart from its last 2 s of inputs at the first pause the
 model hears after 30 s, or earlier where a fresh state hears speech the stream's state no
 longer hears (``restart``, ``warm``, ``pause``, ``probe``; models/vad_restart.py says why).
 As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, not on its
 chunks; the output is a ``0``/``1`` string per completed frame, for wire ``activity`` events
 (METRICS.md §1/§9). Pure code but for loading the model file once; no audio is kept beyond
-a stream's last second (the restarts' warm-up), and only in memory.
+a stream's last 2 s (the restarts' warm-up), and only in memory.
 """
 
 from __future__ import annotations

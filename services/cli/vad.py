@@ -32,7 +32,7 @@ VAD_HELP = (
     "that dominates it: speech where its own probability says so, each "
     "unit trimmed, or where Rapport's head, a layer refitted on real speech over the model's "
     "recurrent state, its speech probability and each band's level over its own noise floor, "
-    "is confident; its state starting again from the last second at the first pause after "
+    "is confident; its state starting again from the last 2 s at the first pause after "
     "30 s of a stream, or earlier where a fresh state hears speech it no longer hears, so "
     "that it cannot stay deaf over a long one; models/vad_silero.py, "
     "models/vad_decision.py, models/vad_head.py, models/vad_bands.py, models/vad_offset.py "

@@ -365,7 +365,7 @@ def test_a_long_streams_networks_restart_from_their_last_windows(
         StreamingSileroVad,
     )
     from models.vad_silero_model import NARROWBAND, load_model
-    assert (RESTART_WINDOWS, WARM_WINDOWS, PAUSE_WINDOWS) == (938, 31, 8)  # 30 s, 1 s, 0.26 s
+    assert (RESTART_WINDOWS, WARM_WINDOWS, PAUSE_WINDOWS) == (938, 62, 8)  # 30 s, 2 s, 0.26 s
     assert PROBE_WINDOWS == 31  # 1 s
     narrow_model = load_model(layout=NARROWBAND) if narrowband else None
     changed = 0
