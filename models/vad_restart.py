@@ -53,7 +53,13 @@ validation against a veto fixed before (a lower total shortfall under the best r
 more set-conditions under it): 0.385 against 0.680, 20 conditions under against 21 (README,
 "Long streams", says what of validation was seen before: the case above among it).
 
-Pure code: per stream, a few counters and its last :data:`WARM_WINDOWS` inputs.
+What a restart runs through is the encoder's output for those inputs, kept from when they
+were first run (models/vad_silero_model.py's ``SileroModel.resume``): only the LSTM depends on
+the state, so the warm-up runs the recurrent part alone, with the same arithmetic and results
+as running the inputs again (2026-12-07: a third of the time), and no audio is kept for it.
+
+Pure code: per stream, a few counters and what the networks read of its last
+:data:`WARM_WINDOWS` windows.
 """
 
 from __future__ import annotations
@@ -91,11 +97,11 @@ def heard(probabilities: npt.NDArray[np.float32]) -> bool:
 
 class Restarts:
     """Per stream, when its states restart and what they start from (module docstring):
-    ``restart`` windows at least between restarts (0: never), ``warm`` windows of inputs
-    (``span`` samples each) to start from, ``pause`` quiet windows to wait for, ``probe`` the
-    shortest quiet run that probes (0: never)."""
+    ``restart`` windows at least between restarts (0: never), ``warm`` windows (``width``
+    values kept of each: what the networks read of it) to start from, ``pause`` quiet windows
+    to wait for, ``probe`` the shortest quiet run that probes (0: never)."""
 
-    def __init__(self, streams: int, span: int, restart: int = RESTART_WINDOWS,
+    def __init__(self, streams: int, width: int, restart: int = RESTART_WINDOWS,
                  warm: int = WARM_WINDOWS, pause: int = PAUSE_WINDOWS,
                  probe: int = PROBE_WINDOWS) -> None:
         if not (restart == 0 or (0 <= warm <= restart and 0 <= pause <= restart
@@ -103,7 +109,7 @@ class Restarts:
             raise ConfigError("vad.restart", "must be 0 (never) or at least the warm-up, "
                                              "pause and probe windows, which must be >= 0")
         self.restart, self.warm, self.pause, self.probe = restart, warm, pause, probe
-        self._recent = np.zeros((streams, warm, span), dtype=np.float32)
+        self._recent = np.zeros((streams, warm, width), dtype=np.float32)
         self._restarted = [0] * streams  # the window each stream last restarted before
         self._quiet = [0] * streams  # quiet windows at the end of each stream so far
 
@@ -134,23 +140,23 @@ class Restarts:
         times = quiet // self.probe
         return times & (times - 1) == 0
 
-    def recent(self, row: int, inputs: npt.NDArray[np.float32],
+    def recent(self, row: int, values: npt.NDArray[np.float32],
                at: int) -> npt.NDArray[np.float32]:
-        """Stream ``row``'s last :attr:`warm` inputs before window ``at`` of a call whose
-        inputs are ``inputs``."""
-        recent: npt.NDArray[np.float32] = np.concatenate((self._recent[row], inputs[:at]))
+        """Stream ``row``'s last :attr:`warm` windows' values before window ``at`` of a call
+        whose windows' values are ``values``."""
+        recent: npt.NDArray[np.float32] = np.concatenate((self._recent[row], values[:at]))
         return recent[len(recent) - self.warm:]
 
     def restarted(self, row: int, window: int) -> None:
         """Stream ``row`` restarted before its window ``window``."""
         self._restarted[row] = window
 
-    def ran(self, row: int, inputs: npt.NDArray[np.float32],
+    def ran(self, row: int, values: npt.NDArray[np.float32],
             probabilities: npt.NDArray[np.float32]) -> None:
-        """Stream ``row``'s call ended: its ``inputs`` and final ``probabilities``."""
+        """Stream ``row``'s call ended: its windows' ``values`` and final ``probabilities``."""
         quiet = self._quiet[row]
         for probability in probabilities.tolist():
             quiet = quiet + 1 if probability < QUIET else 0
         self._quiet[row] = min(quiet, self.restart)  # more never matters
         if self.warm:
-            self._recent[row] = np.concatenate((self._recent[row], inputs))[-self.warm:]
+            self._recent[row] = np.concatenate((self._recent[row], values))[-self.warm:]

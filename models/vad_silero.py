@@ -71,13 +71,14 @@ The model branch stays. bench/vad_narrowband_head.py and ``bench/vad_narrowband.
 chose them on the tuning sets at 8 kHz (README, "Narrowband audio"). The caller says which
 audio is narrowband (services/cli/audio_files.py; the ingest, for a declared dial-in).
 
-Long streams: a stream's states restart from its last 2 s of inputs at the first pause the
-model hears after 30 s, or earlier where a fresh state hears speech the stream's state no
-longer hears (``restart``, ``warm``, ``pause``, ``probe``; models/vad_restart.py says why).
-As with :class:`models.vad.StreamingVad`, decisions depend only on the audio, not on its
-chunks; the output is a ``0``/``1`` string per completed frame, for wire ``activity`` events
-(METRICS.md §1/§9). Pure code but for loading the model file once; no audio is kept beyond
-a stream's last 2 s (the restarts' warm-up), and only in memory.
+Long streams: a stream's states restart from its last 2 s at the first pause the model hears
+after 30 s, or earlier where a fresh state hears speech the stream's state no longer hears
+(``restart``, ``warm``, ``pause``, ``probe``; models/vad_restart.py says why and how). As with
+:class:`models.vad.StreamingVad`, decisions depend only on the audio, not on its chunks; the
+output is a ``0``/``1`` string per completed frame, for wire ``activity`` events (METRICS.md
+§1/§9). Pure code but for loading the model file once; no audio is kept beyond what a
+stream's next window needs (a restart starts from what the encoders made of its last 2 s),
+and only in memory.
 """
 
 from __future__ import annotations
@@ -106,10 +107,12 @@ from models.vad_restart import (
 )
 from models.vad_silero_model import (
     CONTEXT,
+    HIDDEN,
     NARROWBAND,
     RATE,
     STATE_SHAPE,
     WINDOW,
+    Ran,
     SileroModel,
     load_model,
     load_session,
@@ -140,8 +143,6 @@ DEFAULT_BRANCHES = (
            vad_head.MODEL_TRIM_END),
     Branch("head", HEAD_THRESHOLD, HEAD_RELEASE, HEAD_LOOKAHEAD),
 )
-# Probabilities and head terms of one network, per stream and window.
-Outputs = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
 # Narrowband audio's third branch (module docstring, "Narrowband audio"): the 8 kHz network's
 # probability from 0.65 until under 0.4, one window of lookahead, each unit losing its first
 # frame and last three (bench/vad_narrowband.py --rank chose it).
@@ -224,7 +225,8 @@ class SileroBatchVad:
         self._fill = [CONTEXT] * streams  # samples held per row, context included
         self._state = np.zeros((STATE_SHAPE[0], streams, STATE_SHAPE[1]), dtype=np.float32)
         self._narrow_state = np.zeros_like(self._state)
-        self._restarts = Restarts(streams, CONTEXT + WINDOW, restart, warm, pause, probe)
+        self._restarts = Restarts(streams, HIDDEN * (1 + narrowband), restart, warm, pause,
+                                  probe)
         # Per source the branches read (models/vad_decision.py) and per stream: its values of
         # windows from window ``_base`` on; then the frames run through the rule, and its state.
         self._sources: set[Source] = sources | {"model"}
@@ -321,9 +323,9 @@ class SileroBatchVad:
                 band_power(view[:, :, CONTEXT:] if everyone else view[chosen, :count, CONTEXT:]),
                 None if everyone else chosen)
             values: dict[Source, npt.NDArray[np.float32]] = {
-                "model": wide[0][pick, :count]}
+                "model": wide.probabilities[pick, :count]}
             if "head" in self._sources:
-                values["head"] = head_value(values["model"], evidence, wide[1][pick, :count])
+                values["head"] = head_value(values["model"], evidence, wide.term[pick, :count])
             if self._music is not None:  # under the branch's release, 0 decides the same
                 head = values["head"]
                 head[self._music.closed(
@@ -331,10 +333,10 @@ class SileroBatchVad:
                     values["model"], head >= self._head_release,
                     None if everyone else chosen)] = 0.0
             if narrow is not None:
-                values["narrowband"] = narrow[0][pick, :count]
+                values["narrowband"] = narrow.probabilities[pick, :count]
             if narrow is not None and "narrowband_head" in self._sources:
                 values["narrowband_head"] = narrowband_head_value(
-                    values["narrowband"], evidence, narrow[1][pick, :count])
+                    values["narrowband"], evidence, narrow.term[pick, :count])
             for source, array in values.items():
                 if source not in self._series:  # computed, but no branch reads it
                     continue
@@ -349,82 +351,80 @@ class SileroBatchVad:
                 fill[row] = keep
 
     def _run_all(self, inputs: npt.NDArray[np.float32], rows: list[int],
-                 lengths: npt.NDArray[np.int32]) -> tuple[Outputs, Outputs | None]:
-        """Both networks' outputs (probabilities, head term) for streams ``rows``' new
-        ``inputs`` (``lengths`` real windows each), from their states, which they update.
-        A stream due a restart (models/vad_restart.py) has the windows from the restart on
-        run again from its new states."""
+                 lengths: npt.NDArray[np.int32]) -> tuple[Ran, Ran | None]:
+        """Both networks' outputs for streams ``rows``' new ``inputs`` (``lengths`` real
+        windows each), from their states, which they update. A stream due a restart
+        (models/vad_restart.py) has the windows from the restart on run again from its new
+        states: their recurrent part alone, from the encoder's features."""
         wide, narrow = self._run_both(inputs, rows, lengths)
         restarts = self._restarts
         if not restarts.restart:
             return wide, narrow
+        kept = wide.features if narrow is None else np.concatenate(
+            (wide.features, narrow.features), axis=2)  # what restarts start from
         for i, (row, count) in enumerate(zip(rows, lengths.tolist(), strict=True)):
             done = self._base[row] + len(self._series["model"][row])  # windows before
-            due = restarts.due(row, done, wide[0][i, :count], 0)
+            due = restarts.due(row, done, wide.probabilities[i, :count], 0)
             while due is not None:
                 at = due.window
-                if not self._restart(row, restarts.recent(row, inputs[i], at), due.probe):
-                    due = restarts.due(row, done, wide[0][i, :count], at + 1)
-                    continue  # a probe whose fresh state hears nothing: nothing changes
-                again = self._run_both(np.ascontiguousarray(inputs[i:i + 1, at:count]), [row],
-                                       np.array([count - at], dtype=np.int32))
-                for out, got in ((wide, again[0]), (narrow, again[1])):
-                    if out is None or got is None:
-                        continue
-                    for k in range(2):
-                        if got[k].size:
-                            out[k][i, at:count] = got[k][0]
-                restarts.restarted(row, done + at)
-                due = restarts.due(row, done, wide[0][i, :count], at + 1)
-            restarts.ran(row, inputs[i, :count], wide[0][i, :count])
+                if self._restart(row, restarts.recent(row, kept[i], at), due.probe):
+                    again = self._run_both(kept[i:i + 1, at:count], [row],
+                                           np.array([count - at], dtype=np.int32), resume=True)
+                    for out, got in ((wide, again[0]), (narrow, again[1])):
+                        if out is not None and got is not None:
+                            out.probabilities[i, at:count] = got.probabilities[0]
+                            if got.term.size:
+                                out.term[i, at:count] = got.term[0]
+                    restarts.restarted(row, done + at)
+                due = restarts.due(row, done, wide.probabilities[i, :count], at + 1)
+            restarts.ran(row, kept[i, :count], wide.probabilities[i, :count])
         return wide, narrow
 
-    def _run_both(self, inputs: npt.NDArray[np.float32], rows: list[int],
-                  lengths: npt.NDArray[np.int32]) -> tuple[Outputs, Outputs | None]:
-        """Both networks over ``inputs`` from the streams' states, which they update."""
-        wide = self._run(self.model, "head" in self._sources, inputs, self._state, rows,
-                         lengths)
-        narrow = None if self.narrowband is None else self._run(
-            self.narrowband, "narrowband_head" in self._sources, self._decimated(inputs),
-            self._narrow_state, rows, lengths)
-        return wide, narrow
+    def _run_both(self, values: npt.NDArray[np.float32], rows: list[int],
+                  lengths: npt.NDArray[np.int32], resume: bool = False
+                  ) -> tuple[Ran, Ran | None]:
+        """Both networks over ``values`` from the streams' states, which they update: the
+        16 kHz inputs, or to ``resume``, both encoders' features side by side."""
+        wide, narrow = (values[..., :HIDDEN], values[..., HIDDEN:]) if resume else \
+            (values, None if self.narrowband is None else self._decimated(values))
+        return (self._run(self.model, "head" in self._sources, wide, self._state, rows,
+                          lengths, resume),
+                None if self.narrowband is None or narrow is None else self._run(
+                    self.narrowband, "narrowband_head" in self._sources, narrow,
+                    self._narrow_state, rows, lengths, resume))
 
     def _restart(self, row: int, recent: npt.NDArray[np.float32], probe: bool) -> bool:
-        """Start stream ``row``'s states again: from zero, then through ``recent``, its last
-        inputs; a ``probe`` only if the fresh 16 kHz state hears speech in them
-        (models/vad_restart.py). Whether they restarted."""
-        for model, state in ((self.model, self._state), (self.narrowband, self._narrow_state)):
+        """Start stream ``row``'s states again: from zero, then through ``recent``, the
+        encoders' features of its last windows; a ``probe`` only if the fresh 16 kHz state
+        hears speech in them (models/vad_restart.py). Whether they restarted."""
+        for model, state, features in ((self.model, self._state, recent[:, :HIDDEN]),
+                                       (self.narrowband, self._narrow_state,
+                                        recent[:, HIDDEN:])):
             if model is None:
                 continue
             fresh = np.zeros((STATE_SHAPE[0], 1, STATE_SHAPE[1]), dtype=np.float32)
             heard_there = np.empty(0, dtype=np.float32)
             if len(recent):
-                warm = recent[None] if model is self.model else self._decimated(recent[None])
-                heard_there, fresh = model.run(np.ascontiguousarray(warm), fresh,
-                                               np.array([len(recent)], dtype=np.int32))
+                ran = model.resume(np.ascontiguousarray(features[None]), fresh,
+                                   np.array([len(recent)], dtype=np.int32))
+                heard_there, fresh = ran.probabilities, ran.state
             if probe and model is self.model and not heard(heard_there.reshape(-1)):
                 return False  # the 16 kHz network runs first: nothing is changed yet
             state[:, row] = fresh[:, 0]
         return True
 
     @staticmethod
-    def _run(model: SileroModel, head: bool, inputs: npt.NDArray[np.float32],
-             state: npt.NDArray[np.float32], rows: list[int], lengths: npt.NDArray[np.int32]
-             ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-        """``model``'s probabilities and (with ``head``) its head's state term for streams
-        ``rows``' ``inputs``, their recurrent ``state`` (all streams') updated in place."""
+    def _run(model: SileroModel, head: bool, values: npt.NDArray[np.float32],
+             state: npt.NDArray[np.float32], rows: list[int], lengths: npt.NDArray[np.int32],
+             resume: bool) -> Ran:
+        """``model`` over streams ``rows``' inputs (to ``resume``: features) ``values``, with
+        (``head``) its head's term; their recurrent ``state`` (all streams') updated in place."""
         everyone = len(rows) == state.shape[1]
         given = state if everyone else np.ascontiguousarray(state[:, rows])
-        if head:
-            probabilities, term, after = model.run_head(inputs, given, lengths)
-        else:
-            probabilities, after = model.run(inputs, given, lengths)
-            term = np.empty(0, dtype=np.float32)
-        if everyone:
-            state[...] = after
-        else:
-            state[:, rows] = after
-        return probabilities, term
+        ran = model.resume(np.ascontiguousarray(values), given, lengths, head) if resume \
+            else model.encode(values, given, lengths, head)
+        state[:, slice(None) if everyone else rows] = ran.state
+        return ran
 
     def _inputs(self, windows: npt.NDArray[np.float32], rows: Sequence[int],
                 counts: Sequence[int]) -> npt.NDArray[np.float32]:

@@ -21,10 +21,10 @@ ready in one call: the encoder as matrix products over all windows at once (each
 convolution's taps side by side, taps that would only meet its zero padding dropped), then
 onnxruntime's LSTM over the windows in order, per stream, from that stream's state (its
 ``sequence_lens`` handling streams with fewer windows), then the output layer; the spectrum
-before the graph, an FFT (:func:`magnitudes` says why). Nothing is
-approximated: the arithmetic is the file's, regrouped. :func:`load_model` checks the built
-graph against the file itself on test audio before using it, so a model file laid out
-differently is refused at start-up rather than trusted.
+before the graph, an FFT (:func:`magnitudes` says why). A second graph, the same from the
+encoder's output on, serves restarts (:meth:`SileroModel.resume`). Nothing is approximated:
+the arithmetic is the file's, regrouped. :func:`load_model` checks both graphs against the
+file itself on test audio first, so a model file laid out otherwise is refused at start-up.
 
 The 8 kHz network is what the silero backend adds for narrowband audio, audio sampled at
 8 kHz or less (telephone lines): the 16 kHz network, trained on wideband audio, loses much
@@ -253,19 +253,21 @@ def _tap_matrix(parameters: dict[str, npt.NDArray[np.float32]], layer: int,
 
 
 def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
-                    head: npt.ArrayLike | None = None, layout: Layout = WIDEBAND) -> bytes:
-    """The graph :class:`SileroModel` runs, serialised (see the module docstring).
+                    head: npt.ArrayLike | None = None, layout: Layout = WIDEBAND,
+                    encoder: bool = True) -> bytes:
+    """A graph :class:`SileroModel` runs, serialised (see the module docstring).
 
     Inputs: ``magnitudes`` ``(streams, windows, 4, layout.bins)`` float32, each window's
-    spectrum (:func:`magnitudes`); ``state`` ``(2, streams, 128)``, the file's recurrent
-    state layout; ``lengths`` ``(streams,)`` int32, each stream's number of real windows
-    (the rest is padding).
+    spectrum (:func:`magnitudes`), or without the ``encoder``, ``features`` ``(streams,
+    windows, 128)``, what the encoder gave for each window; ``state`` ``(2, streams, 128)``,
+    the file's recurrent state layout; ``lengths`` ``(streams,)`` int32, each stream's number
+    of real windows (the rest is padding).
     Outputs: ``probabilities`` ``(streams, windows)`` (padding windows' ones meaningless) and
-    ``state_out`` after each stream's last real window; given ``head`` (128 weights,
-    models/vad_head.py ``STATE_WEIGHTS``, or models/vad_narrowband_head.py's for the 8 kHz
-    network), also ``state_term`` ``(streams, windows)``: the
-    ReLU of the LSTM's output, which the file's output layer reads, times those weights.
-    """
+    ``state_out`` after each stream's last real window; with the ``encoder``, its
+    ``features``; given ``head`` (128 weights, models/vad_head.py ``STATE_WEIGHTS``, or
+    models/vad_narrowband_head.py's for the 8 kHz network), also ``state_term`` ``(streams,
+    windows)``: the ReLU of the LSTM's output, which the file's output layer reads, times
+    those weights."""
     from onnx import TensorProto, checker, helper, numpy_helper
 
     nodes: list[Any] = []
@@ -291,29 +293,31 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
         bias = parameters[f"encoder.{layer}.reparam_conv.bias"]
         return str(op("Relu", op("Add", product, const(bias, np.float32))))
 
-    # The spectrum comes in (:func:`magnitudes`): an FFT outside the graph costs a third of
-    # the file's spectrum as a matrix product, which was the graph's largest single cost.
-    magnitude = op("Reshape", "magnitudes", const([-1, FRAMES, layout.bins]))
-    # Encoder 0: 3 taps, stride 1, zero padding, over the 4 frames (n, 4, bins -> 128).
-    edged = op("Pad", magnitude, const([0, 1, 0, 0, 1, 0]))
-    columns = op("Concat", *(cut(edged, k, k + 4, 1) for k in range(3)), axis=2)
-    first = op("Reshape", dense(columns, 0, (0, 1, 2)), const([-1, 4 * 128]))
-    # Encoder 1, stride 2: output 0 meets frames (pad, 0, 1), output 1 frames (1, 2, 3).
-    second = op("Concat", op("MatMul", cut(first, 0, 2 * 128, 1),
-                             const(_tap_matrix(parameters, 1, (1, 2)), np.float32)),
-                op("MatMul", cut(first, 128, 4 * 128, 1),
-                   const(_tap_matrix(parameters, 1, (0, 1, 2)), np.float32)), axis=1)
-    second = op("Relu", op("Add", second, const(
-        np.tile(parameters["encoder.1.reparam_conv.bias"], 2), np.float32)))
-    # Encoder 2, stride 2, over 2 frames: one output meeting (pad, 0, 1); encoder 3 over that
-    # single frame meets only its middle tap.
-    third = dense(second, 2, (1, 2))
-    features = dense(third, 3, (1,))  # (n, 128)
-    # LSTM over each stream's windows in order (time-major), from the stream's state.
-    shape = op("Shape", "magnitudes")
+    source = "magnitudes" if encoder else "features"
+    shape = op("Shape", source)
     streams, count = cut(shape, 0, 1, 0), cut(shape, 1, 2, 0)
-    sequence = op("Transpose", op("Reshape", features, op(
-        "Concat", streams, count, const([HIDDEN]), axis=0)), perm=[1, 0, 2])
+    if encoder:
+        # The spectrum comes in (:func:`magnitudes`): an FFT outside the graph costs a third
+        # of the file's spectrum as a matrix product, the graph's largest single cost once.
+        magnitude = op("Reshape", "magnitudes", const([-1, FRAMES, layout.bins]))
+        # Encoder 0: 3 taps, stride 1, zero padding, over the 4 frames (n, 4, bins -> 128).
+        edged = op("Pad", magnitude, const([0, 1, 0, 0, 1, 0]))
+        columns = op("Concat", *(cut(edged, k, k + 4, 1) for k in range(3)), axis=2)
+        first = op("Reshape", dense(columns, 0, (0, 1, 2)), const([-1, 4 * 128]))
+        # Encoder 1, stride 2: output 0 meets frames (pad, 0, 1), output 1 frames (1, 2, 3).
+        second = op("Concat", op("MatMul", cut(first, 0, 2 * 128, 1),
+                                 const(_tap_matrix(parameters, 1, (1, 2)), np.float32)),
+                    op("MatMul", cut(first, 128, 4 * 128, 1),
+                       const(_tap_matrix(parameters, 1, (0, 1, 2)), np.float32)), axis=1)
+        second = op("Relu", op("Add", second, const(
+            np.tile(parameters["encoder.1.reparam_conv.bias"], 2), np.float32)))
+        # Encoder 2, stride 2, over 2 frames: one output meeting (pad, 0, 1); encoder 3 over
+        # that single frame meets only its middle tap.
+        third = dense(second, 2, (1, 2))
+        nodes.append(helper.make_node("Reshape", [dense(third, 3, (1,)), op(
+            "Concat", streams, count, const([HIDDEN]), axis=0)], ["features"]))
+    # LSTM over each stream's windows in order (time-major), from the stream's state.
+    sequence = op("Transpose", "features", perm=[1, 0, 2])
     hidden, cell = op("Split", "state", outputs=2, axis=0)
     # The file's cell is PyTorch's (gates i, f, g, o); ONNX's LSTM takes i, o, f, g.
     order = np.r_[0:HIDDEN, 3 * HIDDEN:4 * HIDDEN, HIDDEN:3 * HIDDEN]
@@ -339,16 +343,17 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
         nodes.append(helper.make_node("Transpose", [op("Reshape", cut(product, 1, 2, 3),
                                                        by_window)], ["state_term"], perm=[1, 0]))
     nodes.append(helper.make_node("Concat", [last_hidden, last_cell], ["state_out"], axis=0))
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["s", "t", HIDDEN])
     graph = helper.make_graph(
         nodes, "silero_sequence",
         [helper.make_tensor_value_info("magnitudes", TensorProto.FLOAT,
-                                       ["s", "t", FRAMES, layout.bins]),
+                                       ["s", "t", FRAMES, layout.bins]) if encoder else features,
          helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "s", HIDDEN]),
          helper.make_tensor_value_info("lengths", TensorProto.INT32, ["s"])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["s", "t"]),
          helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [2, "s", HIDDEN])]
         + ([helper.make_tensor_value_info("state_term", TensorProto.FLOAT, ["s", "t"])]
-           if head is not None else []),
+           if head is not None else []) + ([features] if encoder else []),
         constants)
     # Opset 17 and IR 8: what onnxruntime 1.17, the extra's floor, runs.
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -358,14 +363,31 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
     return serialised
 
 
+@dataclass(frozen=True)
+class Ran:
+    """What :class:`SileroModel` gives for windows of streams: ``probabilities`` ``(streams,
+    windows)``, the head's state ``term`` ``(streams, windows)`` (empty unless asked), the
+    recurrent ``state`` after each stream's last real window, and the encoder's ``features``
+    ``(streams, windows, 128)``, what the LSTM read (the recurrent part alone can run again
+    from them: :meth:`SileroModel.resume`)."""
+
+    probabilities: npt.NDArray[np.float32]
+    term: npt.NDArray[np.float32]
+    state: npt.NDArray[np.float32]
+    features: npt.NDArray[np.float32]
+
+
 class SileroModel:
     """One of Silero's networks (``layout``) over many windows of many streams per call (see
     the module docstring); build it with :func:`load_model`. One instance may serve any number
-    of models/vad_silero.py's ``SileroBatchVad``: it holds no stream state."""
+    of models/vad_silero.py's ``SileroBatchVad``: it holds no stream state. ``recurrent``,
+    the same graph without the spectrum and encoder, runs the LSTM and output layer alone
+    over features the encoder gave before: a restart's warm-up (models/vad_restart.py)."""
 
     def __init__(self, session: Any, taper: npt.NDArray[np.float32], head: bool = False,
-                 layout: Layout = WIDEBAND) -> None:
+                 layout: Layout = WIDEBAND, recurrent: Any = None) -> None:
         self.session = session
+        self.recurrent = recurrent
         self.taper = taper  # the spectrum's analysis window (:func:`spectrum_taper`)
         self.layout = layout
         self.head = head  # whether the graph also gives its head's state term
@@ -375,27 +397,43 @@ class SileroModel:
                                                      npt.NDArray[np.float32]]:
         """Speech probabilities ``(streams, windows)`` of ``windows`` ``(streams, windows,
         span)`` (each a window's context and samples at the layout's rate, float32; at 16 kHz
-        64 and 512),
-        stream ``s`` from recurrent ``state[:, s]`` (``(2, streams, 128)``) over its first
-        ``lengths[s]`` windows (at least one), and the state after them."""
-        probabilities, state_out = self.session.run(
-            ["probabilities", "state_out"],
-            {"magnitudes": magnitudes(windows, self.taper, self.layout), "state": state,
-             "lengths": lengths})
-        return probabilities, state_out
+        64 and 512), stream ``s`` from recurrent ``state[:, s]`` (``(2, streams, 128)``) over
+        its first ``lengths[s]`` windows (at least one), and the state after them."""
+        ran = self.encode(windows, state, lengths)
+        return ran.probabilities, ran.state
 
     def run_head(self, windows: npt.NDArray[np.float32], state: npt.NDArray[np.float32],
                  lengths: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.float32], ...]:
         """:meth:`run`'s probabilities, then the head's state term ``(streams, windows)``
         (models/vad_head.py; models/vad_narrowband_head.py at 8 kHz), then the state; for a
         model loaded with ``head=True``."""
-        if not self.head:
+        ran = self.encode(windows, state, lengths, head=True)
+        return ran.probabilities, ran.term, ran.state
+
+    def encode(self, windows: npt.NDArray[np.float32], state: npt.NDArray[np.float32],
+               lengths: npt.NDArray[np.int32], head: bool = False) -> Ran:
+        """:meth:`run` (with the head's term if ``head``), keeping the encoder's features."""
+        names = ["probabilities", "state_out", "features"] + (["state_term"] if head else [])
+        return self._ran(self.session, head, names, {
+            "magnitudes": magnitudes(windows, self.taper, self.layout), "state": state,
+            "lengths": lengths})
+
+    def resume(self, features: npt.NDArray[np.float32], state: npt.NDArray[np.float32],
+               lengths: npt.NDArray[np.int32], head: bool = False) -> Ran:
+        """The recurrent part alone over ``features`` ``(streams, windows, 128)`` that
+        :meth:`encode` gave: the same probabilities, term and state as running their windows
+        again, without their spectrum and encoder."""
+        names = ["probabilities", "state_out"] + (["state_term"] if head else [])
+        return self._ran(self.recurrent, head, names, {
+            "features": features, "state": state, "lengths": lengths}, features)
+
+    def _ran(self, session: Any, head: bool, names: list[str], feeds: dict[str, Any],
+             features: npt.NDArray[np.float32] | None = None) -> Ran:
+        if head and not self.head:
             raise ConfigError("vad.backend", "this silero model was loaded without the head")
-        probabilities, state_out, term = self.session.run(
-            ["probabilities", "state_out", "state_term"],
-            {"magnitudes": magnitudes(windows, self.taper, self.layout), "state": state,
-             "lengths": lengths})
-        return probabilities, term, state_out
+        got = dict(zip(names, session.run(names, feeds), strict=True))
+        return Ran(got["probabilities"], got.get("state_term", np.empty(0, dtype=np.float32)),
+                   got["state_out"], got["features"] if features is None else features)
 
 
 def reference_probabilities(session: Any, windows: npt.NDArray[np.float32],
@@ -438,19 +476,22 @@ def load_model(path: Path | None = None, threads: int = 1, head: bool = True,
     one per core), with its head's state term unless ``head`` is false (the 16 kHz
     network's: models/vad_head.py; the 8 kHz network's: models/vad_narrowband_head.py),
     checked against the file run as is at that rate (:func:`reference_probabilities`) on
-    test audio, probabilities and states."""
+    test audio, probabilities and states, run whole and the recurrent part alone."""
     parameters = model_parameters(path, layout)
     weights = STATE_WEIGHTS if layout == WIDEBAND else NARROWBAND_STATE_WEIGHTS
-    session = _onnxruntime().InferenceSession(
-        _sequence_graph(parameters, weights if head else None, layout),
+    session, recurrent = (_onnxruntime().InferenceSession(
+        _sequence_graph(parameters, weights if head else None, layout, encoder),
         _session_options(threads), providers=["CPUExecutionProvider"])
-    model = SileroModel(session, spectrum_taper(parameters, layout), head, layout)
+        for encoder in (True, False))
+    model = SileroModel(session, spectrum_taper(parameters, layout), head, layout, recurrent)
     windows = _check_audio(layout=layout)
     state = np.zeros((STATE_SHAPE[0], windows.shape[0], STATE_SHAPE[1]), dtype=np.float32)
     lengths = np.full(windows.shape[0], windows.shape[1], dtype=np.int32)
-    ours = model.run(windows, state, lengths)
+    ours = model.encode(windows, state, lengths)
+    resumed = model.resume(ours.features, state, lengths)  # the recurrent part alone
     theirs = reference_probabilities(load_session(path), windows, state, layout.rate)
-    difference = max(float(np.max(np.abs(a - b))) for a, b in zip(ours, theirs, strict=True))
+    difference = max(float(np.max(np.abs(a - b))) for ran in (ours, resumed)
+                     for a, b in zip((ran.probabilities, ran.state), theirs, strict=True))
     if not difference <= SELF_CHECK_TOLERANCE:
         raise ConfigError("vad.backend", f"silero model file not recognised (the rebuilt graph "
                                          f"differs from it by {difference:.2g})")

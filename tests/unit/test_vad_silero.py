@@ -214,6 +214,35 @@ def test_the_heads_state_term_is_the_files_hidden_state_times_its_weights(
     assert expected.max() - expected.min() > 5  # it moves with the speech
 
 
+@pytest.mark.parametrize("narrowband", [False, True])
+def test_the_recurrent_part_alone_gives_what_running_the_windows_again_gives(
+        model: SileroModel, narrowband: bool) -> None:
+    """A restart's warm-up runs the LSTM alone over the features the encoder gave when the
+    windows first ran (models/vad_restart.py): from any state, the probabilities, the head's
+    term and the state equal those of running the windows themselves again, for both
+    networks."""
+    from models.vad_silero import NARROWBAND, load_model
+    network = load_model(layout=NARROWBAND) if narrowband else model
+    span, step = network.layout.span, network.layout.window
+    audio = np.concatenate([np.zeros(span, dtype=np.float32), *clean_clips()[:2]])
+    if narrowband:
+        audio = np.ascontiguousarray(audio[::2])
+    count = (len(audio) - span) // step
+    windows = np.stack([audio[k * step:k * step + span] for k in range(count)])[None]
+    zero = np.zeros((2, 1, 128), dtype=np.float32)
+    half = count // 2
+    first = network.encode(windows[:, :half], zero, np.array([half], dtype=np.int32))
+    for start in (zero, first.state):  # a fresh state (a restart) and a warm one
+        again = network.encode(windows[:, half:], start, np.array([count - half], np.int32),
+                               head=True)
+        resumed = network.resume(again.features, start, np.array([count - half], np.int32),
+                                 head=True)
+        for name in ("probabilities", "term", "state"):
+            assert np.max(np.abs(getattr(resumed, name) - getattr(again, name))) <= 1e-6, name
+        assert again.probabilities.max() > 0.8 and again.probabilities.min() < 0.2
+    assert again.features.shape == (1, count - half, 128)
+
+
 def hysteresis_units(values: np.ndarray, on: float, off: float, ahead: int,
                      trim: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Frames (20 ms) called speech from per-window ``values`` by the documented rule: the
