@@ -32,8 +32,9 @@ hair ahead, 0.0029-0.0030 against 0.0038, and the rule was kept). The AMI valida
 the validation recordings and TEN VAD's validation half were not ranked on; README, "Narrowband
 audio", says what was seen on them when.
 
-Usage: ``.venv/bin/python bench/vad_narrowband.py [--sets tuning,ami-train,...] [--rank]``
-(about eight minutes on one core; ``--rank`` about as long).
+Usage: ``.venv/bin/python bench/vad_narrowband.py [--sets tuning,ami-train,...] [--rank]
+[--speed]`` (about eight minutes on one core; ``--rank`` about as long; ``--speed`` prints only
+the speed section: the backend on 8 streams batched and on one stream, 1 s batches).
 """
 
 from __future__ import annotations
@@ -319,6 +320,8 @@ def main() -> None:
     parser.add_argument("--rank", action="store_true",
                         help="rank the narrowband branch's rules on the tuning sets instead "
                              "(module docstring; about ten minutes)")
+    parser.add_argument("--speed", action="store_true",
+                        help="print the speed section only (about 15 seconds)")
     args = parser.parse_args()
     print(f"# bench/vad_narrowband.py, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
@@ -330,7 +333,7 @@ def main() -> None:
     if args.rank:
         rank(found)
         return
-    for name in args.sets.split(","):
+    for name in [] if args.speed else args.sets.split(","):
         if name not in SETS:
             parser.error(f"--sets: unknown set {name!r} (one of {', '.join(SETS)})")
         recordings = SETS[name]()
@@ -338,11 +341,15 @@ def main() -> None:
             print(f"\n## {TITLES[name]}: absent (bench/real_speech.py says where to put it)")
             continue
         table(TITLES[name], recordings, found)
-    print("\n## Speed: the silero backend, 8 streams, 1 s batches, one core")
-    for narrowband in (False, True):
-        rtf = batch_rtf(narrowband)
-        label = "with the narrowband branch" if narrowband else "wideband (no 8 kHz network)"
-        print(f"{label:<44} RTF {rtf:.5f}  ({1 / rtf:,.0f}x real time)")
+    print("\n## Speed: the silero backend, 1 s batches, one core: 8 streams batched, and one "
+          "stream (as the ingest runs each participant)")
+    for streams in (8, 1):
+        for narrowband in (False, True):
+            rtf = batch_rtf(narrowband, streams=streams)
+            label = ("with the narrowband branch" if narrowband
+                     else "wideband (no 8 kHz network)") + (", 8 streams" if streams > 1
+                                                            else ", one stream")
+            print(f"{label:<44} RTF {rtf:.5f}  ({1 / rtf:,.0f}x real time)")
 
 
 if __name__ == "__main__":
