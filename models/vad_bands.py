@@ -43,17 +43,18 @@ most 0.002 (one recording by 0.004, one AMI excerpt by 0.015), and on noise step
 53-66 % less speech.
 
 Everything is causal and depends only on the samples, never on how a stream was cut into
-calls. Pure code (numpy, scipy's FFT), no audio kept: per stream the last 3 s of band powers.
+calls. Pure code (numpy, scipy's FFT and running minima), no audio kept: per stream the last
+3 s of band powers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
-from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 RATE = 16_000
 WINDOW = 512
@@ -114,35 +115,56 @@ class BandFloor:
         given = np.asarray(power, dtype=np.float64)
         single = given.ndim == 2
         power = np.ascontiguousarray((given[None] if single else given).transpose(0, 2, 1))
-        rows = np.arange(len(self._started)) if rows is None else np.asarray(rows)
-        if not power.shape[2]:
+        count = power.shape[2]
+        if not count:
             return np.zeros(given.shape)
-        fresh = ~self._started[rows]
-        if fresh.any():  # a stream's first window stands in for the windows before it
-            self._recent[rows[fresh]] = power[fresh, :, :1]
-        joined = np.concatenate((self._recent[rows], power), axis=2)
-        smoothed = sliding_window_view(joined, SMOOTH, axis=2).mean(axis=-1)
-        self._recent[rows] = joined[:, :, joined.shape[2] - (SMOOTH - 1):]
-        if fresh.any():
-            self._smoothed[rows[fresh]] = smoothed[fresh, :, :1]
-            self._started[rows] = True
-        history = np.concatenate((self._smoothed[rows], smoothed), axis=2)
-        floor = sliding_window_view(history, FLOOR_WINDOWS, axis=2).min(axis=-1)
+        # All streams: slices (views), not fancy indexing (copies): a few calls' cost each.
+        pick = slice(None) if rows is None else np.asarray(rows)
+        fresh = ~self._started[pick]
+        # A stream's first window stands in for the windows before it.
+        first = np.flatnonzero(fresh) if rows is None else np.asarray(rows)[fresh]
+        if first.size:
+            self._recent[first] = power[fresh, :, :1]
+        joined = np.concatenate((self._recent[pick], power), axis=2)
+        # The mean of each window's power and the SMOOTH - 1 before it (added in the order
+        # numpy's mean adds them, so the same to the bit).
+        width = joined.shape[2] - (SMOOTH - 1)
+        total = joined[:, :, :width].copy()
+        for k in range(1, SMOOTH):
+            total += joined[:, :, k:k + width]
+        smoothed = total / SMOOTH
+        self._recent[pick] = joined[:, :, joined.shape[2] - (SMOOTH - 1):]
+        if first.size:
+            self._smoothed[first] = smoothed[fresh, :, :1]
+            self._started[pick] = True
+        history = np.concatenate((self._smoothed[pick], smoothed), axis=2)
+        # Each new window's floor: the minimum of the FLOOR_WINDOWS smoothed powers ending at
+        # it (a running minimum: exact, and linear in the windows, not in their product).
+        floor = _trailing(minimum_filter1d, history, FLOOR_WINDOWS)
         # Each new window's last STEADY_WINDOWS smoothed powers (the history keeps
         # FLOOR_WINDOWS - 1 before the new windows; only the last of them are read).
-        tail = history[:, :, history.shape[2] - (power.shape[2] + STEADY_WINDOWS - 1):]
-        recent = sliding_window_view(tail, STEADY_WINDOWS, axis=2)
-        low, high = recent.min(axis=-1), recent.max(axis=-1)
+        tail = history[:, :, history.shape[2] - (count + STEADY_WINDOWS - 1):]
+        low = _trailing(minimum_filter1d, tail, STEADY_WINDOWS)
+        high = _trailing(maximum_filter1d, tail, STEADY_WINDOWS)
         # A band holding nothing over the lowest floor (the 4-8 kHz band of narrowband audio)
         # is steady too: its ratio is that of rounding noise.
         held = (high <= low * _STEADY_RATIO) | (high <= _LOWEST[:, None])
         steady = np.all(held, axis=1, keepdims=True)
         floor = np.where(steady, np.maximum(floor, low), floor)
-        self._smoothed[rows] = history[:, :, history.shape[2] - (FLOOR_WINDOWS - 1):]
+        self._smoothed[pick] = history[:, :, history.shape[2] - (FLOOR_WINDOWS - 1):]
         ratio = power / np.maximum(floor, _LOWEST[:, None])
         out: npt.NDArray[np.float64] = np.clip(
             10 * np.log10(np.maximum(ratio, 1e-12)), 0.0, CAP_DB).transpose(0, 2, 1)
         return out[0] if single else out
+
+
+def _trailing(running: Callable[..., npt.NDArray[np.float64]], values: npt.NDArray[np.float64],
+              size: int) -> npt.NDArray[np.float64]:
+    """``running`` (scipy's ``minimum_filter1d`` or ``maximum_filter1d``) over the ``size``
+    values ending at each of ``values``' last axis, for each that has ``size`` - 1 before it."""
+    out: npt.NDArray[np.float64] = running(values, size, axis=-1,
+                                           origin=(size - 1) // 2)[..., size - 1:]
+    return out
 
 
 def fuse(probability: npt.ArrayLike, evidence: npt.ArrayLike, weight: float,

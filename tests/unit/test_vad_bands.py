@@ -143,6 +143,44 @@ def test_the_evidence_does_not_depend_on_how_the_stream_is_cut() -> None:
     assert whole.shape == (count, len(BANDS_HZ))
 
 
+def reference_evidence(power: np.ndarray) -> np.ndarray:
+    """The module docstring's definition, window by window, for one stream's band powers
+    ``(windows, bands)``: the first window standing in for those before it, the mean of the
+    last SMOOTH, the floor the least of the last FLOOR_WINDOWS means (at least the lowest
+    floor), raised to the least of the last STEADY_WINDOWS means where every band held them
+    within STEADY_DB or under that lowest floor."""
+    from models.vad_bands import _LOWEST, FLOOR_DBFS, SMOOTH, STEADY_DB
+    assert FLOOR_DBFS < 0
+    padded = np.concatenate((np.repeat(power[:1], SMOOTH - 1, axis=0), power))
+    means = np.array([padded[k:k + SMOOTH].mean(axis=0) for k in range(len(power))])
+    means = np.concatenate((np.repeat(means[:1], FLOOR_WINDOWS - 1, axis=0), means))
+    out = []
+    for k in range(len(power)):
+        last = means[k:k + FLOOR_WINDOWS]
+        floor = last.min(axis=0)
+        recent = last[-STEADY_WINDOWS:]
+        low, high = recent.min(axis=0), recent.max(axis=0)
+        if np.all((high <= low * 10 ** (STEADY_DB / 10)) | (high <= _LOWEST)):
+            floor = np.maximum(floor, low)
+        ratio = power[k] / np.maximum(floor, _LOWEST)
+        out.append(np.clip(10 * np.log10(np.maximum(ratio, 1e-12)), 0.0, CAP_DB))
+    return np.array(out)
+
+
+def test_the_evidence_is_its_definition() -> None:
+    """A noise that steps up and a voice-like sound that pauses, against the definition
+    computed the slow way (running minima and sums, in whatever way, must give it)."""
+    audio = np.concatenate((white(2.0, 0.001), white(3.0, 0.03, seed=1), white(4.0, 0.01, 2)))
+    voice = np.concatenate([tone(0.4, 220.0, 0.1) if k % 2 else np.zeros(int(0.3 * RATE))
+                            for k in range(12)])
+    audio[:len(voice)] += voice
+    count = len(audio) // WINDOW
+    power = band_power(audio[:count * WINDOW].reshape(count, WINDOW))
+    expected = reference_evidence(power)
+    assert np.allclose(evidence_of(audio), expected, rtol=0, atol=1e-9)
+    assert expected.max() == CAP_DB and expected.min() == 0  # both ends are reached
+
+
 def test_the_share_of_power_above_4_khz_tells_narrowband_audio() -> None:
     """White noise at 16 kHz holds half its power at and above 4 kHz (-3 dB); a 1 kHz tone
     next to nothing (its window's leakage); silence, audio shorter than one frame and a rate
