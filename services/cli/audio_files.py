@@ -220,10 +220,13 @@ def narrowband(track: Track) -> bool:
     return scan(track).narrowband
 
 
-def voiced_batches(track: Track, backend: VadBackend,
-                   progress: Progress | None = None) -> Iterator[FrameBatch]:
+def voiced_batches(track: Track, backend: VadBackend, progress: Progress | None = None,
+                   levels: list[npt.NDArray[np.float64]] | None = None
+                   ) -> Iterator[FrameBatch]:
     """The track's ``voiced`` frame batches from the ingest's audio mode, frame 0 at ms 0;
-    ``progress`` is told the samples read after each block."""
+    ``progress`` is told the samples read after each block; ``levels``, if given, gets each
+    block's 20 ms frame levels in dB full scale (models/crosstalk.py; blocks of whole seconds
+    start on the frame grid at any rate), read with the VAD's own pass over the file."""
     pts = 0
     found = scan(track)
     framer = AudioVadFramer(0, batch_ms=BATCH_MS, vad=backend.create(narrowband=found.narrowband))
@@ -231,6 +234,9 @@ def voiced_batches(track: Track, backend: VadBackend,
     for block in blocks(track.path, track.reader, track.sample_rate * BLOCK_S):
         if track.channel is not None:
             block = block[:, track.channel : track.channel + 1]
+        if levels is not None:
+            levels.append(frame_levels_db(np.nan_to_num(
+                block.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0), track.sample_rate))
         channels = block.shape[1]
         samples = block.reshape(-1)
         bad = ~np.isfinite(block)
@@ -294,11 +300,13 @@ def speech_events(session_id: str, track: Track, backend: VadBackend, max_segmen
                "participant_id": track.participant_id, "start_ms": start, "end_ms": end}
 
 
-def voiced_frames(track: Track, backend: VadBackend,
-                  progress: Progress | None = None) -> npt.NDArray[np.bool_]:
-    """Every frame the track's VAD decided (:func:`voiced_batches`), frame 0 at ms 0."""
+def voiced_frames(track: Track, backend: VadBackend, progress: Progress | None = None,
+                  levels: list[npt.NDArray[np.float64]] | None = None
+                  ) -> npt.NDArray[np.bool_]:
+    """Every frame the track's VAD decided (:func:`voiced_batches`, which also fills
+    ``levels``), frame 0 at ms 0."""
     decided = bytearray()
-    for batch in voiced_batches(track, backend, progress):
+    for batch in voiced_batches(track, backend, progress, levels):
         first = batch.start_ms // batch.frame_ms
         decided[len(decided):] = b"0" * max(first - len(decided), 0)
         decided[first:first + len(batch.data)] = batch.data
@@ -306,15 +314,10 @@ def voiced_frames(track: Track, backend: VadBackend,
     return flags
 
 
-def frame_levels(track: Track, frames: int) -> npt.NDArray[np.float64]:
-    """The level of each of the track's first ``frames`` 20 ms frames, dB full scale
-    (models/crosstalk.py), read block by block; blocks of whole seconds start on the frame
-    grid at any rate."""
-    parts = []
-    for block in blocks(track.path, track.reader, track.sample_rate * BLOCK_S):
-        block = block if track.channel is None else block[:, track.channel:track.channel + 1]
-        mono = np.nan_to_num(block.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
-        parts.append(frame_levels_db(mono, track.sample_rate))
+def frame_levels(parts: Sequence[npt.NDArray[np.float64]], frames: int
+                 ) -> npt.NDArray[np.float64]:
+    """A track's first ``frames`` frame levels from its blocks' (:func:`voiced_batches`),
+    silent past its end."""
     levels = np.concatenate(parts) if parts else np.zeros(0)
     return np.concatenate((levels, np.full(max(frames - len(levels), 0), SILENT_DB)))[:frames]
 
@@ -325,8 +328,10 @@ def crosstalk_free_events(session_id: str, tracks: Sequence[Track], backend: Vad
     """The tracks' ``speech`` events in order of end, with each frame that is another track's
     voice bleeding into this one's microphone dropped (models/crosstalk.py). Every track is
     decided before the first event: the bleed is read off whole recordings."""
-    voiced = [voiced_frames(track, backend, progress) for track in tracks]
-    levels = [frame_levels(track, len(v)) for track, v in zip(tracks, voiced, strict=True)]
+    parts: list[list[npt.NDArray[np.float64]]] = [[] for _ in tracks]
+    voiced = [voiced_frames(track, backend, progress, levels)
+              for track, levels in zip(tracks, parts, strict=True)]
+    levels = [frame_levels(p, len(v)) for p, v in zip(parts, voiced, strict=True)]
     kept, found = without_crosstalk(voiced, levels)
     for (i, j), pair in found.items():
         for source, target, difference in ((i, j, pair.a_into_b), (j, i, pair.b_into_a)):
