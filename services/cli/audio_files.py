@@ -33,6 +33,9 @@ nothing is written.
 With several tracks, :func:`crosstalk_free_events` also drops each frame that is another
 track's voice bleeding into this track's microphone (models/crosstalk.py; README,
 "Crosstalk"): every track is decided first, then compared frame by frame with the others.
+There a file is read twice whatever its channels (:func:`scans`, then
+:func:`voiced_frames_together`: each channel's VAD fed the same blocks as alone), the second
+pass also giving the frame levels the comparison reads.
 """
 
 from __future__ import annotations
@@ -170,43 +173,75 @@ Progress = Callable[["Track", int], None]
 def scan(track: Track) -> Scan:
     """Read the track for :class:`Scan`: its first :data:`SCAN_S` seconds, then (for the
     level) the rest in blocks."""
-    audio = head(track.path, track.reader, track.sample_rate * SCAN_S)
-    audio = audio if track.channel is None else audio[:, track.channel:track.channel + 1]
-    mono = np.nan_to_num(audio.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
-    peak = _peak(audio)
-    narrow = track.sample_rate <= NARROWBAND_MAX_RATE
-    if track.telephone and not narrow:
-        narrow = True
-        log.info("%s: declared to have dialled in, read as narrowband audio",
-                 track.participant_id)
-    if not narrow:
-        content = power_above_db(mono, track.sample_rate)
-        narrow = content is not None and content < NARROWBAND_CONTENT_DB
-        if narrow:
-            log.info("%s: nothing above 4 kHz (%.0f dB of the power), read as narrowband "
-                     "audio", track.participant_id, content)
-    powers = [frame_powers(mono, track.sample_rate)]
-    if track.frames > len(audio):
-        for block in blocks(track.path, track.reader, track.sample_rate * BLOCK_S,
+    return scans([track])[0]
+
+
+def scans(tracks: Sequence[Track]) -> list[Scan]:
+    """:func:`scan` of tracks of one file (its channels), read once for all of them."""
+    first = tracks[0]
+    audio = head(first.path, first.reader, first.sample_rate * SCAN_S)
+    found = [_Scanning(track, _channel_of(audio, track)) for track in tracks]
+    if first.frames > len(audio):
+        for block in blocks(first.path, first.reader, first.sample_rate * BLOCK_S,
                             start=len(audio)):
-            block = block if track.channel is None else \
-                block[:, track.channel:track.channel + 1]
-            powers.append(frame_powers(np.nan_to_num(block.mean(axis=1), nan=0.0, posinf=1.0,
-                                                     neginf=-1.0), track.sample_rate))
-            peak = max(peak, _peak(block))
-    level = level_of_powers(np.concatenate(powers))
-    lift = lift_db(level)
-    if lift:
-        log.info("%s: quiet recording (speech peaks at %.0f dBFS), lifted by %.1f dB before "
-                 "the VAD", track.participant_id, level, lift)
-    elif peak > 1.0:
-        # Only a float file holds samples past full scale. 16-bit PCM would clip them, and
-        # clipping turns loud speech and its room into broadband noise the VAD hears as voice
-        # (a recording stored 60 dB too loud: false speech in its pauses); one gain keeps it.
-        lift = -20.0 * math.log10(peak)
-        log.info("%s: samples up to %.1f dB past full scale, lowered by %.1f dB before the "
-                 "VAD rather than clipped", track.participant_id, -lift, -lift)
-    return Scan(narrow, lift)
+            for scanning in found:
+                scanning.add(_channel_of(block, scanning.track))
+    return [scanning.result() for scanning in found]
+
+
+def _channel_of(block: npt.NDArray[np.float32], track: Track) -> npt.NDArray[np.float32]:
+    """The track's part of a block of its file: its channel, or every channel."""
+    return block if track.channel is None else block[:, track.channel:track.channel + 1]
+
+
+def _mono(block: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A track's block as one channel, NaN as silence and infinity as full scale."""
+    out: npt.NDArray[np.float32] = np.nan_to_num(block.mean(axis=1), nan=0.0, posinf=1.0,
+                                                 neginf=-1.0)
+    return out
+
+
+class _Scanning:
+    """One track's :class:`Scan` as its file is read: its first :data:`SCAN_S` seconds
+    (``audio``), then :meth:`add` per block after them."""
+
+    def __init__(self, track: Track, audio: npt.NDArray[np.float32]) -> None:
+        self.track = track
+        mono = _mono(audio)
+        self.peak = _peak(audio)
+        narrow = track.sample_rate <= NARROWBAND_MAX_RATE
+        if track.telephone and not narrow:
+            narrow = True
+            log.info("%s: declared to have dialled in, read as narrowband audio",
+                     track.participant_id)
+        if not narrow:
+            content = power_above_db(mono, track.sample_rate)
+            narrow = content is not None and content < NARROWBAND_CONTENT_DB
+            if narrow:
+                log.info("%s: nothing above 4 kHz (%.0f dB of the power), read as narrowband "
+                         "audio", track.participant_id, content)
+        self.narrow = narrow
+        self.powers = [frame_powers(mono, track.sample_rate)]
+
+    def add(self, block: npt.NDArray[np.float32]) -> None:
+        self.powers.append(frame_powers(_mono(block), self.track.sample_rate))
+        self.peak = max(self.peak, _peak(block))
+
+    def result(self) -> Scan:
+        level = level_of_powers(np.concatenate(self.powers))
+        lift = lift_db(level)
+        if lift:
+            log.info("%s: quiet recording (speech peaks at %.0f dBFS), lifted by %.1f dB "
+                     "before the VAD", self.track.participant_id, level, lift)
+        elif self.peak > 1.0:
+            # Only a float file holds samples past full scale. 16-bit PCM would clip them,
+            # and clipping turns loud speech and its room into broadband noise the VAD hears
+            # as voice (a recording stored 60 dB too loud: false speech in its pauses); one
+            # gain keeps it.
+            lift = -20.0 * math.log10(self.peak)
+            log.info("%s: samples up to %.1f dB past full scale, lowered by %.1f dB before "
+                     "the VAD rather than clipped", self.track.participant_id, -lift, -lift)
+        return Scan(self.narrow, lift)
 
 
 def _peak(block: npt.NDArray[np.float32]) -> float:
@@ -220,23 +255,24 @@ def narrowband(track: Track) -> bool:
     return scan(track).narrowband
 
 
-def voiced_batches(track: Track, backend: VadBackend, progress: Progress | None = None,
-                   levels: list[npt.NDArray[np.float64]] | None = None
-                   ) -> Iterator[FrameBatch]:
-    """The track's ``voiced`` frame batches from the ingest's audio mode, frame 0 at ms 0;
-    ``progress`` is told the samples read after each block; ``levels``, if given, gets each
-    block's 20 ms frame levels in dB full scale (models/crosstalk.py; blocks of whole seconds
-    start on the frame grid at any rate), read with the VAD's own pass over the file."""
-    pts = 0
-    found = scan(track)
-    framer = AudioVadFramer(0, batch_ms=BATCH_MS, vad=backend.create(narrowband=found.narrowband))
-    factor = np.float32(gain(found.lift_db))
-    for block in blocks(track.path, track.reader, track.sample_rate * BLOCK_S):
-        if track.channel is not None:
-            block = block[:, track.channel : track.channel + 1]
-        if levels is not None:
-            levels.append(frame_levels_db(np.nan_to_num(
-                block.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0), track.sample_rate))
+class _TrackVad:
+    """One track through the ingest's audio mode, block by block (:func:`voiced_batches`)."""
+
+    def __init__(self, track: Track, backend: VadBackend, found: Scan,
+                 progress: Progress | None, levels: list[npt.NDArray[np.float64]] | None
+                 ) -> None:
+        self.track, self.found, self.progress, self.levels = track, found, progress, levels
+        self.framer = AudioVadFramer(0, batch_ms=BATCH_MS,
+                                     vad=backend.create(narrowband=found.narrowband))
+        self.factor = np.float32(gain(found.lift_db))
+        self.pts = 0
+
+    def feed(self, block: npt.NDArray[np.float32]) -> Iterator[FrameBatch]:
+        """The batches decided once the file's next ``block`` is read."""
+        track = self.track
+        block = _channel_of(block, track)
+        if self.levels is not None:
+            self.levels.append(frame_levels_db(_mono(block), track.sample_rate))
         channels = block.shape[1]
         samples = block.reshape(-1)
         bad = ~np.isfinite(block)
@@ -245,16 +281,32 @@ def voiced_batches(track: Track, backend: VadBackend, progress: Progress | None 
             # NaN, full scale for infinity, said once per block.
             log.warning("%s: %d samples that are not numbers (NaN or infinity), the first at "
                         "sample %d, read as silence (NaN) or full scale (infinity)",
-                        track.path.name, int(bad.sum()), pts + int(np.argmax(bad.any(axis=1))))
+                        track.path.name, int(bad.sum()),
+                        self.pts + int(np.argmax(bad.any(axis=1))))
             samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
-        if found.lift_db:
-            samples = samples * factor
+        if self.found.lift_db:
+            samples = samples * self.factor
         pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
-        yield from framer.frame(pcm, channels, track.sample_rate, pts)
-        pts += len(block)
-        if progress is not None:
-            progress(track, pts)
-    yield from framer.finish()
+        yield from self.framer.frame(pcm, channels, track.sample_rate, self.pts)
+        self.pts += len(block)
+        if self.progress is not None:
+            self.progress(track, self.pts)
+
+    def finish(self) -> Iterator[FrameBatch]:
+        yield from self.framer.finish()
+
+
+def voiced_batches(track: Track, backend: VadBackend, progress: Progress | None = None,
+                   levels: list[npt.NDArray[np.float64]] | None = None
+                   ) -> Iterator[FrameBatch]:
+    """The track's ``voiced`` frame batches from the ingest's audio mode, frame 0 at ms 0;
+    ``progress`` is told the samples read after each block; ``levels``, if given, gets each
+    block's 20 ms frame levels in dB full scale (models/crosstalk.py; blocks of whole seconds
+    start on the frame grid at any rate), read with the VAD's own pass over the file."""
+    vad = _TrackVad(track, backend, scan(track), progress, levels)
+    for block in blocks(track.path, track.reader, track.sample_rate * BLOCK_S):
+        yield from vad.feed(block)
+    yield from vad.finish()
 
 
 def segments(batches: Iterable[FrameBatch], max_segment_ms: int) -> Iterator[tuple[int, int]]:
@@ -305,8 +357,29 @@ def voiced_frames(track: Track, backend: VadBackend, progress: Progress | None =
                   ) -> npt.NDArray[np.bool_]:
     """Every frame the track's VAD decided (:func:`voiced_batches`, which also fills
     ``levels``), frame 0 at ms 0."""
+    return _decided(voiced_batches(track, backend, progress, levels))
+
+
+def voiced_frames_together(tracks: Sequence[Track], backend: VadBackend,
+                           progress: Progress | None,
+                           levels: Sequence[list[npt.NDArray[np.float64]]]
+                           ) -> list[npt.NDArray[np.bool_]]:
+    """:func:`voiced_frames` of tracks of one file (its channels), read once for all of
+    them: the same frames, each track's VAD fed the same blocks."""
+    first = tracks[0]
+    vads = [_TrackVad(track, backend, found, progress, parts) for track, found, parts
+            in zip(tracks, scans(tracks), levels, strict=True)]
+    batches: list[list[FrameBatch]] = [[] for _ in tracks]
+    for block in blocks(first.path, first.reader, first.sample_rate * BLOCK_S):
+        for vad, out in zip(vads, batches, strict=True):
+            out.extend(vad.feed(block))
+    return [_decided([*out, *vad.finish()]) for vad, out in zip(vads, batches, strict=True)]
+
+
+def _decided(batches: Iterable[FrameBatch]) -> npt.NDArray[np.bool_]:
+    """Voiced frame batches as one flag per frame, frame 0 at ms 0."""
     decided = bytearray()
-    for batch in voiced_batches(track, backend, progress, levels):
+    for batch in batches:
         first = batch.start_ms // batch.frame_ms
         decided[len(decided):] = b"0" * max(first - len(decided), 0)
         decided[first:first + len(batch.data)] = batch.data
@@ -329,8 +402,15 @@ def crosstalk_free_events(session_id: str, tracks: Sequence[Track], backend: Vad
     voice bleeding into this one's microphone dropped (models/crosstalk.py). Every track is
     decided before the first event: the bleed is read off whole recordings."""
     parts: list[list[npt.NDArray[np.float64]]] = [[] for _ in tracks]
-    voiced = [voiced_frames(track, backend, progress, levels)
-              for track, levels in zip(tracks, parts, strict=True)]
+    voiced: list[npt.NDArray[np.bool_]] = [np.zeros(0, dtype=bool)] * len(tracks)
+    files: dict[Path, list[int]] = {}  # the tracks of each file: its channels read at once
+    for k, track in enumerate(tracks):
+        files.setdefault(track.path, []).append(k)
+    for chosen in files.values():
+        decided = voiced_frames_together([tracks[k] for k in chosen], backend, progress,
+                                         [parts[k] for k in chosen])
+        for k, flags in zip(chosen, decided, strict=True):
+            voiced[k] = flags
     levels = [frame_levels(p, len(v)) for p, v in zip(parts, voiced, strict=True)]
     kept, found = without_crosstalk(voiced, levels)
     for (i, j), pair in found.items():

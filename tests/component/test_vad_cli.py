@@ -191,6 +191,25 @@ def test_channels_give_one_participant_per_channel(
     assert f1(frames(mixed, "stereo", len(truth)), truth) >= 0.97
 
 
+def test_each_channel_read_with_the_others_decides_as_its_own_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--channels`` reads a file once for all its channels (services/cli/audio_files.py):
+    each channel's events equal those of the same audio given as a file of its own, a quiet
+    channel lifted (its level is its own, not the file's) and a silent one silent."""
+    (a, rate), (b, _) = (sf.read(AUDIO / f"{n}.flac", dtype="float32")
+                         for n in ("f_us_fast_loud", "m_gb_slow_quiet"))
+    length = max(len(a), len(b)) + rate  # and a second of silence after both
+    channels = np.zeros((length, 3), dtype=np.float32)
+    channels[: len(a), 0], channels[: len(b), 1] = a, 0.003 * b  # about -50 dB: lifted
+    sf.write(tmp_path / "room.wav", channels, rate, subtype="FLOAT")
+    together = vad_events(["--channels", str(tmp_path / "room.wav")], capsys)
+    for k, name in enumerate(("first", "second", "third")):
+        sf.write(tmp_path / f"{name}.wav", channels[:, k], rate, subtype="FLOAT")
+        alone = vad_events([str(tmp_path / f"{name}.wav")], capsys)
+        assert speech_of(together, f"room-ch{k + 1}") == speech_of(alone, name)
+    assert speech_of(together, "room-ch2") and not speech_of(together, "room-ch3")
+
+
 def test_options_name_the_session_clinic_and_roles(capsys: pytest.CaptureFixture[str]) -> None:
     a, b = (str(AUDIO / f"{n}.flac") for n in ("f_us_fast_loud", "m_gb_slow_quiet"))
     events = vad_events(["--session", "s-42", "--clinic", "c9", "--roles", "client,therapist",
