@@ -365,11 +365,10 @@ def _sequence_graph(parameters: dict[str, npt.NDArray[np.float32]],
 
 @dataclass(frozen=True)
 class Ran:
-    """What :class:`SileroModel` gives for windows of streams: ``probabilities`` ``(streams,
-    windows)``, the head's state ``term`` ``(streams, windows)`` (empty unless asked), the
-    recurrent ``state`` after each stream's last real window, and the encoder's ``features``
-    ``(streams, windows, 128)``, what the LSTM read (the recurrent part alone can run again
-    from them: :meth:`SileroModel.resume`)."""
+    """What :class:`SileroModel` gives for windows of streams: ``probabilities`` and the head's
+    state ``term`` (empty unless asked), ``(streams, windows)``; the recurrent ``state`` after
+    each stream's last real window; the encoder's ``features`` ``(streams, windows, 128)``,
+    what the LSTM read (:meth:`SileroModel.resume` runs it again from them)."""
 
     probabilities: npt.NDArray[np.float32]
     term: npt.NDArray[np.float32]
@@ -423,6 +422,9 @@ class SileroModel:
         """The recurrent part alone over ``features`` ``(streams, windows, 128)`` that
         :meth:`encode` gave: the same probabilities, term and state as running their windows
         again, without their spectrum and encoder."""
+        if self.recurrent is None:
+            raise ConfigError("vad.backend", "this silero model has no recurrent graph: "
+                                             "build it with load_model")
         names = ["probabilities", "state_out"] + (["state_term"] if head else [])
         return self._ran(self.recurrent, head, names, {
             "features": features, "state": state, "lengths": lengths}, features)
