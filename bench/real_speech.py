@@ -29,7 +29,7 @@ of the turns) or a word / phone alignment (below); speech per 20 ms frame.
   and copy ``testset/``). Not committed here: they come under Agora's licence (Apache 2.0 with
   additional conditions on deploying them), so Rapport only measures on them. :func:`ten` splits
   them by number: odd clips (``ten01``, ``ten03``...) ``"choice"``, even ones ``"validation"``
-  (README, "Voice activity detection", says what each half was used for).
+  (docs/vad.md says what each half was used for).
 - **Extra** (never fetched at run time): any ``NAME.flac``/``NAME.wav`` with ``NAME.rttm``
   in ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech``, e.g. recordings of your own
   with reference timing; validation material too. Absent, bench/vad.py says so and goes on.
@@ -74,7 +74,7 @@ AMI = {"tuning": COMMITTED / "ami", "validation": VALIDATION / "ami"}
 # Validation recordings moved to tuning on 2026-12-05, when the silero backend's head
 # (models/vad_head.py, bench/vad_head.py) was fitted: tightly labelled read speech, so that
 # meeting turns (AMI's loose RTTM turns) do not teach the head to bridge every pause. Their
-# earlier validation figures are in the README; from then on they are tuning data.
+# earlier validation figures are in docs/vad.md; from then on they are tuning data.
 MOVED_TO_TUNING = ("mfa_acoustic_corpus",)
 SR = 16_000
 FRAME = SR // 50  # 20 ms

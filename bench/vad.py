@@ -41,7 +41,7 @@ tables says which), ``model alone`` (that backend without the head, the default 
 offline: window probabilities through ``get_speech_timestamps``' rules, threshold 0.5, 250 ms
 minimum speech, 100 ms minimum silence, 30 ms padding; ported here because the ``silero_vad``
 package imports torch), and ``ten-vad`` when importable (TEN VAD as its examples run it:
-bench/vad_ten.py; not a Rapport dependency, README "Also tried"; never one of issue 17's
+bench/vad_ten.py; not a Rapport dependency, docs/vad.md, "Also tried"; never one of issue 17's
 rivals in the verdicts). Install the comparison with ``pip install -e '.[bench]'`` and ``pip
 install --no-deps silero-vad`` (its metadata asks for torch, never needed here); missing ones
 are skipped with a note. Rapport's VADs run as the ingest runs them, one 1 s batch per call.
@@ -218,7 +218,7 @@ def speech_timestamps_frames(probabilities: list[float], samples: int, window: i
 
 
 def ten_detector() -> Detector | None:
-    """TEN VAD (``ten-vad``, not a Rapport dependency: README, "Also tried") as its examples
+    """TEN VAD (``ten-vad``, not a Rapport dependency: docs/vad.md, "Also tried") as its examples
     run it: 256-sample hops of 16-bit PCM, speech where the probability is at least 0.5, a
     fresh instance per clip; each 20 ms frame takes the hop holding its last sample."""
     try:

@@ -4,7 +4,7 @@ through a gateway and Opus (issue 17, "the ingest's dial-in").
 A telehealth platform bridges a participant who joins by telephone into the call: the line
 carries 8 kHz audio, a gateway samples it up to 48 kHz and the call's Opus carries it on, so
 the ingest decodes 48 kHz audio whose band above 4 kHz holds only the codec's fill. Read as
-wideband audio, the default loses much of such speech in noise (README, "Narrowband audio":
+wideband audio, the default loses much of such speech in noise (docs/vad.md, "Narrowband audio":
 on the MFA and ARCTIC recordings at babble 5 dB the 16 kHz network alone scores 0.247). The
 offer's ``"telephone": true`` (services/ingest/signaling.py) tells the ingest; it then runs
 the backend's narrowband VAD on that participant's audio (models/vad_silero.py, "Narrowband

@@ -28,8 +28,8 @@ Rules and parameters are chosen on the **tuning** recording only (pyannote sampl
 samples: 40 conditions), against the default and the best of silero-vad and webrtcvad. The
 best of each family that does not lose on tuning is then scored on the **validation**
 recordings once (``--validate``), pooled and per recording, with a check on a minute of noise
-alone (a participant listening in a noisy room). Results: README, "Voice activity
-detection", "Tried and not adopted".
+alone (a participant listening in a noisy room). Results:
+docs/vad.md, "Also tried".
 
 Usage: ``.venv/bin/python bench/vad_fusion.py [--validate] [--speed]`` (a few minutes).
 """

@@ -26,7 +26,7 @@ at -42 to -55.
 
 ``--ceilings`` (dBFS, ``none``) ranks level ceilings instead, with models/vad_level.py's
 floor: a file whose speech peaks over the ceiling is lowered to it before the VAD
-(models/vad_level.py ``level_gain_db``). Tried on 2026-12-06 and left out (README, "Quiet and
+(models/vad_level.py ``level_gain_db``). Tried on 2026-12-06 and left out (docs/vad.md, "Quiet and
 loud recordings").
 
 Usage: ``.venv/bin/python bench/vad_levels.py [--gains -20 -10 0 12] [--floors none -45 -40

@@ -29,7 +29,7 @@ and babble noise at 20 / 10 / 5 dB (noise sample 0, mixed per recording before t
 made). Printed per set and condition: frame F1 after METRICS.md §2 pooled over the set's
 recordings, alone and in the long stream, for the default and the best rival, and how many
 conditions the default is under the best rival either way. Which sets are tuning and which
-validation is bench/real_speech.py's (README, "Voice activity detection"); nothing here was
+validation is bench/real_speech.py's (docs/vad.md); nothing here was
 fitted or ranked on.
 
 ``--rank`` ranks the restart rules of :data:`RULES` instead (models/vad_restart.py: never,
@@ -38,7 +38,7 @@ for 8, probing after 1, 2 or 4 s of quiet, and then at doubling lengths; then pr
 1 s with 1.5, 2, 2.5 or 3 s of warm-up) on ``--sets``
 (default: the tuning sets): each condition alone, back to back (180 s) and looped (90 s), by
 total shortfall of F1 under the best of silero-vad and webrtcvad, with the conditions under
-counted (README, "Long streams", says what it chose and how validation was then looked at).
+counted (docs/vad.md, "Long streams", says what it chose and how validation was then looked at).
 
 ``--speed`` measures what the restarts and probes cost instead (:func:`speed`).
 

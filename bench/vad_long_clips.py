@@ -1,4 +1,4 @@
-"""Long streams for the heads' fit (issue 17; README, "Long streams").
+"""Long streams for the heads' fit (issue 17; docs/vad.md, "Long streams").
 
 bench/vad_long.py measures what every detector scores on a real recording when it has been
 running for minutes before it. This module gives bench/vad_narrowband_head.py (and so

@@ -40,7 +40,7 @@ Printed, in one run:
 
 Detectors as in bench/vad.py: the default (the ``auto`` backend), the same with its music gate
 (``music gate``: ``--vad-music-gate``), silero-vad, webrtcvad modes 0-3. The gate was chosen
-on the tuning half of the sounds and the tuning sets only (README, "Music and other sounds").
+on the tuning half of the sounds and the tuning sets only (docs/vad.md, "Music and other sounds").
 
 Usage: ``.venv/bin/python bench/vad_music.py [--sets tuning,...]`` (about three minutes on one
 core with TEN VAD's test set).

@@ -29,7 +29,7 @@ the best rival per set and condition; the backend's (0.65 / 0.4, lookahead 1, tr
 first on 2026-12-05, beside the 16 kHz head's branch (the narrowband head,
 bench/vad_narrowband_head.py, came after it; beside that head, rules releasing at 0.6 rank a
 hair ahead, 0.0029-0.0030 against 0.0038, and the rule was kept). The AMI validation excerpts,
-the validation recordings and TEN VAD's validation half were not ranked on; README, "Narrowband
+the validation recordings and TEN VAD's validation half were not ranked on; docs/vad.md, "Narrowband
 audio", says what was seen on them when.
 
 Usage: ``.venv/bin/python bench/vad_narrowband.py [--sets tuning,ami-train,...] [--rank]

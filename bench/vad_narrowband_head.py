@@ -3,7 +3,7 @@ models/vad_narrowband_head.py).
 
 At 8 kHz the default's head (models/vad_head.py) reads the 16 kHz network's state on audio
 with nothing above 4 kHz, which that network never saw in training: on the AMI development
-and test excerpts at 8 kHz the default fell under webrtcvad in 6 of 10 conditions (README,
+and test excerpts at 8 kHz the default fell under webrtcvad in 6 of 10 conditions (docs/vad.md,
 "Narrowband audio"). This script fits a head of the **8 kHz network's own**: logistic
 regression of the windows' reference labels (the frame holding each window's middle sample)
 on the 8 kHz network's logit, the band evidence of the six bands under 4 kHz (/ 10 dB; the
@@ -33,20 +33,20 @@ models/vad_narrowband_head.py holds it); the three best refused are printed too.
 development and test excerpts, the validation recordings and TEN VAD's validation half are
 never read here; bench/vad_narrowband.py scores them.
 
-**Noise steps** (:func:`noise_steps`; README, "A step in the background noise"): a stationary
+**Noise steps** (:func:`noise_steps`; docs/vad.md, "A step in the background noise"): a stationary
 noise switching on 15-45 dB louder, alone or 3 s after one of the two tuning recordings (16
 steps, two noise samples). Every head's speech in the louder noise is printed; with
 ``--step-weight W`` (several: each a fit of its own) their windows join the fit as non-speech,
 each weighing ``W`` (0: measured only). The shipped head was fitted with ridge 3 and weight 5
 (models/vad_narrowband_head.py).
 
-**Music and other sounds** (README, "Music and other sounds"): the tuning half of
+**Music and other sounds** (docs/vad.md, "Music and other sounds"): the tuning half of
 bench/vad_music.py's recordings, when present, each a stream of its own; every head's share of
 their frames called speech is printed, and with ``--music-weight W`` (several: each a fit of
 its own) their windows join the fit as non-speech, each weighing ``W``. Their validation half
 is never read here.
 
-**Long streams** (README, "Long streams"; 16 kHz head only): with ``--long`` the ranked sets
+**Long streams** (docs/vad.md, "Long streams"; 16 kHz head only): with ``--long`` the ranked sets
 are also ranked in long streams, back to back (180 s) and looped (90 s), each condition scored
 in its last repetition against the best rival's F1 there (bench/vad_long_clips.py, made as
 bench/vad_long.py makes them; like the fresh clips here, on the frames the rule has decided by
@@ -60,7 +60,7 @@ margin over them given away); ``--max-steps S`` a rule calling more than ``S`` s
 noise steps speech, ``--max-music F`` one calling more than ``F`` of the music's tuning half
 speech. ``--least-probability-weight A`` bounds the weight the fit gives the network's own
 logit (a fit under it is fitted again with the weight fixed at A): a negative weight makes the
-head lean on the model's smallest probabilities, which a DC offset moves (README, "Long
+head lean on the model's smallest probabilities, which a DC offset moves (docs/vad.md, "Long
 streams"); ``--probability-floor P`` makes the head read the logit of the larger of ``p`` and
 ``P`` instead (the backend clips at 1e-4), so such a weight cannot reach them. Each refused rule
 is printed with why (for ``--keep-within``, the set and condition it gives most away in). The
@@ -141,7 +141,7 @@ BEFORE = {"narrowband_head": (*DEFAULT_BRANCHES, NARROWBAND_BRANCH)}
 
 def noise_steps(recording: real_speech.Recording, seed: int
                 ) -> list[tuple[str, npt.NDArray[np.bool_], npt.NDArray[np.float32], int]]:
-    """A stationary noise switching on, as a fan or an air conditioner does (README, "A step in
+    """A stationary noise switching on, as a fan or an air conditioner does (docs/vad.md, "A step in
     the background noise"): 3 s of faint noise, then 7 s of the same kind 15-45 dB louder,
     alone or 3 s after the recording's speech. White, pink, brown noise, or a 100-400 Hz hum
     over pink noise. Returns (kind, labels per 20 ms frame, 16 kHz audio, first frame of the
@@ -257,7 +257,7 @@ def run(path: HeadPath, doc: str, rules: list[tuple[float, float, int, int, int]
                             for c, a in real_speech.noisy(r).items()], rivals)
         ranked[name] = (scored, best)
         print(f"  {TITLES[name]}: {len(clips)} clips", flush=True)
-    # Long streams (README, "Long streams"): ranked on with --long, fitted on with
+    # Long streams (docs/vad.md, "Long streams"): ranked on with --long, fitted on with
     # --long-weight (each window weighing as its set's do, times the weight).
     long_fitted: list[tuple[Clip, float]] = []
     if args.long or any(w > 0 for w in args.long_weight):

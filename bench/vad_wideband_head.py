@@ -3,7 +3,7 @@ models/vad_head.py).
 
 The default's head (models/vad_head.py) was fitted on 2026-12-05 by bench/vad_head.py, before
 the backend read its inputs without their offset and drift (models/vad_offset.py), before the
-band evidence's steady floor (README, "A step in the background noise") and before it became
+band evidence's steady floor (docs/vad.md, "A step in the background noise") and before it became
 one of two branches (models/vad_decision.py). This script fits it again the way
 bench/vad_narrowband_head.py fits the narrowband head, on what the backend computes today:
 

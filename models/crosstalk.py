@@ -6,7 +6,7 @@ Two lapel or headset microphones in one room each carry the other voice 10 to 30
 remote participant's stream can carry the far end's voice that echo cancellation left. Each
 channel's VAD hears a fainter copy of a voice and calls it speech: measured, the default VAD
 called speech in 80 % of another channel's speech frames with that voice 30 dB down, 95 % at
-20 dB (README, "Crosstalk"). Every such frame becomes overlap in the report (METRICS.md §4),
+20 dB (docs/vad.md, "Crosstalk"). Every such frame becomes overlap in the report (METRICS.md §4),
 and the listener seems to talk whenever the speaker does.
 
 No single channel can tell a faint voice from a far one; two channels can. Where a voice
@@ -49,7 +49,7 @@ SILENT_DB = -120.0  # the level of a frame of digital silence
 class CrosstalkRule:
     """What counts as a bleed, and what is dropped for it (module docstring). The half-width
     and the run share were ranked on sessions of the tuning voices by bench/crosstalk.py, the
-    flank ratio among 2-4 in an earlier round; the rest are set, not ranked (README,
+    flank ratio among 2-4 in an earlier round; the rest are set, not ranked (docs/vad.md,
     "Crosstalk")."""
 
     min_shared_frames: int = 150  # 3 s both channels call speech: fewer, nothing to tell

@@ -7,7 +7,7 @@ bands where voices carry most energy (80-500 Hz: the fundamental and first harmo
 noise puts little power there, pink noise no more than in any other octave). webrtcvad's
 sub-band energies against an adaptive noise model keep that speech; this module gives the
 silero backend the same kind of evidence, cheaply, so its head (:mod:`models.vad_head`) can
-combine it with the model's probability and state (README, "Voice activity detection").
+combine it with the model's probability and state (docs/vad.md).
 
 Per 512-sample window (32 ms at 16 kHz, the model's own windows) and per band of
 :data:`BANDS_HZ` (webrtcvad's six bands up to 4 kHz, and 4-8 kHz):
@@ -32,7 +32,7 @@ point 4).
 A steady background: a fan or an air conditioner switching on raises every band at once and
 then holds it, and for the 3 s the minimum took to follow it the new noise stood up to 30 dB
 over its floor: the head (models/vad_head.py) called up to 3 s of each such step speech
-(README, "A step in the background noise"). Speech seldom holds all seven bands within 6 dB
+(docs/vad.md, "A step in the background noise"). Speech seldom holds all seven bands within 6 dB
 for half a second (syllables come 3 to 8 a second and move the bands between them): of the
 labelled speech windows of the real recordings here, clean, at most 0.3 % are steady; in
 white or pink noise at 5 dB up to 9 % of AMI's far-field speech, where the noise fills every
@@ -64,7 +64,7 @@ SMOOTH = 3  # windows averaged for the floor (96 ms)
 FLOOR_WINDOWS = 94  # windows the floor is the minimum of (3.0 s)
 # A steady background (module docstring): every band within STEADY_DB over STEADY_WINDOWS
 # windows. Chosen with the tuning recordings by total shortfall under the best rival among
-# rules that halve the false speech on noise steps (README, "A step in the background noise").
+# rules that halve the false speech on noise steps (docs/vad.md, "A step in the background noise").
 STEADY_WINDOWS = 16  # 0.5 s
 STEADY_DB = 6.0
 CAP_DB = 30.0  # evidence is clipped to 0..CAP_DB
@@ -198,7 +198,7 @@ def power_above_db(samples: npt.ArrayLike, rate: int, hz: float = 4_000.0,
     Hann-windowed spectra of its whole ``frame``-sample frames; ``None`` when there is no whole
     frame or no power at all (nothing to tell). Audio that was sampled at 8 kHz before it was
     resampled has nothing above 4 kHz but the resampler's leakage (-135 to -140 dB here);
-    wideband speech recordings hold -12 to -52 dB there (README, "Narrowband audio")."""
+    wideband speech recordings hold -12 to -52 dB there (docs/vad.md, "Narrowband audio")."""
     x = np.asarray(samples, dtype=np.float64).reshape(-1)
     count = len(x) // frame
     if not count or hz >= rate / 2:

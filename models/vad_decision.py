@@ -13,7 +13,7 @@ either does:
 - the **head** branch: models/vad_head.py's value (the model's state and the band evidence,
   which hear quiet and distant speech the model's own layer drops), with a hysteresis strict
   enough that it adds speech only where it is confident: the head alone bridged the pauses of
-  near-field speech (README, "Voice activity detection").
+  near-field speech (docs/vad.md).
 
 Audio sampled at 8 kHz or less replaces the head's branch with the **narrowband head**'s
 (models/vad_narrowband_head.py: the same kind of head, read off the model file's 8 kHz

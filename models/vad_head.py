@@ -11,8 +11,8 @@ window instead, a logistic head over three kinds of evidence:
                     + BIAS)
 
 Why: Silero's own layer was trained on its authors' data; on real meeting rooms and quiet
-speech in noise it loses speech that its state still tells apart (README, "Voice activity
-detection"). The state term costs one more column in the model's last matrix product
+speech in noise it loses speech that its state still tells apart (docs/vad.md). The state term
+costs one more column in the model's last matrix product
 (:func:`models.vad_silero.load_model` builds it into the graph); the band evidence is the
 one the default fused with ``p`` before (2026-12-05, morning).
 
@@ -39,7 +39,7 @@ TEN VAD's test set (the weights here are untouched; deciding alone, with 0.6 / 0
 bridged the pauses of that test set's near-field speech). **Validated** on the AMI development
 and test excerpts, `mfa_cold_corpus`,
 `mfa_cold_corpus3` and the CMU ARCTIC sentence (tests/data/real/validation), never fitted on;
-README, "Voice activity detection", has the figures and what was looked at when.
+docs/vad.md has the figures and what was looked at when.
 """
 
 from __future__ import annotations

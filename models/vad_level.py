@@ -6,7 +6,7 @@ to -45 dBFS in the tuning recordings, by :func:`loud_level_db`), not far under t
 Silero network's probability and state depend on the input's level, and the band evidence
 (models/vad_bands.py) has an absolute floor. With the AMI meeting excerpts 20 dB under their
 own level (speech then peaking at -42 to -55 dBFS), the default lost 0.06 to 0.18 of frame F1
-where webrtcvad, whose noise model is relative, lost much less (README, "Quiet and loud
+where webrtcvad, whose noise model is relative, lost much less (docs/vad.md, "Quiet and loud
 recordings"). So ``rapport vad`` and ``rapport analyze --audio`` lift a recording whose speech
 peaks under :data:`LEVEL_FLOOR_DB` up to it, by at most :data:`MAX_LIFT_DB`, before the VAD:
 one constant gain per file, from the whole file's level (services/cli/audio_files.py), as a
@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from models.errors import ValidationError
 
-# Chosen on the tuning recordings by bench/vad_levels.py --floors (README, "Quiet and loud
+# Chosen on the tuning recordings by bench/vad_levels.py --floors (docs/vad.md, "Quiet and loud
 # recordings").
 LEVEL_FLOOR_DB = -35.0
 MAX_LIFT_DB = 30.0
@@ -93,7 +93,7 @@ def level_gain_db(level_db: float | None, floor_db: float | None = LEVEL_FLOOR_D
     """The gain in dB a recording whose speech peaks at ``level_db`` gets before the VAD: up
     to ``floor_db`` when under it, down to ``ceiling_db`` when over it (either ``None``: no
     such bound), by at most ``cap_db`` either way; 0 otherwise. Only the floor is used
-    (:func:`lift_db`); bench/vad_levels.py ``--ceilings`` tried a ceiling (README, "Quiet and
+    (:func:`lift_db`); bench/vad_levels.py ``--ceilings`` tried a ceiling (docs/vad.md, "Quiet and
     loud recordings")."""
     if cap_db < 0:
         raise ValidationError("cap_db", f"must be >= 0, got {cap_db}")

@@ -1,11 +1,11 @@
-"""The music gate of the silero backend's head (issue 17; README, "Music and other sounds").
+"""The music gate of the silero backend's head (issue 17; docs/vad.md, "Music and other sounds").
 
 The head (:mod:`models.vad_head`) finds quiet and distant speech that the Silero model's own
 layer drops, from the model's state and the band evidence (:mod:`models.vad_bands`). Music
 raises the same terms: on librosa's example recordings (piano, strings, jazz, a trumpet, a
 whale's song...) the default calls 11.6 % of the frames speech, nearly all of them from the
 head, where silero-vad calls 0.3 %. The head's band and state weights alone cannot tell that
-music from far-field speech (README, "Music and other sounds", (1)-(5)).
+music from far-field speech (docs/vad.md, "Music and other sounds", (1)-(5)).
 
 What tells them apart is **held tonal peaks**. An instrument holds a note: its harmonics stand
 as narrow peaks at the same frequency for a tenth of a second and more, many at once (chords,
@@ -37,7 +37,7 @@ give away at most 0.01 of F1 in any of those sets' conditions, nor in any record
 validation sets it cut the music called speech from 9.5 % to 1.1 % and changed no condition
 of speech in noise by more than 0.002, but far-field speech under music lost up to 0.06
 (AMI's development and test excerpts): the veto fixed before the look refused it as the
-default (README says what was seen when).
+default (docs/vad.md says what was seen when).
 
 Wideband only: the narrowband head (:mod:`models.vad_narrowband_head`) is not gated (nothing
 was measured on music through a telephone line).

@@ -4,7 +4,7 @@ model file's 8 kHz network (issue 17, point 2; models/vad_silero.py, "Narrowband
 The default's head (models/vad_head.py) reads the 16 kHz network's probability and state. On
 audio with nothing above 4 kHz that network is off its training data: at 8 kHz the default
 fell under webrtcvad in 6 of the 10 conditions of the AMI development and test excerpts, by up
-to 0.028 of F1, while webrtcvad scored there what it scores at 16 kHz (README, "Narrowband
+to 0.028 of F1, while webrtcvad scored there what it scores at 16 kHz (docs/vad.md, "Narrowband
 audio"). The file's 8 kHz network, trained on such audio, already runs for narrowband streams
 (its probability decides the narrowband branch); its recurrent state is as good a feature as
 the 16 kHz one's is on wideband audio. So narrowband streams get a head of its own in place
@@ -41,7 +41,7 @@ remembers a phrase: untrimmed, the best rules held speech 4 % too long into such
 hence the trims): weight 5, 0.85 / 0.6, shortfall 0.0029 (the head of 2026-12-05: 0.0035),
 1.8 s of speech called over the 16 steps (30.0 s). **Validated** at 8 kHz on the AMI
 development and test excerpts, the validation recordings and TEN VAD's validation half
-(bench/vad_narrowband.py; README, "Narrowband audio", says what was seen on them when), and on
+(bench/vad_narrowband.py; docs/vad.md, "Narrowband audio", says what was seen on them when), and on
 noise steps after the validation recordings, other noise samples: 21.3 s to 1.1 s alone, 37.2 s
 to 4.1 s after speech.
 

@@ -1,5 +1,5 @@
 """What the silero backend's model is not shown: a recording's DC offset and slow drift
-(issue 17, point 2; README, "Voice activity detection", "Offset and drift").
+(issue 17, point 2; docs/vad.md, "Offset and drift").
 
 Each input of the Silero model is a 512-sample window and the 64 samples before it (36 ms at
 16 kHz). Before the model reads it (models/vad_silero.py), two things are taken from it:
@@ -26,7 +26,7 @@ well on that recording but cost a fifth of the backend's speed; this costs a few
 sums. The band evidence (models/vad_bands.py) reads the windows as they are: its bands start
 at 80 Hz. The two constants were ranked on the tuning recordings and TEN VAD's choice half
 only (rates 0.05-0.3, shares 0.2-0.5: the least shortfall under the best rival), and checked
-once on the validation recordings (README, "Voice activity detection", "Offset and drift").
+once on the validation recordings (docs/vad.md, "Offset and drift").
 
 Pure code, causal: every value depends only on the stream's samples so far, computed the same
 to the bit however the stream is cut into calls and whichever streams share them.

@@ -22,9 +22,9 @@ never older than 30 s plus the wait for a pause, never cold, and never restarted
 middle of speech the model hears (a deaf model's probability is low, so it restarts on time).
 Restarts depend only on the audio, as every decision does. A stream of 30 s or less never
 restarts, so every figure measured on such recordings is unchanged. The cost is two seconds of
-windows run again about every 30 s (README, "Long streams", measures it).
+windows run again about every 30 s (docs/vad.md, "Long streams", measures it).
 
-How it was chosen (README, "Long streams"; bench/vad_long.py measures it): a restart every
+How it was chosen (docs/vad.md, "Long streams"; bench/vad_long.py measures it): a restart every
 30 s, 1 s of warm-up (the head's longest fitted recording and the ingest's batch, not ranked)
 and waits of 0, 8, 16 and 31 quiet windows were ranked on the tuning sets (the tuning
 recordings, AMI train, TEN VAD's choice half), each condition alone, back to back and looped,
@@ -50,7 +50,7 @@ Chosen on the tuning sets (``bench/vad_long.py --rank``: first probe after 1, 2 
 quiet, each then probing at doubling lengths, or every 1, 2 or 4 s; 1 s doubling first,
 0.1014 against 0.1070 without probes, both with 1 s of warm-up), then checked once on
 validation against a veto fixed before (a lower total shortfall under the best rival, no
-more set-conditions under it): 0.385 against 0.680, 20 conditions under against 21 (README,
+more set-conditions under it): 0.385 against 0.680, 20 conditions under against 21 (docs/vad.md,
 "Long streams", says what of validation was seen before: the case above among it).
 
 What a restart runs through is the encoder's output for those inputs, kept from when they

@@ -37,15 +37,15 @@ With ``head=False`` the model's probability is used alone, with the model-alone 
 Why: Silero's own layer loses quiet or distant speech (AMI's meeting room, speech in noise)
 that its state and the bands under 500 Hz still tell apart. Music raises those terms too;
 ``music_gate=True`` sets the head's value to 0 where a window's spectrum holds many held
-narrow peaks and the model hears no speech (models/vad_music.py; off by default: README).
+narrow peaks and the model hears no speech (models/vad_music.py; off by default: docs/vad.md).
 
 The head's weights were **fitted by a script that reads the tuning recordings only**
 (bench/vad_head.py; models/vad_head.py says on what and how); the two-branch rule (the head's
 :data:`HEAD_THRESHOLD` 0.85, :data:`HEAD_RELEASE` 0.65, :data:`HEAD_LOOKAHEAD` 1 window, and the
 trims) was chosen on the tuning recordings and one half of TEN VAD's test set
 (bench/vad_branches.py); both are **validated** on recordings never chosen on
-(tests/data/real/validation, the other half of that test set; README, "Voice activity
-detection", gives the figures and what was looked at when). The model-alone
+(tests/data/real/validation, the other half of that test set; docs/vad.md
+gives the figures and what was looked at when). The model-alone
 rule (:data:`THRESHOLD` 0.55, :data:`RELEASE` 0.3, :data:`LOOKAHEAD` 2) was chosen on the
 telephone sample, then again with the AMI train excerpts (bench/vad_rule.py). Both rules'
 thresholds are Rapport's, not Silero's (0.5, 0.35, no lookahead; its offline
@@ -56,7 +56,7 @@ Narrowband audio (``narrowband=True``)
 --------------------------------------
 Audio sampled at 8 kHz or less (a telephone line, an 8 kHz recording) holds nothing above 4 kHz
 once resampled to 16 kHz, and the 16 kHz network, trained on wideband audio, loses much of its
-speech (README, "Narrowband audio"). The file's other network, trained on 8 kHz audio, reads
+speech (docs/vad.md, "Narrowband audio"). The file's other network, trained on 8 kHz audio, reads
 every other sample of each input the 16 kHz network reads (32 of context and 256 of window:
 nothing is there to alias), with its own recurrent state, and decides two of the three branches
 of :data:`NARROWBAND_BRANCHES`:
@@ -68,7 +68,7 @@ of :data:`NARROWBAND_BRANCHES`:
 - the **narrowband** branch, :data:`NARROWBAND_BRANCH`: its probability from 0.65 until under
   0.4, one window of lookahead, each unit losing its first frame and last three.
 The model branch stays. bench/vad_narrowband_head.py and ``bench/vad_narrowband.py --rank``
-chose them on the tuning sets at 8 kHz (README, "Narrowband audio"). The caller says which
+chose them on the tuning sets at 8 kHz (docs/vad.md, "Narrowband audio"). The caller says which
 audio is narrowband (services/cli/audio_files.py; the ingest, for a declared dial-in).
 
 Long streams: a stream's states restart from its last 2 s at the first pause the model hears

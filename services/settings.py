@@ -16,7 +16,7 @@ The ingest adds ``RAPPORT_VAD_BACKEND``: the VAD of WebRTC audio mode (and of ``
 ``rapport`` with a WARNING), ``silero`` (the optional extra, no fallback) or ``rapport``
 (services/ingest/vad_backend.py), and ``RAPPORT_VAD_MUSIC_GATE`` (``on`` or ``off``, the
 default): the silero backend's music gate (models/vad_music.py), off by default because it
-costs far-field speech under music (README, "Music and other sounds").
+costs far-field speech under music (docs/vad.md, "Music and other sounds").
 
 The ingest's per-token limits and body timeout (issue 16; services/ingest/limits.py) have
 variables ``RAPPORT_INGEST_<FIELD>`` for the :class:`services.ingest.IngestConfig` fields in

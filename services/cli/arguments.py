@@ -51,6 +51,6 @@ def add_music_gate(parser: argparse.ArgumentParser, *flags: str) -> None:
                              "(music) and the Silero model hears no speech, its head finds "
                              "none either (models/vad_music.py). On real music alone, 2.3 %% "
                              "of frames called speech instead of 11.6 %%; but far-field speech "
-                             "under music is lost too, so it is off by default (README, "
+                             "under music is lost too, so it is off by default (docs/vad.md, "
                              "\"Music and other sounds\") (default: $RAPPORT_VAD_MUSIC_GATE, "
                              "else off)")

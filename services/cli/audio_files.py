@@ -15,7 +15,7 @@ first :data:`SCAN_S` seconds hold nothing above 4 kHz (:data:`NARROWBAND_CONTENT
 telephone recording stored at 16, 44.1 or 48 kHz. So is a participant declared to have dialled
 in (``rapport vad --telephone ID``; :func:`mark_telephone`), whatever the file holds: a call's
 recording of such a participant has passed Opus, which fills the band above 4 kHz, as the
-ingest's ``"telephone": true`` offers do (README, "Participants who dial in"). A float file
+ingest's ``"telephone": true`` offers do (docs/vad.md, "Participants who dial in"). A float file
 whose samples pass full scale is lowered by one constant gain to fit it, not clipped. A file
 whose speech peaks under
 models/vad_level.py's floor (measured over the whole file, read once more block by block, so a
@@ -31,7 +31,7 @@ each channel is its own participant (``channels=True``). The audio is read and d
 nothing is written.
 
 With several tracks, :func:`crosstalk_free_events` also drops each frame that is another
-track's voice bleeding into this track's microphone (models/crosstalk.py; README,
+track's voice bleeding into this track's microphone (models/crosstalk.py; docs/vad.md,
 "Crosstalk"): every track is decided first, then compared frame by frame with the others.
 There a file is read twice whatever its channels (:func:`scans`, then
 :func:`voiced_frames_together`: each channel's VAD fed the same blocks as alone), the second
@@ -69,7 +69,7 @@ BLOCK_S = 10  # seconds of audio read per block
 # A file whose first SCAN_S seconds hold less than this share of their power at and above
 # 4 kHz is narrowband, whatever its rate: audio resampled from 8 kHz keeps only a resampler's
 # leakage there (-135 to -140 dB), the real wideband recordings here -12 to -52 dB, and the
-# telephone sample stored at 16 kHz (tests/data/real) -66 dB (README, "Narrowband audio").
+# telephone sample stored at 16 kHz (tests/data/real) -66 dB (docs/vad.md, "Narrowband audio").
 NARROWBAND_CONTENT_DB = -60.0
 SCAN_S = 60
 _NOT_ID = re.compile(r"[^\x21-\x7e]+")  # wire ids are printable ASCII without spaces (§9)

@@ -114,7 +114,7 @@ def add_audio_options(parser: argparse.ArgumentParser) -> None:
                              "stem-ch1... with --channels): their audio crossed a telephone "
                              "line, so it is read as narrowband audio whatever the file holds "
                              "(a call recorded after Opus holds the codec's fill above 4 kHz, "
-                             "which the file's own check reads as wideband; README, "
+                             "which the file's own check reads as wideband; docs/vad.md, "
                              "'Participants who dial in')")
     parser.add_argument("--roles", type=_roles, default=None, metavar="ROLE,ROLE...",
                         help="roles of the participants in order, e.g. therapist,client "

@@ -4,8 +4,8 @@
 level``) is read from its header and placed on the frame grid by RTP timestamp
 (services/ingest/frames.py); no audio is decoded at all. **audio**: aiortc decodes Opus, and
 services/ingest/audio.py resamples it to 16 kHz and runs the VAD, the backend's narrowband one
-for a participant who dialled in (``telephone``; README, "Participants who dial in"). Either way
-only activity batches leave this module: audio is never stored, and logs name only ids.
+for a participant who dialled in (``telephone``; docs/vad.md, "Participants who dial in"). Either
+way only activity batches leave this module: audio is never stored, and logs name only ids.
 
 Every ``tick_s`` completed level batches are published; every ``network_interval_s`` a
 ``network`` event (services/ingest/network.py), held until the participant's published frames

@@ -10,7 +10,7 @@
   ``urn:ietf:params:rtp-hdrext:ssrc-audio-level``) or ``audio`` (decode and run the VAD).
   ``telephone`` (``false`` by default): the participant dialled in, so their audio crossed a
   telephone line (8 kHz) before a gateway sent it on as 48 kHz Opus; in audio mode the
-  backend's narrowband VAD then reads it (README, "Participants who dial in"). It needs audio
+  backend's narrowband VAD then reads it (docs/vad.md, "Participants who dial in"). It needs audio
   mode (levels mode runs no VAD: ``422`` naming ``telephone``). A participant that posts a new
   offer replaces its previous connection.
 - ``DELETE /v1/sessions/{session_id}/participants/{participant_id}``: the participant leaves

@@ -4,14 +4,14 @@
 - ``auto`` (the default): ``silero`` when onnxruntime, onnx and the silero-vad wheel's model
   file are there, else ``rapport``, with a WARNING log saying which runs and why (issue 17:
   on real speech the Silero model, with Rapport's decision rule, is the better detector; see
-  README "Voice activity detection"). :attr:`VadBackend.running` names the one that runs.
+  docs/vad.md). :attr:`VadBackend.running` names the one that runs.
 - ``silero`` (models/vad_silero.py, the optional extra): asked for explicitly, a missing
   extra is a :class:`~models.errors.ConfigError` at start-up (``rapport vad`` exits 2), never
   a silent fallback.
 - ``rapport`` (models/vad.py): Rapport's own spectral VAD, numpy and librosa only.
 
 ``music_gate`` (``RAPPORT_VAD_MUSIC_GATE``, ``--vad-music-gate``; off by default) turns on the
-silero backend's music gate for wideband audio (models/vad_music.py; README, "Music and other
+silero backend's music gate for wideband audio (models/vad_music.py; docs/vad.md, "Music and other
 sounds", says what it gains and costs); rapport's VAD has none.
 
 :class:`VadBackend` is built once per ingest process and makes one VAD per audio-mode

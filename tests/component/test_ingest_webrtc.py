@@ -259,7 +259,7 @@ def test_audio_mode_with_the_silero_backend_and_a_dial_in_participant() -> None:
     (participants wait for it: nothing stalls the loop).
 
     Alongside, a participant whose offer says ``"telephone": true``: the ingest runs the
-    backend's narrowband VAD on their audio (README, "Participants who dial in"). They send
+    backend's narrowband VAD on their audio (docs/vad.md, "Participants who dial in"). They send
     :func:`dial_in_speech` as Opus. Frame F1 after §2 against its labels, measured offline
     with bench/vad_dialin.py's code at aiortc's bit rate: 0.920 declared, 0.000 not (the 16 kHz
     network hears nothing of that voice through a line); here 0.926 (0.000 with the wiring

@@ -1,5 +1,5 @@
 """A participant who dials in, declared in the offer (``"telephone": true``): the WebRTC
-ingest's audio mode runs the backend's narrowband VAD on their audio (issue 17; README,
+ingest's audio mode runs the backend's narrowband VAD on their audio (issue 17; docs/vad.md,
 "Participants who dial in"; bench/vad_dialin.py measures every set and condition).
 
 Real speech goes as a dial-in participant's does: down to 8 kHz (the telephone line), up to

@@ -1,4 +1,4 @@
-"""The silero backend's music gate (models/vad_music.py; issue 17, README "Music and other
+"""The silero backend's music gate (models/vad_music.py; issue 17, docs/vad.md, "Music and other
 sounds"), off by default (``music_gate=True``, ``--vad-music-gate``,
 ``RAPPORT_VAD_MUSIC_GATE=on``).
 

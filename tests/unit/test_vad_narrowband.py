@@ -8,7 +8,7 @@ narrowband, and the silero backend adds its 8 kHz network and that network's hea
 models/vad_silero.py "Narrowband audio"). Scored per 20 ms frame after METRICS.md §2, each
 set's frames pooled per condition.
 
-Bounds are a little under what was measured through this path on 2026-12-05 (README,
+Bounds are a little under what was measured through this path on 2026-12-05 (docs/vad.md,
 "Narrowband audio", has bench/vad_narrowband.py's figures), so a regression fails. The
 validation recordings' bounds fail without the 8 kHz network (every condition); the AMI
 excerpts' fail with it but without its head, the 16 kHz head deciding in its place (white and
@@ -137,7 +137,7 @@ def test_telephone_audio_stored_at_a_wideband_rate_is_read_as_narrowband(
     """A telephone line's audio saved at a wideband rate holds nothing above 4 kHz: the
     validation recordings in babble at 5 dB, through an 8 kHz line, stored as 16 or 44.1 kHz
     FLAC, are read as narrowband (services/cli/audio_files.py) and scored as the 8 kHz files
-    are. Read as wideband, they scored 0.248 (README, "Narrowband audio")."""
+    are. Read as wideband, they scored 0.248 (docs/vad.md, "Narrowband audio")."""
     require_silero()
     backend = VadBackend()
     predicted: list[np.ndarray] = []

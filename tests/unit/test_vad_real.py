@@ -9,8 +9,8 @@ test splits tests/data/real/validation/ami are validation), clean and with white
 babble noise at 20/10/5 dB, scored per 20 ms frame after METRICS.md §2 as the engine builds
 IPUs. Each VAD runs as the ingest's audio mode runs it: one 1 s batch per call.
 
-Bounds are a little under what was measured on 2026-12-04 and 2026-12-05 (README, "Voice
-activity detection"), so a regression fails. The default backend (``auto``) must run the
+Bounds are a little under what was measured on 2026-12-04 and 2026-12-05 (docs/vad.md), so a
+regression fails. The default backend (``auto``) must run the
 Silero model here: skipped when its extra is missing, except with ``CI=true`` (make setup
 installs it), where that fails.
 """
@@ -76,7 +76,7 @@ VALIDATION_RAPPORT_MINIMA = {"clean": 0.80, "white20": 0.745, "white10": 0.72, "
 # 0.933 clean; white 0.917 / 0.895 / 0.883, pink 0.889 / 0.867 / 0.837, babble 0.877 / 0.868 /
 # 0.826 at 20 / 10 / 5 dB. Validation 0.916 clean; white 0.876 / 0.793 / 0.755, pink 0.827 /
 # 0.751 / 0.703, babble 0.856 / 0.818 / 0.812: at least silero-vad and webrtcvad in every
-# condition (README; the best of them 0.856 clean, 0.704-0.824 in noise). The model alone
+# condition (docs/vad.md; the best of them 0.856 clean, 0.704-0.824 in noise). The model alone
 # scored 0.865 clean and 0.618-0.771 in noise there; the head deciding alone (before
 # 2026-12-05 evening) 0.917 and 0.792-0.904, bridging near-field pauses for it.
 AMI_DEFAULT_MINIMA = {
