@@ -30,27 +30,38 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "analyze",
         help="analyze a JSONL file of wire events, one report per session",
-        description=(
-            "Read wire events (METRICS.md §9; any number of sessions, interleaved) and print "
-            "one final report per session, in order of first appearance. The file is read as "
-            "a whole: its order does not matter (per-participant or per-session blocks, "
-            "shuffled, duplicated lines), nothing is late, and each report is the one the "
-            "streaming pipeline publishes for the same accepted events. Every event is held "
-            "until the end of the input: about 400 bytes of memory per event (a 50-minute "
-            "session sent as segments or as 1 s frame batches holds about 2 MB); --as-stream takes "
-            "the events in file order instead, exactly as a streaming worker takes its "
-            "partition (an event arriving more than allowed_lateness_ms late is rejected), in "
-            "bounded memory. "
-            "Invalid lines are reported on stderr with line number and reason and counted; "
-            "the rest is still analyzed. Exit status: 0 when the input was usable (even with "
-            "rejected lines), 1 when nothing valid was found, 2 when the file cannot be read. "
-            "--audio FILE... analyzes recordings instead, one participant per file (research "
-            "use; the first therapist and the others client unless --roles, or one per "
-            "channel of each file with --channels): the same events as rapport vad FILE... "
-            "| rapport analyze -, without the intermediate file; a voice bleeding into "
-            "another participant's microphone (two microphones in one room) is dropped "
-            "there unless --keep-crosstalk. " + VAD_HELP
-        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Read wire events (METRICS.md §9; any number of sessions, interleaved) and print
+one final report per session, in order of first appearance; or, with --audio,
+analyze recordings (research use).
+
+  rapport analyze events.jsonl
+  rapport analyze --json - < events.jsonl
+  rapport analyze --audio therapist.wav client.flac
+
+The file is read as a whole: its order does not matter (per-participant or
+per-session blocks, shuffled, duplicated lines), nothing is late, and each
+report is the one the streaming pipeline publishes for the same accepted
+events. Every event is held until the end of the input: about 400 bytes each
+(a 50-minute session sent as segments or as 1 s frame batches holds about
+2 MB). --as-stream takes the events in file order instead, exactly as a
+streaming worker takes its partition (an event arriving more than
+allowed_lateness_ms late is rejected), in bounded memory. Invalid lines are
+reported on stderr with line number and reason and counted; the rest is still
+analyzed.
+
+--audio FILE... analyzes recordings instead: one participant per file (the
+first therapist, the others client, unless --roles), or one per channel of
+each file with --channels; the same events as rapport vad FILE... | rapport
+analyze -, without the intermediate file. A voice bleeding into another
+participant's microphone (two microphones in one room) is dropped there unless
+--keep-crosstalk.
+
+""" + VAD_HELP + """
+
+Exit status: 0 when the input was usable (even with rejected lines), 1 when
+nothing valid was found, 2 when the file cannot be read.""",
     )
     parser.add_argument("file", nargs="?",
                         help="JSONL file of wire events, or - for standard input")

@@ -23,61 +23,61 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
-VAD_HELP = (
-    "The VAD is that of the WebRTC ingest's audio mode (docs/ingest.md), chosen by --backend "
-    "(default: $RAPPORT_VAD_BACKEND, else auto): auto runs silero when onnxruntime, onnx and "
-    "the silero-vad wheel are installed (pip install 'rapport[silero]' && pip install "
-    "--no-deps silero-vad; make setup does), else rapport, and then logs a WARNING saying "
-    "so; silero (the Silero VAD ONNX model, shown its input without a DC offset or drift "
-    "that dominates it: speech where its own probability says so, each "
-    "unit trimmed, or where Rapport's head, a layer refitted on real speech over the model's "
-    "recurrent state, its speech probability and each band's level over its own noise floor, "
-    "is confident; its state starting again from the last 2 s at the first pause after "
-    "30 s of a stream, or earlier where a fresh state hears speech it no longer hears, so "
-    "that it cannot stay deaf over a long one; models/vad_silero.py, "
-    "models/vad_decision.py, models/vad_head.py, models/vad_bands.py, models/vad_offset.py "
-    "and models/vad_restart.py; the more "
-    "accurate on real speech; for a file sampled at 8 kHz or less, or one whose first minute "
-    "holds nothing above 4 kHz (a telephone line's narrowband audio), or a participant "
-    "named by --telephone, it also runs the "
-    "model file's 8 kHz network, with a head of its own "
-    "in place of the 16 kHz one's: models/vad_silero.py, models/vad_narrowband_head.py, "
-    "'Narrowband audio') stops the command (exit 2) when its extra is missing, "
-    "saying what to install; rapport (models/vad.py: spectral noise floor and band SNR, numpy "
-    "and librosa, always available). Audio is "
-    "read as 16-bit PCM in blocks of a few seconds (WAV, FLAC or any format libsndfile reads; "
-    "WebM, Matroska, MP4, M4A and other containers through FFmpeg, services/cli/"
-    "audio_reader.py; "
-    "any sample rate, resampled to 16 kHz as the ingest does), decided in 20 ms frames and "
-    "1 s batches up to the file's last whole frame, then discarded: nothing is stored. A "
-    "quiet file, whose speech peaks under -35 dBFS, is lifted by one "
-    "constant gain up to that level first, by at most 30 dB (models/vad_level.py; logged at "
-    "INFO); the ingest gets no such lift, as a browser's microphone controls its own gain. A "
-    "float file whose samples pass full scale is lowered by one gain to fit it, not clipped. "
-    "On a terminal, one stderr line shows how far each recording has been read."
-)
+# The help is laid out by hand (RawDescriptionHelpFormatter): a short lead, examples, then
+# one block per subject, each naming the module or doc that says more.
+VAD_HELP = """\
+VAD (--backend; default $RAPPORT_VAD_BACKEND, else auto), that of the WebRTC
+ingest's audio mode (docs/ingest.md):
+  auto     silero when its extra is installed, else rapport with a WARNING
+  silero   the Silero VAD ONNX model (silero-vad wheel, run by onnxruntime)
+           deciding with Rapport's rule and head over its state, probability
+           and band levels; its state restarts at pauses, so that it cannot
+           stay deaf over a long stream. Telephone audio (a file at 8 kHz or
+           less, one whose first minute holds nothing above 4 kHz, or a
+           participant named by --telephone) also runs the model's 8 kHz
+           network (models/vad_silero.py; docs/vad.md).
+           Needs pip install 'rapport[silero]' && pip install --no-deps
+           silero-vad (make setup does); exit 2 when it is missing.
+  rapport  Rapport's own VAD (models/vad.py: spectral noise floor and band
+           SNR), always available; the less accurate on real speech.
+
+Audio: WAV, FLAC or any format libsndfile reads; WebM, Matroska, MP4, M4A and
+other containers through FFmpeg (services/cli/audio_reader.py); any sample
+rate, resampled to 16 kHz as the ingest does; decided in 20 ms frames and 1 s
+batches up to the file's last whole frame. Read in blocks, never stored. A
+quiet file (speech peaking under -35 dBFS) is lifted by one constant gain, at
+most 30 dB (models/vad_level.py; logged at INFO); a float file past full
+scale is lowered to fit, not clipped. On a terminal, one stderr line shows how
+far each recording has been read."""
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "vad",
         help="voice activity of recorded audio files as wire speech events (JSONL)",
-        description=(
-            "Print, as wire-v1.1 JSONL on stdout (METRICS.md §9), the speech segments the "
-            "WebRTC audio mode would publish for each FILE, one participant per file (or, with "
-            "--channels, per channel of each file). Participant ids are the file names' stems "
-            "(stem-ch1, stem-ch2... with --channels); times are ms from the start of the "
-            "files, which all start at session time 0, in order of their end (the files are "
-            "read side by side). By default the speech events are framed "
-            "by a session.start (roles: first participant therapist, the others client, or "
-            "--roles) and a session.end at the end of the longest file, so the output is a "
-            "complete session: rapport vad a.wav b.wav | rapport analyze -. --segments-only "
-            "prints the speech events alone (to merge into another session's events). With "
-            "several participants, a voice bleeding into another's microphone (two "
-            "microphones in one room) is dropped there: see --keep-crosstalk. "
-            + VAD_HELP + " Exit status: 0 on success, 2 when a file is missing or not audio "
-            "(named on stderr), or an option is wrong."
-        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Print the speech segments the WebRTC ingest's audio mode would publish for each
+FILE, as wire-v1.1 JSONL on stdout (METRICS.md §9): one participant per file,
+or per channel of each file with --channels.
+
+  rapport vad therapist.wav client.flac > events.jsonl
+  rapport vad --channels session.flac | rapport analyze -
+
+Participant ids are the files' stems (stem-ch1, stem-ch2... with --channels).
+Times are ms from the start of the files, which all start at session time 0;
+the files are read side by side and segments printed in order of their end.
+By default a session.start (roles: the first participant therapist, the others
+client, or --roles) and a session.end at the end of the longest file frame
+them, so the output is a complete session; --segments-only prints the speech
+events alone. With several participants, a voice bleeding into another's
+microphone (two microphones in one room) is dropped there: see
+--keep-crosstalk.
+
+""" + VAD_HELP + """
+
+Exit status: 0 on success, 2 when a file is missing or not audio (named on
+stderr), or an option is wrong.""",
     )
     parser.add_argument("files", nargs="+", metavar="FILE",
                         help="audio file (WAV, FLAC, WebM, M4A...)")
