@@ -30,6 +30,10 @@ of the turns) or a word / phone alignment (below); speech per 20 ms frame.
   additional conditions on deploying them), so Rapport only measures on them. :func:`ten` splits
   them by number: odd clips (``ten01``, ``ten03``...) ``"choice"``, even ones ``"validation"``
   (docs/vad.md says what each half was used for).
+- **Held out** (``tests/data/real/heldout``, committed; README there: source, Apache 2.0): two
+  recordings of one speaker counting aloud, from pyAudioAnalysis's data, with the authors'
+  hand-labelled speech segments (RTTM). Never fitted, ranked or vetoed on: first scored on
+  2026-12-07, after every setting was fixed (:func:`held_out`).
 - **Extra** (never fetched at run time): any ``NAME.flac``/``NAME.wav`` with ``NAME.rttm``
   in ``$RAPPORT_REAL_SPEECH`` or ``~/.cache/rapport/real-speech``, e.g. recordings of your own
   with reference timing; validation material too. Absent, bench/vad.py says so and goes on.
@@ -71,6 +75,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "tests" / "data" / "real"
 VALIDATION = COMMITTED / "validation"
 AMI = {"tuning": COMMITTED / "ami", "validation": VALIDATION / "ami"}
+HELD_OUT = COMMITTED / "heldout"
 # Validation recordings moved to tuning on 2026-12-05, when the silero backend's head
 # (models/vad_head.py, bench/vad_head.py) was fitted: tightly labelled read speech, so that
 # meeting turns (AMI's loose RTTM turns) do not teach the head to bridge every pause. Their
@@ -228,6 +233,12 @@ def moved() -> list[Recording]:
     return [load(audio, reference, "tuning")
             for audio, reference in _pairs(VALIDATION, (".TextGrid", ".lab"))
             if audio.stem in MOVED_TO_TUNING]
+
+
+def held_out() -> list[Recording]:
+    """The held-out recordings of tests/data/real/heldout (its README: never fitted, ranked
+    or checked against a veto on; first scored on 2026-12-07)."""
+    return [load(audio, rttm, "held out") for audio, rttm in _pairs(HELD_OUT)]
 
 
 def ami(use: str) -> list[Recording]:

@@ -19,7 +19,9 @@ Prints, in one run:
    **tuning** split (tests/data/real/ami) and the four of the **validation** split
    (tests/data/real/validation/ami), with one line per excerpt; then, when present (never
    committed or downloaded here: bench/real_speech.py says how to get it), TEN VAD's test set
-   (30 hand-labelled near-field clips of many speakers), its two halves apart, the same way.
+   (30 hand-labelled near-field clips of many speakers), its two halves apart, the same way;
+   then the **held-out** recordings (tests/data/real/heldout: pyAudioAnalysis's counting
+   recordings with their authors' hand labels; never tuned, ranked or vetoed on).
    The silero backend's head
    (models/vad_head.py) was fitted on the tuning recordings and excerpts (bench/vad_head.py).
    After each
@@ -475,7 +477,8 @@ def main() -> None:
     validation = real_speech.validation() + extra
     ami = {"tuning": real_speech.ami("tuning"), "validation": real_speech.ami("validation")}
     ten = {half: real_speech.ten(half) for half in ("choice", "validation")}
-    for recording in tuning + validation + ami["tuning"] + ami["validation"]:
+    for recording in (tuning + validation + ami["tuning"] + ami["validation"]
+                      + real_speech.held_out()):
         print(f"real speech ({recording.use}): {recording.name}, "
               f"{len(recording.audio) / SR:.1f} s, {recording.labels.mean():.0%} speech")
     if not extra:
@@ -534,6 +537,8 @@ def main() -> None:
         pooled_tables(f"AMI meeting excerpts ({use})", recordings, found, order)
     for half, recordings in ten.items():
         pooled_tables(f"TEN VAD's test set, {half} half (external)", recordings, found, order)
+    pooled_tables("held out (pyAudioAnalysis's counting recordings; never tuned, ranked or "
+                  "vetoed on)", real_speech.held_out(), found, order)
 
     results = {name: evaluate(clips, detect) for name, detect in found.items()}
     order = [c for c in order if c + "+§2" in results["rapport"]]
