@@ -23,8 +23,16 @@ Per 512-sample window (32 ms at 16 kHz, the model's own windows) and per band of
 - the evidence: the window's own (unsmoothed) power over the floor in dB, clipped to
   ``0..CAP_DB``.
 
-A stream's first window stands in for the windows before it, so a stream starts with a floor
-at its first window's level. The minimum over 3 s follows a louder background within 3 s and
+A stream's first window that holds anything stands in for the windows before it, so a stream
+starts with a floor at that window's level. Windows before it whose samples vary by no more
+than white noise at :data:`FLOOR_DBFS` (:func:`silent`: digital silence, with or without a DC
+offset) say nothing of the room; their evidence is 0. Until 2026-12-07 they set the floor: a
+participant who joined muted, or a recording started before the microphone, had the floor at
+the lowest for 3 s, every pause of the first seconds of speech 15-30 dB over it, and the head
+calling those pauses speech (docs/vad.md, "Held out: counting recordings"). Later digital
+silence (a pause through a noise gate, a mute) still sets the floor: where every pause is
+digital silence, whatever is not is speech.
+The minimum over 3 s follows a louder background within 3 s and
 cannot learn speech that pauses at least once in 3 s (a phrase without any pause for longer
 than that lowers the evidence, not the model's probability, which still carries it; issue 17
 point 4).
@@ -96,6 +104,14 @@ def band_power(windows: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return power
 
 
+def silent(windows: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Per window of ``windows`` ``(..., 512)``: its samples vary by no more than white noise
+    at :data:`FLOOR_DBFS` (digital silence, whatever its offset)."""
+    variance = np.var(np.asarray(windows, dtype=np.float64), axis=-1)
+    quiet: npt.NDArray[np.bool_] = variance <= 10 ** (FLOOR_DBFS / 10)
+    return quiet
+
+
 class BandFloor:
     """The band evidence of ``streams`` streams, window after window (see the module
     docstring). Streams that have as many new windows are computed together."""
@@ -107,11 +123,22 @@ class BandFloor:
         self._smoothed = np.zeros((streams, bands, FLOOR_WINDOWS - 1))  # last smoothed
         self._started = np.zeros(streams, dtype=bool)
 
-    def evidence(self, power: npt.ArrayLike,
-                 rows: npt.ArrayLike | None = None) -> npt.NDArray[np.float64]:
+    def of_windows(self, windows: npt.ArrayLike,
+                   rows: npt.ArrayLike | None = None) -> npt.NDArray[np.float64]:
+        """:meth:`evidence` of the next ``windows`` ``(streams, windows, 512)`` of streams
+        ``rows``: their :func:`band_power`, and while a stream has not started, which of them
+        are :func:`silent`."""
+        pick = slice(None) if rows is None else np.asarray(rows)
+        quiet = None if self._started[pick].all() else silent(windows)
+        return self.evidence(band_power(windows), rows, quiet)
+
+    def evidence(self, power: npt.ArrayLike, rows: npt.ArrayLike | None = None,
+                 quiet: npt.ArrayLike | None = None) -> npt.NDArray[np.float64]:
         """dB above the floor, ``0..CAP_DB``, ``(streams, windows, bands)``, for the next
         windows' :func:`band_power` ``(streams, windows, bands)`` of streams ``rows`` (all
-        by default), in order; ``(windows, bands)`` in and out for one stream."""
+        by default), in order; ``(windows, bands)`` in and out for one stream. ``quiet``
+        ``(streams, windows)``: which windows are :func:`silent` (none if not given); a
+        stream starts at its first window that is not (module docstring)."""
         given = np.asarray(power, dtype=np.float64)
         single = given.ndim == 2
         power = np.ascontiguousarray((given[None] if single else given).transpose(0, 2, 1))
@@ -121,7 +148,16 @@ class BandFloor:
         # All streams: slices (views), not fancy indexing (copies): a few calls' cost each.
         pick = slice(None) if rows is None else np.asarray(rows)
         fresh = ~self._started[pick]
-        # A stream's first window stands in for the windows before it.
+        heard, waiting = power, np.zeros_like(fresh)  # the windows' own power; not started
+        if quiet is not None and fresh.any():
+            leading = np.asarray(quiet, dtype=bool).reshape(len(fresh), count)[fresh]
+            lead = np.where(leading.all(axis=1), count, np.argmin(leading, axis=1))
+            power = power.copy()
+            for stream, k in zip(np.flatnonzero(fresh).tolist(), lead.tolist(), strict=True):
+                if k:  # the first window heard stands in for the silence before it
+                    power[stream, :, :k] = power[stream, :, min(k, count - 1), None]
+            waiting[np.flatnonzero(fresh)[lead == count]] = True
+        # A stream's first window (heard, after the above) stands in for those before it.
         first = np.flatnonzero(fresh) if rows is None else np.asarray(rows)[fresh]
         if first.size:
             self._recent[first] = power[fresh, :, :1]
@@ -152,7 +188,10 @@ class BandFloor:
         steady = np.all(held, axis=1, keepdims=True)
         floor = np.where(steady, np.maximum(floor, low), floor)
         self._smoothed[pick] = history[:, :, history.shape[2] - (FLOOR_WINDOWS - 1):]
-        ratio = power / np.maximum(floor, _LOWEST[:, None])
+        # A stream that heard nothing yet starts later: its state is set again then.
+        self._started[np.flatnonzero(waiting) if rows is None
+                      else np.asarray(rows)[waiting]] = False
+        ratio = np.where(waiting[:, None, None], 0.0, heard) / np.maximum(floor, _LOWEST[:, None])
         out: npt.NDArray[np.float64] = np.clip(
             10 * np.log10(np.maximum(ratio, 1e-12)), 0.0, CAP_DB).transpose(0, 2, 1)
         return out[0] if single else out
@@ -189,7 +228,8 @@ def evidence_of(audio: npt.ArrayLike) -> npt.NDArray[np.float64]:
     ``audio`` at once (what the stream gives window by window)."""
     samples = np.asarray(audio, dtype=np.float64).reshape(-1)
     count = len(samples) // WINDOW
-    return BandFloor().evidence(band_power(samples[:count * WINDOW].reshape(count, WINDOW)))
+    windows = samples[:count * WINDOW].reshape(count, WINDOW)
+    return BandFloor().evidence(band_power(windows), None, silent(windows)[None])
 
 
 def power_above_db(samples: npt.ArrayLike, rate: int, hz: float = 4_000.0,

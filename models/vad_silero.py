@@ -90,7 +90,7 @@ import numpy.typing as npt
 
 from models import vad_head, vad_narrowband_head
 from models.errors import ConfigError
-from models.vad_bands import BandFloor, band_power
+from models.vad_bands import BandFloor
 from models.vad_decision import Branch, FrameDecider, Source
 from models.vad_head import head_value
 from models.vad_music import MusicGate
@@ -319,8 +319,8 @@ class SileroBatchVad:
             chosen = [rows[i] for i in group]
             count = windows[chosen[0]]
             pick = slice(None) if everyone else group  # a view, not a copy, when it can
-            evidence = np.empty(0) if not heads else self._floors.evidence(
-                band_power(view[:, :, CONTEXT:] if everyone else view[chosen, :count, CONTEXT:]),
+            evidence = np.empty(0) if not heads else self._floors.of_windows(
+                view[:, :, CONTEXT:] if everyone else view[chosen, :count, CONTEXT:],
                 None if everyone else chosen)
             values: dict[Source, npt.NDArray[np.float32]] = {
                 "model": wide.probabilities[pick, :count]}

@@ -4,7 +4,8 @@ from their construction: a tone over white noise stands out in its band only, by
 over the noise's in that band, until the steady sound becomes the floor; the floor follows a
 louder steady background within half a second, a louder changing one within 3 s, and does
 not learn a voice-like sound that pauses; digital silence is not infinitely far under a
-sound; the answer never depends on how a stream is cut."""
+sound, and before a stream's first sound it sets no floor; the answer never depends on how a
+stream is cut."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from models.vad_bands import (
     band_power,
     evidence_of,
     power_above_db,
+    silent,
 )
 
 RATE = 16_000
@@ -120,12 +122,43 @@ def test_a_voice_that_pauses_is_not_learned_as_the_floor() -> None:
 
 
 def test_digital_silence_does_not_make_every_sound_loud() -> None:
-    audio = np.zeros(3 * RATE)
-    audio[2 * RATE:] = white(1.0, 1e-5)  # -100 dBFS: under the lowest floor (-80 dBFS)
-    assert evidence_of(audio).max() == 0.0
-    audio[2 * RATE:] = white(1.0, 1e-3)  # -60 dBFS: 20 dB over the lowest floor
-    onset = 2 * RATE // WINDOW + 1  # until the steady rule takes the noise as the floor
-    assert 15 < float(np.median(evidence_of(audio)[onset + 3:onset + STEADY_WINDOWS - 2, 3])) < 25
+    audio = np.concatenate((white(1.0, 0.01), np.zeros(4 * RATE), white(1.0, 1e-5)))
+    later = 5 * RATE // WINDOW + 1  # the first window wholly after the silence
+    # -100 dBFS: under the lowest floor (-80 dBFS), so nothing over it.
+    assert evidence_of(audio)[later:].max() == 0.0
+    audio[5 * RATE:] = white(1.0, 1e-3)  # -60 dBFS: 20 dB over the lowest floor
+    # A mute in the middle of a stream: its silence is the floor (digital silence through a
+    # noise gate between phrases), but no lower than the lowest, until the steady rule takes
+    # the noise as the floor.
+    evidence = evidence_of(audio)[later + 3:later + STEADY_WINDOWS - 2, 3]
+    assert 15 < float(np.median(evidence)) < 25
+
+
+def test_a_stream_starts_at_its_first_window_that_holds_anything() -> None:
+    """Digital silence before a stream's first sound (a participant joining muted), with or
+    without a DC offset, says nothing of the room: the first window heard stands in for the
+    windows before it, as for a stream that starts with it. Without that, a -60 dBFS room
+    after 2 s of silence stood 15-25 dB over the lowest floor for 3 s."""
+    onset = 2 * RATE // WINDOW
+    for offset in (0.0, 0.05):
+        audio = np.concatenate((np.zeros(2 * RATE), white(2.0, 1e-3))) + offset
+        assert silent(audio[:onset * WINDOW].reshape(onset, WINDOW)).all()
+        evidence = evidence_of(audio)
+        assert evidence[:onset].max() == 0.0
+        # The room's own noise: within a few dB of its floor, as from a stream's start, also
+        # before the steady rule would take it as the floor.
+        first = evidence[onset + 3:onset + STEADY_WINDOWS - 2, 3]
+        assert float(np.median(first)) < 5, offset
+        alone = evidence_of(audio[onset * WINDOW:])
+        assert np.array_equal(evidence[onset:], alone)
+    # Cut anywhere, even with calls of silence alone before it, the same.
+    audio = np.concatenate((np.zeros(2 * RATE), white(2.0, 1e-3)))
+    windows = audio[: len(audio) // WINDOW * WINDOW].reshape(-1, WINDOW)
+    floor, parts = BandFloor(), []
+    for at in range(0, len(windows), 7):
+        part = windows[at:at + 7][None]
+        parts.append(floor.of_windows(part)[0])
+    assert np.array_equal(np.concatenate(parts), evidence_of(audio))
 
 
 def test_the_evidence_does_not_depend_on_how_the_stream_is_cut() -> None:

@@ -473,7 +473,9 @@ def test_a_dc_offset_does_not_reach_the_model(model: SileroModel) -> None:
 
     frames = sum(len(audio) for audio in clean_clips()) // 320
     assert differing(True) <= frames // 500  # measured: 0 of 1,153
-    assert differing(False) > frames // 200  # measured: 12
+    # Measured: 5 (12 before the band evidence left a stream's leading silence out, which
+    # the offset had lifted over its lowest floor: models/vad_bands.py).
+    assert differing(False) > frames // 500
 
 
 @pytest.mark.parametrize("changed", ["gates", "spectrum"])
