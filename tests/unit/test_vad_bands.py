@@ -139,6 +139,11 @@ def test_a_stream_starts_at_its_first_window_that_holds_anything() -> None:
     without a DC offset, says nothing of the room: the first window heard stands in for the
     windows before it, as for a stream that starts with it. Without that, a -60 dBFS room
     after 2 s of silence stood 15-25 dB over the lowest floor for 3 s."""
+    # Silent: varying by no more than white noise at -80 dBFS, whatever the offset.
+    for level, offset, expected in ((0.0, 0.9, True), (5e-5, -0.5, True), (2e-4, 0.0, False),
+                                    (2e-4, 0.99 - 1e-3, False), (1e-3, 0.0, False)):
+        windows = (offset + white(1.0, level)[: 31 * WINDOW]).astype(np.float32)
+        assert (silent(windows.reshape(31, WINDOW)) == expected).all(), (level, offset)
     onset = 2 * RATE // WINDOW
     for offset in (0.0, 0.05):
         audio = np.concatenate((np.zeros(2 * RATE), white(2.0, 1e-3))) + offset
