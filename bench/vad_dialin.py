@@ -79,10 +79,11 @@ CALL_RATE = 48_000  # Opus in WebRTC
 OPUS_FRAME = CALL_RATE // 50  # 20 ms
 
 
-def through_opus(audio_8k: np.ndarray, bitrate: int) -> list[av.AudioFrame]:
-    """The line's audio as the ingest receives it: up to 48 kHz (the gateway), Opus-encoded
-    in 20 ms frames and decoded by aiortc's decoder (s16, stereo, pts in samples)."""
-    up = soxr.resample(audio_8k, NARROWBAND_MAX_RATE, CALL_RATE, quality="HQ")
+def through_opus(audio: np.ndarray, rate: int, bitrate: int) -> list[av.AudioFrame]:
+    """Audio at ``rate`` as the ingest receives it from a call: up to 48 kHz (for the line's
+    8 kHz audio, the gateway), Opus-encoded in 20 ms frames at ``bitrate`` (``voip``) and
+    decoded by aiortc's decoder (s16, stereo, pts in samples)."""
+    up = soxr.resample(audio, rate, CALL_RATE, quality="HQ")
     pcm = np.clip(np.round(up * 32767), -32768, 32767).astype(np.int16)
     pcm = np.concatenate([pcm, np.zeros(-len(pcm) % OPUS_FRAME, dtype=np.int16)])
     encoder = av.CodecContext.create("libopus", "w")
@@ -127,11 +128,57 @@ def ingest_detector(backend: VadBackend, declared: bool) -> Callable[[list[av.Au
     return detect
 
 
-def decoded_8k(frames: list[av.AudioFrame]) -> np.ndarray:
+def decoded(frames: list[av.AudioFrame], rate: int) -> np.ndarray:
+    """The decoded frames as mono float audio at ``rate`` (soxr): what a rival is given."""
     stereo = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
     mono = stereo.reshape(-1, len(frames[0].layout.channels)).mean(axis=1) / 32768.0
-    return np.asarray(soxr.resample(mono, CALL_RATE, NARROWBAND_MAX_RATE, quality="HQ"),
-                      dtype=np.float32)
+    return np.asarray(soxr.resample(mono, CALL_RATE, rate, quality="HQ"), dtype=np.float32)
+
+
+Scored = dict[tuple[str, str], float]  # (detector, condition) -> frame F1 after §2
+
+
+def pooled(recordings: list[real_speech.Recording],
+           detect_all: Callable[[np.ndarray], dict[str, str]]) -> tuple[list[str], Scored]:
+    """The conditions in order, and frame F1 after §2 per (detector, condition) of what
+    ``detect_all`` decides on each noisy copy of each recording (16 kHz), frames pooled."""
+    predicted: dict[tuple[str, str], list[np.ndarray]] = {}
+    truth: dict[tuple[str, str], list[np.ndarray]] = {}
+    order: list[str] = []
+    for recording in recordings:
+        for condition, audio in real_speech.noisy(recording).items():
+            order += [] if condition in order else [condition]
+            for name, voiced in detect_all(audio).items():
+                decided = after_section2(voiced)
+                n = min(len(decided), len(recording.labels))
+                predicted.setdefault((name, condition), []).append(decided[:n])
+                truth.setdefault((name, condition), []).append(recording.labels[:n])
+    return order, {key: scores(np.concatenate(predicted[key]),
+                               np.concatenate(truth[key]))["f1"] for key in predicted}
+
+
+def verdict_table(heading: str, order: list[str], f1: Scored, ours: str,
+                  beside: str) -> tuple[int, float]:
+    """Print ``f1`` as a table under ``heading``, then per condition ``ours`` against the best
+    of silero-vad and webrtcvad, with ``beside``'s F1; return the conditions ``ours`` is under
+    that rival and its shortfall there in all."""
+    names = list(dict.fromkeys(name for name, _ in f1))
+    print(f"\n## {heading}: frame F1 after §2")
+    print(f"{'condition':<10}" + "".join(f"{n:>14}" for n in names))
+    for c in order:
+        print(f"{c:<10}" + "".join(f"{f1[(n, c)]:>14.3f}" for n in names))
+    rivals = [n for n in names if n.startswith(("webrtcvad", "silero-vad"))]
+    under, shortfall = 0, 0.0
+    print(f"{ours} vs the best of silero-vad and webrtcvad on the decoded audio:")
+    for c in order:
+        best = max(rivals, key=lambda n: f1[(n, c)])
+        mine, theirs = f1[(ours, c)], f1[(best, c)]
+        if mine < theirs:
+            under, shortfall = under + 1, shortfall + theirs - mine
+        print(f"  {c:<10} {ours} {mine:.3f} vs {best} {theirs:.3f}: "
+              f"{'at least' if mine >= theirs else 'UNDER'} ({mine - theirs:+.3f}); "
+              f"{beside} {f1[(beside, c)]:.3f}")
+    return under, shortfall
 
 
 def table(title: str, recordings: list[real_speech.Recording], bitrate: int,
@@ -139,44 +186,19 @@ def table(title: str, recordings: list[real_speech.Recording], bitrate: int,
           line: dict[str, Callable[[np.ndarray], str]]) -> tuple[int, float]:
     """Print one set's table; return the conditions ``declared`` is under the best rival and
     its shortfall there in all."""
-    predicted: dict[tuple[str, str], list[np.ndarray]] = {}
-    truth: dict[tuple[str, str], list[np.ndarray]] = {}
-    order: list[str] = []
-    for recording in recordings:
-        for condition, audio in real_speech.noisy(recording).items():
-            order += [] if condition in order else [condition]
-            narrow = to_narrowband(audio)
-            frames = through_opus(narrow, bitrate)
-            decoded = decoded_8k(frames)
-            found = {**{name: detect(frames) for name, detect in ingest.items()},
-                     "8 kHz file": line["8 kHz file"](narrow),
-                     **{name: detect(decoded) for name, detect in line.items()
-                        if name != "8 kHz file"}}
-            for name, voiced in found.items():
-                decided = after_section2(voiced)
-                n = min(len(decided), len(recording.labels))
-                predicted.setdefault((name, condition), []).append(decided[:n])
-                truth.setdefault((name, condition), []).append(recording.labels[:n])
-    names = list(dict.fromkeys(name for name, _ in predicted))
-    f1 = {key: scores(np.concatenate(predicted[key]), np.concatenate(truth[key]))["f1"]
-          for key in predicted}
-    print(f"\n## {title} ({len(recordings)} pooled), through an 8 kHz line and Opus at "
-          f"{bitrate // 1000} kbps: frame F1 after §2")
-    print(f"{'condition':<10}" + "".join(f"{n:>14}" for n in names))
-    for c in order:
-        print(f"{c:<10}" + "".join(f"{f1[(n, c)]:>14.3f}" for n in names))
-    rivals = [n for n in names if n.startswith(("webrtcvad", "silero-vad"))]
-    under, shortfall = 0, 0.0
-    print("declared vs the best of silero-vad and webrtcvad on the decoded audio:")
-    for c in order:
-        best = max(rivals, key=lambda n: f1[(n, c)])
-        ours, theirs = f1[("declared", c)], f1[(best, c)]
-        if ours < theirs:
-            under, shortfall = under + 1, shortfall + theirs - ours
-        print(f"  {c:<10} declared {ours:.3f} vs {best} {theirs:.3f}: "
-              f"{'at least' if ours >= theirs else 'UNDER'} ({ours - theirs:+.3f}); "
-              f"not declared {f1[('not declared', c)]:.3f}")
-    return under, shortfall
+
+    def detect_all(audio: np.ndarray) -> dict[str, str]:
+        narrow = to_narrowband(audio)
+        frames = through_opus(narrow, NARROWBAND_MAX_RATE, bitrate)
+        line_audio = decoded(frames, NARROWBAND_MAX_RATE)
+        return {**{name: detect(frames) for name, detect in ingest.items()},
+                "8 kHz file": line["8 kHz file"](narrow),
+                **{name: detect(line_audio) for name, detect in line.items()
+                   if name != "8 kHz file"}}
+
+    order, f1 = pooled(recordings, detect_all)
+    return verdict_table(f"{title} ({len(recordings)} pooled), through an 8 kHz line and Opus "
+                         f"at {bitrate // 1000} kbps", order, f1, "declared", "not declared")
 
 
 def main() -> None:

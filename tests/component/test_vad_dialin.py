@@ -18,9 +18,8 @@ framer's resampling, shows as a drop.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -29,6 +28,7 @@ import soundfile as sf
 
 from bench import real_speech
 from bench.vad import after_section2, scores
+from services.ingest.vad_backend import NARROWBAND_MAX_RATE
 
 # name, condition -> the least F1 after §2 when declared (measured less 0.01)
 MINIMA = {
@@ -40,17 +40,6 @@ MINIMA = {
 
 
 @pytest.fixture(scope="module")
-def backend():  # type: ignore[no-untyped-def]
-    if not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "silero_vad")):
-        if os.environ.get("CI") == "true":
-            pytest.fail("silero backend missing in CI: make setup installs it")
-        pytest.skip("silero extra not installed: no narrowband VAD without it")
-    from services.ingest.vad_backend import VadBackend
-
-    return VadBackend("silero")
-
-
-@pytest.fixture(scope="module")
 def recordings() -> dict[str, real_speech.Recording]:
     found = real_speech.validation() + real_speech.committed()
     return {r.name: r for r in found}
@@ -58,16 +47,16 @@ def recordings() -> dict[str, real_speech.Recording]:
 
 @pytest.mark.parametrize(("name", "condition"), list(MINIMA))
 def test_a_declared_dial_in_participant_keeps_the_narrowband_accuracy(
-        backend, recordings: dict[str, real_speech.Recording],  # type: ignore[no-untyped-def]
+        silero_backend: Any, recordings: dict[str, real_speech.Recording],
         name: str, condition: str) -> None:
     from bench.vad_dialin import ingest_detector, through_opus, to_narrowband
 
     recording = recordings[name]
     audio = real_speech.noisy(recording)[condition]
-    frames = through_opus(to_narrowband(audio), 32_000)
+    frames = through_opus(to_narrowband(audio), NARROWBAND_MAX_RATE, 32_000)
     f1 = {}
     for declared in (True, False):
-        decided = after_section2(ingest_detector(backend, declared)(frames))
+        decided = after_section2(ingest_detector(silero_backend, declared)(frames))
         n = min(len(decided), len(recording.labels))
         f1[declared] = scores(decided[:n], recording.labels[:n])["f1"]
     print(f"{name} {condition}: declared {f1[True]:.3f}, not declared {f1[False]:.3f}")
@@ -85,7 +74,7 @@ def cli_frames(out: str, count: int) -> np.ndarray:
 
 
 def test_rapport_vad_reads_a_participant_named_by_telephone_as_narrowband(
-        backend, recordings: dict[str, real_speech.Recording],  # type: ignore[no-untyped-def]
+        silero_backend: Any, recordings: dict[str, real_speech.Recording],
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A call's recording of a dial-in participant (48 kHz, after Opus: the codec's fill above
     4 kHz makes the file's own check read it as wideband). Named by ``--telephone`` it runs the
@@ -96,7 +85,8 @@ def test_rapport_vad_reads_a_participant_named_by_telephone_as_narrowband(
     from services.cli import main
 
     recording = recordings["mfa_cold_corpus"]
-    frames = through_opus(to_narrowband(real_speech.noisy(recording)["white5"]), 32_000)
+    frames = through_opus(to_narrowband(real_speech.noisy(recording)["white5"]),
+                          NARROWBAND_MAX_RATE, 32_000)
     stereo = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).reshape(-1, 2)
     path = tmp_path / "client.wav"
     sf.write(path, stereo, 48_000, subtype="PCM_16")
