@@ -71,7 +71,7 @@ from bench.vad_narrowband import (  # noqa: E402
     to_narrowband,
     webrtc_detector,
 )
-from services.ingest.audio import AudioVadFramer  # noqa: E402
+from services.ingest.audio import CONCEAL_S, AudioVadFramer, gap_fill  # noqa: E402
 from services.ingest.vad_backend import NARROWBAND_MAX_RATE, VadBackend  # noqa: E402
 
 SR = real_speech.SR
@@ -79,10 +79,13 @@ CALL_RATE = 48_000  # Opus in WebRTC
 OPUS_FRAME = CALL_RATE // 50  # 20 ms
 
 
-def through_opus(audio: np.ndarray, rate: int, bitrate: int) -> list[av.AudioFrame]:
+def through_opus(audio: np.ndarray, rate: int, bitrate: int, loss: float = 0.0,
+                 seed: int = 0) -> list[av.AudioFrame]:
     """Audio at ``rate`` as the ingest receives it from a call: up to 48 kHz (for the line's
     8 kHz audio, the gateway), Opus-encoded in 20 ms frames at ``bitrate`` (``voip``) and
-    decoded by aiortc's decoder (s16, stereo, pts in samples)."""
+    decoded by aiortc's decoder (s16, stereo, pts in samples). ``loss``: the share of packets
+    lost on the way, each independently (seeded by ``seed``; never the first): their frames
+    are missing, as aiortc, which conceals nothing, leaves them."""
     up = soxr.resample(audio, rate, CALL_RATE, quality="HQ")
     pcm = np.clip(np.round(up * 32767), -32768, 32767).astype(np.int16)
     pcm = np.concatenate([pcm, np.zeros(-len(pcm) % OPUS_FRAME, dtype=np.int16)])
@@ -104,7 +107,10 @@ def through_opus(audio: np.ndarray, rate: int, bitrate: int) -> list[av.AudioFra
     packets += encoder.encode(None)
     decoder = OpusDecoder()
     frames: list[av.AudioFrame] = []
+    lost = np.random.default_rng(seed).random(len(packets)) < loss
     for k, packet in enumerate(packets):
+        if lost[k] and k:
+            continue
         # RTP timestamps as a sender stamps them: one 20 ms frame per packet from 0 (libopus'
         # own pts start negative, by its pre-skip).
         jitter = JitterFrame(data=bytes(packet), timestamp=k * OPUS_FRAME)
@@ -112,11 +118,13 @@ def through_opus(audio: np.ndarray, rate: int, bitrate: int) -> list[av.AudioFra
     return frames
 
 
-def ingest_detector(backend: VadBackend, declared: bool) -> Callable[[list[av.AudioFrame]], str]:
-    """The ingest's audio mode on decoded frames (services/ingest/peer.py ``_read_audio``)."""
+def ingest_detector(backend: VadBackend, declared: bool,
+                    conceal_s: float = CONCEAL_S) -> Callable[[list[av.AudioFrame]], str]:
+    """The ingest's audio mode on decoded frames (services/ingest/peer.py ``_read_audio``);
+    ``conceal_s`` 0: every gap as zeros, as before lost packets were concealed."""
 
     def detect(frames: list[av.AudioFrame]) -> str:
-        framer = AudioVadFramer(0, vad=backend.create(narrowband=declared))
+        framer = AudioVadFramer(0, vad=backend.create(narrowband=declared), conceal_s=conceal_s)
         batches = []
         for frame in frames:
             pcm = frame.to_ndarray().reshape(-1)
@@ -129,10 +137,25 @@ def ingest_detector(backend: VadBackend, declared: bool) -> Callable[[list[av.Au
 
 
 def decoded(frames: list[av.AudioFrame], rate: int) -> np.ndarray:
-    """The decoded frames as mono float audio at ``rate`` (soxr): what a rival is given."""
-    stereo = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
-    mono = stereo.reshape(-1, len(frames[0].layout.channels)).mean(axis=1) / 32768.0
-    return np.asarray(soxr.resample(mono, CALL_RATE, rate, quality="HQ"), dtype=np.float32)
+    """The decoded frames as mono float audio at ``rate`` (soxr): what a rival is given. Each
+    frame is placed by its pts and a gap filled as the ingest fills it for its VAD
+    (services/ingest/audio.py ``gap_fill``), so a rival hears what the ingest's VAD hears."""
+    limit = round(CONCEAL_S * CALL_RATE)
+    parts: list[np.ndarray] = []
+    placed = frames[0].pts
+    recent = np.zeros(0, dtype=np.float32)
+    for frame in frames:
+        stereo = frame.to_ndarray().reshape(-1).astype(np.float32)
+        mono = stereo.reshape(-1, len(frame.layout.channels)).mean(axis=1) / 32768.0
+        if frame.pts > placed:
+            fill, _ = gap_fill(recent, frame.pts - placed, limit)
+            parts.append(fill)
+            recent = np.concatenate((recent, fill))[-limit:]
+        parts.append(mono)
+        recent = np.concatenate((recent, mono))[-limit:]
+        placed = frame.pts + len(mono)
+    return np.asarray(soxr.resample(np.concatenate(parts), CALL_RATE, rate, quality="HQ"),
+                      dtype=np.float32)
 
 
 Scored = dict[tuple[str, str], float]  # (detector, condition) -> frame F1 after §2

@@ -23,9 +23,14 @@ bar), and at the end, per bit rate and set, the conditions under it and the shor
 Nothing here was fitted or ranked on; the browser's own processing (noise suppression, gain)
 is off on the ingest's join page (services/ingest/join.py) and left out here too.
 
-Usage: ``.venv/bin/python bench/vad_opus.py [--sets tuning,...] [--bitrates 32000,16000]``
-(about four minutes per bit rate on one core with TEN VAD's test set; its halves are skipped
-with a note when absent).
+``--loss P`` loses that share of packets, each independently (seeded per clip). aiortc conceals
+nothing: the ingest fills each gap (services/ingest/audio.py ``gap_fill``: up to 60 ms by the
+audio before it, repeated; longer, zeros), and the rivals are given the same filled audio. A
+column ``gaps as zeros`` adds the ingest as it was before it concealed anything.
+
+Usage: ``.venv/bin/python bench/vad_opus.py [--sets tuning,...] [--bitrates 32000,16000]
+[--loss 0.05]`` (about four minutes per bit rate on one core with TEN VAD's test set; its
+halves are skipped with a note when absent).
 """
 
 from __future__ import annotations
@@ -63,21 +68,25 @@ TITLES = {**NARROWBAND_TITLES, "held-out": "held-out counting recordings"}
 Frames = list[av.AudioFrame]
 
 
-def table(title: str, recordings: list[real_speech.Recording], bitrate: int,
-          ingest: Callable[[Frames], str], pcm: dict[str, bench_vad.Detector]) -> tuple[int, float]:
+def table(title: str, recordings: list[real_speech.Recording], bitrate: int, loss: float,
+          ingest: dict[str, Callable[[Frames], str]],
+          pcm: dict[str, bench_vad.Detector]) -> tuple[int, float]:
     """Print one set's table and verdicts; return the conditions ``ingest`` is under the best
     rival and its shortfall there in all."""
 
     def detect_all(audio: np.ndarray) -> dict[str, str]:
-        frames = through_opus(audio, SR, bitrate)
+        # Which packets are lost depends on the clip alone, the same for every detector.
+        frames = through_opus(audio, SR, bitrate, loss, seed=len(audio))
         after_codec = decoded(frames, SR)
-        return {"ingest": ingest(frames), "16 kHz file": pcm["default"](audio),
+        return {**{name: detect(frames) for name, detect in ingest.items()},
+                "16 kHz file": pcm["default"](audio),
                 **{name: detect(after_codec) for name, detect in pcm.items()
                    if name != "default"}}
 
     order, f1 = pooled(recordings, detect_all)
+    lost = f", {loss:.0%} of packets lost" if loss else ""
     return verdict_table(f"{title} ({len(recordings)} pooled), through Opus at "
-                         f"{bitrate // 1000} kbps", order, f1, "ingest", "16 kHz file")
+                         f"{bitrate // 1000} kbps{lost}", order, f1, "ingest", "16 kHz file")
 
 
 def main() -> None:
@@ -87,7 +96,13 @@ def main() -> None:
     parser.add_argument("--bitrates", default="32000",
                         help="comma-separated Opus bit rates, bits/s (default: %(default)s; "
                              "browsers send speech at about 32 kbps, less when congested)")
+    parser.add_argument("--loss", type=float, default=0.0,
+                        help="the share of packets lost, each independently (default: "
+                             "%(default)s); adds the ingest with every gap as zeros, as it "
+                             "was before it concealed lost packets")
     args = parser.parse_args()
+    if not 0 <= args.loss < 1:
+        parser.error("--loss: a share of packets, 0 to under 1")
     names = args.sets.split(",")
     for name in names:
         if name not in SETS:
@@ -100,7 +115,10 @@ def main() -> None:
         parser.error("--bitrates: Opus takes 6000 to 510000 bits/s")
     print(f"# bench/vad_opus.py, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    ingest = ingest_detector(VadBackend("silero"), False)
+    backend = VadBackend("silero")
+    ingest = {"ingest": ingest_detector(backend, False)}
+    if args.loss:
+        ingest["gaps as zeros"] = ingest_detector(backend, False, conceal_s=0.0)
     found, missing = bench_vad.detectors()
     for note in missing:
         print(f"(not run: {note})")
@@ -113,8 +131,8 @@ def main() -> None:
             if not recordings:
                 print(f"\n## {TITLES[name]}: absent (bench/real_speech.py says where to put it)")
                 continue
-            summary.append((bitrate, name, *table(TITLES[name], recordings, bitrate, ingest,
-                                                  pcm)))
+            summary.append((bitrate, name, *table(TITLES[name], recordings, bitrate,
+                                                  args.loss, ingest, pcm)))
     print("\n## ingest: conditions under the best rival, of 10 (shortfall)")
     for bitrate, name, under, shortfall in summary:
         print(f"  {bitrate // 1000:>3} kbps  {name:<16} {under} ({shortfall:.3f})")
