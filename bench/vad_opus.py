@@ -29,8 +29,8 @@ audio before it, repeated; longer, zeros), and the rivals are given the same fil
 column ``gaps as zeros`` adds the ingest as it was before it concealed anything.
 
 Usage: ``.venv/bin/python bench/vad_opus.py [--sets tuning,...] [--bitrates 32000,16000]
-[--loss 0.05]`` (about four minutes per bit rate on one core with TEN VAD's test set; its
-halves are skipped with a note when absent).
+[--loss 0.05]`` (about eight minutes per bit rate on one core with TEN VAD's test set, on the
+AMD EPYC VM of docs/vad.md; its halves are skipped with a note when absent).
 """
 
 from __future__ import annotations
