@@ -104,6 +104,8 @@ class AudioVadFramer:
                 fill, concealed = gap_fill(self._recent, gap, self._conceal)
                 self.gap_samples += gap
                 self.concealed_samples += gap if concealed else 0
+                metrics.AUDIO_GAPS.labels("concealed" if concealed else "silence").inc(
+                    gap / self._rate)
                 self._heard(resampler, fill)
             elif gap < 0:
                 mono = mono[min(-gap, len(mono)):]  # overlap with what was already placed

@@ -28,6 +28,11 @@ LATE_LEVEL_FRAMES = Counter(
     "rapport_webrtc_late_level_frames_total",
     "Level frames dropped because their RTP packet arrived after their batch was published "
     "(levels mode; raise --jitter-hold-ms if this grows).")
+AUDIO_GAPS = Counter(
+    "rapport_webrtc_audio_gap_seconds_total",
+    "Seconds of a participant's audio missing from the decoded frames (audio mode), by how "
+    "the ingest filled them for the VAD: concealed (lost packets, up to 60 ms: the audio "
+    "before repeated) or silence (longer: DTX, an outage).", ["fill"])
 VAD_REAL_TIME_FACTOR = Histogram(
     "rapport_vad_real_time_factor",
     "CPU seconds the VAD spent per second of audio, per analysed chunk (audio mode).",

@@ -10,7 +10,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 import soundfile as sf
+from prometheus_client import REGISTRY
 
 from models.events import Activity, parse_event
 from services.ingest.audio import CONCEAL_S, AudioVadFramer, gap_fill
@@ -292,7 +294,12 @@ def test_lost_packets_leave_the_vad_deciding_as_if_none_were_lost() -> None:
         return np.frombuffer(data, dtype=np.uint8) == ord("1"), framer.concealed_samples
 
     whole, _ = voiced(CONCEAL_S, set())
+    before = REGISTRY.get_sample_value("rapport_webrtc_audio_gap_seconds_total",
+                                       {"fill": "concealed"}) or 0.0
     concealed, samples = voiced(CONCEAL_S, lost)
+    after = REGISTRY.get_sample_value("rapport_webrtc_audio_gap_seconds_total",
+                                      {"fill": "concealed"})
+    assert after == pytest.approx(before + len(lost) * 0.02)  # ops see the loss concealed
     zeros, none = voiced(0.0, lost)
     assert len(lost) == 72 and samples == len(lost) * frame and none == 0
     assert len(whole) == len(concealed) == len(zeros) == count  # none lost from the grid
