@@ -29,9 +29,9 @@ fake microphone reads a file), deleted at the end; they are the public recording
 bench/real_speech.py, never a participant's.
 
 Usage: ``.venv/bin/python bench/vad_browser.py [--sets tuning,...] [--conditions clean,...]
-[--processing off,on] [--parallel 4]``. The defaults play about 110 minutes of audio, about
-30 minutes with 4 browsers at once on the AMD EPYC VM of docs/vad.md (2 cores), then score
-for about 10. Needs Chromium (``apt-get install chromium``).
+[--processing off,on] [--parallel 6]``. The defaults play 108 minutes of audio in 56 streams:
+about 23 minutes on the AMD EPYC VM of docs/vad.md (2 cores), 19 of them playing six browsers
+at once (no packet lost), then scoring. Needs Chromium (``apt-get install chromium``).
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ def main() -> None:
     parser.add_argument("--processing", default="off,on",
                         help="the browser's audio processing, comma-separated off/on "
                              "(default: %(default)s)")
-    parser.add_argument("--parallel", type=int, default=4,
+    parser.add_argument("--parallel", type=int, default=6,
                         help="browsers playing at once (default: %(default)s)")
     args = parser.parse_args()
     names = args.sets.split(",")

@@ -3,7 +3,8 @@
 ``/join?session=S&participant=P&role=therapist|client|other&clinic=C&mode=levels|audio
 &token=T`` (``clinic`` and ``mode`` optional; ``processing=on`` keeps the browser's echo
 cancellation, noise suppression and gain control, off by default so levels and the VAD see
-the microphone as it is). A platform embeds it in an iframe (``allow="microphone"``) or opens
+the microphone as it is; docs/vad.md, "Through a real browser", measures what it costs the
+VAD). A platform embeds it in an iframe (``allow="microphone"``) or opens
 it in a small window. The script, inline and without any CDN:
 
 1. adds a ``sendrecv`` audio transceiver and creates the offer *before* opening the microphone
